@@ -1,0 +1,45 @@
+# Every target installs what it needs first: `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help uv install browsers run test lint typecheck format migrate bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+uv: ## install uv when it is missing
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || curl -LsSf https://astral.sh/uv/install.sh | sh
+
+install: uv ## create .venv with every package of the workspace
+	@$(UV) sync --frozen --all-packages
+
+browsers: ## Debian's chromium for the page tests (needs root or sudo)
+	@scripts/install-chromium.sh
+
+run: install ## start Postgres, Redis, MQTT (embedded unless MIRANTE_*_URL are set), migrate, run all five services
+	@$(UV) run --frozen mirante up
+
+test: install ## run the whole test suite against real servers
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install ## ruff: lint and formatting
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+
+format: install ## apply ruff's formatting and safe fixes
+	@$(UV) run --frozen ruff check --fix .
+	@$(UV) run --frozen ruff format .
+
+typecheck: install ## mypy --strict over the library, services and scripts/bench
+	@$(UV) run --frozen mypy libs/mirante/src $(wildcard services/*/src) scripts/bench
+
+migrate: install ## apply every Alembic history
+	@$(UV) run --frozen mirante migrate
+
+bench: install ## run the benchmarks and print their figures
+	@$(UV) run --frozen python scripts/bench/run.py
+
+clean: ## remove the embedded servers' data and caches
+	rm -rf .mirante .mypy_cache .ruff_cache

@@ -1,0 +1,6 @@
+"""Alembic environment of the `rtls_cambus` history (schema `rtls_cambus`)."""
+
+from mirante.migrations import run_migrations
+from rtls_cambus.db import Base
+
+run_migrations(Base.metadata, schema="rtls_cambus")

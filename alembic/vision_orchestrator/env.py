@@ -1,0 +1,6 @@
+"""Alembic environment of the `vision_orchestrator` history (schema `vision_orchestrator`)."""
+
+from mirante.migrations import run_migrations
+from vision_orchestrator.db import Base
+
+run_migrations(Base.metadata, schema="vision_orchestrator")

@@ -1,0 +1,1 @@
+"""Mirante: the library shared by every service of the suite."""

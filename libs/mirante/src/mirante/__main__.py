@@ -1,0 +1,5 @@
+import sys
+
+from mirante.cli import main
+
+sys.exit(main())

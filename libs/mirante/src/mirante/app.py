@@ -1,0 +1,177 @@
+"""Build a service's FastAPI app: the same operations surface, middleware and lifespan for all five.
+
+A service passes its spec, settings, routers and background workers; everything else (engine, Redis, rate
+limiter, token codec, outbox relay, identity router, health/ready/metrics, errors, request ids) is here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from mirante.auth.router import router as identity_router
+from mirante.auth.tokens import TokenCodec
+from mirante.bus.relay import OutboxRelay
+from mirante.db import create_engine, create_sessionmaker
+from mirante.devstack import resolve_urls
+from mirante.service import ServiceSpec
+from mirante.settings import InfraSettings, ServiceSettings, SettingsError
+from mirante.web import health
+from mirante.web.body_limit import BodyLimitMiddleware
+from mirante.web.errors import install_error_handlers
+from mirante.web.metrics import HttpMetrics, MetricsMiddleware, metrics_endpoint
+from mirante.web.ratelimit import RateLimiter
+from mirante.web.request_id import RequestIdMiddleware
+
+logger = logging.getLogger(__name__)
+
+Worker = Callable[[FastAPI], Awaitable[None]]
+"""A long-running coroutine started with the app and cancelled when it stops."""
+
+WORKER_RESTART_DELAY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class RuntimeUrls:
+    database_url: str
+    redis_url: str
+    mqtt_url: str | None
+
+
+def runtime_urls(infra: InfraSettings) -> RuntimeUrls:
+    """URLs from the environment, else from a running `mirante up` stack; a clear error when neither exists."""
+    stack = resolve_urls(infra.core.data_dir)
+    database_url = infra.database.url or stack.database_url
+    redis_url = infra.redis.url or stack.redis_url
+    mqtt_url = infra.mqtt.url or stack.mqtt_url
+    missing = [
+        name
+        for name, url in (("MIRANTE_DATABASE_URL", database_url), ("MIRANTE_REDIS_URL", redis_url))
+        if not url
+    ]
+    if missing or database_url is None or redis_url is None:
+        raise SettingsError(
+            f"{', '.join(missing)} not set and no `mirante up` stack is running: set them or run `mirante up`"
+        )
+    return RuntimeUrls(database_url=database_url, redis_url=redis_url, mqtt_url=mqtt_url)
+
+
+async def _supervise(name: str, worker: Worker, app: FastAPI) -> None:
+    """Keep a worker alive: a crash is logged and the worker restarted with growing delays."""
+    failures = 0
+    while True:
+        try:
+            await worker(app)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            delay = WORKER_RESTART_DELAY_SECONDS[min(failures, len(WORKER_RESTART_DELAY_SECONDS) - 1)]
+            failures += 1
+            logger.exception("worker %s crashed; restarting in %.0f s", name, delay)
+            await asyncio.sleep(delay)
+
+
+async def _outbox_relay(app: FastAPI) -> None:
+    relay = OutboxRelay(
+        app.state.sessionmaker,
+        schema=app.state.spec.schema,
+        redis=app.state.redis,
+        stream=app.state.spec.stream,
+    )
+    await relay.run()
+
+
+def build_service_app(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    workers: Mapping[str, Worker] | None = None,
+    body_limits: Mapping[str, int] | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """The app for `spec`; `workers` run for the app's lifetime, `body_limits` raise caps per path prefix."""
+    infra = settings.infra
+    all_workers: dict[str, Worker] = dict(workers or {})
+    if spec.publishes_events:
+        all_workers["outbox-relay"] = _outbox_relay
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        infra.check_production()
+        urls = runtime_urls(infra)
+        engine = create_engine(urls.database_url, infra.database)
+        redis = Redis.from_url(urls.redis_url, socket_timeout=30, health_check_interval=30)
+        app.state.urls = urls
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        app.state.rate_limiter = RateLimiter(urls.redis_url)
+        app.state.readiness_checks = {
+            "database": health.database_check(engine),
+            "redis": health.redis_check(redis),
+        }
+        if spec.uses_mqtt:
+            if urls.mqtt_url is None:
+                raise SettingsError("MIRANTE_MQTT_URL not set and no `mirante up` stack is running")
+            app.state.readiness_checks["mqtt"] = health.tcp_check(urls.mqtt_url, 1883)
+        tasks = [
+            asyncio.create_task(_supervise(name, worker, app), name=f"{spec.name}:{name}")
+            for name, worker in all_workers.items()
+        ]
+        logger.info("%s started", spec.name)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis.aclose()
+            await engine.dispose()
+            logger.info("%s stopped", spec.name)
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=version,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+    )
+    app.state.spec = spec
+    app.state.service_name = spec.name
+    app.state.settings = settings
+    app.state.core_settings = infra.core
+    app.state.token_codec = TokenCodec.from_settings(infra.jwt)
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.include_router(identity_router)
+    for router in routers:
+        app.include_router(router)
+
+    # Added innermost first: request ids wrap everything so even rejected bodies carry one.
+    app.add_middleware(BodyLimitMiddleware, default_limit=infra.core.max_body_bytes, limits=body_limits)
+    if infra.core.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=infra.core.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, spec.name))
+    app.add_middleware(RequestIdMiddleware)
+    return app

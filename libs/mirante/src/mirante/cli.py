@@ -1,0 +1,197 @@
+"""The `mirante` command: run the suite, migrate, manage users and API keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mirante.db import create_engine, create_sessionmaker
+from mirante.devstack import StackError, ensure_stack
+from mirante.migrations import MigrationError, upgrade_all
+from mirante.service import ServiceSpec, UnknownServiceError, get_service
+from mirante.settings import CoreSettings, SettingsError
+from mirante.web.logs import configure_logging
+
+logger = logging.getLogger("mirante")
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A failure the user can act on; printed without a traceback."""
+
+
+def _with_database(work: Callable[[str], T]) -> T:
+    """Run `work(database_url)` with a database: the configured one, a running stack's, or an embedded one."""
+    with ensure_stack(CoreSettings().data_dir) as urls:
+        return work(urls.database_url)
+
+
+async def _in_session(database_url: str, work: Callable[[AsyncSession], Any]) -> Any:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            result = work(session)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    histories = _with_database(lambda url: asyncio.run(upgrade_all(url)))
+    print(f"migrated: {', '.join(histories)}")
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from mirante.auth.commands import create_user
+
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            raise CommandError("passwords do not match")
+
+    def work(session: AsyncSession) -> Any:
+        return create_user(
+            session,
+            username=args.username,
+            password=password,
+            role=args.role,
+            staff=args.staff,
+            tenant=args.tenant,
+        )
+
+    user = _with_database(lambda url: asyncio.run(_in_session(url, work)))
+    print(f"created user {user.username} (role {user.role}{', staff' if user.is_staff else ''})")
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from mirante.auth.commands import create_api_key
+
+    expires_at = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+
+    def work(session: AsyncSession) -> Any:
+        return create_api_key(
+            session, name=args.name, scopes=args.scope, role=args.role, expires_at=expires_at
+        )
+
+    _key, plaintext = _with_database(lambda url: asyncio.run(_in_session(url, work)))
+    print(plaintext)
+    print("(store it now: it is shown only once)", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mirante.supervisor import serve
+
+    spec = get_service(args.service)
+    serve(spec, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from mirante.supervisor import run_suite
+
+    return run_suite(args.services, migrate=not args.no_migrate)
+
+
+def cmd_devstack(args: argparse.Namespace) -> int:
+    from mirante.supervisor import run_infra_only
+
+    return run_infra_only()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mirante", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser(
+        "up", help="start the infrastructure, migrate, and run every (or the named) service"
+    )
+    up.add_argument("services", nargs="*", help="service names (default: all installed)")
+    up.add_argument("--no-migrate", action="store_true", help="skip migrations")
+    up.set_defaults(handler=cmd_up)
+
+    serve = commands.add_parser("serve", help="run one service in the foreground")
+    _add_serve_arguments(serve)
+    serve.add_argument("service", help="service name, e.g. cvat-sync")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply every Alembic history (identity, then each service)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    devstack = commands.add_parser(
+        "devstack", help="start only Postgres, Redis and MQTT and print their URLs"
+    )
+    devstack.set_defaults(handler=cmd_devstack)
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create_user = user.add_parser("create", help="create a user")
+    create_user.add_argument("username")
+    create_user.add_argument("--password", help="asked for when omitted")
+    create_user.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    create_user.add_argument("--staff", action="store_true", help="operator staff: sees every tenant")
+    create_user.add_argument("--tenant", help="tenant slug the user belongs to")
+    create_user.set_defaults(handler=cmd_user_create)
+
+    apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="apikey_command", required=True
+    )
+    create_key = apikey.add_parser("create", help="create an API key and print it once")
+    create_key.add_argument("--name", required=True)
+    create_key.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
+    create_key.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    create_key.add_argument("--expires-days", type=int, help="expire after this many days")
+    create_key.set_defaults(handler=cmd_apikey_create)
+    return parser
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (default: <PREFIX>HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: <PREFIX>PORT or the service's own)")
+    parser.add_argument("--workers", type=int, help="uvicorn worker processes")
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    core = CoreSettings()
+    configure_logging(core.log_level, core.json_logs)
+    try:
+        return handler(args)
+    except (CommandError, SettingsError, StackError, MigrationError, UnknownServiceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _run(args.handler, args)
+
+
+def run_service_cli(
+    spec: ServiceSpec,
+    argv: Sequence[str] | None = None,
+    extend: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] | None = None,
+) -> int:
+    """The command of one service (`cvat-sync serve`, plus whatever the service adds through `extend`)."""
+    parser = argparse.ArgumentParser(prog=spec.name, description=spec.description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service in the foreground")
+    _add_serve_arguments(serve)
+    serve.set_defaults(handler=cmd_serve, service=spec.name)
+    if extend is not None:
+        extend(commands)
+    args = parser.parse_args(argv)
+    return _run(args.handler, args)

@@ -1,0 +1,83 @@
+"""Async database access: engine, sessions, the request-scoped session dependency, and naming rules.
+
+The transaction belongs to the boundary (a request or a consumer step): services and repositories call
+`flush()`, never `commit()`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from mirante.settings import DatabaseSettings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def checked_identifier(name: str) -> str:
+    """Return `name` if it is a safe lower-case SQL identifier (schemas cannot be bind parameters)."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a valid SQL identifier: {name!r}")
+    return name
+
+
+def schema_metadata(schema: str) -> MetaData:
+    """MetaData bound to one schema with the suite's constraint naming convention."""
+    return MetaData(schema=checked_identifier(schema), naming_convention=NAMING_CONVENTION)
+
+
+def async_url(url: str) -> URL:
+    """Turn any `postgresql://` URL into the asyncpg dialect SQLAlchemy expects."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; use postgresql://")
+    return parsed
+
+
+def plain_url(url: str | URL) -> str:
+    """The libpq form of a URL (for asyncpg.connect and external tools)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, settings: DatabaseSettings | None = None) -> AsyncEngine:
+    """An async engine with pre-ping and recycling, so a restarted server does not break the pool."""
+    options = settings or DatabaseSettings()
+    return create_async_engine(
+        async_url(url),
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        pool_recycle=options.pool_recycle_seconds,
+        pool_pre_ping=True,
+        echo=options.echo,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Request-scoped session; commits when the endpoint returns, rolls back when it raises."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session, session.begin():
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,190 @@
+"""Running services: one in the foreground (`mirante serve`), or the whole suite (`mirante up`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+import httpx
+import uvicorn
+
+from mirante.devstack import EmbeddedStack, StackUrls
+from mirante.migrations import upgrade_all
+from mirante.service import ServiceSpec, discover_services, get_service
+from mirante.settings import CoreSettings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+def serve(
+    spec: ServiceSpec, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Run `spec` under uvicorn until interrupted; arguments override the service's settings."""
+    settings = spec.settings_factory()
+    uvicorn.run(
+        spec.factory_path,
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _child_env(urls: StackUrls) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MIRANTE_DATABASE_URL"] = urls.database_url
+    env["MIRANTE_REDIS_URL"] = urls.redis_url
+    env["MIRANTE_MQTT_URL"] = urls.mqtt_url
+    return env
+
+
+def _start(spec: ServiceSpec, env: dict[str, str]) -> RunningService:
+    settings = spec.settings_factory()
+    if not _port_free(settings.host, settings.port):
+        raise SettingsError(
+            f"port {settings.port} for {spec.name} is in use; set {spec.env_prefix}PORT to another port"
+        )
+    process = subprocess.Popen([sys.executable, "-m", "mirante", "serve", spec.name], env=env)  # noqa: S603
+    return RunningService(spec=spec, url=f"http://{settings.host}:{settings.port}", process=process)
+
+
+def _wait_ready(services: list[RunningService]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    pending = list(services)
+    with httpx.Client(timeout=2.0) as client:
+        while pending and time.monotonic() < deadline:
+            for service in list(pending):
+                if service.process.poll() is not None:
+                    raise SettingsError(f"{service.spec.name} exited with code {service.process.returncode}")
+                try:
+                    if client.get(f"{service.url}/ready").status_code == 200:
+                        pending.remove(service)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+    if pending:
+        raise SettingsError(
+            f"not ready after {READY_TIMEOUT_SECONDS:.0f} s: {', '.join(s.spec.name for s in pending)}"
+        )
+
+
+def _stop(services: list[RunningService]) -> None:
+    for service in services:
+        if service.process.poll() is None:
+            service.process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for service in services:
+        try:
+            service.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+
+
+class _StopRequestedError(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequestedError
+
+
+def _print_urls(urls: StackUrls, services: list[RunningService]) -> None:
+    lines = ["", "Mirante is up:"]
+    lines += [f"  {s.spec.name:<20} {s.url}   (docs {s.url}/docs)" for s in services]
+    lines += [
+        "Infrastructure:",
+        f"  postgres             {urls.database_url}",
+        f"  redis                {urls.redis_url}",
+        f"  mqtt                 {urls.mqtt_url}",
+        "Create an admin in another terminal: mirante user create admin --role admin",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run_suite(names: list[str], migrate: bool = True) -> int:
+    """`mirante up`: infrastructure, migrations, services; stops them all on Ctrl-C or SIGTERM."""
+    specs = [get_service(name) for name in names] if names else discover_services()
+    if not specs:
+        raise SettingsError("no services installed")
+    core = CoreSettings()
+    stack = EmbeddedStack(core.data_dir, publish_state=True)
+    services: list[RunningService] = []
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        urls = stack.start()
+        if migrate:
+            histories = asyncio.run(upgrade_all(urls.database_url))
+            logger.info("migrated %s", ", ".join(histories))
+        env = _child_env(urls)
+        services.extend(_start(spec, env) for spec in specs)
+        _wait_ready(services)
+        _print_urls(urls, services)
+        while True:
+            for service in services:
+                if service.process.poll() is not None:
+                    logger.error(
+                        "%s exited with code %s; stopping the suite",
+                        service.spec.name,
+                        service.process.returncode,
+                    )
+                    return 1
+            time.sleep(0.5)
+    except (_StopRequestedError, KeyboardInterrupt):
+        logger.info("stopping")
+        return 0
+    finally:
+        _stop(services)
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_infra_only() -> int:
+    """`mirante devstack`: only Postgres, Redis and MQTT, until Ctrl-C."""
+    stack = EmbeddedStack(CoreSettings().data_dir, publish_state=True)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        urls = stack.start()
+        print(f"MIRANTE_DATABASE_URL={urls.database_url}")
+        print(f"MIRANTE_REDIS_URL={urls.redis_url}")
+        print(f"MIRANTE_MQTT_URL={urls.mqtt_url}", flush=True)
+        while True:
+            time.sleep(1)
+    except (_StopRequestedError, KeyboardInterrupt):
+        return 0
+    finally:
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,125 @@
+"""The `mirante` pytest plugin.
+
+Tests run against real servers: those named by `MIRANTE_DATABASE_URL`, `MIRANTE_REDIS_URL` and
+`MIRANTE_MQTT_URL` when set, otherwise embedded ones started for the run. Every run gets a fresh database
+with every installed Alembic history applied; `db_session` rolls back after each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from mirante.db import create_engine, get_session
+from mirante.devstack import EmbeddedStack, StackUrls
+from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
+from mirante.testing.database import create_test_database, drop_test_database
+
+ClientFactory = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture(scope="session")
+def mirante_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls]:
+    """The servers of this run: from the environment, else an embedded stack kept for the whole run."""
+    env = {
+        "database_url": os.environ.get("MIRANTE_DATABASE_URL"),
+        "redis_url": os.environ.get("MIRANTE_REDIS_URL"),
+        "mqtt_url": os.environ.get("MIRANTE_MQTT_URL"),
+    }
+    if all(env.values()):
+        yield StackUrls(**{key: str(value) for key, value in env.items()})
+        return
+    data_dir = Path(os.environ.get("MIRANTE_TEST_DATA_DIR", str(tmp_path_factory.mktemp("mirante-stack"))))
+    stack = EmbeddedStack(data_dir)
+    urls = stack.start()
+    try:
+        yield urls
+    finally:
+        stack.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(mirante_urls: StackUrls) -> AsyncIterator[str]:
+    """URL of a database created for this run and migrated to head; dropped afterwards."""
+    url = await create_test_database(mirante_urls.database_url)
+    try:
+        yield url
+    finally:
+        await drop_test_database(mirante_urls.database_url, url)
+
+
+@pytest.fixture(scope="session")
+def infra_settings(mirante_urls: StackUrls, database_url: str) -> InfraSettings:
+    """Infrastructure settings pointing at this run's servers and database."""
+    return InfraSettings(
+        database=DatabaseSettings(url=database_url, pool_size=5, max_overflow=5),
+        redis=RedisSettings(url=mirante_urls.redis_url),
+        mqtt=MqttSettings(url=mirante_urls.mqtt_url),
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, DatabaseSettings(pool_size=5, max_overflow=5))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test (commits become savepoints)."""
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def redis_client(mirante_urls: StackUrls) -> AsyncIterator[Redis]:
+    client = Redis.from_url(mirante_urls.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_client(db_session: AsyncSession) -> AsyncIterator[ClientFactory]:
+    """`await make_client(app)`: an HTTP client on the app with its lifespan running.
+
+    Requests share the test's `db_session`, each inside a savepoint, so what they write is visible to the
+    test and rolled back after it.
+    """
+    async with AsyncExitStack() as stack:
+
+        async def factory(app: FastAPI) -> httpx.AsyncClient:
+            async def test_session() -> AsyncIterator[AsyncSession]:
+                async with db_session.begin_nested():
+                    yield db_session
+
+            app.dependency_overrides[get_session] = test_session
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://testserver")
+            )
+
+        yield factory

@@ -1,0 +1,141 @@
+"""One JSON error shape for every service: `{"error": {"code", "message", "details"}, "request_id"}`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mirante.web.request_id import current_request_id
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error meant for the client: raised by services, rendered by the handler below."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code or type(self).status_code
+        self.code = code or type(self).code
+        self.details = details
+        self.headers = headers
+
+
+class BadRequestError(ApiError):
+    status_code, code = 400, "bad_request"
+
+
+class UnauthorizedError(ApiError):
+    status_code, code = 401, "unauthorized"
+
+    def __init__(self, message: str = "authentication required", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kwargs)
+
+
+class ForbiddenError(ApiError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFoundError(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class ConflictError(ApiError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class ValidationFailedError(ApiError):
+    status_code, code = 422, "validation_error"
+
+
+class RateLimitedError(ApiError):
+    status_code, code = 429, "rate_limited"
+
+
+def error_body(status_code: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error, "request_id": current_request_id()}
+
+
+def error_response(
+    status_code: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status_code, code, message, details), status_code=status_code, headers=headers
+    )
+
+
+def _describe_validation(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    described = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        described.append({"field": ".".join(location), "message": error.get("msg", "invalid value")})
+    return described
+
+
+def _code_for(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    details = None if isinstance(exc.detail, str) else exc.detail
+    return error_response(exc.status_code, _code_for(exc.status_code), message, details, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _describe_validation(exc.errors())
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in details[:5])
+    return error_response(422, "validation_error", f"invalid request: {summary}", details)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

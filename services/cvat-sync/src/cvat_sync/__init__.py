@@ -1,0 +1,1 @@
+"""cvat-sync: Mirrors CVAT jobs into Postgres: pull sync, HMAC-verified webhooks, audit log, web pages."""

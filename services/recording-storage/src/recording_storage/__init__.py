@@ -1,0 +1,1 @@
+"""recording-storage: Receives large session recordings from desktop clients, resumably."""

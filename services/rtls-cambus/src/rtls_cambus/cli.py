@@ -1,0 +1,8 @@
+"""The `rtls-cambus` command."""
+
+from mirante.cli import run_service_cli
+from rtls_cambus.main import SERVICE
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service_cli(SERVICE, argv)

@@ -1,0 +1,25 @@
+"""The vision-orchestrator app and its service description."""
+
+from fastapi import FastAPI
+
+from mirante.app import build_service_app
+from mirante.service import ServiceSpec
+from mirante.settings import ServiceSettings
+from vision_orchestrator.config import Settings
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the app; settings come from the environment unless given (tests pass their own)."""
+    return build_service_app(SERVICE, settings or Settings())
+
+
+SERVICE = ServiceSpec(
+    name="vision-orchestrator",
+    package="vision_orchestrator",
+    title="Mirante Vision Orchestrator",
+    description="Registers vision machines, queues and distributes inspections, takes heartbeats and results.",
+    default_port=8003,
+    settings_factory=Settings,
+    app_factory=create_app,
+    uses_mqtt=False,
+)
