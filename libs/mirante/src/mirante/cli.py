@@ -18,6 +18,7 @@ from mirante.devstack import StackError, ensure_stack
 from mirante.migrations import MigrationError, upgrade_all
 from mirante.service import ServiceSpec, UnknownServiceError, get_service
 from mirante.settings import CoreSettings, SettingsError
+from mirante.web.errors import ApiError
 from mirante.web.logs import configure_logging
 
 logger = logging.getLogger("mirante")
@@ -170,6 +171,9 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         return handler(args)
     except (CommandError, SettingsError, StackError, MigrationError, UnknownServiceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

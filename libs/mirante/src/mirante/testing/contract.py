@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.auth.commands import create_user
 from mirante.service import ServiceSpec
 
 
@@ -33,6 +34,16 @@ async def check_service_basics(client: httpx.AsyncClient, spec: ServiceSpec, ses
     missing = await client.get("/api/v1/no-such-thing")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+    username = f"contract-{spec.package}"
+    await create_user(session, username=username, password="contract-password-1", role="operator")
+    login = await client.post("/api/v1/auth/login", data={"username": username, "password": "contract-password-1"})
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200, me.text
+    assert me.json()["name"] == username
+    assert (await client.get("/api/v1/auth/me")).status_code == 401
 
     tables = await session.execute(
         text("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"),

@@ -8,9 +8,11 @@ with every installed Alembic history applied; `db_session` rolls back after each
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -19,12 +21,31 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from mirante.auth.commands import create_user
+from mirante.auth.passwords import PasswordHasher, ScryptParameters, set_password_hasher
+from mirante.auth.tokens import TokenCodec
 from mirante.db import create_engine, get_session
 from mirante.devstack import EmbeddedStack, StackUrls
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
 from mirante.testing.database import create_test_database, drop_test_database
 
 ClientFactory = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
+
+
+class HeadersFactory(Protocol):
+    async def __call__(
+        self, role: str = "viewer", *, staff: bool = False, tenant: str | None = None
+    ) -> dict[str, str]: ...
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Production-strength scrypt costs about half a second per hash; tests use a cheap one."""
+    previous = set_password_hasher(PasswordHasher(ScryptParameters(n=2**10, r=8, p=1)))
+    try:
+        yield
+    finally:
+        set_password_hasher(previous)
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +139,22 @@ async def make_client(db_session: AsyncSession) -> AsyncIterator[ClientFactory]:
             app.dependency_overrides[get_session] = test_session
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app)
-            return await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://testserver")
-            )
+            return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://testserver"))
 
         yield factory
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def auth_headers(db_session: AsyncSession, infra_settings: InfraSettings) -> HeadersFactory:
+    """`await auth_headers("operator", tenant="acme")`: headers of a new user with that role, in `db_session`."""
+    codec = TokenCodec.from_settings(infra_settings.jwt)
+
+    async def make(role: str = "viewer", *, staff: bool = False, tenant: str | None = None) -> dict[str, str]:
+        username = f"{role}-{uuid.uuid4().hex[:10]}"
+        user = await create_user(
+            db_session, username=username, password="test-password-1234", role=role, staff=staff, tenant=tenant
+        )
+        issued = codec.issue(user.id, username=user.username, role=user.role, staff=user.is_staff, tenant=user.tenant)
+        return {"Authorization": f"Bearer {issued.token}"}
+
+    return make

@@ -1,0 +1,206 @@
+"""Who is calling: the `Principal` and the FastAPI dependencies that authenticate and authorize requests.
+
+Credentials: `Authorization: Bearer <jwt>`, `X-API-Key: <key>` or `Authorization: Api-Key <key>`.
+
+Roles and scopes: users and API keys both carry a role (viewer < operator < admin; a key's role defaults to
+viewer), so `require_role` treats them alike. API keys also carry scopes, which `require_scope` checks (a key
+needs the scope or `*`); users have no scopes and pass scope checks, because roles govern them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mirante.auth.apikeys import InvalidApiKeyError, api_key_matches, api_key_prefix, scopes_allow
+from mirante.auth.models import ApiKey, User
+from mirante.auth.repository import ApiKeyRepository, UserRepository
+from mirante.auth.roles import Role
+from mirante.auth.tokens import InvalidTokenError, TokenCodec
+from mirante.db import Session
+from mirante.web.errors import ForbiddenError, UnauthorizedError
+
+LOGIN_PATH = "/api/v1/auth/login"
+API_KEY_HEADER = "X-API-Key"
+CHALLENGE = 'Bearer realm="mirante", Api-Key realm="mirante"'
+
+# Declared for the OpenAPI document (the "Authorize" button); the headers are parsed below.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False, scheme_name="bearer")
+api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="api_key")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a user (from a token) or an API key."""
+
+    kind: Literal["user", "api_key"]
+    id: int
+    name: str
+    role: Role
+    is_staff: bool = False
+    tenant: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
+
+    def has_role(self, role: Role) -> bool:
+        return self.role.includes(role)
+
+    def has_scope(self, scope: str) -> bool:
+        """Users pass (roles govern them); API keys need `scope` or `*`."""
+        return self.is_user or scopes_allow(self.scopes, scope)
+
+    @classmethod
+    def for_user(cls, user: User) -> Principal:
+        return cls(
+            kind="user",
+            id=user.id,
+            name=user.username,
+            role=Role(user.role),
+            is_staff=user.is_staff,
+            tenant=user.tenant,
+        )
+
+    @classmethod
+    def for_api_key(cls, key: ApiKey) -> Principal:
+        return cls(
+            kind="api_key",
+            id=key.id,
+            name=key.name,
+            role=Role(key.role),
+            tenant=key.tenant,
+            scopes=frozenset(key.scopes),
+        )
+
+
+async def principal_for_token(session: AsyncSession, codec: TokenCodec, token: str) -> Principal:
+    """Verify `token` and load its user (one primary-key read): deactivation and role changes act at once."""
+    claims = codec.decode(token)
+    user = await UserRepository(session).get(claims.user_id, refresh=True)
+    if user is None:
+        raise InvalidTokenError("user no longer exists")
+    if not user.is_active:
+        raise InvalidTokenError("user account is inactive")
+    return Principal.for_user(user)
+
+
+async def principal_for_api_key(session: AsyncSession, key: str) -> Principal:
+    """Find `key` by prefix, compare its hash in constant time, refuse it when revoked or expired."""
+    repository = ApiKeyRepository(session)
+    stored = await repository.get_by_prefix(api_key_prefix(key))
+    if stored is None or not api_key_matches(key, stored.key_hash):
+        raise InvalidApiKeyError()
+    now = datetime.now(UTC)
+    if stored.revoked_at is not None:
+        raise InvalidApiKeyError("API key has been revoked")
+    if stored.expires_at is not None and stored.expires_at <= now:
+        raise InvalidApiKeyError("API key has expired")
+    await repository.touch_last_used(stored, now)
+    return Principal.for_api_key(stored)
+
+
+def _credentials(request: Request) -> tuple[str | None, str | None]:
+    """`(bearer token, API key)` from the request headers."""
+    token: str | None = None
+    key = request.headers.get(API_KEY_HEADER)
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            token = value.strip()
+        elif scheme == "api-key":
+            if key is not None:
+                raise UnauthorizedError("send the API key once, not in two headers", headers=_challenge())
+            key = value.strip()
+        else:
+            raise UnauthorizedError(
+                "unsupported Authorization scheme: use 'Bearer <token>' or 'Api-Key <key>'",
+                headers=_challenge(),
+            )
+    if token is not None and key is not None:
+        raise UnauthorizedError("send either a bearer token or an API key, not both", headers=_challenge())
+    return token, key
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": CHALLENGE}
+
+
+def token_codec(request: Request) -> TokenCodec:
+    """The app's `TokenCodec` (set by `build_service_app`)."""
+    codec: TokenCodec | None = getattr(request.app.state, "token_codec", None)
+    if codec is None:
+        raise RuntimeError("app.state.token_codec is not set; build the app with mirante.app.build_service_app")
+    return codec
+
+
+async def get_principal(
+    request: Request,
+    session: Session,
+    _bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    """The authenticated caller; 401 with `WWW-Authenticate` when credentials are missing or not valid."""
+    token, key = _credentials(request)
+    if token is not None:
+        principal = await principal_for_token(session, token_codec(request), token)
+    elif key is not None:
+        principal = await principal_for_api_key(session, key)
+    else:
+        raise UnauthorizedError(
+            "authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'",
+            headers=_challenge(),
+        )
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+PrincipalDependency = Callable[[Principal], Coroutine[Any, Any, Principal]]
+
+
+def require_role(role: Role) -> PrincipalDependency:
+    """A dependency admitting principals with `role` or a higher one (403 otherwise)."""
+
+    async def check_role(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_role(role):
+            raise ForbiddenError(f"this action needs the {role.value} role (you have {principal.role.value})")
+        return principal
+
+    return check_role
+
+
+def require_staff() -> PrincipalDependency:
+    """A dependency admitting staff users only (403 otherwise)."""
+
+    async def check_staff(principal: CurrentPrincipal) -> Principal:
+        if not principal.is_staff:
+            raise ForbiddenError("this action is for staff users")
+        return principal
+
+    return check_staff
+
+
+def require_scope(scope: str) -> PrincipalDependency:
+    """A dependency admitting users and API keys holding `scope` or `*` (403 otherwise)."""
+
+    async def check_scope(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_scope(scope):
+            raise ForbiddenError(f"this API key lacks the scope {scope!r}")
+        return principal
+
+    return check_scope
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_role(Role.admin))]
+OperatorPrincipal = Annotated[Principal, Depends(require_role(Role.operator))]

@@ -1,0 +1,239 @@
+"""Embedded MQTT broker: Mosquitto when its binary is installed, amqtt otherwise.
+
+Mosquitto keeps messages queued for offline persistent sessions (what zero-loss ingest relies on) and
+speaks MQTT 5; amqtt 0.12 speaks MQTT 3.1.1 only and drops what was queued for an offline session, so it
+is a fallback for trying the suite, announced with a warning.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Literal
+
+from mirante.devstack.errors import ComponentStartError, InvalidStackConfigError, StackError
+from mirante.devstack.probes import mqtt_accepts, wait_until
+from mirante.devstack.processes import ChildProcess, log_tail, reap_orphan
+
+logger = logging.getLogger(__name__)
+
+MqttBrokerKind = Literal["auto", "mosquitto", "amqtt"]
+_KINDS: dict[str, MqttBrokerKind] = {"auto": "auto", "mosquitto": "mosquitto", "amqtt": "amqtt"}
+BROKER_ENV = "MIRANTE_EMBEDDED_MQTT"
+PORT_ENV = "MIRANTE_EMBEDDED_MQTT_PORT"
+DEFAULT_MQTT_PORT = 18830  # not 1883, so a system broker on the same machine keeps its port
+HOST = "127.0.0.1"
+
+# Debian and Ubuntu install the broker in sbin folders that are not on a regular user's PATH.
+_EXTRA_BINARY_FOLDERS = (
+    "/usr/sbin",
+    "/usr/local/sbin",
+    "/opt/homebrew/sbin",
+    "/usr/local/opt/mosquitto/sbin",
+)
+
+AMQTT_WARNING = (
+    "the embedded MQTT broker is amqtt (%s): it speaks MQTT 3.1.1 only and does not deliver messages queued "
+    "for a persistent session while it was offline. Fine for trying the suite; install mosquitto "
+    "(e.g. `apt-get install mosquitto`) for anything that must not lose messages."
+)
+
+
+def broker_kind(requested: str | None = None) -> MqttBrokerKind:
+    """The broker to embed: `requested`, else `MIRANTE_EMBEDDED_MQTT`, else auto."""
+    value = (requested or os.environ.get(BROKER_ENV) or "auto").strip().lower()
+    kind = _KINDS.get(value)
+    if kind is not None:
+        return kind
+    raise InvalidStackConfigError(f"{BROKER_ENV} must be auto, mosquitto or amqtt, got {value!r}")
+
+
+def configured_port(requested: int | None = None) -> int | None:
+    """The port asked for through the argument or `MIRANTE_EMBEDDED_MQTT_PORT`, else None."""
+    raw = requested if requested is not None else os.environ.get(PORT_ENV)
+    if raw is None or raw == "":
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise InvalidStackConfigError(f"{PORT_ENV} must be a port number, got {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise InvalidStackConfigError(f"MQTT port must be within 1-65535, got {port}")
+    return port
+
+
+def find_mosquitto() -> str | None:
+    """Path of a mosquitto binary on PATH (or in the usual sbin folders), else None."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_EXTRA_BINARY_FOLDERS])
+    return shutil.which("mosquitto", path=search)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Brokers bind with SO_REUSEADDR; without it, connections in TIME_WAIT would look like a listener.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def choose_port(requested: int | None) -> int:
+    """A configured port (which must be free), else 18830, else any free port."""
+    if requested is not None:
+        if not port_is_free(requested):
+            raise StackError(f"MQTT port {requested} on {HOST} is already in use; choose another with {PORT_ENV}")
+        return requested
+    if port_is_free(DEFAULT_MQTT_PORT):
+        return DEFAULT_MQTT_PORT
+    port = _free_port()
+    logger.info("port %s is taken; the embedded MQTT broker uses %s", DEFAULT_MQTT_PORT, port)
+    return port
+
+
+def render_mosquitto_config(port: int) -> str:
+    """mosquitto.conf for the embedded broker; it runs in its data folder, so no path appears here."""
+    lines = [
+        "# Written by mirante.devstack at every start; edits are overwritten.",
+        f"listener {port} {HOST}",
+        "allow_anonymous true",
+        "# Sessions and queued messages survive a restart (saved on exit and every minute).",
+        "persistence true",
+        "persistence_file mosquitto.db",
+        "autosave_interval 60",
+        "# Subscribers acknowledge after their database commit, in batches: the default of 20 unacknowledged",
+        "# messages would stall an MQTT 3.1.1 batch consumer.",
+        "max_inflight_messages 0",
+        "# A consumer that is restarting or behind must not lose QoS 1 messages to the default 1000 limit.",
+        "max_queued_messages 1000000",
+        "max_queued_bytes 0",
+        "log_dest stdout",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+    ]
+    if os.geteuid() == 0:
+        # Run as root, Mosquitto would switch to the `mosquitto` user, which cannot write a data folder
+        # created by whoever started the stack; it keeps that user instead.
+        lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+    return "\n".join([*lines, ""])
+
+
+def render_amqtt_config(port: int) -> str:
+    """amqtt broker configuration (JSON is valid YAML, which amqtt reads)."""
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+class EmbeddedMqttBroker:
+    """Mosquitto (preferred) or amqtt, listening on 127.0.0.1, with its files under the data folder."""
+
+    component = "mqtt"
+
+    def __init__(self, data_dir: Path, *, kind: MqttBrokerKind = "auto", port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.requested_kind = kind
+        self.requested_port = port
+        self.kind: Literal["mosquitto", "amqtt"] | None = None
+        self.directory = data_dir / "mosquitto"
+        self._process: ChildProcess | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / f"{self.kind or 'mqtt'}.log"
+
+    def start(self, timeout: float) -> str:
+        """Start the broker and return its `mqtt://` URL once it accepts a CONNECT."""
+        mosquitto = find_mosquitto() if self.requested_kind in ("auto", "mosquitto") else None
+        if mosquitto is None and self.requested_kind == "mosquitto":
+            raise StackError("MIRANTE_EMBEDDED_MQTT=mosquitto but no mosquitto binary is installed")
+        port = choose_port(self.requested_port)
+        if mosquitto is not None:
+            process = self._mosquitto(mosquitto, port)
+        else:
+            process = self._amqtt(port)
+            reason = f"{BROKER_ENV}=amqtt" if self.requested_kind == "amqtt" else "no mosquitto binary found"
+            logger.warning(AMQTT_WARNING, reason)
+        process.start()
+        self._process = process
+
+        def ready() -> bool:
+            code = process.exit_code()
+            if code is not None:
+                raise ComponentStartError(
+                    f"MQTT broker ({self.kind})",
+                    f"exited with status {code}",
+                    self.log_path,
+                    log_tail(self.log_path),
+                )
+            return mqtt_accepts(HOST, port)
+
+        try:
+            if not wait_until(ready, timeout, interval=0.1):
+                raise ComponentStartError(
+                    f"MQTT broker ({self.kind})",
+                    f"no CONNACK on {HOST}:{port} within {timeout:.0f} s",
+                    self.log_path,
+                    log_tail(self.log_path),
+                )
+        except ComponentStartError:
+            self.stop()
+            raise
+        return f"mqtt://{HOST}:{port}"
+
+    def stop(self) -> None:
+        """Mosquitto writes its persistence file on SIGTERM; amqtt shuts down cleanly on SIGINT."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop()
+
+    def _mosquitto(self, executable: str, port: int) -> ChildProcess:
+        self.kind = "mosquitto"
+        self.directory = self.data_dir / "mosquitto"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        pid_file = self.directory / "mosquitto.pid"
+        reap_orphan(pid_file, "mosquitto")
+        config = self.directory / "mosquitto.conf"
+        config.write_text(render_mosquitto_config(port))
+        return ChildProcess(
+            [executable, "-c", str(config)], cwd=self.directory, log_path=self.log_path, pid_file=pid_file
+        )
+
+    def _amqtt(self, port: int) -> ChildProcess:
+        if importlib.util.find_spec("amqtt") is None:
+            raise StackError(
+                "no MQTT broker available: install mosquitto, or amqtt through mirante[embedded], "
+                "or set MIRANTE_MQTT_URL"
+            )
+        self.kind = "amqtt"
+        self.directory = self.data_dir / "amqtt"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        pid_file = self.directory / "amqtt.pid"
+        reap_orphan(pid_file, "amqtt", signal.SIGINT)
+        config = self.directory / "amqtt.yaml"
+        config.write_text(render_amqtt_config(port))
+        return ChildProcess(
+            [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(config)],
+            cwd=self.directory,
+            log_path=self.log_path,
+            pid_file=pid_file,
+            stop_signal=signal.SIGINT,
+            stop_timeout=5.0,
+        )
