@@ -9,7 +9,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mirante.bus.consumer import DEAD_LETTER_STREAM, ConsumerStats, Handler, Outcome, StreamConsumer
+    from mirante.bus.consumer import (
+        DEAD_LETTER_STREAM,
+        ConsumerStats,
+        Handler,
+        Outcome,
+        StreamConsumer,
+        delete_old_inbox_rows,
+    )
     from mirante.bus.envelope import Event, InvalidEventError
     from mirante.bus.outbox import emit
     from mirante.bus.relay import OutboxRelay, RelayStats
@@ -20,6 +27,7 @@ _EXPORTS = {
     "Handler": "mirante.bus.consumer",
     "Outcome": "mirante.bus.consumer",
     "StreamConsumer": "mirante.bus.consumer",
+    "delete_old_inbox_rows": "mirante.bus.consumer",
     "Event": "mirante.bus.envelope",
     "InvalidEventError": "mirante.bus.envelope",
     "emit": "mirante.bus.outbox",
@@ -37,6 +45,7 @@ __all__ = [
     "Outcome",
     "RelayStats",
     "StreamConsumer",
+    "delete_old_inbox_rows",
     "emit",
 ]
 

@@ -1,0 +1,188 @@
+"""The outbox relay: publishes committed outbox rows to the service's Redis stream, at least once.
+
+Each batch is one transaction: claim the oldest unpublished rows with `FOR UPDATE SKIP LOCKED` (so relays
+running beside each other take disjoint rows and never wait on each other), `XADD` them in order, mark them
+published, commit. A crash between `XADD` and the commit publishes those rows again; consumers dedupe on
+the event id. Rows are claimed by state (`published_at IS NULL`), never through an id cursor, because rows
+commit out of order and a cursor would skip the late ones. Streams are never trimmed here: trimming can
+drop events a consumer group has not acknowledged yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mirante.bus.envelope import FIELD_EVENT, FIELD_ID, FIELD_TYPE
+from mirante.bus.tables import outbox_table
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_POLL_INTERVAL_SECONDS = 0.25
+DEFAULT_RETENTION = timedelta(hours=24)
+DEFAULT_CLEANUP_INTERVAL_SECONDS = 300.0
+CLEANUP_BATCH_SIZE = 5000
+FAILURE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass
+class RelayStats:
+    """Running totals, in a shape that maps directly onto Prometheus counters."""
+
+    published: int = 0
+    batches: int = 0
+    failures: int = 0
+    cleaned: int = 0
+
+
+class OutboxRelay:
+    """Moves events from `<schema>.outbox` to `stream`; `run()` loops until cancelled or `stop()`."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        schema: str,
+        redis: Redis,
+        stream: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        retention: timedelta = DEFAULT_RETENTION,
+        cleanup_interval: float = DEFAULT_CLEANUP_INTERVAL_SECONDS,
+    ) -> None:
+        if not stream:
+            raise ValueError("stream must be a non-empty name")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if poll_interval <= 0 or cleanup_interval <= 0:
+            raise ValueError("poll_interval and cleanup_interval must be positive")
+        if retention < timedelta(0):
+            raise ValueError("retention must not be negative")
+        self._sessionmaker = sessionmaker
+        self._outbox = outbox_table(schema)
+        self._redis = redis
+        self.schema = schema
+        self.stream = stream
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention = retention
+        self.cleanup_interval = cleanup_interval
+        self.stats = RelayStats()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """Skip the rest of the current poll sleep (e.g. right after a commit that emitted events)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the batch in progress."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        """Publish up to `batch_size` of the oldest unpublished rows; returns how many were published."""
+        outbox = self._outbox
+        async with self._sessionmaker() as session, session.begin():
+            claimed = await session.execute(
+                select(outbox.c.id, outbox.c.type, outbox.c.envelope)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.created_at, outbox.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows = claimed.all()
+            if not rows:
+                return 0
+            # One MULTI/EXEC in claim order: a connection lost midway adds none of the batch.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for row in rows:
+                    pipe.xadd(self.stream, _entry_fields(row.id, row.type, row.envelope))
+                await pipe.execute()
+            await session.execute(
+                update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=func.now())
+            )
+        self.stats.published += len(rows)
+        self.stats.batches += 1
+        return len(rows)
+
+    async def delete_published(self, older_than: timedelta | None = None) -> int:
+        """Delete rows published more than `older_than` (default: the retention) ago; returns the count."""
+        age = self.retention if older_than is None else older_than
+        outbox = self._outbox
+        total = 0
+        while True:
+            async with self._sessionmaker() as session, session.begin():
+                expired = (
+                    select(outbox.c.id)
+                    .where(outbox.c.published_at.is_not(None), outbox.c.published_at < func.now() - age)
+                    .limit(CLEANUP_BATCH_SIZE)
+                    .with_for_update(skip_locked=True)
+                    .scalar_subquery()
+                )
+                result = await session.execute(delete(outbox).where(outbox.c.id.in_(expired)))
+            deleted = cast("CursorResult[Any]", result).rowcount
+            total += deleted
+            if deleted < CLEANUP_BATCH_SIZE:
+                break
+        self.stats.cleaned += total
+        return total
+
+    async def run(self) -> None:
+        """Publish until cancelled or stopped: straight on while there is work, else sleep a poll interval."""
+        failures = 0
+        next_cleanup = time.monotonic()
+        while not self._stopping.is_set():
+            # Cleared before the work, so a wake() that arrives during a batch cuts the next sleep short.
+            self._wake.clear()
+            if time.monotonic() >= next_cleanup:
+                next_cleanup = time.monotonic() + self.cleanup_interval
+                await self._delete_published_logged()
+            try:
+                published = await self.publish_batch()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats.failures += 1
+                delay = FAILURE_BACKOFF_SECONDS[min(failures, len(FAILURE_BACKOFF_SECONDS) - 1)]
+                failures += 1
+                logger.exception("outbox relay %s -> %s failed; retrying in %.1f s", self.schema, self.stream, delay)
+                await _wait_for_event(self._stopping, delay)
+                continue
+            if published == 0:
+                await _wait_for_event(self._wake, self.poll_interval)
+
+    async def _delete_published_logged(self) -> None:
+        # A failed cleanup must not hold up publishing; the next interval tries again.
+        try:
+            deleted = await self.delete_published()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.failures += 1
+            logger.exception("outbox cleanup of %s failed", self.schema)
+            return
+        if deleted:
+            logger.info("deleted %d published outbox rows of %s", deleted, self.schema)
+
+
+async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+
+
+def _entry_fields(event_id: Any, event_type: str, envelope: Any) -> dict[FieldT, EncodableT]:
+    return {FIELD_ID: str(event_id), FIELD_TYPE: event_type, FIELD_EVENT: orjson.dumps(envelope).decode()}

@@ -1,0 +1,79 @@
+"""What a benchmark reports, and how reports become `docs/benchmarks.md` sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+
+@dataclass
+class Report:
+    """One benchmark's figures: `rows` of (measure, value) and the headline ratio to its same-run baseline."""
+
+    name: str
+    title: str
+    rows: list[tuple[str, str]]
+    ratio: float
+    ratio_meaning: str
+    target: str
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self, command: str) -> str:
+        lines = [
+            f"<!-- bench:{self.name} -->",
+            f"## {self.title}",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()} with `{command}`.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            *(f"| {measure} | {value} |" for measure, value in self.rows),
+            f"| **ratio: {self.ratio_meaning}** | **{self.ratio:.2f}** (target {self.target}) |",
+            "",
+            *(f"- {note}" for note in self.notes),
+            f"<!-- /bench:{self.name} -->",
+        ]
+        return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} × {cpu}, Python {platform.python_version()}"
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}/s ({count:,} in {seconds:.2f} s)"
+
+
+HEADER = """# Benchmarks
+
+Produced by `make bench` (`scripts/bench/run.py`); each section is rewritten when its benchmark runs. Every
+figure is compared with a baseline measured in the same run on the same servers, so the ratio means something
+even on a busy or slow machine. Run one with `uv run python scripts/bench/run.py NAME`.
+"""
+
+
+def write_sections(reports: list[tuple[Report, str]], doc: Path = DOC) -> None:
+    """Replace (or append) the section of each report in `doc`, keeping the others."""
+    text = doc.read_text() if doc.exists() else HEADER
+    for report, command in reports:
+        section = report.markdown(command)
+        pattern = re.compile(rf"<!-- bench:{report.name} -->.*?<!-- /bench:{report.name} -->", re.DOTALL)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: section, text)
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)

@@ -1,0 +1,107 @@
+"""`mirante up` (what `make run` runs) brings up all five services, ready, and stops them all on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mirante.devstack import StackUrls
+from mirante.service import discover_services
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT_SECONDS = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Output:
+    """Collects a child's output on a thread so the test can wait for a line without blocking on the pipe."""
+
+    def __init__(self, stream: object) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+            self.lines.append(raw.decode(errors="replace").rstrip())
+
+    def wait_for(self, text: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+        tail = "\n".join(self.lines[-40:])
+        raise AssertionError(f"{text!r} not printed (exit code {process.poll()}); output:\n{tail}")
+
+
+@pytest.fixture
+def suite_env(mirante_urls: StackUrls, database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = dict(os.environ)
+    env.update(
+        MIRANTE_DATABASE_URL=database_url,
+        MIRANTE_REDIS_URL=mirante_urls.redis_url,
+        MIRANTE_MQTT_URL=mirante_urls.mqtt_url,
+        MIRANTE_DATA_DIR=str(tmp_path / "data"),
+        MIRANTE_LOG_LEVEL="WARNING",
+    )
+    for spec in discover_services():
+        env[f"{spec.env_prefix}PORT"] = str(_free_port())
+    yield env
+
+
+def test_up_starts_every_service_and_ctrl_c_stops_them(suite_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirante", "up"],
+        env=suite_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output = _Output(process.stdout)
+    ports = [int(suite_env[f"{spec.env_prefix}PORT"]) for spec in discover_services()]
+    try:
+        output.wait_for("Mirante is up", process, START_TIMEOUT_SECONDS)
+        for spec, port in zip(discover_services(), ports, strict=True):
+            assert any(f"http://127.0.0.1:{port}" in line and spec.name in line for line in output.lines)
+            ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+            assert ready.status_code == 200, f"{spec.name}: {ready.text}"
+            assert ready.json()["status"] == "ready"
+    finally:
+        process.send_signal(signal.SIGINT)
+        exit_code = process.wait(timeout=60)
+    assert exit_code == 0, "\n".join(output.lines[-40:])
+    for port in ports:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_up_refuses_an_unknown_service(suite_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mirante", "up", "no-such-service"],
+        env=suite_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "unknown service 'no-such-service'" in result.stderr
+    assert "cvat-sync" in result.stderr
+    assert "Traceback" not in result.stderr
