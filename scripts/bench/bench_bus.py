@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
 from report import Report, rate
@@ -48,7 +49,7 @@ async def _raw_consume(redis: Redis, stream: str) -> float:
     started = time.perf_counter()
     seen = 0
     while seen < EVENTS:
-        response = await redis.xreadgroup(group, "raw-1", {stream: ">"}, count=PRODUCER_BATCH, block=1000)
+        response: Any = await redis.xreadgroup(group, "raw-1", {stream: ">"}, count=PRODUCER_BATCH, block=1000)
         for _, entries in response:
             ids = [entry_id for entry_id, _ in entries]
             await redis.xack(stream, group, *ids)

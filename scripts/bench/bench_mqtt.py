@@ -9,10 +9,12 @@ only counts), which is what makes a restart lossless.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiomqtt
@@ -38,7 +40,7 @@ def _payloads(topic: str) -> list[tuple[str, bytes]]:
 
 def _bare_client(url: str, client_id: str) -> aiomqtt.Client:
     endpoint = parse_mqtt_url(url)
-    properties = Properties(PacketTypes.CONNECT)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = SESSION_EXPIRY
     properties.ReceiveMaximum = 1000
     return aiomqtt.Client(
@@ -72,7 +74,7 @@ async def _runner(url: str, topic: str) -> float:
     received = 0
     done = asyncio.Event()
 
-    async def handler(batch: list[Message]) -> None:
+    async def handler(batch: Sequence[Message]) -> None:
         nonlocal received
         received += len(batch)
         if received >= MESSAGES:
@@ -99,7 +101,7 @@ async def _runner(url: str, topic: str) -> float:
 
 
 async def run(urls: StackUrls) -> Report:
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+    if shutil.which("mosquitto", path="/usr/local/sbin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")) is None:
         raise RuntimeError("the MQTT benchmark needs a mosquitto binary (its queue limits are set for a backlog)")
     # A broker of its own, configured for backlogs: a default Mosquitto drops queued messages past 1,000.
     with tempfile.TemporaryDirectory(prefix="mirante-bench-mqtt-") as folder:

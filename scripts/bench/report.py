@@ -51,7 +51,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} × {cpu}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
 def rate(count: int, seconds: float) -> str:
@@ -72,8 +72,9 @@ def write_sections(reports: list[tuple[Report, str]], doc: Path = DOC) -> None:
     for report, command in reports:
         section = report.markdown(command)
         pattern = re.compile(rf"<!-- bench:{report.name} -->.*?<!-- /bench:{report.name} -->", re.DOTALL)
-        if pattern.search(text):
-            text = pattern.sub(lambda _: section, text)
+        match = pattern.search(text)
+        if match:
+            text = text[: match.start()] + section + text[match.end() :]
         else:
             text = text.rstrip() + "\n\n" + section + "\n"
     doc.write_text(text)

@@ -14,11 +14,10 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a script, so this folder is on sys.path and its sibling modules import by name.
+from report import Report, write_sections
 
-from report import Report, write_sections  # noqa: E402
-
-from mirante.devstack import EmbeddedStack, StackUrls  # noqa: E402
+from mirante.devstack import EmbeddedStack, StackUrls
 
 BENCHMARKS = ["bus", "mqtt"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -50,13 +50,6 @@ async def staff_only(principal: Annotated[Principal, Depends(require_staff())]) 
 @guarded.get("/scoped")
 async def scoped(principal: Annotated[Principal, Depends(require_scope("things:write"))]) -> dict[str, str]:
     return {"name": principal.name}
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing() -> Iterator[None]:
-    previous = set_password_hasher(PasswordHasher(ScryptParameters(n=2**10, r=8, p=1)))
-    yield
-    set_password_hasher(previous)
 
 
 @pytest_asyncio.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,16 +17,9 @@ from mirante.auth.apikeys import hash_api_key
 from mirante.auth.commands import create_api_key, create_user
 from mirante.auth.errors import DuplicateUsernameError, InvalidIdentityInputError
 from mirante.auth.models import Base, User
-from mirante.auth.passwords import PasswordHasher, ScryptParameters, set_password_hasher, verify_password
+from mirante.auth.passwords import verify_password
 from mirante.auth.principal import principal_for_api_key
 from mirante.auth.roles import Role
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing() -> Iterator[None]:
-    previous = set_password_hasher(PasswordHasher(ScryptParameters(n=2**10, r=8, p=1)))
-    yield
-    set_password_hasher(previous)
 
 
 def unique(stem: str) -> str:
