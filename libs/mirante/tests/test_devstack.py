@@ -138,6 +138,7 @@ def test_mosquitto_is_preferred_with_its_own_configuration(stack: EmbeddedStack)
     assert "max_queued_messages 1000000" in config
     assert f"listener {mqtt_address(stack.urls.mqtt_url)[1]} 127.0.0.1" in config
     assert stack.log_paths["mqtt"].name == "mosquitto.log"
+    assert stack.mqtt_protocol == "5"
 
 
 def test_state_file_describes_the_running_stack(stack: EmbeddedStack, no_urls: None) -> None:
@@ -266,6 +267,7 @@ async def test_amqtt_fallback_serves_mqtt_and_configured_urls_are_kept(
         assert urls.database_url == "postgresql://postgres@db.invalid/postgres"
         assert urls.redis_url == "redis://cache.invalid:6379/0"
         assert stack.started_components == ("mqtt",)
+        assert stack.mqtt_protocol == "3.1.1"
         assert not (tmp_path / "postgres").exists()
         assert "amqtt" in caplog.text and "offline" in caplog.text
         assert await mqtt_round_trip(urls.mqtt_url) == b"round trip"

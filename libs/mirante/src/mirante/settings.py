@@ -74,6 +74,7 @@ class MqttSettings(BaseSettings):
     model_config = _config("MIRANTE_MQTT_")
 
     url: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
     session_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
 

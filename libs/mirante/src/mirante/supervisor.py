@@ -61,11 +61,13 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _child_env(urls: StackUrls) -> dict[str, str]:
+def _child_env(stack: EmbeddedStack) -> dict[str, str]:
     env = dict(os.environ)
-    env["MIRANTE_DATABASE_URL"] = urls.database_url
-    env["MIRANTE_REDIS_URL"] = urls.redis_url
-    env["MIRANTE_MQTT_URL"] = urls.mqtt_url
+    env["MIRANTE_DATABASE_URL"] = stack.urls.database_url
+    env["MIRANTE_REDIS_URL"] = stack.urls.redis_url
+    env["MIRANTE_MQTT_URL"] = stack.urls.mqtt_url
+    if stack.mqtt_protocol is not None:
+        env["MIRANTE_MQTT_PROTOCOL"] = stack.mqtt_protocol
     return env
 
 
@@ -149,7 +151,7 @@ def run_suite(names: list[str], migrate: bool = True) -> int:
         if migrate:
             histories = asyncio.run(upgrade_all(urls.database_url))
             logger.info("migrated %s", ", ".join(histories))
-        env = _child_env(urls)
+        env = _child_env(stack)
         services.extend(_start(spec, env) for spec in specs)
         _wait_ready(services)
         _print_urls(urls, services)

@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mirante.devstack.errors import StackError
 from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, broker_kind, configured_port
@@ -19,6 +19,8 @@ from mirante.devstack.state import DataDirLock, read_state, remove_state, state_
 from mirante.devstack.urls import COMPONENTS, Component, ResolvedUrls, StackUrls, env_urls, redact
 
 logger = logging.getLogger(__name__)
+
+MqttProtocolVersion = Literal["5", "3.1.1"]
 
 
 class EmbeddedServer(Protocol):
@@ -82,6 +84,14 @@ class EmbeddedStack:
         """The components this stack runs itself (the others came from configuration)."""
         started = {server.component for server in self._servers}
         return tuple(component for component in COMPONENTS if component in started)
+
+    @property
+    def mqtt_protocol(self) -> MqttProtocolVersion | None:
+        """The MQTT version clients must speak to the broker this stack started; None if it started none."""
+        for server in self._servers:
+            if isinstance(server, EmbeddedMqttBroker) and server.kind is not None:
+                return "3.1.1" if server.kind == "amqtt" else "5"
+        return None
 
     @property
     def log_paths(self) -> dict[str, Path]:
