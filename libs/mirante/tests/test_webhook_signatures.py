@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable
 
 import pytest
+from starlette.datastructures import Headers
+
 from mirante.webhooks import (
     CHATWOOT_DELIVERY_HEADER,
     CHATWOOT_SIGNATURE_HEADER,
@@ -29,7 +31,6 @@ from mirante.webhooks import (
     verify_sha256_hex,
     verify_standard,
 )
-from starlette.datastructures import Headers
 
 TEXT_SECRET = "cvat-secret-ü-0123456789"
 BODY = b'{"event": "update:job", "job": {"id": 42, "state": "completed"}}'
@@ -205,9 +206,7 @@ def test_chatwoot_missing_and_malformed_headers() -> None:
         "9" * 16,
     ]:
         with pytest.raises(MalformedSignatureError, match="unix seconds"):
-            verify_chatwoot(
-                TEXT_SECRET, {**headers, CHATWOOT_TIMESTAMP_HEADER: timestamp}, BODY, now=TIMESTAMP
-            )
+            verify_chatwoot(TEXT_SECRET, {**headers, CHATWOOT_TIMESTAMP_HEADER: timestamp}, BODY, now=TIMESTAMP)
     with pytest.raises(MalformedSignatureError, match="must start with 'sha256='"):
         verify_chatwoot(TEXT_SECRET, {**headers, CHATWOOT_SIGNATURE_HEADER: "v1,abc"}, BODY, now=TIMESTAMP)
 
@@ -241,18 +240,14 @@ def _published_headers(**overrides: str) -> dict[str, str]:
 def test_standard_published_vector_verifies_and_signs_identically() -> None:
     verify_standard(PUBLISHED_SECRET, _published_headers(), PUBLISHED_BODY, now=PUBLISHED_TIMESTAMP)
 
-    signed = sign_standard(
-        PUBLISHED_SECRET, PUBLISHED_BODY, msg_id=PUBLISHED_ID, timestamp=PUBLISHED_TIMESTAMP
-    )
+    signed = sign_standard(PUBLISHED_SECRET, PUBLISHED_BODY, msg_id=PUBLISHED_ID, timestamp=PUBLISHED_TIMESTAMP)
     assert signed == _published_headers()
 
 
 def test_standard_matches_an_independent_stdlib_computation() -> None:
     signed = sign_standard(STANDARD_SECRET, BODY, msg_id="msg_1", timestamp=TIMESTAMP)
 
-    assert signed["webhook-signature"] == "v1," + _b64_hmac(
-        STANDARD_KEY, f"msg_1.{TIMESTAMP}.".encode() + BODY
-    )
+    assert signed["webhook-signature"] == "v1," + _b64_hmac(STANDARD_KEY, f"msg_1.{TIMESTAMP}.".encode() + BODY)
     assert sign_standard(STANDARD_KEY, BODY, msg_id="msg_1", timestamp=TIMESTAMP) == signed
     verify_standard(STANDARD_KEY, signed, BODY, now=TIMESTAMP)
     verify_standard([STANDARD_SECRET], signed, BODY, now=TIMESTAMP)
@@ -298,9 +293,7 @@ def test_standard_rotation_with_two_signatures_in_one_header() -> None:
 
 def test_standard_ignores_other_versions_and_broken_entries_next_to_a_good_one() -> None:
     good = sign_standard(STANDARD_SECRET, BODY, msg_id="msg_1", timestamp=TIMESTAMP)
-    crowded = (
-        f"v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5= v1,!!! v2,abc  {good['webhook-signature']} junk"
-    )
+    crowded = f"v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5= v1,!!! v2,abc  {good['webhook-signature']} junk"
 
     verify_standard(STANDARD_SECRET, {**good, "webhook-signature": crowded}, BODY, now=TIMESTAMP)
 
@@ -368,9 +361,7 @@ def test_standard_rejects_tampering_wrong_secret_and_reserialised_json() -> None
         (STANDARD_SECRET, _published_headers(), PUBLISHED_BODY),
     ]
     for secret, headers, body in cases:
-        with pytest.raises(
-            InvalidSignatureError, match="no signature in webhook-signature matches"
-        ) as caught:
+        with pytest.raises(InvalidSignatureError, match="no signature in webhook-signature matches") as caught:
             verify_standard(secret, headers, body, now=PUBLISHED_TIMESTAMP)
         assert "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in str(caught.value)
 

@@ -53,9 +53,7 @@ def runtime_urls(infra: InfraSettings) -> RuntimeUrls:
     redis_url = infra.redis.url or stack.redis_url
     mqtt_url = infra.mqtt.url or stack.mqtt_url
     missing = [
-        name
-        for name, url in (("MIRANTE_DATABASE_URL", database_url), ("MIRANTE_REDIS_URL", redis_url))
-        if not url
+        name for name, url in (("MIRANTE_DATABASE_URL", database_url), ("MIRANTE_REDIS_URL", redis_url)) if not url
     ]
     if missing or database_url is None or redis_url is None:
         raise SettingsError(

@@ -26,6 +26,7 @@ from mirante.auth.passwords import PasswordHasher, ScryptParameters, set_passwor
 from mirante.auth.tokens import TokenCodec
 from mirante.db import create_engine, get_session
 from mirante.devstack import EmbeddedStack, StackUrls
+from mirante.mqtt import Publisher
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
 from mirante.testing.database import create_test_database, drop_test_database
 
@@ -62,6 +63,9 @@ def mirante_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls
     data_dir = Path(os.environ.get("MIRANTE_TEST_DATA_DIR", str(tmp_path_factory.mktemp("mirante-stack"))))
     stack = EmbeddedStack(data_dir)
     urls = stack.start()
+    if stack.mqtt_protocol is not None:
+        # Every client of this run (settings, subprocesses) must speak the embedded broker's MQTT version.
+        os.environ["MIRANTE_MQTT_PROTOCOL"] = stack.mqtt_protocol
     try:
         yield urls
     finally:
@@ -120,6 +124,13 @@ async def redis_client(mirante_urls: StackUrls) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def mqtt_publisher(mirante_urls: StackUrls, infra_settings: InfraSettings) -> AsyncIterator[Publisher]:
+    """A connected QoS 1 publisher on this run's broker (`await mqtt_publisher.publish(topic, payload)`)."""
+    async with Publisher(mirante_urls.mqtt_url, protocol=infra_settings.mqtt.protocol) as publisher:
+        yield publisher
 
 
 @pytest_asyncio.fixture(loop_scope="session")

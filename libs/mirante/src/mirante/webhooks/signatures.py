@@ -99,9 +99,7 @@ def verify_sha256_hex(secret: Secret, body: bytes, header_value: str | None) -> 
         raise MissingSignatureError(f"the {SHA256_SIGNATURE_HEADER} header is missing")
     provided = _parse_hex_signature(SHA256_SIGNATURE_HEADER, value)
     if not hmac.compare_digest(_hmac_sha256(key, b"", body), provided):
-        raise InvalidSignatureError(
-            f"{SHA256_SIGNATURE_HEADER} does not match the body (wrong secret or altered body)"
-        )
+        raise InvalidSignatureError(f"{SHA256_SIGNATURE_HEADER} does not match the body (wrong secret or altered body)")
 
 
 def sign_chatwoot(
@@ -148,18 +146,13 @@ def verify_chatwoot(
     expected = _hmac_sha256(key, f"{timestamp_text}.".encode("ascii"), body)
     if not hmac.compare_digest(expected, provided):
         raise InvalidSignatureError(
-            f"{CHATWOOT_SIGNATURE_HEADER} does not match the timestamp and body "
-            "(wrong secret or altered request)"
+            f"{CHATWOOT_SIGNATURE_HEADER} does not match the timestamp and body (wrong secret or altered request)"
         )
 
 
 def generate_standard_secret(num_bytes: int = 32) -> str:
     """Return a new random Standard Webhooks secret, `whsec_<base64>`, of 24 to 64 key bytes (default 32)."""
-    if (
-        isinstance(num_bytes, bool)
-        or not isinstance(num_bytes, int)
-        or num_bytes not in _STANDARD_SECRET_SIZES
-    ):
+    if isinstance(num_bytes, bool) or not isinstance(num_bytes, int) or num_bytes not in _STANDARD_SECRET_SIZES:
         raise WebhookConfigurationError("a Standard Webhooks secret has 24 to 64 random bytes")
     return STANDARD_SECRET_PREFIX + base64.b64encode(token_bytes(num_bytes)).decode("ascii")
 
@@ -177,19 +170,13 @@ def sign_standard(
     _check_body(body)
     if msg_id is None:
         msg_id = f"msg_{uuid.uuid4().hex}"
-    if (
-        not isinstance(msg_id, str)
-        or len(msg_id) > MAX_WEBHOOK_ID_LENGTH
-        or _WEBHOOK_ID.fullmatch(msg_id) is None
-    ):
+    if not isinstance(msg_id, str) or len(msg_id) > MAX_WEBHOOK_ID_LENGTH or _WEBHOOK_ID.fullmatch(msg_id) is None:
         raise WebhookConfigurationError(
             f"msg_id must be 1 to {MAX_WEBHOOK_ID_LENGTH} printable ASCII characters without spaces or '.'"
         )
     timestamp_text = _outgoing_timestamp(timestamp)
     prefix = f"{msg_id}.{timestamp_text}.".encode("ascii")
-    signatures = " ".join(
-        "v1," + base64.b64encode(_hmac_sha256(key, prefix, body)).decode("ascii") for key in keys
-    )
+    signatures = " ".join("v1," + base64.b64encode(_hmac_sha256(key, prefix, body)).decode("ascii") for key in keys)
     return {
         WEBHOOK_ID_HEADER: msg_id,
         WEBHOOK_TIMESTAMP_HEADER: timestamp_text,
@@ -294,9 +281,7 @@ def _standard_key(secret: object) -> bytes:
                 f"the part of a Standard Webhooks secret after {STANDARD_SECRET_PREFIX!r} is not valid base64"
             ) from None
     else:
-        raise WebhookConfigurationError(
-            f"a Standard Webhooks secret must be str or bytes, got {type(secret).__name__}"
-        )
+        raise WebhookConfigurationError(f"a Standard Webhooks secret must be str or bytes, got {type(secret).__name__}")
     if not key:
         raise WebhookConfigurationError("a Standard Webhooks secret is empty")
     return key
@@ -395,8 +380,7 @@ def _parse_standard_signatures(value: str) -> list[bytes]:
             candidates.append(raw)
     if not candidates:
         raise MalformedSignatureError(
-            f"{WEBHOOK_SIGNATURE_HEADER} holds no well-formed signature "
-            "'v1,<base64 of a 32-byte HMAC-SHA256>'"
+            f"{WEBHOOK_SIGNATURE_HEADER} holds no well-formed signature 'v1,<base64 of a 32-byte HMAC-SHA256>'"
         )
     return candidates
 
