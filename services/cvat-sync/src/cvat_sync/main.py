@@ -3,6 +3,9 @@
 from fastapi import FastAPI
 
 from cvat_sync.config import Settings
+from cvat_sync.jobs.router import router as jobs_router
+from cvat_sync.sync.router import router as sync_router
+from cvat_sync.webhooks.router import router as webhooks_router
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
@@ -10,7 +13,16 @@ from mirante.settings import ServiceSettings
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given (tests pass their own)."""
-    return build_service_app(SERVICE, settings or Settings())
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError("cvat-sync needs its own Settings")
+    webhook_cap = settings.webhook_max_body_bytes
+    return build_service_app(
+        SERVICE,
+        settings,
+        routers=[jobs_router, sync_router, webhooks_router],
+        body_limits={"/api/v1/webhooks/cvat": webhook_cap, "/cvat/webhook": webhook_cap},
+    )
 
 
 SERVICE = ServiceSpec(
@@ -21,5 +33,4 @@ SERVICE = ServiceSpec(
     default_port=8001,
     settings_factory=Settings,
     app_factory=create_app,
-    uses_mqtt=False,
 )

@@ -1,0 +1,15 @@
+"""Request dependencies shared by the features of cvat-sync."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cvat_sync.config import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]

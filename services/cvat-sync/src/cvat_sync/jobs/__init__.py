@@ -1,0 +1,1 @@
+"""The mirror of CVAT jobs: stored snapshots, their history, queries and the REST API."""

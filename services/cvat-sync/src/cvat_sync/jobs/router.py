@@ -1,0 +1,5 @@
+"""HTTP endpoints of the jobs feature."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,204 @@
+"""Applying what CVAT says about jobs to the mirror: upsert by job id, history of changes, events out.
+
+Sync and webhooks both go through `JobMirror`, in batches, so a job is diffed, recorded and announced the
+same way whichever path brought it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob
+from cvat_sync.jobs import repository
+from cvat_sync.jobs.models import Job
+from mirante.bus import Event, emit
+
+SCHEMA = "cvat_sync"
+SOURCE = "mirante/cvat-sync"
+TRACKED_FIELDS = (
+    "task_id",
+    "task_name",
+    "project_id",
+    "project_name",
+    "assignee",
+    "status",
+    "stage",
+    "state",
+    "job_type",
+    "frame_count",
+)
+COUNT_FIELDS = ("manual_annotations", "interpolated_annotations", "total_annotations")
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A job as CVAT sent it; `counts` when they were fetched (new or changed jobs during a sync)."""
+
+    job: CvatJob
+    raw: dict[str, Any]
+    counts: AnnotationCounts | None = None
+
+
+def is_newer(incoming: CvatJob, stored: Job | None, force: bool = False) -> bool:
+    """Whether `incoming` must be written: unknown, deleted, newer than the stored copy, or forced."""
+    return stored is None or stored.deleted_at is not None or force or incoming.updated_date > stored.cvat_updated_at
+
+
+def job_link(link_base: str, job: CvatJob | Job) -> str:
+    """Where the job opens in CVAT's UI."""
+    if job.task_id is None:
+        return f"{link_base}/jobs/{job.id}"
+    return f"{link_base}/tasks/{job.task_id}/jobs/{job.id}"
+
+
+def _values(item: Incoming, now: datetime) -> dict[str, Any]:
+    job = item.job
+    values: dict[str, Any] = {
+        "id": job.id,
+        "task_id": job.task_id,
+        "task_name": job.task_name,
+        "project_id": job.project_id,
+        "project_name": job.project_name,
+        "assignee": job.assignee.username if job.assignee else None,
+        "assignee_id": job.assignee.id if job.assignee else None,
+        "status": job.status,
+        "stage": job.stage,
+        "state": job.state,
+        "job_type": job.type,
+        "frame_count": job.frame_count,
+        "cvat_created_at": job.created_date,
+        "cvat_updated_at": job.updated_date,
+        "raw": item.raw,
+        "deleted_at": None,
+        "last_synced_at": now,
+        "updated_at": now,
+    }
+    if item.counts is not None:
+        values.update(
+            manual_annotations=item.counts.manual,
+            interpolated_annotations=item.counts.interpolated,
+            total_annotations=item.counts.total,
+            annotations_counted_at=now,
+        )
+    return values
+
+
+def _changes(stored: Job, values: dict[str, Any]) -> dict[str, list[Any]]:
+    fields = TRACKED_FIELDS + (COUNT_FIELDS if "total_annotations" in values else ())
+    return {
+        field: [getattr(stored, field), values[field]] for field in fields if getattr(stored, field) != values[field]
+    }
+
+
+class JobMirror:
+    """Writes batches of CVAT jobs in the caller's transaction (flush only; the boundary commits)."""
+
+    def __init__(self, session: AsyncSession, *, source: str) -> None:
+        self.session = session
+        self.source = source
+
+    async def stored(self, ids: Sequence[int]) -> dict[int, Job]:
+        """The stored copies of `ids`, locked for this transaction."""
+        return await repository.lock_existing(self.session, ids)
+
+    async def apply(
+        self, items: Sequence[Incoming], *, force: bool = False, stored: dict[int, Job] | None = None
+    ) -> list[Outcome]:
+        """Create, update or skip each job; returns one outcome per item, in order."""
+        now = datetime.now(UTC)
+        existing = stored if stored is not None else await self.stored([item.job.id for item in items])
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        unchanged: list[int] = []
+        history: list[dict[str, Any]] = []
+        events: list[Event] = []
+        outcomes: list[Outcome] = []
+        for item in items:
+            previous = existing.get(item.job.id)
+            values = _values(item, now)
+            if previous is None:
+                inserts.append(values)
+                history.append(self._history(values, "created", {}, now))
+                events.append(self._event("cvat.job.created", values, {}))
+                outcomes.append(Outcome.CREATED)
+                continue
+            if not is_newer(item.job, previous, force):
+                stale = item.job.updated_date < previous.cvat_updated_at
+                outcomes.append(Outcome.STALE if stale else Outcome.UNCHANGED)
+                unchanged.append(item.job.id)
+                continue
+            changes = _changes(previous, values)
+            restored = previous.deleted_at is not None
+            updates.append(values)
+            if changes or restored:
+                history.append(self._history(values, "restored" if restored else "updated", changes, now))
+                events.append(self._event("cvat.job.updated", values, changes))
+                outcomes.append(Outcome.UPDATED)
+            else:
+                outcomes.append(
+                    Outcome.UPDATED if item.job.updated_date > previous.cvat_updated_at else Outcome.UNCHANGED
+                )
+        await repository.insert_jobs(self.session, inserts)
+        await repository.update_jobs(self.session, updates)
+        for job in existing.values():
+            self.session.expire(job)  # bulk updates bypass the identity map
+        await repository.touch(self.session, unchanged, now)
+        await repository.add_history(self.session, history)
+        for event in events:
+            await emit(self.session, SCHEMA, event)
+        return outcomes
+
+    async def mark_deleted(self, jobs: Sequence[Job]) -> int:
+        """Mark stored jobs as deleted in CVAT (kept, with their history, for the record)."""
+        now = datetime.now(UTC)
+        live = [job for job in jobs if job.deleted_at is None]
+        if not live:
+            return 0
+        await repository.update_jobs(
+            self.session, [{"id": job.id, "deleted_at": now, "updated_at": now} for job in live]
+        )
+        history = []
+        for job in live:
+            values = {field: getattr(job, field) for field in (*TRACKED_FIELDS, "id", "cvat_updated_at")}
+            history.append(self._history(values, "deleted", {}, now))
+            await emit(self.session, SCHEMA, self._event("cvat.job.deleted", values, {}))
+        await repository.add_history(self.session, history)
+        return len(live)
+
+    async def delete_unseen(self, since: datetime) -> int:
+        """After a full sync: every live job not seen since `since` no longer exists in CVAT."""
+        return await self.mark_deleted(await repository.live_jobs_not_seen_since(self.session, since))
+
+    def _history(
+        self, values: dict[str, Any], kind: str, changes: dict[str, list[Any]], now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "job_id": values["id"],
+            "source": self.source,
+            "kind": kind,
+            "changes": changes,
+            "status": values["status"],
+            "stage": values["stage"],
+            "state": values["state"],
+            "assignee": values["assignee"],
+            "cvat_updated_at": values["cvat_updated_at"],
+            "changed_at": now,
+        }
+
+    def _event(self, event_type: str, values: dict[str, Any], changes: dict[str, list[Any]]) -> Event:
+        data = {field: values[field] for field in TRACKED_FIELDS}
+        data.update(job_id=values["id"], changes=changes, via=self.source)
+        return Event(source=SOURCE, type=event_type, subject=f"job/{values['id']}", data=data)

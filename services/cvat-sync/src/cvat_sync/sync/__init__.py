@@ -1,0 +1,1 @@
+"""Pull synchronisation from CVAT: runs, one at a time, recorded with their counts and outcome."""

@@ -1,0 +1,5 @@
+"""HTTP endpoints of the sync feature."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""CVAT webhooks: every request audited before processing, signed bodies applied to the mirror."""

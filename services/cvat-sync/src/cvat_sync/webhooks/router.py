@@ -1,0 +1,5 @@
+"""HTTP endpoints of the webhooks feature."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
