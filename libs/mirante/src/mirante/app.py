@@ -26,7 +26,7 @@ from mirante.service import ServiceSpec
 from mirante.settings import InfraSettings, ServiceSettings, SettingsError
 from mirante.web import health
 from mirante.web.body_limit import BodyLimitMiddleware
-from mirante.web.errors import install_error_handlers
+from mirante.web.errors import UnhandledErrorMiddleware, install_error_handlers
 from mirante.web.metrics import HttpMetrics, MetricsMiddleware, metrics_endpoint
 from mirante.web.ratelimit import RateLimiter
 from mirante.web.request_id import RequestIdMiddleware
@@ -162,6 +162,7 @@ def build_service_app(
 
     # Added innermost first: request ids wrap everything so even rejected bodies carry one.
     app.add_middleware(BodyLimitMiddleware, default_limit=infra.core.max_body_bytes, limits=body_limits)
+    app.add_middleware(UnhandledErrorMiddleware)
     if infra.core.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import create_engine, create_sessionmaker
@@ -83,9 +84,7 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     expires_at = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
 
     def work(session: AsyncSession) -> Any:
-        return create_api_key(
-            session, name=args.name, scopes=args.scope, role=args.role, expires_at=expires_at
-        )
+        return create_api_key(session, name=args.name, scopes=args.scope, role=args.role, expires_at=expires_at)
 
     _key, plaintext = _with_database(lambda url: asyncio.run(_in_session(url, work)))
     print(plaintext)
@@ -117,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mirante", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    up = commands.add_parser(
-        "up", help="start the infrastructure, migrate, and run every (or the named) service"
-    )
+    up = commands.add_parser("up", help="start the infrastructure, migrate, and run every (or the named) service")
     up.add_argument("services", nargs="*", help="service names (default: all installed)")
     up.add_argument("--no-migrate", action="store_true", help="skip migrations")
     up.set_defaults(handler=cmd_up)
@@ -132,9 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply every Alembic history (identity, then each service)")
     migrate.set_defaults(handler=cmd_migrate)
 
-    devstack = commands.add_parser(
-        "devstack", help="start only Postgres, Redis and MQTT and print their URLs"
-    )
+    devstack = commands.add_parser("devstack", help="start only Postgres, Redis and MQTT and print their URLs")
     devstack.set_defaults(handler=cmd_devstack)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
@@ -146,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--tenant", help="tenant slug the user belongs to")
     create_user.set_defaults(handler=cmd_user_create)
 
-    apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
-        dest="apikey_command", required=True
-    )
+    apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(dest="apikey_command", required=True)
     create_key = apikey.add_parser("create", help="create an API key and print it once")
     create_key.add_argument("--name", required=True)
     create_key.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
@@ -164,6 +157,14 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="uvicorn worker processes")
 
 
+def _database_failure(exc: DBAPIError) -> str:
+    # The driver's own message, without SQLAlchemy's statement dump and the asyncpg class prefix.
+    detail = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+    detail = detail.split(">: ", 1)[-1] if detail.startswith("<class ") else detail
+    hint = " (has `mirante migrate` run on this database?)" if "does not exist" in detail else ""
+    return f"database: {detail}{hint}"
+
+
 def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     core = CoreSettings()
     configure_logging(core.log_level, core.json_logs)
@@ -174,6 +175,13 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         return 2
     except ApiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except DBAPIError as exc:
+        print(f"error: {_database_failure(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # Typically a server that refuses the connection; the message names its address.
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

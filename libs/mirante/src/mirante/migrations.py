@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from alembic import command, context
+from mirante.bus.tables import INBOX, OUTBOX
 from mirante.db import async_url, checked_identifier
 
 IDENTITY_HISTORY = "identity"
 VERSION_TABLE = "alembic_version"
+BUS_TABLES = frozenset({OUTBOX, INBOX})
 
 
 class MigrationError(RuntimeError):
@@ -33,6 +35,8 @@ def find_alembic_ini(start: Path | None = None) -> Path:
     """`MIRANTE_ALEMBIC_INI` when set, else the nearest `alembic.ini` from `start` (or the cwd) upwards."""
     explicit = os.environ.get("MIRANTE_ALEMBIC_INI")
     if explicit:
+        if not Path(explicit).is_file():
+            raise MigrationError(f"MIRANTE_ALEMBIC_INI names {explicit}, which is not a file")
         return Path(explicit)
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -43,9 +47,11 @@ def find_alembic_ini(start: Path | None = None) -> Path:
 
 
 def history_config(history: str, ini: Path | None = None) -> Config:
+    """The Alembic configuration of `history`; `MigrationError` when `alembic.ini` has no such section."""
     path = ini or find_alembic_ini()
     config = Config(str(path), ini_section=checked_identifier(history))
-    if not config.get_main_option("script_location"):
+    # Alembic itself raises its CommandError for a missing section, which callers do not expect.
+    if not config.file_config.has_section(history) or not config.get_main_option("script_location"):
         raise MigrationError(f"{path} has no [{history}] section")
     return config
 
@@ -54,7 +60,8 @@ def _include_only(schema: str) -> Any:
     def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
         if type_ == "schema":
             return name == schema
-        return True
+        # The bus tables belong to mirante.bus (created by `create_bus_tables`), not to the service's models.
+        return not (type_ == "table" and name in BUS_TABLES)
 
     return include_name
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 
@@ -11,7 +11,9 @@ from mirante.service import ServiceSpec
 from mirante.settings import InfraSettings, ServiceSettings
 
 
-def library_app(infra: InfraSettings, routers: Sequence[APIRouter] = ()) -> FastAPI:
+def library_app(
+    infra: InfraSettings, routers: Sequence[APIRouter] = (), body_limits: Mapping[str, int] | None = None
+) -> FastAPI:
     """An app with the identity router and the whole web kit, but no schema or outbox of its own."""
     settings = ServiceSettings(infra=infra)
     spec = ServiceSpec(
@@ -24,4 +26,4 @@ def library_app(infra: InfraSettings, routers: Sequence[APIRouter] = ()) -> Fast
         app_factory=lambda given: library_app(infra),
         publishes_events=False,
     )
-    return build_service_app(spec, settings, routers=routers)
+    return build_service_app(spec, settings, routers=routers, body_limits=body_limits)

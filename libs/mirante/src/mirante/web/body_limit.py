@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mirante.web.errors import error_body
 
 
-class BodyTooLargeError(Exception):
-    pass
+def _too_large_message(limit: int) -> str:
+    return f"request body exceeds the limit of {limit} bytes"
+
+
+class BodyTooLargeError(HTTPException):
+    """Raised from `receive` once a streamed body passes the cap.
+
+    An HTTP exception, because FastAPI turns any other error raised while it parses a body into a 400.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large_message(limit))
 
 
 class BodyLimitMiddleware:
@@ -29,9 +40,7 @@ class BodyLimitMiddleware:
         return self.default_limit
 
     async def _reject(self, send: Send, limit: int) -> None:
-        body = orjson.dumps(
-            error_body(413, "payload_too_large", f"request body exceeds the limit of {limit} bytes")
-        )
+        body = orjson.dumps(error_body(413, "payload_too_large", _too_large_message(limit)))
         await send(
             {
                 "type": "http.response.start",
@@ -62,7 +71,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLargeError
+                    raise BodyTooLargeError(limit)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mirante.web.request_id import current_request_id
 
@@ -90,9 +91,7 @@ def error_body(status_code: int, code: str, message: str, details: Any = None) -
 def error_response(
     status_code: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        error_body(status_code, code, message, details), status_code=status_code, headers=headers
-    )
+    return JSONResponse(error_body(status_code, code, message, details), status_code=status_code, headers=headers)
 
 
 def _describe_validation(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -103,7 +102,26 @@ def _describe_validation(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return described
 
 
+# Python's reason phrases change between versions (413, 422), so the codes of the statuses the suite uses are
+# fixed here, the same as the matching `ApiError` classes.
+_STABLE_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+
 def _code_for(status_code: int) -> str:
+    if status_code in _STABLE_CODES:
+        return _STABLE_CODES[status_code]
     try:
         return HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:
@@ -129,9 +147,45 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid request: {summary}", details)
 
 
+def _internal_error() -> JSONResponse:
+    return error_response(500, "internal_error", "internal server error")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "internal server error")
+    return _internal_error()
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler took with the 500 error document, logged once with the request id.
+
+    Starlette's own catch-all wraps every user middleware, so there the request id is already unbound and the
+    response would miss it (and the CORS headers). Install this inside `RequestIdMiddleware`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                # Half a response is out: only the server can end it, by closing the connection.
+                raise
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await _internal_error()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
