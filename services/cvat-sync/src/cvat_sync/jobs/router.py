@@ -1,5 +1,140 @@
-"""HTTP endpoints of the jobs feature."""
+"""HTTP endpoints of the jobs feature: list, detail, history, stats and CSV export (any signed-in role reads)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cvat_sync.deps import AppSettings
+from cvat_sync.jobs import queries
+from cvat_sync.jobs.queries import EXPORT_MAX_ROWS, JobFilters
+from cvat_sync.jobs.schemas import (
+    CSV_COLUMNS,
+    JobChangeOut,
+    JobDetail,
+    JobFilterParams,
+    JobStatsOut,
+    JobSummary,
+    SortParam,
+    csv_row,
+    csv_text,
+)
+from mirante.auth import CurrentPrincipal
+from mirante.db import Session, get_session
+from mirante.web.errors import NotFoundError
+from mirante.web.pagination import Page, Pagination
+
+DETAIL_HISTORY_LIMIT = 200
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+JobId = Annotated[int, Path(ge=1, description="CVAT job id")]
+
+
+async def export_session(
+    session: Annotated[AsyncSession, Depends(get_session, scope="request")],
+    principal: CurrentPrincipal,
+) -> AsyncSession:
+    """A session that stays open until a streamed body has been sent, for a caller who is signed in.
+
+    It is the ordinary `get_session` dependency with request scope, so tests that override `get_session`
+    export what they wrote. It is resolved before the principal so that, when both share one session (as under
+    that override), the principal's shorter-lived savepoint nests inside this one and ends first.
+    """
+    return session
+
+
+ExportSession = Annotated[AsyncSession, Depends(export_session)]
+
+
+async def _require_job(session: AsyncSession, job_id: int) -> None:
+    if not await queries.job_exists(session, job_id):
+        raise NotFoundError(f"job {job_id} is not in the mirror")
+
+
+@router.get("/jobs", response_model=Page[JobSummary])
+async def list_jobs(
+    session: Session,
+    principal: CurrentPrincipal,
+    settings: AppSettings,
+    page: Pagination,
+    filters: JobFilterParams,
+    sort: SortParam = "-updated",
+) -> Page[JobSummary]:
+    """Mirrored CVAT jobs matching the filters, newest CVAT update first unless `sort` says otherwise.
+
+    Jobs deleted in CVAT are left out unless `include_deleted=true`.
+    """
+    jobs, count = await queries.list_jobs(session, filters, sort, offset=page.offset, limit=page.limit)
+    return page.build([JobSummary.of(job, settings.link_base) for job in jobs], count)
+
+
+@router.get(
+    "/jobs/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "the matching jobs, one CSV line each"}},
+)
+async def export_jobs(
+    session: ExportSession, settings: AppSettings, filters: JobFilterParams, sort: SortParam = "-updated"
+) -> StreamingResponse:
+    """The jobs matching the filters as a CSV download (header row first), in `sort` order.
+
+    Streamed from a database cursor, so memory stays flat; one export holds at most 1,000,000 rows
+    (narrow the filters for more). Cells that would start a spreadsheet formula get a leading `'`.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        _csv_body(session, filters, sort, settings.link_base),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="cvat-jobs-{stamp}.csv"',
+            "Cache-Control": "no-store",
+            "X-Export-Row-Limit": str(EXPORT_MAX_ROWS),
+        },
+    )
+
+
+async def _csv_body(session: AsyncSession, filters: JobFilters, sort: str, link_base: str) -> AsyncIterator[str]:
+    yield csv_text([CSV_COLUMNS])
+    async for batch in queries.stream_jobs(session, filters, sort):
+        yield csv_text([csv_row(job, link_base) for job in batch])
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail)
+async def get_job(job_id: JobId, session: Session, principal: CurrentPrincipal, settings: AppSettings) -> JobDetail:
+    """One job (deleted ones too) with its raw CVAT payload, its latest 200 changes and its link in CVAT."""
+    job = await queries.get_job(session, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} is not in the mirror")
+    history, history_count = await queries.job_history(session, job_id, limit=DETAIL_HISTORY_LIMIT)
+    return JobDetail.build(job, settings.link_base, history, history_count)
+
+
+@router.get("/jobs/{job_id}/history", response_model=Page[JobChangeOut])
+async def get_job_history(
+    job_id: JobId, session: Session, principal: CurrentPrincipal, page: Pagination
+) -> Page[JobChangeOut]:
+    """Every recorded change of a job, newest first: what moved, from where (sync or webhook), and when."""
+    await _require_job(session, job_id)
+    changes, count = await queries.job_history(session, job_id, offset=page.offset, limit=page.limit)
+    return page.build([JobChangeOut.model_validate(change) for change in changes], count)
+
+
+@router.get("/stats", response_model=JobStatsOut)
+async def get_stats(
+    session: Session,
+    principal: CurrentPrincipal,
+    filters: JobFilterParams,
+    top: Annotated[int, Query(ge=1, le=100, description="how many projects and assignees to list")] = 10,
+) -> JobStatsOut:
+    """Totals (jobs, distinct tasks and projects, annotations) and breakdowns by status, project and assignee.
+
+    Takes the same filters as the job list, so the numbers describe the jobs the list shows. Projects and
+    assignees are listed busiest first; `assignee: null` (label "unassigned") groups jobs nobody holds.
+    """
+    return JobStatsOut.of(await queries.job_stats(session, filters, top=top))

@@ -1,0 +1,318 @@
+"""Request parameters and response bodies of the jobs API."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from cvat_sync.jobs.models import Job, JobChange
+from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, InvalidJobQueryError, JobFilters, JobStats
+from cvat_sync.jobs.service import job_link
+from mirante.web.errors import ValidationFailedError
+
+Status = Literal["annotation", "validation", "completed"]
+Stage = Literal["annotation", "validation", "acceptance"]
+State = Literal["new", "in progress", "completed", "rejected"]
+SortKey = Literal[
+    "updated",
+    "-updated",
+    "id",
+    "-id",
+    "task_name",
+    "-task_name",
+    "project_name",
+    "-project_name",
+    "assignee",
+    "-assignee",
+    "status",
+    "-status",
+    "total_annotations",
+    "-total_annotations",
+]
+
+
+def _search_text(q: str | None) -> str | None:
+    if q is None or not q.strip():
+        return None
+    return q.strip()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # A time without a zone is read as UTC, the zone CVAT reports its dates in.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def job_filters(
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH_LENGTH,
+            description="full-text search over task name, project name and assignee; partial words match "
+            'as prefixes; quotes ("exact phrase"), `or` and `-word` work as in a search engine',
+        ),
+    ] = None,
+    project_id: Annotated[int | None, Query(ge=1, description="CVAT project id")] = None,
+    task_id: Annotated[int | None, Query(ge=1, description="CVAT task id")] = None,
+    assignee: Annotated[
+        str | None, Query(min_length=1, max_length=150, description="assignee's CVAT username (exact)")
+    ] = None,
+    assigned: Annotated[
+        bool | None, Query(description="true: only jobs with an assignee; false: only unassigned jobs")
+    ] = None,
+    status: Annotated[list[Status] | None, Query(description="one or more statuses (repeat the parameter)")] = None,
+    stage: Annotated[list[Stage] | None, Query(description="one or more stages (repeat the parameter)")] = None,
+    state: Annotated[list[State] | None, Query(description="one or more states (repeat the parameter)")] = None,
+    updated_from: Annotated[
+        datetime | None, Query(description="ISO 8601; jobs CVAT updated at or after this time (UTC if no zone)")
+    ] = None,
+    updated_to: Annotated[
+        datetime | None, Query(description="ISO 8601; jobs CVAT updated at or before this time (UTC if no zone)")
+    ] = None,
+    include_deleted: Annotated[bool, Query(description="also jobs deleted in CVAT")] = False,
+) -> JobFilters:
+    """The filters shared by the job list, the stats and the CSV export."""
+    try:
+        return JobFilters(
+            search=_search_text(q),
+            project_id=project_id,
+            task_id=task_id,
+            assignee=assignee,
+            assigned=assigned,
+            statuses=tuple(status or ()),
+            stages=tuple(stage or ()),
+            states=tuple(state or ()),
+            updated_from=_aware(updated_from),
+            updated_to=_aware(updated_to),
+            include_deleted=include_deleted,
+        )
+    except InvalidJobQueryError as error:
+        raise ValidationFailedError(str(error)) from None
+
+
+JobFilterParams = Annotated[JobFilters, Depends(job_filters)]
+
+SortParam = Annotated[
+    SortKey,
+    Query(description="sort key, `-` for descending; ties are broken by job id in the same direction"),
+]
+
+
+class JobSummary(BaseModel):
+    """A job as the list shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    task_id: int | None
+    task_name: str | None
+    project_id: int | None
+    project_name: str | None
+    assignee: str | None
+    status: str
+    stage: str
+    state: str
+    job_type: str | None
+    frame_count: int | None
+    manual_annotations: int
+    interpolated_annotations: int
+    total_annotations: int
+    cvat_updated_at: datetime
+    last_synced_at: datetime
+    deleted: bool
+    deleted_at: datetime | None
+    cvat_link: str
+
+    @classmethod
+    def of(cls, job: Job, link_base: str) -> JobSummary:
+        return cls.model_validate(_summary_fields(job, link_base))
+
+
+def _summary_fields(job: Job, link_base: str) -> dict[str, Any]:
+    fields = {name: getattr(job, name) for name in JobSummary.model_fields if name not in ("deleted", "cvat_link")}
+    fields.update(deleted=job.deleted_at is not None, cvat_link=job_link(link_base, job))
+    return fields
+
+
+class JobChangeOut(BaseModel):
+    """One change of a job: the fields that moved (`{"field": [old, new]}`) and the job's state after it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    source: str
+    changes: dict[str, Any]
+    status: str
+    stage: str
+    state: str
+    assignee: str | None
+    cvat_updated_at: datetime | None
+    changed_at: datetime
+
+
+class JobDetail(JobSummary):
+    """A job with its raw CVAT payload and its most recent changes."""
+
+    assignee_id: int | None
+    cvat_created_at: datetime | None
+    annotations_counted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    raw: dict[str, Any]
+    history: list[JobChangeOut]
+    history_count: int
+
+    @classmethod
+    def build(cls, job: Job, link_base: str, history: list[JobChange], history_count: int) -> JobDetail:
+        fields = _summary_fields(job, link_base)
+        fields.update(
+            assignee_id=job.assignee_id,
+            cvat_created_at=job.cvat_created_at,
+            annotations_counted_at=job.annotations_counted_at,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            raw=job.raw,
+            history=[JobChangeOut.model_validate(change) for change in history],
+            history_count=history_count,
+        )
+        return cls.model_validate(fields)
+
+
+class TotalsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    jobs: int
+    tasks: int
+    projects: int
+    manual_annotations: int
+    interpolated_annotations: int
+    annotations: int
+
+
+class StatusCountOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    status: str
+    jobs: int
+    annotations: int
+
+
+class ProjectCountOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project_id: int | None
+    project_name: str | None
+    jobs: int
+    tasks: int
+    annotations: int
+
+
+class AssigneeCountOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    assignee: str | None
+    label: str
+    jobs: int
+    annotations: int
+
+
+UNASSIGNED_LABEL = "unassigned"
+
+
+class JobStatsOut(BaseModel):
+    """Totals and breakdowns of the jobs matching the filters (the same filters as the list)."""
+
+    totals: TotalsOut
+    by_status: list[StatusCountOut]
+    by_project: list[ProjectCountOut]
+    by_assignee: list[AssigneeCountOut]
+
+    @classmethod
+    def of(cls, stats: JobStats) -> JobStatsOut:
+        return cls(
+            totals=TotalsOut.model_validate(stats.totals),
+            by_status=[StatusCountOut.model_validate(item) for item in stats.by_status],
+            by_project=[ProjectCountOut.model_validate(item) for item in stats.by_project],
+            by_assignee=[
+                AssigneeCountOut(
+                    assignee=item.assignee,
+                    label=item.assignee if item.assignee is not None else UNASSIGNED_LABEL,
+                    jobs=item.jobs,
+                    annotations=item.annotations,
+                )
+                for item in stats.by_assignee
+            ],
+        )
+
+
+CSV_COLUMNS = (
+    "id",
+    "task_id",
+    "task_name",
+    "project_id",
+    "project_name",
+    "assignee",
+    "status",
+    "stage",
+    "state",
+    "job_type",
+    "frame_count",
+    "manual_annotations",
+    "interpolated_annotations",
+    "total_annotations",
+    "cvat_updated_at",
+    "last_synced_at",
+    "deleted",
+    "cvat_link",
+)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: str | None) -> str:
+    # Spreadsheets run a cell that starts like a formula; names come from CVAT users, so they are defused.
+    if value is None:
+        return ""
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
+def _csv_time(moment: datetime | None) -> str:
+    return moment.isoformat() if moment is not None else ""
+
+
+def csv_row(job: Job, link_base: str) -> list[Any]:
+    """One export line, in `CSV_COLUMNS` order."""
+    return [
+        job.id,
+        "" if job.task_id is None else job.task_id,
+        _csv_text(job.task_name),
+        "" if job.project_id is None else job.project_id,
+        _csv_text(job.project_name),
+        _csv_text(job.assignee),
+        job.status,
+        job.stage,
+        job.state,
+        job.job_type or "",
+        "" if job.frame_count is None else job.frame_count,
+        job.manual_annotations,
+        job.interpolated_annotations,
+        job.total_annotations,
+        _csv_time(job.cvat_updated_at),
+        _csv_time(job.last_synced_at),
+        "true" if job.deleted_at is not None else "false",
+        job_link(link_base, job),
+    ]
+
+
+def csv_text(rows: Sequence[Sequence[Any]]) -> str:
+    """`rows` as CSV text (RFC 4180 quoting, CRLF line ends)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
