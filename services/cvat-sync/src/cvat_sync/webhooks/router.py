@@ -1,5 +1,124 @@
-"""HTTP endpoints of the webhooks feature."""
+"""HTTP endpoints of the webhooks feature: CVAT's webhook receiver and the audit log API (admins)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from cvat_sync.deps import AppSettings
+from cvat_sync.webhooks import service
+from cvat_sync.webhooks.models import WebhookLog
+from cvat_sync.webhooks.schemas import (
+    MAX_BIGINT,
+    LogStatus,
+    WebhookLogDetail,
+    WebhookLogFilters,
+    WebhookLogOut,
+    WebhookReceipt,
+)
+from mirante.auth import AdminPrincipal
+from mirante.db import Session
+from mirante.web.errors import ValidationFailedError, error_response
+from mirante.web.pagination import Page, Pagination
+
+router = APIRouter(tags=["webhooks"])
+
+WEBHOOK_PATH = "/api/v1/webhooks/cvat"
+# The path the original system documented for CVAT's webhook settings; kept so existing webhooks keep working.
+ALIAS_PATHS = ("/cvat/webhook/", "/cvat/webhook")
+LogId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+
+RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON, not a JSON object, no event, or an invalid job/task/project object"},
+    401: {"description": "X-Signature-256 missing or not matching the raw body"},
+    413: {"description": "body above CVAT_SYNC_WEBHOOK_MAX_BODY_BYTES"},
+    415: {"description": "content type is not application/json"},
+    500: {"description": "processing failed unexpectedly (logged as error; CVAT may retry)"},
+    503: {"description": "CVAT_SYNC_WEBHOOK_SECRET is not set: every webhook is refused"},
+}
+
+
+async def receive_cvat_webhook(request: Request, session: Session, settings: AppSettings) -> Response:
+    """Receive a CVAT webhook: logged before processing, verified with `X-Signature-256` over the raw body.
+
+    200 for processed, ignored (unknown events and jobs, stale updates) and duplicate deliveries. Every
+    request, refused or not, is in the webhook log; the answer carries its `log_id`.
+    """
+    received_at = datetime.now(UTC)
+    body = await request.body()
+    receiver = service.CvatWebhookReceiver(session, settings.webhook_secret.get_secret_value())
+    result = await receiver.receive(
+        service.WebhookRequest(
+            body=body,
+            headers=request.headers,
+            source_ip=request.client.host if request.client else None,
+            received_at=received_at,
+        )
+    )
+    if result.http_status < 300:
+        receipt = WebhookReceipt(status=result.status, log_id=result.log_id, message=result.message)
+        return Response(orjson.dumps(receipt.model_dump(mode="json")), media_type="application/json")
+    # Answered, not raised: raising would roll back the request's transaction and with it the log row.
+    return error_response(
+        result.http_status,
+        result.error_code or "error",
+        result.message or result.status.value,
+        details={"log_id": result.log_id, "status": result.status.value},
+    )
+
+
+router.add_api_route(
+    WEBHOOK_PATH,
+    receive_cvat_webhook,
+    methods=["POST"],
+    response_model=WebhookReceipt,
+    responses=RECEIVER_RESPONSES,
+    summary="Receive a CVAT webhook",
+)
+for alias in ALIAS_PATHS:
+    router.add_api_route(alias, receive_cvat_webhook, methods=["POST"], include_in_schema=False)
+
+
+@router.get("/api/v1/webhook-logs", response_model=Page[WebhookLogOut])
+async def list_webhook_logs(
+    admin: AdminPrincipal,
+    session: Session,
+    pagination: Pagination,
+    status: Annotated[list[LogStatus] | None, Query(description="repeat for several statuses")] = None,
+    event_type: Annotated[str | None, Query(max_length=100, description="e.g. update:job")] = None,
+    job_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+    received_after: Annotated[datetime | None, Query(description="inclusive; ISO 8601, UTC when no offset")] = None,
+    received_before: Annotated[datetime | None, Query(description="exclusive; ISO 8601, UTC when no offset")] = None,
+) -> Page[WebhookLogOut]:
+    """The webhook audit log, newest first, filtered by status, event type, job and time received (admins)."""
+    filters = WebhookLogFilters(
+        statuses=status or [],
+        event_type=event_type,
+        job_id=job_id,
+        received_after=received_after,
+        received_before=received_before,
+    )
+    if filters.received_after and filters.received_before and filters.received_after >= filters.received_before:
+        raise ValidationFailedError("received_after must be earlier than received_before")
+    logs, count = await service.list_logs(session, filters, offset=pagination.offset, limit=pagination.limit)
+    return pagination.build([WebhookLogOut.model_validate(log) for log in logs], count)
+
+
+@router.get("/api/v1/webhook-logs/{log_id}", response_model=WebhookLogDetail)
+async def get_webhook_log(log_id: LogId, admin: AdminPrincipal, session: Session) -> WebhookLogDetail:
+    """One webhook request with its raw body, parsed payload and kept headers (admins)."""
+    log = await service.get_log(session, log_id)
+    return _detail(log)
+
+
+def _detail(log: WebhookLog) -> WebhookLogDetail:
+    try:
+        payload: Any = orjson.loads(log.body)
+    except orjson.JSONDecodeError:
+        payload = None
+    summary = WebhookLogOut.model_validate(log).model_dump()
+    return WebhookLogDetail(**summary, body=log.body, headers=log.headers, payload=payload)

@@ -1,0 +1,147 @@
+"""Queries of the webhooks feature: the audit log, and the job updates that task and project events cause."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
+
+from cvat_sync.jobs.models import Job
+from cvat_sync.webhooks.models import WebhookLog
+from cvat_sync.webhooks.schemas import PROCESSED_STATUSES, LogStatus, WebhookLogFilters
+
+LOG_TABLE = cast(Table, WebhookLog.__table__)
+
+
+def _insert_log_statement() -> ReturningInsert[int, int | None]:
+    log = LOG_TABLE
+    earlier = log.alias("earlier")
+    processed_before = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.body_sha256 == bindparam("same_body_sha256"),
+            earlier.c.status.in_([status.value for status in PROCESSED_STATUSES]),
+        )
+        .order_by(earlier.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return insert(log).returning(log.c.id, processed_before)
+
+
+def _finish_log_statement() -> Update:
+    log = LOG_TABLE
+    return (
+        update(log)
+        .where(log.c.id == bindparam("log_id"))
+        .values(
+            status=bindparam("new_status"),
+            error_message=bindparam("new_error_message"),
+            processed_at=bindparam("new_processed_at"),
+        )
+    )
+
+
+# Built once: a webhook costs a few statements, and building them per request cost more than running them.
+INSERT_LOG = _insert_log_statement()
+FINISH_LOG = _finish_log_statement()
+
+
+async def insert_log(session: AsyncSession, values: dict[str, Any]) -> tuple[int, int | None]:
+    """Insert a log row; returns its id and the id of an earlier, processed request with the same body, if any.
+
+    Both in one statement, so logging a request costs a single round trip whatever the outcome.
+    """
+    row = (await session.execute(INSERT_LOG, {**values, "same_body_sha256": values["body_sha256"]})).one()
+    return row[0], row[1]
+
+
+async def finish_log(
+    session: AsyncSession, log_id: int, *, status: LogStatus, error_message: str | None, processed_at: datetime
+) -> None:
+    """Record the outcome of a logged request."""
+    await session.execute(
+        FINISH_LOG,
+        {
+            "log_id": log_id,
+            "new_status": status.value,
+            "new_error_message": error_message,
+            "new_processed_at": processed_at,
+        },
+    )
+
+
+async def get_log(session: AsyncSession, log_id: int) -> WebhookLog | None:
+    return await session.get(WebhookLog, log_id)
+
+
+def _log_conditions(filters: WebhookLogFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.statuses:
+        conditions.append(WebhookLog.status.in_([status.value for status in filters.statuses]))
+    if filters.event_type is not None:
+        conditions.append(WebhookLog.event_type == filters.event_type)
+    if filters.job_id is not None:
+        conditions.append(WebhookLog.job_id == filters.job_id)
+    if filters.received_after is not None:
+        conditions.append(WebhookLog.received_at >= filters.received_after)
+    if filters.received_before is not None:
+        conditions.append(WebhookLog.received_at < filters.received_before)
+    return conditions
+
+
+async def list_logs(
+    session: AsyncSession, filters: WebhookLogFilters, *, offset: int, limit: int
+) -> tuple[list[WebhookLog], int]:
+    """One page of matching log rows, newest first, and the number of all matching rows."""
+    conditions = _log_conditions(filters)
+    count = await session.scalar(select(func.count()).select_from(WebhookLog).where(*conditions))
+    rows = await session.scalars(
+        select(WebhookLog)
+        .where(*conditions)
+        .order_by(WebhookLog.received_at.desc(), WebhookLog.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), count or 0
+
+
+async def live_jobs_of(
+    session: AsyncSession, *, task_id: int | None = None, project_id: int | None = None
+) -> list[Job]:
+    """The stored, not deleted jobs of a task or of a project, locked until the transaction ends."""
+    if (task_id is None) == (project_id is None):
+        raise ValueError("give exactly one of task_id and project_id")
+    owner = Job.task_id == task_id if task_id is not None else Job.project_id == project_id
+    rows = await session.scalars(select(Job).where(owner, Job.deleted_at.is_(None)).order_by(Job.id).with_for_update())
+    return list(rows)
+
+
+async def _update_jobs_where(
+    session: AsyncSession, owner: ColumnElement[bool], values: dict[str, Any], now: datetime
+) -> int:
+    differs = or_(*(getattr(Job, field).is_distinct_from(value) for field, value in values.items()))
+    changed: Sequence[int] = (
+        await session.scalars(
+            update(Job)
+            .where(and_(owner, differs))
+            .values(**values, updated_at=now)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    return len(changed)
+
+
+async def refresh_task_fields(session: AsyncSession, task_id: int, values: dict[str, Any], now: datetime) -> int:
+    """Copy task fields (name, project) onto the stored jobs of the task; returns how many jobs changed."""
+    return await _update_jobs_where(session, Job.task_id == task_id, values, now)
+
+
+async def refresh_project_name(session: AsyncSession, project_id: int, name: str, now: datetime) -> int:
+    """Copy a project's name onto its stored jobs; returns how many jobs changed."""
+    return await _update_jobs_where(session, Job.project_id == project_id, {"project_name": name}, now)

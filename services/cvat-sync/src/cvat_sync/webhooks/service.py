@@ -1,0 +1,384 @@
+"""Receiving CVAT webhooks: audit every request first, then apply what it says to the job mirror.
+
+Order of checks (each failure is logged `rejected`, and nothing is processed):
+415 when the content type is not `application/json`; 503 when no secret is configured (a webhook endpoint
+without a secret would accept forged job changes, so it refuses everything until `CVAT_SYNC_WEBHOOK_SECRET`
+is set; CVAT retries 5xx, so deliveries made meanwhile are not lost on servers that retry); 401 when
+`X-Signature-256` is missing or does not match the raw body; 400 when the body is not a JSON object with an
+`event` string.
+
+An admitted request's log row is inserted (`pending`) in the request's transaction before anything else, then
+the event is processed inside a SAVEPOINT. A processing failure rolls back the savepoint only, so the row
+survives with status `error` and commits with the request. Because row and outcome commit together, other
+readers only ever see final statuses; `processing` is the in-memory stage between the two writes.
+
+Answers follow CVAT's retry rules (5xx, 408 and 429 are retried, other 4xx are final): 200 for success,
+ignored (unknown events, unknown jobs, stale updates) and duplicates; 400 for a job or task object CVAT would
+send the same way again; 500 for unexpected failures, which a retry may get past.
+
+`error_message` also carries the note of a 200: an update older than the stored job is logged `ignored` with
+"stale: ..." (not applied), a redelivered body `duplicate` with the id of the log that processed it first.
+Duplicates are found by SHA-256 of the raw body among requests that ended success, ignored or duplicate, since
+CVAT sends no delivery id; a body that ended in error or was rejected is processed again when it comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cvat_sync.cvat.payloads import CvatJob, InvalidJobPayloadError
+from cvat_sync.jobs.models import Job
+from cvat_sync.jobs.service import Incoming, JobMirror, Outcome
+from cvat_sync.webhooks import repository
+from cvat_sync.webhooks.models import WebhookLog
+from cvat_sync.webhooks.schemas import (
+    MAX_BIGINT,
+    CvatProjectRef,
+    CvatRef,
+    CvatTaskRef,
+    LogStatus,
+    WebhookLogFilters,
+)
+from mirante.web.errors import NotFoundError
+from mirante.webhooks import SHA256_SIGNATURE_HEADER, SignatureError, verify_sha256_hex
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "webhook"
+JSON_MEDIA_TYPE = "application/json"
+SECRET_VARIABLE = "CVAT_SYNC_WEBHOOK_SECRET"
+# Kept for the audit; never credentials. The signature is kept: it proves nothing without the secret.
+KEPT_HEADERS = ("content-type", "content-length", "user-agent", SHA256_SIGNATURE_HEADER.lower(), "x-forwarded-for")
+MAX_HEADER_CHARS = 512
+MAX_EVENT_CHARS = 100
+MAX_SOURCE_IP_CHARS = 64
+MAX_MESSAGE_CHARS = 2000
+
+Ref = TypeVar("Ref", bound=BaseModel)
+
+
+class WebhookPayloadError(ValueError):
+    """The webhook names an event we handle, but its object lacks a field we need or has one of the wrong type."""
+
+
+class WebhookLogNotFoundError(NotFoundError):
+    def __init__(self, log_id: int) -> None:
+        super().__init__(f"webhook log {log_id} not found")
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook request as received: raw body bytes, headers (case-insensitive mapping) and socket peer."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    source_ip: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """What became of a request: its log row, final status, the HTTP answer and a message."""
+
+    log_id: int
+    status: LogStatus
+    http_status: int
+    message: str | None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class _Rejection:
+    http_status: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Handled:
+    status: LogStatus
+    message: str
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """The outcome of the checks done before anything is written: what the log row records."""
+
+    signature_valid: bool
+    payload: dict[str, Any] | None
+    event: str | None
+    rejection: _Rejection | None = None
+
+    def refused(self, http_status: int, code: str, message: str) -> _Admission:
+        return replace(self, rejection=_Rejection(http_status, code, message))
+
+
+def media_type(content_type: str | None) -> str:
+    """`application/json; charset=utf-8` → `application/json` (parameters dropped, lower case)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _db_text(text: str, limit: int | None = None) -> str:
+    # PostgreSQL text cannot hold NUL characters; an audit row must never fail on what a sender put in a body.
+    cleaned = text.replace("\x00", "\ufffd")
+    return cleaned if limit is None else cleaned[:limit]
+
+
+def _bigint(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BIGINT:
+        return value
+    return None
+
+
+def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    kept = {}
+    for name in KEPT_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            kept[name] = _db_text(value, MAX_HEADER_CHARS)
+    return kept
+
+
+def _nested_id(payload: dict[str, Any], key: str) -> int | None:
+    value = payload.get(key)
+    return _bigint(value.get("id")) if isinstance(value, dict) else None
+
+
+def _describe(error: Exception) -> str:
+    # SQLAlchemy's own text repeats the statement and every parameter; the driver's message is what matters.
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        return f"database error: {error.orig}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _parse_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The body as a JSON object, or the reason it is not one."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return None, f"the body is not valid JSON: {error}"
+    if not isinstance(payload, dict):
+        return None, f"the body must be a JSON object, not {type(payload).__name__}"
+    return payload, None
+
+
+def _parse_ref(model: type[Ref], raw: Any, what: str) -> Ref:
+    if not isinstance(raw, dict):
+        raise WebhookPayloadError(f"the webhook has no {what} object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or what}: {item['msg']}" for item in error.errors()[:5]
+        )
+        raise WebhookPayloadError(f"invalid {what}: {problems}") from None
+
+
+class CvatWebhookReceiver:
+    """Checks, logs and processes CVAT webhook requests in the caller's transaction (flush only)."""
+
+    def __init__(self, session: AsyncSession, secret: str) -> None:
+        self.session = session
+        self.secret = secret
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[_Handled]]] = {
+            "ping": self._ping,
+            "create:job": self._upsert_job,
+            "update:job": self._upsert_job,
+            "delete:job": self._delete_job,
+            "create:task": self._refresh_task,
+            "update:task": self._refresh_task,
+            "delete:task": self._delete_task,
+            "create:project": self._refresh_project,
+            "update:project": self._refresh_project,
+            "delete:project": self._delete_project,
+        }
+
+    async def receive(self, request: WebhookRequest) -> WebhookResult:
+        """Log `request`, then process it unless it is refused or a duplicate; never raises for what CVAT sent."""
+        admission = self._admit(request)
+        payload = admission.payload or {}
+        values: dict[str, Any] = {
+            "event_type": _db_text(admission.event, MAX_EVENT_CHARS) if admission.event is not None else None,
+            "body": _db_text(request.body.decode("utf-8", errors="replace")),
+            "body_sha256": hashlib.sha256(request.body).hexdigest(),
+            "headers": _kept_headers(request.headers),
+            "source_ip": _db_text(request.source_ip, MAX_SOURCE_IP_CHARS) if request.source_ip else None,
+            "signature_valid": admission.signature_valid,
+            "job_id": _nested_id(payload, "job"),
+            "webhook_id": _bigint(payload.get("webhook_id")) or _nested_id(payload, "webhook"),
+            "received_at": request.received_at,
+        }
+        rejection = admission.rejection
+        if rejection is not None:
+            values.update(
+                status=LogStatus.rejected.value, error_message=rejection.message, processed_at=datetime.now(UTC)
+            )
+            log_id, _ = await repository.insert_log(self.session, values)
+            return WebhookResult(log_id, LogStatus.rejected, rejection.http_status, rejection.message, rejection.code)
+
+        values.update(status=LogStatus.pending.value)
+        log_id, processed_before = await repository.insert_log(self.session, values)
+        if processed_before is not None:
+            return await self._finish(log_id, LogStatus.duplicate, f"same body as webhook log {processed_before}")
+        assert admission.event is not None
+        return await self._process(log_id, admission.event, payload)
+
+    def _admit(self, request: WebhookRequest) -> _Admission:
+        # The body is read even when the request is refused, so the log says what a refused request claimed.
+        signature_error = self._signature_error(request)
+        payload, parse_error = _parse_body(request.body)
+        event = payload.get("event") if payload is not None else None
+        admitted = _Admission(signature_error is None, payload, event if isinstance(event, str) and event else None)
+        content_type = media_type(request.headers.get("content-type"))
+        if content_type != JSON_MEDIA_TYPE:
+            shown = content_type[:MAX_EVENT_CHARS] or "none"
+            return admitted.refused(415, "unsupported_media_type", f"content type {shown!r}: send {JSON_MEDIA_TYPE}")
+        if not self.secret:
+            return admitted.refused(
+                503,
+                "webhook_secret_missing",
+                f"webhooks are refused until {SECRET_VARIABLE} is set to the secret configured on the CVAT "
+                "webhook (without it anyone could forge job changes)",
+            )
+        if signature_error is not None:
+            return admitted.refused(401, "invalid_signature", signature_error)
+        if parse_error is not None:
+            return admitted.refused(400, "malformed_json", parse_error)
+        if admitted.event is None:
+            return admitted.refused(400, "bad_request", 'the body has no "event" string')
+        return admitted
+
+    def _signature_error(self, request: WebhookRequest) -> str | None:
+        if not self.secret:
+            return "no webhook secret is configured"
+        try:
+            verify_sha256_hex(self.secret, request.body, request.headers.get(SHA256_SIGNATURE_HEADER.lower()))
+        except SignatureError as error:
+            return str(error)
+        return None
+
+    async def _process(self, log_id: int, event: str, payload: dict[str, Any]) -> WebhookResult:
+        handler = self.handlers.get(event)
+        if handler is None:
+            return await self._finish(log_id, LogStatus.ignored, f"event {event!r} is not handled")
+        try:
+            handled = await self._in_savepoint(handler, payload)
+        except (InvalidJobPayloadError, WebhookPayloadError) as error:
+            return await self._finish(log_id, LogStatus.error, str(error), http_status=400, code="invalid_payload")
+        except Exception as error:
+            logger.exception("processing CVAT webhook log %s (%s) failed", log_id, event)
+            message = f"processing failed: {_describe(error)}"
+            return await self._finish(log_id, LogStatus.error, message, http_status=500, code="processing_failed")
+        return await self._finish(log_id, handled.status, handled.message)
+
+    async def _in_savepoint(
+        self, handler: Callable[[dict[str, Any]], Awaitable[_Handled]], payload: dict[str, Any]
+    ) -> _Handled:
+        try:
+            async with self.session.begin_nested():
+                return await handler(payload)
+        except IntegrityError:
+            # Another request inserted the same new job first; our insert waited for its commit, so once more
+            # finds the job stored and updates it (or finds ours stale).
+            async with self.session.begin_nested():
+                return await handler(payload)
+
+    async def _finish(
+        self, log_id: int, status: LogStatus, message: str, *, http_status: int = 200, code: str | None = None
+    ) -> WebhookResult:
+        message = _db_text(message, MAX_MESSAGE_CHARS)
+        await repository.finish_log(
+            self.session, log_id, status=status, error_message=message, processed_at=datetime.now(UTC)
+        )
+        return WebhookResult(log_id, status, http_status, message, code)
+
+    async def _ping(self, payload: dict[str, Any]) -> _Handled:
+        webhook = _nested_id(payload, "webhook")
+        return _Handled(LogStatus.success, f"ping from CVAT webhook {webhook}" if webhook else "ping")
+
+    async def _upsert_job(self, payload: dict[str, Any]) -> _Handled:
+        raw = payload.get("job")
+        job = CvatJob.parse(raw)
+        assert isinstance(raw, dict)
+        mirror = JobMirror(self.session, source=SOURCE)
+        stored = await mirror.stored([job.id])
+        previous = stored.get(job.id)
+        stored_date = previous.cvat_updated_at if previous is not None else None
+        [outcome] = await mirror.apply([Incoming(job, raw)], stored=stored)
+        if outcome is Outcome.STALE:
+            return _Handled(
+                LogStatus.ignored,
+                f"stale: job {job.id} updated_date {job.updated_date.isoformat()} is older than the stored "
+                f"{stored_date.isoformat() if stored_date else '?'}; not applied",
+            )
+        if outcome is Outcome.UNCHANGED:
+            return _Handled(LogStatus.success, f"job {job.id} unchanged: not newer than the stored copy")
+        return _Handled(LogStatus.success, f"job {job.id} {outcome.value}")
+
+    async def _delete_job(self, payload: dict[str, Any]) -> _Handled:
+        ref = _parse_ref(CvatRef, payload.get("job"), "job")
+        mirror = JobMirror(self.session, source=SOURCE)
+        job = (await mirror.stored([ref.id])).get(ref.id)
+        if job is None:
+            return _Handled(LogStatus.ignored, f"job {ref.id} is not mirrored")
+        if job.deleted_at is not None:
+            return _Handled(LogStatus.ignored, f"job {ref.id} was already marked deleted")
+        await mirror.mark_deleted([job])
+        return _Handled(LogStatus.success, f"job {ref.id} marked deleted")
+
+    async def _refresh_task(self, payload: dict[str, Any]) -> _Handled:
+        raw = payload.get("task")
+        task = _parse_ref(CvatTaskRef, raw, "task")
+        assert isinstance(raw, dict)
+        values: dict[str, Any] = {"task_name": task.name}
+        if "project_id" in raw:
+            # A task moved to another project (or out of one) takes its jobs along.
+            values.update(project_id=task.project_id, project_name=task.project_name)
+        changed = await repository.refresh_task_fields(self.session, task.id, values, datetime.now(UTC))
+        return _Handled(LogStatus.success, f"task {task.id}: {changed} stored job(s) refreshed")
+
+    async def _refresh_project(self, payload: dict[str, Any]) -> _Handled:
+        project = _parse_ref(CvatProjectRef, payload.get("project"), "project")
+        changed = await repository.refresh_project_name(self.session, project.id, project.name, datetime.now(UTC))
+        return _Handled(LogStatus.success, f"project {project.id}: {changed} stored job(s) refreshed")
+
+    async def _delete_task(self, payload: dict[str, Any]) -> _Handled:
+        task = _parse_ref(CvatRef, payload.get("task"), "task")
+        jobs = await repository.live_jobs_of(self.session, task_id=task.id)
+        return await self._delete_jobs(jobs, f"task {task.id}")
+
+    async def _delete_project(self, payload: dict[str, Any]) -> _Handled:
+        project = _parse_ref(CvatRef, payload.get("project"), "project")
+        jobs = await repository.live_jobs_of(self.session, project_id=project.id)
+        return await self._delete_jobs(jobs, f"project {project.id}")
+
+    async def _delete_jobs(self, jobs: list[Job], owner: str) -> _Handled:
+        if not jobs:
+            return _Handled(LogStatus.ignored, f"{owner} has no mirrored jobs")
+        deleted = await JobMirror(self.session, source=SOURCE).mark_deleted(jobs)
+        return _Handled(LogStatus.success, f"{deleted} job(s) of {owner} marked deleted")
+
+
+async def list_logs(
+    session: AsyncSession, filters: WebhookLogFilters, *, offset: int, limit: int
+) -> tuple[list[WebhookLog], int]:
+    """A page of webhook log rows, newest first, with the total count."""
+    return await repository.list_logs(session, filters, offset=offset, limit=limit)
+
+
+async def get_log(session: AsyncSession, log_id: int) -> WebhookLog:
+    """One webhook log row; `WebhookLogNotFoundError` (404) when there is none."""
+    log = await repository.get_log(session, log_id)
+    if log is None:
+        raise WebhookLogNotFoundError(log_id)
+    return log
