@@ -1,7 +1,7 @@
 """A stream consumer in its own process, for crash tests: its handler writes one row per event.
 
-Run with the test's interpreter; the test kills it with SIGKILL. With `--kill-before-ack-of N` it kills
-itself right after committing its N-th event and before acknowledging it.
+Run with the test's interpreter; the test kills it with SIGKILL. With `--kill-before-ack-of-batch N` it
+kills itself right after committing its N-th batch and before acknowledging any entry of it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -22,16 +23,16 @@ from mirante.db import checked_identifier, create_engine, create_sessionmaker
 
 
 class ConsumerKilledBeforeAck(StreamConsumer):
-    """Dies by SIGKILL between the commit and the XACK of its N-th event."""
+    """Dies by SIGKILL between the commit and the XACK of its N-th batch (one XACK per batch of one stream)."""
 
-    kill_before_ack_of = 0
+    kill_before_ack_of_batch = 0
     _acks = 0
 
-    async def _acknowledge(self, stream: str, entry_id: str) -> None:
+    async def _acknowledge(self, stream: str, entry_ids: Sequence[str]) -> None:
         self._acks += 1
-        if self._acks == self.kill_before_ack_of:
+        if self._acks == self.kill_before_ack_of_batch:
             os.kill(os.getpid(), signal.SIGKILL)
-        await super()._acknowledge(stream, entry_id)
+        await super()._acknowledge(stream, entry_ids)
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -44,7 +45,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--consumer", required=True)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--handler-sleep-ms", type=int, default=10)
-    parser.add_argument("--kill-before-ack-of", type=int, default=0)
+    parser.add_argument("--kill-before-ack-of-batch", type=int, default=0)
     return parser.parse_args()
 
 
@@ -71,7 +72,7 @@ async def consume(arguments: argparse.Namespace) -> None:
         # Far above the test's length: this process never reclaims, it only leaves entries behind.
         min_idle_ms=600_000,
     )
-    consumer.kill_before_ack_of = arguments.kill_before_ack_of
+    consumer.kill_before_ack_of_batch = arguments.kill_before_ack_of_batch
     try:
         await consumer.run()
     finally:

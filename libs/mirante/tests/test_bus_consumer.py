@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import registry
 
 from mirante.bus.consumer import Outcome, StreamConsumer, delete_old_inbox_rows
 from mirante.bus.envelope import Event
@@ -23,6 +24,7 @@ from mirante.testing.streams import (
     StreamRecord,
     delete_streams,
     pending_count,
+    pending_entry_ids,
     publish_event,
     read_records,
     scratch_bus_schema,
@@ -300,6 +302,179 @@ async def test_handler_that_fails_once_succeeds_on_redelivery(
 
     assert (calls, consumer.stats.failures, consumer.stats.dead_lettered) == (2, 1, 0)
     assert await effect_count(db_engine, schema) == 1
+
+
+async def publish_before_reading(redis: Redis, consumer: StreamConsumer, events: list[Event]) -> None:
+    """Publish `events` to a group that exists already, so that one read returns them as one batch."""
+    await consumer.ensure_groups()
+    for event in events:
+        await publish_event(redis, consumer.streams[0], event)
+
+
+async def inbox_times(engine: AsyncEngine, schema: str) -> set[Any]:
+    async with engine.connect() as connection:
+        return set((await connection.execute(select(inbox_table(schema).c.processed_at))).scalars())
+
+
+async def test_a_failing_handler_rolls_back_only_its_own_entry_of_the_batch(
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    schema: str,
+    streams: Streams,
+) -> None:
+    record = recording_handler(schema)
+    events = [new_event(n) for n in range(6)]
+    raises_after_writing, breaks_a_statement = events[1].id, events[4].id
+    healed = False
+    calls: list[str] = []
+
+    async def handler(session: AsyncSession, event: Event) -> None:
+        calls.append(event.id)
+        await record(session, event)
+        if healed:
+            return
+        if event.id == raises_after_writing:
+            raise RuntimeError("downstream said no")
+        if event.id == breaks_a_statement:
+            await session.execute(text(f'INSERT INTO "{schema}".effects (event_id) VALUES (NULL)'))
+
+    consumer = make_consumer(redis_client, sessionmaker, schema, streams, handler, batch_size=10)
+    await publish_before_reading(redis_client, consumer, events)
+
+    assert await consumer.read_new() == 6
+    assert calls == [event.id for event in events]
+    assert (consumer.stats.processed, consumer.stats.failures, consumer.stats.batch_fallbacks) == (4, 2, 0)
+    assert await effect_count(db_engine, schema) == 4, "each failed handler's own writes must be rolled back"
+    assert await inbox_count(db_engine, schema) == 4
+    assert len(await inbox_times(db_engine, schema)) == 1, "the batch must be one transaction"
+    assert await pending_count(redis_client, streams.events, streams.group) == 2
+
+    healed = True
+    await asyncio.sleep(consumer.min_idle_ms / 1000 + 0.05)
+    assert await consumer.reclaim_idle() == 2
+    assert calls[6:] == [raises_after_writing, breaks_a_statement]
+    assert (consumer.stats.processed, consumer.stats.failures, consumer.stats.duplicates) == (6, 2, 0)
+    assert await effect_count(db_engine, schema) == 6
+    assert await pending_count(redis_client, streams.events, streams.group) == 0
+
+
+async def test_a_handler_whose_objects_fail_to_flush_fails_alone(
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    schema: str,
+    streams: Streams,
+) -> None:
+    async with db_engine.begin() as connection:
+        await connection.execute(
+            text(f'CREATE TABLE "{schema}".orm_effects (id serial PRIMARY KEY, event_id uuid NOT NULL)')
+        )
+
+    class OrmEffect:
+        def __init__(self, event_id: uuid.UUID | None) -> None:
+            self.event_id = event_id
+
+    orm_effects = Table(
+        "orm_effects",
+        MetaData(schema=schema),
+        Column("id", Integer, primary_key=True),
+        Column("event_id", Uuid, nullable=False),
+    )
+    registry().map_imperatively(OrmEffect, orm_effects)
+    events = [new_event(n) for n in range(4)]
+    unflushable = events[1].id
+
+    async def handler(session: AsyncSession, event: Event) -> None:
+        # Added, never flushed by the handler: the consumer's flush finds the NULL.
+        session.add(OrmEffect(None if event.id == unflushable else event.event_uuid))
+
+    consumer = make_consumer(redis_client, sessionmaker, schema, streams, handler, batch_size=10)
+    await publish_before_reading(redis_client, consumer, events)
+
+    assert await consumer.read_new() == 4
+    assert (consumer.stats.processed, consumer.stats.failures, consumer.stats.batch_fallbacks) == (3, 1, 0)
+    async with db_engine.connect() as connection:
+        stored = (await connection.execute(select(orm_effects.c.event_id))).scalars()
+        assert sorted(str(event_id) for event_id in stored) == sorted(e.id for e in events if e.id != unflushable)
+    assert await inbox_count(db_engine, schema) == 3
+    assert await pending_count(redis_client, streams.events, streams.group) == 1
+
+
+@pytest.mark.parametrize("misbehaviour", ["commits", "rolls back", "breaks the commit"])
+async def test_a_handler_that_breaks_the_batch_transaction_fails_alone(
+    misbehaviour: str,
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    schema: str,
+    streams: Streams,
+) -> None:
+    async with db_engine.begin() as connection:
+        await connection.execute(
+            text(f'CREATE TABLE "{schema}".checked_at_commit (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)')
+        )
+    record = recording_handler(schema)
+    events = [new_event(n) for n in range(5)]
+    poison = events[2].id
+
+    async def handler(session: AsyncSession, event: Event) -> None:
+        await record(session, event)
+        if event.id != poison:
+            return
+        if misbehaviour == "commits":
+            await session.commit()
+        elif misbehaviour == "rolls back":
+            await session.rollback()
+        else:
+            insert_twice = text(f'INSERT INTO "{schema}".checked_at_commit (k) VALUES (1), (1)')
+            await session.execute(insert_twice)
+
+    consumer = make_consumer(redis_client, sessionmaker, schema, streams, handler, batch_size=10)
+    await publish_before_reading(redis_client, consumer, events)
+
+    assert await consumer.read_new() == 5
+    assert consumer.stats.batch_fallbacks == 1
+    assert (consumer.stats.processed, consumer.stats.failures) == (4, 1)
+    async with db_engine.connect() as connection:
+        effects = (await connection.execute(text(f'SELECT event_id::text FROM "{schema}".effects'))).scalars()
+        assert sorted(effects) == sorted(event.id for event in events if event.id != poison)
+    assert await inbox_count(db_engine, schema) == 4
+    [poison_entry] = [r.entry_id for r in await read_records(redis_client, streams.events) if r.fields["id"] == poison]
+    assert await pending_entry_ids(redis_client, streams.events, streams.group) == [poison_entry]
+
+
+async def test_a_copy_of_an_event_later_in_the_batch_runs_when_the_first_copy_failed(
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    schema: str,
+    streams: Streams,
+) -> None:
+    record = recording_handler(schema)
+    calls = 0
+
+    async def fails_the_first_time(session: AsyncSession, event: Event) -> None:
+        nonlocal calls
+        calls += 1
+        await record(session, event)
+        if calls == 1:
+            raise ConnectionError("downstream unavailable")
+
+    consumer = make_consumer(redis_client, sessionmaker, schema, streams, fails_the_first_time, batch_size=10)
+    event = new_event()
+    await publish_before_reading(redis_client, consumer, [event, event])
+
+    assert await consumer.read_new() == 2
+    assert (calls, consumer.stats.failures, consumer.stats.processed) == (2, 1, 1)
+    assert await effect_count(db_engine, schema) == 1
+    assert await pending_count(redis_client, streams.events, streams.group) == 1
+
+    await asyncio.sleep(consumer.min_idle_ms / 1000 + 0.05)
+    assert await consumer.reclaim_idle() == 1
+    assert (calls, consumer.stats.duplicates) == (2, 1)
+    assert await effect_count(db_engine, schema) == 1
+    assert await pending_count(redis_client, streams.events, streams.group) == 0
 
 
 async def test_malformed_entries_go_to_the_dead_letter_stream(

@@ -222,26 +222,30 @@ async def test_redelivery_after_commit_but_before_ack_is_skipped_by_the_inbox(
     group = f"crash-{uuid.uuid4().hex[:8]}"
     await redis_client.xgroup_create(stream, group, id="$", mkstream=True)
     event_ids = await publish_batch(redis_client, stream, EVENT_COUNT)
-    committed_but_unacked = 40
+    batch_size, acked_batches = 20, 2
     arguments = process_arguments(
         database_url,
         mirante_urls.redis_url,
         schema,
         stream,
         group,
+        "--batch-size",
+        str(batch_size),
         "--handler-sleep-ms",
         "0",
-        "--kill-before-ack-of",
-        str(committed_but_unacked),
+        "--kill-before-ack-of-batch",
+        str(acked_batches + 1),
     )
 
     with consumer_process(arguments, tmp_path / "doomed.log") as process:
         returncode = await asyncio.to_thread(process.wait, 20)
     assert returncode == -signal.SIGKILL, (tmp_path / "doomed.log").read_text()
 
-    # The 40th event's effect is committed, yet its entry is still pending: exactly the redelivery case.
-    assert await total_effects(db_engine, schema) == committed_but_unacked
-    assert (await pending_by_consumer(redis_client, stream, group)).get("doomed", 0) >= 1
+    # Everything was published before the consumer started, so every read returned a full batch. The third
+    # batch's effects are committed, yet its entries are still pending: exactly the redelivery case.
+    committed = (acked_batches + 1) * batch_size
+    assert await total_effects(db_engine, schema) == committed
+    assert (await pending_by_consumer(redis_client, stream, group)).get("doomed", 0) == batch_size
 
     survivor = reclaiming_consumer(redis_client, create_sessionmaker(db_engine), schema, stream, group)
     await run_until_everything_handled(survivor, redis_client, db_engine, schema, stream, group)
@@ -249,5 +253,5 @@ async def test_redelivery_after_commit_but_before_ack_is_skipped_by_the_inbox(
     counts = await effect_counts(db_engine, schema)
     assert set(counts) == set(event_ids)
     assert all(count == 1 for count in counts.values())
-    assert survivor.stats.duplicates == 1
-    assert survivor.stats.processed == EVENT_COUNT - committed_but_unacked
+    assert survivor.stats.duplicates == batch_size
+    assert survivor.stats.processed == EVENT_COUNT - committed

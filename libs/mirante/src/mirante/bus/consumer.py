@@ -1,10 +1,15 @@
 """Reliable stream consumers: consumer groups, an inbox for dedupe, ack after commit, reclaim, dead letters.
 
-Delivery is at least once, so each event runs through one database transaction that first records
-`(group, event id)` in the service's inbox; when that row already exists the event was handled before and
-is skipped. Otherwise the handler runs in the same transaction. Only after the commit is the entry
-acknowledged (`XACK`): a crash before that leaves it pending, and another consumer of the group takes it
-over with `XAUTOCLAIM` once it has been idle for `min_idle_ms`.
+Delivery is at least once. The entries of one read (`XREADGROUP` or `XAUTOCLAIM`) are applied in one
+database transaction, committed once: their `(group, event id)` rows go into the service's inbox with one
+statement, and an event whose row already existed was handled before and is skipped. Each new event's
+handler runs in its own savepoint: a handler that raises rolls back only its savepoint and its inbox row,
+so its entry stays pending and is retried while the rest of the batch goes through. Only after the commit
+are the entries acknowledged, with one `XACK` per stream: a crash before that leaves them pending, another
+member of the group takes them over with `XAUTOCLAIM` once they have been idle for `min_idle_ms`, and the
+inbox skips what had already been committed. When the batch transaction as a whole fails (its commit, or a
+handler that broke the transaction), its entries are applied again one transaction each, so one poison
+entry cannot hold the others back.
 
 A new group starts at the end of each stream (`$`): it sees the events published from then on. Pass
 `start_from="0"` to have it read each stream from the beginning. An existing group keeps its position.
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +37,23 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import CursorResult, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import (
+    ARRAY,
+    CursorResult,
+    Delete,
+    String,
+    Table,
+    bindparam,
+    column,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from mirante.bus.envelope import Event, InvalidEventError
 from mirante.bus.tables import inbox_table
@@ -42,7 +62,10 @@ from mirante.web.request_id import bind_request_id
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
-"""`await handler(session, event)`: apply the event in the consumer's transaction (flush, never commit)."""
+"""`await handler(session, event)`: apply the event in the consumer's transaction (flush, never commit).
+
+The transaction holds a whole batch, so a handler must leave it as it found it: no `commit()`, no
+`rollback()`, no savepoint left open. It may raise; that undoes its own work only."""
 
 EntryFields = Mapping[Any, Any]
 """The field map of a stream entry as redis-py returns it (bytes or str keys and values)."""
@@ -61,6 +84,7 @@ MAX_ERROR_TEXT = 2_000
 FAILURE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 _FIRST_DELIVERY = 1
 _CURSOR_DONE = "0-0"
+_COMMIT_ALLOWED = "mirante.bus.consumer.commit_allowed"
 
 
 class DeadLetterReason(StrEnum):
@@ -79,6 +103,14 @@ class Outcome(StrEnum):
     """The entry was deleted from the stream while pending; it is acknowledged and dropped."""
 
 
+class HandlerCommitError(RuntimeError):
+    """A handler tried to commit the consumer's transaction, which also holds the rest of its batch."""
+
+
+class _TransactionBrokenError(RuntimeError):
+    """A handler ended or replaced the batch transaction or its own savepoint; nothing of it may commit."""
+
+
 @dataclass
 class ConsumerStats:
     """Running totals, in a shape that maps directly onto Prometheus counters."""
@@ -90,6 +122,8 @@ class ConsumerStats:
     missing: int = 0
     reclaimed: int = 0
     loop_errors: int = 0
+    batch_fallbacks: int = 0
+    """Batches whose transaction failed as a whole and were applied again one entry at a time."""
 
     def count(self, outcome: Outcome) -> None:
         match outcome:
@@ -112,12 +146,36 @@ class _Entry:
     fields: EntryFields
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    entry: _Entry
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class _Applicable:
+    """A delivery that carries a valid event under the delivery limit: it goes through the inbox and handler."""
+
+    delivery: _Delivery
+    event: Event
+
+    @property
+    def entry(self) -> _Entry:
+        return self.delivery.entry
+
+
 class StreamConsumer:
     """One member (`consumer_name`) of consumer group `group` reading `streams`; `run()` until stopped.
 
     Give each process a stable `consumer_name` so that after a restart it finishes its own pending entries
-    first; entries of a member that never returns are reclaimed by the others after `min_idle_ms`, which
-    must exceed the longest legitimate handler run.
+    first; entries of a member that never returns are reclaimed by the others after `min_idle_ms`. An
+    entry is acknowledged only when its whole batch is done, so `min_idle_ms` must exceed the longest
+    legitimate run of a batch (`batch_size` handlers), not just of one handler.
+
+    Each handler that writes gets a subtransaction id from its savepoint. PostgreSQL keeps at most 64 of a
+    transaction's subtransaction ids in shared memory; beyond that, other sessions' snapshots have to look
+    them up in `pg_subtrans`, which slows the whole server down. Keep `batch_size` at most 64 when handlers
+    write (the default is 50).
     """
 
     def __init__(
@@ -156,6 +214,8 @@ class StreamConsumer:
         self._sessionmaker = sessionmaker
         self._handler = handler
         self._inbox = inbox_table(schema_for_inbox)
+        self._record_events = _inbox_insert(self._inbox)
+        self._forget_event = _inbox_delete(self._inbox)
         self.streams = tuple(names)
         self.group = group
         self.consumer_name = consumer_name
@@ -171,7 +231,7 @@ class StreamConsumer:
         self._last_errors: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def stop(self) -> None:
-        """Ask `run()` to return after the entry in progress (at most one BLOCK later when idle).
+        """Ask `run()` to return after the batch in progress (at most one BLOCK later when idle).
 
         Entries already delivered but not handled stay pending: this member finishes them when it runs
         again, or another member reclaims them.
@@ -240,7 +300,7 @@ class StreamConsumer:
         return handled
 
     async def read_new(self) -> int:
-        """Wait up to `block_ms` for entries never delivered to the group and handle them."""
+        """Wait up to `block_ms` for entries never delivered to the group and handle them as one batch."""
         response = await self._redis.xreadgroup(
             self.group,
             self.consumer_name,
@@ -248,14 +308,8 @@ class StreamConsumer:
             count=self.batch_size,
             block=self.block_ms,
         )
-        handled = 0
-        for batch in _entries_by_stream(response):
-            for entry in batch:
-                if self.stopping:
-                    return handled
-                await self.handle_entry(entry.stream, entry.entry_id, entry.fields, _FIRST_DELIVERY)
-                handled += 1
-        return handled
+        deliveries = [_Delivery(entry, _FIRST_DELIVERY) for batch in _entries_by_stream(response) for entry in batch]
+        return len(await self._handle_batch(deliveries))
 
     async def reclaim_idle(self) -> int:
         """Take over entries idle for `min_idle_ms` (any member's, this one's failed ones too) and handle
@@ -281,78 +335,169 @@ class StreamConsumer:
         return handled
 
     async def handle_entry(self, stream: str, entry_id: str, fields: EntryFields, deliveries: int) -> Outcome:
-        """Handle one entry delivered `deliveries` times: dead-letter, skip as duplicate, or apply and ack."""
-        outcome = await self._handle(stream, entry_id, fields, deliveries)
-        self.stats.count(outcome)
+        """Handle one entry delivered `deliveries` times, as a batch of one: dead-letter, skip as duplicate,
+        or apply, commit and acknowledge."""
+        [outcome] = await self._handle_batch([_Delivery(_Entry(stream, entry_id, fields), deliveries)])
         return outcome
 
-    async def _handle(self, stream: str, entry_id: str, fields: EntryFields, deliveries: int) -> Outcome:
-        if not fields:
-            await self._acknowledge(stream, entry_id)
-            logger.warning("entry %s of %s was deleted while pending; dropped", entry_id, stream)
+    async def _handle_batch(self, deliveries: Sequence[_Delivery]) -> list[Outcome]:
+        """Screen out the entries that never reach a handler, apply the rest in one transaction, then ack."""
+        outcomes: dict[int, Outcome] = {}
+        applicable: dict[int, _Applicable] = {}
+        for position, delivery in enumerate(deliveries):
+            screened = await self._screen(delivery)
+            if isinstance(screened, Outcome):
+                self.stats.count(screened)
+                outcomes[position] = screened
+            else:
+                applicable[position] = screened
+        applied = await self._apply(list(applicable.values()))
+        done = [
+            item.entry
+            for item, outcome in zip(applicable.values(), applied, strict=True)
+            if outcome is not Outcome.FAILED
+        ]
+        await self._acknowledge_all(done)
+        for position, item, outcome in zip(applicable, applicable.values(), applied, strict=True):
+            outcomes[position] = outcome
+            if outcome is Outcome.FAILED:
+                continue
+            self._last_errors.pop((item.entry.stream, item.entry.entry_id), None)
+            self.stats.count(outcome)
+            if outcome is Outcome.DUPLICATE:
+                logger.info(
+                    "event %s (%s) was already handled by %s; skipped", item.event.id, item.event.type, self.group
+                )
+            else:
+                logger.debug("handled event %s (%s) from %s", item.event.id, item.event.type, item.entry.stream)
+        return [outcomes[position] for position in sorted(outcomes)]
+
+    async def _screen(self, delivery: _Delivery) -> Outcome | _Applicable:
+        """The outcome of an entry that needs no handler (deleted, malformed, over the limit), else its event."""
+        entry = delivery.entry
+        if not entry.fields:
+            await self._acknowledge(entry.stream, [entry.entry_id])
+            logger.warning("entry %s of %s was deleted while pending; dropped", entry.entry_id, entry.stream)
             return Outcome.MISSING
         try:
-            event = Event.from_fields(fields)
+            event = Event.from_fields(entry.fields)
         except InvalidEventError as error:
-            await self._dead_letter(
-                stream, entry_id, fields, deliveries, DeadLetterReason.INVALID_ENVELOPE, error.reason
-            )
+            await self._dead_letter(delivery, DeadLetterReason.INVALID_ENVELOPE, error.reason)
             return Outcome.DEAD_LETTERED
+        if delivery.deliveries <= self.max_deliveries:
+            return _Applicable(delivery, event)
         bind_request_id(event.id)
         try:
-            if deliveries > self.max_deliveries:
-                return await self._give_up(stream, entry_id, fields, deliveries, event)
-            return await self._apply(stream, entry_id, deliveries, event)
+            return await self._give_up(delivery, event)
         finally:
             bind_request_id(None)
 
-    async def _apply(self, stream: str, entry_id: str, deliveries: int, event: Event) -> Outcome:
-        try:
-            async with self._sessionmaker() as session, session.begin():
-                first_time = await self._record_in_inbox(session, event)
-                if first_time:
-                    await self._handler(session, event)
-        except Exception as error:
-            self._remember_error(stream, entry_id, error)
-            logger.exception(
-                "handling event %s (%s, entry %s of %s, delivery %d) failed; it stays pending and is "
-                "retried after %d ms",
-                event.id,
-                event.type,
-                entry_id,
-                stream,
-                deliveries,
-                self.min_idle_ms,
-            )
-            return Outcome.FAILED
-        await self._acknowledge(stream, entry_id)
-        self._last_errors.pop((stream, entry_id), None)
-        if not first_time:
-            logger.info("event %s (%s) was already handled by %s; skipped", event.id, event.type, self.group)
-            return Outcome.DUPLICATE
-        logger.debug("handled event %s (%s) from %s", event.id, event.type, stream)
-        return Outcome.PROCESSED
-
-    async def _give_up(self, stream: str, entry_id: str, fields: EntryFields, deliveries: int, event: Event) -> Outcome:
+    async def _give_up(self, delivery: _Delivery, event: Event) -> Outcome:
         # The effect may have been committed on an earlier delivery whose ack was lost: that is no poison.
         if await self._already_handled(event):
-            await self._acknowledge(stream, entry_id)
+            await self._acknowledge(delivery.entry.stream, [delivery.entry.entry_id])
             return Outcome.DUPLICATE
-        detail = f"delivered {deliveries} times; the limit is {self.max_deliveries}"
-        await self._dead_letter(
-            stream, entry_id, fields, deliveries, DeadLetterReason.MAX_DELIVERIES_EXCEEDED, detail, event
-        )
+        detail = f"delivered {delivery.deliveries} times; the limit is {self.max_deliveries}"
+        await self._dead_letter(delivery, DeadLetterReason.MAX_DELIVERIES_EXCEEDED, detail, event)
         return Outcome.DEAD_LETTERED
 
-    async def _record_in_inbox(self, session: AsyncSession, event: Event) -> bool:
-        inbox = self._inbox
+    async def _apply(self, items: Sequence[_Applicable]) -> list[Outcome]:
+        """Outcomes of `items` (PROCESSED, DUPLICATE or FAILED), committed: as one batch, else one by one."""
+        if not items:
+            return []
+        failed: set[int] = set()
+        try:
+            return await self._apply_in_one_transaction(items, failed)
+        except Exception as error:
+            if len(items) == 1:
+                if not failed:
+                    self._record_failure(items[0], error)
+                return [Outcome.FAILED]
+            self.stats.batch_fallbacks += 1
+            logger.warning(
+                "the transaction of a batch of %d entries failed (%s: %s); applying them one at a time",
+                len(items),
+                type(error).__name__,
+                error,
+            )
+        # Entries whose handler already failed cleanly inside the batch stay failed: running them again now
+        # would not count as a delivery, and they are retried after `min_idle_ms` like any failure.
+        outcomes = []
+        for position, item in enumerate(items):
+            if position in failed:
+                outcomes.append(Outcome.FAILED)
+            else:
+                outcomes.extend(await self._apply([item]))
+        return outcomes
+
+    async def _apply_in_one_transaction(self, items: Sequence[_Applicable], failed: set[int]) -> list[Outcome]:
+        """Apply `items` in one transaction and commit it; positions of handlers that failed go to `failed`.
+
+        Raises when the transaction cannot commit; then nothing of it is kept.
+        """
+        async with self._sessionmaker() as session:
+            _refuse_commits_by_handlers(session)
+            async with session.begin():
+                new_events = await self._record_in_inbox(session, [item.event for item in items])
+                forgotten: set[uuid.UUID] = set()
+                outcomes = []
+                for position, item in enumerate(items):
+                    event_id = item.event.event_uuid
+                    if event_id in forgotten:
+                        # An earlier copy of this event in the batch failed and took its inbox row back.
+                        forgotten.discard(event_id)
+                        first_time = bool(await self._record_in_inbox(session, [item.event]))
+                    else:
+                        first_time = event_id in new_events
+                        new_events.discard(event_id)
+                    if not first_time:
+                        outcomes.append(Outcome.DUPLICATE)
+                        continue
+                    error = await self._run_handler(session, item.event)
+                    if error is None:
+                        outcomes.append(Outcome.PROCESSED)
+                        continue
+                    await session.execute(self._forget_event, {"group": self.group, "event_id": event_id})
+                    forgotten.add(event_id)
+                    self._record_failure(item, error)
+                    failed.add(position)
+                    outcomes.append(Outcome.FAILED)
+                session.info[_COMMIT_ALLOWED] = True
+        return outcomes
+
+    async def _run_handler(self, session: AsyncSession, event: Event) -> Exception | None:
+        """Run the handler in a savepoint; returns its error after rolling the savepoint back, or None.
+
+        Raises `_TransactionBrokenError` when the handler ended the savepoint or the transaction itself.
+        """
+        bind_request_id(event.id)
+        try:
+            savepoint = await session.begin_nested()
+            try:
+                await self._handler(session, event)
+                _check_savepoint_kept(session, savepoint, None)
+                # Releasing the savepoint flushes the handler's pending objects: a failing flush lands below
+                # and counts as this handler's failure.
+                await savepoint.commit()
+            except _TransactionBrokenError:
+                raise
+            except Exception as error:
+                _check_savepoint_kept(session, savepoint, error)
+                await savepoint.rollback()
+                return error
+            return None
+        finally:
+            bind_request_id(None)
+
+    async def _record_in_inbox(self, session: AsyncSession, events: Sequence[Event]) -> set[uuid.UUID]:
+        """Insert the inbox rows of `events` in one statement; returns the ids that were not there yet."""
+        types = {event.event_uuid: event.type for event in events}
+        # Sorted, so concurrent batches lock overlapping inbox keys in the same order and cannot deadlock.
+        ids = sorted(types)
         inserted = await session.execute(
-            insert(inbox)
-            .values(consumer=self.group, event_id=event.event_uuid, event_type=event.type)
-            .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
-            .returning(inbox.c.event_id)
+            self._record_events, {"group": self.group, "ids": ids, "types": [types[key] for key in ids]}
         )
-        return inserted.first() is not None
+        return set(inserted.scalars())
 
     async def _already_handled(self, event: Event) -> bool:
         inbox = self._inbox
@@ -362,19 +507,35 @@ class StreamConsumer:
             )
             return found.first() is not None
 
-    async def _acknowledge(self, stream: str, entry_id: str) -> None:
-        await self._redis.xack(stream, self.group, entry_id)
+    async def _acknowledge_all(self, entries: Sequence[_Entry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        for stream, entry_ids in by_stream.items():
+            await self._acknowledge(stream, entry_ids)
+
+    async def _acknowledge(self, stream: str, entry_ids: Sequence[str]) -> None:
+        await self._redis.xack(stream, self.group, *entry_ids)
+
+    def _record_failure(self, item: _Applicable, error: Exception) -> None:
+        entry, event = item.entry, item.event
+        self._remember_error(entry.stream, entry.entry_id, error)
+        self.stats.count(Outcome.FAILED)
+        logger.error(
+            "handling event %s (%s, entry %s of %s, delivery %d) failed; it stays pending and is retried after %d ms",
+            event.id,
+            event.type,
+            entry.entry_id,
+            entry.stream,
+            item.delivery.deliveries,
+            self.min_idle_ms,
+            exc_info=error,
+        )
 
     async def _dead_letter(
-        self,
-        stream: str,
-        entry_id: str,
-        fields: EntryFields,
-        deliveries: int,
-        reason: DeadLetterReason,
-        detail: str,
-        event: Event | None = None,
+        self, delivery: _Delivery, reason: DeadLetterReason, detail: str, event: Event | None = None
     ) -> None:
+        stream, entry_id = delivery.entry.stream, delivery.entry.entry_id
         letter: dict[FieldT, EncodableT] = {
             "reason": reason.value,
             "detail": detail,
@@ -382,7 +543,7 @@ class StreamConsumer:
             "entry_id": entry_id,
             "group": self.group,
             "consumer": self.consumer_name,
-            "deliveries": deliveries,
+            "deliveries": delivery.deliveries,
             "dead_at": datetime.now(UTC).isoformat(),
         }
         if event is not None:
@@ -391,26 +552,20 @@ class StreamConsumer:
         last_error = self._last_errors.pop((stream, entry_id), None)
         if last_error is not None:
             letter["last_error"] = last_error
-        for name, value in fields.items():
+        for name, value in delivery.entry.fields.items():
             letter[_prefixed("original.", name)] = value
         # Copy first, ack second: a crash in between duplicates the dead letter instead of losing the entry.
         await self._redis.xadd(self.dead_letter_stream, letter)
-        await self._acknowledge(stream, entry_id)
+        await self._acknowledge(stream, [entry_id])
         logger.warning("entry %s of %s moved to %s (%s: %s)", entry_id, stream, self.dead_letter_stream, reason, detail)
 
     async def _handle_redelivered(self, stream: str, entries: Sequence[_Entry]) -> int:
         if not entries:
             return 0
-        deliveries = await self._delivery_counts(stream, [entry.entry_id for entry in entries])
-        handled = 0
-        for entry in entries:
-            if self.stopping:
-                break
-            # An entry no longer in the PEL was taken by another member meanwhile; the inbox absorbs that.
-            count = deliveries.get(entry.entry_id, _FIRST_DELIVERY)
-            await self.handle_entry(entry.stream, entry.entry_id, entry.fields, count)
-            handled += 1
-        return handled
+        counts = await self._delivery_counts(stream, [entry.entry_id for entry in entries])
+        # An entry no longer in the PEL was taken by another member meanwhile; the inbox absorbs that.
+        deliveries = [_Delivery(entry, counts.get(entry.entry_id, _FIRST_DELIVERY)) for entry in entries]
+        return len(await self._handle_batch(deliveries))
 
     async def _delivery_counts(self, stream: str, entry_ids: Sequence[str]) -> dict[str, int]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -452,6 +607,53 @@ async def delete_old_inbox_rows(
     async with sessionmaker() as session, session.begin():
         result = await session.execute(delete(inbox).where(inbox.c.processed_at < func.now() - older_than))
     return cast("CursorResult[Any]", result).rowcount
+
+
+def _inbox_insert(inbox: Table) -> ReturningInsert[uuid.UUID]:
+    """`INSERT ... SELECT FROM unnest(ids, types) ON CONFLICT DO NOTHING RETURNING event_id`: one statement
+    for a whole batch whatever its size, answering which events are new."""
+    rows = (
+        func.unnest(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("types", type_=ARRAY(String)))
+        .table_valued(column("event_id", UUID(as_uuid=True)), column("event_type", String))
+        .render_derived()
+    )
+    return (
+        insert(inbox)
+        .from_select(
+            ["consumer", "event_id", "event_type"],
+            select(bindparam("group", type_=String), rows.c.event_id, rows.c.event_type),
+        )
+        .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
+        .returning(inbox.c.event_id)
+    )
+
+
+def _inbox_delete(inbox: Table) -> Delete:
+    return delete(inbox).where(inbox.c.consumer == bindparam("group"), inbox.c.event_id == bindparam("event_id"))
+
+
+def _refuse_commits_by_handlers(session: AsyncSession) -> None:
+    """Make a handler's `commit()` raise `HandlerCommitError`: it would also commit the inbox rows of the
+    batch entries not handled yet, which would then be skipped as duplicates and never applied."""
+
+    def refuse_unless_allowed(sync_session: Session) -> None:
+        # Releasing a savepoint fires this event too; only the end of the whole transaction is refused.
+        if sync_session.in_nested_transaction() or sync_session.info.get(_COMMIT_ALLOWED):
+            return
+        raise HandlerCommitError("a handler must not commit: the consumer commits the whole batch")
+
+    sqlalchemy_event.listen(session.sync_session, "before_commit", refuse_unless_allowed)
+
+
+def _check_savepoint_kept(
+    session: AsyncSession, savepoint: AsyncSessionTransaction, handler_error: Exception | None
+) -> None:
+    if session.sync_session.get_nested_transaction() is savepoint.sync_transaction:
+        return
+    problem = "the handler ended its savepoint or the transaction, or left a savepoint of its own open"
+    if handler_error is not None:
+        problem += f" ({type(handler_error).__name__}: {handler_error})"
+    raise _TransactionBrokenError(problem) from handler_error
 
 
 def _check_block_below_socket_timeout(redis: Redis, block_ms: int) -> None:

@@ -108,6 +108,12 @@ async def pending_count(redis: Redis, stream: str, group: str) -> int:
     return int(summary["pending"])
 
 
+async def pending_entry_ids(redis: Redis, stream: str, group: str, *, limit: int = 1_000) -> list[str]:
+    """Ids of the entries of `stream` the group has delivered but not acknowledged (at most `limit`), oldest first."""
+    pending: Any = await redis.xpending_range(stream, group, min="-", max="+", count=limit)
+    return [_text(item["message_id"]) for item in pending]
+
+
 async def pending_by_consumer(redis: Redis, stream: str, group: str) -> dict[str, int]:
     """Pending entry counts of the group's members that have any."""
     summary: Any = await redis.xpending(stream, group)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob
 from cvat_sync.jobs import repository
 from cvat_sync.jobs.models import Job
-from mirante.bus import Event, emit
+from mirante.bus import Event, emit_many
 
 SCHEMA = "cvat_sync"
 SOURCE = "mirante/cvat-sync"
@@ -157,8 +157,7 @@ class JobMirror:
             self.session.expire(job)  # bulk updates bypass the identity map
         await repository.touch(self.session, unchanged, now)
         await repository.add_history(self.session, history)
-        for event in events:
-            await emit(self.session, SCHEMA, event)
+        await emit_many(self.session, SCHEMA, events)
         return outcomes
 
     async def mark_deleted(self, jobs: Sequence[Job]) -> int:
@@ -167,15 +166,15 @@ class JobMirror:
         live = [job for job in jobs if job.deleted_at is None]
         if not live:
             return 0
+        kept = (*TRACKED_FIELDS, "id", "cvat_updated_at")
+        snapshots = [{field: getattr(job, field) for field in kept} for job in live]
         await repository.update_jobs(
             self.session, [{"id": job.id, "deleted_at": now, "updated_at": now} for job in live]
         )
-        history = []
         for job in live:
-            values = {field: getattr(job, field) for field in (*TRACKED_FIELDS, "id", "cvat_updated_at")}
-            history.append(self._history(values, "deleted", {}, now))
-            await emit(self.session, SCHEMA, self._event("cvat.job.deleted", values, {}))
-        await repository.add_history(self.session, history)
+            self.session.expire(job)  # bulk updates bypass the identity map
+        await repository.add_history(self.session, [self._history(values, "deleted", {}, now) for values in snapshots])
+        await emit_many(self.session, SCHEMA, [self._event("cvat.job.deleted", values, {}) for values in snapshots])
         return len(live)
 
     async def delete_unseen(self, since: datetime) -> int:
