@@ -22,7 +22,7 @@ browsers: ## Debian's chromium for the page tests (needs root or sudo)
 run: install ## start Postgres, Redis, MQTT (embedded unless MIRANTE_*_URL are set), migrate, run all five services
 	@$(UV) run --frozen mirante up
 
-test: install ## run the whole test suite against real servers
+test: install browsers ## run the whole test suite against real servers (installs chromium for the page tests)
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: install ## ruff: lint and formatting

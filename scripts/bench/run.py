@@ -19,7 +19,7 @@ from report import Report, write_sections
 
 from mirante.devstack import EmbeddedStack, StackUrls
 
-BENCHMARKS = ["bus", "mqtt"]
+BENCHMARKS = ["bus", "mqtt", "cvat_sync", "cvat_webhooks"]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]
 

@@ -5,6 +5,8 @@ from fastapi import FastAPI
 from cvat_sync.config import Settings
 from cvat_sync.jobs.router import router as jobs_router
 from cvat_sync.sync.router import router as sync_router
+from cvat_sync.sync.runner import sync_worker
+from cvat_sync.web.router import router as pages_router
 from cvat_sync.webhooks.router import router as webhooks_router
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
@@ -20,8 +22,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return build_service_app(
         SERVICE,
         settings,
-        routers=[jobs_router, sync_router, webhooks_router],
+        routers=[jobs_router, sync_router, webhooks_router, pages_router],
         body_limits={"/api/v1/webhooks/cvat": webhook_cap, "/cvat/webhook": webhook_cap},
+        workers={"sync-runs": sync_worker},
     )
 
 

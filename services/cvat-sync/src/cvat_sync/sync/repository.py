@@ -1,0 +1,107 @@
+"""Queries of the sync feature: sync runs, and the light reads of stored jobs a sync needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cvat_sync.jobs.models import Job
+from cvat_sync.sync.models import ACTIVE_STATUSES, SyncRun
+
+ONE_ACTIVE_INDEX = "uq_sync_runs_one_active"
+
+
+class ActiveRunExistsError(Exception):
+    """Inserting a queued or running run violated the one-active-run index."""
+
+
+async def insert_run(session: AsyncSession, values: dict[str, Any]) -> SyncRun:
+    """Insert a run; `ActiveRunExistsError` when another run is queued or running (the caller's transaction
+    stays usable: the insert runs in a savepoint)."""
+    try:
+        async with session.begin_nested():
+            run_id = await session.scalar(insert(SyncRun).values(**values).returning(SyncRun.id))
+    except IntegrityError as error:
+        if ONE_ACTIVE_INDEX in str(error.orig):
+            raise ActiveRunExistsError() from None
+        raise
+    run = await session.get(SyncRun, run_id)
+    assert run is not None
+    return run
+
+
+async def active_run(session: AsyncSession) -> SyncRun | None:
+    return await session.scalar(select(SyncRun).where(SyncRun.status.in_(ACTIVE_STATUSES)).limit(1))
+
+
+async def get_run(session: AsyncSession, run_id: int, *, refresh: bool = False) -> SyncRun | None:
+    return await session.get(SyncRun, run_id, populate_existing=refresh)
+
+
+async def list_runs(
+    session: AsyncSession, *, offset: int, limit: int, status: str | None = None
+) -> tuple[list[SyncRun], int]:
+    """Runs newest first, with the total count of the (optionally status-filtered) list."""
+    query = select(SyncRun)
+    counting = select(func.count()).select_from(SyncRun)
+    if status is not None:
+        query = query.where(SyncRun.status == status)
+        counting = counting.where(SyncRun.status == status)
+    rows = await session.scalars(query.order_by(SyncRun.id.desc()).offset(offset).limit(limit))
+    return list(rows), int(await session.scalar(counting) or 0)
+
+
+async def claim_queued_run(session: AsyncSession, now: datetime) -> SyncRun | None:
+    """The oldest queued run, locked (`SKIP LOCKED`: replicas never claim the same run) and set running."""
+    run = await session.scalar(
+        select(SyncRun)
+        .where(SyncRun.status == "queued")
+        .order_by(SyncRun.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if run is None:
+        return None
+    run.status = "running"
+    run.started_at = now
+    await session.flush()
+    return run
+
+
+async def fail_runs(
+    session: AsyncSession, *, status: str, message: str, now: datetime, created_before: datetime | None = None
+) -> list[int]:
+    """Mark every run in `status` (created before `created_before`, when given) as failed with `message`."""
+    statement = update(SyncRun).where(SyncRun.status == status)
+    if created_before is not None:
+        statement = statement.where(SyncRun.created_at < created_before)
+    rows = await session.scalars(statement.values(status="error", error=message, finished_at=now).returning(SyncRun.id))
+    return list(rows)
+
+
+async def record_progress(session: AsyncSession, run_id: int, counts: dict[str, Any]) -> None:
+    await session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**counts))
+
+
+async def live_versions(session: AsyncSession, ids: Sequence[int]) -> dict[int, datetime]:
+    """`{id: cvat_updated_at}` of the live stored jobs among `ids` (no lock, no payload)."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(Job.id, Job.cvat_updated_at).where(Job.id.in_(ids), Job.deleted_at.is_(None)))
+    return dict(rows.all())
+
+
+async def live_versions_after(session: AsyncSession, after: int, limit: int) -> list[tuple[int, datetime]]:
+    """`(id, cvat_updated_at)` of the next `limit` live stored jobs with `id > after`, ascending (keyset)."""
+    rows = await session.execute(
+        select(Job.id, Job.cvat_updated_at)
+        .where(Job.id > after, Job.deleted_at.is_(None))
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    return [(job_id, updated_at) for job_id, updated_at in rows]

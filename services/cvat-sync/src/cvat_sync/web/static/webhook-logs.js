@@ -1,0 +1,168 @@
+// The webhook audit log (admins): filters by status and event; a row opens to show the body and headers.
+"use strict";
+
+(function () {
+  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage } = window.CvatSync;
+
+  const STATUSES = ["pending", "processing", "success", "error", "rejected", "duplicate", "ignored"];
+  const PAGE_SIZE = 50;
+  const COLUMNS = 9;
+  const $ = (id) => document.getElementById(id);
+  const tbody = $("log-body");
+  const pageError = $("page-error");
+
+  let status = "";
+  let eventType = "";
+  let page = 1;
+  let controller = null;
+
+  function readUrl() {
+    const params = new URLSearchParams(location.search);
+    const wantedStatus = params.get("status") || "";
+    status = STATUSES.includes(wantedStatus) ? wantedStatus : "";
+    eventType = (params.get("event_type") || "").trim().slice(0, 100);
+    const wantedPage = Number.parseInt(params.get("page") || "1", 10);
+    page = Number.isInteger(wantedPage) && wantedPage > 0 ? wantedPage : 1;
+    $("f-status").value = status;
+    $("f-event").value = eventType;
+  }
+
+  function writeUrl() {
+    const params = new URLSearchParams();
+    if (status) params.set("status", status);
+    if (eventType) params.set("event_type", eventType);
+    if (page > 1) params.set("page", String(page));
+    const search = params.toString();
+    history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+  }
+
+  function statusBadge(value) {
+    const known = STATUSES.includes(value) ? value : "other";
+    return h("span", { class: `badge log-${known}` }, value);
+  }
+
+  function detailContent(log) {
+    const headers = h("table", { class: "headers-table" },
+      h("tbody", {}, Object.entries(log.headers || {}).map(([name, value]) =>
+        h("tr", {}, h("td", {}, name), h("td", {}, typeof value === "string" ? value : JSON.stringify(value))))));
+    const parsed = log.payload !== null && log.payload !== undefined;
+    const body = parsed ? JSON.stringify(log.payload, null, 2) : log.body;
+    return h("div", { class: "log-detail-grid" },
+      h("section", { dataset: { part: "headers" } }, h("h2", {}, "Headers"), headers,
+        h("p", { class: "muted mono hash" }, `body sha256 ${log.body_sha256}`),
+        log.webhook_id === null ? null : h("p", { class: "muted" }, `CVAT webhook #${log.webhook_id}`)),
+      h("section", { dataset: { part: "body" } },
+        h("h2", {}, "Body ", h("span", { class: "muted" }, parsed ? "(JSON, indented)" : "(as received)")),
+        h("pre", { class: "log-body-text" }, body)));
+  }
+
+  async function toggle(row, button, log) {
+    const open = button.getAttribute("aria-expanded") === "true";
+    const next = row.nextElementSibling;
+    if (open) {
+      button.setAttribute("aria-expanded", "false");
+      button.textContent = "▸";
+      if (next && next.classList.contains("log-detail")) next.remove();
+      return;
+    }
+    button.setAttribute("aria-expanded", "true");
+    button.textContent = "▾";
+    const cell = h("td", { colspan: COLUMNS }, h("span", { class: "muted" }, "Loading…"));
+    const detailRow = h("tr", { class: "log-detail", dataset: { logId: log.id } }, cell);
+    row.after(detailRow);
+    try {
+      const detail = await api(`/api/v1/webhook-logs/${encodeURIComponent(log.id)}`);
+      clear(cell).append(detailContent(detail));
+    } catch (error) {
+      clear(cell).append(h("span", { class: "error" }, error.message || String(error)));
+    }
+  }
+
+  function logRow(log) {
+    const button = h("button", {
+      type: "button", class: "row-toggle", "aria-expanded": "false", title: "Show body and headers",
+      "aria-label": `Show body and headers of entry ${log.id}`,
+    }, "▸");
+    const row = h("tr", { class: "log-row", dataset: { logId: log.id } },
+      h("td", {}, button),
+      h("td", {}, h("time", { datetime: log.received_at }, formatDate(log.received_at, { seconds: true }))),
+      h("td", { class: "event" }, log.event_type || h("span", { class: "muted" }, "—")),
+      h("td", { class: "status" }, statusBadge(log.status)),
+      h("td", {}, log.signature_valid ? "valid" : h("span", { class: "muted" }, "invalid")),
+      h("td", {}, log.job_id ? h("a", { href: `/jobs/${encodeURIComponent(log.job_id)}` }, `#${log.job_id}`) : "—"),
+      h("td", { class: "mono" }, log.source_ip || "—"),
+      h("td", { class: "message" }, log.error_message || ""),
+      h("td", {}, formatDate(log.processed_at, { seconds: true })),
+    );
+    row.addEventListener("click", (event) => {
+      if (event.target.closest("a")) return;
+      toggle(row, button, log);
+    });
+    return row;
+  }
+
+  async function load() {
+    if (controller) controller.abort();
+    const current = new AbortController();
+    controller = current;
+    const query = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
+    if (status) query.set("status", status);
+    if (eventType) query.set("event_type", eventType);
+    try {
+      const logs = await api("/api/v1/webhook-logs", { query, signal: current.signal });
+      pageError.hidden = true;
+      clear(tbody);
+      if (logs.results.length === 0) {
+        tbody.append(h("tr", {}, h("td", { class: "empty", colspan: COLUMNS }, "No webhook requests match.")));
+      } else {
+        tbody.append(...logs.results.map(logRow));
+      }
+      const pages = Math.max(1, Math.ceil(logs.count / PAGE_SIZE));
+      $("page-summary").textContent = `${formatNumber(logs.count)} requests`;
+      $("page-number").textContent = `Page ${formatNumber(page)} of ${formatNumber(pages)}`;
+      $("page-prev").disabled = page <= 1;
+      $("page-next").disabled = page >= pages;
+    } catch (error) {
+      if (current.signal.aborted) return;
+      if (error.status === 403) error.message = "The webhook log is for admins.";
+      showError(pageError, error);
+    }
+  }
+
+  function changed() {
+    page = 1;
+    writeUrl();
+    load();
+  }
+
+  async function main() {
+    let principal;
+    try {
+      principal = await initPage();
+    } catch (error) {
+      showError(pageError, error);
+      return;
+    }
+    if (!hasRole(principal, "admin")) {
+      showError(pageError, new Error("The webhook log is for admins."));
+      return;
+    }
+    $("log-view").hidden = false;
+    readUrl();
+    $("f-status").addEventListener("change", () => {
+      status = $("f-status").value;
+      changed();
+    });
+    const typed = debounce(() => {
+      eventType = $("f-event").value.trim();
+      changed();
+    }, 300);
+    $("f-event").addEventListener("input", typed);
+    $("refresh").addEventListener("click", load);
+    $("page-prev").addEventListener("click", () => { page = Math.max(1, page - 1); writeUrl(); load(); });
+    $("page-next").addEventListener("click", () => { page += 1; writeUrl(); load(); });
+    await load();
+  }
+
+  main();
+})();
