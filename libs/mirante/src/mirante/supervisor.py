@@ -27,9 +27,7 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 
 
-def serve(
-    spec: ServiceSpec, host: str | None = None, port: int | None = None, workers: int | None = None
-) -> None:
+def serve(spec: ServiceSpec, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
     """Run `spec` under uvicorn until interrupted; arguments override the service's settings."""
     settings = spec.settings_factory()
     uvicorn.run(
@@ -96,9 +94,7 @@ def _wait_ready(services: list[RunningService]) -> None:
                     pass
             time.sleep(0.3)
     if pending:
-        raise SettingsError(
-            f"not ready after {READY_TIMEOUT_SECONDS:.0f} s: {', '.join(s.spec.name for s in pending)}"
-        )
+        raise SettingsError(f"not ready after {READY_TIMEOUT_SECONDS:.0f} s: {', '.join(s.spec.name for s in pending)}")
 
 
 def _stop(services: list[RunningService]) -> None:

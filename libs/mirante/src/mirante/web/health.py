@@ -74,6 +74,4 @@ async def ready(request: Request) -> JSONResponse:
     results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
     report = dict(zip(checks, results, strict=True))
     ok = all(result["ok"] for result in results)
-    return JSONResponse(
-        {"status": "ready" if ok else "not_ready", "checks": report}, status_code=200 if ok else 503
-    )
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": report}, status_code=200 if ok else 503)

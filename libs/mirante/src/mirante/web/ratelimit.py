@@ -28,9 +28,7 @@ def limits_storage_uri(redis_url: str) -> str:
 
 class RateLimiter:
     def __init__(self, redis_url: str, prefix: str = "mirante:ratelimit") -> None:
-        self.storage = RedisStorage(
-            limits_storage_uri(redis_url), implementation="redispy", key_prefix=prefix
-        )
+        self.storage = RedisStorage(limits_storage_uri(redis_url), implementation="redispy", key_prefix=prefix)
         self.strategy = MovingWindowRateLimiter(self.storage)
 
     async def hit(self, rate: RateLimitItem, *identifiers: str) -> None:
