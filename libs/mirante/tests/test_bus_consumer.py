@@ -18,7 +18,6 @@ from sqlalchemy.orm import registry
 from mirante.bus.consumer import Outcome, StreamConsumer, delete_old_inbox_rows
 from mirante.bus.envelope import Event
 from mirante.bus.tables import inbox_table
-from mirante.db import create_sessionmaker
 from mirante.devstack import StackUrls
 from mirante.testing.streams import (
     StreamRecord,
@@ -60,11 +59,6 @@ async def schema(db_engine: AsyncEngine) -> AsyncIterator[str]:
         async with db_engine.begin() as connection:
             await connection.execute(text(f'CREATE TABLE "{name}".effects (event_id uuid NOT NULL)'))
         yield name
-
-
-@pytest.fixture
-def sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(db_engine)
 
 
 def recording_handler(schema: str) -> Handler:

@@ -27,11 +27,9 @@ from mirante.bus.envelope import Event
 from mirante.db import create_sessionmaker
 from mirante.devstack import StackUrls
 from mirante.testing.streams import (
-    delete_streams,
     pending_by_consumer,
     publish_event,
     scratch_bus_schema,
-    unique_name,
     wait_until,
     wait_until_acknowledged,
 )
@@ -48,13 +46,6 @@ async def schema(db_engine: AsyncEngine) -> AsyncIterator[str]:
                 text(f'CREATE TABLE "{name}".effects (event_id uuid NOT NULL, handled_by text NOT NULL)')
             )
         yield name
-
-
-@pytest_asyncio.fixture
-async def stream(redis_client: Redis) -> AsyncIterator[str]:
-    name = unique_name("events:crash-test")
-    yield name
-    await delete_streams(redis_client, name)
 
 
 @contextmanager

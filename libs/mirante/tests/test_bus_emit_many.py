@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,29 +15,10 @@ from mirante.bus.envelope import Event
 from mirante.bus.outbox import emit, emit_many
 from mirante.bus.relay import OutboxRelay
 from mirante.bus.tables import outbox_table
-from mirante.db import create_sessionmaker
-from mirante.testing.streams import delete_streams, read_events, scratch_bus_schema, unique_name
+from mirante.testing.streams import read_events
 
 # 6 columns per row: a VALUES list of this many rows would exceed PostgreSQL's 32,767 bind parameters.
 ROWS_BEYOND_THE_PARAMETER_LIMIT = 6_000
-
-
-@pytest_asyncio.fixture
-async def schema(db_engine: AsyncEngine) -> AsyncIterator[str]:
-    async with scratch_bus_schema(db_engine) as name:
-        yield name
-
-
-@pytest.fixture
-def sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(db_engine)
-
-
-@pytest_asyncio.fixture
-async def stream(redis_client: Redis) -> AsyncIterator[str]:
-    name = unique_name("events:emit-many-test")
-    yield name
-    await delete_streams(redis_client, name)
 
 
 def make_events(count: int, kind: str = "test.item.created") -> list[Event]:

@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.bus.envelope import Event
 from mirante.bus.outbox import emit
 from mirante.bus.relay import OutboxRelay
 from mirante.bus.tables import outbox_table
-from mirante.db import create_sessionmaker
 from mirante.testing.streams import (
-    delete_streams,
     read_events,
     read_records,
-    scratch_bus_schema,
-    unique_name,
     wait_for_stream_length,
 )
-
-
-@pytest_asyncio.fixture
-async def schema(db_engine: AsyncEngine) -> AsyncIterator[str]:
-    async with scratch_bus_schema(db_engine) as name:
-        yield name
-
-
-@pytest.fixture
-def sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(db_engine)
-
-
-@pytest_asyncio.fixture
-async def stream(redis_client: Redis) -> AsyncIterator[str]:
-    name = unique_name("events:outbox-test")
-    yield name
-    await delete_streams(redis_client, name)
 
 
 def make_events(count: int, kind: str = "test.item.created") -> list[Event]:
