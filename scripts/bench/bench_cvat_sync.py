@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from report import Report, rate
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cvat_sync.config import Settings
 from cvat_sync.cvat.client import CvatClient
@@ -30,6 +31,7 @@ from mirante.settings import DatabaseSettings, InfraSettings
 from mirante.testing.database import create_test_database, drop_test_database
 
 JOBS = 20_000
+REPEATS = 3
 SIMULATOR = Path(__file__).resolve().parents[1] / "simulators" / "cvat.py"
 TOKEN = "bench-token"
 
@@ -77,19 +79,14 @@ async def page_and_count(settings: Settings) -> tuple[float, int]:
         return time.perf_counter() - started, seen
 
 
-async def timed_sync(settings: Settings, database_url: str) -> tuple[float, SyncRun]:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    try:
-        async with sessionmaker() as session, session.begin():
-            run = await start_run(
-                session, filters=SyncFilters(), force=False, trigger="cli", started_by="bench", status="running"
-            )
-        started = time.perf_counter()
-        run = await execute_run(sessionmaker, settings, run.id)
-        return time.perf_counter() - started, run
-    finally:
-        await engine.dispose()
+async def timed_sync(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[float, SyncRun]:
+    async with sessionmaker() as session, session.begin():
+        run = await start_run(
+            session, filters=SyncFilters(), force=False, trigger="cli", started_by="bench", status="running"
+        )
+    started = time.perf_counter()
+    run = await execute_run(sessionmaker, settings, run.id)
+    return time.perf_counter() - started, run
 
 
 def peak_rss_mib() -> float:
@@ -98,6 +95,8 @@ def peak_rss_mib() -> float:
 
 async def run(urls: StackUrls) -> Report:
     database_url = await create_test_database(urls.database_url, prefix="mirante_bench")
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
     try:
         with simulator_process(JOBS) as cvat_url:
             settings = Settings(
@@ -106,13 +105,16 @@ async def run(urls: StackUrls) -> Report:
                 cvat_token=SecretStr(TOKEN),
             )
             await page_through(settings)  # warm-up: connections, the simulator's caches
-            paging, listed = await page_through(settings)
+            pagings = [await page_through(settings) for _ in range(REPEATS)]
+            paging, listed = min(pagings)
             counting, counted = await page_and_count(settings)
             rss_before = peak_rss_mib()
-            first, first_run = await timed_sync(settings, database_url)
+            first, first_run = await timed_sync(settings, sessionmaker)
             rss_after_first = peak_rss_mib()
-            again, again_run = await timed_sync(settings, database_url)
+            resyncs = [await timed_sync(settings, sessionmaker) for _ in range(REPEATS)]
+            again, again_run = min(resyncs, key=lambda result: result[0])
     finally:
+        await engine.dispose()
         await drop_test_database(urls.database_url, database_url)
 
     for sync_run in (first_run, again_run):
@@ -125,10 +127,10 @@ async def run(urls: StackUrls) -> Report:
         name="cvat_sync",
         title="cvat-sync: pull sync from CVAT",
         rows=[
-            ("baseline: page through `/api/jobs` with the client, store nothing", rate(JOBS, paging)),
+            (f"baseline: page through `/api/jobs`, store nothing (best of {REPEATS})", rate(JOBS, paging)),
             ("baseline: paging + every job's annotations, store nothing", rate(JOBS, counting)),
             ("first sync: all new (counts fetched, jobs + history + events written)", rate(JOBS, first)),
-            ("re-sync: all unchanged (no counts fetched, nothing written)", rate(JOBS, again)),
+            (f"re-sync: all unchanged, no counts fetched, nothing written (best of {REPEATS})", rate(JOBS, again)),
             ("first sync ÷ (paging + annotations)", f"{first / counting:.2f}"),
             ("first sync ÷ paging alone", f"{first / paging:.2f}"),
             (
@@ -149,5 +151,7 @@ async def run(urls: StackUrls) -> Report:
             "whose `updated_date` moved; with none changed it does the same HTTP work as the paging baseline.",
             "The sync reads the next pages while it writes, so CVAT's latency and the database overlap; a full "
             "re-sync compares each page with the stored versions, read in id order 2,000 at a time.",
+            "Paging and the re-sync are CPU-bound in this one process (JSON and validation of each page), so "
+            "both are taken as the best of several runs: a busy machine shifts single runs by ±30 %.",
         ],
     )

@@ -144,6 +144,7 @@ class CvatSimulator:
     Jobs are grouped `jobs_per_task` to a task and `tasks_per_project` tasks to a project (every ninth task
     has no project); assignees, stages and states cycle. With `names_in_jobs=False` job objects carry no
     `task_name`/`project_name`, as some CVAT versions, so clients must ask `/api/tasks` and `/api/projects`.
+    With `honour_sort=False` listings ignore `sort` and keep CVAT's default order (`-id`).
     """
 
     def __init__(
@@ -159,6 +160,7 @@ class CvatSimulator:
         jobs_per_task: int = 5,
         tasks_per_project: int = 10,
         names_in_jobs: bool = True,
+        honour_sort: bool = True,
     ) -> None:
         if jobs < 0 or jobs_per_task < 1 or tasks_per_project < 1:
             raise SimulatorError("jobs must be >= 0, jobs_per_task and tasks_per_project >= 1")
@@ -168,6 +170,7 @@ class CvatSimulator:
         self.legacy_keys = {legacy_key}
         self.passwords = {username: password}
         self.names_in_jobs = names_in_jobs
+        self.honour_sort = honour_sort
         self.jobs_per_task = jobs_per_task
         self.tasks_per_project = tasks_per_project
         self.requests: Counter[str] = Counter()
@@ -844,7 +847,7 @@ class CvatSimulator:
                     return _json({name: ["Enter a number."]}, 400)
             else:
                 filters.append(value)
-        ascending = params.get("sort", "-id") == "id"
+        ascending = self.honour_sort and params.get("sort", "-id") == "id"
         with self._lock:
             ids = self._matching(tuple(filters), ascending=ascending)
             count = len(ids)

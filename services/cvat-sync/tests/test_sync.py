@@ -18,6 +18,7 @@ from cvat_sync.config import Settings
 from cvat_sync.cvat.client import CvatClient
 from cvat_sync.cvat.errors import CvatAuthenticationError, CvatUnavailableError
 from cvat_sync.jobs.models import Job, JobChange
+from cvat_sync.sync import service
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import ABANDONED_MESSAGE, reap_abandoned_runs, run_lock, run_next
 from cvat_sync.sync.service import (
@@ -265,6 +266,40 @@ async def test_a_job_the_listing_skipped_is_checked_not_deleted(
     assert stats.deleted == 1 and (await stored_job(maker, 31)).deleted_at is not None
     assert (await stored_job(maker, 30)).deleted_at is None, "CVAT still has it: the listing skipped it"
     assert sim.requests["job"] == 2, "only the two unseen jobs were looked up"
+
+
+async def test_deletions_are_found_across_chunks_of_stored_jobs(
+    maker: async_sessionmaker[AsyncSession],
+    sim: CvatSimulator,
+    infra_settings: InfraSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "STORED_CHUNK", 7)
+    settings = settings_for(sim, infra_settings)
+    await sync(maker, settings)
+    for job_id in (1, 20, JOBS):
+        sim.delete_job(job_id)
+    sim.hide_from_listing(21)
+    sim.reset_counters()
+
+    stats = await sync(maker, settings)
+
+    assert counts(stats) == (JOBS - 3, 0, 0, JOBS - 3, 3, 0), "the skipped job 21 was found and kept"
+    assert set(await live_ids(maker)) == set(range(1, JOBS + 1)) - {1, 20, JOBS}
+    assert sim.requests["job"] == 4
+
+
+async def test_without_id_order_nothing_is_deleted_but_everything_is_synced(
+    maker: async_sessionmaker[AsyncSession], infra_settings: InfraSettings
+) -> None:
+    with CvatSimulator(JOBS, honour_sort=False) as sim:
+        settings = settings_for(sim, infra_settings)
+        assert counts(await sync(maker, settings)) == (JOBS, JOBS, 0, 0, 0, 0)
+        sim.delete_job(5)
+        sim.update_job(6, state="completed")
+        stats = await sync(maker, settings)
+    assert counts(stats) == (JOBS - 1, 0, 1, JOBS - 2, 0, 0), "no proof of deletion without id order"
+    assert 5 in await live_ids(maker)
 
 
 # -- failures ------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ProgressCallback = Callable[["SyncStats"], None]
-PREFETCH_PAGES = 2
+PREFETCH_PAGES = 4
 PROGRESS_SECONDS = 1.0
 DELETION_CHECK_CHUNK = 500
 STORED_CHUNK = 2000
@@ -181,6 +181,7 @@ class SyncEngine:
         self._in_id_order = True
         self._stored = StoredJobs(sessionmaker)
         self._recorded_at = 0.0
+        self._committing: asyncio.Task[None] | None = None
 
     async def run(self, filters: SyncFilters, *, force: bool = False) -> SyncStats:
         """Sync the jobs matching `filters`; CVAT errors that stop the run (auth, unreachable) propagate."""
@@ -189,20 +190,36 @@ class SyncEngine:
             project_id=filters.project_id, task_id=filters.task_id, assignee=filters.assignee
         )
         pending: list[ListedJob] = []
-        async for page in _read_ahead(listing.pages(), PREFETCH_PAGES):
-            self._count_page(page)
-            accepted = [item for item in page.jobs if filters.accepts(item[1])]
-            # Decided page by page, so unchanged jobs are dropped at once; only the others wait for a batch.
-            pending.extend(await self._changed(accepted, self._listed_ids(page), force=force))
-            if len(pending) >= self.batch_size:
-                await self._write(pending, force=force)
-                pending = []
-            else:
-                await self._progress(wrote=False)
-        await self._write(pending, force=force)
-        if self._full:
-            await self._check_jobs_listed_nowhere(force=force)
+        try:
+            async for page in _read_ahead(listing.pages(), PREFETCH_PAGES):
+                self._count_page(page)
+                accepted = [item for item in page.jobs if filters.accepts(item[1])]
+                # Decided page by page, so unchanged jobs are dropped at once; the others wait for a batch.
+                pending.extend(await self._changed(accepted, self._listed_ids(page), force=force))
+                if len(pending) >= self.batch_size:
+                    await self._write(pending, force=force)
+                    pending = []
+                else:
+                    await self._progress(wrote=False)
+            await self._write(pending, force=force)
+            await self._settle()
+            if self._full:
+                await self._check_jobs_listed_nowhere(force=force)
+                await self._settle()
+        finally:
+            await self._stored.close()
+            await self._keep_last_batch()
         return self.stats
+
+    async def _keep_last_batch(self) -> None:
+        """When the run stops early, the batch already being committed still finishes (or fails on its own)."""
+        committing, self._committing = self._committing, None
+        if committing is None:
+            return
+        try:
+            await committing
+        except Exception:
+            logger.exception("sync: the last batch could not be committed either")
 
     def _count_page(self, page: JobPage) -> None:
         self.stats.expected = page.count
@@ -245,14 +262,22 @@ class SyncEngine:
         return changed
 
     async def _write(self, items: Sequence[ListedJob], *, force: bool) -> None:
-        """Apply `items` in committed batches of `sync_write_batch`."""
+        """Apply `items` in committed batches of `sync_write_batch`. Each batch's annotations are counted
+        while the previous batch commits; commits stay one at a time and in order."""
         for first in range(0, len(items), self.batch_size):
-            await self._apply(items[first : first + self.batch_size], force=force)
+            batch = items[first : first + self.batch_size]
+            prepared = await self._bounded_all([self._prepare(item) for item in batch])
+            await self._settle()
+            self._committing = asyncio.create_task(self._commit(batch, prepared, force=force))
         await self._progress(wrote=bool(items))
 
-    async def _apply(self, items: Sequence[ListedJob], *, force: bool) -> None:
-        """Count annotations (outside any transaction), then lock, apply and commit one batch."""
-        prepared = await self._bounded_all([self._prepare(item) for item in items])
+    async def _settle(self) -> None:
+        """Wait for the batch being committed; its failure is raised here."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+
+    async def _commit(self, items: Sequence[ListedJob], prepared: Sequence[Incoming | None], *, force: bool) -> None:
         incoming = [item for item in prepared if item is not None]
         async with self.sessionmaker() as session, session.begin():
             mirror = JobMirror(session, source="sync")
@@ -354,8 +379,8 @@ class SyncEngine:
 
 
 class StoredJobs:
-    """The live stored jobs in ascending id order, read `STORED_CHUNK` at a time (keyset paging), so a full
-    sync can merge them with CVAT's id-ordered listing: one read per chunk instead of one per batch."""
+    """The live stored jobs in ascending id order, read `STORED_CHUNK` at a time (keyset paging) and one chunk
+    ahead, so a full sync can merge them with CVAT's id-ordered listing without waiting on the database."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
@@ -363,6 +388,7 @@ class StoredJobs:
         self._buffer: collections.deque[tuple[int, datetime]] = collections.deque()
         self._read_upto = 0
         self._exhausted = False
+        self._reading: asyncio.Task[None] | None = None
 
     async def take_through(self, high: int) -> list[tuple[int, datetime]]:
         """`(id, cvat_updated_at)` of every stored live job with `position < id <= high`; moves to `high`."""
@@ -370,21 +396,41 @@ class StoredJobs:
         while True:
             while self._buffer and self._buffer[0][0] <= high:
                 taken.append(self._buffer.popleft())
-            if self._buffer or self._exhausted:
+            if self._buffer or (self._exhausted and self._reading is None):
                 break
-            await self._read()
+            await self._next_chunk()
         self.position = max(self.position, high)
+        self._read_ahead()
         return taken
 
     async def take_chunk(self) -> list[tuple[int, datetime]]:
-        """The next stored live jobs after `position` (at most a chunk); empty at the end."""
-        if not self._buffer and not self._exhausted:
-            await self._read()
+        """The next stored live jobs after `position` (at most a chunk or so); empty at the end."""
+        if not self._buffer and not (self._exhausted and self._reading is None):
+            await self._next_chunk()
         taken = list(self._buffer)
         self._buffer.clear()
         if taken:
             self.position = taken[-1][0]
         return taken
+
+    async def close(self) -> None:
+        """Cancel a read still under way (the sync stopped early)."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+
+    def _read_ahead(self) -> None:
+        if self._reading is not None and self._reading.done():
+            reading, self._reading = self._reading, None
+            reading.result()
+        if self._reading is None and not self._exhausted and len(self._buffer) < STORED_CHUNK // 2:
+            self._reading = asyncio.create_task(self._read())
+
+    async def _next_chunk(self) -> None:
+        reading, self._reading = self._reading, None
+        await (reading if reading is not None else self._read())
 
     async def _read(self) -> None:
         async with self.sessionmaker() as session:
