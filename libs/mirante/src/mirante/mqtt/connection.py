@@ -57,6 +57,15 @@ def build_client(
     """
     if endpoint.tls and tls_context is None:
         tls_context = ssl.create_default_context()
+    common: dict[str, Any] = {
+        "username": endpoint.username,
+        "password": endpoint.password,
+        "identifier": client_id,
+        "keepalive": keepalive,
+        "timeout": timeout,
+        "max_inflight_messages": max_inflight_messages,
+        "tls_context": tls_context,
+    }
     if protocol == "5":
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if persistent:
@@ -66,31 +75,15 @@ def build_client(
         return aiomqtt.Client(
             endpoint.host,
             endpoint.port,
-            username=endpoint.username,
-            password=endpoint.password,
-            identifier=client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             # aiomqtt's default (clean start on the first connect only) would drop the stored
             # session every time the process starts.
             clean_start=not persistent,
             properties=properties,
-            keepalive=keepalive,
-            timeout=timeout,
-            max_inflight_messages=max_inflight_messages,
-            tls_context=tls_context,
+            **common,
         )
     return aiomqtt.Client(
-        endpoint.host,
-        endpoint.port,
-        username=endpoint.username,
-        password=endpoint.password,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V311,
-        clean_session=not persistent,
-        keepalive=keepalive,
-        timeout=timeout,
-        max_inflight_messages=max_inflight_messages,
-        tls_context=tls_context,
+        endpoint.host, endpoint.port, protocol=aiomqtt.ProtocolVersion.V311, clean_session=not persistent, **common
     )
 
 
