@@ -145,15 +145,14 @@ async def test_older_snapshots_are_stale_and_force_rewrites(db_session: AsyncSes
 async def test_deleted_jobs_are_kept_marked_and_come_back(db_session: AsyncSession) -> None:
     mirror = JobMirror(db_session, source="sync")
     await mirror.apply([incoming(raw_job(60)), incoming(raw_job(61))])
-    started = datetime.now(UTC) + timedelta(seconds=1)
-    # A full sync that started at `started` saw job 61 again, and not job 60.
-    seen = started + timedelta(seconds=1)
-    await db_session.execute(text("UPDATE cvat_sync.jobs SET last_synced_at = :at WHERE id = 61"), {"at": seen})
 
-    assert await mirror.delete_unseen(started) == 1
+    assert await mirror.mark_deleted(list((await mirror.stored([60])).values())) == 1
     gone = await db_session.get(Job, 60)
     assert gone is not None and gone.deleted_at is not None
-    assert await mirror.delete_unseen(started) == 0, "already deleted jobs are not deleted twice"
+    kept = await db_session.get(Job, 61)
+    assert kept is not None and kept.deleted_at is None
+    again = list((await mirror.stored([60])).values())
+    assert await mirror.mark_deleted(again) == 0, "already deleted jobs are not deleted twice"
 
     assert await mirror.apply([incoming(raw_job(60))]) == [Outcome.UPDATED]
     await db_session.refresh(gone)

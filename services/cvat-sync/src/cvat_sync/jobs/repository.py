@@ -41,10 +41,3 @@ async def touch(session: AsyncSession, ids: Iterable[int], at: datetime) -> None
     id_list = list(ids)
     if id_list:
         await session.execute(update(Job).where(Job.id.in_(id_list)).values(last_synced_at=at))
-
-
-async def live_jobs_not_seen_since(session: AsyncSession, since: datetime) -> list[Job]:
-    rows = await session.scalars(
-        select(Job).where(Job.deleted_at.is_(None), Job.last_synced_at < since).order_by(Job.id).with_for_update()
-    )
-    return list(rows)

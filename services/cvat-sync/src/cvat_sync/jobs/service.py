@@ -177,10 +177,6 @@ class JobMirror:
         await emit_many(self.session, SCHEMA, [self._event("cvat.job.deleted", values, {}) for values in snapshots])
         return len(live)
 
-    async def delete_unseen(self, since: datetime) -> int:
-        """After a full sync: every live job not seen since `since` no longer exists in CVAT."""
-        return await self.mark_deleted(await repository.live_jobs_not_seen_since(self.session, since))
-
     def _history(
         self, values: dict[str, Any], kind: str, changes: dict[str, list[Any]], now: datetime
     ) -> dict[str, Any]:
