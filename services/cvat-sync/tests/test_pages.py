@@ -3,6 +3,7 @@
 The app runs under uvicorn on a free 127.0.0.1 port with a database of its own (the browser's requests commit),
 seeded with users, jobs and their history; webhook log entries come from real requests to the receiver. The
 sync test gets its own database and server, pointed at the CVAT simulator, since a full sync rewrites the mirror.
+The browser, pages and server come from the `mirante` plugin (`mirante.testing.browser`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -38,26 +36,11 @@ from mirante.auth.tokens import TokenCodec
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import StackUrls
 from mirante.settings import DatabaseSettings, InfraSettings
+from mirante.testing.browser import LiveServer, PageOpener, sign_in
 from mirante.testing.database import create_test_database, drop_test_database
 from mirante.webhooks import sign_sha256_hex
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium: run `make browsers`"
-    ),
-]
+pytestmark = pytest.mark.browser
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="needs the playwright package")
 expect = playwright_api.expect
@@ -73,7 +56,6 @@ WEBHOOK_SECRET = "pages-webhook-secret"
 CVAT_PUBLIC_URL = "https://cvat.example.test"
 HOSTILE_NAME = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 NOW = datetime.now(UTC).replace(microsecond=0)
-TOKEN_KEY = "cvat-sync.token"
 
 
 @dataclass(frozen=True)
@@ -137,36 +119,7 @@ def job_row(job: SeedJob) -> Job:
     )
 
 
-# -- a real server for the browser ---------------------------------------------------------------------------
-
-
-class LiveServer:
-    """The app under uvicorn in a background thread (its own event loop), on a free port of 127.0.0.1."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="cvat-sync-pages", daemon=True
-        )
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the cvat-sync server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
-        self._socket.close()
+# -- a seeded server for the browser -----------------------------------------------------------------------
 
 
 def app_settings(infra: InfraSettings, database_url: str, cvat_url: str = "http://127.0.0.1:9") -> Settings:
@@ -280,7 +233,7 @@ async def site(mirante_urls: StackUrls, infra_settings: InfraSettings) -> AsyncI
     try:
         seeded = await add_users(database_url, infra_settings, ("viewer", "operator", "admin"))
         await seed_jobs(database_url)
-        with LiveServer(app_settings(infra_settings, database_url)) as server:
+        async with LiveServer(create_app(app_settings(infra_settings, database_url))) as server:
             seeded.url = server.url
             await post_webhooks(server.url)
             yield seeded
@@ -291,60 +244,17 @@ async def site(mirante_urls: StackUrls, infra_settings: InfraSettings) -> AsyncI
 # -- the browser ---------------------------------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+SitePage = Callable[..., Awaitable[Any]]
 
 
-@dataclass
-class PageProblems:
-    """Script errors and CSP violations a page reported: a page that works must report none."""
-
-    messages: list[str] = field(default_factory=list)
-
-    def watch(self, page: Any) -> None:
-        page.on("pageerror", lambda error: self.messages.append(f"uncaught: {error}"))
-        page.on(
-            "console",
-            lambda message: (
-                self.messages.append(f"console: {message.text}")
-                if "Content Security Policy" in message.text or "Uncaught" in message.text
-                else None
-            ),
-        )
-
-
-OpenPage = Callable[..., Awaitable[Any]]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def open_page(browser: Any) -> AsyncIterator[OpenPage]:
-    """`await open_page(site, role)`: a page in a fresh browser profile, signed in as `role` (None: signed out)."""
-    contexts: list[Any] = []
-    problems = PageProblems()
+@pytest.fixture
+def site_page(open_page: PageOpener) -> SitePage:
+    """`await site_page(site, role)`: a page on `site` in a fresh browser profile, signed in as `role` (None: out)."""
 
     async def make(site: Site, role: str | None = None) -> Any:
-        context = await browser.new_context(base_url=site.url, accept_downloads=True)
-        contexts.append(context)
-        if role is not None:
-            key, saved = json.dumps(TOKEN_KEY), json.dumps(json.dumps({"token": site.tokens[role], "expiresAt": None}))
-            await context.add_init_script(
-                script=f"if (!sessionStorage.getItem({key})) sessionStorage.setItem({key}, {saved});"
-            )
-        page = await context.new_page()
-        page.set_default_timeout(10_000)
-        problems.watch(page)
-        return page
+        return await open_page(site.url, token=None if role is None else site.tokens[role])
 
-    yield make
-    for context in contexts:
-        await context.close()
-    assert problems.messages == []
+    return make
 
 
 async def row_ids(page: Any) -> list[int]:
@@ -387,8 +297,8 @@ async def test_pages_carry_a_strict_csp_and_assets_are_cached(site: Site) -> Non
         assert (await client.get("/static/nothing.js")).status_code == 404
 
 
-async def test_signed_out_users_go_to_login_and_come_back_after_it(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site)
+async def test_signed_out_users_go_to_login_and_come_back_after_it(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site)
 
     await page.goto("/jobs/102")
     await expect(page).to_have_url(f"{site.url}/login?next=%2Fjobs%2F102")
@@ -404,17 +314,14 @@ async def test_signed_out_users_go_to_login_and_come_back_after_it(site: Site, o
     await expect(page.locator("#job-title")).to_contain_text("Job #102")
     await expect(page.locator("#whoami")).to_have_text(f"{site.users['viewer']} · viewer")
 
-    await page.goto("/login?next=//elsewhere.example/")
-    await page.fill("#username", site.users["viewer"])
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
     # Another origin in `next` is not followed.
+    await sign_in(page, site.users["viewer"], PASSWORD, next_path="//elsewhere.example/")
     await expect(page).to_have_url(f"{site.url}/")
     await expect_rows(page, NEWEST_FIRST)
 
 
-async def test_the_list_shows_jobs_newest_first_with_stat_cards(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_the_list_shows_jobs_newest_first_with_stat_cards(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/")
 
     await expect_rows(page, NEWEST_FIRST)
@@ -431,8 +338,8 @@ async def test_the_list_shows_jobs_newest_first_with_stat_cards(site: Site, open
     await expect(page.locator("#nav-webhooks")).to_be_hidden()
 
 
-async def test_search_and_a_clicked_assignee_narrow_the_list_and_the_url(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_search_and_a_clicked_assignee_narrow_the_list_and_the_url(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/")
     await expect_rows(page, NEWEST_FIRST)
 
@@ -457,8 +364,8 @@ async def test_search_and_a_clicked_assignee_narrow_the_list_and_the_url(site: S
     await expect_rows(page, carol)
 
 
-async def test_the_filter_state_survives_a_reload_and_a_bare_visit(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_the_filter_state_survives_a_reload_and_a_bare_visit(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/")
     await expect(page.locator("#filters-panel")).to_be_hidden()
 
@@ -489,8 +396,8 @@ async def test_the_filter_state_survives_a_reload_and_a_bare_visit(site: Site, o
     await expect_rows(page, NEWEST_FIRST)
 
 
-async def test_the_csv_export_carries_the_filters(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_the_csv_export_carries_the_filters(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/?assignee=carol")
     await expect_rows(page, ids_where(lambda job: job.assignee == "carol"))
     await expect(page.locator("#export-csv")).to_have_attribute("href", re.compile(r"assignee=carol"))
@@ -507,8 +414,8 @@ async def test_the_csv_export_carries_the_filters(site: Site, open_page: OpenPag
     )
 
 
-async def test_the_job_page_shows_counts_history_raw_payload_and_the_cvat_link(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_the_job_page_shows_counts_history_raw_payload_and_the_cvat_link(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/")
     await page.locator('#jobs-body tr[data-job-id="102"] td.task a').click()
 
@@ -539,8 +446,8 @@ async def test_the_job_page_shows_counts_history_raw_payload_and_the_cvat_link(s
     await expect(page.locator("#page-error")).to_have_text("Job #999999 is not in the mirror.")
 
 
-async def test_text_from_cvat_is_shown_as_text_never_run(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_text_from_cvat_is_shown_as_text_never_run(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/")
     await expect(page.locator('#jobs-body tr[data-job-id="106"] td.task')).to_have_text(HOSTILE_NAME)
     assert await page.locator("#jobs-body img").count() == 0
@@ -551,15 +458,15 @@ async def test_text_from_cvat_is_shown_as_text_never_run(site: Site, open_page: 
     assert await page.evaluate("window.__xss") is None
 
 
-async def test_viewers_do_not_get_the_webhook_log(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "viewer")
+async def test_viewers_do_not_get_the_webhook_log(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
     await page.goto("/webhook-logs")
     await expect(page.locator("#page-error")).to_have_text("The webhook log is for admins.")
     await expect(page.locator("#log-view")).to_be_hidden()
 
 
-async def test_admins_browse_the_webhook_log_and_open_an_entry(site: Site, open_page: OpenPage) -> None:
-    page = await open_page(site, "admin")
+async def test_admins_browse_the_webhook_log_and_open_an_entry(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "admin")
     await page.goto("/")
     await expect(page.locator("#nav-webhooks")).to_be_visible()
     await page.click("#nav-webhooks")
@@ -582,15 +489,18 @@ async def test_admins_browse_the_webhook_log_and_open_an_entry(site: Site, open_
 
 
 async def test_operators_sync_and_follow_the_run_to_its_end(
-    mirante_urls: StackUrls, infra_settings: InfraSettings, redis_client: Redis, open_page: OpenPage
+    mirante_urls: StackUrls, infra_settings: InfraSettings, redis_client: Redis, site_page: SitePage
 ) -> None:
     since = f"{int(time.time() * 1000)}-0"
     database_url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_pages_sync_test")
     try:
         site = await add_users(database_url, infra_settings, ("operator",))
-        with CvatSimulator(30) as sim, LiveServer(app_settings(infra_settings, database_url, sim.url)) as server:
+        with (
+            CvatSimulator(30) as sim,
+            LiveServer(create_app(app_settings(infra_settings, database_url, sim.url))) as server,
+        ):
             site.url = server.url
-            page = await open_page(site, "operator")
+            page = await site_page(site, "operator")
             await page.goto("/")
             await expect(page.locator("#jobs-body td.empty")).to_have_text("No jobs match these filters.")
             await page.evaluate(
@@ -633,3 +543,24 @@ async def test_operators_sync_and_follow_the_run_to_its_end(
     finally:
         await forget_published_events(database_url, redis_client, since)
         await drop_test_database(mirante_urls.database_url, database_url)
+
+
+async def test_a_sync_started_with_the_button_is_recorded_as_started_from_the_pages(
+    site: Site, site_page: SitePage
+) -> None:
+    page = await site_page(site, "operator")
+    await page.goto("/")
+    button = page.locator("#sync-now")
+    await expect(button).to_be_visible()
+
+    async with page.expect_response(
+        lambda response: response.url.endswith("/api/v1/sync-runs") and response.request.method == "POST"
+    ) as answered:
+        await button.click()
+    response = await answered.value
+
+    assert response.status == 202
+    assert json.loads(response.request.post_data or "{}") == {"trigger": "web"}
+    run = await response.json()
+    assert (run["trigger"], run["started_by"]) == ("web", site.users["operator"])
+    await expect(page.locator("#sync-panel")).to_have_attribute("data-run-id", str(run["id"]))

@@ -2,7 +2,9 @@
 
 Tests run against real servers: those named by `MIRANTE_DATABASE_URL`, `MIRANTE_REDIS_URL` and
 `MIRANTE_MQTT_URL` when set, otherwise embedded ones started for the run. Every run gets a fresh database
-with every installed Alembic history applied; `db_session` rolls back after each test.
+with every installed Alembic history applied; `db_session` rolls back after each test. The browser fixtures
+(`browser`, `open_page`, `page_problems`, `serve_app`) come from `mirante.testing.browser`; tests using them are
+marked `browser` and skipped when Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,25 @@ from mirante.db import create_engine, get_session
 from mirante.devstack import EmbeddedStack, StackUrls
 from mirante.mqtt import Publisher
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
+from mirante.testing.browser import browser, browser_unavailable, open_page, page_problems, serve_app
 from mirante.testing.database import create_test_database, drop_test_database
+
+__all__ = [
+    "auth_headers",
+    "browser",
+    "cheap_password_hashing",
+    "database_url",
+    "db_engine",
+    "db_session",
+    "infra_settings",
+    "make_client",
+    "mirante_urls",
+    "mqtt_publisher",
+    "open_page",
+    "page_problems",
+    "redis_client",
+    "serve_app",
+]
 
 ClientFactory = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
 
@@ -37,6 +57,24 @@ class HeadersFactory(Protocol):
     async def __call__(
         self, role: str = "viewer", *, staff: bool = False, tenant: str | None = None
     ) -> dict[str, str]: ...
+
+
+BROWSER_MARKER = "browser: drives headless Chromium (skipped when Chromium or Playwright is missing)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", BROWSER_MARKER)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the browser are marked `browser` (before `-m` selects) and skipped where it cannot run."""
+    unavailable = browser_unavailable()
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()) and item.get_closest_marker("browser") is None:
+            item.add_marker(pytest.mark.browser)
+        if unavailable is not None and item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.skip(reason=unavailable))
 
 
 @pytest.fixture(scope="session", autouse=True)

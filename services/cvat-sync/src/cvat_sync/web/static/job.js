@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, isHttpUrl, showError, initPage } = window.CvatSync;
+  const { api, h, clear, formatDate, formatNumber, isHttpUrl, showError, initPage } = window.Mirante;
 
   const $ = (id) => document.getElementById(id);
   const pageError = $("page-error");

@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage } = window.CvatSync;
+  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage } = window.Mirante;
 
   const FIELDS = ["q", "project_id", "assignee", "status", "stage", "state", "updated_from", "updated_to"];
   const CHOICES = {
@@ -455,7 +455,8 @@
     syncButton.disabled = true;
     $("sync-error").hidden = true;
     try {
-      follow(await api("/api/v1/sync-runs", { method: "POST", body: {} }));
+      // Recorded as started from the pages, not through the API.
+      follow(await api("/api/v1/sync-runs", { method: "POST", body: { trigger: "web" } }));
     } catch (error) {
       const running = error.status === 409 && error.details ? error.details.run_id : null;
       if (!Number.isInteger(running)) {

@@ -2,9 +2,15 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage } = window.CvatSync;
+  const { api, h, clear, formatDate, formatNumber, debounce, showError, initPage, readQuery, writeQuery } =
+    window.Mirante;
 
   const STATUSES = ["pending", "processing", "success", "error", "rejected", "duplicate", "ignored"];
+  const QUERY = {
+    status: { choices: STATUSES },
+    event_type: { maxLength: 100 },
+    page: { integer: true, min: 1, default: 1 },
+  };
   const PAGE_SIZE = 50;
   const COLUMNS = 9;
   const $ = (id) => document.getElementById(id);
@@ -17,23 +23,13 @@
   let controller = null;
 
   function readUrl() {
-    const params = new URLSearchParams(location.search);
-    const wantedStatus = params.get("status") || "";
-    status = STATUSES.includes(wantedStatus) ? wantedStatus : "";
-    eventType = (params.get("event_type") || "").trim().slice(0, 100);
-    const wantedPage = Number.parseInt(params.get("page") || "1", 10);
-    page = Number.isInteger(wantedPage) && wantedPage > 0 ? wantedPage : 1;
+    ({ status, event_type: eventType, page } = readQuery(QUERY));
     $("f-status").value = status;
     $("f-event").value = eventType;
   }
 
   function writeUrl() {
-    const params = new URLSearchParams();
-    if (status) params.set("status", status);
-    if (eventType) params.set("event_type", eventType);
-    if (page > 1) params.set("page", String(page));
-    const search = params.toString();
-    history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+    writeQuery({ status, event_type: eventType, page }, QUERY);
   }
 
   function statusBadge(value) {
@@ -136,15 +132,10 @@
   }
 
   async function main() {
-    let principal;
     try {
-      principal = await initPage();
+      await initPage({ role: "admin", denied: "The webhook log is for admins." });
     } catch (error) {
       showError(pageError, error);
-      return;
-    }
-    if (!hasRole(principal, "admin")) {
-      showError(pageError, new Error("The webhook log is for admins."));
       return;
     }
     $("log-view").hidden = false;

@@ -1,9 +1,11 @@
-// Shared by every page: the bearer token, API calls, safe DOM building, formatting and the top bar.
+// Shared by every page of the suite: the bearer token, API calls, safe DOM building, formatting, query-string
+// filters, file downloads and the top bar. Page scripts read it as `window.Mirante`.
 // Values from the API only ever reach the page as text nodes or attributes, never as HTML.
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "cvat-sync.token";
+  const TOKEN_KEY = "mirante.token";
+  const LOGIN_PATH = "/login";
   const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
 
   class ApiError extends Error {
@@ -16,6 +18,8 @@
       this.redirecting = Boolean(redirecting);
     }
   }
+
+  // -- the token ---------------------------------------------------------------------------------------------
 
   function getToken() {
     const saved = sessionStorage.getItem(TOKEN_KEY);
@@ -40,17 +44,19 @@
   }
 
   // Only a path on this site: never another origin, so a crafted link cannot bounce a login elsewhere.
-  function safeNext(value) {
+  function safeNext(value, fallback = "/") {
     if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//") || value.includes("\\")) {
-      return "/";
+      return fallback;
     }
     return value;
   }
 
   function redirectToLogin() {
     const next = location.pathname + location.search;
-    location.assign("/login?next=" + encodeURIComponent(next));
+    location.assign(`${LOGIN_PATH}?next=${encodeURIComponent(next)}`);
   }
+
+  // -- the API -----------------------------------------------------------------------------------------------
 
   async function errorOf(response) {
     let code = "error";
@@ -70,6 +76,7 @@
   }
 
   // Calls the API with the bearer token; a missing or refused token sends the user to the login page.
+  // options: method, body (sent as JSON), query (URLSearchParams or string), signal, raw (the Response), accept.
   async function api(path, options = {}) {
     const { method = "GET", body, query, signal, raw = false, accept = "application/json" } = options;
     const token = getToken();
@@ -101,6 +108,92 @@
     if (raw) return response;
     return response.status === 204 ? null : response.json();
   }
+
+  // -- downloads ---------------------------------------------------------------------------------------------
+
+  function filenameOf(response, fallback) {
+    const header = response.headers.get("Content-Disposition") || "";
+    const encoded = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+    let name = null;
+    if (encoded) {
+      try {
+        name = decodeURIComponent(encoded[1].trim());
+      } catch (error) {
+        name = null;
+      }
+    }
+    if (!name) {
+      const plain = /filename\s*=\s*(?:"([^"]*)"|([^;\s]+))/i.exec(header);
+      name = plain ? plain[1] || plain[2] : null;
+    }
+    const cleaned = name ? name.replace(/[\\/]/g, "_").trim() : "";
+    return cleaned || fallback;
+  }
+
+  // Hands a blob to the browser as a file named `filename`.
+  function saveBlob(blob, filename) {
+    const url = URL.createObjectURL(blob);
+    const link = h("a", { href: url, download: filename, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  // Exports need the bearer token (and often a JSON body), so a link cannot fetch them: the answer is fetched
+  // here and saved as a file, named by its Content-Disposition or else `filename`. Resolves to that name.
+  async function downloadCsv(path, options = {}) {
+    const { method = "POST", body, query, signal, filename = "export.csv", accept = "text/csv" } = options;
+    const response = await api(path, { method, body, query, signal, raw: true, accept });
+    const name = filenameOf(response, filename);
+    saveBlob(await response.blob(), name);
+    return name;
+  }
+
+  // -- query-string filters ----------------------------------------------------------------------------------
+
+  // The URL is editable by anyone: readQuery keeps only well-formed values. `fields` maps each parameter to
+  // { choices: [...] } | { pattern: /.../ } | { integer: true, min, max } and optionally { maxLength, default }.
+  // Missing or bad values read as the field's default ("" unless given).
+  function readQuery(fields, search = location.search) {
+    const params = new URLSearchParams(search);
+    const values = {};
+    for (const [key, spec] of Object.entries(fields)) {
+      const fallback = spec.default ?? "";
+      const raw = params.get(key);
+      let value = raw === null ? "" : raw.trim().slice(0, spec.maxLength ?? 200);
+      if (value === "") value = fallback;
+      else if (spec.integer) {
+        const number = /^-?[0-9]{1,15}$/.test(value) ? Number(value) : Number.NaN;
+        const tooLow = spec.min !== undefined && number < spec.min;
+        const tooHigh = spec.max !== undefined && number > spec.max;
+        value = Number.isSafeInteger(number) && !tooLow && !tooHigh ? number : fallback;
+      } else if (spec.choices && !spec.choices.includes(value)) value = fallback;
+      else if (spec.pattern && !spec.pattern.test(value)) value = fallback;
+      values[key] = value;
+    }
+    return values;
+  }
+
+  // Puts `values` in the URL without reloading: empty values and those equal to the field's default are left
+  // out, so the URL stays short and shareable. mode "push" adds a history entry, "replace" (default) does not.
+  function writeQuery(values, fields = {}, mode = "replace") {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(values)) {
+      if (value === undefined || value === null || value === "" || value === false) continue;
+      if (fields[key] && fields[key].default !== undefined && value === fields[key].default) continue;
+      params.set(key, String(value));
+    }
+    const search = params.toString();
+    const url = location.pathname + (search ? `?${search}` : "");
+    if (url !== location.pathname + location.search) {
+      if (mode === "push") history.pushState(null, "", url);
+      else history.replaceState(null, "", url);
+    }
+    return params;
+  }
+
+  // -- DOM and formatting ------------------------------------------------------------------------------------
 
   // h("a", {href: "/x", class: "y"}, "text", otherNode): children are text or nodes, never parsed as HTML.
   function h(tag, props, ...children) {
@@ -160,9 +253,10 @@
   }
 
   function hasRole(principal, role) {
-    return (ROLE_RANK[principal && principal.role] ?? -1) >= ROLE_RANK[role];
+    return (ROLE_RANK[principal && principal.role] ?? -1) >= (ROLE_RANK[role] ?? Infinity);
   }
 
+  // Shows an error's message in `target` (an element with the `error` class, hidden until needed).
   function showError(target, error) {
     if (error && error.redirecting) return;
     if (error && error.name === "AbortError") return;
@@ -170,26 +264,38 @@
     target.hidden = false;
   }
 
-  // Every signed-in page: checks the token, fills the top bar, shows admin links; resolves to the principal.
-  async function initPage() {
+  // Every signed-in page: checks the token, fills the top bar (#whoami, #logout), reveals the elements marked
+  // data-min-role="operator|admin" or data-staff-only for those allowed, and resolves to the principal.
+  // options.role / options.staff: the page itself needs them; otherwise it rejects with a 403 ApiError whose
+  // message is options.denied.
+  async function initPage(options = {}) {
     const principal = await api("/api/v1/auth/me");
     const who = document.getElementById("whoami");
     if (who) who.textContent = `${principal.name} · ${principal.role || "viewer"}`;
-    const adminLink = document.getElementById("nav-webhooks");
-    if (adminLink) adminLink.hidden = !hasRole(principal, "admin");
+    for (const node of document.querySelectorAll("[data-min-role]")) {
+      node.hidden = !hasRole(principal, node.dataset.minRole);
+    }
+    for (const node of document.querySelectorAll("[data-staff-only]")) {
+      node.hidden = !principal.is_staff;
+    }
     const logout = document.getElementById("logout");
     if (logout) {
       logout.hidden = false;
       logout.addEventListener("click", () => {
         clearToken();
-        location.assign("/login");
+        location.assign(LOGIN_PATH);
       });
+    }
+    const allowed = (!options.role || hasRole(principal, options.role)) && (!options.staff || principal.is_staff);
+    if (!allowed) {
+      throw new ApiError(403, "forbidden", options.denied || "This page is not open to your account.", null, false);
     }
     return principal;
   }
 
-  window.CvatSync = Object.freeze({
+  window.Mirante = Object.freeze({
     ApiError, api, getToken, saveToken, clearToken, safeNext, redirectToLogin, h, clear, isHttpUrl,
-    formatDate, formatNumber, debounce, hasRole, showError, initPage,
+    formatDate, formatNumber, debounce, hasRole, showError, initPage, readQuery, writeQuery, saveBlob,
+    downloadCsv,
   });
 })();

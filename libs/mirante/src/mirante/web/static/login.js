@@ -1,12 +1,14 @@
-// The sign-in form: exchanges username and password for a bearer token kept in sessionStorage.
+// The sign-in form: exchanges username and password for a bearer token kept in sessionStorage, then goes to
+// the page named by `next` (a path on this site) or to the service's home page.
 "use strict";
 
 (function () {
-  const { saveToken, clearToken, safeNext } = window.CvatSync;
+  const { saveToken, clearToken, safeNext } = window.Mirante;
 
   const form = document.getElementById("login-form");
   const errorBox = document.getElementById("login-error");
   const submit = document.getElementById("login-submit");
+  const home = safeNext(document.body.dataset.home);
 
   function fail(message) {
     errorBox.textContent = message;
@@ -45,7 +47,7 @@
       }
       const data = await response.json();
       saveToken(data.access_token, data.expires_in);
-      location.assign(safeNext(new URLSearchParams(location.search).get("next")));
+      location.assign(safeNext(new URLSearchParams(location.search).get("next"), home));
     } catch (error) {
       fail("The server could not be reached.");
     } finally {
