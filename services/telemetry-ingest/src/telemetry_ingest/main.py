@@ -5,12 +5,49 @@ from fastapi import FastAPI
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
+from telemetry_ingest.broker_auth.router import router as broker_auth_router
 from telemetry_ingest.config import Settings
+from telemetry_ingest.devices.router import router as devices_router
+from telemetry_ingest.ingest.metrics import ingest_metrics
+from telemetry_ingest.ingest.router import INGEST_PATH
+from telemetry_ingest.ingest.router import router as ingest_router
+from telemetry_ingest.ingest.worker import mqtt_ingest_worker
+from telemetry_ingest.ops.router import router as ops_router
+from telemetry_ingest.queries.router import router as queries_router
+from telemetry_ingest.retention.sweeper import retention_worker
+from telemetry_ingest.tenancy.router import router as tenants_router
+from telemetry_ingest.tenancy.worker import tenant_upgrade_worker
+from telemetry_ingest.thresholds.cache import rule_cache
+from telemetry_ingest.thresholds.router import router as thresholds_router
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given (tests pass their own)."""
-    return build_service_app(SERVICE, settings or Settings())
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError("telemetry-ingest needs its own Settings")
+    rule_cache.ttl_seconds = settings.threshold_rule_cache_seconds
+    app = build_service_app(
+        SERVICE,
+        settings,
+        routers=[
+            tenants_router,
+            devices_router,
+            broker_auth_router,
+            thresholds_router,
+            queries_router,
+            ingest_router,
+            ops_router,
+        ],
+        workers={
+            "tenant-upgrade": tenant_upgrade_worker,
+            "retention": retention_worker,
+            "mqtt-ingest": mqtt_ingest_worker,
+        },
+        body_limits={INGEST_PATH: settings.ingest_max_body_bytes},
+    )
+    ingest_metrics(app)
+    return app
 
 
 SERVICE = ServiceSpec(

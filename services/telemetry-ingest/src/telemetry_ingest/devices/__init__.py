@@ -1,0 +1,1 @@
+"""Devices and sensors of a tenant, and the MQTT credentials of each device."""

@@ -1,0 +1,1 @@
+"""Telemetry ingest: payload parsing, batched writes, the MQTT pipeline and `POST /ingest`."""

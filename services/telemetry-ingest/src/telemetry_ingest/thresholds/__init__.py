@@ -1,0 +1,1 @@
+"""Threshold rules per sensor (min/max with hysteresis) and their evaluation on ingest."""

@@ -1,0 +1,307 @@
+"""MQTT ingest end to end: the app's worker subscribed to the real broker, storing into the real database.
+
+Each test runs its own worker under a unique client id and shared-subscription group, and removes its broker
+session afterwards. The worker subscribes to `tenants/+/...`, so it also receives whatever other tests publish
+meanwhile: tests use tenants of their own and look only at those (other tenants end up unrouted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mirante.devstack import StackUrls
+from mirante.mqtt import Publisher, SubscriberRunner, discard_session
+from mirante.settings import InfraSettings
+from telemetry_ingest.config import Settings
+from telemetry_ingest.ingest import writer as writer_module
+from telemetry_ingest.ingest.rows import ReadingRow
+from telemetry_ingest.ingest.worker import TOPIC_FILTER, default_client_id
+from telemetry_ingest.main import create_app
+from telemetry_ingest.tenancy.models import Tenant
+from telemetry_ingest.tenancy.naming import schema_for
+from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
+
+from scripts.simulators.devices import DeviceFleet  # noqa: E402
+
+TenantFactory = Callable[..., Awaitable[str]]
+AppFactory = Callable[..., FastAPI]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mqtt5_broker() -> None:
+    if os.environ.get("MIRANTE_MQTT_PROTOCOL") == "3.1.1":
+        pytest.skip("the embedded amqtt broker speaks MQTT 3.1.1 only and drops messages queued for offline sessions")
+
+
+@pytest.fixture
+async def make_app(infra_settings: InfraSettings, mirante_urls: StackUrls) -> AsyncIterator[AppFactory]:
+    """`make_app(client_id)`: an app whose MQTT worker uses `client_id` and this test's own subscription group;
+    the broker sessions of those client ids are removed after the test."""
+    group = f"ingest-test-{uuid.uuid4().hex[:10]}"
+    infra = infra_settings.model_copy(
+        update={"mqtt": infra_settings.mqtt.model_copy(update={"session_expiry_seconds": 600})}
+    )
+    client_ids: set[str] = set()
+
+    def make(client_id: str, **overrides: Any) -> FastAPI:
+        client_ids.add(client_id)
+        options: dict[str, Any] = {
+            "mqtt_client_id": client_id,
+            "mqtt_share_group": group,
+            "ingest_batch_size": 200,
+            "ingest_batch_interval_seconds": 0.05,
+            "upgrade_tenants_on_start": False,
+            "retention_enabled": False,
+        }
+        options.update(overrides)
+        return create_app(Settings(infra=infra, **options))
+
+    yield make
+    for client_id in client_ids:
+        await discard_session(mirante_urls.mqtt_url, client_id, protocol=infra.mqtt.protocol)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[SubscriberRunner]:
+    """The app started (lifespan), until its MQTT subscriber is connected; stopped when the block ends."""
+    async with app.router.lifespan_context(app):
+        runner: SubscriberRunner | None = None
+
+        def connected() -> bool:
+            nonlocal runner
+            runner = getattr(app.state, "mqtt_ingest_runner", None)
+            return runner is not None and runner.connected.is_set()
+
+        await wait_until(connected, within=10)
+        assert runner is not None
+        yield runner
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_count(engine: AsyncEngine, query: str, expected: int, within: float = 20.0, **params: Any) -> int:
+    """Poll `query` (a count) until it reaches `expected`; returns the last count (raising if it stays short)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        async with engine.connect() as connection:
+            count = int(await connection.scalar(text(query), params) or 0)
+        if count >= expected or loop.time() > deadline:
+            assert count == expected, f"{count} rows instead of {expected}: {query}"
+            return count
+        await asyncio.sleep(0.1)
+
+
+def unique_client_id() -> str:
+    return f"telemetry-ingest-test-{uuid.uuid4().hex[:10]}"
+
+
+def topic(tenant: str, device: str = "dev-1", sensor: str = "temperature") -> str:
+    return f"tenants/{tenant}/devices/{device}/sensors/{sensor}"
+
+
+def reading(value: Any, minutes_ago: float, unit: str = "celsius") -> dict[str, Any]:
+    return {"value": value, "unit": unit, "timestamp": (NOW - timedelta(minutes=minutes_ago)).isoformat()}
+
+
+def readings_count(slug: str) -> str:
+    return f'SELECT count(*) FROM "{schema_for(slug)}".readings'
+
+
+def rejected_count(slug: str) -> str:
+    return f'SELECT count(*) FROM "{schema_for(slug)}".rejected_readings'
+
+
+async def test_published_readings_are_stored_rejected_or_unrouted(
+    make_app: AppFactory, make_tenant: TenantFactory, mqtt_publisher: Publisher, db_engine: AsyncEngine
+) -> None:
+    slug = await make_tenant(committed=True)
+    missing = f"{slug}-nobody"
+    app = make_app(unique_client_id())
+    async with running(app) as runner:
+        assert runner.subscriptions == (f"$share/{app.state.settings.mqtt_share_group}/{TOPIC_FILTER}",)
+        await mqtt_publisher.publish(topic(slug, "ahu-1"), orjson.dumps(reading(21.5, 3)))
+        await mqtt_publisher.publish(topic(slug, "ahu-1"), orjson.dumps([reading(22, 2), reading(22.5, 1)]))
+        await mqtt_publisher.publish(
+            topic(slug, "ahu-2", "co2"), orjson.dumps([reading(600, 1, "ppm"), {"value": "x"}])
+        )
+        await mqtt_publisher.publish(topic(slug, "ahu-2", "co2"), b"{broken")
+        await mqtt_publisher.publish(topic(missing), orjson.dumps(reading(1, 1)))
+        # Late: an older reading arriving last must not replace the latest value.
+        await mqtt_publisher.publish(topic(slug, "ahu-1"), orjson.dumps(reading(10, 30)))
+
+        await wait_for_count(db_engine, readings_count(slug), 5)
+        await wait_for_count(db_engine, rejected_count(slug), 2)
+        await wait_for_count(
+            db_engine, "SELECT count(*) FROM telemetry_ingest.unrouted_messages WHERE topic = :t", 1, t=topic(missing)
+        )
+        await wait_until(lambda: runner.acked >= 6)
+
+    async with db_engine.connect() as connection:
+        latest = await connection.execute(
+            text(f'SELECT device_id, sensor, ts, value FROM "{schema_for(slug)}".latest_readings ORDER BY 1, 2')
+        )
+        assert [tuple(row) for row in latest] == [
+            ("ahu-1", "temperature", NOW - timedelta(minutes=1), 22.5),
+            ("ahu-2", "co2", NOW - timedelta(minutes=1), 600.0),
+        ]
+        reasons = await connection.scalars(
+            text(f'SELECT reason FROM "{schema_for(slug)}".rejected_readings ORDER BY reason')
+        )
+        assert [reason.split(":")[0] for reason in reasons] == ["malformed JSON", "reading 1"]
+        registered = await connection.scalar(
+            text("SELECT count(*) FROM telemetry_ingest.outbox WHERE type = :type AND tenant = :t"),
+            {"type": "telemetry.device.registered", "t": slug},
+        )
+        assert registered == 2
+
+    registry: CollectorRegistry = app.state.metrics_registry
+    assert registry.get_sample_value("telemetry_readings_written_total", {"tenant": slug}) == 5
+    assert registry.get_sample_value("telemetry_readings_received_total", {"tenant": slug}) == 7
+    assert (
+        registry.get_sample_value("telemetry_readings_rejected_total", {"tenant": slug, "reason": "malformed_json"})
+        == 1
+    )
+    assert registry.get_sample_value("telemetry_mqtt_subscriber_acked_messages") == 0  # the worker has stopped
+    assert getattr(app.state, "mqtt_ingest_runner", None) is None
+
+
+async def test_a_redelivered_message_is_stored_once_and_counted_as_duplicate(
+    make_app: AppFactory, make_tenant: TenantFactory, mqtt_publisher: Publisher, db_engine: AsyncEngine
+) -> None:
+    slug = await make_tenant(committed=True)
+    payload = orjson.dumps([reading(1, 2), reading(2, 1)])
+    app = make_app(unique_client_id())
+    async with running(app) as runner:
+        await mqtt_publisher.publish(topic(slug), payload)
+        await wait_for_count(db_engine, readings_count(slug), 2)
+        await mqtt_publisher.publish(topic(slug), payload)
+        registry: CollectorRegistry = app.state.metrics_registry
+        await wait_until(lambda: registry.get_sample_value("telemetry_readings_duplicate_total", {"tenant": slug}) == 2)
+        assert runner.handler_failures == 0
+    assert await wait_for_count(db_engine, readings_count(slug), 2) == 2
+
+
+async def test_a_failed_batch_is_delivered_again_and_nothing_is_lost(
+    make_app: AppFactory,
+    make_tenant: TenantFactory,
+    mqtt_publisher: Publisher,
+    db_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slug = await make_tenant(committed=True)
+    evaluate = evaluate_thresholds
+    failures: list[str] = []
+
+    async def fail_once_for_this_tenant(session: Any, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
+        # After the readings were inserted in the batch's transaction: the failure must undo them.
+        if tenant.slug == slug and not failures:
+            failures.append(tenant.slug)
+            raise RuntimeError("simulated failure inside the write")
+        return await evaluate(session, tenant, rows)
+
+    monkeypatch.setattr(writer_module, "evaluate_thresholds", fail_once_for_this_tenant)
+    app = make_app(unique_client_id())
+    async with running(app) as runner:
+        await mqtt_publisher.publish_many(
+            (topic(slug, f"dev-{index % 4}"), orjson.dumps(reading(index, index / 10))) for index in range(40)
+        )
+        await wait_for_count(db_engine, readings_count(slug), 40)
+        assert runner.handler_failures == 1
+        assert failures == [slug]
+        registry: CollectorRegistry = app.state.metrics_registry
+        assert registry.get_sample_value("telemetry_mqtt_subscriber_failed_batches") == 1
+        assert registry.get_sample_value("telemetry_readings_written_total", {"tenant": slug}) == 40
+        assert registry.get_sample_value("telemetry_readings_duplicate_total", {"tenant": slug}) is None
+
+
+async def test_a_restart_while_devices_publish_loses_and_doubles_nothing(
+    make_app: AppFactory, make_tenant: TenantFactory, mirante_urls: StackUrls, db_engine: AsyncEngine
+) -> None:
+    tenants = [await make_tenant(committed=True), await make_tenant(committed=True)]
+    fleet = DeviceFleet(tenants, 6, seed=7, timestamp_format="mixed")
+    client_id = unique_client_id()
+    publishing: asyncio.Task[Any] | None = None
+
+    first = make_app(client_id)
+    async with running(first) as runner:
+        publishing = asyncio.create_task(
+            fleet.publish(mirante_urls.mqtt_url, count=2400, readings_per_message=6, rate=1500, bad_fraction=0.05)
+        )
+        await wait_until(lambda: runner.acked >= 20)
+    # Stopped while devices keep publishing: what arrives meanwhile waits in the broker's session.
+    assert not publishing.done()
+    result = await publishing
+    assert len(result.expected) == 2400
+
+    second = make_app(client_id)
+    async with running(second) as resumed:
+        assert resumed.session_present is True
+        total = " + ".join(f"({readings_count(slug)})" for slug in tenants)
+        await wait_for_count(db_engine, f"SELECT {total}", len(result.expected), within=30)
+
+    stored: set[tuple[str, str, str, datetime]] = set()
+    async with db_engine.connect() as connection:
+        for slug in tenants:
+            rows = await connection.execute(text(f'SELECT device_id, sensor, ts FROM "{schema_for(slug)}".readings'))
+            stored.update((slug, row.device_id, row.sensor, row.ts) for row in rows)
+        rejected = 0
+        for slug in tenants:
+            rejected += int(await connection.scalar(text(rejected_count(slug))) or 0)
+        unrouted = await connection.scalar(
+            text("SELECT count(*) FROM telemetry_ingest.unrouted_messages WHERE topic LIKE :prefix"),
+            {"prefix": f"tenants/{fleet.unknown_tenant}/%"},
+        )
+    assert stored == result.expected
+    bad_in_tenants = sum(count for kind, count in result.bad.items() if kind != "unknown_tenant")
+    assert rejected == bad_in_tenants
+    assert unrouted == result.bad["unknown_tenant"]
+
+
+async def test_the_worker_can_be_switched_off(make_app: AppFactory) -> None:
+    app = make_app(unique_client_id(), mqtt_ingest_enabled=False)
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0.2)
+        assert getattr(app.state, "mqtt_ingest_runner", None) is None
+
+
+def test_the_default_client_id_is_stable_per_host_and_valid() -> None:
+    assert default_client_id("ingest-0.ingest.svc") == "telemetry-ingest-ingest-0.ingest.svc"
+    assert default_client_id("weird host/1") == "telemetry-ingest-weird-host-1"
+    assert default_client_id() == default_client_id()
+    assert len(default_client_id("x" * 300)) == 128
+
+
+def test_batches_cannot_outgrow_the_receive_maximum(infra_settings: InfraSettings) -> None:
+    with pytest.raises(ValueError, match="must not exceed mqtt_receive_maximum"):
+        Settings(infra=infra_settings, ingest_batch_size=2000, mqtt_receive_maximum=1000)
+    with pytest.raises(ValueError, match="mqtt_share_group"):
+        Settings(infra=infra_settings, mqtt_share_group="a/b")
