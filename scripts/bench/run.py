@@ -19,7 +19,15 @@ from report import Report, write_sections
 
 from mirante.devstack import EmbeddedStack, StackUrls
 
-BENCHMARKS = ["bus", "mqtt", "cvat_sync", "cvat_webhooks"]
+BENCHMARKS = [
+    "bus",
+    "mqtt",
+    "cvat_sync",
+    "cvat_webhooks",
+    "telemetry_mqtt",
+    "telemetry_http",
+    "telemetry_queries",
+]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]
 
