@@ -90,9 +90,8 @@ async def jobs(db_session: AsyncSession) -> dict[int, tuple[Any, ...]]:
     mirror = JobMirror(db_session, source="sync")
     await mirror.apply([incoming(101, assignee=None, state="new", updated=DAY)], force=True)
     await mirror.apply([incoming(job_id, AnnotationCounts(*FIXTURE[job_id][6])) for job_id in FIXTURE], force=False)
-    gone = await db_session.get(Job, 106)
-    assert gone is not None
-    await JobMirror(db_session, source="webhook").mark_deleted([gone])
+    mirror = JobMirror(db_session, source="webhook")
+    assert await mirror.mark_deleted(list((await mirror.stored([106])).values())) == 1
     return FIXTURE
 
 

@@ -91,9 +91,7 @@ async def jobs(mirror: JobMirror) -> None:
             incoming(raw_job(4, task_name="gone", updated=DAY + timedelta(days=3))),
         ]
     )
-    gone = await mirror.session.get(Job, 4)
-    assert gone is not None
-    await mirror.mark_deleted([gone])
+    assert await mirror.mark_deleted(list((await mirror.stored([4])).values())) == 1
 
 
 @pytest.fixture

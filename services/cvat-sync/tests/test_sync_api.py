@@ -86,6 +86,22 @@ async def test_an_operator_starts_a_run_and_anyone_signed_in_follows_it(
     assert (await client.get(RUNS, headers=viewer, params={"status": "success"})).json()["count"] == 0
 
 
+async def test_the_pages_sync_button_is_recorded_as_a_web_start(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory
+) -> None:
+    operator = await auth_headers("operator")
+
+    started = await client.post(RUNS, json={"trigger": "web", "task_id": 4}, headers=operator)
+
+    assert started.status_code == 202, started.text
+    run = started.json()
+    assert (run["trigger"], run["filters"]) == ("web", {"task_id": 4})
+    assert (await client.get(f"{RUNS}/{run['id']}", headers=operator)).json()["trigger"] == "web"
+    conflict = await client.post(RUNS, json={"trigger": "web"}, headers=operator)
+    assert conflict.status_code == 409
+    assert f"sync run {run['id']} (web by {run['started_by']})" in conflict.json()["error"]["message"]
+
+
 async def test_a_second_start_while_one_is_active_is_a_conflict_naming_it(
     client: httpx.AsyncClient, auth_headers: HeadersFactory
 ) -> None:
@@ -114,7 +130,16 @@ async def test_roles_and_authentication(client: httpx.AsyncClient, auth_headers:
 
 @pytest.mark.parametrize(
     "body",
-    [{"project_id": 0}, {"task_id": "x"}, {"status": "done"}, {"assignee": ""}, {"projects": [1]}],
+    [
+        {"project_id": 0},
+        {"task_id": "x"},
+        {"status": "done"},
+        {"assignee": ""},
+        {"projects": [1]},
+        {"trigger": "cli"},
+        {"trigger": "cron"},
+        {"trigger": None},
+    ],
 )
 async def test_bad_filters_are_refused(client: httpx.AsyncClient, auth_headers: HeadersFactory, body: Any) -> None:
     response = await client.post(RUNS, json=body, headers=await auth_headers("operator"))

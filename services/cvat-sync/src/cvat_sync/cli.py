@@ -1,5 +1,7 @@
 """The `cvat-sync` command: `serve`, and `sync` (a pull sync from CVAT in the foreground).
 
+Only what `sync` needs is imported here (no app, routers or pages), so the command starts quickly.
+
 `cvat-sync sync` exits 0 when the run succeeded, 1 when it failed (the run is recorded with its error),
 and 2 for bad arguments, missing CVAT credentials, or when another run is queued or running.
 """
@@ -19,7 +21,7 @@ from cvat_sync.config import Settings
 from cvat_sync.cvat.client import auth_mode
 from cvat_sync.cvat.errors import CvatConfigurationError
 from cvat_sync.cvat.payloads import STATUSES
-from cvat_sync.main import SERVICE
+from cvat_sync.spec import SERVICE
 from cvat_sync.sync import repository
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import reap_abandoned_runs, run_lock

@@ -7,7 +7,8 @@ from fastapi import Depends, Request
 from cvat_sync.config import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    """The app's settings (a coroutine: FastAPI would run a plain function in a worker thread)."""
     settings: Settings = request.app.state.settings
     return settings
 

@@ -7,7 +7,7 @@ same way whichever path brought it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob
 from cvat_sync.jobs import repository
 from cvat_sync.jobs.models import Job
+from cvat_sync.jobs.repository import StoredJob
 from mirante.bus import Event, emit_many
 
 SCHEMA = "cvat_sync"
@@ -52,7 +53,7 @@ class Incoming:
     counts: AnnotationCounts | None = None
 
 
-def is_newer(incoming: CvatJob, stored: Job | None, force: bool = False) -> bool:
+def is_newer(incoming: CvatJob, stored: StoredJob | None, force: bool = False) -> bool:
     """Whether `incoming` must be written: unknown, deleted, newer than the stored copy, or forced."""
     return stored is None or stored.deleted_at is not None or force or incoming.updated_date > stored.cvat_updated_at
 
@@ -96,11 +97,23 @@ def _values(item: Incoming, now: datetime) -> dict[str, Any]:
     return values
 
 
-def _changes(stored: Job, values: dict[str, Any]) -> dict[str, list[Any]]:
+def _changes(stored: StoredJob, values: dict[str, Any]) -> dict[str, list[Any]]:
     fields = TRACKED_FIELDS + (COUNT_FIELDS if "total_annotations" in values else ())
     return {
         field: [getattr(stored, field), values[field]] for field in fields if getattr(stored, field) != values[field]
     }
+
+
+@dataclass
+class MirrorPlan:
+    """The writes a batch of incoming jobs calls for, and the outcome of each job, in order."""
+
+    now: datetime
+    outcomes: list[Outcome] = field(default_factory=list)
+    inserts: list[repository.JobWrite] = field(default_factory=list)
+    updates: list[repository.JobWrite] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
 
 class JobMirror:
@@ -110,57 +123,60 @@ class JobMirror:
         self.session = session
         self.source = source
 
-    async def stored(self, ids: Sequence[int]) -> dict[int, Job]:
+    async def stored(self, ids: Sequence[int]) -> dict[int, StoredJob]:
         """The stored copies of `ids`, locked for this transaction."""
-        return await repository.lock_existing(self.session, ids)
+        return await repository.lock_stored(self.session, ids)
 
     async def apply(
-        self, items: Sequence[Incoming], *, force: bool = False, stored: dict[int, Job] | None = None
+        self, items: Sequence[Incoming], *, force: bool = False, stored: dict[int, StoredJob] | None = None
     ) -> list[Outcome]:
         """Create, update or skip each job; returns one outcome per item, in order."""
-        now = datetime.now(UTC)
         existing = stored if stored is not None else await self.stored([item.job.id for item in items])
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        unchanged: list[int] = []
-        history: list[dict[str, Any]] = []
-        events: list[Event] = []
-        outcomes: list[Outcome] = []
+        plan = self.plan(items, existing, force=force)
+        await self.write(plan)
+        return plan.outcomes
+
+    def plan(self, items: Sequence[Incoming], stored: dict[int, StoredJob], *, force: bool = False) -> MirrorPlan:
+        """What `apply` would write, decided against `stored` (from `stored()`, so locked), without writing."""
+        now = datetime.now(UTC)
+        plan = MirrorPlan(now=now)
         for item in items:
-            previous = existing.get(item.job.id)
+            previous = stored.get(item.job.id)
             values = _values(item, now)
             if previous is None:
-                inserts.append(values)
-                history.append(self._history(values, "created", {}, now))
-                events.append(self._event("cvat.job.created", values, {}))
-                outcomes.append(Outcome.CREATED)
+                plan.inserts.append(repository.JobWrite(values, self._history(values, "created", {}, now)))
+                plan.events.append(self._event("cvat.job.created", values, {}))
+                plan.outcomes.append(Outcome.CREATED)
                 continue
             if not is_newer(item.job, previous, force):
                 stale = item.job.updated_date < previous.cvat_updated_at
-                outcomes.append(Outcome.STALE if stale else Outcome.UNCHANGED)
-                unchanged.append(item.job.id)
+                plan.outcomes.append(Outcome.STALE if stale else Outcome.UNCHANGED)
+                plan.unchanged.append(item.job.id)
                 continue
             changes = _changes(previous, values)
             restored = previous.deleted_at is not None
-            updates.append(values)
             if changes or restored:
-                history.append(self._history(values, "restored" if restored else "updated", changes, now))
-                events.append(self._event("cvat.job.updated", values, changes))
-                outcomes.append(Outcome.UPDATED)
+                history = self._history(values, "restored" if restored else "updated", changes, now)
+                plan.updates.append(repository.JobWrite(values, history))
+                plan.events.append(self._event("cvat.job.updated", values, changes))
+                plan.outcomes.append(Outcome.UPDATED)
             else:
-                outcomes.append(
-                    Outcome.UPDATED if item.job.updated_date > previous.cvat_updated_at else Outcome.UNCHANGED
-                )
-        await repository.insert_jobs(self.session, inserts)
-        await repository.update_jobs(self.session, updates)
-        for job in existing.values():
-            self.session.expire(job)  # bulk updates bypass the identity map
-        await repository.touch(self.session, unchanged, now)
-        await repository.add_history(self.session, history)
-        await emit_many(self.session, SCHEMA, events)
-        return outcomes
+                plan.updates.append(repository.JobWrite(values))
+                newer = item.job.updated_date > previous.cvat_updated_at
+                plan.outcomes.append(Outcome.UPDATED if newer else Outcome.UNCHANGED)
+        return plan
 
-    async def mark_deleted(self, jobs: Sequence[Job]) -> int:
+    async def write(self, plan: MirrorPlan, *, companion: repository.Companion | None = None) -> None:
+        """Carry out `plan`: jobs with their history rows, the seen-unchanged marks, the events. `companion`, a
+        statement of the caller's, runs in the same round trip as the first job written (or on its own)."""
+        companion = await repository.insert_jobs(self.session, plan.inserts, companion)
+        companion = await repository.update_jobs(self.session, plan.updates, companion)
+        await repository.touch(self.session, plan.unchanged, plan.now)
+        if companion is not None:
+            await self.session.execute(companion.statement, companion.parameters)
+        await emit_many(self.session, SCHEMA, plan.events)
+
+    async def mark_deleted(self, jobs: Sequence[StoredJob]) -> int:
         """Mark stored jobs as deleted in CVAT (kept, with their history, for the record)."""
         now = datetime.now(UTC)
         live = [job for job in jobs if job.deleted_at is None]
@@ -169,11 +185,14 @@ class JobMirror:
         kept = (*TRACKED_FIELDS, "id", "cvat_updated_at")
         snapshots = [{field: getattr(job, field) for field in kept} for job in live]
         await repository.update_jobs(
-            self.session, [{"id": job.id, "deleted_at": now, "updated_at": now} for job in live]
+            self.session,
+            [
+                repository.JobWrite(
+                    {"id": job.id, "deleted_at": now, "updated_at": now}, self._history(values, "deleted", {}, now)
+                )
+                for job, values in zip(live, snapshots, strict=True)
+            ],
         )
-        for job in live:
-            self.session.expire(job)  # bulk updates bypass the identity map
-        await repository.add_history(self.session, [self._history(values, "deleted", {}, now) for values in snapshots])
         await emit_many(self.session, SCHEMA, [self._event("cvat.job.deleted", values, {}) for values in snapshots])
         return len(live)
 

@@ -6,14 +6,25 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cvat_sync.jobs.models import Job
+from cvat_sync.jobs.repository import JOBS
 from cvat_sync.sync.models import ACTIVE_STATUSES, SyncRun
 
 ONE_ACTIVE_INDEX = "uq_sync_runs_one_active"
+_LIVE = JOBS.c.deleted_at.is_(None)
+# Built once, on the table (Core rows, no ORM loading): a sync reads these for every page it lists.
+LIVE_VERSIONS = select(JOBS.c.id, JOBS.c.cvat_updated_at).where(
+    JOBS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))), _LIVE
+)
+LIVE_VERSIONS_AFTER = (
+    select(JOBS.c.id, JOBS.c.cvat_updated_at)
+    .where(JOBS.c.id > bindparam("after"), _LIVE)
+    .order_by(JOBS.c.id)
+    .limit(bindparam("limit"))
+)
 
 
 class ActiveRunExistsError(Exception):
@@ -92,16 +103,11 @@ async def live_versions(session: AsyncSession, ids: Sequence[int]) -> dict[int, 
     """`{id: cvat_updated_at}` of the live stored jobs among `ids` (no lock, no payload)."""
     if not ids:
         return {}
-    rows = await session.execute(select(Job.id, Job.cvat_updated_at).where(Job.id.in_(ids), Job.deleted_at.is_(None)))
-    return dict(rows.all())
+    rows = await session.execute(LIVE_VERSIONS, {"ids": list(ids)})
+    return dict(rows.tuples().all())
 
 
 async def live_versions_after(session: AsyncSession, after: int, limit: int) -> list[tuple[int, datetime]]:
     """`(id, cvat_updated_at)` of the next `limit` live stored jobs with `id > after`, ascending (keyset)."""
-    rows = await session.execute(
-        select(Job.id, Job.cvat_updated_at)
-        .where(Job.id > after, Job.deleted_at.is_(None))
-        .order_by(Job.id)
-        .limit(limit)
-    )
+    rows = await session.execute(LIVE_VERSIONS_AFTER, {"after": after, "limit": limit})
     return [(job_id, updated_at) for job_id, updated_at in rows]

@@ -36,7 +36,7 @@ async def start_sync_run(
     wanted = body or SyncRunCreate()
     service.check_cvat_configured(settings)
     run = await service.start_run(
-        session, filters=wanted.filters(), force=wanted.force, trigger="api", started_by=principal.name
+        session, filters=wanted.filters(), force=wanted.force, trigger=wanted.trigger, started_by=principal.name
     )
     # After the response, hence after the commit: the worker must find the run.
     background.add_task(wake_sync_worker, request.app)

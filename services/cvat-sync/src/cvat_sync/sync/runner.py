@@ -14,8 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,6 +23,9 @@ from cvat_sync.config import Settings
 from cvat_sync.cvat.client import CvatClient
 from cvat_sync.sync import repository
 from cvat_sync.sync.service import ProgressCallback, execute_run
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,8 @@ from cvat_sync.sync.service import SyncFilters, run_duration_seconds, run_progre
 
 
 class SyncRunCreate(BaseModel):
-    """What to sync: CVAT's own filters (project, task, assignee username), the derived status, and `force`."""
+    """What to sync: CVAT's own filters (project, task, assignee username), the derived status, `force`, and
+    where the start came from."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -22,6 +23,11 @@ class SyncRunCreate(BaseModel):
     assignee: str | None = Field(default=None, min_length=1, max_length=150, description="CVAT username")
     status: Status | None = Field(default=None, description="derived status, applied after listing")
     force: bool = Field(default=False, description="rewrite jobs (and recount annotations) even when unchanged")
+    trigger: Literal["api", "web"] = Field(
+        default="api",
+        description="where the start came from, as the run records it: `web` for the pages' sync button, "
+        "`api` otherwise (`cli` belongs to `cvat-sync sync`)",
+    )
 
     def filters(self) -> SyncFilters:
         return SyncFilters(project_id=self.project_id, task_id=self.task_id, assignee=self.assignee, status=self.status)

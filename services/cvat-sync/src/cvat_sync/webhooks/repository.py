@@ -6,11 +6,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    Table,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from cvat_sync.jobs.models import Job
+from cvat_sync.jobs.repository import STORED_COLUMNS, Companion, StoredJob
 from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import PROCESSED_STATUSES, LogStatus, WebhookLogFilters
 
@@ -24,7 +41,8 @@ def _insert_log_statement() -> ReturningInsert[int, int | None]:
         select(earlier.c.id)
         .where(
             earlier.c.body_sha256 == bindparam("same_body_sha256"),
-            earlier.c.status.in_([status.value for status in PROCESSED_STATUSES]),
+            # One array literal rather than IN (...): an IN list is rendered again at every execution.
+            earlier.c.status == any_(literal([status.value for status in PROCESSED_STATUSES], ARRAY(String))),
         )
         .order_by(earlier.c.id)
         .limit(1)
@@ -49,6 +67,8 @@ def _finish_log_statement() -> Update:
 # Built once: a webhook costs a few statements, and building them per request cost more than running them.
 INSERT_LOG = _insert_log_statement()
 FINISH_LOG = _finish_log_statement()
+SAVEPOINT = text("SAVEPOINT webhook_processing")
+ROLLBACK_TO_SAVEPOINT = text("ROLLBACK TO SAVEPOINT webhook_processing")
 
 
 async def insert_log(session: AsyncSession, values: dict[str, Any]) -> tuple[int, int | None]:
@@ -64,15 +84,35 @@ async def finish_log(
     session: AsyncSession, log_id: int, *, status: LogStatus, error_message: str | None, processed_at: datetime
 ) -> None:
     """Record the outcome of a logged request."""
-    await session.execute(
-        FINISH_LOG,
-        {
-            "log_id": log_id,
-            "new_status": status.value,
-            "new_error_message": error_message,
-            "new_processed_at": processed_at,
-        },
-    )
+    await session.execute(FINISH_LOG, _finish_parameters(log_id, status, error_message, processed_at))
+
+
+def finish_log_companion(
+    log_id: int, *, status: LogStatus, error_message: str | None, processed_at: datetime
+) -> Companion:
+    """`finish_log` as a companion of the job write, so the outcome costs no round trip of its own."""
+    return Companion(FINISH_LOG, _finish_parameters(log_id, status, error_message, processed_at))
+
+
+def _finish_parameters(
+    log_id: int, status: LogStatus, error_message: str | None, processed_at: datetime
+) -> dict[str, Any]:
+    return {
+        "log_id": log_id,
+        "new_status": status.value,
+        "new_error_message": error_message,
+        "new_processed_at": processed_at,
+    }
+
+
+async def open_savepoint(session: AsyncSession) -> None:
+    """Start the savepoint that processing runs in (the commit of the transaction ends it)."""
+    await session.execute(SAVEPOINT)
+
+
+async def roll_back_to_savepoint(session: AsyncSession) -> None:
+    """Undo what processing wrote since `open_savepoint`; the savepoint stays, for a retry."""
+    await session.execute(ROLLBACK_TO_SAVEPOINT)
 
 
 async def get_log(session: AsyncSession, log_id: int) -> WebhookLog | None:
@@ -112,13 +152,15 @@ async def list_logs(
 
 async def live_jobs_of(
     session: AsyncSession, *, task_id: int | None = None, project_id: int | None = None
-) -> list[Job]:
+) -> list[StoredJob]:
     """The stored, not deleted jobs of a task or of a project, locked until the transaction ends."""
     if (task_id is None) == (project_id is None):
         raise ValueError("give exactly one of task_id and project_id")
     owner = Job.task_id == task_id if task_id is not None else Job.project_id == project_id
-    rows = await session.scalars(select(Job).where(owner, Job.deleted_at.is_(None)).order_by(Job.id).with_for_update())
-    return list(rows)
+    rows = await session.execute(
+        select(*STORED_COLUMNS).where(owner, Job.deleted_at.is_(None)).order_by(Job.id).with_for_update()
+    )
+    return [StoredJob(*row) for row in rows]
 
 
 async def _update_jobs_where(

@@ -8,9 +8,11 @@ is set; CVAT retries 5xx, so deliveries made meanwhile are not lost on servers t
 `event` string.
 
 An admitted request's log row is inserted (`pending`) in the request's transaction before anything else, then
-the event is processed inside a SAVEPOINT. A processing failure rolls back the savepoint only, so the row
+the event is processed inside a SAVEPOINT. A processing failure rolls back to the savepoint only, so the row
 survives with status `error` and commits with the request. Because row and outcome commit together, other
-readers only ever see final statuses; `processing` is the in-memory stage between the two writes.
+readers only ever see final statuses; `processing` is the in-memory stage between the two writes. A job event
+writes its outcome in the same statement as the job (a delivery is worth a handful of round trips, and each
+one costs more than the work around it).
 
 Answers follow CVAT's retry rules (5xx, 408 and 429 are retried, other 4xx are final): 200 for success,
 ignored (unknown events, unknown jobs, stale updates) and duplicates; 400 for a job or task object CVAT would
@@ -37,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cvat_sync.cvat.payloads import CvatJob, InvalidJobPayloadError
-from cvat_sync.jobs.models import Job
+from cvat_sync.jobs.repository import StoredJob
 from cvat_sync.jobs.service import Incoming, JobMirror, Outcome
 from cvat_sync.webhooks import repository
 from cvat_sync.webhooks.models import WebhookLog
@@ -108,6 +110,8 @@ class _Rejection:
 class _Handled:
     status: LogStatus
     message: str
+    logged: bool = False
+    """The handler wrote the outcome to the log row itself (with its last write)."""
 
 
 @dataclass(frozen=True)
@@ -184,13 +188,17 @@ def _parse_ref(model: type[Ref], raw: Any, what: str) -> Ref:
         raise WebhookPayloadError(f"invalid {what}: {problems}") from None
 
 
+Handler = Callable[[int, dict[str, Any]], Awaitable[_Handled]]
+"""Processes an admitted request: its log row id and its payload."""
+
+
 class CvatWebhookReceiver:
     """Checks, logs and processes CVAT webhook requests in the caller's transaction (flush only)."""
 
     def __init__(self, session: AsyncSession, secret: str) -> None:
         self.session = session
         self.secret = secret
-        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[_Handled]]] = {
+        self.handlers: dict[str, Handler] = {
             "ping": self._ping,
             "create:job": self._upsert_job,
             "update:job": self._upsert_job,
@@ -272,26 +280,33 @@ class CvatWebhookReceiver:
         if handler is None:
             return await self._finish(log_id, LogStatus.ignored, f"event {event!r} is not handled")
         try:
-            handled = await self._in_savepoint(handler, payload)
+            handled = await self._in_savepoint(handler, log_id, payload)
         except (InvalidJobPayloadError, WebhookPayloadError) as error:
             return await self._finish(log_id, LogStatus.error, str(error), http_status=400, code="invalid_payload")
         except Exception as error:
             logger.exception("processing CVAT webhook log %s (%s) failed", log_id, event)
             message = f"processing failed: {_describe(error)}"
             return await self._finish(log_id, LogStatus.error, message, http_status=500, code="processing_failed")
+        if handled.logged:
+            return WebhookResult(log_id, handled.status, 200, handled.message)
         return await self._finish(log_id, handled.status, handled.message)
 
-    async def _in_savepoint(
-        self, handler: Callable[[dict[str, Any]], Awaitable[_Handled]], payload: dict[str, Any]
-    ) -> _Handled:
+    async def _in_savepoint(self, handler: Handler, log_id: int, payload: dict[str, Any]) -> _Handled:
+        # A plain SQL savepoint rather than `session.begin_nested()`: processing writes through Core only (no
+        # ORM state to expire when it is rolled back), and a successful one needs no RELEASE, since the commit
+        # ends it; that saves a round trip per webhook.
+        await repository.open_savepoint(self.session)
         try:
-            async with self.session.begin_nested():
-                return await handler(payload)
-        except IntegrityError:
-            # Another request inserted the same new job first; our insert waited for its commit, so once more
-            # finds the job stored and updates it (or finds ours stale).
-            async with self.session.begin_nested():
-                return await handler(payload)
+            try:
+                return await handler(log_id, payload)
+            except IntegrityError:
+                # Another request inserted the same new job first; our insert waited for its commit, so once
+                # more finds the job stored and updates it (or finds ours stale).
+                await repository.roll_back_to_savepoint(self.session)
+                return await handler(log_id, payload)
+        except Exception:
+            await repository.roll_back_to_savepoint(self.session)
+            raise
 
     async def _finish(
         self, log_id: int, status: LogStatus, message: str, *, http_status: int = 200, code: str | None = None
@@ -302,30 +317,26 @@ class CvatWebhookReceiver:
         )
         return WebhookResult(log_id, status, http_status, message, code)
 
-    async def _ping(self, payload: dict[str, Any]) -> _Handled:
+    async def _ping(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         webhook = _nested_id(payload, "webhook")
         return _Handled(LogStatus.success, f"ping from CVAT webhook {webhook}" if webhook else "ping")
 
-    async def _upsert_job(self, payload: dict[str, Any]) -> _Handled:
+    async def _upsert_job(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         raw = payload.get("job")
         job = CvatJob.parse(raw)
         assert isinstance(raw, dict)
         mirror = JobMirror(self.session, source=SOURCE)
         stored = await mirror.stored([job.id])
-        previous = stored.get(job.id)
-        stored_date = previous.cvat_updated_at if previous is not None else None
-        [outcome] = await mirror.apply([Incoming(job, raw)], stored=stored)
-        if outcome is Outcome.STALE:
-            return _Handled(
-                LogStatus.ignored,
-                f"stale: job {job.id} updated_date {job.updated_date.isoformat()} is older than the stored "
-                f"{stored_date.isoformat() if stored_date else '?'}; not applied",
-            )
-        if outcome is Outcome.UNCHANGED:
-            return _Handled(LogStatus.success, f"job {job.id} unchanged: not newer than the stored copy")
-        return _Handled(LogStatus.success, f"job {job.id} {outcome.value}")
+        plan = mirror.plan([Incoming(job, raw)], stored)
+        handled = _upsert_outcome(job, plan.outcomes[0], stored.get(job.id))
+        # The log row's outcome travels with the job's write; a failure after it rolls back both.
+        outcome = repository.finish_log_companion(
+            log_id, status=handled.status, error_message=handled.message, processed_at=datetime.now(UTC)
+        )
+        await mirror.write(plan, companion=outcome)
+        return replace(handled, logged=True)
 
-    async def _delete_job(self, payload: dict[str, Any]) -> _Handled:
+    async def _delete_job(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         ref = _parse_ref(CvatRef, payload.get("job"), "job")
         mirror = JobMirror(self.session, source=SOURCE)
         job = (await mirror.stored([ref.id])).get(ref.id)
@@ -336,7 +347,7 @@ class CvatWebhookReceiver:
         await mirror.mark_deleted([job])
         return _Handled(LogStatus.success, f"job {ref.id} marked deleted")
 
-    async def _refresh_task(self, payload: dict[str, Any]) -> _Handled:
+    async def _refresh_task(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         raw = payload.get("task")
         task = _parse_ref(CvatTaskRef, raw, "task")
         assert isinstance(raw, dict)
@@ -347,26 +358,39 @@ class CvatWebhookReceiver:
         changed = await repository.refresh_task_fields(self.session, task.id, values, datetime.now(UTC))
         return _Handled(LogStatus.success, f"task {task.id}: {changed} stored job(s) refreshed")
 
-    async def _refresh_project(self, payload: dict[str, Any]) -> _Handled:
+    async def _refresh_project(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         project = _parse_ref(CvatProjectRef, payload.get("project"), "project")
         changed = await repository.refresh_project_name(self.session, project.id, project.name, datetime.now(UTC))
         return _Handled(LogStatus.success, f"project {project.id}: {changed} stored job(s) refreshed")
 
-    async def _delete_task(self, payload: dict[str, Any]) -> _Handled:
+    async def _delete_task(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         task = _parse_ref(CvatRef, payload.get("task"), "task")
         jobs = await repository.live_jobs_of(self.session, task_id=task.id)
         return await self._delete_jobs(jobs, f"task {task.id}")
 
-    async def _delete_project(self, payload: dict[str, Any]) -> _Handled:
+    async def _delete_project(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         project = _parse_ref(CvatRef, payload.get("project"), "project")
         jobs = await repository.live_jobs_of(self.session, project_id=project.id)
         return await self._delete_jobs(jobs, f"project {project.id}")
 
-    async def _delete_jobs(self, jobs: list[Job], owner: str) -> _Handled:
+    async def _delete_jobs(self, jobs: list[StoredJob], owner: str) -> _Handled:
         if not jobs:
             return _Handled(LogStatus.ignored, f"{owner} has no mirrored jobs")
         deleted = await JobMirror(self.session, source=SOURCE).mark_deleted(jobs)
         return _Handled(LogStatus.success, f"{deleted} job(s) of {owner} marked deleted")
+
+
+def _upsert_outcome(job: CvatJob, outcome: Outcome, previous: StoredJob | None) -> _Handled:
+    if outcome is Outcome.STALE:
+        stored_date = previous.cvat_updated_at.isoformat() if previous is not None else "?"
+        message = (
+            f"stale: job {job.id} updated_date {job.updated_date.isoformat()} is older than the stored "
+            f"{stored_date}; not applied"
+        )
+        return _Handled(LogStatus.ignored, message)
+    if outcome is Outcome.UNCHANGED:
+        return _Handled(LogStatus.success, f"job {job.id} unchanged: not newer than the stored copy")
+    return _Handled(LogStatus.success, f"job {job.id} {outcome.value}")
 
 
 async def list_logs(
