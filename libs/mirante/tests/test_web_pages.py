@@ -431,6 +431,8 @@ async def test_signing_in_returns_to_the_page_and_reveals_what_the_role_allows(
         await sign_in(page, kit_site.users["viewer"], "wrong-password")
     await sign_in(page, kit_site.users["viewer"], PASSWORD, next_path="/?status=open")
     assert page.url == f"{kit_site.url}/?status=open"
+    # The page fills in who is signed in once its own `/auth/me` call answers: wait for it, then compare.
+    await page.locator("#whoami").filter(has_text="viewer").wait_for()
     assert await page.locator("#whoami").text_content() == f"{kit_site.users['viewer']} · viewer"
     assert await page.locator("#admin-link").is_hidden() and await page.locator("#staff-link").is_hidden()
 
