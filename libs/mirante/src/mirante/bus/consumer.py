@@ -22,7 +22,6 @@ of losing the entry.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -55,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
+from mirante.aio import wait_event
 from mirante.bus.envelope import Event, InvalidEventError
 from mirante.bus.tables import inbox_table
 from mirante.web.request_id import bind_request_id
@@ -588,8 +588,7 @@ class StreamConsumer:
         self.stats.loop_errors += 1
         delay = FAILURE_BACKOFF_SECONDS[min(failures, len(FAILURE_BACKOFF_SECONDS) - 1)]
         logger.exception("consumer %s/%s failed; retrying in %.1f s", self.group, self.consumer_name, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        await wait_event(self._stopping, delay)
         return failures + 1
 
 

@@ -11,7 +11,6 @@ drop events a consumer group has not acknowledged yet.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from redis.typing import EncodableT, FieldT
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mirante.aio import wait_event
 from mirante.bus.envelope import FIELD_EVENT, FIELD_ID, FIELD_TYPE
 from mirante.bus.tables import outbox_table
 
@@ -160,10 +160,10 @@ class OutboxRelay:
                 delay = FAILURE_BACKOFF_SECONDS[min(failures, len(FAILURE_BACKOFF_SECONDS) - 1)]
                 failures += 1
                 logger.exception("outbox relay %s -> %s failed; retrying in %.1f s", self.schema, self.stream, delay)
-                await _wait_for_event(self._stopping, delay)
+                await wait_event(self._stopping, delay)
                 continue
             if published == 0:
-                await _wait_for_event(self._wake, self.poll_interval)
+                await wait_event(self._wake, self.poll_interval)
 
     async def _delete_published_logged(self) -> None:
         # A failed cleanup must not hold up publishing; the next interval tries again.
@@ -177,11 +177,6 @@ class OutboxRelay:
             return
         if deleted:
             logger.info("deleted %d published outbox rows of %s", deleted, self.schema)
-
-
-async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=seconds)
 
 
 def _entry_fields(event_id: Any, event_type: str, envelope: Any) -> dict[FieldT, EncodableT]:

@@ -8,7 +8,6 @@ is sent again by the broker on the next connection with the same client id, so h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 
+from mirante.aio import wait_event
 from mirante.mqtt.batching import Backoff, collect_batch
 from mirante.mqtt.connection import (
     MAX_RECEIVE_MAXIMUM,
@@ -146,8 +146,7 @@ class SubscriberRunner:
                 self.reconnects += 1
                 delay = backoff.next_delay()
                 log.info("MQTT subscriber %s: reconnecting in %.2f s", self.client_id, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_requested.wait(), delay)
+                await wait_event(self._stop_requested, delay)
         finally:
             self.connected.clear()
             self._run_task = None
@@ -165,9 +164,7 @@ class SubscriberRunner:
         self._stop_requested.set()
         if self._run_task is None or asyncio.current_task() is self._consume_task:
             return
-        try:
-            await asyncio.wait_for(self._stopped.wait(), grace)
-        except TimeoutError:
+        if not await wait_event(self._stopped, grace):
             if self._run_task is not None:
                 self._run_task.cancel()
             await self._stopped.wait()

@@ -104,7 +104,7 @@ async def live_versions(session: AsyncSession, ids: Sequence[int]) -> dict[int, 
     if not ids:
         return {}
     rows = await session.execute(LIVE_VERSIONS, {"ids": list(ids)})
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def live_versions_after(session: AsyncSession, after: int, limit: int) -> list[tuple[int, datetime]]:

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from cvat_sync.config import Settings
 from cvat_sync.cvat.client import CvatClient
 from cvat_sync.sync import repository
 from cvat_sync.sync.service import ProgressCallback, execute_run
+from mirante.aio import wait_event
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -108,6 +109,5 @@ async def sync_worker(app: FastAPI) -> None:
     while True:
         if await run_next(engine, sessionmaker, settings) is not None:
             continue
-        with suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), POLL_SECONDS)
+        await wait_event(wakeup, POLL_SECONDS)
         wakeup.clear()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import itertools
 import logging
 import time
@@ -39,6 +38,7 @@ from cvat_sync.cvat.payloads import STATUSES, CvatJob, InvalidJobPayloadError, S
 from cvat_sync.jobs.service import SCHEMA, SOURCE, Incoming, JobMirror, Outcome
 from cvat_sync.sync import repository
 from cvat_sync.sync.models import SyncRun
+from mirante.aio import cancel_and_wait
 from mirante.bus import Event, emit
 from mirante.web.errors import ApiError, ConflictError, NotFoundError
 
@@ -417,9 +417,7 @@ class StoredJobs:
         """Cancel a read still under way (the sync stopped early)."""
         reading, self._reading = self._reading, None
         if reading is not None:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reading
+            await cancel_and_wait(reading)
 
     def _read_ahead(self) -> None:
         if self._reading is not None and self._reading.done():
@@ -471,9 +469,7 @@ async def _read_ahead(pages: AsyncIterator[JobPage], depth: int) -> AsyncIterato
                 raise item
             yield item
     finally:
-        producer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await producer
+        await cancel_and_wait(producer)
 
 
 # -- runs ----------------------------------------------------------------------------------------------------

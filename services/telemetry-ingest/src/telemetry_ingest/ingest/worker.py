@@ -9,7 +9,6 @@ seconds after its first message, whichever comes first, and acknowledged only on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import socket
@@ -17,6 +16,7 @@ from typing import Final
 
 from fastapi import FastAPI
 
+from mirante.aio import cancel_and_wait
 from mirante.mqtt import SubscriberRunner
 from telemetry_ingest.config import Settings
 from telemetry_ingest.ingest.metrics import ingest_metrics
@@ -91,9 +91,7 @@ async def mqtt_ingest_worker(app: FastAPI) -> None:
         raise
     finally:
         if not run.done():
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
+            await cancel_and_wait(run)
         metrics.watch(None)
         if getattr(app.state, "mqtt_ingest_runner", None) is runner:
             app.state.mqtt_ingest_runner = None
