@@ -74,6 +74,8 @@ def test_up_starts_every_service_and_ctrl_c_stops_them(suite_env: dict[str, str]
         env=suite_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # Its own process group, so a failed test can remove the supervisor and every service it started.
+        start_new_session=True,
     )
     output = _Output(process.stdout)
     ports = [int(suite_env[f"{spec.env_prefix}PORT"]) for spec in discover_services()]
@@ -86,7 +88,12 @@ def test_up_starts_every_service_and_ctrl_c_stops_them(suite_env: dict[str, str]
             assert ready.json()["status"] == "ready"
     finally:
         process.send_signal(signal.SIGINT)
-        exit_code = process.wait(timeout=60)
+        try:
+            exit_code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
     assert exit_code == 0, "\n".join(output.lines[-40:])
     for port in ports:
         with pytest.raises(httpx.ConnectError):

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.bus.envelope import Event
-from mirante.bus.outbox import emit, emit_many
+from mirante.bus.outbox import emit, emit_many, outbox_insert
 from mirante.bus.relay import OutboxRelay
 from mirante.bus.tables import outbox_table
 from mirante.testing.streams import read_events
@@ -147,3 +147,36 @@ async def test_bad_input_is_refused_before_anything_is_written(
         with pytest.raises(ValueError, match="identifier"):
             await emit(session, "Not A Schema", first)
     assert await outbox_count(sessionmaker, schema) == 0
+
+
+async def test_outbox_insert_travels_inside_another_statement(
+    db_engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    schema: str,
+    redis_client: Redis,
+    stream: str,
+) -> None:
+    events = make_events(3)
+    built = outbox_insert(schema, events)
+    assert built is not None and outbox_insert(schema, []) is None
+    statement, parameters = built
+    assert all(name.startswith("outbox_") for name in parameters)
+    # A caller's own statement carrying the events as a data-modifying CTE: one round trip for both.
+    carrier = select(literal(1)).add_cte(statement.cte("events"))
+    async with sessionmaker() as session, session.begin():
+        await session.connection()
+        with statements_sent(db_engine) as sent:
+            await session.execute(carrier, parameters)
+    assert len(sent) == 1
+
+    relay = OutboxRelay(sessionmaker, schema=schema, redis=redis_client, stream=stream)
+    assert await relay.publish_batch() == 3
+    assert await read_events(redis_client, stream) == events
+
+
+def test_outbox_insert_refuses_what_emit_many_refuses() -> None:
+    with pytest.raises(TypeError):
+        outbox_insert("bus_test", ["not an event"])  # type: ignore[list-item]
+    twice = make_events(1) * 2
+    with pytest.raises(ValueError, match="same event id"):
+        outbox_insert("bus_test", twice)

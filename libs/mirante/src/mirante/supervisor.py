@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import httpx
 import uvicorn
@@ -118,6 +119,20 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _StopRequestedError
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _catch_stop_signals() -> dict[int, Any]:
+    # SIGINT too: a shell starts background commands with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so `mirante up &` in a script would shrug off the Ctrl-C its supervisor sends.
+    return {signum: signal.signal(signum, _raise_stop) for signum in STOP_SIGNALS}
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 def _print_urls(urls: StackUrls, services: list[RunningService]) -> None:
     lines = ["", "Mirante is up:"]
     lines += [f"  {s.spec.name:<20} {s.url}   (docs {s.url}/docs)" for s in services]
@@ -141,7 +156,7 @@ def run_suite(names: list[str], migrate: bool = True) -> int:
     core = CoreSettings()
     stack = EmbeddedStack(core.data_dir, publish_state=True)
     services: list[RunningService] = []
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    previous = _catch_stop_signals()
     try:
         urls = stack.start()
         if migrate:
@@ -167,13 +182,13 @@ def run_suite(names: list[str], migrate: bool = True) -> int:
     finally:
         _stop(services)
         stack.stop()
-        signal.signal(signal.SIGTERM, previous)
+        _restore_signals(previous)
 
 
 def run_infra_only() -> int:
     """`mirante devstack`: only Postgres, Redis and MQTT, until Ctrl-C."""
     stack = EmbeddedStack(CoreSettings().data_dir, publish_state=True)
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    previous = _catch_stop_signals()
     try:
         urls = stack.start()
         print(f"MIRANTE_DATABASE_URL={urls.database_url}")
@@ -185,4 +200,4 @@ def run_infra_only() -> int:
         return 0
     finally:
         stack.stop()
-        signal.signal(signal.SIGTERM, previous)
+        _restore_signals(previous)

@@ -2,7 +2,7 @@
 
 from mirante.bus.consumer import DEAD_LETTER_STREAM, ConsumerStats, Handler, HandlerCommitError, Outcome, StreamConsumer
 from mirante.bus.envelope import Event, InvalidEventError
-from mirante.bus.outbox import emit, emit_many
+from mirante.bus.outbox import emit, emit_many, outbox_insert
 from mirante.bus.relay import OutboxRelay, RelayStats
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "StreamConsumer",
     "emit",
     "emit_many",
+    "outbox_insert",
 ]

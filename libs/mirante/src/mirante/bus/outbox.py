@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.bus.envelope import Event
 from mirante.bus.tables import outbox_table
 
+OUTBOX_PARAMETER_PREFIX = "outbox_"
 _ONE_MICROSECOND = literal(timedelta(microseconds=1), Interval)
 
 
@@ -34,22 +35,27 @@ async def emit_many(session: AsyncSession, schema: str, events: Sequence[Event])
     sequence does nothing. Raises `TypeError` when an item is not an `Event` and `ValueError` for a bad
     schema name or for the same event id twice (the outbox key would reject the whole batch anyway).
     """
+    if events_insert := outbox_insert(schema, events):
+        await session.execute(*events_insert)
+
+
+def outbox_insert(schema: str, events: Sequence[Event]) -> tuple[Insert, dict[str, Any]] | None:
+    """The INSERT that `emit_many` runs, with its parameters, not run; None for no events.
+
+    For a caller that sends it inside a statement of its own (as a data-modifying CTE), to save the round
+    trip. The statement is built once per schema and its parameter names all start with `outbox_`. Raises as
+    `emit_many` does.
+    """
     _check_events(events, "emit_many() expects a sequence of Events")
     if not events:
-        return
+        return None
     if len({event.id for event in events}) != len(events):
         raise ValueError("emit_many() got the same event id more than once")
     rows = [_row(event) for event in events]
-    await session.execute(
-        _batch_insert(schema),
-        {
-            "ids": [row["id"] for row in rows],
-            "types": [row["type"] for row in rows],
-            "subjects": [row["subject"] for row in rows],
-            "tenants": [row["tenant"] for row in rows],
-            "envelopes": [row["envelope"] for row in rows],
-        },
-    )
+    return _batch_insert(schema), {
+        f"{OUTBOX_PARAMETER_PREFIX}{field}s": [row[field] for row in rows]
+        for field in ("id", "type", "subject", "tenant", "envelope")
+    }
 
 
 def _check_events(events: Sequence[object], message: str) -> None:
@@ -93,11 +99,11 @@ def _batch_insert(schema: str) -> Insert:
     outbox = outbox_table(schema)
     rows = (
         func.unnest(
-            bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
-            bindparam("types", type_=ARRAY(String)),
-            bindparam("subjects", type_=ARRAY(String)),
-            bindparam("tenants", type_=ARRAY(String)),
-            bindparam("envelopes", type_=ARRAY(Text)),
+            bindparam("outbox_ids", type_=ARRAY(UUID(as_uuid=True))),
+            bindparam("outbox_types", type_=ARRAY(String)),
+            bindparam("outbox_subjects", type_=ARRAY(String)),
+            bindparam("outbox_tenants", type_=ARRAY(String)),
+            bindparam("outbox_envelopes", type_=ARRAY(Text)),
         )
         .table_valued(
             column("id", UUID(as_uuid=True)),

@@ -73,28 +73,34 @@ async def lock_stored(session: AsyncSession, ids: Sequence[int]) -> dict[int, St
 
 @dataclass(frozen=True, slots=True)
 class Companion:
-    """A caller's statement that travels with the mirror's write, as a data-modifying CTE of the same
-    statement, to save a round trip (a webhook's log outcome). `statement` must be built once (statements
-    are cached per companion) and its parameter names must not start with `jobs_` or `job_history_`."""
+    """A statement that travels with the mirror's write, as a data-modifying CTE of the same statement, to
+    save a round trip (a webhook's log outcome, the job's events). `statement` must be built once (statements
+    are cached per companion) and its parameter names must not start with `jobs_` or `job_history_`, nor
+    clash with another companion's."""
 
-    statement: Update
+    statement: Insert | Update
     parameters: dict[str, Any]
 
 
-async def insert_jobs(
-    session: AsyncSession, writes: Sequence[JobWrite], companion: Companion | None = None
-) -> Companion | None:
-    """Insert new jobs, each with its history row in the same statement. `companion` joins the first
-    statement when that writes a single job; returned when it could not join (the caller runs it)."""
-    return await _write(session, writes, new=True, companion=companion)
+Companions = tuple[Companion, ...]
 
 
-async def update_jobs(
-    session: AsyncSession, writes: Sequence[JobWrite], companion: Companion | None = None
-) -> Companion | None:
-    """Update jobs by id, each with its history row (when it has one) in the same statement; `companion` as
+async def insert_jobs(session: AsyncSession, writes: Sequence[JobWrite], companions: Companions = ()) -> Companions:
+    """Insert new jobs, each with its history row in the same statement. `companions` join the first
+    statement when that writes a single job; those that could not join are returned (the caller runs them)."""
+    return await _write(session, writes, new=True, companions=companions)
+
+
+async def update_jobs(session: AsyncSession, writes: Sequence[JobWrite], companions: Companions = ()) -> Companions:
+    """Update jobs by id, each with its history row (when it has one) in the same statement; `companions` as
     for `insert_jobs`."""
-    return await _write(session, writes, new=False, companion=companion)
+    return await _write(session, writes, new=False, companions=companions)
+
+
+async def run_companions(session: AsyncSession, companions: Companions) -> None:
+    """Run, one statement each, companions that found no write to join."""
+    for companion in companions:
+        await session.execute(companion.statement, companion.parameters)
 
 
 async def touch(session: AsyncSession, ids: Iterable[int], at: datetime) -> None:
@@ -104,9 +110,7 @@ async def touch(session: AsyncSession, ids: Iterable[int], at: datetime) -> None
         await session.execute(TOUCH_JOBS, {"ids": id_list, "seen_at": at})
 
 
-async def _write(
-    session: AsyncSession, writes: Sequence[JobWrite], *, new: bool, companion: Companion | None
-) -> Companion | None:
+async def _write(session: AsyncSession, writes: Sequence[JobWrite], *, new: bool, companions: Companions) -> Companions:
     groups: dict[tuple[tuple[str, ...], tuple[str, ...] | None], list[dict[str, Any]]] = {}
     for write in writes:
         history = None if write.history is None else tuple(write.history)
@@ -116,22 +120,27 @@ async def _write(
         groups.setdefault((tuple(write.values), history), []).append(parameters)
     for (columns, history_columns), rows in groups.items():
         if len(rows) > 1:
-            await session.execute(_write_statement(new, columns, history_columns, None), rows)
+            await session.execute(_write_statement(new, columns, history_columns, ()), rows)
             continue
-        # A single row runs as one execution (cheaper than an executemany of one), and can carry the companion.
-        joined = None if companion is None else companion.statement
-        parameters = rows[0] if companion is None else {**rows[0], **companion.parameters}
+        # A single row runs as one execution (cheaper than an executemany of one), and can carry the companions.
+        parameters = rows[0]
+        for companion in companions:
+            parameters = {**parameters, **companion.parameters}
+        joined = tuple(companion.statement for companion in companions)
         await session.execute(_write_statement(new, columns, history_columns, joined), parameters)
-        companion = None
-    return companion
+        companions = ()
+    return companions
 
 
 @cache
 def _write_statement(
-    new: bool, columns: tuple[str, ...], history_columns: tuple[str, ...] | None, companion: Update | None
+    new: bool,
+    columns: tuple[str, ...],
+    history_columns: tuple[str, ...] | None,
+    companions: tuple[Insert | Update, ...],
 ) -> Insert | Update:
     """The statement that writes one job row and, in the same round trip, its history row (the job's INSERT
-    or UPDATE runs as a data-modifying CTE of the history INSERT) and the companion. Built once per shape."""
+    or UPDATE runs as a data-modifying CTE of the history INSERT) and the companions. Built once per shape."""
     job_values = {
         name: bindparam(JOB_PREFIX + name, type_=JOBS.c[name].type) for name in columns if new or name != "id"
     }
@@ -146,6 +155,6 @@ def _write_statement(
             name: bindparam(HISTORY_PREFIX + name, type_=HISTORY.c[name].type) for name in history_columns
         }
         statement = insert(HISTORY).values(history_values).add_cte(statement.cte("job_write"))
-    if companion is not None:
-        statement = statement.add_cte(companion.cte("companion"))
+    for number, companion in enumerate(companions):
+        statement = statement.add_cte(companion.cte(f"companion_{number}"))
     return statement

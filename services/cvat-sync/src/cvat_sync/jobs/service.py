@@ -18,7 +18,7 @@ from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob
 from cvat_sync.jobs import repository
 from cvat_sync.jobs.models import Job
 from cvat_sync.jobs.repository import StoredJob
-from mirante.bus import Event, emit_many
+from mirante.bus import Event, emit_many, outbox_insert
 
 SCHEMA = "cvat_sync"
 SOURCE = "mirante/cvat-sync"
@@ -167,14 +167,16 @@ class JobMirror:
         return plan
 
     async def write(self, plan: MirrorPlan, *, companion: repository.Companion | None = None) -> None:
-        """Carry out `plan`: jobs with their history rows, the seen-unchanged marks, the events. `companion`, a
-        statement of the caller's, runs in the same round trip as the first job written (or on its own)."""
-        companion = await repository.insert_jobs(self.session, plan.inserts, companion)
-        companion = await repository.update_jobs(self.session, plan.updates, companion)
+        """Carry out `plan`: jobs with their history rows, the seen-unchanged marks, the events. The events and
+        `companion`, a statement of the caller's, ride in the round trip of a single job's write (a webhook's
+        case) or run on their own."""
+        companions: list[repository.Companion] = [] if companion is None else [companion]
+        if events := outbox_insert(SCHEMA, plan.events):
+            companions.append(repository.Companion(*events))
+        left = await repository.insert_jobs(self.session, plan.inserts, tuple(companions))
+        left = await repository.update_jobs(self.session, plan.updates, left)
         await repository.touch(self.session, plan.unchanged, plan.now)
-        if companion is not None:
-            await self.session.execute(companion.statement, companion.parameters)
-        await emit_many(self.session, SCHEMA, plan.events)
+        await repository.run_companions(self.session, left)
 
     async def mark_deleted(self, jobs: Sequence[StoredJob]) -> int:
         """Mark stored jobs as deleted in CVAT (kept, with their history, for the record)."""

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
     String,
     Table,
@@ -21,10 +22,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql import Select
 
 from cvat_sync.jobs.models import Job
 from cvat_sync.jobs.repository import STORED_COLUMNS, Companion, StoredJob
@@ -32,9 +34,25 @@ from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import PROCESSED_STATUSES, LogStatus, WebhookLogFilters
 
 LOG_TABLE = cast(Table, WebhookLog.__table__)
+LOG_COLUMNS = (
+    "event_type",
+    "status",
+    "body",
+    "body_sha256",
+    "headers",
+    "source_ip",
+    "signature_valid",
+    "job_id",
+    "webhook_id",
+    "error_message",
+    "received_at",
+    "processed_at",
+)
 
 
-def _insert_log_statement() -> ReturningInsert[int, int | None]:
+def _insert_log_statement() -> Select[Any]:
+    """The log row's INSERT, the id of an earlier processed request with the same body, and the stored copy of
+    the job the request names, locked: three answers for one round trip."""
     log = LOG_TABLE
     earlier = log.alias("earlier")
     processed_before = (
@@ -48,7 +66,19 @@ def _insert_log_statement() -> ReturningInsert[int, int | None]:
         .limit(1)
         .scalar_subquery()
     )
-    return insert(log).returning(log.c.id, processed_before)
+    logged = (
+        insert(log)
+        .values({name: bindparam(name, type_=log.c[name].type) for name in LOG_COLUMNS})
+        .returning(log.c.id, processed_before.label("processed_before"))
+        .cte("logged")
+    )
+    locked = (
+        select(*STORED_COLUMNS)
+        .where(Job.id == bindparam("lock_job_id", type_=BigInteger))
+        .with_for_update()
+        .cte("locked")
+    )
+    return select(logged.c.id, logged.c.processed_before, *locked.c).select_from(logged.outerjoin(locked, true()))
 
 
 def _finish_log_statement() -> Update:
@@ -71,13 +101,20 @@ SAVEPOINT = text("SAVEPOINT webhook_processing")
 ROLLBACK_TO_SAVEPOINT = text("ROLLBACK TO SAVEPOINT webhook_processing")
 
 
-async def insert_log(session: AsyncSession, values: dict[str, Any]) -> tuple[int, int | None]:
-    """Insert a log row; returns its id and the id of an earlier, processed request with the same body, if any.
-
-    Both in one statement, so logging a request costs a single round trip whatever the outcome.
+async def insert_log(
+    session: AsyncSession, values: dict[str, Any], *, lock_job_id: int | None = None
+) -> tuple[int, int | None, StoredJob | None]:
+    """Insert a log row (`values` holds every column of `LOG_COLUMNS`); returns its id, the id of an earlier,
+    processed request with the same body, if any, and the stored job `lock_job_id`, if any, locked until the
+    transaction ends. All in one statement: logging a job event and reading its job cost a single round trip.
     """
-    row = (await session.execute(INSERT_LOG, {**values, "same_body_sha256": values["body_sha256"]})).one()
-    return row[0], row[1]
+    row = (
+        await session.execute(
+            INSERT_LOG, {**values, "same_body_sha256": values["body_sha256"], "lock_job_id": lock_job_id}
+        )
+    ).one()
+    stored = None if row[2] is None else StoredJob(*row[2:])
+    return row[0], row[1], stored
 
 
 async def finish_log(

@@ -57,6 +57,7 @@ from mirante.webhooks import SHA256_SIGNATURE_HEADER, SignatureError, verify_sha
 logger = logging.getLogger(__name__)
 
 SOURCE = "webhook"
+JOB_EVENTS = frozenset({"create:job", "update:job", "delete:job"})
 JSON_MEDIA_TYPE = "application/json"
 SECRET_VARIABLE = "CVAT_SYNC_WEBHOOK_SECRET"
 # Kept for the audit; never credentials. The signature is kept: it proves nothing without the secret.
@@ -210,6 +211,7 @@ class CvatWebhookReceiver:
             "update:project": self._refresh_project,
             "delete:project": self._delete_project,
         }
+        self._locked_jobs: dict[int, StoredJob | None] = {}
 
     async def receive(self, request: WebhookRequest) -> WebhookResult:
         """Log `request`, then process it unless it is refused or a duplicate; never raises for what CVAT sent."""
@@ -231,11 +233,15 @@ class CvatWebhookReceiver:
             values.update(
                 status=LogStatus.rejected.value, error_message=rejection.message, processed_at=datetime.now(UTC)
             )
-            log_id, _ = await repository.insert_log(self.session, values)
+            log_id, _, _ = await repository.insert_log(self.session, values)
             return WebhookResult(log_id, LogStatus.rejected, rejection.http_status, rejection.message, rejection.code)
 
-        values.update(status=LogStatus.pending.value)
-        log_id, processed_before = await repository.insert_log(self.session, values)
+        values.update(status=LogStatus.pending.value, error_message=None, processed_at=None)
+        # A job event's job is read (and locked) by the log row's own statement, saving the handler a round trip.
+        lock_job_id = values["job_id"] if admission.event in JOB_EVENTS else None
+        log_id, processed_before, stored = await repository.insert_log(self.session, values, lock_job_id=lock_job_id)
+        if lock_job_id is not None:
+            self._locked_jobs[lock_job_id] = stored
         if processed_before is not None:
             return await self._finish(log_id, LogStatus.duplicate, f"same body as webhook log {processed_before}")
         assert admission.event is not None
@@ -326,9 +332,9 @@ class CvatWebhookReceiver:
         job = CvatJob.parse(raw)
         assert isinstance(raw, dict)
         mirror = JobMirror(self.session, source=SOURCE)
-        stored = await mirror.stored([job.id])
-        plan = mirror.plan([Incoming(job, raw)], stored)
-        handled = _upsert_outcome(job, plan.outcomes[0], stored.get(job.id))
+        stored = await self._stored_job(mirror, job.id)
+        plan = mirror.plan([Incoming(job, raw)], {} if stored is None else {job.id: stored})
+        handled = _upsert_outcome(job, plan.outcomes[0], stored)
         # The log row's outcome travels with the job's write; a failure after it rolls back both.
         outcome = repository.finish_log_companion(
             log_id, status=handled.status, error_message=handled.message, processed_at=datetime.now(UTC)
@@ -339,13 +345,19 @@ class CvatWebhookReceiver:
     async def _delete_job(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         ref = _parse_ref(CvatRef, payload.get("job"), "job")
         mirror = JobMirror(self.session, source=SOURCE)
-        job = (await mirror.stored([ref.id])).get(ref.id)
+        job = await self._stored_job(mirror, ref.id)
         if job is None:
             return _Handled(LogStatus.ignored, f"job {ref.id} is not mirrored")
         if job.deleted_at is not None:
             return _Handled(LogStatus.ignored, f"job {ref.id} was already marked deleted")
         await mirror.mark_deleted([job])
         return _Handled(LogStatus.success, f"job {ref.id} marked deleted")
+
+    async def _stored_job(self, mirror: JobMirror, job_id: int) -> StoredJob | None:
+        """The stored job, locked: as read with the log row, or read now (a retry, or an id that was no bigint)."""
+        if job_id in self._locked_jobs:
+            return self._locked_jobs.pop(job_id)
+        return (await mirror.stored([job_id])).get(job_id)
 
     async def _refresh_task(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         raw = payload.get("task")
