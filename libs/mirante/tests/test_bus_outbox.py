@@ -160,6 +160,33 @@ async def test_running_relay_publishes_new_commits_and_wake_skips_the_poll_wait(
     assert await read_events(redis_client, stream) == events
 
 
+async def test_after_a_part_batch_the_relay_lingers_so_a_trickle_of_commits_is_published_together(
+    sessionmaker: async_sessionmaker[AsyncSession], schema: str, redis_client: Redis, stream: str
+) -> None:
+    relay = OutboxRelay(sessionmaker, schema=schema, redis=redis_client, stream=stream, poll_interval=30, linger=1.0)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.1)
+        first = make_events(1)
+        await emit_committed(sessionmaker, schema, first)
+        relay.wake()
+        await wait_for_stream_length(redis_client, stream, 1, within=2)
+        trickle = make_events(3, "test.item.updated")
+        for event in trickle:
+            await emit_committed(sessionmaker, schema, [event])
+            relay.wake()
+        # The linger, unlike the idle poll, is not cut short by a wake: the three commits wait for one batch.
+        await asyncio.sleep(0.2)
+        assert relay.stats.batches == 1
+        await wait_for_stream_length(redis_client, stream, 4, within=5)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=5)
+
+    assert await read_events(redis_client, stream) == first + trickle
+    assert relay.stats.batches == 2
+
+
 async def test_failed_publish_rolls_back_and_the_rows_are_published_later(
     sessionmaker: async_sessionmaker[AsyncSession], schema: str, redis_client: Redis, stream: str
 ) -> None:
@@ -215,3 +242,5 @@ async def test_relay_rejects_bad_configuration(
         OutboxRelay(sessionmaker, schema="ok_schema", redis=redis_client, stream="events:x", batch_size=0)
     with pytest.raises(ValueError, match="stream"):
         OutboxRelay(sessionmaker, schema="ok_schema", redis=redis_client, stream="")
+    with pytest.raises(ValueError, match="linger"):
+        OutboxRelay(sessionmaker, schema="ok_schema", redis=redis_client, stream="events:x", linger=-1)
