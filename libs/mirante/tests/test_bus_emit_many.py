@@ -180,3 +180,22 @@ def test_outbox_insert_refuses_what_emit_many_refuses() -> None:
     twice = make_events(1) * 2
     with pytest.raises(ValueError, match="same event id"):
         outbox_insert("bus_test", twice)
+
+
+async def test_the_relay_marks_any_batch_size_with_the_same_statement(
+    db_engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    schema: str,
+    redis_client: Redis,
+    stream: str,
+) -> None:
+    # One statement text for every batch size, so the driver prepares it once per connection.
+    relay = OutboxRelay(sessionmaker, schema=schema, redis=redis_client, stream=stream)
+    marks = []
+    for size in (2, 3):
+        async with sessionmaker() as session, session.begin():
+            await emit_many(session, schema, make_events(size))
+        with statements_sent(db_engine) as sent:
+            assert await relay.publish_batch() == size
+        marks += [statement for statement in sent if statement.lstrip().upper().startswith("UPDATE")]
+    assert len(marks) == 2 and marks[0] == marks[1]

@@ -20,7 +20,8 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import ARRAY, CursorResult, any_, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import wait_event
@@ -116,8 +117,13 @@ class OutboxRelay:
                 for row in rows:
                     pipe.xadd(self.stream, _entry_fields(row.id, row.type, row.envelope))
                 await pipe.execute()
+            # `= ANY(array)`, not IN (...): an IN list is a different statement for every batch size, and each
+            # would be prepared anew and crowd the connection's statement cache.
             await session.execute(
-                update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=func.now())
+                update(outbox)
+                .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+                .values(published_at=func.now()),
+                {"ids": [row.id for row in rows]},
             )
         self.stats.published += len(rows)
         self.stats.batches += 1
