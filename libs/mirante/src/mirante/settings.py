@@ -54,8 +54,11 @@ class DatabaseSettings(BaseSettings):
     model_config = _config("MIRANTE_DATABASE_")
 
     url: str | None = None
-    pool_size: int = Field(default=10, ge=1)
-    max_overflow: int = Field(default=10, ge=0)
+    # A fixed pool, grown on demand up to its size and kept: overflow connections are closed whenever the pool
+    # has `pool_size` idle ones, and under bursty load (commits finish together) that means a new connection,
+    # its type introspection and every statement prepared again, many times a second.
+    pool_size: int = Field(default=20, ge=1)
+    max_overflow: int = Field(default=0, ge=0)
     pool_recycle_seconds: int = Field(default=1800, ge=1)
     echo: bool = False
 
