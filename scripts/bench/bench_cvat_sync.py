@@ -34,8 +34,8 @@ from mirante.settings import DatabaseSettings, InfraSettings
 from mirante.testing.database import create_test_database, drop_test_database
 
 JOBS = 20_000
-REPEATS = 3
-FIRST_SYNC_REPEATS = 3
+REPEATS = 7
+FIRST_SYNC_REPEATS = 5
 MIRROR_TABLES = "cvat_sync.job_history, cvat_sync.jobs, cvat_sync.outbox"
 SIMULATOR = Path(__file__).resolve().parents[1] / "simulators" / "cvat.py"
 TOKEN = "bench-token"
@@ -144,6 +144,9 @@ async def run(urls: StackUrls) -> Report:
     if (listed, counted, *created, again_run.unchanged) != (JOBS,) * 4:
         raise RuntimeError(f"unexpected counts: {listed}, {counted}, {created}, {again_run.unchanged}")
     spread = ", ".join(f"{ratio:.2f}" for ratio in first_ratios)
+    resync_ratios = sorted(
+        again_seconds / paging_seconds for (paging_seconds, _), (again_seconds, _) in zip(pagings, resyncs, strict=True)
+    )
 
     return Report(
         name="cvat_sync",
@@ -163,14 +166,18 @@ async def run(urls: StackUrls) -> Report:
                 f"first sync ÷ (paging + annotations), each of {FIRST_SYNC_REPEATS} alternating pairs",
                 f"{spread} (median {median(first_ratios):.2f}; target ≤ 1.3)",
             ),
+            (
+                f"re-sync ÷ paging, each of {REPEATS} alternating pairs",
+                ", ".join(f"{ratio:.2f}" for ratio in resync_ratios),
+            ),
             ("first sync ÷ paging alone", f"{first / paging:.2f}"),
             (
                 "peak RSS of the benchmark process, before → after the first syncs",
                 f"{rss_before:.0f} → {rss_after_first:.0f} MiB",
             ),
         ],
-        ratio=again / paging,
-        ratio_meaning="unchanged re-sync time ÷ paging time",
+        ratio=median(resync_ratios),
+        ratio_meaning=f"unchanged re-sync time ÷ paging time, median of {REPEATS} pairs",
         target="≤ 1.3: storing costs under 30 % extra",
         notes=[
             f"{JOBS:,} jobs served by `scripts/simulators/cvat.py` in its own process; page size "
@@ -185,7 +192,8 @@ async def run(urls: StackUrls) -> Report:
             "baseline.",
             "The sync reads the next pages while it writes, so CVAT's latency and the database overlap; a full "
             "re-sync compares each page with the stored versions, read in id order 2,000 at a time.",
-            "Paging and the re-sync are CPU-bound in this one process (JSON and validation of each page), so "
-            "they alternate and each is the best of its runs: a busy machine shifts single runs by ±30 %.",
+            "Paging and the re-sync are CPU-bound in this one process (JSON and validation of each page) and take "
+            "under a second, so a busy machine shifts single runs by ±30 %: they alternate, and the ratio is the "
+            "median of the pairs (the rates shown are each the best of its runs).",
         ],
     )
