@@ -30,6 +30,7 @@ from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.service import SyncFilters, execute_run, start_run
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import StackUrls
+from mirante.runtime import freeze_startup_objects
 from mirante.settings import DatabaseSettings, InfraSettings
 from mirante.testing.database import create_test_database, drop_test_database
 
@@ -115,6 +116,7 @@ async def run(urls: StackUrls) -> Report:
                 cvat_token=SecretStr(TOKEN),
             )
             await page_through(settings)  # warm-up: connections, the simulator's caches
+            freeze_startup_objects()  # as `cvat-sync sync` does before it syncs
             rss_before = peak_rss_mib()
             countings, firsts = [], []
             for attempt in range(FIRST_SYNC_REPEATS):

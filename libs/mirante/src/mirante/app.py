@@ -22,6 +22,7 @@ from mirante.auth.tokens import TokenCodec
 from mirante.bus.relay import OutboxRelay
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import resolve_urls
+from mirante.runtime import freeze_startup_objects, thaw_startup_objects
 from mirante.service import ServiceSpec
 from mirante.settings import InfraSettings, ServiceSettings, SettingsError
 from mirante.web import health
@@ -126,6 +127,7 @@ def build_service_app(
             asyncio.create_task(_supervise(name, worker, app), name=f"{spec.name}:{name}")
             for name, worker in all_workers.items()
         ]
+        freeze_startup_objects()
         logger.info("%s started", spec.name)
         try:
             yield
@@ -135,6 +137,7 @@ def build_service_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             await redis.aclose()
             await engine.dispose()
+            thaw_startup_objects()
             logger.info("%s stopped", spec.name)
 
     app = FastAPI(

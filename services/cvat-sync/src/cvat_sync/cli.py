@@ -36,6 +36,7 @@ from cvat_sync.sync.service import (
 from mirante.cli import run_service_cli
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import ensure_stack
+from mirante.runtime import freeze_startup_objects
 from mirante.settings import CoreSettings
 
 EXIT_FAILED = 1
@@ -104,6 +105,7 @@ def summary(run: SyncRun) -> str:
 
 
 async def _sync(database_url: str, settings: Settings, filters: SyncFilters, force: bool) -> int:
+    freeze_startup_objects()
     engine = create_engine(database_url, settings.infra.database)
     sessionmaker = create_sessionmaker(engine)
     try:
