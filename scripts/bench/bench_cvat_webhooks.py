@@ -36,7 +36,7 @@ from mirante.webhooks import sign_sha256_hex
 
 JOBS = 500
 UPDATES = 2_000
-ROUNDS = 3
+ROUNDS = 5
 CONCURRENCY = 16
 WARMUP = 200
 SECRET = "bench-webhook-secret"
