@@ -264,6 +264,30 @@
     target.hidden = false;
   }
 
+  // The pager of a list page (#page-summary, #page-number, #page-prev, #page-next): `onGo(page)` is called with
+  // the page wanted; `show` fills it in after each load, `lastPage` says where a list that shrank now ends.
+  function wirePager(onGo) {
+    const $ = (id) => document.getElementById(id);
+    const state = { page: 1 };
+    $("page-prev").addEventListener("click", () => onGo(state.page - 1));
+    $("page-next").addEventListener("click", () => onGo(state.page + 1));
+    return {
+      show(page, limit, count, shown, noun) {
+        state.page = page;
+        const pages = Math.max(1, Math.ceil(count / limit));
+        const first = count === 0 || shown === 0 ? 0 : (page - 1) * limit + 1;
+        const last = shown === 0 ? 0 : first + shown - 1;
+        $("page-summary").textContent = `${formatNumber(first)}–${formatNumber(last)} of ${formatNumber(count)} ${noun}`;
+        $("page-number").textContent = `Page ${formatNumber(page)} of ${formatNumber(pages)}`;
+        $("page-prev").disabled = page <= 1;
+        $("page-next").disabled = page >= pages;
+      },
+      lastPage(limit, count) {
+        return Math.max(1, Math.ceil(count / limit));
+      },
+    };
+  }
+
   // Every signed-in page: checks the token, fills the top bar (#whoami, #logout), reveals the elements marked
   // data-min-role="operator|admin" or data-staff-only for those allowed, and resolves to the principal.
   // options.role / options.staff: the page itself needs them; otherwise it rejects with a 403 ApiError whose
@@ -296,6 +320,6 @@
   window.Mirante = Object.freeze({
     ApiError, api, getToken, saveToken, clearToken, safeNext, redirectToLogin, h, clear, isHttpUrl,
     formatDate, formatNumber, debounce, hasRole, showError, initPage, readQuery, writeQuery, saveBlob,
-    downloadCsv,
+    downloadCsv, wirePager,
   });
 })();

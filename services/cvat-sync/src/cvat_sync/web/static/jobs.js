@@ -3,7 +3,8 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage } = window.Mirante;
+  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage, wirePager } =
+    window.Mirante;
 
   const FIELDS = ["q", "project_id", "assignee", "status", "stage", "state", "updated_from", "updated_to"];
   const CHOICES = {
@@ -32,6 +33,7 @@
   let filters = emptyFilters();
   let panelOpen = false;
   let page = 1;
+  let pager = null;
   let listController = null;
   let pollTimer = null;
   const projectNames = new Map();
@@ -202,8 +204,7 @@
       const status = card.dataset.statusFilter;
       setFilter("status", filters.status === status ? "" : status);
     });
-    $("page-prev").addEventListener("click", () => goToPage(page - 1));
-    $("page-next").addEventListener("click", () => goToPage(page + 1));
+    pager = wirePager(goToPage);
     window.addEventListener("popstate", () => {
       readState();
       showFilters();
@@ -295,15 +296,6 @@
     clear($("stats")).append(...cards);
   }
 
-  function showPager(count, shown) {
-    const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
-    const first = count === 0 ? 0 : (page - 1) * PAGE_SIZE + 1;
-    $("page-summary").textContent = `${formatNumber(first)}–${formatNumber(first + shown - (count ? 1 : 0))} of ${formatNumber(count)} jobs`;
-    $("page-number").textContent = `Page ${formatNumber(page)} of ${formatNumber(pages)}`;
-    $("page-prev").disabled = page <= 1;
-    $("page-next").disabled = page >= pages;
-  }
-
   async function load() {
     if (listController) listController.abort();
     const controller = new AbortController();
@@ -321,12 +313,12 @@
         api("/api/v1/stats", { query, signal: controller.signal }),
       ]);
       if (list.results.length === 0 && page > 1 && list.count > 0) {
-        goToPage(Math.ceil(list.count / PAGE_SIZE));
+        goToPage(pager.lastPage(PAGE_SIZE, list.count));
         return;
       }
       pageError.hidden = true;
       showRows(list.results);
-      showPager(list.count, list.results.length);
+      pager.show(page, PAGE_SIZE, list.count, list.results.length, "jobs");
       showStats(stats);
       showFilters();
       table.removeAttribute("aria-busy");

@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, debounce, showError, initPage, readQuery, writeQuery } =
+  const { api, h, clear, formatDate, debounce, showError, initPage, readQuery, writeQuery, wirePager } =
     window.Mirante;
 
   const STATUSES = ["pending", "processing", "success", "error", "rejected", "duplicate", "ignored"];
@@ -20,6 +20,7 @@
   let status = "";
   let eventType = "";
   let page = 1;
+  let pager = null;
   let controller = null;
 
   function readUrl() {
@@ -113,11 +114,7 @@
       } else {
         tbody.append(...logs.results.map(logRow));
       }
-      const pages = Math.max(1, Math.ceil(logs.count / PAGE_SIZE));
-      $("page-summary").textContent = `${formatNumber(logs.count)} requests`;
-      $("page-number").textContent = `Page ${formatNumber(page)} of ${formatNumber(pages)}`;
-      $("page-prev").disabled = page <= 1;
-      $("page-next").disabled = page >= pages;
+      pager.show(page, PAGE_SIZE, logs.count, logs.results.length, "requests");
     } catch (error) {
       if (current.signal.aborted) return;
       if (error.status === 403) error.message = "The webhook log is for admins.";
@@ -150,8 +147,7 @@
     }, 300);
     $("f-event").addEventListener("input", typed);
     $("refresh").addEventListener("click", load);
-    $("page-prev").addEventListener("click", () => { page = Math.max(1, page - 1); writeUrl(); load(); });
-    $("page-next").addEventListener("click", () => { page += 1; writeUrl(); load(); });
+    pager = wirePager((wanted) => { page = Math.max(1, wanted); writeUrl(); load(); });
     await load();
   }
 

@@ -6,7 +6,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatNumber, showError, downloadCsv } = window.Mirante;
+  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager } = window.Mirante;
   const Ops = window.Ops;
 
   const $ = (id) => document.getElementById(id);
@@ -320,7 +320,7 @@
     }
     $("series-title").textContent = `${filters.device_id} · ${filters.sensor_id}`;
     links();
-    pager = Ops.wirePager(goToPage);
+    pager = wirePager(goToPage);
     exportButton.addEventListener("click", exportCsv);
     window.addEventListener("popstate", () => {
       filters = Ops.readFilters(RAW_LIMIT);

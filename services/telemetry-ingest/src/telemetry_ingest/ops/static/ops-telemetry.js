@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatNumber, showError, downloadCsv } = window.Mirante;
+  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager } = window.Mirante;
   const Ops = window.Ops;
 
   const $ = (id) => document.getElementById(id);
@@ -164,7 +164,7 @@
       return;
     }
     $("edit-filters").href = Ops.panelLink("/ops/", { ...filters, page: "" });
-    pager = Ops.wirePager(goToPage);
+    pager = wirePager(goToPage);
     exportButton.addEventListener("click", exportCsv);
     window.addEventListener("popstate", () => {
       filters = Ops.readFilters();

@@ -1,10 +1,10 @@
 // Shared by the ops pages as `window.Ops`: the filters as the panel's URLs name them and as the API names them,
-// the tenant API paths, UTC times and values, the staff gate, the pager and the notes on ignored URL values.
+// the tenant API paths, UTC times and values, the staff gate and the notes on ignored URL values.
 // Like `mirante.js`, it only ever puts API data in the page as text nodes or attributes.
 "use strict";
 
 (function () {
-  const { api, h, clear, initPage, showError, readQuery, formatNumber } = window.Mirante;
+  const { api, h, clear, initPage, showError, readQuery } = window.Mirante;
 
   const PRESET_BUCKETS = ["1m", "5m", "15m", "1h", "1d"];
   const DEFAULT_BUCKET = "1h";
@@ -179,31 +179,9 @@
     }
   }
 
-  // The pager of a list: `onGo(page)` is called with the page wanted.
-  function wirePager(onGo) {
-    const state = { page: 1 };
-    $("page-prev").addEventListener("click", () => onGo(state.page - 1));
-    $("page-next").addEventListener("click", () => onGo(state.page + 1));
-    return {
-      show(page, limit, count, shown, noun) {
-        state.page = page;
-        const pages = Math.max(1, Math.ceil(count / limit));
-        const first = count === 0 || shown === 0 ? 0 : (page - 1) * limit + 1;
-        const last = shown === 0 ? 0 : first + shown - 1;
-        $("page-summary").textContent = `${formatNumber(first)}–${formatNumber(last)} of ${formatNumber(count)} ${noun}`;
-        $("page-number").textContent = `Page ${formatNumber(page)} of ${formatNumber(pages)}`;
-        $("page-prev").disabled = page <= 1;
-        $("page-next").disabled = page >= pages;
-      },
-      lastPage(limit, count) {
-        return Math.max(1, Math.ceil(count / limit));
-      },
-    };
-  }
-
   window.Ops = Object.freeze({
     PRESET_BUCKETS, DEFAULT_BUCKET, DEFAULT_LIMIT, MAX_LIMIT, FIELDS, SLUG, IDENTIFIER, TIME, BUCKET,
     readFilters, ignoredParams, showIgnored, panelLink, apiQuery, tenantPath, tenantName, allTenants, staffOnly, formatUtc,
-    utcTime, formatValue, bucketLabel, showFields, wirePager,
+    utcTime, formatValue, bucketLabel, showFields,
   });
 })();
