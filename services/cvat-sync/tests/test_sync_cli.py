@@ -4,8 +4,6 @@ every new Python process pays the whole import of the service."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import subprocess
 import sys
@@ -22,6 +20,7 @@ from cvat_sync.cli import main
 from cvat_sync.sync.runner import ABANDONED_MESSAGE, run_lock
 from mirante.db import create_engine
 from mirante.devstack import StackUrls
+from mirante.testing.cli import run_entry_point
 from mirante.testing.database import create_test_database, drop_test_database
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -104,19 +103,10 @@ async def in_process(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], *args: str
 ) -> tuple[int, str, str]:
     """`cvat-sync sync ARGS` through the console entry point, in a thread of this process."""
-    for key in [key for key in os.environ if key.startswith(("CVAT_SYNC_", "MIRANTE_"))]:
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    capsys.readouterr()
-    try:
-        code = await asyncio.to_thread(main, ["sync", *args])
-    finally:
-        root.handlers[:], root.level = handlers, level
-    out, err = capsys.readouterr()
-    return code, out, err
+    prefixes = ("CVAT_SYNC_", "MIRANTE_")
+    return await run_entry_point(
+        main, ["sync", *args], env=env, env_prefixes=prefixes, monkeypatch=monkeypatch, capsys=capsys
+    )
 
 
 async def rows(engine: AsyncEngine, sql: str) -> list[Any]:

@@ -4,7 +4,6 @@ through the same entry point in a thread of this process (a new process pays the
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 import uuid
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mirante.db import plain_url
 from mirante.devstack import StackUrls
+from mirante.testing.cli import run_entry_point
 from telemetry_ingest.cli import main
 
 COMMAND = str(Path(sys.executable).with_name("telemetry-ingest"))
@@ -43,19 +43,8 @@ async def run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], *args: str
 ) -> tuple[int, str, str]:
     """`telemetry-ingest ARGS` through the console entry point, in a thread of this process."""
-    for key in [key for key in os.environ if key.startswith(("TELEMETRY_INGEST_", "MIRANTE_"))]:
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    capsys.readouterr()
-    try:
-        code = await asyncio.to_thread(main, list(args))
-    finally:
-        root.handlers[:], root.level = handlers, level
-    out, err = capsys.readouterr()
-    return code, out, err
+    prefixes = ("TELEMETRY_INGEST_", "MIRANTE_")
+    return await run_entry_point(main, args, env=env, env_prefixes=prefixes, monkeypatch=monkeypatch, capsys=capsys)
 
 
 async def test_create_list_and_upgrade_in_a_real_process(
