@@ -29,11 +29,11 @@ from mirante.mqtt import Publisher, SubscriberRunner, discard_session
 from mirante.settings import InfraSettings
 from telemetry_ingest.config import Settings
 from telemetry_ingest.ingest import writer as writer_module
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.worker import TOPIC_FILTER, default_client_id
 from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import schema_for
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -21,7 +21,6 @@ from telemetry_ingest.ingest import writer as writer_module
 from telemetry_ingest.ingest.errors import describe_error, is_data_error, sqlstate
 from telemetry_ingest.ingest.metrics import IngestMetrics
 from telemetry_ingest.ingest.pipeline import ParseOptions, parse_message, topic_tenant
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.tenants import TenantDirectory
 from telemetry_ingest.ingest.writer import (
     DEVICE_REGISTERED,
@@ -33,6 +32,7 @@ from telemetry_ingest.ingest.writer import (
 )
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import partition_name, schema_for
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 TenantFactory = Callable[..., Awaitable[str]]

@@ -13,9 +13,9 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mirante.db import create_sessionmaker
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.tenancy import repository as tenants
 from telemetry_ingest.tenancy.models import Tenant
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds import repository, service
 from telemetry_ingest.thresholds.cache import Rule, rule_cache
 from telemetry_ingest.thresholds.evaluation import THRESHOLD_CROSSED, evaluate_thresholds, next_state

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from telemetry_ingest.config import Settings
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy import repository as tenants
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 TenantFactory = Callable[..., Awaitable[str]]

@@ -27,7 +27,7 @@ from telemetry_ingest.devices.schemas import (
     DeviceSummary,
     SensorRead,
 )
-from telemetry_ingest.ingest.payload import TOPIC_TEMPLATE
+from telemetry_ingest.identifiers import TOPIC_TEMPLATE
 from telemetry_ingest.tenancy.models import DeviceCredential
 from telemetry_ingest.tenancy.service import SCHEMA, SOURCE
 

@@ -51,11 +51,11 @@ from mirante.bus import Event, emit_many
 from telemetry_ingest.ingest import reasons
 from telemetry_ingest.ingest.errors import describe_error, is_data_error
 from telemetry_ingest.ingest.payload import Rejection
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.tenants import TenantDirectory
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import quoted
 from telemetry_ingest.tenancy.partitions import MissingReadingsTableError, ensure_partitions, forget_partitions
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 logger = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit_many
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import quoted
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds.cache import Rule, RuleSet, rule_cache
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN
+from telemetry_ingest.identifiers import IDENTIFIER_PATTERN
 
 MAX_RULE_ID = 2**31 - 1
 
