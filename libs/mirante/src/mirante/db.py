@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy import MetaData, Row, Select, event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from mirante.settings import DatabaseSettings
 
@@ -99,7 +99,7 @@ TOTAL_COLUMN: Final = "__total"
 
 
 async def paginate(
-    session: AsyncSession, statement: Select[Any], *, offset: int, limit: int
+    session: AsyncSession | AsyncConnection, statement: Select[Any], *, offset: int, limit: int
 ) -> tuple[Sequence[Row[Any]], int]:
     """The rows of `statement` from `offset`, at most `limit` of them, and how many rows it matches in all.
 
@@ -121,7 +121,7 @@ async def paginate(
 
 
 async def paginate_scalars(
-    session: AsyncSession, statement: Select[Any], *, offset: int, limit: int
+    session: AsyncSession | AsyncConnection, statement: Select[Any], *, offset: int, limit: int
 ) -> tuple[list[Any], int]:
     """`paginate` for a statement of one entity or column: its values instead of rows."""
     rows, total = await paginate(session, statement, offset=offset, limit=limit)

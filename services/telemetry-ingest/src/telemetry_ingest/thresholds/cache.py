@@ -8,7 +8,8 @@ through this process invalidates the tenant's entry at once and again when its t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,10 @@ class Rule:
     min_value: float | None
     max_value: float | None
     hysteresis: float
+
+
+RULE_FIELDS: Final = tuple(item.name for item in fields(Rule))
+"""The columns of `threshold_rules` evaluation reads: the fields of `Rule`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit_many
 from telemetry_ingest.tenancy.models import Tenant
-from telemetry_ingest.tenancy.naming import quoted
 from telemetry_ingest.tenancy.rows import ReadingRow
-from telemetry_ingest.thresholds.cache import Rule, RuleSet, rule_cache
+from telemetry_ingest.tenancy.tables import in_tenant, qualified, threshold_rules, threshold_states
+from telemetry_ingest.thresholds.cache import RULE_FIELDS, Rule, RuleSet, rule_cache
 
 logger = logging.getLogger(__name__)
 
@@ -147,20 +147,8 @@ async def _rules(session: AsyncSession, schema: str) -> RuleSet:
     if cached is not None:
         return cached
     generation = rule_cache.generation(schema)
-    result = await session.execute(_select_rules(schema))
-    rules = RuleSet.of(
-        [
-            Rule(
-                id=row.id,
-                device_id=row.device_id,
-                sensor=row.sensor,
-                min_value=row.min_value,
-                max_value=row.max_value,
-                hysteresis=row.hysteresis,
-            )
-            for row in result
-        ]
-    )
+    result = await session.execute(_SELECT_RULES, execution_options=in_tenant(schema))
+    rules = RuleSet.of([Rule(**row._mapping) for row in result])
     rule_cache.store(schema, rules, generation)
     return rules
 
@@ -207,14 +195,11 @@ def _crossed(tenant: Tenant, rule: Rule, row: ReadingRow, old: str, new: str) ->
     )
 
 
-# Statements are built once per tenant schema. The schema is the only interpolated part and `quoted` checks it
-# against the tenant schema pattern first, hence the S608 exemptions.
-@lru_cache(maxsize=4096)
-def _select_rules(schema: str) -> TextClause:
-    return text(
-        "SELECT id, device_id, sensor, min_value, max_value, hysteresis "  # noqa: S608
-        f"FROM {quoted(schema)}.threshold_rules WHERE enabled"
-    )
+_SELECT_RULES = select(*(threshold_rules.c[name] for name in RULE_FIELDS)).where(threshold_rules.c.enabled)
+
+
+# Statements are built once per tenant schema from the table descriptions. The schema is the only interpolated
+# part and `qualified` checks it against the tenant schema pattern first, hence the S608 exemptions.
 
 
 @lru_cache(maxsize=4096)
@@ -222,7 +207,7 @@ def _select_states(schema: str) -> TextClause:
     # Locked in key order, the same order every writer uses, so two batches never deadlock on states.
     return text(
         "SELECT s.rule_id, s.device_id, s.state, s.value, s.ts, s.changed_at "  # noqa: S608
-        f"FROM {quoted(schema)}.threshold_states AS s "
+        f"FROM {qualified(threshold_states, schema)} AS s "
         "JOIN unnest(CAST(:rule_ids AS integer[]), CAST(:device_ids AS text[])) AS k(rule_id, device_id) "
         "ON s.rule_id = k.rule_id AND s.device_id = k.device_id "
         "ORDER BY s.rule_id, s.device_id FOR UPDATE OF s"
@@ -233,12 +218,11 @@ def _select_states(schema: str) -> TextClause:
 def _insert_states(schema: str) -> TextClause:
     # Joined with the rules under FOR KEY SHARE: a rule deleted meanwhile drops out instead of failing the
     # foreign key and, with it, the whole ingest transaction.
-    name = quoted(schema)
     return text(
-        f"INSERT INTO {name}.threshold_states (rule_id, device_id, state) "  # noqa: S608
+        f"INSERT INTO {qualified(threshold_states, schema)} (rule_id, device_id, state) "  # noqa: S608
         "SELECT k.rule_id, k.device_id, 'normal' "
         "FROM unnest(CAST(:rule_ids AS integer[]), CAST(:device_ids AS text[])) AS k(rule_id, device_id) "
-        f"JOIN {name}.threshold_rules AS r ON r.id = k.rule_id "
+        f"JOIN {qualified(threshold_rules, schema)} AS r ON r.id = k.rule_id "
         "ORDER BY k.rule_id, k.device_id FOR KEY SHARE OF r "
         "ON CONFLICT (rule_id, device_id) DO NOTHING"
     )
@@ -247,7 +231,7 @@ def _insert_states(schema: str) -> TextClause:
 @lru_cache(maxsize=4096)
 def _update_states(schema: str) -> TextClause:
     return text(
-        f"UPDATE {quoted(schema)}.threshold_states AS s "  # noqa: S608
+        f"UPDATE {qualified(threshold_states, schema)} AS s "  # noqa: S608
         "SET state = u.state, value = u.value, ts = u.ts, changed_at = u.changed_at "
         "FROM unnest(CAST(:rule_ids AS integer[]), CAST(:device_ids AS text[]), CAST(:states AS text[]), "
         "CAST(:values AS float8[]), CAST(:tss AS timestamptz[]), CAST(:changed_ats AS timestamptz[])) "

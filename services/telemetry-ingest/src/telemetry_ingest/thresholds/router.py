@@ -13,7 +13,7 @@ from mirante.auth.principal import OperatorPrincipal
 from mirante.web.pagination import Page, Pagination
 from telemetry_ingest.tenancy.access import AppSettings, TenantScope
 from telemetry_ingest.thresholds import service
-from telemetry_ingest.thresholds.repository import RuleRecord
+from telemetry_ingest.thresholds.repository import RuleRow
 from telemetry_ingest.thresholds.schemas import (
     MAX_RULE_ID,
     Identifier,
@@ -37,7 +37,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _read(rule: RuleRecord) -> ThresholdRuleRead:
+def _read(rule: RuleRow) -> ThresholdRuleRead:
     return ThresholdRuleRead.model_validate(rule)
 
 

@@ -8,7 +8,8 @@ have reloaded the old rules); other processes see the change when their cache en
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from telemetry_ingest.tenancy.locks import lock_tenant
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.thresholds import repository
 from telemetry_ingest.thresholds.cache import rule_cache
-from telemetry_ingest.thresholds.repository import RuleRecord, StateRecord
+from telemetry_ingest.thresholds.repository import RuleRow, StateRow
 from telemetry_ingest.thresholds.schemas import ThresholdRuleCreate, ThresholdRuleUpdate, limit_problems
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ RULES_NAMESPACE = 7_243_010
 and count checks cannot race."""
 
 SCOPE_FIELDS = ("device_id", "sensor")
+IDENTITY_FIELDS: Final = tuple(name for name in ThresholdRuleCreate.model_fields if name != "enabled")
+"""What makes two rules the same rule: every field of a new rule but `enabled`."""
 
 
 class RuleNotFoundError(NotFoundError):
@@ -73,7 +76,7 @@ async def list_rules(
     device_id: str | None = None,
     sensor: str | None = None,
     enabled: bool | None = None,
-) -> tuple[list[RuleRecord], int]:
+) -> tuple[Sequence[RuleRow], int]:
     """The tenant's rules by id, filtered, with the total count."""
     return await repository.list_rules(
         session,
@@ -86,7 +89,7 @@ async def list_rules(
     )
 
 
-async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleRecord:
+async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleRow:
     """One rule; `RuleNotFoundError` (404) when the tenant has none with this id."""
     rule = await repository.get_rule(session, tenant.schema_name, rule_id)
     if rule is None:
@@ -94,9 +97,7 @@ async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleR
     return rule
 
 
-async def create_rule(
-    session: AsyncSession, tenant: Tenant, body: ThresholdRuleCreate, *, max_rules: int
-) -> RuleRecord:
+async def create_rule(session: AsyncSession, tenant: Tenant, body: ThresholdRuleCreate, *, max_rules: int) -> RuleRow:
     """Add a rule. 409 when the same device, sensor and limits exist already or the tenant has `max_rules`."""
     schema = tenant.schema_name
     values = body.model_dump()
@@ -110,7 +111,7 @@ async def create_rule(
     return rule
 
 
-async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body: ThresholdRuleUpdate) -> RuleRecord:
+async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body: ThresholdRuleUpdate) -> RuleRow:
     """Change a rule. The result must pass the checks of a new rule (422) and not duplicate another (409).
 
     Moving a rule to another device or sensor forgets its states; changing limits keeps them, so the next
@@ -122,14 +123,7 @@ async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body:
     changes = {field: value for field, value in body.changes().items() if getattr(current, field) != value}
     if not changes:
         return current
-    merged: dict[str, Any] = {
-        "device_id": current.device_id,
-        "sensor": current.sensor,
-        "min_value": current.min_value,
-        "max_value": current.max_value,
-        "hysteresis": current.hysteresis,
-        **changes,
-    }
+    merged: dict[str, Any] = {name: getattr(current, name) for name in IDENTITY_FIELDS} | changes
     problems = limit_problems(merged["min_value"], merged["max_value"], merged["hysteresis"])
     if problems:
         raise ValidationFailedError("; ".join(problem["message"] for problem in problems), details=problems)
@@ -167,7 +161,7 @@ async def list_states(
     limit: int,
     state: str | None = None,
     device_id: str | None = None,
-) -> tuple[list[StateRecord], int]:
+) -> tuple[Sequence[StateRow], int]:
     """The devices' states against an existing rule (404 otherwise), by device id."""
     await get_rule(session, tenant, rule_id)
     return await repository.list_states(
@@ -178,15 +172,7 @@ async def list_states(
 async def _refuse_duplicate(
     session: AsyncSession, schema: str, values: dict[str, Any], *, other_than: int | None = None
 ) -> None:
-    existing = await repository.find_same_rule(
-        session,
-        schema,
-        device_id=values["device_id"],
-        sensor=values["sensor"],
-        min_value=values["min_value"],
-        max_value=values["max_value"],
-        hysteresis=values["hysteresis"],
-        other_than=other_than,
-    )
+    identity = {name: values[name] for name in IDENTITY_FIELDS}
+    existing = await repository.find_same_rule(session, schema, identity, other_than=other_than)
     if existing is not None:
         raise DuplicateRuleError(existing)
