@@ -33,6 +33,7 @@ from telemetry_ingest.ingest.writer import (
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import partition_name, schema_for
 from telemetry_ingest.tenancy.rows import ReadingRow
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -410,9 +411,9 @@ async def test_thresholds_are_evaluated_on_the_stored_rows(
     seen: list[tuple[str, list[float]]] = []
     evaluate = evaluate_thresholds
 
-    async def recording(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
+    async def recording(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow], rules: RuleCache) -> int:
         seen.append((tenant.slug, [row.value for row in rows]))
-        return await evaluate(session, tenant, rows)
+        return await evaluate(session, tenant, rows, rules)
 
     monkeypatch.setattr(writer_module, "evaluate_thresholds", recording)
     result = await ingest(db_session, writer, [(topic(slug), dumps([reading(25, 3), reading(35, 2), reading(36, 1)]))])
@@ -474,7 +475,7 @@ async def test_other_failures_propagate_and_leave_nothing_behind(
 ) -> None:
     slug = await make_tenant()
 
-    async def broken(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
+    async def broken(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow], rules: RuleCache) -> int:
         raise RuntimeError("evaluation failed")
 
     monkeypatch.setattr(writer_module, "evaluate_thresholds", broken)

@@ -48,8 +48,8 @@ from telemetry_ingest.broker_auth.service import (
     access_of_emqx,
     access_of_mosquitto,
 )
+from telemetry_ingest.deps import AppSettings
 from telemetry_ingest.devices.identity import sensor_topic_filter
-from telemetry_ingest.tenancy.access import AppSettings
 
 logger = logging.getLogger(__name__)
 

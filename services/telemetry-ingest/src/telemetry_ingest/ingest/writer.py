@@ -66,6 +66,7 @@ from telemetry_ingest.tenancy.tables import (
     sensors,
     unnest_arrays,
 )
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 logger = logging.getLogger(__name__)
@@ -204,8 +205,9 @@ def _stored_topic(topic: str | None) -> str | None:
 class TelemetryWriter:
     """Writes batches of `IngestMessage` into the tenant schemas (see the module documentation)."""
 
-    def __init__(self, tenants: TenantDirectory | None = None) -> None:
+    def __init__(self, tenants: TenantDirectory | None = None, rules: RuleCache | None = None) -> None:
         self.tenants = tenants or TenantDirectory()
+        self.rules = rules or RuleCache()
 
     async def write(self, session: AsyncSession, messages: Sequence[IngestMessage]) -> WriteResult:
         """Store `messages` in the caller's transaction (flush only); counts per tenant.
@@ -286,7 +288,7 @@ class TelemetryWriter:
                 counts.registered_devices = new_devices
                 await emit_many(session, OUTBOX_SCHEMA, _registered_events(tenant, new_devices, rows))
             # Duplicates are passed too: evaluation ignores readings not newer than the state it holds.
-            counts.thresholds_crossed = await evaluate_thresholds(session, tenant, rows)
+            counts.thresholds_crossed = await evaluate_thresholds(session, tenant, rows, self.rules)
         if batch.rejected:
             await _insert_rejected(driver, schema, batch.rejected)
         return counts

@@ -2,7 +2,8 @@
 
 Ingest evaluates every batch, and most tenants have no rules at all: the cache makes that case a dictionary
 lookup. Entries live `ttl_seconds` (rules changed by another process show up within that time); a change made
-through this process invalidates the tenant's entry at once and again when its transaction commits.
+through this process invalidates the tenant's entry at once and again when its transaction commits. The app
+builds one cache in its lifespan (`app.state.rule_cache`), shared by its writer and its rules API.
 """
 
 from __future__ import annotations
@@ -95,7 +96,3 @@ class RuleCache:
             return
         self._entries.pop(schema, None)
         self._generations[schema] = self._generations.get(schema, 0) + 1
-
-
-rule_cache = RuleCache()
-"""The process-wide cache used by evaluation and invalidated by the rules API."""

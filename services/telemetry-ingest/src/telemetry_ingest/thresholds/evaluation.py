@@ -7,7 +7,7 @@ value <= max - hysteresis), so a value hovering at a limit does not flap. Readin
 in timestamp order, and one not newer than the last evaluated timestamp is ignored: late or redelivered data never
 moves a state backwards.
 
-Cost: rules come from a per-process cache (`thresholds.cache`), so a tenant without rules costs a dictionary
+Cost: rules come from the app's cache (`thresholds.cache`), so a tenant without rules costs a dictionary
 lookup and no query. Rows are filtered to sensors that have rules before anything else; with rules, a batch
 costs one `SELECT ... FOR UPDATE` of the states involved (serialising concurrent writers of the same device), one
 `UPDATE`, and one outbox insert when something crossed (plus an insert the first time a (rule, device) is seen).
@@ -30,7 +30,7 @@ from mirante.bus import Event, emit_many
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.tenancy.tables import in_tenant, qualified, threshold_rules, threshold_states
-from telemetry_ingest.thresholds.cache import RULE_FIELDS, Rule, RuleSet, rule_cache
+from telemetry_ingest.thresholds.cache import RULE_FIELDS, Rule, RuleCache, RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,11 @@ class _Tracked:
     touched: bool = False
 
 
-async def evaluate_thresholds(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
-    """Evaluate `rows` (readings just stored for `tenant`) against its enabled rules; returns the events emitted.
+async def evaluate_thresholds(
+    session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow], rule_cache: RuleCache
+) -> int:
+    """Evaluate `rows` (readings just stored for `tenant`) against its enabled rules, read through `rule_cache`;
+    returns the events emitted.
 
     Runs in the caller's transaction and only flushes: states and `telemetry.threshold.crossed` events (in the
     `telemetry_ingest` outbox, tenant set) become visible when the caller commits.
@@ -82,7 +85,7 @@ async def evaluate_thresholds(session: AsyncSession, tenant: Tenant, rows: Seque
     if not rows:
         return 0
     schema = tenant.schema_name
-    rules = await _rules(session, schema)
+    rules = await _rules(session, schema, rule_cache)
     if not rules.sensors:
         return 0
     sensors = rules.sensors
@@ -142,7 +145,7 @@ def _timestamp(row: ReadingRow) -> datetime:
     return row.ts
 
 
-async def _rules(session: AsyncSession, schema: str) -> RuleSet:
+async def _rules(session: AsyncSession, schema: str, rule_cache: RuleCache) -> RuleSet:
     cached = rule_cache.get(schema)
     if cached is not None:
         return cached

@@ -1,8 +1,8 @@
 """Threshold rules of a tenant: create, list, read, change, delete, and the devices' current states.
 
 Everything runs in the caller's transaction (`flush`, never `commit`). Each change drops the tenant's rules from
-this process's evaluation cache at once and again when the transaction commits (an evaluation in between may
-have reloaded the old rules); other processes see the change when their cache entry expires.
+the app's evaluation cache (the caller passes it) at once and again when the transaction commits (an evaluation
+in between may have reloaded the old rules); other processes see the change when their cache entry expires.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from mirante.web.errors import ConflictError, NotFoundError, ValidationFailedErr
 from telemetry_ingest.tenancy.locks import lock_tenant
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.thresholds import repository
-from telemetry_ingest.thresholds.cache import rule_cache
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.repository import RuleRow, StateRow
 from telemetry_ingest.thresholds.schemas import ThresholdRuleCreate, ThresholdRuleUpdate, limit_problems
 
@@ -57,8 +57,8 @@ class TooManyRulesError(ConflictError):
         )
 
 
-def invalidate_rules(session: AsyncSession, schema: str) -> None:
-    """Drop `schema`'s rules from the evaluation cache now and after the session's transaction commits."""
+def invalidate_rules(session: AsyncSession, schema: str, rule_cache: RuleCache) -> None:
+    """Drop `schema`'s rules from `rule_cache` now and after the session's transaction commits."""
     rule_cache.invalidate(schema)
 
     def after_commit(_session: SyncSession) -> None:
@@ -97,7 +97,9 @@ async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleR
     return rule
 
 
-async def create_rule(session: AsyncSession, tenant: Tenant, body: ThresholdRuleCreate, *, max_rules: int) -> RuleRow:
+async def create_rule(
+    session: AsyncSession, tenant: Tenant, body: ThresholdRuleCreate, *, max_rules: int, rule_cache: RuleCache
+) -> RuleRow:
     """Add a rule. 409 when the same device, sensor and limits exist already or the tenant has `max_rules`."""
     schema = tenant.schema_name
     values = body.model_dump()
@@ -106,12 +108,14 @@ async def create_rule(session: AsyncSession, tenant: Tenant, body: ThresholdRule
         raise TooManyRulesError(max_rules)
     await _refuse_duplicate(session, schema, values)
     rule = await repository.insert_rule(session, schema, values)
-    invalidate_rules(session, schema)
+    invalidate_rules(session, schema, rule_cache)
     logger.info("tenant %s: threshold rule %d created", tenant.slug, rule.id)
     return rule
 
 
-async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body: ThresholdRuleUpdate) -> RuleRow:
+async def update_rule(
+    session: AsyncSession, tenant: Tenant, rule_id: int, body: ThresholdRuleUpdate, *, rule_cache: RuleCache
+) -> RuleRow:
     """Change a rule. The result must pass the checks of a new rule (422) and not duplicate another (409).
 
     Moving a rule to another device or sensor forgets its states; changing limits keeps them, so the next
@@ -133,17 +137,17 @@ async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body:
         raise RuleNotFoundError(rule_id)
     if any(field in changes for field in SCOPE_FIELDS):
         await repository.delete_states(session, schema, rule_id)
-    invalidate_rules(session, schema)
+    invalidate_rules(session, schema, rule_cache)
     logger.info("tenant %s: threshold rule %d changed (%s)", tenant.slug, rule_id, ", ".join(sorted(changes)))
     return rule
 
 
-async def delete_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> None:
+async def delete_rule(session: AsyncSession, tenant: Tenant, rule_id: int, *, rule_cache: RuleCache) -> None:
     """Delete a rule and its states; `RuleNotFoundError` (404) when there is none."""
     schema = tenant.schema_name
     if not await repository.delete_rule(session, schema, rule_id):
         raise RuleNotFoundError(rule_id)
-    invalidate_rules(session, schema)
+    invalidate_rules(session, schema, rule_cache)
     logger.info("tenant %s: threshold rule %d deleted", tenant.slug, rule_id)
 
 
