@@ -573,3 +573,9 @@ def test_every_payload_reason_has_a_class() -> None:
     assert reasons.reason_class("something new") == reasons.OTHER
     assert reasons.describe("missing value", 2) == "reading 2: missing value"
     assert reasons.describe("missing value", None) == "missing value"
+
+
+def test_the_readings_parameters_follow_the_columns_of_the_statements() -> None:
+    row = ReadingRow("d", "s", datetime(2026, 1, 1, tzinfo=UTC), 1.5, "celsius")
+    expected = tuple([getattr(row, name)] for name in writer_module.READING_COLUMNS)
+    assert writer_module._columns([row]) == expected

@@ -364,6 +364,8 @@ def _row_key(row: ReadingRow) -> tuple[str, str, Any]:
 
 
 def _columns(rows: Sequence[ReadingRow]) -> tuple[list[Any], ...]:
+    """One array per column of `READING_COLUMNS`, in order: the parameters of the readings statements."""
+    # Spelled out: twice as fast as attrgetters over the column names, and a test holds the order to theirs.
     return (
         [row.device_id for row in rows],
         [row.sensor for row in rows],

@@ -15,11 +15,12 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as SyncSession
 
-from mirante.web.errors import ConflictError, NotFoundError, ValidationFailedError
+from mirante.web.errors import ValidationFailedError
 from telemetry_ingest.tenancy.locks import lock_tenant
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.thresholds import repository
 from telemetry_ingest.thresholds.cache import RuleCache
+from telemetry_ingest.thresholds.errors import DuplicateRuleError, RuleNotFoundError, TooManyRulesError
 from telemetry_ingest.thresholds.repository import RuleRow, StateRow
 from telemetry_ingest.thresholds.schemas import ThresholdRuleCreate, ThresholdRuleUpdate, limit_problems
 
@@ -32,29 +33,6 @@ and count checks cannot race."""
 SCOPE_FIELDS = ("device_id", "sensor")
 IDENTITY_FIELDS: Final = tuple(name for name in ThresholdRuleCreate.model_fields if name != "enabled")
 """What makes two rules the same rule: every field of a new rule but `enabled`."""
-
-
-class RuleNotFoundError(NotFoundError):
-    def __init__(self, rule_id: int) -> None:
-        super().__init__(f"no threshold rule {rule_id}", code="threshold_rule_not_found")
-
-
-class DuplicateRuleError(ConflictError):
-    def __init__(self, existing_id: int) -> None:
-        super().__init__(
-            f"threshold rule {existing_id} already has this device, sensor and limits",
-            code="threshold_rule_exists",
-            details={"rule_id": existing_id},
-        )
-
-
-class TooManyRulesError(ConflictError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the tenant has {limit} threshold rules, the most allowed; delete one first",
-            code="threshold_rule_limit",
-            details={"limit": limit},
-        )
 
 
 def invalidate_rules(session: AsyncSession, schema: str, rule_cache: RuleCache) -> None:
