@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import wait_event
+from mirante.backoff import Backoff
 from mirante.bus.batch_transaction import Applicable, BatchApplier
 from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, RecentErrors, dead_letter_fields
 from mirante.bus.envelope import Event, InvalidEventError
@@ -65,7 +66,8 @@ DEFAULT_BLOCK_MS = 2_000
 DEFAULT_MIN_IDLE_MS = 60_000
 DEFAULT_MAX_DELIVERIES = 5
 MAX_GROUP_NAME_LENGTH = 200
-FAILURE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
+FAILURE_BACKOFF_BASE_SECONDS = 0.5
+FAILURE_BACKOFF_CAP_SECONDS = 5.0
 
 
 class StreamConsumer:
@@ -158,7 +160,7 @@ class StreamConsumer:
         idle entries of other members every `reclaim_interval` seconds. Redis or database outages are
         logged and retried with backoff."""
         started = False
-        failures = 0
+        backoff = Backoff(FAILURE_BACKOFF_BASE_SECONDS, FAILURE_BACKOFF_CAP_SECONDS)
         next_reclaim = time.monotonic()
         while not self.stopping:
             try:
@@ -170,7 +172,7 @@ class StreamConsumer:
                     await self.reclaim_idle()
                     next_reclaim = time.monotonic() + self.reclaim_interval
                 await self.read_new()
-                failures = 0
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except RedisTimeoutError:
@@ -181,9 +183,9 @@ class StreamConsumer:
                     logger.warning("group %s vanished (stream deleted?); creating it again", self.group)
                     started = False
                     continue
-                failures = await self._back_off(failures)
+                await self._back_off(backoff)
             except Exception:
-                failures = await self._back_off(failures)
+                await self._back_off(backoff)
 
     async def process_own_pending(self) -> int:
         """Handle the entries delivered to this member but never acknowledged (read from id `0`)."""
@@ -355,12 +357,11 @@ class StreamConsumer:
             replies: list[Any] = await pipe.execute()
         return delivery_counts(replies)
 
-    async def _back_off(self, failures: int) -> int:
+    async def _back_off(self, backoff: Backoff) -> None:
         self.stats.loop_errors += 1
-        delay = FAILURE_BACKOFF_SECONDS[min(failures, len(FAILURE_BACKOFF_SECONDS) - 1)]
+        delay = backoff.next_delay()
         logger.exception("consumer %s/%s failed; retrying in %.1f s", self.group, self.consumer_name, delay)
         await wait_event(self._stopping, delay)
-        return failures + 1
 
 
 def _check_block_below_socket_timeout(redis: Redis, block_ms: int) -> None:
