@@ -133,7 +133,9 @@ def write_web_dir(root: Path, templates: Mapping[str, str], static: Mapping[str,
     (web / "templates").mkdir(parents=True)
     (web / "static").mkdir()
     for name, text in templates.items():
-        (web / "templates" / f"{name}.html").write_text(text, encoding="utf-8")
+        target = web / "templates" / f"{name}.html"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     for name, content in static.items():
         target = web / "static" / name
         if isinstance(content, bytes):
@@ -307,6 +309,69 @@ async def test_a_service_file_replaces_the_library_file_of_the_same_name(tmp_pat
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         assert (await client.get("/static/favicon.svg")).content == icon
     assert kit.asset_url("favicon.svg") == f"/static/favicon.svg?v={version_of(icon)}"
+
+
+# -- partials ----------------------------------------------------------------------------------------------
+
+PREVIOUS = "\N{SINGLE LEFT-POINTING ANGLE QUOTATION MARK} Previous"
+NEXT = "Next \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
+
+
+def test_partials_come_from_the_service_then_the_library(tmp_path: Path) -> None:
+    page = '<body>\n{{#> topbar }}\n  <nav><a href="/">Home</a></nav>\n{{/topbar }}\n'
+    page += "<main>\n  {{> pager }}\n  {{> note }}\n</main>"
+    note = '<p class="{{ tone or "calm" }}">{{ title }}</p>\n'
+    kit = PageKit(write_web_dir(tmp_path, {"home": page, "partials/note": note}, {}), title="Ops & co", home="/ops")
+    body = kit.page_response("home").body.decode()
+    assert body == (
+        "<body>\n"
+        '<header class="topbar">\n'
+        '  <a class="brand" href="/ops">Mirante · Ops &amp; co</a>\n'
+        '  <nav><a href="/">Home</a></nav>\n'
+        '  <div class="user"><span id="whoami"></span>'
+        '<button id="logout" type="button" hidden>Sign out</button></div>\n'
+        "</header>\n"
+        "<main>\n"
+        '  <nav class="pager" aria-label="Pages">\n'
+        '    <span id="page-summary"></span>\n'
+        f'    <button id="page-prev" type="button" disabled>{PREVIOUS}</button>\n'
+        '    <span id="page-number"></span>\n'
+        f'    <button id="page-next" type="button" disabled>{NEXT}</button>\n'
+        "  </nav>\n"
+        '  <p class="calm">Ops &amp; co</p>\n'
+        "</main>"
+    )
+    assert "partials" not in kit.bundle.pages and "pager" not in kit.bundle.pages
+
+
+def test_partial_arguments_are_escaped_text_and_a_service_partial_replaces_the_library_one(tmp_path: Path) -> None:
+    templates = {
+        "home": '{{> pager previous="Newer" next="<Older>" }}|{{> topbar }}',
+        "partials/topbar": "<header>{{ title }}</header>",
+    }
+    kit = PageKit(write_web_dir(tmp_path, templates, {}), title="Ops")
+    body = kit.page_response("home").body.decode()
+    assert ">Newer</button>" in body and ">&lt;Older&gt;</button>" in body
+    assert body.endswith("|<header>Ops</header>")
+
+
+@pytest.mark.parametrize(
+    ("page", "partials", "problem"),
+    [
+        ("{{> nowhere }}", {}, "missing partial 'nowhere'"),
+        ("{{> loop }}", {"partials/loop": "{{> loop }}"}, "nests partials more than"),
+        ("{{#> topbar }}<nav></nav>", {}, "without its closing tag"),
+        ("{{> @partial-block }}", {}, "outside a block partial"),
+        ("{{> pager label=unquoted }}", {}, "malformed partial tag"),
+        ("{{> note }}", {"partials/note": "{{ tone }}"}, "unknown placeholder 'tone'"),
+    ],
+)
+def test_a_page_with_a_bad_partial_is_refused(
+    tmp_path: Path, page: str, partials: Mapping[str, str], problem: str
+) -> None:
+    kit = PageKit(write_web_dir(tmp_path, {"home": page, **partials}, {}), title="Ops")
+    with pytest.raises(LookupError, match=re.escape(problem)):
+        kit.page_response("home")
 
 
 # -- mistakes a service can make ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from mirante.auth.router import router as identity_router
 from mirante.auth.tokens import TokenCodec
+from mirante.backoff import Backoff
 from mirante.bus.relay import OutboxRelay
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import resolve_urls
@@ -37,7 +38,8 @@ logger = logging.getLogger(__name__)
 Worker = Callable[[FastAPI], Awaitable[None]]
 """A long-running coroutine started with the app and cancelled when it stops."""
 
-WORKER_RESTART_DELAY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+WORKER_RESTART_BASE_SECONDS = 1.0
+WORKER_RESTART_CAP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def runtime_urls(infra: InfraSettings) -> RuntimeUrls:
 
 async def _supervise(name: str, worker: Worker, app: FastAPI) -> None:
     """Keep a worker alive: a crash is logged and the worker restarted with growing delays."""
-    failures = 0
+    backoff = Backoff(WORKER_RESTART_BASE_SECONDS, WORKER_RESTART_CAP_SECONDS)
     while True:
         try:
             await worker(app)
@@ -73,9 +75,8 @@ async def _supervise(name: str, worker: Worker, app: FastAPI) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            delay = WORKER_RESTART_DELAY_SECONDS[min(failures, len(WORKER_RESTART_DELAY_SECONDS) - 1)]
-            failures += 1
-            logger.exception("worker %s crashed; restarting in %.0f s", name, delay)
+            delay = backoff.next_delay()
+            logger.exception("worker %s crashed; restarting in %.1f s", name, delay)
             await asyncio.sleep(delay)
 
 
