@@ -299,12 +299,13 @@ async def test_metrics_with_a_token_need_it(infra_settings: InfraSettings, make_
     assert "http_requests_total" in right.text
 
 
+@pytest.mark.parametrize("token", [None, ""])
 async def test_metrics_without_a_token_are_not_served_in_production(
-    infra_settings: InfraSettings, make_client: ClientFactory
+    infra_settings: InfraSettings, make_client: ClientFactory, token: str | None
 ) -> None:
-    client = await make_client(library_app(with_core(infra_settings, env="production")))
+    client = await make_client(library_app(with_core(infra_settings, env="production", metrics_token=token)))
 
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers={"Authorization": "Bearer "})
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

@@ -140,6 +140,9 @@ class InfraSettings(BaseSettings):
         ):
             if not url:
                 problems.append(f"{name} must be set in production")
+        metrics_token = self.core.metrics_token.get_secret_value() if self.core.metrics_token else ""
+        if 0 < len(metrics_token) < 32:
+            problems.append("MIRANTE_METRICS_TOKEN must be at least 32 characters")
         if problems:
             raise SettingsError("; ".join(problems))
 

@@ -73,7 +73,7 @@ class MetricsMiddleware:
 def _check_metrics_access(request: Request) -> None:
     core: CoreSettings | None = getattr(request.app.state, "core_settings", None)
     token = core.metrics_token if core is not None else None
-    if token is None:
+    if token is None or not token.get_secret_value():
         if core is not None and core.production:
             raise NotFoundError("metrics are not served without MIRANTE_METRICS_TOKEN in production")
         return
