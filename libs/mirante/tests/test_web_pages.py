@@ -1,5 +1,6 @@
-"""The page kit: security headers, CSP, versioned and revalidated assets, refused names; then, in Chromium, the
-shared scripts (sign-in, roles, query-string filters, CSV download, errors) on a real server."""
+"""The page kit: security headers, CSP, versioned and revalidated assets, refused names, the sign-in page's
+`next` check; then, in Chromium, the shared scripts (sign-in, roles, query-string filters, CSV download,
+errors) on a real server."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import pytest
@@ -38,6 +41,10 @@ from mirante.web.pages import (
     TOKEN_STORAGE_KEY,
     PageKit,
 )
+from mirante.web.redirects import safe_next
+
+if TYPE_CHECKING:
+    from playwright.async_api import Route
 
 HOME_PAGE = """<!doctype html>
 <html lang="en">
@@ -218,6 +225,100 @@ async def test_the_library_sign_in_page_names_the_service(client: httpx.AsyncCli
     assert '<body data-home="/ops">' in page.text
     assert re.search(r'src="/static/login\.js\?v=[0-9a-f]{16}"', page.text)
     assert "<script>" not in page.text and "style=" not in page.text
+
+
+# -- where the sign-in page may lead: WHATWG parsing, in Python, under Node and in Chromium -------------
+
+
+FALLBACK = "FALLBACK"
+
+NEXT_CASES: list[tuple[str, str]] = [
+    ("/", "/"),
+    ("/jobs?status=open#top", "/jobs?status=open#top"),
+    ("/search?q=//x", "/search?q=//x"),
+    ("/%09/evil.example", "/%09/evil.example"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+    ("  /jobs  ", "/jobs"),
+    ("/jo\tbs", "/jobs"),
+    ("//evil.example", FALLBACK),
+    ("///evil.example", FALLBACK),
+    ("/\\evil.example", FALLBACK),
+    ("\\\\evil.example", FALLBACK),
+    ("\\/evil.example", FALLBACK),
+    ("/\t/evil.example", FALLBACK),
+    ("/\r/evil.example", FALLBACK),
+    ("/\n/evil.example", FALLBACK),
+    ("\t//evil.example", FALLBACK),
+    ("/\t\\evil.example", FALLBACK),
+    ("\x00//evil.example", FALLBACK),
+    ("/.//evil.example", FALLBACK),
+    ("/a/..//evil.example", FALLBACK),
+    ("javascript:alert(1)", FALLBACK),
+    ("JaVaScRiPt:alert(1)", FALLBACK),
+    (" javascript:alert(1)", FALLBACK),
+    ("java\tscript:alert(1)", FALLBACK),
+    ("data:text/html,hi", FALLBACK),
+    ("http://evil.example/", FALLBACK),
+    ("https:evil.example", FALLBACK),
+    ("http:/evil.example", FALLBACK),
+    ("evil.example", FALLBACK),
+    ("", FALLBACK),
+]
+
+NODE_RUNNER = """
+const vm = require("vm");
+const fs = require("fs");
+const context = { window: {}, location: { origin: "http://site.test" }, URL };
+vm.createContext(context);
+vm.runInContext(fs.readFileSync(process.argv[1], "utf8"), context);
+const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(cases.map((value) => context.window.Mirante.safeNext(value, "FALLBACK"))));
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), NEXT_CASES)
+def test_safe_next_reads_the_value_as_a_browser_does(value: str, expected: str) -> None:
+    assert safe_next(value, fallback=FALLBACK) == expected
+
+
+def test_safe_next_without_a_value_is_the_fallback() -> None:
+    assert safe_next(None) == "/"
+    assert safe_next(None, fallback="/home") == "/home"
+
+
+def test_the_script_agrees_under_node() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = LIBRARY_STATIC_DIR / "mirante.js"
+
+    completed = subprocess.run(
+        [node, "-e", NODE_RUNNER, str(script)],
+        input=json.dumps([value for value, _ in NEXT_CASES]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert dict(zip([value for value, _ in NEXT_CASES], json.loads(completed.stdout), strict=True)) == dict(NEXT_CASES)
+
+
+@pytest.mark.parametrize(
+    "target", ["%2F%09%2Fevil.example", "%2F%5Cevil.example", "%2F%2Fevil.example", "javascript%3Aalert(1)"]
+)
+async def test_the_sign_in_page_drops_a_next_leading_off_the_site(client: httpx.AsyncClient, target: str) -> None:
+    response = await client.get(f"/login?next={target}")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_the_sign_in_page_keeps_a_next_on_the_site(client: httpx.AsyncClient) -> None:
+    response = await client.get("/login?next=%2Fjobs%3Fstatus%3Dopen")
+
+    assert response.status_code == 200
+    assert "login.js" in response.text
 
 
 async def test_a_kit_without_the_sign_in_page_does_not_serve_it(web_dir: Path) -> None:
@@ -509,6 +610,33 @@ async def test_signing_in_returns_to_the_page_and_reveals_what_the_role_allows(
     assert page.url == f"{kit_site.url}/"
     await page.locator("#whoami").filter(has_text="operator").wait_for()
     assert await page.locator("#staff-link").is_visible() and await page.locator("#admin-link").is_hidden()
+
+
+@pytest.mark.browser
+async def test_the_browser_agrees_with_the_next_check(kit_site: KitSite, open_page: PageOpener) -> None:
+    page = await open_page(kit_site.url)
+    await page.goto("/login")
+    await page.wait_for_function("window.Mirante !== undefined")
+    values = [value for value, _ in NEXT_CASES]
+
+    seen = await page.evaluate("(values) => values.map((value) => window.Mirante.safeNext(value, 'FALLBACK'))", values)
+
+    assert dict(zip(values, seen, strict=True)) == dict(NEXT_CASES)
+
+
+@pytest.mark.browser
+async def test_signing_in_never_lands_off_the_site(kit_site: KitSite, open_page: PageOpener) -> None:
+    page = await open_page(kit_site.url)
+
+    # Past the server's own check (which would drop this `next`): the form's script alone decides.
+    async def the_bare_form(route: Route) -> None:
+        await route.fulfill(response=await route.fetch(url=f"{kit_site.url}/login"))
+
+    await page.route("**/login?next=*", the_bare_form)
+
+    await sign_in(page, kit_site.users["viewer"], PASSWORD, next_path="/\t/evil.example")
+
+    assert page.url == f"{kit_site.url}/"
 
 
 @pytest.mark.browser

@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from mirante.auth.passwords import password_work
 from mirante.auth.router import router as identity_router
 from mirante.auth.tokens import TokenCodec
 from mirante.backoff import Backoff
@@ -115,7 +116,8 @@ def build_service_app(
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
-        app.state.rate_limiter = RateLimiter(urls.redis_url)
+        app.state.rate_limiter = RateLimiter(urls.redis_url, pool_size=infra.redis.rate_limit_pool_size)
+        password_work.configure(infra.core.password_hash_concurrency, infra.core.password_hash_queue)
         app.state.readiness_checks = {
             "database": health.database_check(engine),
             "redis": health.redis_check(redis),
@@ -137,6 +139,7 @@ def build_service_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await redis.aclose()
+            await app.state.rate_limiter.aclose()
             await engine.dispose()
             thaw_startup_objects()
             logger.info("%s stopped", spec.name)

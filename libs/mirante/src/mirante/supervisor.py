@@ -28,6 +28,16 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 
 
+def proxy_options(core: CoreSettings) -> dict[str, Any]:
+    """uvicorn's forwarded-header options: believe `X-Forwarded-*` only from `MIRANTE_FORWARDED_ALLOW_IPS`.
+
+    uvicorn's own default trusts 127.0.0.1, which lets any local process (or a sidecar) choose its client
+    address; explicit options keep its `FORWARDED_ALLOW_IPS` variable from widening the trust either.
+    """
+    trusted = core.forwarded_allow_ips.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+
+
 def serve(spec: ServiceSpec, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
     """Run `spec` under uvicorn until interrupted; arguments override the service's settings."""
     settings = spec.settings_factory()
@@ -40,6 +50,7 @@ def serve(spec: ServiceSpec, host: str | None = None, port: int | None = None, w
         log_config=None,
         access_log=False,
         server_header=False,
+        **proxy_options(settings.infra.core),
     )
 
 

@@ -34,9 +34,10 @@ from functools import cached_property
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from mirante.web.errors import NotFoundError
+from mirante.web.redirects import safe_next
 
 LIBRARY_STATIC_DIR = Path(__file__).resolve().parent / "static"
 LIBRARY_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -234,7 +235,7 @@ class PageKit:
         self.router = APIRouter(include_in_schema=False, tags=["pages"])
         self.router.add_api_route(STATIC_PREFIX + "{name}", self._static_asset, methods=["GET"])
         if login_page:
-            self.add_page(LOGIN_PATH, "login", "The sign-in form; it returns to the page named by `next`.")
+            self.router.add_api_route(LOGIN_PATH, self._login_page, methods=["GET"], name="page:login")
 
     @cached_property
     def bundle(self) -> WebBundle:
@@ -279,6 +280,17 @@ class PageKit:
 
         page.__doc__ = description
         self.router.add_api_route(path, page, methods=["GET"], name=f"page:{template}", description=description)
+
+    async def _login_page(self, request: Request) -> Response:
+        """The sign-in form; it returns to the page named by `next`, a path on this site.
+
+        A `next` that would leave the site is dropped here (303 to the bare form), and the form's script checks
+        it again before navigating.
+        """
+        target = request.query_params.get("next")
+        if target is not None and not safe_next(target, fallback=""):
+            return RedirectResponse(LOGIN_PATH, status_code=303, headers=dict(PAGE_HEADERS))
+        return self.page_response("login")
 
     async def _static_asset(self, name: str, request: Request) -> Response:
         """A static file of the pages, with an ETag; cached for good when asked for by its version."""
