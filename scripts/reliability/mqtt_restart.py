@@ -39,7 +39,8 @@ from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
 from mirante.mqtt import Message, Publisher, SubscriberRunner, discard_session
 from telemetry_ingest.tenancy.naming import schema_for
 
-START = datetime(2025, 1, 1, tzinfo=UTC)
+# Recent enough that no tenant retention rejects the readings, and 20,000 seconds before now at most.
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
 
 
 def free_port() -> int:
@@ -147,8 +148,10 @@ class Suite:
     def kill_service(self) -> None:
         assert self.process is not None
         pid = self.process.pid
+        # The supervisor's children are the service and the embedded servers; only the service dies here.
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            os.kill(int(child), signal.SIGKILL)
+            if b"serve\0telemetry-ingest" in Path(f"/proc/{child}/cmdline").read_bytes():
+                os.kill(int(child), signal.SIGKILL)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
