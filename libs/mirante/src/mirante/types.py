@@ -31,6 +31,7 @@ INT64_MAX = 2**63 - 1
 TEXT_MAX_LENGTH = 10_000
 """Bound of `Text` when the parameter or field sets no tighter one."""
 
+
 def storable_text(value: str) -> str:
     """`value` unchanged, or a validation error when it holds NUL, the one character PostgreSQL text refuses.
 

@@ -205,8 +205,15 @@ class UnhandledErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception:
             if started:
-                # Half a response is out: only the server can end it, by closing the connection.
-                raise
+                # The status is sent and part of the body with it (a streamed export): the body is left without
+                # its end, so the server closes the connection and the client sees an incomplete transfer
+                # rather than a file that merely looks short. Re-raising would only log the same error twice.
+                logger.exception(
+                    "unhandled error on %s %s after the response started; its body is left incomplete",
+                    scope["method"],
+                    scope["path"],
+                )
+                return
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             await _internal_error()(scope, receive, send)
 
