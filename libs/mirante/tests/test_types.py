@@ -14,7 +14,7 @@ from sqlalchemy import text
 from mirante.db import Session
 from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
-from mirante.testing.plugin import ClientFactory
+from mirante.testing.plugin import ClientFactory, HeadersFactory
 from mirante.types import INT32_MAX, INT64_MAX, INT64_MIN, TEXT_MAX_LENGTH, Id32, Id64, Int64, Text
 from mirante.web.errors import error_response
 
@@ -164,3 +164,20 @@ async def test_an_answered_500_never_carries_the_text_it_was_given(client: httpx
         "message": "internal server error",
         "details": {"step": 3},
     }
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+async def test_nul_in_login_fields_is_422_naming_the_field(client: httpx.AsyncClient, field: str) -> None:
+    credentials = {"username": "someone", "password": "secret-password"} | {field: "bad\x00value"}
+
+    as_json = await client.post("/api/v1/auth/login", json=credentials)
+    as_form = await client.post("/api/v1/auth/login", data=credentials)
+
+    assert list(invalid_fields(as_json)) == [f"body.{field}"]
+    assert list(invalid_fields(as_form)) == [f"body.{field}"]
+
+
+async def test_nul_in_the_user_search_is_422(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:
+    response = await client.get("/api/v1/users", params={"search": "a\x00"}, headers=await auth_headers("admin"))
+
+    assert list(invalid_fields(response)) == ["query.search"]
