@@ -31,6 +31,7 @@ from mirante.auth.schemas import (
 )
 from mirante.db import Session
 from mirante.settings import CoreSettings
+from mirante.types import Text
 from mirante.web.errors import ForbiddenError, NotFoundError, UnsupportedMediaTypeError
 from mirante.web.pagination import Page, Pagination
 from mirante.web.ratelimit import client_ip, rate_limit
@@ -189,7 +190,7 @@ async def list_users(
     pagination: Pagination,
     role: Role | None = None,
     is_active: bool | None = None,
-    search: Annotated[str | None, Query(max_length=150, description="part of the username")] = None,
+    search: Annotated[Text | None, Query(max_length=150, description="part of the username")] = None,
 ) -> Page[UserOut]:
     """Users, by id, filtered by role, active flag and a username fragment (admin only; a tenant-bound admin
     sees its own tenant's users)."""

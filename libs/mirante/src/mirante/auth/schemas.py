@@ -19,6 +19,7 @@ from mirante.auth.apikeys import MAX_SCOPES, normalize_scopes
 from mirante.auth.models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from mirante.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from mirante.auth.roles import Role
+from mirante.types import Text, storable_text
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,149}$"
 TENANT_SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,47}$"
@@ -39,8 +40,10 @@ Username = Annotated[
 NewPassword = Annotated[
     str,
     Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH, description="8 to 1024 characters"),
+    # After the bounds, so the CLI's messages about them speak of characters.
+    AfterValidator(storable_text),
 ]
-Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
+Email = Annotated[Text, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
 TenantSlug = Annotated[
     str,
     StringConstraints(pattern=TENANT_SLUG_PATTERN),
@@ -57,8 +60,8 @@ class LoginRequest(_Input):
 
     model_config = ConfigDict(extra="ignore")
 
-    username: Annotated[str, Field(min_length=1, max_length=USERNAME_MAX_LENGTH)]
-    password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+    username: Annotated[Text, Field(min_length=1, max_length=USERNAME_MAX_LENGTH)]
+    password: Annotated[Text, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
     grant_type: Literal["password"] | None = None
 
 
@@ -120,11 +123,11 @@ class UserOut(BaseModel):
 class UserFilters(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
-    search: str | None = Field(default=None, max_length=USERNAME_MAX_LENGTH)
+    search: Text | None = Field(default=None, max_length=USERNAME_MAX_LENGTH)
 
 
 class ApiKeyCreate(_Input):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=API_KEY_NAME_MAX_LENGTH)]
+    name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=API_KEY_NAME_MAX_LENGTH)]
     scopes: Annotated[list[str], Field(min_length=1, max_length=MAX_SCOPES)]
     role: Role = Role.viewer
     tenant: TenantSlug | None = None
@@ -170,7 +173,7 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class PasswordChange(_Input):
-    current_password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+    current_password: Annotated[Text, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
     new_password: NewPassword
 
 

@@ -13,7 +13,6 @@ from cvat_sync.deps import AppSettings
 from cvat_sync.webhooks import service
 from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import (
-    MAX_BIGINT,
     LogStatus,
     WebhookLogDetail,
     WebhookLogFilters,
@@ -22,6 +21,7 @@ from cvat_sync.webhooks.schemas import (
 )
 from mirante.auth import AdminPrincipal
 from mirante.db import Session
+from mirante.types import Id64, Text
 from mirante.web.errors import ValidationFailedError, error_response
 from mirante.web.pagination import Page, Pagination
 
@@ -30,7 +30,7 @@ router = APIRouter(tags=["webhooks"])
 WEBHOOK_PATH = "/api/v1/webhooks/cvat"
 # The path the original system documented for CVAT's webhook settings; kept so existing webhooks keep working.
 ALIAS_PATHS = ("/cvat/webhook/", "/cvat/webhook")
-LogId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+LogId = Annotated[Id64, Path(description="webhook log id")]
 
 RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON, not a JSON object, no event, or an invalid job/task/project object"},
@@ -89,8 +89,8 @@ async def list_webhook_logs(
     session: Session,
     pagination: Pagination,
     status: Annotated[list[LogStatus] | None, Query(description="repeat for several statuses")] = None,
-    event_type: Annotated[str | None, Query(max_length=100, description="e.g. update:job")] = None,
-    job_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+    event_type: Annotated[Text | None, Query(max_length=100, description="e.g. update:job")] = None,
+    job_id: Annotated[Id64 | None, Query()] = None,
     received_after: Annotated[datetime | None, Query(description="inclusive; ISO 8601, UTC when no offset")] = None,
     received_before: Annotated[datetime | None, Query(description="exclusive; ISO 8601, UTC when no offset")] = None,
 ) -> Page[WebhookLogOut]:

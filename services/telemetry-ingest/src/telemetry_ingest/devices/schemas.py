@@ -10,6 +10,8 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Row
 
+from mirante.types import Text as StorableText
+from mirante.types import storable_text
 from mirante.web.errors import ValidationFailedError
 from telemetry_ingest.devices.repository import DeviceFilters
 from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN, MAX_UNIT_LENGTH
@@ -35,11 +37,13 @@ DeviceSort = Literal["device_id", "-device_id", "name", "-name", "first_seen", "
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX_LENGTH),
+    AfterValidator(storable_text),
     Field(description=f"1 to {TEXT_MAX_LENGTH} characters; null clears it"),
 ]
 Unit = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_UNIT_LENGTH),
+    AfterValidator(storable_text),
     Field(description=f"display unit, 1 to {MAX_UNIT_LENGTH} characters; null clears it", examples=["celsius"]),
 ]
 
@@ -61,7 +65,7 @@ def _check_labels(labels: dict[str, str]) -> dict[str, str]:
 
 
 Labels = Annotated[
-    dict[str, str],
+    dict[str, StorableText],
     AfterValidator(_check_labels),
     Field(
         description=f"up to {MAX_LABELS} string labels; keys 1 to 64 of `A-Z a-z 0-9 _ . -`, values up to "
@@ -219,12 +223,17 @@ class CredentialIssued(BaseModel):
 
 def device_filters(
     q: Annotated[
-        str | None, Query(max_length=TEXT_MAX_LENGTH, description="part of the device id or name (any case)")
+        StorableText | None,
+        Query(max_length=TEXT_MAX_LENGTH, description="part of the device id or name (any case)"),
     ] = None,
-    site: Annotated[str | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact site")] = None,
-    asset: Annotated[str | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")] = None,
+    site: Annotated[
+        StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact site")
+    ] = None,
+    asset: Annotated[
+        StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")
+    ] = None,
     label: Annotated[
-        list[str] | None,
+        list[StorableText] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
             "label); repeat for several, all must hold",

@@ -9,8 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN
 
-MAX_RULE_ID = 2**31 - 1
-
 Identifier = Annotated[
     str,
     StringConstraints(pattern=f"^{IDENTIFIER_PATTERN}$"),
