@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from mirante.web.schema import Omittable
 from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN
 
 MAX_RULE_ID = 2**31 - 1
@@ -77,11 +78,11 @@ class ThresholdRuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: Identifier | None = None
-    sensor: Identifier | None = None
+    sensor: Omittable[Identifier] = None
     min_value: Limit | None = None
     max_value: Limit | None = None
-    hysteresis: Hysteresis | None = None
-    enabled: bool | None = None
+    hysteresis: Omittable[Hysteresis] = None
+    enabled: Omittable[bool] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> ThresholdRuleUpdate:
