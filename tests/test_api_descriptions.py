@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mirante.service import ServiceSpec, discover_services
 from mirante.web.openapi import HTTP_METHODS, documented_operations, served_operations, undocumented_operations
@@ -156,3 +156,20 @@ def test_the_device_label_filter_documents_its_shape() -> None:
     assert re.fullmatch(pattern, "floor:two\nlines")
     assert not re.fullmatch(pattern, "")
     assert not re.fullmatch(pattern, ":3")
+
+
+def test_booleans_of_request_bodies_refuse_numbers(service: tuple[ServiceSpec, FastAPI]) -> None:
+    _, app = service
+    checked = 0
+    for model in _request_models(app):
+        for name, field_schema in model.model_json_schema()["properties"].items():
+            if field_schema.get("type") != "boolean":
+                continue
+            try:
+                model.model_validate({name: 0})
+            except ValidationError as error:
+                assert name in [detail["loc"][0] for detail in error.errors()], (model.__name__, name)
+            else:
+                pytest.fail(f"{model.__name__}.{name} accepted 0 as a boolean")
+            checked += 1
+    assert checked > 0

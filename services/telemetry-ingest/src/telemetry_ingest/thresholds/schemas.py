@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from mirante.web.schema import Omittable
 from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN
@@ -61,7 +61,7 @@ class ThresholdRuleCreate(BaseModel):
     min_value: Limit | None = None
     max_value: Limit | None = None
     hysteresis: Hysteresis = 0.0
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _valid_limits(self) -> ThresholdRuleCreate:
@@ -82,7 +82,7 @@ class ThresholdRuleUpdate(BaseModel):
     min_value: Limit | None = None
     max_value: Limit | None = None
     hysteresis: Omittable[Hysteresis] = None
-    enabled: Omittable[bool] = None
+    enabled: Omittable[StrictBool] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> ThresholdRuleUpdate:
