@@ -619,7 +619,7 @@ async def test_api_keys_create_list_get_revoke(api: Api) -> None:
     ("payload", "field"),
     [
         ({"name": "k", "scopes": []}, "body.scopes"),
-        ({"name": "k", "scopes": ["Bad Scope"]}, "body.scopes"),
+        ({"name": "k", "scopes": ["Bad Scope"]}, "body.scopes.0"),
         ({"name": "", "scopes": ["*"]}, "body.name"),
         ({"name": "k", "scopes": ["*"], "role": "root"}, "body.role"),
         ({"name": "k", "scopes": ["*"], "expires_at": "2001-01-01T00:00:00Z"}, "body.expires_at"),

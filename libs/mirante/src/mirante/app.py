@@ -30,7 +30,9 @@ from mirante.settings import InfraSettings, ServiceSettings, SettingsError
 from mirante.web import health
 from mirante.web.body_limit import BodyLimitMiddleware
 from mirante.web.errors import UnhandledErrorMiddleware, install_error_handlers
+from mirante.web.methods import install_method_not_allowed
 from mirante.web.metrics import HttpMetrics, MetricsMiddleware, metrics_endpoint
+from mirante.web.openapi import DescribedApp
 from mirante.web.ratelimit import RateLimiter
 from mirante.web.request_id import RequestIdMiddleware
 
@@ -144,7 +146,7 @@ def build_service_app(
             thaw_startup_objects()
             logger.info("%s stopped", spec.name)
 
-    app = FastAPI(
+    app = DescribedApp(
         title=spec.title,
         description=spec.description,
         version=version,
@@ -161,6 +163,7 @@ def build_service_app(
     app.state.metrics_registry = registry
 
     install_error_handlers(app)
+    install_method_not_allowed(app)
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(identity_router)

@@ -54,6 +54,11 @@ LOGIN_BODY = {
     }
 }
 _DEFAULT_CORE = CoreSettings.model_construct()
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {"description": "too many attempts: retry after `Retry-After`"}}
+USERNAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "the username is taken"}}
+SELF_LOCKOUT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "an admin cannot deactivate themselves or drop their own admin role"}
+}
 
 
 async def _identity_admin(principal: AdminPrincipal) -> Principal:
@@ -119,7 +124,13 @@ async def _login_request(request: Request) -> LoginRequest:
     "/auth/login",
     response_model=TokenResponse,
     openapi_extra=LOGIN_BODY,
-    responses={401: {"description": "bad credentials"}, 415: {"description": "neither a form nor JSON"}},
+    responses={
+        401: {"description": "bad credentials"},
+        415: {"description": "neither a form nor JSON"},
+        422: {"description": "a field is missing or invalid"},
+        **RATE_LIMITED,
+        503: {"description": "this service cannot sign tokens: log in on the issuing service"},
+    },
 )
 async def login(request: Request, session: Session) -> TokenResponse:
     """Exchange a username and password for a bearer token.
@@ -146,6 +157,7 @@ async def _signup_allowed(request: Request) -> None:
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(_signup_allowed)],
+    responses={404: {"description": "signup is not enabled"}, **USERNAME_TAKEN, **RATE_LIMITED},
 )
 async def signup(data: SignupRequest, session: Session) -> UserOut:
     """Create an account for yourself (a viewer). Answers 404 unless `MIRANTE_SIGNUP_ENABLED=true`."""
@@ -153,7 +165,11 @@ async def signup(data: SignupRequest, session: Session) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={400: {"description": "the current password is wrong"}, **RATE_LIMITED},
+)
 async def change_password(
     data: PasswordChange, principal: CurrentPrincipal, request: Request, session: Session
 ) -> Response:
@@ -199,7 +215,7 @@ async def list_users(
     return pagination.build([UserOut.model_validate(user) for user in users], count)
 
 
-@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=USERNAME_TAKEN)
 async def create_user(data: UserCreate, admin: IdentityAdmin, session: Session) -> UserOut:
     """Create a user (admin only); 409 when the username is taken (usernames are case-insensitive).
 
@@ -214,7 +230,7 @@ async def get_user(user_id: UserId, admin: IdentityAdmin, session: Session) -> U
     return UserOut.model_validate(await service.get_user(session, user_id, admin))
 
 
-@router.patch("/users/{user_id}", response_model=UserOut)
+@router.patch("/users/{user_id}", response_model=UserOut, responses=SELF_LOCKOUT)
 async def update_user(user_id: UserId, changes: UserUpdate, admin: IdentityAdmin, session: Session) -> UserOut:
     """Change role, staff flag, tenant, active flag, password or email (admin only).
 
@@ -224,7 +240,7 @@ async def update_user(user_id: UserId, changes: UserUpdate, admin: IdentityAdmin
     return UserOut.model_validate(await service.update_user(session, user_id, changes, admin))
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=SELF_LOCKOUT)
 async def deactivate_user(user_id: UserId, admin: IdentityAdmin, session: Session) -> Response:
     """Deactivate a user (admin only); their tokens are revoked. An admin cannot deactivate themselves."""
     await service.deactivate_user(session, user_id, admin)

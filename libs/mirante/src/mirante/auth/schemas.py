@@ -10,21 +10,26 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from mirante.auth.apikeys import MAX_SCOPES, normalize_scopes
+from mirante.auth.apikeys import MAX_SCOPES, SCOPE_PATTERN, normalize_scopes
 from mirante.auth.models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from mirante.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from mirante.auth.roles import Role
 from mirante.types import Text, storable_text
+from mirante.web.schema import Omittable
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,149}$"
 TENANT_SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,47}$"
 # A pragmatic shape check: one @, no spaces, a dot in the domain. Deliverability is not our business.
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+# `\s` differs between regex engines (the validator's counts U+0085 as a space, JavaScript's counts U+FEFF), so
+# both are named: every engine then refuses the same characters and clients see the rule the server applies.
+_NOT_AT_OR_SPACE = r"[^@\s\x85\ufeff]"
+EMAIL_PATTERN = rf"^{_NOT_AT_OR_SPACE}{{1,64}}@{_NOT_AT_OR_SPACE}+\.{_NOT_AT_OR_SPACE}+$"
 
 
 def _lower(value: str) -> str:
@@ -82,19 +87,19 @@ class UserCreate(_Input):
     password: NewPassword
     email: Email | None = None
     role: Role = Role.viewer
-    is_staff: bool = False
+    is_staff: StrictBool = False
     tenant: TenantSlug | None = None
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class UserUpdate(_Input):
     """Fields to change; omitted fields stay as they are. `email` and `tenant` may be set to null."""
 
-    role: Role | None = None
-    is_staff: bool | None = None
+    role: Omittable[Role] = None
+    is_staff: Omittable[StrictBool] = None
     tenant: TenantSlug | None = None
-    is_active: bool | None = None
-    password: NewPassword | None = None
+    is_active: Omittable[StrictBool] = None
+    password: Omittable[NewPassword] = None
     email: Email | None = None
 
     @model_validator(mode="after")
@@ -128,7 +133,9 @@ class UserFilters(BaseModel):
 
 class ApiKeyCreate(_Input):
     name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=API_KEY_NAME_MAX_LENGTH)]
-    scopes: Annotated[list[str], Field(min_length=1, max_length=MAX_SCOPES)]
+    scopes: Annotated[
+        list[Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]], Field(min_length=1, max_length=MAX_SCOPES)
+    ]
     role: Role = Role.viewer
     tenant: TenantSlug | None = None
     expires_at: datetime | None = Field(default=None, description="timezone-aware expiry; omit for none")

@@ -23,7 +23,14 @@ RunStatus = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        409: {"description": "a run is already queued or running"},
+        503: {"description": "no CVAT credentials are configured"},
+    },
+)
 async def start_sync_run(
     request: Request,
     session: Session,

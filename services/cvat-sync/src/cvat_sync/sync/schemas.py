@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cvat_sync.cvat.payloads import Status
 from cvat_sync.sync.models import SyncRun
@@ -22,7 +22,7 @@ class SyncRunCreate(BaseModel):
     task_id: int | None = Field(default=None, gt=0, description="only jobs of this CVAT task")
     assignee: str | None = Field(default=None, min_length=1, max_length=150, description="CVAT username")
     status: Status | None = Field(default=None, description="derived status, applied after listing")
-    force: bool = Field(default=False, description="rewrite jobs (and recount annotations) even when unchanged")
+    force: StrictBool = Field(default=False, description="rewrite jobs (and recount annotations) even when unchanged")
     trigger: Literal["api", "web"] = Field(
         default="api",
         description="where the start came from, as the run records it: `web` for the pages' sync button, "

@@ -41,6 +41,31 @@ RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "CVAT_SYNC_WEBHOOK_SECRET is not set: every webhook is refused"},
 }
 
+# Read raw (the signature covers the exact bytes), so the body is described here rather than by a model.
+RECEIVER_BODY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "X-Signature-256",
+            "in": "header",
+            "required": False,
+            "description": "`sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>`",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event"],
+                    "properties": {"event": {"type": "string", "examples": ["update:job"]}},
+                }
+            }
+        },
+    },
+}
+
 
 async def receive_cvat_webhook(request: Request, session: Session, settings: AppSettings) -> Response:
     """Receive a CVAT webhook: logged before processing, verified with `X-Signature-256` over the raw body.
@@ -77,6 +102,7 @@ router.add_api_route(
     methods=["POST"],
     response_model=WebhookReceipt,
     responses=RECEIVER_RESPONSES,
+    openapi_extra=RECEIVER_BODY,
     summary="Receive a CVAT webhook",
 )
 for alias in ALIAS_PATHS:

@@ -13,6 +13,7 @@ from sqlalchemy import Row
 from mirante.types import Text as StorableText
 from mirante.types import storable_text
 from mirante.web.errors import ValidationFailedError
+from mirante.web.schema import Omittable
 from telemetry_ingest.devices.repository import DeviceFilters
 from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN, MAX_UNIT_LENGTH
 
@@ -20,6 +21,8 @@ TEXT_MAX_LENGTH: Final = 200
 MAX_LABEL_FILTERS: Final = 10
 MAX_LABELS: Final = 32
 LABEL_KEY_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
+# `key` or `key:value`, the value anything (`[\s\S]`: `.` would stop at a line break the filter accepts).
+LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[\s\S]*)?$"
 """Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 LABEL_VALUE_MAX_LENGTH: Final = 256
 
@@ -107,7 +110,7 @@ class DeviceUpdate(_Patch):
     """Device metadata to change."""
 
     name: Text | None = None
-    labels: Labels | None = None
+    labels: Omittable[Labels] = None
     site: Text | None = None
     asset: Text | None = None
 
@@ -117,7 +120,7 @@ class SensorUpdate(_Patch):
 
     name: Text | None = None
     unit: Unit | None = None
-    labels: Labels | None = None
+    labels: Omittable[Labels] = None
 
 
 class LatestValue(BaseModel):
@@ -233,7 +236,7 @@ def device_filters(
         StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")
     ] = None,
     label: Annotated[
-        list[StorableText] | None,
+        list[Annotated[StorableText, StringConstraints(pattern=LABEL_FILTER_PATTERN)]] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
             "label); repeat for several, all must hold",

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from mirante.types import storable_text
+from mirante.web.schema import Omittable
 from telemetry_ingest.tenancy.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, NAME_MAX_LENGTH, Tenant
 from telemetry_ingest.tenancy.naming import check_new_slug
 
@@ -50,8 +51,8 @@ class TenantUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: TenantName | None = None
-    retention_days: RetentionDays | None = None
+    name: Omittable[TenantName] = None
+    retention_days: Omittable[RetentionDays] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> TenantUpdate:
