@@ -11,7 +11,7 @@ from mirante.auth.apikeys import SCOPE_PATTERN
 from mirante.auth.schemas import ApiKeyCreate, SignupRequest, UserCreate, UserUpdate
 
 
-@pytest.mark.parametrize("space", ["\u0085", "\ufeff", " ", "\u2028"])
+@pytest.mark.parametrize("space", ["\u0085", "\ufeff", " ", "\u2028", "\x00"])
 def test_emails_with_a_space_of_any_regex_engine_are_refused(space: str) -> None:
     with pytest.raises(ValidationError):
         SignupRequest(username="someone", password="long-enough-1", email=f"some{space}one@example.com")

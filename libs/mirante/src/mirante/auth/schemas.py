@@ -28,7 +28,8 @@ TENANT_SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,47}$"
 # A pragmatic shape check: one @, no spaces, a dot in the domain. Deliverability is not our business.
 # `\s` differs between regex engines (the validator's counts U+0085 as a space, JavaScript's counts U+FEFF), so
 # both are named: every engine then refuses the same characters and clients see the rule the server applies.
-_NOT_AT_OR_SPACE = r"[^@\s\x85\ufeff]"
+# NUL is named too: PostgreSQL text cannot hold it, and the pattern must stay visible in the schema.
+_NOT_AT_OR_SPACE = r"[^@\s\x00\x85\ufeff]"
 EMAIL_PATTERN = rf"^{_NOT_AT_OR_SPACE}{{1,64}}@{_NOT_AT_OR_SPACE}+\.{_NOT_AT_OR_SPACE}+$"
 
 
@@ -48,7 +49,7 @@ NewPassword = Annotated[
     # After the bounds, so the CLI's messages about them speak of characters.
     AfterValidator(storable_text),
 ]
-Email = Annotated[Text, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
 TenantSlug = Annotated[
     str,
     StringConstraints(pattern=TENANT_SLUG_PATTERN),
