@@ -532,9 +532,7 @@ async def test_infinite_dates_stored_before_the_checks_stop_breaking_the_job_aft
     assert (await post(client, event("create:job", job=job_object(job_id)))).status_code == 200
     # What a year-1 date used to become in the table.
     await db_session.execute(
-        text(
-            "UPDATE cvat_sync.jobs SET cvat_updated_at = '-infinity', cvat_created_at = '-infinity' WHERE id = :id"
-        ),
+        text("UPDATE cvat_sync.jobs SET cvat_updated_at = '-infinity', cvat_created_at = '-infinity' WHERE id = :id"),
         {"id": job_id},
     )
     await db_session.execute(
@@ -706,5 +704,5 @@ async def test_unauthenticated_requests_are_limited_per_address_and_signed_ones_
 
 
 def test_the_rejected_rate_limit_setting_is_checked() -> None:
-    with pytest.raises(ValueError, match="CVAT_SYNC_WEBHOOK_REJECTED_RATE_LIMIT|60/minute"):
+    with pytest.raises(ValueError, match="60/minute"):
         Settings(webhook_rejected_rate_limit="lots")
