@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cvat_sync.cvat.payloads import Status
 from cvat_sync.sync.models import SyncRun
-from cvat_sync.sync.service import SyncFilters, run_duration_seconds, run_progress
+from cvat_sync.sync.service import MAX_JOB_ERRORS, SyncFilters, run_duration_seconds, run_progress
 
 
 class SyncRunCreate(BaseModel):
@@ -33,6 +33,13 @@ class SyncRunCreate(BaseModel):
         return SyncFilters(project_id=self.project_id, task_id=self.task_id, assignee=self.assignee, status=self.status)
 
 
+class JobError(BaseModel):
+    """A job a sync skipped, and why."""
+
+    job_id: int | None = Field(description="null when CVAT listed an object without a usable id")
+    message: str = Field(description='e.g. "updated_date: out of range: must be between 1970-01-01 and 9999-12-31"')
+
+
 class SyncRunRead(BaseModel):
     """A sync run: who started it, with which filters, its counts so far (or final), and how it ended."""
 
@@ -51,7 +58,11 @@ class SyncRunRead(BaseModel):
     failed: int
     progress: float | None = Field(description="fetched / expected, 0 to 1; null until CVAT reported a count")
     duration_seconds: float | None
-    error: str | None
+    error: str | None = Field(description="why the run failed, for people; null when it succeeded")
+    job_errors: list[JobError] = Field(
+        description=f"the first {MAX_JOB_ERRORS} jobs that could not be synced (the run went on without them); "
+        "`failed` counts them all"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -75,6 +86,7 @@ class SyncRunRead(BaseModel):
             progress=run_progress(run),
             duration_seconds=run_duration_seconds(run),
             error=run.error,
+            job_errors=[JobError.model_validate(item) for item in run.job_errors],
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,

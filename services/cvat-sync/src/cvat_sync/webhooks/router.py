@@ -33,10 +33,12 @@ ALIAS_PATHS = ("/cvat/webhook/", "/cvat/webhook")
 LogId = Annotated[Id64, Path(description="webhook log id")]
 
 RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed JSON, not a JSON object, no event, or an invalid job/task/project object"},
+    400: {"description": "malformed JSON, not a JSON object, or no event"},
     401: {"description": "X-Signature-256 missing or not matching the raw body"},
     413: {"description": "body above CVAT_SYNC_WEBHOOK_MAX_BODY_BYTES"},
     415: {"description": "content type is not application/json"},
+    422: {"description": "an invalid job, task or project object; `details.errors` names the fields"},
+    429: {"description": "too many unauthenticated requests from this address (`Retry-After`); not logged"},
     500: {"description": "processing failed unexpectedly (logged as error; CVAT may retry)"},
     503: {"description": "CVAT_SYNC_WEBHOOK_SECRET is not set: every webhook is refused"},
 }
@@ -75,7 +77,10 @@ async def receive_cvat_webhook(request: Request, session: Session, settings: App
     """
     received_at = datetime.now(UTC)
     body = await request.body()
-    receiver = service.CvatWebhookReceiver(session, settings.webhook_secret.get_secret_value())
+    throttle = service.rejection_throttle(
+        getattr(request.app.state, "rate_limiter", None), settings.webhook_rejected_rate
+    )
+    receiver = service.CvatWebhookReceiver(session, settings.webhook_secret.get_secret_value(), throttle=throttle)
     result = await receiver.receive(
         service.WebhookRequest(
             body=body,
@@ -87,12 +92,12 @@ async def receive_cvat_webhook(request: Request, session: Session, settings: App
     if result.http_status < 300:
         receipt = WebhookReceipt(status=result.status, log_id=result.log_id, message=result.message)
         return Response(orjson.dumps(receipt.model_dump(mode="json")), media_type="application/json")
+    details: dict[str, Any] = {"log_id": result.log_id, "status": result.status.value}
+    if result.problems:
+        details["errors"] = [{"field": problem.field, "message": problem.message} for problem in result.problems]
     # Answered, not raised: raising would roll back the request's transaction and with it the log row.
     return error_response(
-        result.http_status,
-        result.error_code or "error",
-        result.message or result.status.value,
-        details={"log_id": result.log_id, "status": result.status.value},
+        result.http_status, result.error_code or "error", result.message or result.status.value, details=details
     )
 
 
