@@ -3,9 +3,13 @@ SHELL := /bin/bash
 # uv from the PATH, else the one pip installs (run as a module, so its install folder need not be on the PATH).
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PYTEST_ARGS ?=
+# Bounds of `make fuzz`: examples per operation, seconds per service, services (comma-separated; empty = all).
+FUZZ_EXAMPLES ?= 50
+FUZZ_SECONDS ?= 120
+FUZZ_SERVICES ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install browsers run test lint typecheck format migrate bench clean
+.PHONY: help uv install browsers run test fuzz lint typecheck format migrate bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +29,10 @@ run: install ## start Postgres, Redis, MQTT (embedded unless MIRANTE_*_URL are s
 test: install browsers ## run the whole test suite against real servers (installs chromium for the page tests)
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+fuzz: install ## schemathesis against every service's OpenAPI (FUZZ_EXAMPLES, FUZZ_SECONDS, FUZZ_SERVICES)
+	@$(UV) run --frozen python scripts/fuzz/run.py --examples $(FUZZ_EXAMPLES) --seconds $(FUZZ_SECONDS) \
+		--services "$(FUZZ_SERVICES)"
+
 lint: install ## ruff: lint and formatting
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
@@ -33,8 +41,8 @@ format: install ## apply ruff's formatting and safe fixes
 	@$(UV) run --frozen ruff check --fix .
 	@$(UV) run --frozen ruff format .
 
-typecheck: install ## mypy --strict over the library, services and scripts/bench
-	@$(UV) run --frozen mypy libs/mirante/src $(wildcard services/*/src) scripts/bench
+typecheck: install ## mypy --strict over the library, services, scripts/bench and scripts/fuzz
+	@$(UV) run --frozen mypy libs/mirante/src $(wildcard services/*/src) scripts/bench scripts/fuzz
 
 migrate: install ## apply every Alembic history
 	@$(UV) run --frozen mirante migrate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -112,3 +113,52 @@ def test_up_refuses_an_unknown_service(suite_env: dict[str, str]) -> None:
     assert "unknown service 'no-such-service'" in result.stderr
     assert "cvat-sync" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_up_restarts_a_service_that_died_and_keeps_the_others(suite_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirante", "up", "telemetry-ingest", "recording-storage"],
+        env=suite_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output = _Output(process.stdout)
+    ingest = f"http://127.0.0.1:{suite_env['TELEMETRY_INGEST_PORT']}"
+    storage = f"http://127.0.0.1:{suite_env['RECORDING_STORAGE_PORT']}"
+    try:
+        output.wait_for("Mirante is up", process, START_TIMEOUT_SECONDS)
+        before = _children(process.pid)
+        assert len(before) == 2
+        victim = next(pid for pid in before if "telemetry-ingest" in Path(f"/proc/{pid}/cmdline").read_text())
+        storage_pid = next(pid for pid in before if pid != victim)
+        os.kill(victim, signal.SIGKILL)
+        output.wait_for("telemetry-ingest exited with code -9", process, 30)
+        output.wait_for("telemetry-ingest restarted", process, 60)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{ingest}/ready", timeout=5).status_code == 200:
+                    break
+            time.sleep(0.5)
+        assert httpx.get(f"{ingest}/ready", timeout=5).status_code == 200
+        assert httpx.get(f"{storage}/ready", timeout=5).status_code == 200
+        after = _children(process.pid)
+        assert victim not in after
+        assert storage_pid in after
+        assert len(after) == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            exit_code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    assert exit_code == 0, "\n".join(output.lines[-40:])
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{ingest}/health", timeout=2)

@@ -84,11 +84,11 @@ class Api:
         return user
 
     def bearer(self, user: User) -> dict[str, str]:
-        token, _ = self.codec.issue(user.id, username=user.username, role=user.role)
+        token, _ = self.codec.issue(user.id, username=user.username, role=user.role, token_version=user.token_version)
         return {"Authorization": f"Bearer {token}"}
 
-    async def admin_headers(self) -> dict[str, str]:
-        return self.bearer(await self.user(Role.admin))
+    async def admin_headers(self, *, staff: bool = False) -> dict[str, str]:
+        return self.bearer(await self.user(Role.admin, staff=staff))
 
 
 async def _api(
@@ -407,7 +407,7 @@ async def test_staff_check(api: Api) -> None:
 
 
 async def test_users_create_get_and_duplicates(api: Api) -> None:
-    admin = await api.admin_headers()
+    admin = await api.admin_headers(staff=True)
     name = api.unique("New.User")
     payload = {"username": name, "password": PASSWORD, "email": "new@example.com", "role": "operator"}
 
@@ -490,7 +490,7 @@ async def test_users_list_filters_and_pagination(api: Api) -> None:
 
 
 async def test_users_patch(api: Api) -> None:
-    admin = await api.admin_headers()
+    admin = await api.admin_headers(staff=True)
     user = await api.user(Role.viewer, tenant="acme", email="old@example.com")
     url = f"/api/v1/users/{user.id}"
 
@@ -619,7 +619,7 @@ async def test_api_keys_create_list_get_revoke(api: Api) -> None:
     ("payload", "field"),
     [
         ({"name": "k", "scopes": []}, "body.scopes"),
-        ({"name": "k", "scopes": ["Bad Scope"]}, "body.scopes"),
+        ({"name": "k", "scopes": ["Bad Scope"]}, "body.scopes.0"),
         ({"name": "", "scopes": ["*"]}, "body.name"),
         ({"name": "k", "scopes": ["*"], "role": "root"}, "body.role"),
         ({"name": "k", "scopes": ["*"], "expires_at": "2001-01-01T00:00:00Z"}, "body.expires_at"),
@@ -651,3 +651,75 @@ async def test_openapi_documents_both_login_bodies(api: Api) -> None:
     content = schema["paths"][LOGIN]["post"]["requestBody"]["content"]
     assert {"application/x-www-form-urlencoded", "application/json"} <= set(content)
     assert {"bearer", "api_key"} <= set(schema["components"]["securitySchemes"])
+
+
+# --- revocation ---
+
+
+async def test_changing_your_password_revokes_earlier_tokens(api: Api) -> None:
+    user = await api.user()
+    login = await api.client.post(LOGIN, data={"username": user.username, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert (await api.client.get(ME, headers=headers)).status_code == 200
+
+    changed = await api.client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "brand-new-pass"},
+        headers=headers,
+    )
+
+    assert changed.status_code == 204, changed.text
+    refused = await api.client.get(ME, headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["message"] == "invalid token: token has been revoked"
+    fresh = await api.client.post(LOGIN, data={"username": user.username, "password": "brand-new-pass"})
+    fresh_headers = {"Authorization": f"Bearer {fresh.json()['access_token']}"}
+    assert (await api.client.get(ME, headers=fresh_headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"password": "reset-by-admin"},
+        {"role": "viewer"},
+        {"is_staff": False},
+        {"tenant": "beta"},
+    ],
+)
+async def test_a_reset_or_demotion_revokes_earlier_tokens(api: Api, change: dict[str, Any]) -> None:
+    staff = await api.admin_headers(staff=True)
+    user = await api.user(Role.operator, staff=True, tenant="acme")
+    headers = api.bearer(user)
+    assert (await api.client.get(ME, headers=headers)).status_code == 200
+
+    assert (await api.client.patch(f"/api/v1/users/{user.id}", json=change, headers=staff)).status_code == 200
+
+    refused = await api.client.get(ME, headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["message"] == "invalid token: token has been revoked"
+
+
+async def test_a_promotion_or_an_email_change_keeps_tokens(api: Api) -> None:
+    admin = await api.admin_headers()
+    user = await api.user(Role.viewer)
+    headers = api.bearer(user)
+
+    for change in ({"role": "operator"}, {"email": "new@example.com"}, {"is_active": True}):
+        assert (await api.client.patch(f"/api/v1/users/{user.id}", json=change, headers=admin)).status_code == 200
+
+    assert (await api.client.get(ME, headers=headers)).json()["role"] == "operator"
+
+
+async def test_reactivating_a_user_does_not_revive_old_tokens(api: Api) -> None:
+    admin = await api.admin_headers()
+    user = await api.user()
+    headers = api.bearer(user)
+
+    assert (await api.client.delete(f"/api/v1/users/{user.id}", headers=admin)).status_code == 204
+    assert (
+        await api.client.patch(f"/api/v1/users/{user.id}", json={"is_active": True}, headers=admin)
+    ).status_code == 200
+
+    refused = await api.client.get(ME, headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["message"] == "invalid token: token has been revoked"

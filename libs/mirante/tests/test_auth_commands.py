@@ -147,7 +147,7 @@ async def test_migration_matches_the_models(db_engine: AsyncEngine) -> None:
         revision = await connection.scalar(text("SELECT version_num FROM identity.alembic_version"))
 
     assert diff == []
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 async def test_database_enforces_lower_case_unique_usernames_and_roles(db_session: AsyncSession) -> None:

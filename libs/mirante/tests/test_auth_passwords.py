@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from mirante.auth.passwords import (
     verify_password,
     verify_password_async,
 )
+from mirante.web.overload import ServiceBusyError
 
 CHEAP = ScryptParameters(n=2**10, r=8, p=1)
 
@@ -153,3 +156,58 @@ async def test_async_helpers_use_the_configured_hasher(cheap_default: PasswordHa
     assert await verify_password_async("async-password", encoded)
     assert not await verify_password_async("wrong-password", encoded)
     assert passwords.get_password_hasher() is cheap_default
+
+
+# --- the gate bounding scrypt work ---
+
+
+async def test_the_gate_queues_up_to_its_bound_then_refuses_with_retry_after() -> None:
+    gate = passwords.PasswordWorkGate(concurrency=1, queue=1)
+    entered: list[str] = []
+
+    async def queued() -> None:
+        async with gate.slot():
+            entered.append("queued")
+
+    async with gate.slot():
+        waiter = asyncio.create_task(queued())
+        await asyncio.sleep(0)  # one turn of the loop: the task runs until it waits for the slot
+        assert gate.waiting == 1
+        with pytest.raises(ServiceBusyError) as refused:
+            async with gate.slot():
+                entered.append("refused")
+        assert entered == []
+
+    await waiter
+    assert entered == ["queued"]
+    assert (refused.value.status_code, refused.value.headers) == (503, {"Retry-After": "1"})
+    assert gate.waiting == 0
+
+
+async def test_the_gate_runs_work_on_a_thread_within_its_bound() -> None:
+    gate = passwords.PasswordWorkGate(concurrency=2, queue=100)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work(label: str) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        hashlib.sha256(label.encode()).hexdigest()
+        with lock:
+            running -= 1
+        return label
+
+    results = await asyncio.gather(*(gate.run(work, str(index)) for index in range(50)))
+
+    assert results == [str(index) for index in range(50)]
+    assert 1 <= most <= 2
+
+
+def test_the_gate_refuses_nonsense_bounds() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        passwords.PasswordWorkGate(concurrency=0)
+    with pytest.raises(ValueError, match="queue"):
+        passwords.PasswordWorkGate(queue=-1)

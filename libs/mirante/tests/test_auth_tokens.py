@@ -124,6 +124,15 @@ def test_issue_and_decode_round_trip() -> None:
     assert codec.decode(codec.issue(42, username="ana", role="viewer").token).token_id != claims.token_id
 
 
+def test_the_token_version_travels_in_the_token() -> None:
+    codec = TokenCodec.from_settings(SETTINGS)
+
+    versioned = codec.decode(codec.issue(42, username="ana", role="viewer", token_version=7).token)
+    older = codec.decode(_hs256(without(valid_claims(), "ver")))
+
+    assert (versioned.token_version, older.token_version) == (7, 0)
+
+
 def test_expiry_within_the_configured_leeway_is_accepted() -> None:
     codec = TokenCodec.from_settings(SETTINGS)
     now = int(time.time())
@@ -190,6 +199,11 @@ BAD_TOKENS: dict[str, tuple[Callable[[tuple[bytes, bytes]], str], str]] = {
         "token issued in the future",
     ),
     "unknown role": (lambda pems: _hs256(valid_claims(role="root")), 'claim "role" is not a known role'),
+    "token version as a string": (
+        lambda pems: _hs256(valid_claims(ver="1")),
+        'claim "ver" must be a non-negative integer',
+    ),
+    "negative token version": (lambda pems: _hs256(valid_claims(ver=-1)), 'claim "ver" must be a non-negative integer'),
     "garbage": (lambda pems: "not a token at all", "malformed token"),
     "empty": (lambda pems: "", "malformed token"),
     "three dots of nothing": (lambda pems: "..", "malformed token"),

@@ -15,7 +15,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, select, tex
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import registry
 
-from mirante.bus.consumer import Outcome, StreamConsumer, delete_old_inbox_rows
+from mirante.bus import Outcome, StreamConsumer, delete_old_inbox_rows
 from mirante.bus.envelope import Event
 from mirante.bus.tables import inbox_table
 from mirante.devstack import StackUrls

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -32,7 +33,7 @@ from mirante.devstack import (
     resolve_database_url,
     resolve_urls,
 )
-from mirante.devstack.mqtt_broker import find_mosquitto
+from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
 from mirante.devstack.probes import mqtt_address, mqtt_answers, postgres_answers, redis_answers
 from mirante.devstack.state import DataDirLock
 
@@ -300,3 +301,23 @@ def test_bad_configuration_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("MIRANTE_REDIS_URL", "http://cache:6379")
     with pytest.raises(InvalidStackConfigError, match="MIRANTE_REDIS_URL"):
         resolve_urls(tmp_path)
+
+
+def test_the_embedded_broker_keeps_its_port_and_refuses_to_move(tmp_path: Path, no_urls: None) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    (tmp_path / "mqtt.port").write_text(f"{port}\n")  # where an earlier run of this folder's broker listened
+
+    broker = EmbeddedMqttBroker(tmp_path)
+    try:
+        assert broker.start(30.0) == f"mqtt://127.0.0.1:{port}"
+    finally:
+        broker.stop()
+    assert (tmp_path / "mqtt.port").read_text().strip() == str(port)
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(StackError, match=f"MQTT port {port} .* listened before"):
+            EmbeddedMqttBroker(tmp_path).start(30.0)

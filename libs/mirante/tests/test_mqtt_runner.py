@@ -340,3 +340,16 @@ def test_bad_options_are_refused(options: dict[str, Any], error: type[Exception]
     arguments: dict[str, Any] = {"client_id": "x", "topics": ["a/#"], "handler": Recorder(), **options}
     with pytest.raises(error):
         SubscriberRunner(URL, **arguments)
+
+
+def test_subscriptions_are_plain_unless_a_share_group_is_chosen(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="mirante.mqtt"):
+        plain = SubscriberRunner(URL, client_id="plain", topics=["a/#"], handler=Recorder())
+        empty = SubscriberRunner(URL, client_id="empty", topics=["a/#"], handler=Recorder(), group="")
+    assert (plain.subscriptions, plain.shared) == (("a/#",), False)
+    assert (empty.subscriptions, empty.shared) == (("a/#",), False)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="mirante.mqtt"):
+        shared = SubscriberRunner(URL, client_id="shared", topics=["a/#"], handler=Recorder(), group="g")
+    assert (shared.subscriptions, shared.shared) == (("$share/g/a/#",), True)
+    assert "Mosquitto 2.0 does not" in caplog.text

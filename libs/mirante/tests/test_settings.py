@@ -109,6 +109,14 @@ def test_production_with_safe_values_passes(monkeypatch: pytest.MonkeyPatch) -> 
     assert infra.core.json_logs is True
 
 
+def test_production_refuses_a_short_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    safe = {"MIRANTE_JWT_SECRET": STRONG_SECRET, "MIRANTE_DATABASE_URL": DATABASE_URL, "MIRANTE_REDIS_URL": REDIS_URL}
+
+    with pytest.raises(SettingsError, match="MIRANTE_METRICS_TOKEN must be at least 32 characters"):
+        production(monkeypatch, **safe, MIRANTE_METRICS_TOKEN="CHANGE-ME").check_production()
+    production(monkeypatch, **safe, MIRANTE_METRICS_TOKEN="m" * 32).check_production()
+
+
 def test_production_with_rs256_keys_needs_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     infra = production(
         monkeypatch,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from mirante.settings import InfraSettings
@@ -69,6 +72,16 @@ async def boom() -> None:
     raise RuntimeError(f"could not connect with {LEAKED_SECRET}")
 
 
+async def _rows_then_failure() -> AsyncIterator[str]:
+    yield "id,name\r\n"
+    raise RuntimeError(f"cursor lost: {LEAKED_SECRET}")
+
+
+@errors_router.get("/export.csv")
+async def broken_export() -> StreamingResponse:
+    return StreamingResponse(_rows_then_failure(), media_type="text/csv")
+
+
 @errors_router.post("/widgets")
 async def create_widget(widget: Widget) -> Widget:
     return widget
@@ -80,8 +93,13 @@ async def number(number: int) -> dict[str, int]:
 
 
 @pytest.fixture
-async def client(infra_settings: InfraSettings, make_client: ClientFactory) -> httpx.AsyncClient:
-    return await make_client(library_app(infra_settings, routers=[errors_router]))
+def app(infra_settings: InfraSettings) -> FastAPI:
+    return library_app(infra_settings, routers=[errors_router])
+
+
+@pytest.fixture
+async def client(app: FastAPI, make_client: ClientFactory) -> httpx.AsyncClient:
+    return await make_client(app)
 
 
 def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -209,4 +227,47 @@ async def test_unhandled_exception_is_500_without_internals(
     logged = [record for record in caplog.records if record.name == "mirante.web.errors"]
     assert len(logged) == 1
     assert "/errors/boom" in logged[0].getMessage()
+    assert logged[0].exc_info is not None
+
+
+async def test_an_error_inside_a_started_stream_leaves_the_body_incomplete_and_is_logged_once(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Raw ASGI, because an HTTP client cannot tell "closed before the end" from a transport error.
+    sent: list[dict[str, Any]] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # the client stays connected: only the body's end matters here
+        raise AssertionError("unreachable")
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/errors/export.csv",
+        "raw_path": b"/errors/export.csv",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    with caplog.at_level(logging.ERROR, logger="mirante.web.errors"):
+        await app(scope, receive, send)
+
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    bodies = [message for message in sent if message["type"] == "http.response.body"]
+    assert b"".join(message.get("body", b"") for message in bodies) == b"id,name\r\n"
+    assert all(message.get("more_body") for message in bodies), "no end of body: the server closes the connection"
+    logged = [record for record in caplog.records if record.name == "mirante.web.errors"]
+    assert len(logged) == 1
+    assert "/errors/export.csv" in logged[0].getMessage()
     assert logged[0].exc_info is not None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -12,7 +15,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from mirante.settings import CoreSettings, InfraSettings
+from mirante.auth.passwords import password_work
+from mirante.settings import CoreSettings, InfraSettings, RedisSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory
 from mirante.web.ratelimit import limits_storage_uri, rate_limit
@@ -300,3 +304,82 @@ def test_redis_urls_become_limits_storage_uris(redis_url: str, expected: str) ->
 def test_other_urls_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="unsupported Redis URL"):
         limits_storage_uri(bad)
+
+
+# --- overload: never a 500 ---
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def assert_busy(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "service_busy"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.fixture
+def restore_password_gate() -> Iterator[None]:
+    yield
+    defaults = CoreSettings()
+    password_work.configure(defaults.password_hash_concurrency, defaults.password_hash_queue)
+
+
+async def test_an_unreachable_redis_makes_limited_routes_503(
+    infra_settings: InfraSettings, make_client: ClientFactory
+) -> None:
+    infra = infra_settings.model_copy(update={"redis": RedisSettings(url=f"redis://127.0.0.1:{closed_port()}/0")})
+    tag = uuid.uuid4().hex
+    client = await make_client(library_app(infra, routers=[limited_router(tag)]))
+
+    assert_busy(await client.get(f"/limited-{tag}/first"))
+    assert_busy(await client.post("/api/v1/auth/login", json={"username": "someone", "password": "x" * 12}))
+
+
+async def test_a_login_burst_gets_answers_not_500(
+    infra_settings: InfraSettings, redis_client: Redis, restore_password_gate: None
+) -> None:
+    stem = f"burst{uuid.uuid4().hex[:8]}"
+    app = library_app(infra_settings)
+
+    # The app's own sessions (not the test's shared one): the burst is concurrent, as in production.
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post("/api/v1/auth/login", json={"username": f"{stem}-{index}", "password": "wrong-pass"})
+                    for index in range(120)
+                )
+            )
+
+    codes = Counter(response.status_code for response in responses)
+    assert set(codes) <= {401, 503}, codes
+    for response in responses:
+        if response.status_code == 503:
+            assert_busy(response)
+    async for key in redis_client.scan_iter(match=f"mirante:ratelimit*{stem}*"):
+        await redis_client.delete(key)
+
+
+async def test_a_saturated_password_gate_refuses_logins_at_once(
+    infra_settings: InfraSettings, make_client: ClientFactory, restore_password_gate: None, redis_client: Redis
+) -> None:
+    infra = infra_settings.model_copy(update={"core": CoreSettings(password_hash_concurrency=1, password_hash_queue=0)})
+    client = await make_client(library_app(infra))
+    username = f"gate{uuid.uuid4().hex[:8]}"
+    credentials = {"username": username, "password": "wrong-password"}
+
+    async with password_work.slot():
+        refused = await client.post("/api/v1/auth/login", json=credentials)
+    answered = await client.post("/api/v1/auth/login", json=credentials)
+
+    assert_busy(refused)
+    assert answered.status_code == 401
+    async for key in redis_client.scan_iter(match=f"mirante:ratelimit*{username}*"):
+        await redis_client.delete(key)

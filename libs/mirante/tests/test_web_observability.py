@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirante.devstack import StackUrls
-from mirante.settings import DatabaseSettings, InfraSettings, RedisSettings
+from mirante.settings import CoreSettings, DatabaseSettings, InfraSettings, JwtSettings, RedisSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory
 from mirante.web.health import tcp_check
@@ -271,6 +271,46 @@ async def test_each_app_has_its_own_registry(
 
     key = labels(service=SERVICE, method="GET", route="/obs/items/{item_id}", status="200")
     assert (mine[key], theirs[key]) == (2, 1)
+
+
+METRICS_TOKEN = "metrics-token-for-the-test-0123456789"
+
+
+def with_core(infra: InfraSettings, **core: object) -> InfraSettings:
+    """`infra` with its core settings replaced (and a JWT secret production accepts)."""
+    return infra.model_copy(
+        update={"core": CoreSettings(**core), "jwt": JwtSettings(secret="a-production-grade-secret-" + "x" * 32)}
+    )
+
+
+async def test_metrics_with_a_token_need_it(infra_settings: InfraSettings, make_client: ClientFactory) -> None:
+    client = await make_client(library_app(with_core(infra_settings, env="production", metrics_token=METRICS_TOKEN)))
+
+    missing = await client.get("/metrics")
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+    other_scheme = await client.get("/metrics", headers={"Authorization": f"Basic {METRICS_TOKEN}"})
+    right = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+    for refused in (missing, wrong, other_scheme):
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "unauthorized"
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert right.status_code == 200
+    assert "http_requests_total" in right.text
+
+
+@pytest.mark.parametrize("token", [None, ""])
+async def test_metrics_without_a_token_are_not_served_in_production(
+    infra_settings: InfraSettings, make_client: ClientFactory, token: str | None
+) -> None:
+    client = await make_client(library_app(with_core(infra_settings, env="production", metrics_token=token)))
+
+    response = await client.get("/metrics", headers={"Authorization": "Bearer "})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/ready")).status_code == 200
 
 
 # --- health and readiness ---

@@ -1,5 +1,6 @@
-"""The page kit: security headers, CSP, versioned and revalidated assets, refused names; then, in Chromium, the
-shared scripts (sign-in, roles, query-string filters, CSV download, errors) on a real server."""
+"""The page kit: security headers, CSP, versioned and revalidated assets, refused names, the sign-in page's
+`next` check; then, in Chromium, the shared scripts (sign-in, roles, query-string filters, CSV download,
+errors) on a real server."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import pytest
@@ -38,6 +41,10 @@ from mirante.web.pages import (
     TOKEN_STORAGE_KEY,
     PageKit,
 )
+from mirante.web.redirects import safe_next
+
+if TYPE_CHECKING:
+    from playwright.async_api import Route
 
 HOME_PAGE = """<!doctype html>
 <html lang="en">
@@ -133,7 +140,9 @@ def write_web_dir(root: Path, templates: Mapping[str, str], static: Mapping[str,
     (web / "templates").mkdir(parents=True)
     (web / "static").mkdir()
     for name, text in templates.items():
-        (web / "templates" / f"{name}.html").write_text(text, encoding="utf-8")
+        target = web / "templates" / f"{name}.html"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     for name, content in static.items():
         target = web / "static" / name
         if isinstance(content, bytes):
@@ -216,6 +225,100 @@ async def test_the_library_sign_in_page_names_the_service(client: httpx.AsyncCli
     assert '<body data-home="/ops">' in page.text
     assert re.search(r'src="/static/login\.js\?v=[0-9a-f]{16}"', page.text)
     assert "<script>" not in page.text and "style=" not in page.text
+
+
+# -- where the sign-in page may lead: WHATWG parsing, in Python, under Node and in Chromium -------------
+
+
+FALLBACK = "FALLBACK"
+
+NEXT_CASES: list[tuple[str, str]] = [
+    ("/", "/"),
+    ("/jobs?status=open#top", "/jobs?status=open#top"),
+    ("/search?q=//x", "/search?q=//x"),
+    ("/%09/evil.example", "/%09/evil.example"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+    ("  /jobs  ", "/jobs"),
+    ("/jo\tbs", "/jobs"),
+    ("//evil.example", FALLBACK),
+    ("///evil.example", FALLBACK),
+    ("/\\evil.example", FALLBACK),
+    ("\\\\evil.example", FALLBACK),
+    ("\\/evil.example", FALLBACK),
+    ("/\t/evil.example", FALLBACK),
+    ("/\r/evil.example", FALLBACK),
+    ("/\n/evil.example", FALLBACK),
+    ("\t//evil.example", FALLBACK),
+    ("/\t\\evil.example", FALLBACK),
+    ("\x00//evil.example", FALLBACK),
+    ("/.//evil.example", FALLBACK),
+    ("/a/..//evil.example", FALLBACK),
+    ("javascript:alert(1)", FALLBACK),
+    ("JaVaScRiPt:alert(1)", FALLBACK),
+    (" javascript:alert(1)", FALLBACK),
+    ("java\tscript:alert(1)", FALLBACK),
+    ("data:text/html,hi", FALLBACK),
+    ("http://evil.example/", FALLBACK),
+    ("https:evil.example", FALLBACK),
+    ("http:/evil.example", FALLBACK),
+    ("evil.example", FALLBACK),
+    ("", FALLBACK),
+]
+
+NODE_RUNNER = """
+const vm = require("vm");
+const fs = require("fs");
+const context = { window: {}, location: { origin: "http://site.test" }, URL };
+vm.createContext(context);
+vm.runInContext(fs.readFileSync(process.argv[1], "utf8"), context);
+const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(cases.map((value) => context.window.Mirante.safeNext(value, "FALLBACK"))));
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), NEXT_CASES)
+def test_safe_next_reads_the_value_as_a_browser_does(value: str, expected: str) -> None:
+    assert safe_next(value, fallback=FALLBACK) == expected
+
+
+def test_safe_next_without_a_value_is_the_fallback() -> None:
+    assert safe_next(None) == "/"
+    assert safe_next(None, fallback="/home") == "/home"
+
+
+def test_the_script_agrees_under_node() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = LIBRARY_STATIC_DIR / "mirante.js"
+
+    completed = subprocess.run(
+        [node, "-e", NODE_RUNNER, str(script)],
+        input=json.dumps([value for value, _ in NEXT_CASES]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert dict(zip([value for value, _ in NEXT_CASES], json.loads(completed.stdout), strict=True)) == dict(NEXT_CASES)
+
+
+@pytest.mark.parametrize(
+    "target", ["%2F%09%2Fevil.example", "%2F%5Cevil.example", "%2F%2Fevil.example", "javascript%3Aalert(1)"]
+)
+async def test_the_sign_in_page_drops_a_next_leading_off_the_site(client: httpx.AsyncClient, target: str) -> None:
+    response = await client.get(f"/login?next={target}")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_the_sign_in_page_keeps_a_next_on_the_site(client: httpx.AsyncClient) -> None:
+    response = await client.get("/login?next=%2Fjobs%3Fstatus%3Dopen")
+
+    assert response.status_code == 200
+    assert "login.js" in response.text
 
 
 async def test_a_kit_without_the_sign_in_page_does_not_serve_it(web_dir: Path) -> None:
@@ -307,6 +410,69 @@ async def test_a_service_file_replaces_the_library_file_of_the_same_name(tmp_pat
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         assert (await client.get("/static/favicon.svg")).content == icon
     assert kit.asset_url("favicon.svg") == f"/static/favicon.svg?v={version_of(icon)}"
+
+
+# -- partials ----------------------------------------------------------------------------------------------
+
+PREVIOUS = "\N{SINGLE LEFT-POINTING ANGLE QUOTATION MARK} Previous"
+NEXT = "Next \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
+
+
+def test_partials_come_from_the_service_then_the_library(tmp_path: Path) -> None:
+    page = '<body>\n{{#> topbar }}\n  <nav><a href="/">Home</a></nav>\n{{/topbar }}\n'
+    page += "<main>\n  {{> pager }}\n  {{> note }}\n</main>"
+    note = '<p class="{{ tone or "calm" }}">{{ title }}</p>\n'
+    kit = PageKit(write_web_dir(tmp_path, {"home": page, "partials/note": note}, {}), title="Ops & co", home="/ops")
+    body = kit.page_response("home").body.decode()
+    assert body == (
+        "<body>\n"
+        '<header class="topbar">\n'
+        '  <a class="brand" href="/ops">Mirante · Ops &amp; co</a>\n'
+        '  <nav><a href="/">Home</a></nav>\n'
+        '  <div class="user"><span id="whoami"></span>'
+        '<button id="logout" type="button" hidden>Sign out</button></div>\n'
+        "</header>\n"
+        "<main>\n"
+        '  <nav class="pager" aria-label="Pages">\n'
+        '    <span id="page-summary"></span>\n'
+        f'    <button id="page-prev" type="button" disabled>{PREVIOUS}</button>\n'
+        '    <span id="page-number"></span>\n'
+        f'    <button id="page-next" type="button" disabled>{NEXT}</button>\n'
+        "  </nav>\n"
+        '  <p class="calm">Ops &amp; co</p>\n'
+        "</main>"
+    )
+    assert "partials" not in kit.bundle.pages and "pager" not in kit.bundle.pages
+
+
+def test_partial_arguments_are_escaped_text_and_a_service_partial_replaces_the_library_one(tmp_path: Path) -> None:
+    templates = {
+        "home": '{{> pager previous="Newer" next="<Older>" }}|{{> topbar }}',
+        "partials/topbar": "<header>{{ title }}</header>",
+    }
+    kit = PageKit(write_web_dir(tmp_path, templates, {}), title="Ops")
+    body = kit.page_response("home").body.decode()
+    assert ">Newer</button>" in body and ">&lt;Older&gt;</button>" in body
+    assert body.endswith("|<header>Ops</header>")
+
+
+@pytest.mark.parametrize(
+    ("page", "partials", "problem"),
+    [
+        ("{{> nowhere }}", {}, "missing partial 'nowhere'"),
+        ("{{> loop }}", {"partials/loop": "{{> loop }}"}, "nests partials more than"),
+        ("{{#> topbar }}<nav></nav>", {}, "without its closing tag"),
+        ("{{> @partial-block }}", {}, "outside a block partial"),
+        ("{{> pager label=unquoted }}", {}, "malformed partial tag"),
+        ("{{> note }}", {"partials/note": "{{ tone }}"}, "unknown placeholder 'tone'"),
+    ],
+)
+def test_a_page_with_a_bad_partial_is_refused(
+    tmp_path: Path, page: str, partials: Mapping[str, str], problem: str
+) -> None:
+    kit = PageKit(write_web_dir(tmp_path, {"home": page, **partials}, {}), title="Ops")
+    with pytest.raises(LookupError, match=re.escape(problem)):
+        kit.page_response("home")
 
 
 # -- mistakes a service can make ---------------------------------------------------------------------------
@@ -444,6 +610,33 @@ async def test_signing_in_returns_to_the_page_and_reveals_what_the_role_allows(
     assert page.url == f"{kit_site.url}/"
     await page.locator("#whoami").filter(has_text="operator").wait_for()
     assert await page.locator("#staff-link").is_visible() and await page.locator("#admin-link").is_hidden()
+
+
+@pytest.mark.browser
+async def test_the_browser_agrees_with_the_next_check(kit_site: KitSite, open_page: PageOpener) -> None:
+    page = await open_page(kit_site.url)
+    await page.goto("/login")
+    await page.wait_for_function("window.Mirante !== undefined")
+    values = [value for value, _ in NEXT_CASES]
+
+    seen = await page.evaluate("(values) => values.map((value) => window.Mirante.safeNext(value, 'FALLBACK'))", values)
+
+    assert dict(zip(values, seen, strict=True)) == dict(NEXT_CASES)
+
+
+@pytest.mark.browser
+async def test_signing_in_never_lands_off_the_site(kit_site: KitSite, open_page: PageOpener) -> None:
+    page = await open_page(kit_site.url)
+
+    # Past the server's own check (which would drop this `next`): the form's script alone decides.
+    async def the_bare_form(route: Route) -> None:
+        await route.fulfill(response=await route.fetch(url=f"{kit_site.url}/login"))
+
+    await page.route("**/login?next=*", the_bare_form)
+
+    await sign_in(page, kit_site.users["viewer"], PASSWORD, next_path="/\t/evil.example")
+
+    assert page.url == f"{kit_site.url}/"
 
 
 @pytest.mark.browser

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -320,6 +322,110 @@ async def test_bad_payloads_are_counted_as_failed_and_not_deleted(
     assert counts(stats) == (JOBS, 0, 0, JOBS - 2, 0, 2)
     assert (await stored_job(maker, 4)).deleted_at is None, "an unreadable job is not a deleted one"
     assert (await stored_job(maker, 8)).state == state_before, "a job whose counts failed is not written"
+
+
+async def test_a_job_with_impossible_values_is_skipped_and_recorded_while_the_others_are_written(
+    maker: async_sessionmaker[AsyncSession], sim: CvatSimulator, infra_settings: InfraSettings
+) -> None:
+    settings = settings_for(sim, infra_settings)
+    sim.corrupt_job(17, updated_date="0001-01-01T00:00:00Z")
+    sim.corrupt_job(23, frame_count=2**40)
+    run_id = await start(maker, status="running")
+    async with CvatClient(settings, **FAST_RETRIES) as client:
+        run = await execute_run(maker, settings, run_id, client=client)
+
+    assert (run.status, run.error, run.created, run.failed) == ("success", None, JOBS - 2, 2)
+    assert [(item["job_id"], item["message"].split(":")[0]) for item in run.job_errors] == [
+        (17, "updated_date"),
+        (23, "frame_count"),
+    ]
+    assert "out of range" in run.job_errors[0]["message"]
+    assert await live_ids(maker) == [job_id for job_id in range(1, JOBS + 1) if job_id not in (17, 23)]
+
+    again = await sync(maker, settings)
+    assert counts(again) == (JOBS, 0, 0, JOBS - 2, 0, 2), "a second sync over the same data ends the same way"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def refused_job_7(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """The database refuses to store job 7, as it refuses a value out of a column's range."""
+    async with maker() as session, session.begin():
+        await session.execute(
+            text(
+                "CREATE FUNCTION cvat_sync.test_refuse_job() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test trigger' USING ERRCODE = '22003'; END $$"
+            )
+        )
+        await session.execute(
+            text(
+                "CREATE TRIGGER test_refuse_job BEFORE INSERT ON cvat_sync.jobs FOR EACH ROW WHEN (NEW.id = 7) "
+                "EXECUTE FUNCTION cvat_sync.test_refuse_job()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with maker() as session, session.begin():
+            await session.execute(text("DROP FUNCTION cvat_sync.test_refuse_job() CASCADE"))
+
+
+async def test_a_job_the_database_refuses_fails_alone(
+    maker: async_sessionmaker[AsyncSession], sim: CvatSimulator, infra_settings: InfraSettings, refused_job_7: None
+) -> None:
+    engine_run = await start(maker, status="running")
+    settings = settings_for(sim, infra_settings)
+    async with CvatClient(settings, **FAST_RETRIES) as client:
+        run = await execute_run(maker, settings, engine_run, client=client)
+
+    assert (run.status, run.created, run.failed) == ("success", JOBS - 1, 1)
+    assert run.job_errors == [{"job_id": 7, "message": service.REFUSED_BY_DATABASE}]
+    assert "refused by the test trigger" not in str(run.job_errors)
+    assert await live_ids(maker) == [job_id for job_id in range(1, JOBS + 1) if job_id != 7]
+
+
+async def test_an_internal_failure_is_recorded_in_words_for_people(
+    maker: async_sessionmaker[AsyncSession], sim: CvatSimulator, infra_settings: InfraSettings
+) -> None:
+    settings = settings_for(sim, infra_settings)
+    run_id = await start(maker, status="running")
+    async with maker() as session, session.begin():
+        await session.execute(
+            text(
+                "CREATE FUNCTION cvat_sync.test_break_progress() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'broken by the test trigger'; END $$"
+            )
+        )
+        await session.execute(
+            text(
+                "CREATE TRIGGER test_break_progress BEFORE UPDATE ON cvat_sync.sync_runs FOR EACH ROW "
+                "WHEN (NEW.status = 'running' AND NEW.fetched > 0) EXECUTE FUNCTION cvat_sync.test_break_progress()"
+            )
+        )
+    try:
+        async with CvatClient(settings, **FAST_RETRIES) as client:
+            run = await execute_run(maker, settings, run_id, client=client)
+    finally:
+        async with maker() as session, session.begin():
+            await session.execute(text("DROP FUNCTION cvat_sync.test_break_progress() CASCADE"))
+
+    assert run.status == "error"
+    assert run.error == service.INTERNAL_ERROR_MESSAGE
+    for internal in ("broken by the test trigger", "Error", "asyncpg", "sqlalchemy"):
+        assert internal not in (run.error or "")
+
+
+async def test_a_sync_stopped_by_cvat_leaves_no_coroutine_unawaited(
+    maker: async_sessionmaker[AsyncSession], sim: CvatSimulator, infra_settings: InfraSettings
+) -> None:
+    settings = settings_for(sim, infra_settings, cvat_max_retries=0, cvat_concurrency=2)
+    sim.fail_next(1000, 503, endpoint="annotations")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CvatUnavailableError):
+            await sync(maker, settings)
+        gc.collect()
+    unawaited = [str(warning.message) for warning in caught if "never awaited" in str(warning.message)]
+    assert unawaited == []
 
 
 async def test_throttling_and_server_errors_are_retried_during_a_sync(

@@ -16,12 +16,13 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cvat_sync.config import Settings
 from cvat_sync.jobs.models import Job
 from cvat_sync.main import SERVICE, create_app
+from cvat_sync.sync.models import SyncRun
 from mirante.auth.commands import create_user
 from mirante.auth.tokens import TokenCodec
 from mirante.db import create_engine, create_sessionmaker
@@ -84,6 +85,18 @@ async def test_an_operator_starts_a_run_and_anyone_signed_in_follows_it(
     assert listed.status_code == 200
     assert listed.json()["count"] >= 1 and listed.json()["results"][0]["id"] == run["id"], "newest first"
     assert (await client.get(RUNS, headers=viewer, params={"status": "success"})).json()["count"] == 0
+
+
+async def test_the_jobs_a_run_skipped_are_listed_with_it(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession
+) -> None:
+    skipped = [{"job_id": 17, "message": "updated_date: out of range: must be between 1970-01-01 and 9999-12-31"}]
+    run_id = await db_session.scalar(
+        insert(SyncRun).values(status="success", trigger="cli", failed=1, job_errors=skipped).returning(SyncRun.id)
+    )
+    detail = await client.get(f"{RUNS}/{run_id}", headers=await auth_headers("viewer"))
+    assert detail.status_code == 200
+    assert (detail.json()["failed"], detail.json()["job_errors"]) == (1, skipped)
 
 
 async def test_the_pages_sync_button_is_recorded_as_a_web_start(

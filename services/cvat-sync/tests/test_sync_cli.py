@@ -16,7 +16,8 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cvat_sync.cli import main
+from cvat_sync.cli import main, summary
+from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import ABANDONED_MESSAGE, run_lock
 from mirante.db import create_engine
 from mirante.devstack import StackUrls
@@ -219,3 +220,14 @@ async def test_another_active_run_exits_2_and_an_abandoned_one_is_failed(
     runs = await rows(db, "SELECT id, status, error FROM cvat_sync.sync_runs ORDER BY id")
     assert (runs[0].id, runs[0].status) == (1, "error") and runs[-1].status == "success"
     assert runs[0].error == ABANDONED_MESSAGE, "its process is gone, so the run was failed"
+
+
+def test_the_summary_names_the_jobs_that_failed() -> None:
+    errors = [{"job_id": job_id, "message": f"updated_date: out of range ({job_id})"} for job_id in range(1, 8)]
+    run = SyncRun(id=4, status="success", filters={}, fetched=9, created=2, updated=0, unchanged=0, failed=7)
+    run.job_errors = errors
+    lines = summary(run).splitlines()
+    assert "    job 1: updated_date: out of range (1)" in lines
+    assert "    job 5: updated_date: out of range (5)" in lines
+    assert not any("(6)" in line for line in lines)
+    assert lines[-1].startswith("    ... 2 more")

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
+import runpy
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cvat_sync.config import Settings
 from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.main import create_app
 from cvat_sync.models import WebhookLog
 from cvat_sync.webhooks.schemas import LogStatus
-from cvat_sync.webhooks.service import CvatWebhookReceiver, WebhookRequest
+from cvat_sync.webhooks.service import REJECTED_BODY_KEPT_BYTES, CvatWebhookReceiver, WebhookRequest
+from mirante.migrations import history_config
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory
 from mirante.webhooks import sign_sha256_hex
@@ -126,7 +132,14 @@ async def outbox_types(session: AsyncSession, job_id: int) -> list[str]:
 
 @pytest.fixture
 def settings(infra_settings: InfraSettings) -> Settings:
-    return Settings(infra=infra_settings, webhook_secret=SecretStr(SECRET), webhook_max_body_bytes=64 * 1024)
+    # Every test client comes from the same address and the limiter's Redis outlives the run: the limit of
+    # unauthenticated requests is tested on an address of its own, with a limit of its own.
+    return Settings(
+        infra=infra_settings,
+        webhook_secret=SecretStr(SECRET),
+        webhook_max_body_bytes=64 * 1024,
+        webhook_rejected_rate_limit="100000/minute",
+    )
 
 
 @pytest.fixture
@@ -145,7 +158,7 @@ async def test_signature_vector_is_accepted(client: httpx.AsyncClient, db_sessio
     assert log.signature_valid is True
     assert (log.event_type, log.job_id, log.webhook_id) == ("update:job", 42, 7)
     # The vector's job object is abridged, so the signature passes and the job is refused as incomplete.
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_payload"
     assert log.status == LogStatus.error and "updated_date" in (log.error_message or "")
 
@@ -329,7 +342,8 @@ async def test_invalid_job_object_is_400_and_logged_as_error(
     job_id = new_id()
     bad = job_object(job_id, updated_date="yesterday")
     response = await post(client, event("update:job", job=bad))
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["error"]["details"]["errors"]] == ["updated_date"]
     log = await log_of(db_session, response)
     assert log.status == "error"
     assert "updated_date" in (log.error_message or "")
@@ -413,30 +427,127 @@ async def test_task_and_project_events_refresh_names_and_deletes_cascade(
     empty = await post(client, event("delete:project", project={"id": new_id(), "name": "gone"}))
     assert empty.json()["status"] == "ignored"
     bad_task = await post(client, event("update:task", task={"id": task_id}))
-    assert bad_task.status_code == 400
-    assert "name" in bad_task.json()["error"]["message"]
+    assert bad_task.status_code == 422
+    assert bad_task.json()["error"]["details"]["errors"][0]["field"] == "name"
+
+
+async def refuse_job_in_the_database(session: AsyncSession, job_id: int) -> None:
+    """A trigger (rolled back with the test) that fails the insert of one job: a database failure no check
+    before the database could have foreseen."""
+    await session.execute(
+        text(
+            "CREATE FUNCTION cvat_sync.test_refuse_job() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test trigger'; END $$"
+        )
+    )
+    await session.execute(
+        text(
+            "CREATE TRIGGER test_refuse_job BEFORE INSERT ON cvat_sync.jobs FOR EACH ROW "
+            f"WHEN (NEW.id = {int(job_id)}) EXECUTE FUNCTION cvat_sync.test_refuse_job()"
+        )
+    )
 
 
 async def test_a_processing_failure_keeps_the_log_row_and_answers_5xx(
     client: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:
     job_id = new_id()
-    # Passes validation, then fails in the database (the column holds 500 characters).
-    too_long = job_object(job_id, task_name="x" * 600)
-    response = await post(client, event("create:job", job=too_long))
+    await refuse_job_in_the_database(db_session, job_id)
+    response = await post(client, event("create:job", job=job_object(job_id)))
     assert response.status_code == 500
-    assert response.json()["error"]["code"] == "processing_failed"
+    error = response.json()["error"]
+    assert error["code"] == "processing_failed"
+    for internal in ("refused by the test trigger", "database", "Error", "$"):
+        assert internal not in error["message"], "a 500 tells nothing of the driver or of Python"
 
     log = await log_of(db_session, response)
     assert log.status == "error"
     assert "processing failed" in (log.error_message or "")
+    assert "refused by the test trigger" not in (log.error_message or "")
     assert log.processed_at is not None
     assert await stored_job(db_session, job_id) is None
     assert await history(db_session, job_id) == []
     assert await outbox_types(db_session, job_id) == []
 
+    await db_session.execute(text("DROP TRIGGER test_refuse_job ON cvat_sync.jobs"))
     retried = await post(client, event("create:job", job=job_object(job_id)))
     assert retried.json()["status"] == "success", "an error is not a processed body: the next delivery applies"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"frame_count": 2**40}, "frame_count"),
+        ({"task_id": 2**64}, "task_id"),
+        ({"assignee": {"id": 2**63, "username": "alice"}}, "assignee.id"),
+        ({"task_name": "x" * 600}, "task_name"),
+        ({"updated_date": "0001-01-01T00:00:00Z"}, "updated_date"),
+        ({"updated_date": "1969-12-31T23:59:59Z"}, "updated_date"),
+        ({"updated_date": "2025-03-02T09:15:27"}, "updated_date"),
+        ({"created_date": "0001-01-01T00:00:00Z"}, "created_date"),
+        ({"bug_tracker": "a\x00b"}, "bug_tracker"),
+    ],
+)
+async def test_values_the_columns_cannot_hold_are_422_naming_the_field(
+    client: httpx.AsyncClient, db_session: AsyncSession, changes: dict[str, Any], field: str
+) -> None:
+    job_id = new_id()
+    response = await post(client, event("create:job", job=job_object(job_id, **changes)))
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_payload"
+    assert error["details"]["errors"][0]["field"] == field
+    assert field in error["message"]
+    log = await log_of(db_session, response)
+    assert log.status == "error" and field in (log.error_message or "")
+    assert await stored_job(db_session, job_id) is None
+
+
+async def test_a_job_with_a_bad_date_keeps_working_once_a_good_one_comes(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    job_id = new_id()
+    bad = await post(client, event("create:job", job=job_object(job_id, updated_date="0001-01-01T00:00:00Z")))
+    assert bad.status_code == 422
+    for moment, state in ((BASE, "new"), (BASE + timedelta(hours=1), "completed")):
+        response = await post(client, event("update:job", job=job_object(job_id, updated=moment, state=state)))
+        assert response.status_code == 200 and response.json()["status"] == "success", response.text
+    job = await stored_job(db_session, job_id)
+    assert job is not None and job.state == "completed"
+
+
+def clear_impossible_dates_statements() -> tuple[str, ...]:
+    """The statements of the migration that repairs job dates stored before they were checked."""
+    location = history_config("cvat_sync").get_main_option("script_location")
+    assert location is not None
+    [migration] = Path(location).glob("versions/0003_*.py")
+    statements: tuple[str, ...] = runpy.run_path(str(migration))["CLEAR_IMPOSSIBLE_DATES"]
+    return statements
+
+
+async def test_infinite_dates_stored_before_the_checks_stop_breaking_the_job_after_the_migration(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    job_id = new_id()
+    assert (await post(client, event("create:job", job=job_object(job_id)))).status_code == 200
+    # What a year-1 date used to become in the table.
+    await db_session.execute(
+        text("UPDATE cvat_sync.jobs SET cvat_updated_at = '-infinity', cvat_created_at = '-infinity' WHERE id = :id"),
+        {"id": job_id},
+    )
+    await db_session.execute(
+        text("UPDATE cvat_sync.job_history SET cvat_updated_at = 'infinity' WHERE job_id = :id"), {"id": job_id}
+    )
+    for statement in clear_impossible_dates_statements():
+        await db_session.execute(text(statement))
+
+    job = await stored_job(db_session, job_id)
+    assert job is not None and job.cvat_updated_at == datetime(1970, 1, 1, tzinfo=UTC) and job.cvat_created_at is None
+    assert [change.cvat_updated_at for change in await history(db_session, job_id)] == [None]
+    response = await post(client, event("update:job", job=job_object(job_id, state="completed")))
+    assert response.status_code == 200 and response.json()["status"] == "success", response.text
+    job = await stored_job(db_session, job_id)
+    assert job is not None and job.state == "completed" and job.cvat_updated_at == BASE
 
 
 @pytest.mark.parametrize("path", ["/cvat/webhook/", "/cvat/webhook"])
@@ -526,3 +637,72 @@ async def _wait_until_blocked(session: AsyncSession, pid: int | None) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the second delivery never waited for the first")
+
+
+async def test_an_unauthenticated_body_keeps_only_its_start_an_authenticated_one_all_of_it(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    payload = event("create:job", job=job_object(new_id()), padding="x" * 20_000)
+    body = encode(payload)
+    forged = await post(client, body, signature="sha256=" + "0" * 64)
+    assert forged.status_code == 401
+    log = await log_of(db_session, forged)
+    assert (log.status, log.body_size, log.body_truncated) == ("rejected", len(body), True)
+    assert log.body_sha256 == hashlib.sha256(body).hexdigest(), "the hash covers the whole body as received"
+    assert len(log.body.encode()) <= REJECTED_BODY_KEPT_BYTES and body.decode().startswith(log.body)
+    assert log.headers["content-length"] == str(len(body))
+    assert log.event_type == "create:job"
+
+    signed = await post(client, body)
+    assert signed.status_code == 200
+    log = await log_of(db_session, signed)
+    assert (log.body, log.body_size, log.body_truncated) == (body.decode(), len(body), False)
+
+
+class FromAddress:
+    """Gives every request the client address `host`, as a proxy the app trusts would."""
+
+    def __init__(self, app: ASGIApp, host: str) -> None:
+        self.app, self.host = app, host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "client": (self.host, 40000)}
+        await self.app(scope, receive, send)
+
+
+async def test_unauthenticated_requests_are_limited_per_address_and_signed_ones_never(
+    make_client: ClientFactory, infra_settings: InfraSettings, db_session: AsyncSession
+) -> None:
+    # An address of this run only (documentation range): the limiter's Redis outlives test runs.
+    token = uuid.uuid4().hex
+    address = f"2001:db8::{token[:4]}:{token[4:8]}:{token[8:12]}"
+    app = create_app(
+        Settings(infra=infra_settings, webhook_secret=SecretStr(SECRET), webhook_rejected_rate_limit="3/minute")
+    )
+    app.add_middleware(FromAddress, host=address)
+    client = await make_client(app)
+
+    async def logged_from_address() -> int:
+        count = await db_session.scalar(select(func.count()).where(WebhookLog.source_ip == address))
+        return int(count or 0)
+
+    forged = event("create:job", job=job_object(new_id()))
+    for _ in range(3):
+        assert (await post(client, forged, secret="wrong")).status_code == 401
+    refused = await post(client, forged, secret="wrong")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert await logged_from_address() == 3, "past the limit nothing more is stored"
+
+    job_id = new_id()
+    for moment in (BASE, BASE + timedelta(hours=1), BASE + timedelta(hours=2)):
+        signed = await post(client, event("update:job", job=job_object(job_id, updated=moment)))
+        assert signed.status_code == 200, "CVAT's own deliveries are never throttled"
+    assert await logged_from_address() == 6
+
+
+def test_the_rejected_rate_limit_setting_is_checked() -> None:
+    with pytest.raises(ValueError, match="60/minute"):
+        Settings(webhook_rejected_rate_limit="lots")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mirante.devstack import StackUrls
+from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
 from mirante.mqtt import Publisher, SubscriberRunner, discard_session
 from mirante.settings import InfraSettings
 from telemetry_ingest.config import Settings
@@ -308,3 +310,72 @@ def test_batches_cannot_outgrow_the_receive_maximum(infra_settings: InfraSetting
         Settings(infra=infra_settings, ingest_batch_size=2000, mqtt_receive_maximum=1000)
     with pytest.raises(ValueError, match="mqtt_share_group"):
         Settings(infra=infra_settings, mqtt_share_group="a/b")
+
+
+async def test_the_default_subscription_is_plain_and_a_share_group_is_an_explicit_choice(
+    make_app: AppFactory,
+) -> None:
+    # make_app sets a share group; None and "" stand for leaving TELEMETRY_INGEST_MQTT_SHARE_GROUP unset or empty.
+    async with running(make_app(unique_client_id(), mqtt_share_group=None)) as plain:
+        assert plain.subscriptions == (TOPIC_FILTER,)
+        assert plain.shared is False
+    async with running(make_app(unique_client_id(), mqtt_share_group="")) as empty:
+        assert empty.subscriptions == (TOPIC_FILTER,)
+    assert Settings.model_fields["mqtt_share_group"].default is None
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[EmbeddedMqttBroker]:
+    """A Mosquitto of this test alone, persistence on, on a fixed free port, that the test may restart."""
+    if find_mosquitto() is None:
+        pytest.skip("no mosquitto binary installed: the broker-restart test needs a real Mosquitto")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    broker = EmbeddedMqttBroker(tmp_path / "broker", kind="mosquitto", port=port)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_readings_queued_across_a_broker_restart_are_all_stored_once(
+    own_mosquitto: EmbeddedMqttBroker,
+    infra_settings: InfraSettings,
+    make_tenant: TenantFactory,
+    db_engine: AsyncEngine,
+) -> None:
+    # The service offline, its broker restarted with readings queued for it, more readings after the
+    # restart: with the default (plain) subscription every one of them must reach the database once.
+    slug = await make_tenant(committed=True)
+    url = await asyncio.to_thread(own_mosquitto.start, 30.0)
+    infra = infra_settings.model_copy(
+        update={"mqtt": infra_settings.mqtt.model_copy(update={"url": url, "session_expiry_seconds": 600})}
+    )
+    settings = Settings(
+        infra=infra,
+        mqtt_client_id=unique_client_id(),
+        ingest_batch_size=200,
+        ingest_batch_interval_seconds=0.05,
+        upgrade_tenants_on_start=False,
+        retention_enabled=False,
+    )
+    per_phase = 150
+    readings = [reading(index, minutes_ago=index / 10) for index in range(2 * per_phase)]
+
+    async with running(create_app(settings)) as first:
+        assert first.subscriptions == (TOPIC_FILTER,)
+    async with Publisher(url) as publisher:
+        await publisher.publish_many((topic(slug), orjson.dumps(item)) for item in readings[:per_phase])
+    await asyncio.to_thread(own_mosquitto.stop)
+    assert await asyncio.to_thread(own_mosquitto.start, 30.0) == url
+    async with Publisher(url) as publisher:
+        await publisher.publish_many((topic(slug), orjson.dumps(item)) for item in readings[per_phase:])
+
+    async with running(create_app(settings)) as resumed:
+        assert resumed.session_present is True
+        await wait_for_count(db_engine, readings_count(slug), len(readings))
+        await wait_until(lambda: resumed.acked == len(readings))
+    async with db_engine.connect() as connection:
+        stored = await connection.scalars(text(f'SELECT value FROM "{schema_for(slug)}".readings'))
+        assert sorted(stored) == [float(index) for index in range(len(readings))]

@@ -17,8 +17,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from mirante.auth.passwords import password_work
 from mirante.auth.router import router as identity_router
 from mirante.auth.tokens import TokenCodec
+from mirante.backoff import Backoff
 from mirante.bus.relay import OutboxRelay
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import resolve_urls
@@ -28,7 +30,9 @@ from mirante.settings import InfraSettings, ServiceSettings, SettingsError
 from mirante.web import health
 from mirante.web.body_limit import BodyLimitMiddleware
 from mirante.web.errors import UnhandledErrorMiddleware, install_error_handlers
+from mirante.web.methods import install_method_not_allowed
 from mirante.web.metrics import HttpMetrics, MetricsMiddleware, metrics_endpoint
+from mirante.web.openapi import DescribedApp
 from mirante.web.ratelimit import RateLimiter
 from mirante.web.request_id import RequestIdMiddleware
 
@@ -37,7 +41,8 @@ logger = logging.getLogger(__name__)
 Worker = Callable[[FastAPI], Awaitable[None]]
 """A long-running coroutine started with the app and cancelled when it stops."""
 
-WORKER_RESTART_DELAY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+WORKER_RESTART_BASE_SECONDS = 1.0
+WORKER_RESTART_CAP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def runtime_urls(infra: InfraSettings) -> RuntimeUrls:
 
 async def _supervise(name: str, worker: Worker, app: FastAPI) -> None:
     """Keep a worker alive: a crash is logged and the worker restarted with growing delays."""
-    failures = 0
+    backoff = Backoff(WORKER_RESTART_BASE_SECONDS, WORKER_RESTART_CAP_SECONDS)
     while True:
         try:
             await worker(app)
@@ -73,9 +78,8 @@ async def _supervise(name: str, worker: Worker, app: FastAPI) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            delay = WORKER_RESTART_DELAY_SECONDS[min(failures, len(WORKER_RESTART_DELAY_SECONDS) - 1)]
-            failures += 1
-            logger.exception("worker %s crashed; restarting in %.0f s", name, delay)
+            delay = backoff.next_delay()
+            logger.exception("worker %s crashed; restarting in %.1f s", name, delay)
             await asyncio.sleep(delay)
 
 
@@ -119,7 +123,8 @@ def build_service_app(
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
-        app.state.rate_limiter = RateLimiter(urls.redis_url)
+        app.state.rate_limiter = RateLimiter(urls.redis_url, pool_size=infra.redis.rate_limit_pool_size)
+        password_work.configure(infra.core.password_hash_concurrency, infra.core.password_hash_queue)
         app.state.readiness_checks = {
             "database": health.database_check(engine),
             "redis": health.redis_check(redis),
@@ -143,11 +148,12 @@ def build_service_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await redis.aclose()
+            await app.state.rate_limiter.aclose()
             await engine.dispose()
             thaw_startup_objects()
             logger.info("%s stopped", spec.name)
 
-    app = FastAPI(
+    app = DescribedApp(
         title=spec.title,
         description=spec.description,
         version=version,
@@ -164,6 +170,7 @@ def build_service_app(
     app.state.metrics_registry = registry
 
     install_error_handlers(app)
+    install_method_not_allowed(app)
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(identity_router)

@@ -38,6 +38,15 @@ class CoreSettings(BaseSettings):
     max_page_size: int = Field(default=200, ge=1, le=10000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     login_rate_limit: str = "10/minute"
+    # scrypt work at once per process and callers allowed to wait for it; beyond that a login gets 503.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    password_hash_queue: int = Field(default=32, ge=0, le=10_000)
+    # Comma-separated addresses (or CIDRs, or "*") of the proxies whose X-Forwarded-For/-Proto headers are
+    # believed; empty: none, so the socket peer is the client.
+    forwarded_allow_ips: str = ""
+    # When set, /metrics needs `Authorization: Bearer <token>`; unset, /metrics is open in development and
+    # answers 404 in production.
+    metrics_token: SecretStr | None = None
 
     @property
     def production(self) -> bool:
@@ -69,6 +78,7 @@ class RedisSettings(BaseSettings):
     model_config = _config("MIRANTE_REDIS_")
 
     url: str | None = None
+    rate_limit_pool_size: int = Field(default=20, ge=1, le=1000)
 
 
 class MqttSettings(BaseSettings):
@@ -130,6 +140,9 @@ class InfraSettings(BaseSettings):
         ):
             if not url:
                 problems.append(f"{name} must be set in production")
+        metrics_token = self.core.metrics_token.get_secret_value() if self.core.metrics_token else ""
+        if 0 < len(metrics_token) < 32:
+            problems.append("MIRANTE_METRICS_TOKEN must be at least 32 characters")
         if problems:
             raise SettingsError("; ".join(problems))
 

@@ -19,6 +19,7 @@ import uvicorn
 
 from mirante.devstack import EmbeddedStack, StackUrls
 from mirante.migrations import upgrade_all
+from mirante.restarts import RestartBackoff
 from mirante.service import ServiceSpec, discover_services, get_service
 from mirante.settings import CoreSettings, SettingsError
 
@@ -26,6 +27,16 @@ logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
+
+
+def proxy_options(core: CoreSettings) -> dict[str, Any]:
+    """uvicorn's forwarded-header options: believe `X-Forwarded-*` only from `MIRANTE_FORWARDED_ALLOW_IPS`.
+
+    uvicorn's own default trusts 127.0.0.1, which lets any local process (or a sidecar) choose its client
+    address; explicit options keep its `FORWARDED_ALLOW_IPS` variable from widening the trust either.
+    """
+    trusted = core.forwarded_allow_ips.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
 
 def serve(spec: ServiceSpec, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
@@ -40,6 +51,7 @@ def serve(spec: ServiceSpec, host: str | None = None, port: int | None = None, w
         log_config=None,
         access_log=False,
         server_header=False,
+        **proxy_options(settings.infra.core),
     )
 
 
@@ -111,6 +123,59 @@ def _stop(services: list[RunningService]) -> None:
             service.process.wait()
 
 
+@dataclass
+class _Supervised:
+    """One service under `mirante up`: its current process and when it is due to start again."""
+
+    spec: ServiceSpec
+    backoff: RestartBackoff
+    started_at: float
+    restart_at: float | None = None
+    restarts: int = 0
+
+
+def _supervise(services: list[RunningService], env: dict[str, str]) -> None:
+    """Start again, with backoff, every service whose process exits; returns only through a stop signal.
+
+    `services` is updated in place, so whoever stops the suite stops the current processes.
+    """
+    now = time.monotonic()
+    states = [_Supervised(service.spec, RestartBackoff(), started_at=now) for service in services]
+    while True:
+        now = time.monotonic()
+        for index, state in enumerate(states):
+            if state.restart_at is None:
+                code = services[index].process.poll()
+                if code is None:
+                    continue
+                delay = state.backoff.delay_after_exit(now - state.started_at)
+                state.restart_at = now + delay
+                logger.error(
+                    "%s exited with code %s after %.0f s; restarting it in %.1f s",
+                    state.spec.name,
+                    code,
+                    now - state.started_at,
+                    delay,
+                )
+            elif now >= state.restart_at:
+                try:
+                    services[index] = _start(state.spec, env)
+                except SettingsError as exc:
+                    delay = state.backoff.delay_after_failed_start()
+                    state.restart_at = now + delay
+                    logger.error("could not restart %s: %s; trying again in %.1f s", state.spec.name, exc, delay)
+                    continue
+                state.restarts += 1
+                state.started_at, state.restart_at = now, None
+                logger.warning(
+                    "%s restarted (pid %s, restart %d)",
+                    state.spec.name,
+                    services[index].process.pid,
+                    state.restarts,
+                )
+        time.sleep(0.5)
+
+
 class _StopRequestedError(Exception):
     pass
 
@@ -149,7 +214,12 @@ def _print_urls(urls: StackUrls, services: list[RunningService]) -> None:
 
 
 def run_suite(names: list[str], migrate: bool = True) -> int:
-    """`mirante up`: infrastructure, migrations, services; stops them all on Ctrl-C or SIGTERM."""
+    """`mirante up`: infrastructure, migrations, services; stops them all on Ctrl-C or SIGTERM.
+
+    A service that exits once the suite is up is started again after a delay that doubles with each quick
+    exit (1 s up to 60 s, back to 1 s after a minute of running), so one crash does not take the others and
+    the embedded broker down with it.
+    """
     specs = [get_service(name) for name in names] if names else discover_services()
     if not specs:
         raise SettingsError("no services installed")
@@ -166,16 +236,8 @@ def run_suite(names: list[str], migrate: bool = True) -> int:
         services.extend(_start(spec, env) for spec in specs)
         _wait_ready(services)
         _print_urls(urls, services)
-        while True:
-            for service in services:
-                if service.process.poll() is not None:
-                    logger.error(
-                        "%s exited with code %s; stopping the suite",
-                        service.spec.name,
-                        service.process.returncode,
-                    )
-                    return 1
-            time.sleep(0.5)
+        _supervise(services, env)
+        return 0
     except (_StopRequestedError, KeyboardInterrupt):
         logger.info("stopping")
         return 0

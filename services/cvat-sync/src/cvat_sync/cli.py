@@ -26,6 +26,7 @@ from cvat_sync.sync import repository
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import reap_abandoned_runs, run_lock
 from cvat_sync.sync.service import (
+    MAX_JOB_ERRORS,
     InvalidSyncFiltersError,
     SyncAlreadyRunningError,
     SyncFilters,
@@ -43,6 +44,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 BAR_WIDTH = 30
 LINE_INTERVAL_SECONDS = 2.0
+SHOWN_JOB_ERRORS = 5
 
 
 class ProgressLine:
@@ -96,6 +98,10 @@ def summary(run: SyncRun) -> str:
         f"  deleted   {run.deleted}",
         f"  failed    {run.failed}",
     ]
+    shown = (run.job_errors or [])[:SHOWN_JOB_ERRORS]
+    lines.extend(f"    job {item['job_id'] or '?'}: {item['message']}" for item in shown)
+    if run.failed > len(shown):
+        lines.append(f"    ... {run.failed - len(shown)} more (the run's job_errors lists the first {MAX_JOB_ERRORS})")
     skipped = run.fetched - run.created - run.updated - run.unchanged - run.failed
     if run.filters.get("status") and skipped > 0:
         lines.append(f"  ({skipped} listed jobs were not in status {run.filters['status']!r})")

@@ -1,6 +1,9 @@
 """Settings of cvat-sync: its own variables under `CVAT_SYNC_`, the shared ones under `MIRANTE_`."""
 
-from pydantic import Field, SecretStr
+from functools import cached_property
+
+from limits import RateLimitItem, parse
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
@@ -26,6 +29,23 @@ class Settings(ServiceSettings):
 
     webhook_secret: SecretStr = SecretStr("")
     webhook_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    webhook_rejected_rate_limit: str = Field(
+        default="60/minute",
+        description="webhook requests whose signature does not verify, per source address (e.g. 60/minute)",
+    )
+
+    @field_validator("webhook_rejected_rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate such as 60/minute: {value!r}") from None
+        return value
+
+    @cached_property
+    def webhook_rejected_rate(self) -> RateLimitItem:
+        return parse(self.webhook_rejected_rate_limit)
 
     @property
     def link_base(self) -> str:

@@ -2,7 +2,7 @@
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
@@ -85,10 +85,12 @@ class Settings(ServiceSettings):
         "differ between replicas (default: telemetry-ingest-<hostname>, stable where hostnames are, as in a "
         "StatefulSet; set it where they are not)",
     )
-    mqtt_share_group: str = Field(
-        default="telemetry-ingest",
+    mqtt_share_group: str | None = Field(
+        default=None,
         pattern=r"^[^/+#\s]{1,64}$",
-        description="shared-subscription group: replicas in one group split the messages between them",
+        description="shared-subscription group ($share/<group>/...): replicas in one group split the messages. "
+        "Unset (the default): a plain subscription, the only mode whose queued readings survive a Mosquitto 2.0 "
+        "restart; set it only on a broker that restores shared subscriptions after its own restart",
     )
     mqtt_receive_maximum: int = Field(
         default=5000,
@@ -137,6 +139,12 @@ class Settings(ServiceSettings):
     ingest_max_messages_per_request: int = Field(
         default=10_000, ge=1, le=1_000_000, description="messages one POST /ingest body may hold (413 above)"
     )
+
+    @field_validator("mqtt_share_group", mode="before")
+    @classmethod
+    def _empty_share_group_is_none(cls, value: object) -> object:
+        # `TELEMETRY_INGEST_MQTT_SHARE_GROUP=` (set but empty) means no group, as leaving it out does.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _batch_fits_receive_maximum(self) -> Self:

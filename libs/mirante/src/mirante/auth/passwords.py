@@ -15,10 +15,16 @@ import hmac
 import logging
 import secrets
 import unicodedata
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
+
+from mirante.web.overload import ServiceBusyError
 
 logger = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 SCHEME = "scrypt"
 MIN_PASSWORD_LENGTH = 8
@@ -178,16 +184,77 @@ def needs_rehash(encoded: str) -> bool:
     return _hasher.needs_rehash(encoded)
 
 
+class PasswordWorkGate:
+    """Bounds the scrypt work of a process: `concurrency` hashes at once, at most `queue` callers waiting.
+
+    Each hash takes a core and 32 MiB for a good fraction of a second, so a burst of logins must not start them
+    all at once (every login would take the burst's total time, and memory would balloon); a caller that would
+    wait behind a full queue is refused at once with 503 and `Retry-After` instead.
+    """
+
+    def __init__(self, concurrency: int = 2, queue: int = 32) -> None:
+        self.configure(concurrency, queue)
+
+    def configure(self, concurrency: int, queue: int) -> None:
+        """Set the bounds; the semaphore is made again, lazily, inside the running loop."""
+        if concurrency < 1 or queue < 0:
+            raise ValueError("concurrency must be at least 1 and queue at least 0")
+        self.concurrency = concurrency
+        self.queue = queue
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many callers wait for a slot now."""
+        return self._waiting
+
+    def _current_semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._loop is not loop:
+            self._semaphore, self._loop, self._waiting = asyncio.Semaphore(self.concurrency), loop, 0
+        return self._semaphore
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the slots; `ServiceBusyError` when every slot is taken and the queue is full."""
+        semaphore = self._current_semaphore()
+        if semaphore.locked():
+            if self._waiting >= self.queue:
+                raise ServiceBusyError("too many sign-ins at once; retry in a moment")
+            self._waiting += 1
+            try:
+                await semaphore.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            await semaphore.acquire()
+        try:
+            yield
+        finally:
+            semaphore.release()
+
+    async def run(self, work: Callable[..., Result], *args: str) -> Result:
+        """`work(*args)` on a worker thread, inside a slot."""
+        async with self.slot():
+            return await asyncio.to_thread(work, *args)
+
+
+password_work = PasswordWorkGate()
+"""The process-wide gate every `*_async` function below passes through (set up by the app's settings)."""
+
+
 async def hash_password_async(password: str) -> str:
     """`hash_password` on a worker thread: scrypt is deliberately slow and must not block the event loop."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await password_work.run(_hasher.hash, password)
 
 
 async def verify_password_async(password: str, encoded: str) -> bool:
     """`verify_password` on a worker thread."""
-    return await asyncio.to_thread(_hasher.verify, password, encoded)
+    return await password_work.run(_hasher.verify, password, encoded)
 
 
 async def burn_password_time_async(password: str) -> None:
     """Spend one verification's time on a worker thread (for unknown users)."""
-    await asyncio.to_thread(_hasher.burn, password)
+    await password_work.run(_hasher.burn, password)

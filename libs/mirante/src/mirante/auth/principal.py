@@ -82,13 +82,16 @@ class Principal:
 
 
 async def principal_for_token(session: AsyncSession, codec: TokenCodec, token: str) -> Principal:
-    """Verify `token` and load its user (one primary-key read): deactivation and role changes act at once."""
+    """Verify `token` and load its user (one primary-key read): deactivation, role changes and revocation
+    (a token version older than the user's) act at once."""
     claims = codec.decode(token)
     user = await UserRepository(session).get(claims.user_id, refresh=True)
     if user is None:
         raise InvalidTokenError("user no longer exists")
     if not user.is_active:
         raise InvalidTokenError("user account is inactive")
+    if claims.token_version != user.token_version:
+        raise InvalidTokenError("token has been revoked")
     return Principal.for_user(user)
 
 

@@ -40,9 +40,13 @@ class UserRepository:
             raise
         return True
 
-    async def list_page(self, filters: UserFilters, *, offset: int, limit: int) -> tuple[Sequence[User], int]:
-        """One page of users matching `filters` (ordered by id) and the total count."""
+    async def list_page(
+        self, filters: UserFilters, *, tenant: str | None, offset: int, limit: int
+    ) -> tuple[Sequence[User], int]:
+        """One page of users matching `filters` (ordered by id) and the total count; only `tenant`'s when set."""
         conditions = self._conditions(filters)
+        if tenant is not None:
+            conditions.append(User.tenant == tenant)
         page = select(User).where(*conditions).order_by(User.id).offset(offset).limit(limit)
         count = await self.session.scalar(select(func.count()).select_from(User).where(*conditions))
         users = (await self.session.execute(page)).scalars().all()
@@ -85,9 +89,13 @@ class ApiKeyRepository:
         self.session.add(key)
         await self.session.flush()
 
-    async def list_page(self, *, include_revoked: bool, offset: int, limit: int) -> tuple[Sequence[ApiKey], int]:
-        """One page of keys (ordered by id) and the total count."""
-        conditions = [] if include_revoked else [ApiKey.revoked_at.is_(None)]
+    async def list_page(
+        self, *, include_revoked: bool, tenant: str | None, offset: int, limit: int
+    ) -> tuple[Sequence[ApiKey], int]:
+        """One page of keys (ordered by id) and the total count; only `tenant`'s when set."""
+        conditions: list[ColumnElement[bool]] = [] if include_revoked else [ApiKey.revoked_at.is_(None)]
+        if tenant is not None:
+            conditions.append(ApiKey.tenant == tenant)
         count = await self.session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
         keys = await self.session.execute(
             select(ApiKey).where(*conditions).order_by(ApiKey.id).offset(offset).limit(limit)

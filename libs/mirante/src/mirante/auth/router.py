@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from mirante.auth import service
 from mirante.auth.errors import NotAUserError
-from mirante.auth.principal import AdminPrincipal, CurrentPrincipal, token_codec
+from mirante.auth.policy import IDENTITY_ADMIN_SCOPE
+from mirante.auth.principal import AdminPrincipal, CurrentPrincipal, Principal, token_codec
 from mirante.auth.roles import Role
 from mirante.auth.schemas import (
     ApiKeyCreate,
@@ -30,7 +31,8 @@ from mirante.auth.schemas import (
 )
 from mirante.db import Session
 from mirante.settings import CoreSettings
-from mirante.web.errors import NotFoundError, UnsupportedMediaTypeError
+from mirante.types import Text
+from mirante.web.errors import ForbiddenError, NotFoundError, UnsupportedMediaTypeError
 from mirante.web.pagination import Page, Pagination
 from mirante.web.ratelimit import client_ip, rate_limit
 
@@ -52,6 +54,21 @@ LOGIN_BODY = {
     }
 }
 _DEFAULT_CORE = CoreSettings.model_construct()
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {"description": "too many attempts: retry after `Retry-After`"}}
+USERNAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "the username is taken"}}
+SELF_LOCKOUT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "an admin cannot deactivate themselves or drop their own admin role"}
+}
+
+
+async def _identity_admin(principal: AdminPrincipal) -> Principal:
+    if not principal.has_scope(IDENTITY_ADMIN_SCOPE):
+        raise ForbiddenError(f"this API key lacks the scope {IDENTITY_ADMIN_SCOPE!r}")
+    return principal
+
+
+IdentityAdmin = Annotated[Principal, Depends(_identity_admin)]
+"""An admin user, or an admin API key holding `identity:admin` (or `*`)."""
 
 
 def _core_settings(request: Request) -> CoreSettings:
@@ -107,7 +124,13 @@ async def _login_request(request: Request) -> LoginRequest:
     "/auth/login",
     response_model=TokenResponse,
     openapi_extra=LOGIN_BODY,
-    responses={401: {"description": "bad credentials"}, 415: {"description": "neither a form nor JSON"}},
+    responses={
+        401: {"description": "bad credentials"},
+        415: {"description": "neither a form nor JSON"},
+        422: {"description": "a field is missing or invalid"},
+        **RATE_LIMITED,
+        503: {"description": "this service cannot sign tokens: log in on the issuing service"},
+    },
 )
 async def login(request: Request, session: Session) -> TokenResponse:
     """Exchange a username and password for a bearer token.
@@ -134,6 +157,7 @@ async def _signup_allowed(request: Request) -> None:
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(_signup_allowed)],
+    responses={404: {"description": "signup is not enabled"}, **USERNAME_TAKEN, **RATE_LIMITED},
 )
 async def signup(data: SignupRequest, session: Session) -> UserOut:
     """Create an account for yourself (a viewer). Answers 404 unless `MIRANTE_SIGNUP_ENABLED=true`."""
@@ -141,11 +165,18 @@ async def signup(data: SignupRequest, session: Session) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={400: {"description": "the current password is wrong"}, **RATE_LIMITED},
+)
 async def change_password(
     data: PasswordChange, principal: CurrentPrincipal, request: Request, session: Session
 ) -> Response:
-    """Change your own password (users only); needs the current one, limited like login."""
+    """Change your own password (users only); needs the current one, limited like login.
+
+    Every token issued before, this request's included, stops working: sign in again with the new password.
+    """
     if not principal.is_user:
         raise NotAUserError()
     request.state.login_username = principal.name
@@ -170,70 +201,84 @@ async def me(principal: CurrentPrincipal) -> PrincipalOut:
 
 @router.get("/users", response_model=Page[UserOut])
 async def list_users(
-    admin: AdminPrincipal,
+    admin: IdentityAdmin,
     session: Session,
     pagination: Pagination,
     role: Role | None = None,
     is_active: bool | None = None,
-    search: Annotated[str | None, Query(max_length=150, description="part of the username")] = None,
+    search: Annotated[Text | None, Query(max_length=150, description="part of the username")] = None,
 ) -> Page[UserOut]:
-    """Users, by id, filtered by role, active flag and a username fragment (admin only)."""
+    """Users, by id, filtered by role, active flag and a username fragment (admin only; a tenant-bound admin
+    sees its own tenant's users)."""
     filters = UserFilters(role=role, is_active=is_active, search=search)
-    users, count = await service.list_users(session, filters, offset=pagination.offset, limit=pagination.limit)
+    users, count = await service.list_users(session, filters, admin, offset=pagination.offset, limit=pagination.limit)
     return pagination.build([UserOut.model_validate(user) for user in users], count)
 
 
-@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
-async def create_user(data: UserCreate, admin: AdminPrincipal, session: Session) -> UserOut:
-    """Create a user (admin only); 409 when the username is taken (usernames are case-insensitive)."""
-    return UserOut.model_validate(await service.create_user(session, data))
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=USERNAME_TAKEN)
+async def create_user(data: UserCreate, admin: IdentityAdmin, session: Session) -> UserOut:
+    """Create a user (admin only); 409 when the username is taken (usernames are case-insensitive).
+
+    Only staff may create staff; a tenant-bound admin creates users of its own tenant (the default there).
+    """
+    return UserOut.model_validate(await service.create_user(session, data, admin))
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-async def get_user(user_id: UserId, admin: AdminPrincipal, session: Session) -> UserOut:
-    """One user (admin only)."""
-    return UserOut.model_validate(await service.get_user(session, user_id))
+async def get_user(user_id: UserId, admin: IdentityAdmin, session: Session) -> UserOut:
+    """One user (admin only); 404 for users outside a tenant-bound admin's tenant."""
+    return UserOut.model_validate(await service.get_user(session, user_id, admin))
 
 
-@router.patch("/users/{user_id}", response_model=UserOut)
-async def update_user(user_id: UserId, changes: UserUpdate, admin: AdminPrincipal, session: Session) -> UserOut:
-    """Change role, staff flag, tenant, active flag, password or email (admin only)."""
+@router.patch("/users/{user_id}", response_model=UserOut, responses=SELF_LOCKOUT)
+async def update_user(user_id: UserId, changes: UserUpdate, admin: IdentityAdmin, session: Session) -> UserOut:
+    """Change role, staff flag, tenant, active flag, password or email (admin only).
+
+    Only staff may grant staff or change a staff account. A new password, deactivation, a lower role, losing
+    staff or a new tenant revoke the user's existing tokens.
+    """
     return UserOut.model_validate(await service.update_user(session, user_id, changes, admin))
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def deactivate_user(user_id: UserId, admin: AdminPrincipal, session: Session) -> Response:
-    """Deactivate a user (admin only); their tokens stop working. An admin cannot deactivate themselves."""
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=SELF_LOCKOUT)
+async def deactivate_user(user_id: UserId, admin: IdentityAdmin, session: Session) -> Response:
+    """Deactivate a user (admin only); their tokens are revoked. An admin cannot deactivate themselves."""
     await service.deactivate_user(session, user_id, admin)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
-async def create_api_key(data: ApiKeyCreate, admin: AdminPrincipal, session: Session) -> ApiKeyCreated:
-    """Create an API key (admin only). The key is in this response only: store it now."""
-    key, plaintext = await service.create_api_key(session, data, created_by=admin.id if admin.is_user else None)
+async def create_api_key(data: ApiKeyCreate, admin: IdentityAdmin, session: Session) -> ApiKeyCreated:
+    """Create an API key (admin only). The key is in this response only: store it now.
+
+    The key never exceeds its creator: no role above it, no scope an API-key creator lacks, and a tenant-bound
+    admin's keys belong to its tenant.
+    """
+    key, plaintext = await service.create_api_key(
+        session, data, created_by=admin.id if admin.is_user else None, actor=admin
+    )
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=plaintext)
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyOut])
 async def list_api_keys(
-    admin: AdminPrincipal, session: Session, pagination: Pagination, include_revoked: bool = False
+    admin: IdentityAdmin, session: Session, pagination: Pagination, include_revoked: bool = False
 ) -> Page[ApiKeyOut]:
     """API keys without their secrets (admin only); revoked ones only with `include_revoked=true`."""
     keys, count = await service.list_api_keys(
-        session, include_revoked=include_revoked, offset=pagination.offset, limit=pagination.limit
+        session, admin, include_revoked=include_revoked, offset=pagination.offset, limit=pagination.limit
     )
     return pagination.build([ApiKeyOut.model_validate(key) for key in keys], count)
 
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyOut)
-async def get_api_key(key_id: KeyId, admin: AdminPrincipal, session: Session) -> ApiKeyOut:
+async def get_api_key(key_id: KeyId, admin: IdentityAdmin, session: Session) -> ApiKeyOut:
     """One API key without its secret (admin only)."""
-    return ApiKeyOut.model_validate(await service.get_api_key(session, key_id))
+    return ApiKeyOut.model_validate(await service.get_api_key(session, key_id, admin))
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_api_key(key_id: KeyId, admin: AdminPrincipal, session: Session) -> Response:
+async def revoke_api_key(key_id: KeyId, admin: IdentityAdmin, session: Session) -> Response:
     """Revoke an API key (admin only); it stops working at once. Revoking twice is harmless."""
-    await service.revoke_api_key(session, key_id)
+    await service.revoke_api_key(session, key_id, admin)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,20 +10,27 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from mirante.auth.apikeys import MAX_SCOPES, normalize_scopes
+from mirante.auth.apikeys import MAX_SCOPES, SCOPE_PATTERN, normalize_scopes
 from mirante.auth.models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from mirante.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from mirante.auth.roles import Role
+from mirante.types import Text, storable_text
+from mirante.web.schema import Omittable
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,149}$"
 TENANT_SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,47}$"
 # A pragmatic shape check: one @, no spaces, a dot in the domain. Deliverability is not our business.
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+# `\s` differs between regex engines (the validator's counts U+0085 as a space, JavaScript's counts U+FEFF), so
+# both are named: every engine then refuses the same characters and clients see the rule the server applies.
+# NUL is named too: PostgreSQL text cannot hold it, and the pattern must stay visible in the schema.
+_NOT_AT_OR_SPACE = r"[^@\s\x00\x85\ufeff]"
+EMAIL_PATTERN = rf"^{_NOT_AT_OR_SPACE}{{1,64}}@{_NOT_AT_OR_SPACE}+\.{_NOT_AT_OR_SPACE}+$"
 
 
 def _lower(value: str) -> str:
@@ -39,6 +46,8 @@ Username = Annotated[
 NewPassword = Annotated[
     str,
     Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH, description="8 to 1024 characters"),
+    # After the bounds, so the CLI's messages about them speak of characters.
+    AfterValidator(storable_text),
 ]
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
 TenantSlug = Annotated[
@@ -57,8 +66,8 @@ class LoginRequest(_Input):
 
     model_config = ConfigDict(extra="ignore")
 
-    username: Annotated[str, Field(min_length=1, max_length=USERNAME_MAX_LENGTH)]
-    password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+    username: Annotated[Text, Field(min_length=1, max_length=USERNAME_MAX_LENGTH)]
+    password: Annotated[Text, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
     grant_type: Literal["password"] | None = None
 
 
@@ -79,19 +88,19 @@ class UserCreate(_Input):
     password: NewPassword
     email: Email | None = None
     role: Role = Role.viewer
-    is_staff: bool = False
+    is_staff: StrictBool = False
     tenant: TenantSlug | None = None
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class UserUpdate(_Input):
     """Fields to change; omitted fields stay as they are. `email` and `tenant` may be set to null."""
 
-    role: Role | None = None
-    is_staff: bool | None = None
+    role: Omittable[Role] = None
+    is_staff: Omittable[StrictBool] = None
     tenant: TenantSlug | None = None
-    is_active: bool | None = None
-    password: NewPassword | None = None
+    is_active: Omittable[StrictBool] = None
+    password: Omittable[NewPassword] = None
     email: Email | None = None
 
     @model_validator(mode="after")
@@ -120,12 +129,14 @@ class UserOut(BaseModel):
 class UserFilters(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
-    search: str | None = Field(default=None, max_length=USERNAME_MAX_LENGTH)
+    search: Text | None = Field(default=None, max_length=USERNAME_MAX_LENGTH)
 
 
 class ApiKeyCreate(_Input):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=API_KEY_NAME_MAX_LENGTH)]
-    scopes: Annotated[list[str], Field(min_length=1, max_length=MAX_SCOPES)]
+    name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=API_KEY_NAME_MAX_LENGTH)]
+    scopes: Annotated[
+        list[Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]], Field(min_length=1, max_length=MAX_SCOPES)
+    ]
     role: Role = Role.viewer
     tenant: TenantSlug | None = None
     expires_at: datetime | None = Field(default=None, description="timezone-aware expiry; omit for none")
@@ -170,7 +181,7 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class PasswordChange(_Input):
-    current_password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+    current_password: Annotated[Text, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
     new_password: NewPassword
 
 

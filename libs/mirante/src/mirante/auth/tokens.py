@@ -26,6 +26,7 @@ MAX_TOKEN_LENGTH = 8192
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
 TOKEN_TYPE = "bearer"
 MAX_USER_ID = 2**63 - 1  # bigint
+TOKEN_VERSION_CLAIM = "ver"
 
 
 class InvalidTokenError(UnauthorizedError):
@@ -67,6 +68,8 @@ class TokenClaims:
     token_id: str
     issued_at: datetime
     expires_at: datetime
+    token_version: int = 0
+    """The user's token version at issue; tokens from before the version was introduced count as 0."""
 
     @property
     def user_id(self) -> int:
@@ -187,8 +190,10 @@ class TokenCodec:
         staff: bool = False,
         tenant: str | None = None,
         ttl_seconds: int | None = None,
+        token_version: int = 0,
     ) -> IssuedToken:
-        """Sign a token for `subject` (a user id) carrying the user's name, role, staff flag and tenant."""
+        """Sign a token for `subject` (a user id) carrying the user's name, role, staff flag, tenant and token
+        version (the token stops working once the user's version moves past it)."""
         if self._signing_key is None:
             raise TokenSigningUnavailableError(
                 "this service has no MIRANTE_JWT_PRIVATE_KEY_FILE, so it cannot issue tokens"
@@ -208,6 +213,7 @@ class TokenCodec:
             "role": Role(role).value,
             "staff": staff,
             "tenant": tenant,
+            TOKEN_VERSION_CLAIM: token_version,
         }
         token = jwt.encode(claims, self._signing_key, algorithm=self.algorithm, headers={"kid": self.key_id})
         return IssuedToken(token, ttl)
@@ -284,6 +290,9 @@ class TokenCodec:
             raise InvalidTokenError('claims "username" and "staff" are missing or malformed')
         if tenant is not None and not isinstance(tenant, str):
             raise InvalidTokenError('claim "tenant" must be a string')
+        token_version = payload.get(TOKEN_VERSION_CLAIM, 0)
+        if isinstance(token_version, bool) or not isinstance(token_version, int) or token_version < 0:
+            raise InvalidTokenError(f'claim "{TOKEN_VERSION_CLAIM}" must be a non-negative integer')
         try:
             role = Role(str(payload.get("role")))
         except ValueError:
@@ -297,4 +306,5 @@ class TokenCodec:
             token_id=token_id,
             issued_at=datetime.fromtimestamp(issued_at, UTC),
             expires_at=datetime.fromtimestamp(expires_at, UTC),
+            token_version=token_version,
         )

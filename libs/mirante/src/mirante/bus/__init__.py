@@ -1,8 +1,12 @@
 """Events between services: an outbox per schema, a relay to Redis streams, and reliable consumers."""
 
-from mirante.bus.consumer import DEAD_LETTER_STREAM, ConsumerStats, Handler, HandlerCommitError, Outcome, StreamConsumer
+from mirante.bus.consumer import StreamConsumer
+from mirante.bus.dead_letters import DEAD_LETTER_STREAM
 from mirante.bus.envelope import Event, InvalidEventError
+from mirante.bus.handlers import Handler, HandlerCommitError
+from mirante.bus.inbox import delete_old_inbox_rows
 from mirante.bus.outbox import emit, emit_many, outbox_insert
+from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.relay import OutboxRelay, RelayStats
 
 __all__ = [
@@ -16,6 +20,7 @@ __all__ = [
     "Outcome",
     "RelayStats",
     "StreamConsumer",
+    "delete_old_inbox_rows",
     "emit",
     "emit_many",
     "outbox_insert",

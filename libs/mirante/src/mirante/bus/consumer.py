@@ -1,4 +1,4 @@
-"""Reliable stream consumers: consumer groups, an inbox for dedupe, ack after commit, reclaim, dead letters.
+"""The stream consumer loop: consumer groups, an inbox for dedupe, ack after commit, reclaim, dead letters.
 
 Delivery is at least once. The entries of one read (`XREADGROUP` or `XAUTOCLAIM`) are applied in one
 database transaction, committed once: their `(group, event id)` rows go into the service's inbox with one
@@ -17,6 +17,10 @@ A new group starts at the end of each stream (`$`): it sees the events published
 Poison entries (not a valid envelope, or delivered more than `max_deliveries` times) are copied to the
 dead-letter stream first and acknowledged after, so a crash in between duplicates a dead letter instead
 of losing the entry.
+
+The parts live beside this module: `stream_entries` (reading replies), `inbox` (dedupe), `handlers` (a handler
+in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `dead_letters`,
+`outcomes`.
 """
 
 from __future__ import annotations
@@ -24,53 +28,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, FieldT
-from sqlalchemy import (
-    ARRAY,
-    CursorResult,
-    Delete,
-    String,
-    Table,
-    bindparam,
-    column,
-    delete,
-    func,
-    select,
-)
-from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy.dialects.postgresql import UUID, insert
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import wait_event
+from mirante.backoff import Backoff
+from mirante.bus.batch_transaction import Applicable, BatchApplier
+from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, RecentErrors, dead_letter_fields
 from mirante.bus.envelope import Event, InvalidEventError
-from mirante.bus.tables import inbox_table
+from mirante.bus.handlers import Handler
+from mirante.bus.inbox import Inbox
+from mirante.bus.outcomes import ConsumerStats, Outcome
+from mirante.bus.stream_entries import (
+    CURSOR_DONE,
+    FIRST_DELIVERY,
+    Delivery,
+    Entry,
+    EntryFields,
+    claimed_entries,
+    delivery_counts,
+    entries_by_stream,
+)
 from mirante.web.request_id import bind_request_id
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, Event], Awaitable[None]]
-"""`await handler(session, event)`: apply the event in the consumer's transaction (flush, never commit).
-
-The transaction holds a whole batch, so a handler must leave it as it found it: no `commit()`, no
-`rollback()`, no savepoint left open. It may raise; that undoes its own work only."""
-
-EntryFields = Mapping[Any, Any]
-"""The field map of a stream entry as redis-py returns it (bytes or str keys and values)."""
-
-DEAD_LETTER_STREAM = "events:dead"
 START_NEW = "$"
 START_BEGINNING = "0"
 
@@ -79,89 +66,8 @@ DEFAULT_BLOCK_MS = 2_000
 DEFAULT_MIN_IDLE_MS = 60_000
 DEFAULT_MAX_DELIVERIES = 5
 MAX_GROUP_NAME_LENGTH = 200
-MAX_REMEMBERED_ERRORS = 1_000
-MAX_ERROR_TEXT = 2_000
-FAILURE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
-_FIRST_DELIVERY = 1
-_CURSOR_DONE = "0-0"
-_COMMIT_ALLOWED = "mirante.bus.consumer.commit_allowed"
-
-
-class DeadLetterReason(StrEnum):
-    INVALID_ENVELOPE = "invalid_envelope"
-    MAX_DELIVERIES_EXCEEDED = "max_deliveries_exceeded"
-
-
-class Outcome(StrEnum):
-    """What happened to one stream entry."""
-
-    PROCESSED = "processed"
-    DUPLICATE = "duplicate"
-    FAILED = "failed"
-    DEAD_LETTERED = "dead_lettered"
-    MISSING = "missing"
-    """The entry was deleted from the stream while pending; it is acknowledged and dropped."""
-
-
-class HandlerCommitError(RuntimeError):
-    """A handler tried to commit the consumer's transaction, which also holds the rest of its batch."""
-
-
-class _TransactionBrokenError(RuntimeError):
-    """A handler ended or replaced the batch transaction or its own savepoint; nothing of it may commit."""
-
-
-@dataclass
-class ConsumerStats:
-    """Running totals, in a shape that maps directly onto Prometheus counters."""
-
-    processed: int = 0
-    duplicates: int = 0
-    failures: int = 0
-    dead_lettered: int = 0
-    missing: int = 0
-    reclaimed: int = 0
-    loop_errors: int = 0
-    batch_fallbacks: int = 0
-    """Batches whose transaction failed as a whole and were applied again one entry at a time."""
-
-    def count(self, outcome: Outcome) -> None:
-        match outcome:
-            case Outcome.PROCESSED:
-                self.processed += 1
-            case Outcome.DUPLICATE:
-                self.duplicates += 1
-            case Outcome.FAILED:
-                self.failures += 1
-            case Outcome.DEAD_LETTERED:
-                self.dead_lettered += 1
-            case Outcome.MISSING:
-                self.missing += 1
-
-
-@dataclass(frozen=True)
-class _Entry:
-    stream: str
-    entry_id: str
-    fields: EntryFields
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    entry: _Entry
-    deliveries: int
-
-
-@dataclass(frozen=True)
-class _Applicable:
-    """A delivery that carries a valid event under the delivery limit: it goes through the inbox and handler."""
-
-    delivery: _Delivery
-    event: Event
-
-    @property
-    def entry(self) -> _Entry:
-        return self.delivery.entry
+FAILURE_BACKOFF_BASE_SECONDS = 0.5
+FAILURE_BACKOFF_CAP_SECONDS = 5.0
 
 
 class StreamConsumer:
@@ -212,10 +118,7 @@ class StreamConsumer:
         _check_block_below_socket_timeout(redis, block_ms)
         self._redis = redis
         self._sessionmaker = sessionmaker
-        self._handler = handler
-        self._inbox = inbox_table(schema_for_inbox)
-        self._record_events = _inbox_insert(self._inbox)
-        self._forget_event = _inbox_delete(self._inbox)
+        self._inbox = Inbox(schema_for_inbox, group)
         self.streams = tuple(names)
         self.group = group
         self.consumer_name = consumer_name
@@ -228,7 +131,8 @@ class StreamConsumer:
         self.dead_letter_stream = dead_letter_stream
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
-        self._last_errors: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._last_errors = RecentErrors()
+        self._applier = BatchApplier(sessionmaker, handler, self._inbox, self.stats, self._record_failure)
 
     def stop(self) -> None:
         """Ask `run()` to return after the batch in progress (at most one BLOCK later when idle).
@@ -256,7 +160,7 @@ class StreamConsumer:
         idle entries of other members every `reclaim_interval` seconds. Redis or database outages are
         logged and retried with backoff."""
         started = False
-        failures = 0
+        backoff = Backoff(FAILURE_BACKOFF_BASE_SECONDS, FAILURE_BACKOFF_CAP_SECONDS)
         next_reclaim = time.monotonic()
         while not self.stopping:
             try:
@@ -268,7 +172,7 @@ class StreamConsumer:
                     await self.reclaim_idle()
                     next_reclaim = time.monotonic() + self.reclaim_interval
                 await self.read_new()
-                failures = 0
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except RedisTimeoutError:
@@ -279,9 +183,9 @@ class StreamConsumer:
                     logger.warning("group %s vanished (stream deleted?); creating it again", self.group)
                     started = False
                     continue
-                failures = await self._back_off(failures)
+                await self._back_off(backoff)
             except Exception:
-                failures = await self._back_off(failures)
+                await self._back_off(backoff)
 
     async def process_own_pending(self) -> int:
         """Handle the entries delivered to this member but never acknowledged (read from id `0`)."""
@@ -292,7 +196,7 @@ class StreamConsumer:
                 response = await self._redis.xreadgroup(
                     self.group, self.consumer_name, {stream: cursor}, count=self.batch_size
                 )
-                entries = [entry for batch in _entries_by_stream(response) for entry in batch]
+                entries = [entry for batch in entries_by_stream(response) for entry in batch]
                 if not entries:
                     break
                 handled += await self._handle_redelivered(stream, entries)
@@ -308,7 +212,7 @@ class StreamConsumer:
             count=self.batch_size,
             block=self.block_ms,
         )
-        deliveries = [_Delivery(entry, _FIRST_DELIVERY) for batch in _entries_by_stream(response) for entry in batch]
+        deliveries = [Delivery(entry, FIRST_DELIVERY) for batch in entries_by_stream(response) for entry in batch]
         return len(await self._handle_batch(deliveries))
 
     async def reclaim_idle(self) -> int:
@@ -316,34 +220,28 @@ class StreamConsumer:
         them; follows the `XAUTOCLAIM` cursor until it wraps to `0-0`."""
         handled = 0
         for stream in self.streams:
-            cursor = _CURSOR_DONE
+            cursor = CURSOR_DONE
             while not self.stopping:
                 response: Any = await self._redis.xautoclaim(
                     stream, self.group, self.consumer_name, self.min_idle_ms, cursor, count=self.batch_size
                 )
-                cursor = _text(response[0])
-                # Redis 6.2 answers a deleted entry with nil (no id); Redis 7 drops it from the PEL itself.
-                entries = [
-                    _Entry(stream, _text(entry_id), fields or {})
-                    for entry_id, fields in response[1]
-                    if entry_id is not None
-                ]
+                cursor, entries = claimed_entries(stream, response)
                 self.stats.reclaimed += len(entries)
                 handled += await self._handle_redelivered(stream, entries)
-                if cursor == _CURSOR_DONE:
+                if cursor == CURSOR_DONE:
                     break
         return handled
 
     async def handle_entry(self, stream: str, entry_id: str, fields: EntryFields, deliveries: int) -> Outcome:
         """Handle one entry delivered `deliveries` times, as a batch of one: dead-letter, skip as duplicate,
         or apply, commit and acknowledge."""
-        [outcome] = await self._handle_batch([_Delivery(_Entry(stream, entry_id, fields), deliveries)])
+        [outcome] = await self._handle_batch([Delivery(Entry(stream, entry_id, fields), deliveries)])
         return outcome
 
-    async def _handle_batch(self, deliveries: Sequence[_Delivery]) -> list[Outcome]:
+    async def _handle_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Screen out the entries that never reach a handler, apply the rest in one transaction, then ack."""
         outcomes: dict[int, Outcome] = {}
-        applicable: dict[int, _Applicable] = {}
+        applicable: dict[int, Applicable] = {}
         for position, delivery in enumerate(deliveries):
             screened = await self._screen(delivery)
             if isinstance(screened, Outcome):
@@ -351,7 +249,7 @@ class StreamConsumer:
                 outcomes[position] = screened
             else:
                 applicable[position] = screened
-        applied = await self._apply(list(applicable.values()))
+        applied = await self._applier.apply(list(applicable.values()))
         done = [
             item.entry
             for item, outcome in zip(applicable.values(), applied, strict=True)
@@ -362,7 +260,7 @@ class StreamConsumer:
             outcomes[position] = outcome
             if outcome is Outcome.FAILED:
                 continue
-            self._last_errors.pop((item.entry.stream, item.entry.entry_id), None)
+            self._last_errors.pop(item.entry.stream, item.entry.entry_id)
             self.stats.count(outcome)
             if outcome is Outcome.DUPLICATE:
                 logger.info(
@@ -372,7 +270,7 @@ class StreamConsumer:
                 logger.debug("handled event %s (%s) from %s", item.event.id, item.event.type, item.entry.stream)
         return [outcomes[position] for position in sorted(outcomes)]
 
-    async def _screen(self, delivery: _Delivery) -> Outcome | _Applicable:
+    async def _screen(self, delivery: Delivery) -> Outcome | Applicable:
         """The outcome of an entry that needs no handler (deleted, malformed, over the limit), else its event."""
         entry = delivery.entry
         if not entry.fields:
@@ -385,129 +283,23 @@ class StreamConsumer:
             await self._dead_letter(delivery, DeadLetterReason.INVALID_ENVELOPE, error.reason)
             return Outcome.DEAD_LETTERED
         if delivery.deliveries <= self.max_deliveries:
-            return _Applicable(delivery, event)
+            return Applicable(delivery, event)
         bind_request_id(event.id)
         try:
             return await self._give_up(delivery, event)
         finally:
             bind_request_id(None)
 
-    async def _give_up(self, delivery: _Delivery, event: Event) -> Outcome:
+    async def _give_up(self, delivery: Delivery, event: Event) -> Outcome:
         # The effect may have been committed on an earlier delivery whose ack was lost: that is no poison.
-        if await self._already_handled(event):
+        if await self._inbox.contains(self._sessionmaker, event):
             await self._acknowledge(delivery.entry.stream, [delivery.entry.entry_id])
             return Outcome.DUPLICATE
         detail = f"delivered {delivery.deliveries} times; the limit is {self.max_deliveries}"
         await self._dead_letter(delivery, DeadLetterReason.MAX_DELIVERIES_EXCEEDED, detail, event)
         return Outcome.DEAD_LETTERED
 
-    async def _apply(self, items: Sequence[_Applicable]) -> list[Outcome]:
-        """Outcomes of `items` (PROCESSED, DUPLICATE or FAILED), committed: as one batch, else one by one."""
-        if not items:
-            return []
-        failed: set[int] = set()
-        try:
-            return await self._apply_in_one_transaction(items, failed)
-        except Exception as error:
-            if len(items) == 1:
-                if not failed:
-                    self._record_failure(items[0], error)
-                return [Outcome.FAILED]
-            self.stats.batch_fallbacks += 1
-            logger.warning(
-                "the transaction of a batch of %d entries failed (%s: %s); applying them one at a time",
-                len(items),
-                type(error).__name__,
-                error,
-            )
-        # Entries whose handler already failed cleanly inside the batch stay failed: running them again now
-        # would not count as a delivery, and they are retried after `min_idle_ms` like any failure.
-        outcomes = []
-        for position, item in enumerate(items):
-            if position in failed:
-                outcomes.append(Outcome.FAILED)
-            else:
-                outcomes.extend(await self._apply([item]))
-        return outcomes
-
-    async def _apply_in_one_transaction(self, items: Sequence[_Applicable], failed: set[int]) -> list[Outcome]:
-        """Apply `items` in one transaction and commit it; positions of handlers that failed go to `failed`.
-
-        Raises when the transaction cannot commit; then nothing of it is kept.
-        """
-        async with self._sessionmaker() as session:
-            _refuse_commits_by_handlers(session)
-            async with session.begin():
-                new_events = await self._record_in_inbox(session, [item.event for item in items])
-                forgotten: set[uuid.UUID] = set()
-                outcomes = []
-                for position, item in enumerate(items):
-                    event_id = item.event.event_uuid
-                    if event_id in forgotten:
-                        # An earlier copy of this event in the batch failed and took its inbox row back.
-                        forgotten.discard(event_id)
-                        first_time = bool(await self._record_in_inbox(session, [item.event]))
-                    else:
-                        first_time = event_id in new_events
-                        new_events.discard(event_id)
-                    if not first_time:
-                        outcomes.append(Outcome.DUPLICATE)
-                        continue
-                    error = await self._run_handler(session, item.event)
-                    if error is None:
-                        outcomes.append(Outcome.PROCESSED)
-                        continue
-                    await session.execute(self._forget_event, {"group": self.group, "event_id": event_id})
-                    forgotten.add(event_id)
-                    self._record_failure(item, error)
-                    failed.add(position)
-                    outcomes.append(Outcome.FAILED)
-                session.info[_COMMIT_ALLOWED] = True
-        return outcomes
-
-    async def _run_handler(self, session: AsyncSession, event: Event) -> Exception | None:
-        """Run the handler in a savepoint; returns its error after rolling the savepoint back, or None.
-
-        Raises `_TransactionBrokenError` when the handler ended the savepoint or the transaction itself.
-        """
-        bind_request_id(event.id)
-        try:
-            savepoint = await session.begin_nested()
-            try:
-                await self._handler(session, event)
-                _check_savepoint_kept(session, savepoint, None)
-                # Releasing the savepoint flushes the handler's pending objects: a failing flush lands below
-                # and counts as this handler's failure.
-                await savepoint.commit()
-            except _TransactionBrokenError:
-                raise
-            except Exception as error:
-                _check_savepoint_kept(session, savepoint, error)
-                await savepoint.rollback()
-                return error
-            return None
-        finally:
-            bind_request_id(None)
-
-    async def _record_in_inbox(self, session: AsyncSession, events: Sequence[Event]) -> set[uuid.UUID]:
-        """Insert the inbox rows of `events` in one statement; returns the ids that were not there yet."""
-        types = {event.event_uuid: event.type for event in events}
-        # Sorted, so concurrent batches lock overlapping inbox keys in the same order and cannot deadlock.
-        ids = sorted(types)
-        inserted = await session.execute(
-            self._record_events, {"group": self.group, "ids": ids, "types": [types[key] for key in ids]}
-        )
-        return set(inserted.scalars())
-
-    async def _already_handled(self, event: Event) -> bool:
-        inbox = self._inbox
-        async with self._sessionmaker() as session:
-            found = await session.execute(
-                select(inbox.c.event_id).where(inbox.c.consumer == self.group, inbox.c.event_id == event.event_uuid)
-            )
-            return found.first() is not None
-
-    async def _acknowledge_all(self, entries: Sequence[_Entry]) -> None:
+    async def _acknowledge_all(self, entries: Sequence[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}
         for entry in entries:
             by_stream.setdefault(entry.stream, []).append(entry.entry_id)
@@ -517,9 +309,9 @@ class StreamConsumer:
     async def _acknowledge(self, stream: str, entry_ids: Sequence[str]) -> None:
         await self._redis.xack(stream, self.group, *entry_ids)
 
-    def _record_failure(self, item: _Applicable, error: Exception) -> None:
+    def _record_failure(self, item: Applicable, error: Exception) -> None:
         entry, event = item.entry, item.event
-        self._remember_error(entry.stream, entry.entry_id, error)
+        self._last_errors.remember(entry.stream, entry.entry_id, error)
         self.stats.count(Outcome.FAILED)
         logger.error(
             "handling event %s (%s, entry %s of %s, delivery %d) failed; it stays pending and is retried after %d ms",
@@ -533,38 +325,29 @@ class StreamConsumer:
         )
 
     async def _dead_letter(
-        self, delivery: _Delivery, reason: DeadLetterReason, detail: str, event: Event | None = None
+        self, delivery: Delivery, reason: DeadLetterReason, detail: str, event: Event | None = None
     ) -> None:
         stream, entry_id = delivery.entry.stream, delivery.entry.entry_id
-        letter: dict[FieldT, EncodableT] = {
-            "reason": reason.value,
-            "detail": detail,
-            "stream": stream,
-            "entry_id": entry_id,
-            "group": self.group,
-            "consumer": self.consumer_name,
-            "deliveries": delivery.deliveries,
-            "dead_at": datetime.now(UTC).isoformat(),
-        }
-        if event is not None:
-            letter["event_id"] = event.id
-            letter["event_type"] = event.type
-        last_error = self._last_errors.pop((stream, entry_id), None)
-        if last_error is not None:
-            letter["last_error"] = last_error
-        for name, value in delivery.entry.fields.items():
-            letter[_prefixed("original.", name)] = value
+        letter = dead_letter_fields(
+            delivery,
+            reason,
+            detail,
+            group=self.group,
+            consumer=self.consumer_name,
+            event=event,
+            last_error=self._last_errors.pop(stream, entry_id),
+        )
         # Copy first, ack second: a crash in between duplicates the dead letter instead of losing the entry.
         await self._redis.xadd(self.dead_letter_stream, letter)
         await self._acknowledge(stream, [entry_id])
         logger.warning("entry %s of %s moved to %s (%s: %s)", entry_id, stream, self.dead_letter_stream, reason, detail)
 
-    async def _handle_redelivered(self, stream: str, entries: Sequence[_Entry]) -> int:
+    async def _handle_redelivered(self, stream: str, entries: Sequence[Entry]) -> int:
         if not entries:
             return 0
         counts = await self._delivery_counts(stream, [entry.entry_id for entry in entries])
         # An entry no longer in the PEL was taken by another member meanwhile; the inbox absorbs that.
-        deliveries = [_Delivery(entry, counts.get(entry.entry_id, _FIRST_DELIVERY)) for entry in entries]
+        deliveries = [Delivery(entry, counts.get(entry.entry_id, FIRST_DELIVERY)) for entry in entries]
         return len(await self._handle_batch(deliveries))
 
     async def _delivery_counts(self, stream: str, entry_ids: Sequence[str]) -> dict[str, int]:
@@ -572,87 +355,13 @@ class StreamConsumer:
             for entry_id in entry_ids:
                 pipe.xpending_range(stream, self.group, min=entry_id, max=entry_id, count=1)
             replies: list[Any] = await pipe.execute()
-        counts: dict[str, int] = {}
-        for reply in replies:
-            for pending in reply:
-                counts[_text(pending["message_id"])] = int(pending["times_delivered"])
-        return counts
+        return delivery_counts(replies)
 
-    def _remember_error(self, stream: str, entry_id: str, error: Exception) -> None:
-        self._last_errors[(stream, entry_id)] = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
-        self._last_errors.move_to_end((stream, entry_id))
-        while len(self._last_errors) > MAX_REMEMBERED_ERRORS:
-            self._last_errors.popitem(last=False)
-
-    async def _back_off(self, failures: int) -> int:
+    async def _back_off(self, backoff: Backoff) -> None:
         self.stats.loop_errors += 1
-        delay = FAILURE_BACKOFF_SECONDS[min(failures, len(FAILURE_BACKOFF_SECONDS) - 1)]
+        delay = backoff.next_delay()
         logger.exception("consumer %s/%s failed; retrying in %.1f s", self.group, self.consumer_name, delay)
         await wait_event(self._stopping, delay)
-        return failures + 1
-
-
-async def delete_old_inbox_rows(
-    sessionmaker: async_sessionmaker[AsyncSession], schema: str, older_than: timedelta
-) -> int:
-    """Forget events handled more than `older_than` ago; returns how many inbox rows were deleted.
-
-    The inbox only needs to outlive redeliveries: keep `older_than` well above the longest a message can
-    stay pending (consumer outages included), since an event redelivered after its row is gone runs again.
-    """
-    if older_than <= timedelta(0):
-        raise ValueError("older_than must be positive")
-    inbox = inbox_table(schema)
-    async with sessionmaker() as session, session.begin():
-        result = await session.execute(delete(inbox).where(inbox.c.processed_at < func.now() - older_than))
-    return cast("CursorResult[Any]", result).rowcount
-
-
-def _inbox_insert(inbox: Table) -> ReturningInsert[uuid.UUID]:
-    """`INSERT ... SELECT FROM unnest(ids, types) ON CONFLICT DO NOTHING RETURNING event_id`: one statement
-    for a whole batch whatever its size, answering which events are new."""
-    rows = (
-        func.unnest(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("types", type_=ARRAY(String)))
-        .table_valued(column("event_id", UUID(as_uuid=True)), column("event_type", String))
-        .render_derived()
-    )
-    return (
-        insert(inbox)
-        .from_select(
-            ["consumer", "event_id", "event_type"],
-            select(bindparam("group", type_=String), rows.c.event_id, rows.c.event_type),
-        )
-        .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
-        .returning(inbox.c.event_id)
-    )
-
-
-def _inbox_delete(inbox: Table) -> Delete:
-    return delete(inbox).where(inbox.c.consumer == bindparam("group"), inbox.c.event_id == bindparam("event_id"))
-
-
-def _refuse_commits_by_handlers(session: AsyncSession) -> None:
-    """Make a handler's `commit()` raise `HandlerCommitError`: it would also commit the inbox rows of the
-    batch entries not handled yet, which would then be skipped as duplicates and never applied."""
-
-    def refuse_unless_allowed(sync_session: Session) -> None:
-        # Releasing a savepoint fires this event too; only the end of the whole transaction is refused.
-        if sync_session.in_nested_transaction() or sync_session.info.get(_COMMIT_ALLOWED):
-            return
-        raise HandlerCommitError("a handler must not commit: the consumer commits the whole batch")
-
-    sqlalchemy_event.listen(session.sync_session, "before_commit", refuse_unless_allowed)
-
-
-def _check_savepoint_kept(
-    session: AsyncSession, savepoint: AsyncSessionTransaction, handler_error: Exception | None
-) -> None:
-    if session.sync_session.get_nested_transaction() is savepoint.sync_transaction:
-        return
-    problem = "the handler ended its savepoint or the transaction, or left a savepoint of its own open"
-    if handler_error is not None:
-        problem += f" ({type(handler_error).__name__}: {handler_error})"
-    raise _TransactionBrokenError(problem) from handler_error
 
 
 def _check_block_below_socket_timeout(redis: Redis, block_ms: int) -> None:
@@ -662,24 +371,3 @@ def _check_block_below_socket_timeout(redis: Redis, block_ms: int) -> None:
         raise ValueError(
             f"block_ms ({block_ms}) must stay below the Redis client's socket timeout ({socket_timeout} s)"
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _prefixed(prefix: str, name: bytes | str) -> bytes | str:
-    return prefix.encode() + name if isinstance(name, bytes) else prefix + name
-
-
-def _entries_by_stream(response: Any) -> list[list[_Entry]]:
-    """Entries of an XREADGROUP reply, grouped per stream (RESP2 list or RESP3 map)."""
-    if not response:
-        return []
-    pairs = response.items() if isinstance(response, Mapping) else response
-    grouped = []
-    for stream, entries in pairs:
-        # RESP3 nests the entry list once more.
-        flat = entries[0] if entries and isinstance(entries[0], list) else entries
-        grouped.append([_Entry(_text(stream), _text(entry_id), fields or {}) for entry_id, fields in flat])
-    return grouped

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import wait_event
+from mirante.backoff import Backoff
 from mirante.bus.envelope import FIELD_EVENT, FIELD_ID, FIELD_TYPE
 from mirante.bus.tables import outbox_table
 
@@ -36,7 +37,8 @@ DEFAULT_LINGER_SECONDS = 0.05
 DEFAULT_RETENTION = timedelta(hours=24)
 DEFAULT_CLEANUP_INTERVAL_SECONDS = 300.0
 CLEANUP_BATCH_SIZE = 5000
-FAILURE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
+FAILURE_BACKOFF_BASE_SECONDS = 0.5
+FAILURE_BACKOFF_CAP_SECONDS = 5.0
 
 
 @dataclass
@@ -154,7 +156,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until cancelled or stopped: straight on while batches come back full, `linger` seconds after a
         part batch, a poll interval (cut short by `wake()`) when there was nothing."""
-        failures = 0
+        backoff = Backoff(FAILURE_BACKOFF_BASE_SECONDS, FAILURE_BACKOFF_CAP_SECONDS)
         next_cleanup = time.monotonic()
         while not self._stopping.is_set():
             # Cleared before the work, so a wake() that arrives during a batch cuts the next sleep short.
@@ -164,13 +166,12 @@ class OutboxRelay:
                 await self._delete_published_logged()
             try:
                 published = await self.publish_batch()
-                failures = 0
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.stats.failures += 1
-                delay = FAILURE_BACKOFF_SECONDS[min(failures, len(FAILURE_BACKOFF_SECONDS) - 1)]
-                failures += 1
+                delay = backoff.next_delay()
                 logger.exception("outbox relay %s -> %s failed; retrying in %.1f s", self.schema, self.stream, delay)
                 await wait_event(self._stopping, delay)
                 continue

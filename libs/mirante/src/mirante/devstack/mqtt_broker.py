@@ -94,12 +94,40 @@ def _free_port() -> int:
         return port
 
 
-def choose_port(requested: int | None) -> int:
-    """A configured port (which must be free), else 18830, else any free port."""
+PORT_RECORD = "mqtt.port"
+
+
+def recorded_port(data_dir: Path) -> int | None:
+    """The port the embedded broker of `data_dir` listened on last time, if it ever started."""
+    try:
+        port = int((data_dir / PORT_RECORD).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 1 <= port <= 65535 else None
+
+
+def record_port(data_dir: Path, port: int) -> None:
+    """Remember the broker's port: devices are configured with it, so later starts must keep it."""
+    (data_dir / PORT_RECORD).write_text(f"{port}\n")
+
+
+def choose_port(requested: int | None, recorded: int | None = None) -> int:
+    """A configured port, else the one used before, else 18830, else any free port.
+
+    A configured or previously used port that is taken is an error rather than a reason to move: devices
+    and other terminals were told that port, and a broker elsewhere would strand their messages.
+    """
     if requested is not None:
         if not port_is_free(requested):
             raise StackError(f"MQTT port {requested} on {HOST} is already in use; choose another with {PORT_ENV}")
         return requested
+    if recorded is not None:
+        if not port_is_free(recorded):
+            raise StackError(
+                f"MQTT port {recorded} on {HOST}, where the embedded broker listened before and devices expect it, "
+                f"is already in use by another process; free it, or move the broker on purpose with {PORT_ENV}"
+            )
+        return recorded
     if port_is_free(DEFAULT_MQTT_PORT):
         return DEFAULT_MQTT_PORT
     port = _free_port()
@@ -164,7 +192,12 @@ class EmbeddedMqttBroker:
         mosquitto = find_mosquitto() if self.requested_kind in ("auto", "mosquitto") else None
         if mosquitto is None and self.requested_kind == "mosquitto":
             raise StackError("MIRANTE_EMBEDDED_MQTT=mosquitto but no mosquitto binary is installed")
-        port = choose_port(self.requested_port)
+        # A broker left running by a stack that died holds the port it must get back: stop it first.
+        if mosquitto is not None:
+            self._take_over("mosquitto")
+        else:
+            self._take_over("amqtt", signal.SIGINT)
+        port = choose_port(self.requested_port, recorded_port(self.data_dir))
         if mosquitto is not None:
             process = self._mosquitto(mosquitto, port)
         else:
@@ -196,6 +229,7 @@ class EmbeddedMqttBroker:
         except ComponentStartError:
             self.stop()
             raise
+        record_port(self.data_dir, port)
         return f"mqtt://{HOST}:{port}"
 
     def stop(self) -> None:
@@ -204,12 +238,19 @@ class EmbeddedMqttBroker:
         if process is not None:
             process.stop()
 
-    def _mosquitto(self, executable: str, port: int) -> ChildProcess:
-        self.kind = "mosquitto"
-        self.directory = self.data_dir / "mosquitto"
+    def _take_over(self, kind: Literal["mosquitto", "amqtt"], stop_signal: signal.Signals = signal.SIGTERM) -> None:
+        if kind == "amqtt" and importlib.util.find_spec("amqtt") is None:
+            raise StackError(
+                "no MQTT broker available: install mosquitto, or amqtt through mirante[embedded], "
+                "or set MIRANTE_MQTT_URL"
+            )
+        self.kind = kind
+        self.directory = self.data_dir / kind
         self.directory.mkdir(parents=True, exist_ok=True)
+        reap_orphan(self.directory / f"{kind}.pid", kind, stop_signal)
+
+    def _mosquitto(self, executable: str, port: int) -> ChildProcess:
         pid_file = self.directory / "mosquitto.pid"
-        reap_orphan(pid_file, "mosquitto")
         config = self.directory / "mosquitto.conf"
         config.write_text(render_mosquitto_config(port))
         return ChildProcess(
@@ -217,16 +258,7 @@ class EmbeddedMqttBroker:
         )
 
     def _amqtt(self, port: int) -> ChildProcess:
-        if importlib.util.find_spec("amqtt") is None:
-            raise StackError(
-                "no MQTT broker available: install mosquitto, or amqtt through mirante[embedded], "
-                "or set MIRANTE_MQTT_URL"
-            )
-        self.kind = "amqtt"
-        self.directory = self.data_dir / "amqtt"
-        self.directory.mkdir(parents=True, exist_ok=True)
         pid_file = self.directory / "amqtt.pid"
-        reap_orphan(pid_file, "amqtt", signal.SIGINT)
         config = self.directory / "amqtt.yaml"
         config.write_text(render_amqtt_config(port))
         return ChildProcess(

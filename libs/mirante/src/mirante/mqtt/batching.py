@@ -1,10 +1,10 @@
-"""Batch collection and reconnect delays of the subscriber runner."""
+"""Batch collection of the subscriber runner, and its reconnect delays (the library's `Backoff`)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 
+from mirante.backoff import Backoff
 from mirante.mqtt.message import Message
 
 
@@ -29,20 +29,4 @@ async def collect_batch(buffer: asyncio.Queue[Message], batch_size: int, batch_i
     return batch
 
 
-class Backoff:
-    """Exponential delays with jitter, so that many workers do not reconnect in lockstep."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        """The next delay: half of the current ceiling plus a random part of the other half."""
-        ceiling = min(self._maximum, self._initial * 2.0 ** min(self._attempt, 32))
-        self._attempt += 1
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        """Start again from the initial delay (after a success)."""
-        self._attempt = 0
+__all__ = ["Backoff", "collect_batch"]

@@ -34,6 +34,12 @@ from mirante.mqtt.url import MqttEndpoint
 
 log = logging.getLogger("mirante.mqtt")
 
+SHARED_SUBSCRIPTION_WARNING = (
+    "MQTT subscriber %s: shared subscription %s. Messages published while this subscriber is offline are lost "
+    "if the broker restarts meanwhile on brokers that do not restore shared subscriptions from their "
+    "persistence (Mosquitto 2.0 does not); a plain subscription keeps them."
+)
+
 
 class _HandlerFailedError(Exception):
     """The handler raised; the batch stays unacknowledged and the connection is restarted."""
@@ -52,8 +58,10 @@ class SubscriberRunner:
     Counters for metrics: `received`, `acked`, `handler_failures`, `reconnects`. `connected` is set while
     connected and subscribed; `session_present` tells whether the broker resumed a stored session.
 
-    `client_id` must stay the same across restarts (the session belongs to it); `topics` are filters, and a
-    `group` subscribes them as `$share/<group>/<filter>` so the workers of a group split the messages.
+    `client_id` must stay the same across restarts (the session belongs to it); `topics` are filters, subscribed
+    as they are by default. A `group` (None or "" means none) subscribes them as `$share/<group>/<filter>` so the
+    workers of a group split the messages; only choose it on a broker that restores shared subscriptions after
+    its own restart (Mosquitto 2.0 does not, see `SHARED_SUBSCRIPTION_WARNING`).
     `batch_interval`, `session_expiry` and the backoff delays are in seconds. Bad options raise
     `MqttConfigError` (a `ValueError`), or its subclasses `InvalidMqttUrlError` / `InvalidTopicFilterError`.
     """
@@ -91,7 +99,8 @@ class SubscriberRunner:
         self.endpoint = resolve_endpoint(url)
         self.client_id = client_id
         self.protocol = check_protocol(protocol)
-        self.subscriptions = subscription_filters(topics, group)
+        self.shared = bool(group)
+        self.subscriptions = subscription_filters(topics, group or None)
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self.receive_maximum = receive_maximum
@@ -115,6 +124,8 @@ class SubscriberRunner:
         self._consume_task: asyncio.Task[None] | None = None
         self._handling = False
         self._ever_connected = False
+        if self.shared:
+            log.warning(SHARED_SUBSCRIPTION_WARNING, client_id, ", ".join(self.subscriptions))
 
     async def run(self) -> None:
         """Receive and handle messages until cancelled or until `stop()` is called.

@@ -203,7 +203,14 @@ async def auth_headers(db_session: AsyncSession, infra_settings: InfraSettings) 
         user = await create_user(
             db_session, username=username, password="test-password-1234", role=role, staff=staff, tenant=tenant
         )
-        issued = codec.issue(user.id, username=user.username, role=user.role, staff=user.is_staff, tenant=user.tenant)
+        issued = codec.issue(
+            user.id,
+            username=user.username,
+            role=user.role,
+            staff=user.is_staff,
+            tenant=user.tenant,
+            token_version=user.token_version,
+        )
         return {"Authorization": f"Bearer {issued.token}"}
 
     return make

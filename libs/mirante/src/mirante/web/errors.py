@@ -81,7 +81,18 @@ class RateLimitedError(ApiError):
     status_code, code = 429, "rate_limited"
 
 
+INTERNAL_ERROR_MESSAGE = "internal server error"
+
+
 def error_body(status_code: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error document; a 500 always says only `INTERNAL_ERROR_MESSAGE`, whatever `message` was given.
+
+    A 500 means the server failed, and the text at hand is then usually an exception's (a driver message
+    naming query arguments, a Python `TypeError`): it belongs in the log, next to the request id, never in
+    the body. The code and structured details stay, so a caller can still say which step failed.
+    """
+    if status_code == 500:
+        message = INTERNAL_ERROR_MESSAGE
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
@@ -94,11 +105,23 @@ def error_response(
     return JSONResponse(error_body(status_code, code, message, details), status_code=status_code, headers=headers)
 
 
+def _validation_message(error: Mapping[str, Any]) -> str:
+    context = error.get("ctx") or {}
+    # A length bound given on top of a validated type (`Annotated[Text, Query(max_length=40)]`) is checked
+    # after the type's validator, and pydantic then speaks of "items"; for text, say characters.
+    kind = error.get("type")
+    if kind in ("too_long", "too_short") and isinstance(error.get("input"), str):
+        bound = context.get("max_length" if kind == "too_long" else "min_length")
+        unit = "character" if bound == 1 else "characters"
+        return f"String should have {'at most' if kind == 'too_long' else 'at least'} {bound} {unit}"
+    return str(error.get("msg", "invalid value"))
+
+
 def _describe_validation(errors: Sequence[Any]) -> list[dict[str, Any]]:
     described = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
-        described.append({"field": ".".join(location), "message": error.get("msg", "invalid value")})
+        described.append({"field": ".".join(location), "message": _validation_message(error)})
     return described
 
 
@@ -148,7 +171,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _internal_error() -> JSONResponse:
-    return error_response(500, "internal_error", "internal server error")
+    return error_response(500, "internal_error", INTERNAL_ERROR_MESSAGE)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -182,8 +205,15 @@ class UnhandledErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception:
             if started:
-                # Half a response is out: only the server can end it, by closing the connection.
-                raise
+                # The status is sent and part of the body with it (a streamed export): the body is left without
+                # its end, so the server closes the connection and the client sees an incomplete transfer
+                # rather than a file that merely looks short. Re-raising would only log the same error twice.
+                logger.exception(
+                    "unhandled error on %s %s after the response started; its body is left incomplete",
+                    scope["method"],
+                    scope["path"],
+                )
+                return
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             await _internal_error()(scope, receive, send)
 

@@ -1,7 +1,13 @@
-"""Prometheus metrics: one registry per app (tests build many apps in one process)."""
+"""Prometheus metrics: one registry per app (tests build many apps in one process).
+
+`/metrics` names routes and, in some services, tenants and their volumes, so it is not public: with
+`MIRANTE_METRICS_TOKEN` set it needs `Authorization: Bearer <token>`; without one it is open in development
+and answers 404 in production.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -9,6 +15,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mirante.settings import CoreSettings
+from mirante.web.errors import NotFoundError, UnauthorizedError
 
 
 class HttpMetrics:
@@ -61,6 +70,24 @@ class MetricsMiddleware:
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
 
 
+def _check_metrics_access(request: Request) -> None:
+    core: CoreSettings | None = getattr(request.app.state, "core_settings", None)
+    token = core.metrics_token if core is not None else None
+    if token is None or not token.get_secret_value():
+        if core is not None and core.production:
+            raise NotFoundError("metrics are not served without MIRANTE_METRICS_TOKEN in production")
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode("utf-8")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+        raise UnauthorizedError(
+            "metrics need 'Authorization: Bearer <MIRANTE_METRICS_TOKEN>'",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+
+
 async def metrics_endpoint(request: Request) -> Response:
+    """The app's metrics in the Prometheus text format, for a caller holding the metrics token."""
+    _check_metrics_access(request)
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

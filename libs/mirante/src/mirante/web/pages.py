@@ -12,6 +12,15 @@ browsers keep an asset for good and fetch it again only when it changes.
     pages = PageKit(Path(__file__).parent, title="CVAT sync")
     router = pages.router
     pages.add_page("/", "jobs", "The job list.")
+
+Markup shared between pages lives in partials (`templates/partials/<name>.html`, a service's replacing the
+library's of the same name), resolved once when the pages are first read:
+
+    {{> pager }}                            the partial, once
+    {{> pager previous="Newer" }}           arguments: plain text the partial reads as `{{ previous }}`
+    {{#> topbar }}<nav>…</nav>{{/topbar }}  a block: the partial puts the body at `{{> @partial-block }}`
+
+and a placeholder may name a fallback for when it is not given: `{{ previous or "Previous" }}`.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ from functools import cached_property
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from mirante.web.errors import NotFoundError
+from mirante.web.redirects import safe_next
 
 LIBRARY_STATIC_DIR = Path(__file__).resolve().parent / "static"
 LIBRARY_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -73,7 +83,20 @@ MEDIA_TYPES: Mapping[str, str] = {
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ASSET_REFERENCE = re.compile(r'(?P<attr>(?:src|href)=")/static/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)"')
-PLACEHOLDER = re.compile(r"\{\{\s*(?P<name>[A-Za-z_]+)\s*\}\}")
+PARTIALS_FOLDER = "partials"
+MAX_PARTIAL_DEPTH = 8
+_PARTIAL_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+_ARGUMENTS = r'(?:\s+[A-Za-z_]+="[^"]*")*'
+TEMPLATE_TOKEN = re.compile(
+    rf"\{{\{{#>\s*(?P<block>{_PARTIAL_NAME})(?P<block_arguments>{_ARGUMENTS})\s*\}}\}}"
+    rf"(?P<body>.*?)\{{\{{/(?P=block)\s*\}}\}}"
+    rf"|\{{\{{>\s*(?P<include>{_PARTIAL_NAME})(?P<include_arguments>{_ARGUMENTS})\s*\}}\}}"
+    r"|(?P<slot>\{\{>\s*@partial-block\s*\}\})"
+    r'|\{\{\s*(?P<placeholder>[A-Za-z_]+)\s*(?:or\s+"(?P<fallback>[^"]*)"\s*)?\}\}',
+    re.DOTALL,
+)
+ARGUMENT = re.compile(r'(?P<name>[A-Za-z_]+)="(?P<value>[^"]*)"')
+LEFT_OVER_TAG = re.compile(r"\{\{\s*[#>/]")
 
 
 @dataclass(frozen=True)
@@ -118,20 +141,75 @@ def _template_files(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.glob("*.html")) if TEMPLATE_NAME.match(path.stem)}
 
 
-def _render(source: str, name: str, values: Mapping[str, str], assets: Mapping[str, Asset]) -> bytes:
-    def fill(match: re.Match[str]) -> str:
-        key = match["name"]
-        if key not in values:
-            raise LookupError(f"page {name!r} uses an unknown placeholder {key!r}")
-        return html.escape(values[key])
+def _partial_files(folder: Path) -> dict[str, Path]:
+    return _template_files(folder / PARTIALS_FOLDER)
 
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a piece of template sees: the placeholder values, the body of its enclosing block, where it is."""
+
+    page: str
+    values: Mapping[str, str]
+    block_body: str | None
+    depth: int
+
+
+def _expand(source: str, scope: _Scope, partials: Mapping[str, str]) -> str:
+    """`source` with its partials, blocks and placeholders filled in one pass (the result is not scanned again)."""
+
+    def partial(match: re.Match[str], name: str, arguments: str, block_body: str | None) -> str:
+        text = partials.get(name)
+        if text is None:
+            raise LookupError(f"page {scope.page!r} includes a missing partial {name!r}")
+        if scope.depth >= MAX_PARTIAL_DEPTH:
+            raise LookupError(f"page {scope.page!r} nests partials more than {MAX_PARTIAL_DEPTH} deep at {name!r}")
+        values = {**scope.values, **{found["name"]: found["value"] for found in ARGUMENT.finditer(arguments)}}
+        # A partial's lines follow the indentation of the tag that includes it, so pages read as written.
+        text = text.replace("\n", "\n" + _indentation(match))
+        return _expand(text, _Scope(scope.page, values, block_body, scope.depth + 1), partials)
+
+    def substitute(match: re.Match[str]) -> str:
+        if match["block"] is not None:
+            body = match["body"].removeprefix("\n").removesuffix("\n")
+            return partial(match, match["block"], match["block_arguments"], _expand(body, scope, partials))
+        if match["include"] is not None:
+            return partial(match, match["include"], match["include_arguments"], None)
+        if match["slot"] is not None:
+            if scope.block_body is None:
+                raise LookupError(f"page {scope.page!r} uses {{{{> @partial-block }}}} outside a block partial")
+            return scope.block_body
+        key = match["placeholder"]
+        value = scope.values.get(key)
+        if not value and match["fallback"] is not None:
+            value = match["fallback"]
+        if value is None:
+            raise LookupError(f"page {scope.page!r} uses an unknown placeholder {key!r}")
+        return html.escape(value)
+
+    return TEMPLATE_TOKEN.sub(substitute, source)
+
+
+def _indentation(match: re.Match[str]) -> str:
+    """The whitespace before `match` on its line, or nothing when text precedes it there."""
+    line_start = match.string.rfind("\n", 0, match.start()) + 1
+    before = match.string[line_start : match.start()]
+    return before if before.isspace() else ""
+
+
+def _render(
+    source: str, name: str, values: Mapping[str, str], partials: Mapping[str, str], assets: Mapping[str, Asset]
+) -> bytes:
     def version(match: re.Match[str]) -> str:
         asset = match["name"]
         if asset not in assets:
             raise LookupError(f"page {name!r} refers to a missing asset {asset!r}")
         return f'{match["attr"]}{STATIC_PREFIX}{asset}?v={assets[asset].version}"'
 
-    return ASSET_REFERENCE.sub(version, PLACEHOLDER.sub(fill, source)).encode("utf-8")
+    expanded = _expand(source, _Scope(name, values, None, 0), partials)
+    if LEFT_OVER_TAG.search(expanded):
+        raise LookupError(f"page {name!r} has a malformed partial tag or a block without its closing tag")
+    return ASSET_REFERENCE.sub(version, expanded).encode("utf-8")
 
 
 def _etags(header: str) -> set[str]:
@@ -157,20 +235,24 @@ class PageKit:
         self.router = APIRouter(include_in_schema=False, tags=["pages"])
         self.router.add_api_route(STATIC_PREFIX + "{name}", self._static_asset, methods=["GET"])
         if login_page:
-            self.add_page(LOGIN_PATH, "login", "The sign-in form; it returns to the page named by `next`.")
+            self.router.add_api_route(LOGIN_PATH, self._login_page, methods=["GET"], name="page:login")
 
     @cached_property
     def bundle(self) -> WebBundle:
         """The pages (placeholders filled, asset links carrying content versions) and the assets they use.
 
-        Raises LookupError when a template names an asset or a placeholder that does not exist.
+        Raises LookupError when a template names an asset, a partial or a placeholder that does not exist.
         """
         asset_files = _asset_files(LIBRARY_STATIC_DIR) | _asset_files(self.web_dir / "static")
         assets = {name: _asset(path) for name, path in asset_files.items()}
         templates = _template_files(LIBRARY_TEMPLATES_DIR) | _template_files(self.web_dir / "templates")
+        partial_files = _partial_files(LIBRARY_TEMPLATES_DIR) | _partial_files(self.web_dir / "templates")
+        # The file's last newline belongs to the file, not to the markup: the include tag's line keeps its own.
+        partials = {name: path.read_text(encoding="utf-8").removesuffix("\n") for name, path in partial_files.items()}
         values = {"title": self.title, "home": self.home}
         pages = {
-            name: _render(path.read_text(encoding="utf-8"), name, values, assets) for name, path in templates.items()
+            name: _render(path.read_text(encoding="utf-8"), name, values, partials, assets)
+            for name, path in templates.items()
         }
         return WebBundle(assets=assets, pages=pages)
 
@@ -198,6 +280,17 @@ class PageKit:
 
         page.__doc__ = description
         self.router.add_api_route(path, page, methods=["GET"], name=f"page:{template}", description=description)
+
+    async def _login_page(self, request: Request) -> Response:
+        """The sign-in form; it returns to the page named by `next`, a path on this site.
+
+        A `next` that would leave the site is dropped here (303 to the bare form), and the form's script checks
+        it again before navigating.
+        """
+        target = request.query_params.get("next")
+        if target is not None and not safe_next(target, fallback=""):
+            return RedirectResponse(LOGIN_PATH, status_code=303, headers=dict(PAGE_HEADERS))
+        return self.page_response("login")
 
     async def _static_asset(self, name: str, request: Request) -> Response:
         """A static file of the pages, with an ETag; cached for good when asked for by its version."""

@@ -1,4 +1,10 @@
-"""Rate limits kept in Redis (moving window, shared by every replica) as FastAPI dependencies."""
+"""Rate limits kept in Redis (moving window, shared by every replica) as FastAPI dependencies.
+
+The limiter has its own bounded pool of Redis connections that makes callers wait for a free connection
+(up to `POOL_WAIT_SECONDS`) instead of failing, so a burst queues rather than answering 500; when Redis does
+not answer at all, the guarded request is refused with 503 and `Retry-After` (failing closed: a login limit
+that vanished with Redis would let guessing run free).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,18 @@ from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import RedisError
 
 from mirante.web.errors import RateLimitedError
+from mirante.web.overload import ServiceBusyError
 
 logger = logging.getLogger(__name__)
+DEFAULT_POOL_SIZE = 20
+POOL_WAIT_SECONDS = 5.0
+SOCKET_TIMEOUT_SECONDS = 5.0
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 def limits_storage_uri(redis_url: str) -> str:
@@ -27,20 +41,46 @@ def limits_storage_uri(redis_url: str) -> str:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str, prefix: str = "mirante:ratelimit") -> None:
-        self.storage = RedisStorage(limits_storage_uri(redis_url), implementation="redispy", key_prefix=prefix)
+    def __init__(
+        self, redis_url: str, prefix: str = "mirante:ratelimit", *, pool_size: int = DEFAULT_POOL_SIZE
+    ) -> None:
+        self.pool = BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=pool_size,
+            timeout=POOL_WAIT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        )
+        self.storage = RedisStorage(
+            limits_storage_uri(redis_url),
+            implementation="redispy",
+            key_prefix=prefix,
+            wrap_exceptions=True,
+            connection_pool=self.pool,  # type: ignore[arg-type]  # limits types its options as scalars
+        )
         self.strategy = MovingWindowRateLimiter(self.storage)
 
     async def hit(self, rate: RateLimitItem, *identifiers: str) -> None:
-        """Count one hit; raise 429 with `Retry-After` when the window is full."""
-        if await self.strategy.hit(rate, *identifiers):
+        """Count one hit; 429 with `Retry-After` when the window is full, 503 when Redis cannot be reached."""
+        try:
+            allowed = await self.strategy.hit(rate, *identifiers)
+            stats = None if allowed else await self.strategy.get_window_stats(rate, *identifiers)
+        except (StorageError, RedisError, OSError) as exc:
+            logger.warning("rate limiter unavailable: %s: %s", type(exc).__name__, exc)
+            raise ServiceBusyError(
+                "the rate limiter is unavailable; retry shortly", UNAVAILABLE_RETRY_AFTER_SECONDS
+            ) from None
+        if stats is None:
             return
-        stats = await self.strategy.get_window_stats(rate, *identifiers)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimitedError(
             f"too many requests: limit is {rate}; retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
+
+    async def aclose(self) -> None:
+        """Close the limiter's connections."""
+        await self.pool.aclose()
 
 
 def client_ip(request: Request) -> str:

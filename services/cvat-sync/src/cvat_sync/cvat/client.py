@@ -35,7 +35,7 @@ from cvat_sync.cvat.errors import (
     CvatResponseError,
     CvatUnavailableError,
 )
-from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob, InvalidJobPayloadError
+from cvat_sync.cvat.payloads import MAX_BIGINT, AnnotationCounts, CvatJob, InvalidJobPayloadError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ LOGIN_PATH = "/api/auth/login"
 JOBS_PATH = "/api/jobs"
 RETRY_AFTER_CAP_SECONDS = 300.0
 USER_AGENT = "mirante-cvat-sync"
+# The task_name and project_name columns of stored jobs.
+MAX_NAME_CHARS = 500
 
 ListedJob = tuple[dict[str, Any], CvatJob]
 """A job as listed: the raw object CVAT sent and its validated form."""
@@ -146,7 +148,8 @@ def _parse_page(data: Any, number: int) -> JobPage:
             jobs.append((raw, CvatJob.parse(raw)))
         except InvalidJobPayloadError as error:
             job_id = raw.get("id") if isinstance(raw, dict) else None
-            invalid.append(InvalidListedJob(raw, str(error), job_id if type(job_id) is int else None))
+            usable_id = job_id if type(job_id) is int and 0 < job_id <= MAX_BIGINT else None
+            invalid.append(InvalidListedJob(raw, error.summary, usable_id))
     return JobPage(number=number, count=data["count"], jobs=jobs, invalid=invalid)
 
 
@@ -441,6 +444,8 @@ def _name_of(data: Any, what: str) -> str | None:
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise CvatResponseError(f"{what}: `name` is not a string")
+    if name is not None and (len(name) > MAX_NAME_CHARS or "\x00" in name):
+        raise CvatResponseError(f"{what}: `name` is longer than {MAX_NAME_CHARS} characters or holds a NUL")
     return name
 
 

@@ -26,6 +26,7 @@ from cvat_sync.jobs.schemas import (
 )
 from mirante.auth import CurrentPrincipal
 from mirante.db import Session, get_session
+from mirante.types import Id64
 from mirante.web.errors import NotFoundError
 from mirante.web.pagination import Page, Pagination
 
@@ -33,7 +34,7 @@ DETAIL_HISTORY_LIMIT = 200
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
-JobId = Annotated[int, Path(ge=1, description="CVAT job id")]
+JobId = Annotated[Id64, Path(description="CVAT job id")]
 
 
 async def export_session(

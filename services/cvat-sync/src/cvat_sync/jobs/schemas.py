@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, InvalidJobQueryError, JobFilters, JobStats
 from cvat_sync.jobs.service import job_link
+from mirante.types import Id64, Text
 from mirante.web.errors import ValidationFailedError
 
 Status = Literal["annotation", "validation", "completed"]
@@ -52,17 +53,17 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def job_filters(
     q: Annotated[
-        str | None,
+        Text | None,
         Query(
             max_length=MAX_SEARCH_LENGTH,
             description="full-text search over task name, project name and assignee; partial words match "
             'as prefixes; quotes ("exact phrase"), `or` and `-word` work as in a search engine',
         ),
     ] = None,
-    project_id: Annotated[int | None, Query(ge=1, description="CVAT project id")] = None,
-    task_id: Annotated[int | None, Query(ge=1, description="CVAT task id")] = None,
+    project_id: Annotated[Id64 | None, Query(description="CVAT project id")] = None,
+    task_id: Annotated[Id64 | None, Query(description="CVAT task id")] = None,
     assignee: Annotated[
-        str | None, Query(min_length=1, max_length=150, description="assignee's CVAT username (exact)")
+        Text | None, Query(min_length=1, max_length=150, description="assignee's CVAT username (exact)")
     ] = None,
     assigned: Annotated[
         bool | None, Query(description="true: only jobs with an assignee; false: only unassigned jobs")

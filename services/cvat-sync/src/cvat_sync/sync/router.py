@@ -12,6 +12,7 @@ from cvat_sync.sync.runner import wake_sync_worker
 from cvat_sync.sync.schemas import SyncRunCreate, SyncRunRead
 from mirante.auth import CurrentPrincipal, OperatorPrincipal
 from mirante.db import Session
+from mirante.types import Id64
 from mirante.web.pagination import Page, Pagination
 
 router = APIRouter(prefix="/api/v1/sync-runs", tags=["sync"])
@@ -22,7 +23,14 @@ RunStatus = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        409: {"description": "a run is already queued or running"},
+        503: {"description": "no CVAT credentials are configured"},
+    },
+)
 async def start_sync_run(
     request: Request,
     session: Session,
@@ -53,6 +61,6 @@ async def list_sync_runs(
 
 
 @router.get("/{run_id}")
-async def get_sync_run(run_id: int, session: Session, _: CurrentPrincipal) -> SyncRunRead:
+async def get_sync_run(run_id: Id64, session: Session, _: CurrentPrincipal) -> SyncRunRead:
     """One sync run with its counts so far (or final), progress and outcome."""
     return SyncRunRead.from_run(await service.get_run(session, run_id))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cvat_sync.cvat.payloads import Status
 from cvat_sync.sync.models import SyncRun
-from cvat_sync.sync.service import SyncFilters, run_duration_seconds, run_progress
+from cvat_sync.sync.service import MAX_JOB_ERRORS, SyncFilters, run_duration_seconds, run_progress
 
 
 class SyncRunCreate(BaseModel):
@@ -22,7 +22,7 @@ class SyncRunCreate(BaseModel):
     task_id: int | None = Field(default=None, gt=0, description="only jobs of this CVAT task")
     assignee: str | None = Field(default=None, min_length=1, max_length=150, description="CVAT username")
     status: Status | None = Field(default=None, description="derived status, applied after listing")
-    force: bool = Field(default=False, description="rewrite jobs (and recount annotations) even when unchanged")
+    force: StrictBool = Field(default=False, description="rewrite jobs (and recount annotations) even when unchanged")
     trigger: Literal["api", "web"] = Field(
         default="api",
         description="where the start came from, as the run records it: `web` for the pages' sync button, "
@@ -31,6 +31,13 @@ class SyncRunCreate(BaseModel):
 
     def filters(self) -> SyncFilters:
         return SyncFilters(project_id=self.project_id, task_id=self.task_id, assignee=self.assignee, status=self.status)
+
+
+class JobError(BaseModel):
+    """A job a sync skipped, and why."""
+
+    job_id: int | None = Field(description="null when CVAT listed an object without a usable id")
+    message: str = Field(description='e.g. "updated_date: out of range: must be between 1970-01-01 and 9999-12-31"')
 
 
 class SyncRunRead(BaseModel):
@@ -51,7 +58,11 @@ class SyncRunRead(BaseModel):
     failed: int
     progress: float | None = Field(description="fetched / expected, 0 to 1; null until CVAT reported a count")
     duration_seconds: float | None
-    error: str | None
+    error: str | None = Field(description="why the run failed, for people; null when it succeeded")
+    job_errors: list[JobError] = Field(
+        description=f"the first {MAX_JOB_ERRORS} jobs that could not be synced (the run went on without them); "
+        "`failed` counts them all"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -75,6 +86,7 @@ class SyncRunRead(BaseModel):
             progress=run_progress(run),
             duration_seconds=run_duration_seconds(run),
             error=run.error,
+            job_errors=[JobError.model_validate(item) for item in run.job_errors],
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,

@@ -19,10 +19,11 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cvat_sync.config import Settings
@@ -45,12 +46,16 @@ from mirante.web.errors import ApiError, ConflictError, NotFoundError
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
 ProgressCallback = Callable[["SyncStats"], None]
 PREFETCH_PAGES = 4
 PROGRESS_SECONDS = 1.0
 DELETION_CHECK_CHUNK = 500
 STORED_CHUNK = 2000
 TRIGGERS = ("cli", "api", "web")
+MAX_JOB_ERRORS = 100
+REFUSED_BY_DATABASE = "the database refused to store it; the details are in the service log"
+INTERNAL_ERROR_MESSAGE = "internal error: the sync stopped unexpectedly; the details are in the service log"
 
 
 class InvalidSyncFiltersError(ValueError):
@@ -120,7 +125,8 @@ class SyncFilters:
 @dataclass
 class SyncStats:
     """Counts of one sync. `fetched` counts every job object CVAT listed; jobs left out by the status filter
-    are fetched but neither created, updated, unchanged nor failed (see `skipped`)."""
+    are fetched but neither created, updated, unchanged nor failed (see `skipped`). `job_errors` says why the
+    first `MAX_JOB_ERRORS` failed jobs failed."""
 
     expected: int | None = None
     fetched: int = 0
@@ -129,13 +135,24 @@ class SyncStats:
     unchanged: int = 0
     deleted: int = 0
     failed: int = 0
+    job_errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def job_failed(self, job_id: int | None, message: str) -> None:
+        """Count a job the sync goes on without, keeping the reason of the first few."""
+        self.failed += 1
+        if len(self.job_errors) < MAX_JOB_ERRORS:
+            self.job_errors.append({"job_id": job_id, "message": message})
 
     @property
     def skipped(self) -> int:
         return max(0, self.fetched - self.created - self.updated - self.unchanged - self.failed)
 
-    def as_dict(self) -> dict[str, int | None]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def counts(self) -> dict[str, int | None]:
+        """The counts alone, without the reasons."""
+        return {name: value for name, value in asdict(self).items() if name != "job_errors"}
 
 
 def run_progress(run: SyncRun) -> float | None:
@@ -224,9 +241,9 @@ class SyncEngine:
     def _count_page(self, page: JobPage) -> None:
         self.stats.expected = page.count
         self.stats.fetched += page.size
-        self.stats.failed += len(page.invalid)
         for item in page.invalid:
             logger.warning("sync: skipped an invalid job object (id %s): %s", item.job_id, item.reason)
+            self.stats.job_failed(item.job_id, item.reason)
 
     def _listed_ids(self, page: JobPage) -> list[int]:
         """Every id the page names (invalid objects included: unreadable is not deleted), in order. Notices
@@ -266,7 +283,7 @@ class SyncEngine:
         while the previous batch commits; commits stay one at a time and in order."""
         for first in range(0, len(items), self.batch_size):
             batch = items[first : first + self.batch_size]
-            prepared = await self._bounded_all([self._prepare(item) for item in batch])
+            prepared = await self._bounded_all(self._prepare, batch)
             await self._settle()
             self._committing = asyncio.create_task(self._commit(batch, prepared, force=force))
         await self._progress(wrote=bool(items))
@@ -278,18 +295,43 @@ class SyncEngine:
             await committing
 
     async def _commit(self, items: Sequence[ListedJob], prepared: Sequence[Incoming | None], *, force: bool) -> None:
+        """Write a batch in one transaction; when the database refuses one of its rows, write the batch again
+        job by job, so only the jobs it refuses are left out (and recorded as failed)."""
         incoming = [item for item in prepared if item is not None]
-        async with self.sessionmaker() as session, session.begin():
-            mirror = JobMirror(session, source="sync")
-            outcomes: list[Outcome] = []
-            if incoming:
-                locked = await mirror.stored([item.job.id for item in incoming])
-                outcomes = await mirror.apply(incoming, force=force, stored=locked)
-            self.stats.created += outcomes.count(Outcome.CREATED)
-            self.stats.updated += outcomes.count(Outcome.UPDATED)
-            self.stats.unchanged += sum(outcome in _NOT_WRITTEN for outcome in outcomes)
-            self.stats.failed += len(items) - len(incoming)
-            await self._record_progress(session)
+        try:
+            await self._store(incoming, force=force)
+            return
+        except DBAPIError as error:
+            if not _refused_rows(error):
+                raise
+            logger.warning(
+                "sync: the database refused a batch of %d jobs (%s); one by one now", len(incoming), error.orig
+            )
+        for item in incoming:
+            try:
+                await self._store([item], force=force)
+            except DBAPIError as error:
+                if not _refused_rows(error):
+                    raise
+                logger.warning("sync: the database refused job %d: %s", item.job.id, error.orig)
+                self.stats.job_failed(item.job.id, REFUSED_BY_DATABASE)
+
+    async def _store(self, incoming: Sequence[Incoming], *, force: bool) -> None:
+        counted = (self.stats.created, self.stats.updated, self.stats.unchanged)
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                if incoming:
+                    mirror = JobMirror(session, source="sync")
+                    locked = await mirror.stored([item.job.id for item in incoming])
+                    outcomes = await mirror.apply(incoming, force=force, stored=locked)
+                    self.stats.created += outcomes.count(Outcome.CREATED)
+                    self.stats.updated += outcomes.count(Outcome.UPDATED)
+                    self.stats.unchanged += sum(outcome in _NOT_WRITTEN for outcome in outcomes)
+                # The counts travel with the batch they count.
+                await self._record_progress(session)
+        except Exception:
+            self.stats.created, self.stats.updated, self.stats.unchanged = counted
+            raise
 
     async def _progress(self, *, wrote: bool) -> None:
         if not wrote and self.run_id is not None and time.monotonic() - self._recorded_at >= PROGRESS_SECONDS:
@@ -311,6 +353,7 @@ class SyncEngine:
             counts = await self.client.annotation_counts(job.id)
         except (CvatResponseError, CvatPermissionError) as error:
             logger.warning("sync: job %d failed: %s", job.id, error)
+            self.stats.job_failed(job.id, str(error))
             return None
         return Incoming(job=job, raw=raw, counts=counts)
 
@@ -322,19 +365,22 @@ class SyncEngine:
             names["project_name"] = await self.client.project_name(job.project_id)
         return job.model_copy(update=names) if names else job
 
-    async def _bounded_all(self, calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
-        """Await `calls` with at most `cvat_concurrency` in flight; the first fatal error cancels the rest."""
+    async def _bounded_all(self, call: Callable[[A], Coroutine[Any, Any, T]], items: Sequence[A]) -> list[T]:
+        """`call` on each of `items`, at most `cvat_concurrency` in flight; the first fatal error cancels the rest.
 
-        async def bounded(call: Coroutine[Any, Any, T]) -> T:
+        Each coroutine is created only once its task runs: a task cancelled before it starts would otherwise
+        leave a coroutine that was never awaited."""
+
+        async def bounded(item: A) -> T:
             async with self.concurrency:
-                return await call
+                return await call(item)
 
-        if not calls:
+        if not items:
             return []
         tasks: list[asyncio.Task[T]] = []
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(bounded(call)) for call in calls]
+                tasks = [group.create_task(bounded(item)) for item in items]
         except BaseExceptionGroup as errors:
             raise errors.exceptions[0] from None
         return [task.result() for task in tasks]
@@ -353,11 +399,10 @@ class SyncEngine:
         earlier page disappears during the listing)."""
         for first in range(0, len(ids), DELETION_CHECK_CHUNK):
             chunk = ids[first : first + DELETION_CHECK_CHUNK]
-            found = await self._bounded_all([self._lookup(job_id) for job_id in chunk])
+            found = await self._bounded_all(self._lookup, chunk)
             present = [item for item in found if isinstance(item, tuple)]
             gone = [job_id for job_id, item in zip(chunk, found, strict=True) if item == "gone"]
             self.stats.fetched += len(present)
-            self.stats.failed += sum(item is None for item in found)
             await self._write(await self._changed(present, None, force=force), force=force)
             if gone:
                 async with self.sessionmaker() as session, session.begin():
@@ -375,6 +420,7 @@ class SyncEngine:
             return "gone"
         except (CvatResponseError, CvatPermissionError, InvalidJobPayloadError) as error:
             logger.warning("sync: could not confirm whether job %d still exists: %s", job_id, error)
+            self.stats.job_failed(job_id, f"could not confirm it still exists: {error}")
             return None
 
 
@@ -437,6 +483,12 @@ class StoredJobs:
         if rows:
             self._read_upto = rows[-1][0]
             self._buffer.extend(rows)
+
+
+def _refused_rows(error: DBAPIError) -> bool:
+    """Data (class 22) and integrity (class 23) errors are about the rows written, not about the database."""
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    return sqlstate[:2] in ("22", "23")
 
 
 def _up_to_date(job: CvatJob, stored_updated_at: datetime | None) -> bool:
@@ -557,9 +609,9 @@ async def execute_run(
             _finish(sessionmaker, run_id, stats, "error", "interrupted: the process stopped during the sync")
         )
         raise
-    except Exception as failure:
+    except Exception:
         logger.exception("sync run %d failed", run_id)
-        status, error = "error", f"internal error: {type(failure).__name__}: {failure}"
+        status, error = "error", INTERNAL_ERROR_MESSAGE
     return await _finish(sessionmaker, run_id, stats, status, error)
 
 
@@ -575,7 +627,7 @@ async def _finish(
         run.status, run.error, run.finished_at = status, error, datetime.now(UTC)
         await session.flush()
         await emit(session, SCHEMA, _completed_event(run))
-    logger.info("sync run %d: %s %s", run_id, status, stats.as_dict())
+    logger.info("sync run %d: %s %s", run_id, status, stats.counts())
     return run
 
 

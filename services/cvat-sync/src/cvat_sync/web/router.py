@@ -7,11 +7,10 @@ this package holds only the pages' templates and their own scripts and styles.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from mirante.types import Id64
 from mirante.web.pages import PageKit
 
 pages = PageKit(Path(__file__).resolve().parent, title="CVAT sync")
@@ -22,6 +21,6 @@ pages.add_page("/webhook-logs", "webhook-logs", "The webhook audit log (the API 
 
 
 @router.get("/jobs/{job_id}")
-async def job_page(job_id: Annotated[int, PathParam(ge=1)]) -> Response:
+async def job_page(job_id: Id64) -> Response:
     """One job: fields, annotation counts, history, raw payload and its link in CVAT."""
     return pages.page_response("job")

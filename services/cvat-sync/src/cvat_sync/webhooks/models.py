@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,8 +20,14 @@ class WebhookLog(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_type: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), server_default="pending")
-    body: Mapped[str] = mapped_column(Text, comment="the raw body (UTF-8, undecodable bytes replaced)")
-    body_sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(
+        Text, comment="the raw body (UTF-8, undecodable bytes replaced); only its start when body_truncated"
+    )
+    body_sha256: Mapped[str] = mapped_column(String(64), comment="of the whole body as received")
+    body_size: Mapped[int | None] = mapped_column(Integer, comment="bytes received; null on rows from before 0003")
+    body_truncated: Mapped[bool] = mapped_column(
+        server_default=text("false"), comment="only the start of an unauthenticated body is kept"
+    )
     headers: Mapped[dict[str, Any]] = mapped_column(JSONB)
     source_ip: Mapped[str | None] = mapped_column(String(64))
     signature_valid: Mapped[bool]

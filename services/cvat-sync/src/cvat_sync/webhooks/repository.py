@@ -39,6 +39,8 @@ LOG_COLUMNS = (
     "status",
     "body",
     "body_sha256",
+    "body_size",
+    "body_truncated",
     "headers",
     "source_ip",
     "signature_valid",

@@ -13,7 +13,6 @@ from cvat_sync.deps import AppSettings
 from cvat_sync.webhooks import service
 from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import (
-    MAX_BIGINT,
     LogStatus,
     WebhookLogDetail,
     WebhookLogFilters,
@@ -22,6 +21,7 @@ from cvat_sync.webhooks.schemas import (
 )
 from mirante.auth import AdminPrincipal
 from mirante.db import Session
+from mirante.types import Id64, Text
 from mirante.web.errors import ValidationFailedError, error_response
 from mirante.web.pagination import Page, Pagination
 
@@ -30,15 +30,42 @@ router = APIRouter(tags=["webhooks"])
 WEBHOOK_PATH = "/api/v1/webhooks/cvat"
 # The path the original system documented for CVAT's webhook settings; kept so existing webhooks keep working.
 ALIAS_PATHS = ("/cvat/webhook/", "/cvat/webhook")
-LogId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+LogId = Annotated[Id64, Path(description="webhook log id")]
 
 RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed JSON, not a JSON object, no event, or an invalid job/task/project object"},
+    400: {"description": "malformed JSON, not a JSON object, or no event"},
     401: {"description": "X-Signature-256 missing or not matching the raw body"},
     413: {"description": "body above CVAT_SYNC_WEBHOOK_MAX_BODY_BYTES"},
     415: {"description": "content type is not application/json"},
+    422: {"description": "an invalid job, task or project object; `details.errors` names the fields"},
+    429: {"description": "too many unauthenticated requests from this address (`Retry-After`); not logged"},
     500: {"description": "processing failed unexpectedly (logged as error; CVAT may retry)"},
     503: {"description": "CVAT_SYNC_WEBHOOK_SECRET is not set: every webhook is refused"},
+}
+
+# Read raw (the signature covers the exact bytes), so the body is described here rather than by a model.
+RECEIVER_BODY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "X-Signature-256",
+            "in": "header",
+            "required": False,
+            "description": "`sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>`",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event"],
+                    "properties": {"event": {"type": "string", "examples": ["update:job"]}},
+                }
+            }
+        },
+    },
 }
 
 
@@ -50,7 +77,10 @@ async def receive_cvat_webhook(request: Request, session: Session, settings: App
     """
     received_at = datetime.now(UTC)
     body = await request.body()
-    receiver = service.CvatWebhookReceiver(session, settings.webhook_secret.get_secret_value())
+    throttle = service.rejection_throttle(
+        getattr(request.app.state, "rate_limiter", None), settings.webhook_rejected_rate
+    )
+    receiver = service.CvatWebhookReceiver(session, settings.webhook_secret.get_secret_value(), throttle=throttle)
     result = await receiver.receive(
         service.WebhookRequest(
             body=body,
@@ -62,12 +92,12 @@ async def receive_cvat_webhook(request: Request, session: Session, settings: App
     if result.http_status < 300:
         receipt = WebhookReceipt(status=result.status, log_id=result.log_id, message=result.message)
         return Response(orjson.dumps(receipt.model_dump(mode="json")), media_type="application/json")
+    details: dict[str, Any] = {"log_id": result.log_id, "status": result.status.value}
+    if result.problems:
+        details["errors"] = [{"field": problem.field, "message": problem.message} for problem in result.problems]
     # Answered, not raised: raising would roll back the request's transaction and with it the log row.
     return error_response(
-        result.http_status,
-        result.error_code or "error",
-        result.message or result.status.value,
-        details={"log_id": result.log_id, "status": result.status.value},
+        result.http_status, result.error_code or "error", result.message or result.status.value, details=details
     )
 
 
@@ -77,6 +107,7 @@ router.add_api_route(
     methods=["POST"],
     response_model=WebhookReceipt,
     responses=RECEIVER_RESPONSES,
+    openapi_extra=RECEIVER_BODY,
     summary="Receive a CVAT webhook",
 )
 for alias in ALIAS_PATHS:
@@ -89,8 +120,8 @@ async def list_webhook_logs(
     session: Session,
     pagination: Pagination,
     status: Annotated[list[LogStatus] | None, Query(description="repeat for several statuses")] = None,
-    event_type: Annotated[str | None, Query(max_length=100, description="e.g. update:job")] = None,
-    job_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+    event_type: Annotated[Text | None, Query(max_length=100, description="e.g. update:job")] = None,
+    job_id: Annotated[Id64 | None, Query()] = None,
     received_after: Annotated[datetime | None, Query(description="inclusive; ISO 8601, UTC when no offset")] = None,
     received_before: Annotated[datetime | None, Query(description="exclusive; ISO 8601, UTC when no offset")] = None,
 ) -> Page[WebhookLogOut]:

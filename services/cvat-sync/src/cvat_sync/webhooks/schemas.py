@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MAX_BIGINT = 2**63 - 1
+from cvat_sync.cvat.payloads import MAX_BIGINT as MAX_BIGINT
+from cvat_sync.cvat.payloads import Text
 
 
 class LogStatus(StrEnum):
@@ -45,15 +46,15 @@ class CvatRef(_CvatObject):
 class CvatTaskRef(_CvatObject):
     """The fields of CVAT's `TaskRead` that stored jobs copy."""
 
-    name: str = Field(max_length=500)
+    name: Text = Field(max_length=500)
     project_id: int | None = Field(default=None, gt=0, le=MAX_BIGINT)
-    project_name: str | None = Field(default=None, max_length=500)
+    project_name: Text | None = Field(default=None, max_length=500)
 
 
 class CvatProjectRef(_CvatObject):
     """The fields of CVAT's `ProjectRead` that stored jobs copy."""
 
-    name: str = Field(max_length=500)
+    name: Text = Field(max_length=500)
 
 
 class WebhookReceipt(BaseModel):
@@ -95,7 +96,9 @@ class WebhookLogOut(BaseModel):
     job_id: int | None
     webhook_id: int | None = Field(description="CVAT's id of the webhook that sent the request")
     error_message: str | None = Field(description="why it failed or was rejected; a note for ignored/duplicate")
-    body_sha256: str
+    body_sha256: str = Field(description="SHA-256 of the whole body as received")
+    body_size: int | None = Field(description="bytes received; null for requests logged before sizes were kept")
+    body_truncated: bool = Field(description="true when only the start of the body is kept (unauthenticated)")
     received_at: datetime
     processed_at: datetime | None
 
@@ -103,6 +106,9 @@ class WebhookLogOut(BaseModel):
 class WebhookLogDetail(WebhookLogOut):
     """One webhook request with the raw body as received and the headers kept for the audit."""
 
-    body: str = Field(description="the raw body, decoded as UTF-8 (undecodable bytes replaced)")
+    body: str = Field(
+        description="the raw body, decoded as UTF-8 (undecodable bytes replaced); only its first 4 KiB when "
+        "`body_truncated` (the signature did not verify)"
+    )
     headers: dict[str, Any]
-    payload: Any = Field(default=None, description="the body parsed as JSON, null when it is not JSON")
+    payload: Any = Field(default=None, description="the body parsed as JSON, null when it is not JSON (or cut short)")

@@ -7,6 +7,11 @@ is set; CVAT retries 5xx, so deliveries made meanwhile are not lost on servers t
 `X-Signature-256` is missing or does not match the raw body; 400 when the body is not a JSON object with an
 `event` string.
 
+A request whose signature did not verify proves nothing about its sender, so its log row keeps the headers,
+size, SHA-256 and only the first `REJECTED_BODY_KEPT_BYTES` of the body, and such requests are counted per
+source address (`CVAT_SYNC_WEBHOOK_REJECTED_RATE_LIMIT`): past the limit they get 429 with `Retry-After` and
+are not logged at all. Authenticated requests are never counted and always keep their whole body.
+
 An admitted request's log row is inserted (`pending`) in the request's transaction before anything else, then
 the event is processed inside a SAVEPOINT. A processing failure rolls back to the savepoint only, so the row
 survives with status `error` and commits with the request. Because row and outcome commit together, other
@@ -15,8 +20,10 @@ writes its outcome in the same statement as the job (a delivery is worth a handf
 one costs more than the work around it).
 
 Answers follow CVAT's retry rules (5xx, 408 and 429 are retried, other 4xx are final): 200 for success,
-ignored (unknown events, unknown jobs, stale updates) and duplicates; 400 for a job or task object CVAT would
-send the same way again; 500 for unexpected failures, which a retry may get past.
+ignored (unknown events, unknown jobs, stale updates) and duplicates; 422 naming the fields for a job, task or
+project object CVAT would send the same way again (a missing field, a number past its column, an impossible
+date); 500 for unexpected failures, which a retry may get past. A 500 says no more than that: the driver's or
+Python's text goes to the service log, with the log row's id.
 
 `error_message` also carries the note of a 200: an update older than the stored job is logged `ignored` with
 "stale: ..." (not applied), a redelivered body `duplicate` with the id of the log that processed it first.
@@ -34,11 +41,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
+from limits import RateLimitItem
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cvat_sync.cvat.payloads import CvatJob, InvalidJobPayloadError
+from cvat_sync.cvat.payloads import CvatJob, FieldProblem, InvalidJobPayloadError, invalid_payload
 from cvat_sync.jobs.repository import StoredJob
 from cvat_sync.jobs.service import Incoming, JobMirror, Outcome
 from cvat_sync.webhooks import repository
@@ -52,6 +60,7 @@ from cvat_sync.webhooks.schemas import (
     WebhookLogFilters,
 )
 from mirante.web.errors import NotFoundError
+from mirante.web.ratelimit import RateLimiter
 from mirante.webhooks import SHA256_SIGNATURE_HEADER, SignatureError, verify_sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -66,12 +75,32 @@ MAX_HEADER_CHARS = 512
 MAX_EVENT_CHARS = 100
 MAX_SOURCE_IP_CHARS = 64
 MAX_MESSAGE_CHARS = 2000
+# Enough to see what an unauthenticated request claimed (event, ids) without letting it fill the database.
+REJECTED_BODY_KEPT_BYTES = 4096
+THROTTLE_SCOPE = "cvat-webhook-rejected"
+PROCESSING_FAILED_MESSAGE = "processing failed unexpectedly; the details are in the service log"
 
 Ref = TypeVar("Ref", bound=BaseModel)
 
 
-class WebhookPayloadError(ValueError):
-    """The webhook names an event we handle, but its object lacks a field we need or has one of the wrong type."""
+class WebhookPayloadError(InvalidJobPayloadError):
+    """The webhook names an event we handle, but its task or project object lacks a field we need or has one
+    of the wrong type."""
+
+
+Throttle = Callable[[str | None], Awaitable[None]]
+"""Counts one unauthenticated rejection from a source address; raises `RateLimitedError` (429) past the limit."""
+
+
+def rejection_throttle(limiter: RateLimiter | None, rate: RateLimitItem) -> Throttle | None:
+    """The per-address limit of unauthenticated rejections on the suite's Redis limiter (None: no limiter)."""
+    if limiter is None:
+        return None
+
+    async def throttle(source_ip: str | None) -> None:
+        await limiter.hit(rate, THROTTLE_SCOPE, source_ip or "unknown")
+
+    return throttle
 
 
 class WebhookLogNotFoundError(NotFoundError):
@@ -98,6 +127,8 @@ class WebhookResult:
     http_status: int
     message: str | None
     error_code: str | None = None
+    problems: tuple[FieldProblem, ...] = ()
+    """The invalid fields of a 422."""
 
 
 @dataclass(frozen=True)
@@ -159,11 +190,11 @@ def _nested_id(payload: dict[str, Any], key: str) -> int | None:
     return _bigint(value.get("id")) if isinstance(value, dict) else None
 
 
-def _describe(error: Exception) -> str:
-    # SQLAlchemy's own text repeats the statement and every parameter; the driver's message is what matters.
-    if isinstance(error, DBAPIError) and error.orig is not None:
-        return f"database error: {error.orig}"
-    return f"{type(error).__name__}: {error}"
+def _stored_body(body: bytes, authenticated: bool) -> tuple[str, bool]:
+    """What the log keeps of a body, and whether that is cut short: all of it once the sender proved who it
+    is, else a prefix (a multi-byte character cut in two becomes one replacement character)."""
+    kept = body if authenticated else body[:REJECTED_BODY_KEPT_BYTES]
+    return _db_text(kept.decode("utf-8", errors="replace")), len(kept) < len(body)
 
 
 def _parse_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -179,14 +210,12 @@ def _parse_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
 
 def _parse_ref(model: type[Ref], raw: Any, what: str) -> Ref:
     if not isinstance(raw, dict):
-        raise WebhookPayloadError(f"the webhook has no {what} object")
+        raise WebhookPayloadError(f"the webhook has no {what} object", (FieldProblem(what, "must be an object"),))
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or what}: {item['msg']}" for item in error.errors()[:5]
-        )
-        raise WebhookPayloadError(f"invalid {what}: {problems}") from None
+        invalid = invalid_payload(what, error)
+        raise WebhookPayloadError(str(invalid), invalid.problems) from None
 
 
 Handler = Callable[[int, dict[str, Any]], Awaitable[_Handled]]
@@ -196,9 +225,10 @@ Handler = Callable[[int, dict[str, Any]], Awaitable[_Handled]]
 class CvatWebhookReceiver:
     """Checks, logs and processes CVAT webhook requests in the caller's transaction (flush only)."""
 
-    def __init__(self, session: AsyncSession, secret: str) -> None:
+    def __init__(self, session: AsyncSession, secret: str, *, throttle: Throttle | None = None) -> None:
         self.session = session
         self.secret = secret
+        self.throttle = throttle
         self.handlers: dict[str, Handler] = {
             "ping": self._ping,
             "create:job": self._upsert_job,
@@ -214,12 +244,20 @@ class CvatWebhookReceiver:
         self._locked_jobs: dict[int, StoredJob | None] = {}
 
     async def receive(self, request: WebhookRequest) -> WebhookResult:
-        """Log `request`, then process it unless it is refused or a duplicate; never raises for what CVAT sent."""
+        """Log `request`, then process it unless it is refused or a duplicate; never raises for what CVAT sent.
+
+        `RateLimitedError` (429, nothing logged) when an unauthenticated request exceeds its address's limit.
+        """
         admission = self._admit(request)
+        if not admission.signature_valid and self.throttle is not None:
+            await self.throttle(request.source_ip)
         payload = admission.payload or {}
+        body, truncated = _stored_body(request.body, admission.signature_valid)
         values: dict[str, Any] = {
             "event_type": _db_text(admission.event, MAX_EVENT_CHARS) if admission.event is not None else None,
-            "body": _db_text(request.body.decode("utf-8", errors="replace")),
+            "body": body,
+            "body_size": len(request.body),
+            "body_truncated": truncated,
             "body_sha256": hashlib.sha256(request.body).hexdigest(),
             "headers": _kept_headers(request.headers),
             "source_ip": _db_text(request.source_ip, MAX_SOURCE_IP_CHARS) if request.source_ip else None,
@@ -287,12 +325,14 @@ class CvatWebhookReceiver:
             return await self._finish(log_id, LogStatus.ignored, f"event {event!r} is not handled")
         try:
             handled = await self._in_savepoint(handler, log_id, payload)
-        except (InvalidJobPayloadError, WebhookPayloadError) as error:
-            return await self._finish(log_id, LogStatus.error, str(error), http_status=400, code="invalid_payload")
-        except Exception as error:
+        except InvalidJobPayloadError as error:
+            result = await self._finish(log_id, LogStatus.error, str(error), http_status=422, code="invalid_payload")
+            return replace(result, problems=error.problems)
+        except Exception:
             logger.exception("processing CVAT webhook log %s (%s) failed", log_id, event)
-            message = f"processing failed: {_describe(error)}"
-            return await self._finish(log_id, LogStatus.error, message, http_status=500, code="processing_failed")
+            return await self._finish(
+                log_id, LogStatus.error, PROCESSING_FAILED_MESSAGE, http_status=500, code="processing_failed"
+            )
         if handled.logged:
             return WebhookResult(log_id, handled.status, 200, handled.message)
         return await self._finish(log_id, handled.status, handled.message)

@@ -136,8 +136,16 @@ async def _read(request: Request, model: type[Model]) -> Model:
         raise UnreadableRequestError(f"invalid broker request: {problems}") from None
 
 
-def _documented(model: type[BaseModel]) -> dict[str, Any]:
+def _documented(model: type[BaseModel], *, in_query: bool = False) -> dict[str, Any]:
+    """The parameters of `model` in the description: as a JSON or form body, or (`in_query`) as query parameters."""
     schema = model.model_json_schema()
+    if in_query:
+        return {
+            "parameters": [
+                {"name": name, "in": "query", "required": False, "schema": field}
+                for name, field in schema["properties"].items()
+            ]
+        }
     return {
         "requestBody": {
             "required": False,
@@ -147,6 +155,12 @@ def _documented(model: type[BaseModel]) -> dict[str, Any]:
             },
         }
     }
+
+
+BROKER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "the broker secret is missing or wrong"},
+    503: {"description": "broker authentication is not configured"},
+}
 
 
 # --- EMQX 5 -------------------------------------------------------------------------------------------------
@@ -207,6 +221,7 @@ async def emqx_authorize(request: Request, broker: Broker) -> EmqxAuthzResult:
 # --- mosquitto-go-auth --------------------------------------------------------------------------------------
 
 GO_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **BROKER_RESPONSES,
     403: {"model": GoAuthResult, "description": "refused"},
     400: {"description": "a request the endpoint cannot read (refused by the plugin too)"},
 }
@@ -246,59 +261,78 @@ async def go_auth_acl(request: Request, broker: Broker) -> JSONResponse:
 
 # --- routes ---------------------------------------------------------------------------------------------------
 
-EMQX_METHODS: Final = ("GET",)
+EMQX_METHODS: Final = ("POST", "GET")
 """EMQX may also be configured with `method = get` (parameters in the query string)."""
-GO_AUTH_METHODS: Final = ("GET", "PUT")
-"""mosquitto-go-auth's `auth_opt_http_method` may be GET or PUT (it still sends a body)."""
+GO_AUTH_METHODS: Final = ("POST", "GET", "PUT")
+"""mosquitto-go-auth's `auth_opt_http_method` may be POST, GET or PUT (it sends a body with each)."""
 
 
-def _add(path: str, endpoint: Callable[..., Any], other_methods: Sequence[str], **documentation: Any) -> None:
-    """Route `path` for POST (documented) and for `other_methods` (same behaviour, left out of the schema)."""
-    router.add_api_route(path, endpoint, methods=["POST"], **documentation)
-    router.add_api_route(path, endpoint, methods=list(other_methods), include_in_schema=False, **documentation)
+def _add(
+    path: str,
+    endpoint: Callable[..., Any],
+    model: type[BaseModel],
+    methods: Sequence[str],
+    *,
+    query_on_get: bool = False,
+    **documentation: Any,
+) -> None:
+    """Route `path` for each of `methods`, all documented; `query_on_get` documents GET's query parameters."""
+    for method in methods:
+        in_query = query_on_get and method == "GET"
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            openapi_extra=_documented(model, in_query=in_query),
+            **documentation,
+        )
 
 
 _add(
     "/emqx/authn",
     emqx_authenticate,
+    EmqxAuthnRequest,
     EMQX_METHODS,
+    query_on_get=True,
     response_model=EmqxAuthnResult,
     response_model_exclude_none=True,
-    openapi_extra=_documented(EmqxAuthnRequest),
+    responses=BROKER_RESPONSES,
     summary="EMQX 5 HTTP authentication",
 )
 _add(
     "/emqx/authz",
     emqx_authorize,
+    EmqxAuthzRequest,
     EMQX_METHODS,
+    query_on_get=True,
     response_model=EmqxAuthzResult,
-    openapi_extra=_documented(EmqxAuthzRequest),
+    responses=BROKER_RESPONSES,
     summary="EMQX 5 HTTP authorization",
 )
 _add(
     "/go-auth/user",
     go_auth_user,
+    GoAuthUserRequest,
     GO_AUTH_METHODS,
     response_model=GoAuthResult,
     responses=GO_AUTH_RESPONSES,
-    openapi_extra=_documented(GoAuthUserRequest),
     summary="mosquitto-go-auth user check",
 )
 _add(
     "/go-auth/superuser",
     go_auth_superuser,
+    GoAuthSuperuserRequest,
     GO_AUTH_METHODS,
     response_model=GoAuthResult,
     responses=GO_AUTH_RESPONSES,
-    openapi_extra=_documented(GoAuthSuperuserRequest),
     summary="mosquitto-go-auth superuser check",
 )
 _add(
     "/go-auth/acl",
     go_auth_acl,
+    GoAuthAclRequest,
     GO_AUTH_METHODS,
     response_model=GoAuthResult,
     responses=GO_AUTH_RESPONSES,
-    openapi_extra=_documented(GoAuthAclRequest),
     summary="mosquitto-go-auth ACL check",
 )

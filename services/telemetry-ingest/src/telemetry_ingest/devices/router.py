@@ -46,7 +46,7 @@ async def list_devices(
     return pagination.build(devices, count)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "the device id is taken"}})
 async def register_device(
     scope: TenantScope, body: DeviceCreate, principal: OperatorPrincipal, response: Response
 ) -> DeviceDetail:

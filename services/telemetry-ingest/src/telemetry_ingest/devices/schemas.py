@@ -10,7 +10,10 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Row
 
+from mirante.types import Text as StorableText
+from mirante.types import storable_text
 from mirante.web.errors import ValidationFailedError
+from mirante.web.schema import Omittable
 from telemetry_ingest.devices.repository import DeviceFilters
 from telemetry_ingest.identifiers import IDENTIFIER_PATTERN, MAX_UNIT_LENGTH
 
@@ -18,6 +21,8 @@ TEXT_MAX_LENGTH: Final = 200
 MAX_LABEL_FILTERS: Final = 10
 MAX_LABELS: Final = 32
 LABEL_KEY_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
+# `key` or `key:value`, the value anything (`[\s\S]`: `.` would stop at a line break the filter accepts).
+LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[\s\S]*)?$"
 """Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 LABEL_VALUE_MAX_LENGTH: Final = 256
 
@@ -35,11 +40,13 @@ DeviceSort = Literal["device_id", "-device_id", "name", "-name", "first_seen", "
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX_LENGTH),
+    AfterValidator(storable_text),
     Field(description=f"1 to {TEXT_MAX_LENGTH} characters; null clears it"),
 ]
 Unit = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_UNIT_LENGTH),
+    AfterValidator(storable_text),
     Field(description=f"display unit, 1 to {MAX_UNIT_LENGTH} characters; null clears it", examples=["celsius"]),
 ]
 
@@ -61,7 +68,7 @@ def _check_labels(labels: dict[str, str]) -> dict[str, str]:
 
 
 Labels = Annotated[
-    dict[str, str],
+    dict[str, StorableText],
     AfterValidator(_check_labels),
     Field(
         description=f"up to {MAX_LABELS} string labels; keys 1 to 64 of `A-Z a-z 0-9 _ . -`, values up to "
@@ -103,7 +110,7 @@ class DeviceUpdate(_Patch):
     """Device metadata to change."""
 
     name: Text | None = None
-    labels: Labels | None = None
+    labels: Omittable[Labels] = None
     site: Text | None = None
     asset: Text | None = None
 
@@ -113,7 +120,7 @@ class SensorUpdate(_Patch):
 
     name: Text | None = None
     unit: Unit | None = None
-    labels: Labels | None = None
+    labels: Omittable[Labels] = None
 
 
 class LatestValue(BaseModel):
@@ -219,12 +226,17 @@ class CredentialIssued(BaseModel):
 
 def device_filters(
     q: Annotated[
-        str | None, Query(max_length=TEXT_MAX_LENGTH, description="part of the device id or name (any case)")
+        StorableText | None,
+        Query(max_length=TEXT_MAX_LENGTH, description="part of the device id or name (any case)"),
     ] = None,
-    site: Annotated[str | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact site")] = None,
-    asset: Annotated[str | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")] = None,
+    site: Annotated[
+        StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact site")
+    ] = None,
+    asset: Annotated[
+        StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")
+    ] = None,
     label: Annotated[
-        list[str] | None,
+        list[Annotated[StorableText, StringConstraints(pattern=LABEL_FILTER_PATTERN)]] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
             "label); repeat for several, all must hold",

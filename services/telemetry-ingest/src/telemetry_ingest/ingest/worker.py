@@ -1,9 +1,11 @@
 """The MQTT ingest worker: a `SubscriberRunner` on the telemetry topics, feeding `MqttIngestPipeline`.
 
-Replicas subscribe as one shared-subscription group (`$share/telemetry-ingest/...`), so the broker splits the
-messages among them; each replica keeps a persistent session under its own fixed client id, so messages queued
-while it is down wait for it. A batch is handed over at `ingest_batch_size` messages or `ingest_batch_interval`
-seconds after its first message, whichever comes first, and acknowledged only once committed.
+The subscription is plain by default: each replica keeps a persistent session under its own fixed client id, so
+messages queued while it is down wait for it, across a restart of the broker too. With `mqtt_share_group` set,
+replicas subscribe as one shared-subscription group (`$share/<group>/...`) and the broker splits the messages
+among them; Mosquitto 2.0 does not restore such subscriptions after its own restart (docs/architecture.md).
+A batch is handed over at `ingest_batch_size` messages or `ingest_batch_interval` seconds after its first
+message, whichever comes first, and acknowledged only once committed.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mirante.types import Text
 from mirante.web.pagination import Page
 from telemetry_ingest.queries.repository import AggregateBucket, Fill
 
@@ -29,7 +30,7 @@ MAX_LIMIT = 1000
 IDENTIFIER_MAX_LENGTH = 128
 
 DeviceFilter = Annotated[
-    str | None,
+    Text | None,
     Field(
         min_length=1,
         max_length=IDENTIFIER_MAX_LENGTH,
@@ -38,7 +39,7 @@ DeviceFilter = Annotated[
     ),
 ]
 SensorFilter = Annotated[
-    str | None,
+    Text | None,
     Field(
         min_length=1,
         max_length=IDENTIFIER_MAX_LENGTH,
@@ -96,7 +97,7 @@ class RangeParams(QueryParams):
 class BucketParams(RangeParams):
     """The range filters plus the bucket size and the gap-filling mode."""
 
-    bucket: str = Field(
+    bucket: Text = Field(
         default="1h",
         max_length=32,
         description="bucket size: `<n><s|m|h|d|w>` (`30s`, `5m`, `15m`, `1h`, `1d`, `1w`) or an ISO 8601 duration "
@@ -141,7 +142,7 @@ class ExportParams(BucketParams):
 
 
 class RejectedParams(QueryParams):
-    reason: str | None = Field(
+    reason: Text | None = Field(
         default=None, max_length=200, description="text the reason contains (case-insensitive)", examples=["future"]
     )
     device: DeviceFilter = None

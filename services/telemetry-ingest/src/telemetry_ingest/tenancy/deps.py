@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import CurrentPrincipal, Principal
 from mirante.db import Session
+from mirante.types import Text
 from mirante.web.errors import ForbiddenError
 from telemetry_ingest.tenancy import service
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.scope import enter_tenant
 
-TenantSlugPath = Annotated[str, Path(description="tenant slug", max_length=48)]
+TenantSlugPath = Annotated[Text, Path(description="tenant slug", max_length=48)]
 
 
 def check_tenant_access(principal: Principal, slug: str) -> None:

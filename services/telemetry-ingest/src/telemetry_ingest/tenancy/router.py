@@ -21,7 +21,7 @@ def _require_staff_admin(principal: Principal, action: str) -> None:
         raise ForbiddenError(f"{action} is for staff administrators")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "the slug is taken"}})
 async def create_tenant(
     body: TenantCreate, session: Session, principal: AdminPrincipal, settings: AppSettings, response: Response
 ) -> TenantRead:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from mirante.types import storable_text
+from mirante.web.schema import Omittable
 from telemetry_ingest.tenancy.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, NAME_MAX_LENGTH, Tenant
 from telemetry_ingest.tenancy.naming import check_new_slug
 
 TenantName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    AfterValidator(storable_text),
     Field(description=f"display name, 1 to {NAME_MAX_LENGTH} characters"),
 ]
 RetentionDays = Annotated[
@@ -48,8 +51,8 @@ class TenantUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: TenantName | None = None
-    retention_days: RetentionDays | None = None
+    name: Omittable[TenantName] = None
+    retention_days: Omittable[RetentionDays] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> TenantUpdate:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from mirante.auth.principal import OperatorPrincipal
+from mirante.types import Id32
 from mirante.web.pagination import Page, Pagination
 from telemetry_ingest.deps import AppSettings
 from telemetry_ingest.tenancy.deps import TenantScope
@@ -17,7 +18,6 @@ from telemetry_ingest.thresholds import service
 from telemetry_ingest.thresholds.deps import RuleCacheDep
 from telemetry_ingest.thresholds.repository import RuleRow
 from telemetry_ingest.thresholds.schemas import (
-    MAX_RULE_ID,
     Identifier,
     StateCounts,
     StateName,
@@ -30,7 +30,7 @@ from telemetry_ingest.thresholds.schemas import (
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/thresholds", tags=["thresholds"])
 
-RuleId = Annotated[int, Path(ge=1, le=MAX_RULE_ID, description="the rule's id")]
+RuleId = Annotated[Id32, Path(description="the rule's id")]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such tenant or rule"}}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {

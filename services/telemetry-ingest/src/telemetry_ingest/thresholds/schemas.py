@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
+from mirante.web.schema import Omittable
 from telemetry_ingest.identifiers import IDENTIFIER_PATTERN
-
-MAX_RULE_ID = 2**31 - 1
 
 Identifier = Annotated[
     str,
@@ -60,7 +59,7 @@ class ThresholdRuleCreate(BaseModel):
     min_value: Limit | None = None
     max_value: Limit | None = None
     hysteresis: Hysteresis = 0.0
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _valid_limits(self) -> ThresholdRuleCreate:
@@ -77,11 +76,11 @@ class ThresholdRuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: Identifier | None = None
-    sensor: Identifier | None = None
+    sensor: Omittable[Identifier] = None
     min_value: Limit | None = None
     max_value: Limit | None = None
-    hysteresis: Hysteresis | None = None
-    enabled: bool | None = None
+    hysteresis: Omittable[Hysteresis] = None
+    enabled: Omittable[StrictBool] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> ThresholdRuleUpdate:

@@ -43,12 +43,22 @@
     sessionStorage.removeItem(TOKEN_KEY);
   }
 
-  // Only a path on this site: never another origin, so a crafted link cannot bounce a login elsewhere.
+  // Only a path on this site, judged as the browser will parse it (ends trimmed, tabs and newlines dropped,
+  // a backslash read as "/"), then resolved by the browser's own URL parser: a crafted link cannot bounce a login to
+  // another origin. The server's /login applies the same rule (mirante.web.redirects.safe_next).
   function safeNext(value, fallback = "/") {
-    if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//") || value.includes("\\")) {
+    if (typeof value !== "string") return fallback;
+    const cleaned = value.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "").replace(/[\t\n\r]/g, "");
+    const path = cleaned.replace(/\\/g, "/").split(/[?#]/, 1)[0];
+    if (!path.startsWith("/") || path.includes("//")) return fallback;
+    let url;
+    try {
+      url = new URL(cleaned, location.origin);
+    } catch (error) {
       return fallback;
     }
-    return value;
+    if (url.origin !== location.origin) return fallback;
+    return url.pathname + url.search + url.hash;
   }
 
   function redirectToLogin() {

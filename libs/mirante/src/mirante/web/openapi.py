@@ -1,0 +1,171 @@
+"""The OpenAPI description every service publishes: the suite's error envelope and readable operation ids.
+
+FastAPI describes request validation failures with its own `HTTPValidationError`, while every error the suite
+sends (422 included) is the envelope of `mirante.web.errors`. `describe_api` rewrites the generated document so
+that clients and fuzzers read what the services really answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any, Final
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel, Field
+
+ERROR_SCHEMA: Final = "Error"
+ERROR_INFO_SCHEMA: Final = "ErrorInfo"
+_ERROR_REF: Final = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
+_FASTAPI_VALIDATION_SCHEMAS: Final = ("HTTPValidationError", "ValidationError")
+HTTP_METHODS: Final = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
+
+Operation = tuple[str, str]
+"""(path template, upper-case method), e.g. ("/api/v1/users/{user_id}", "GET")."""
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong: a stable machine code, a sentence for people, and optional structured details."""
+
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["job 42 not found"])
+    details: Any = Field(default=None, description="present only when there is more to say, e.g. invalid fields")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every 4xx and 5xx answer of the suite."""
+
+    error: ErrorInfo
+    request_id: str | None = Field(description="the `X-Request-ID` of the request, for finding its log lines")
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {"description": HTTPStatus(status).phrase, "content": {"application/json": {"schema": dict(_ERROR_REF)}}}
+
+
+def _error_components() -> dict[str, Any]:
+    schema = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs")
+    schema["title"] = ERROR_SCHEMA
+    return {ERROR_SCHEMA: schema, ERROR_INFO_SCHEMA: definitions["ErrorInfo"]}
+
+
+def _statuses_for(path: str, operation: dict[str, Any]) -> set[int]:
+    """The error statuses any operation of this shape can answer, whatever its handler does."""
+    statuses: set[int] = set()
+    if operation.get("security"):
+        statuses |= {401, 403}
+    if "{" in path:
+        statuses.add(404)
+    if "requestBody" in operation:
+        statuses |= {400, 413}
+    return statuses
+
+
+def _declare_errors(path: str, operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    for status in _statuses_for(path, operation):
+        responses.setdefault(str(status), {})
+    for code, response in responses.items():
+        if not code.isdigit() or int(code) < 400:
+            continue
+        content = response.get("content", {}).get("application/json", {})
+        schema_ref = content.get("schema", {}).get("$ref", "")
+        if not content or schema_ref.endswith("/HTTPValidationError"):
+            response["content"] = _error_response(int(code))["content"]
+            response.setdefault("description", HTTPStatus(int(code)).phrase)
+
+
+def operation_names(app: FastAPI) -> dict[Operation, str]:
+    """Documented operations and their ids: the route's name, suffixed by the method where names repeat."""
+    named: list[tuple[Operation, str]] = []
+    for route in iter_route_contexts(app.routes):
+        path, name = route.path_format, route.name
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema or not path or not name:
+            continue
+        named.extend(((path, method), name) for method in sorted(route.methods or ()))
+    repeated = Counter(name for _, name in named)
+    return {
+        operation: re.sub(r"\W", "_", f"{name}_{operation[1].lower()}" if repeated[name] > 1 else name)
+        for operation, name in named
+    }
+
+
+def describe_api(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite FastAPI's document in place: the error envelope for every error status, readable operation ids.
+
+    Raises `ValueError` when two operations would share an id: clients generated from the document need them
+    unique.
+    """
+    names = operation_names(app)
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method.upper() not in HTTP_METHODS:
+                continue
+            operation["operationId"] = names.get((path, method.upper()), operation.get("operationId"))
+            _declare_errors(path, operation)
+    duplicates = [name for name, count in Counter(names.values()).items() if count > 1]
+    if duplicates:
+        raise ValueError(f"operation ids used more than once: {sorted(duplicates)}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(_error_components())
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        if f'"#/components/schemas/{name}"' not in json.dumps(schema):
+            components.pop(name, None)
+    return schema
+
+
+def documented_operations(schema: dict[str, Any]) -> set[Operation]:
+    """Every (path, method) the document describes."""
+    return {
+        (path, method.upper())
+        for path, item in schema.get("paths", {}).items()
+        for method in item
+        if method.upper() in HTTP_METHODS
+    }
+
+
+def _served(app: FastAPI) -> Iterator[tuple[Operation, bool]]:
+    for route in iter_route_contexts(app.routes):
+        path = route.path_format
+        if path is None:
+            continue
+        in_schema = isinstance(route.original_route, APIRoute) and bool(route.include_in_schema)
+        for method in route.methods or ():
+            yield (path, method), in_schema
+
+
+def served_operations(app: FastAPI) -> set[Operation]:
+    """Every (path, method) the app answers, documented or not (HEAD included where Starlette adds it)."""
+    return {operation for operation, _ in _served(app)}
+
+
+def undocumented_operations(app: FastAPI) -> set[Operation]:
+    """The served operations left out of the document on purpose (`include_in_schema=False`, docs, pages)."""
+    return {operation for operation, in_schema in _served(app) if not in_schema}
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods some route of the app serves at this concrete path, sorted: the `Allow` of a 405."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
+class DescribedApp(FastAPI):
+    """A FastAPI app whose `/openapi.json` is rewritten by `describe_api` (once per set of routes)."""
+
+    _described: dict[str, Any] | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        if schema is not self._described:
+            self._described = describe_api(self, schema)
+        return schema

@@ -1,0 +1,183 @@
+"""`mirante.types`: text and integers from outside are refused with a 422 naming the field, not a driver 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import text
+
+from mirante.db import Session
+from mirante.settings import InfraSettings
+from mirante.testing.apps import library_app
+from mirante.testing.plugin import ClientFactory, HeadersFactory
+from mirante.types import INT32_MAX, INT64_MAX, INT64_MIN, TEXT_MAX_LENGTH, Id32, Id64, Int64, Text
+from mirante.web.errors import error_response
+
+router = APIRouter(prefix="/typed")
+
+
+class Note(BaseModel):
+    title: Annotated[Text, Field(max_length=20)]
+    body: Text = ""
+    count: Int64 = 0
+
+
+@router.get("/things/{thing_id}")
+async def get_thing(
+    thing_id: Annotated[Id64, Path(description="a bigint id")],
+    session: Session,
+    q: Annotated[Text | None, Query(max_length=40)] = None,
+    label: Annotated[list[Text] | None, Query()] = None,
+    small: Annotated[Id32 | None, Query()] = None,
+) -> dict[str, object]:
+    # Through the database on purpose: without the types, every value below reached asyncpg and failed there.
+    row = (
+        await session.execute(
+            text("SELECT CAST(:thing_id AS bigint) AS id, CAST(:q AS text) AS q, CAST(:small AS integer) AS small"),
+            {"thing_id": thing_id, "q": q, "small": small},
+        )
+    ).one()
+    return {"id": row.id, "q": row.q, "label": label, "small": row.small}
+
+
+@router.post("/notes")
+async def create_note(note: Note, session: Session) -> Note:
+    stored = (await session.execute(text("SELECT CAST(:title AS text)"), {"title": note.title})).scalar_one()
+    return note.model_copy(update={"title": stored})
+
+
+@router.get("/driver-error")
+async def driver_error(session: Session) -> None:
+    await session.execute(text("SELECT CAST(:value AS integer)"), {"value": 2**40})
+
+
+@router.get("/answered-500")
+async def answered_500() -> object:
+    return error_response(500, "step_failed", "TypeError: unsupported operand", details={"step": 3})
+
+
+@pytest.fixture
+async def client(infra_settings: InfraSettings, make_client: ClientFactory) -> httpx.AsyncClient:
+    return await make_client(library_app(infra_settings, routers=[router]))
+
+
+def invalid_fields(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"]["code"] == "validation_error"
+    return {detail["field"]: detail["message"] for detail in body["error"]["details"]}
+
+
+async def test_valid_values_pass_through_to_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        f"/typed/things/{INT64_MAX}", params={"q": "café ✓", "label": ["a", "b"], "small": INT32_MAX}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": INT64_MAX, "q": "café ✓", "label": ["a", "b"], "small": INT32_MAX}
+
+
+@pytest.mark.parametrize("thing_id", [str(2**63), str(2**64), str(INT64_MIN - 1), "0", "9" * 5000])
+async def test_a_path_id_outside_bigint_is_422_naming_it(client: httpx.AsyncClient, thing_id: str) -> None:
+    fields = invalid_fields(await client.get(f"/typed/things/{thing_id}"))
+
+    assert list(fields) == ["path.thing_id"]
+
+
+async def test_a_query_integer_outside_its_column_is_422(client: httpx.AsyncClient) -> None:
+    fields = invalid_fields(await client.get("/typed/things/1", params={"small": INT32_MAX + 1}))
+
+    assert fields == {"query.small": f"Input should be less than or equal to {INT32_MAX}"}
+
+
+async def test_nul_in_a_query_parameter_is_422_naming_it(client: httpx.AsyncClient) -> None:
+    fields = invalid_fields(await client.get("/typed/things/1", params={"q": "before\x00after"}))
+
+    assert fields == {"query.q": "must not contain a NUL character (U+0000)"}
+
+
+async def test_nul_in_one_of_a_repeated_parameter_names_its_position(client: httpx.AsyncClient) -> None:
+    fields = invalid_fields(await client.get("/typed/things/1", params={"label": ["fine", "\x00"]}))
+
+    assert list(fields) == ["query.label.1"]
+
+
+async def test_a_route_length_bound_narrows_text_and_speaks_of_characters(client: httpx.AsyncClient) -> None:
+    fields = invalid_fields(await client.get("/typed/things/1", params={"q": "x" * 41}))
+
+    assert fields == {"query.q": "String should have at most 40 characters"}
+
+
+async def test_nul_and_lone_surrogates_in_a_json_body_are_422(client: httpx.AsyncClient) -> None:
+    nul = await client.post(
+        "/typed/notes", content=b'{"title": "a\\u0000b"}', headers={"content-type": "application/json"}
+    )
+    surrogate = await client.post(
+        "/typed/notes", content=b'{"title": "ok", "body": "x\\ud800"}', headers={"content-type": "application/json"}
+    )
+
+    assert invalid_fields(nul) == {"body.title": "must not contain a NUL character (U+0000)"}
+    assert list(invalid_fields(surrogate)) == ["body.body"]
+
+
+async def test_a_body_integer_beyond_bigint_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/typed/notes", json={"title": "ok", "count": 2**63})
+
+    assert list(invalid_fields(response)) == ["body.count"]
+
+
+def test_text_has_a_bound_of_its_own() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Note(title="ok", body="x" * (TEXT_MAX_LENGTH + 1))
+
+    assert [error["loc"] for error in raised.value.errors()] == [("body",)]
+
+
+async def test_a_driver_error_is_500_without_its_text(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="mirante.web.errors"):
+        response = await client.get("/typed/driver-error")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "internal server error"},
+        "request_id": response.headers["x-request-id"],
+    }
+    for leak in ("int32", "query argument", "asyncpg", "DataError", "SELECT", "1099511627776"):
+        assert leak not in response.text
+    logged = "\n".join(record.getMessage() + str(record.exc_info) for record in caplog.records)
+    assert "int32" in logged, "the server log keeps what the body leaves out"
+
+
+async def test_an_answered_500_never_carries_the_text_it_was_given(client: httpx.AsyncClient) -> None:
+    response = await client.get("/typed/answered-500")
+
+    assert response.status_code == 500
+    assert response.json()["error"] == {
+        "code": "step_failed",
+        "message": "internal server error",
+        "details": {"step": 3},
+    }
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+async def test_nul_in_login_fields_is_422_naming_the_field(client: httpx.AsyncClient, field: str) -> None:
+    credentials = {"username": "someone", "password": "secret-password"} | {field: "bad\x00value"}
+
+    as_json = await client.post("/api/v1/auth/login", json=credentials)
+    as_form = await client.post("/api/v1/auth/login", data=credentials)
+
+    assert list(invalid_fields(as_json)) == [f"body.{field}"]
+    assert list(invalid_fields(as_form)) == [f"body.{field}"]
+
+
+async def test_nul_in_the_user_search_is_422(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:
+    response = await client.get("/api/v1/users", params={"search": "a\x00"}, headers=await auth_headers("admin"))
+
+    assert list(invalid_fields(response)) == ["query.search"]
