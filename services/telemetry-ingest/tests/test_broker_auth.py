@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
-from telemetry_ingest.broker_auth.options import parse_superusers
 from telemetry_ingest.config import Settings
 from telemetry_ingest.devices.identity import DeviceLogin, is_own_sensor_topic, parse_device_username
 from telemetry_ingest.main import create_app
+from telemetry_ingest.options import parse_superusers
 from telemetry_ingest.tenancy.models import DeviceCredential
 
 TenantFactory = Callable[..., Awaitable[str]]

@@ -31,11 +31,12 @@ from mirante.mqtt import Publisher, SubscriberRunner, discard_session
 from mirante.settings import InfraSettings
 from telemetry_ingest.config import Settings
 from telemetry_ingest.ingest import writer as writer_module
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.worker import TOPIC_FILTER, default_client_id
 from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import schema_for
+from telemetry_ingest.tenancy.rows import ReadingRow
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -223,12 +224,14 @@ async def test_a_failed_batch_is_delivered_again_and_nothing_is_lost(
     evaluate = evaluate_thresholds
     failures: list[str] = []
 
-    async def fail_once_for_this_tenant(session: Any, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
+    async def fail_once_for_this_tenant(
+        session: Any, tenant: Tenant, rows: Sequence[ReadingRow], rules: RuleCache
+    ) -> int:
         # After the readings were inserted in the batch's transaction: the failure must undo them.
         if tenant.slug == slug and not failures:
             failures.append(tenant.slug)
             raise RuntimeError("simulated failure inside the write")
-        return await evaluate(session, tenant, rows)
+        return await evaluate(session, tenant, rows, rules)
 
     monkeypatch.setattr(writer_module, "evaluate_thresholds", fail_once_for_this_tenant)
     app = make_app(unique_client_id())

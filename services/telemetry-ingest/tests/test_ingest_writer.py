@@ -21,7 +21,6 @@ from telemetry_ingest.ingest import writer as writer_module
 from telemetry_ingest.ingest.errors import describe_error, is_data_error, sqlstate
 from telemetry_ingest.ingest.metrics import IngestMetrics
 from telemetry_ingest.ingest.pipeline import ParseOptions, parse_message, topic_tenant
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.tenants import TenantDirectory
 from telemetry_ingest.ingest.writer import (
     DEVICE_REGISTERED,
@@ -33,6 +32,8 @@ from telemetry_ingest.ingest.writer import (
 )
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import partition_name, schema_for
+from telemetry_ingest.tenancy.rows import ReadingRow
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -410,9 +411,9 @@ async def test_thresholds_are_evaluated_on_the_stored_rows(
     seen: list[tuple[str, list[float]]] = []
     evaluate = evaluate_thresholds
 
-    async def recording(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
+    async def recording(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow], rules: RuleCache) -> int:
         seen.append((tenant.slug, [row.value for row in rows]))
-        return await evaluate(session, tenant, rows)
+        return await evaluate(session, tenant, rows, rules)
 
     monkeypatch.setattr(writer_module, "evaluate_thresholds", recording)
     result = await ingest(db_session, writer, [(topic(slug), dumps([reading(25, 3), reading(35, 2), reading(36, 1)]))])
@@ -474,7 +475,7 @@ async def test_other_failures_propagate_and_leave_nothing_behind(
 ) -> None:
     slug = await make_tenant()
 
-    async def broken(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
+    async def broken(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow], rules: RuleCache) -> int:
         raise RuntimeError("evaluation failed")
 
     monkeypatch.setattr(writer_module, "evaluate_thresholds", broken)
@@ -572,3 +573,9 @@ def test_every_payload_reason_has_a_class() -> None:
     assert reasons.reason_class("something new") == reasons.OTHER
     assert reasons.describe("missing value", 2) == "reading 2: missing value"
     assert reasons.describe("missing value", None) == "missing value"
+
+
+def test_the_readings_parameters_follow_the_columns_of_the_statements() -> None:
+    row = ReadingRow("d", "s", datetime(2026, 1, 1, tzinfo=UTC), 1.5, "celsius")
+    expected = tuple([getattr(row, name)] for name in writer_module.READING_COLUMNS)
+    assert writer_module._columns([row]) == expected

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.db import create_engine, create_sessionmaker
 from mirante.settings import DatabaseSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
-from telemetry_ingest.tenancy.access import TenantScope
+from telemetry_ingest.tenancy.deps import TenantScope
 from telemetry_ingest.tenancy.naming import InvalidTenantSlugError, schema_for
 from telemetry_ingest.tenancy.repository import get_by_slug
 from telemetry_ingest.tenancy.scope import enter_tenant, resolve_schema

@@ -17,6 +17,7 @@ from mirante.testing.plugin import ClientFactory, HeadersFactory
 from telemetry_ingest.config import Settings
 from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy import service
+from telemetry_ingest.tenancy.errors import TenantAlreadyExistsError
 from telemetry_ingest.tenancy.worker import tenant_upgrade_worker
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -365,7 +366,7 @@ async def test_two_creations_of_one_slug_at_once_make_one_tenant(
         try:
             async with create_sessionmaker(db_engine)() as session, session.begin():
                 await service.create_tenant(session, slug=slug, name=name)
-        except service.TenantAlreadyExistsError as error:
+        except TenantAlreadyExistsError as error:
             return error.message
         return "created"
 

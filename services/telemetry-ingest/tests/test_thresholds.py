@@ -13,17 +13,25 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mirante.db import create_sessionmaker
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.tenancy import repository as tenants
 from telemetry_ingest.tenancy.models import Tenant
+from telemetry_ingest.tenancy.rows import ReadingRow
 from telemetry_ingest.thresholds import repository, service
-from telemetry_ingest.thresholds.cache import Rule, rule_cache
+from telemetry_ingest.thresholds.cache import Rule, RuleCache
 from telemetry_ingest.thresholds.evaluation import THRESHOLD_CROSSED, evaluate_thresholds, next_state
 from telemetry_ingest.thresholds.schemas import ThresholdRuleCreate, ThresholdRuleUpdate
 
 TenantFactory = Callable[..., Awaitable[str]]
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+rule_cache = RuleCache()
+"""The cache these tests evaluate with, as an app shares one between its writer and its rules API."""
+
+
+async def evaluate(session: AsyncSession, tenant: Tenant, rows: list[ReadingRow]) -> int:
+    return await evaluate_thresholds(session, tenant, rows, rule_cache)
 
 
 def at(second: int) -> datetime:
@@ -42,7 +50,9 @@ async def new_tenant(session: AsyncSession, make_tenant: TenantFactory) -> Tenan
 
 
 async def add_rule(session: AsyncSession, tenant: Tenant, **fields: Any) -> int:
-    rule = await service.create_rule(session, tenant, ThresholdRuleCreate(**fields), max_rules=1000)
+    rule = await service.create_rule(
+        session, tenant, ThresholdRuleCreate(**fields), max_rules=1000, rule_cache=rule_cache
+    )
     return rule.id
 
 
@@ -116,11 +126,11 @@ async def test_a_crossing_emits_once_not_per_reading(db_session: AsyncSession, m
     tenant = await new_tenant(db_session, make_tenant)
     rule_id = await add_rule(db_session, tenant, sensor="temperature", max_value=30)
 
-    emitted = await evaluate_thresholds(
+    emitted = await evaluate(
         db_session, tenant, readings("boiler-1", "temperature", [(1, 20), (2, 31), (3, 35), (4, 40)])
     )
     assert emitted == 1
-    assert await evaluate_thresholds(db_session, tenant, readings("boiler-1", "temperature", [(5, 45)])) == 0
+    assert await evaluate(db_session, tenant, readings("boiler-1", "temperature", [(5, 45)])) == 0
 
     [crossed] = await crossings(db_session, tenant)
     assert crossed["source"] == "mirante/telemetry-ingest"
@@ -150,7 +160,7 @@ async def test_hysteresis_keeps_the_state_until_the_value_is_back_inside_by_the_
     await add_rule(db_session, tenant, sensor="temperature", min_value=10, max_value=30, hysteresis=2)
 
     values = [(1, 31), (2, 29.5), (3, 30.5), (4, 28.1), (5, 28), (6, 29.9), (7, 9), (8, 11.9), (9, 10.5), (10, 12)]
-    assert await evaluate_thresholds(db_session, tenant, readings("d1", "temperature", values)) == 4
+    assert await evaluate(db_session, tenant, readings("d1", "temperature", values)) == 4
     assert transitions(await crossings(db_session, tenant)) == [
         ("d1", "normal", "above", 31),
         ("d1", "above", "normal", 28),
@@ -166,7 +176,7 @@ async def test_a_rule_rearms_after_returning_to_normal_across_batches(
     await add_rule(db_session, tenant, sensor="pressure", min_value=1.0, hysteresis=0.5)
 
     counts = [
-        await evaluate_thresholds(db_session, tenant, readings("pump", "pressure", batch))
+        await evaluate(db_session, tenant, readings("pump", "pressure", batch))
         for batch in ([(1, 0.5)], [(2, 1.2)], [(3, 1.6)], [(4, 0.9)], [(5, 0.8)], [(6, 3.0)])
     ]
     assert counts == [1, 0, 1, 1, 0, 1]
@@ -184,7 +194,7 @@ async def test_a_value_jumping_over_both_limits_emits_one_event(
     tenant = await new_tenant(db_session, make_tenant)
     await add_rule(db_session, tenant, sensor="t", min_value=0, max_value=10, hysteresis=1)
 
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(1, 11), (2, -1), (3, 12)])) == 3
+    assert await evaluate(db_session, tenant, readings("d", "t", [(1, 11), (2, -1), (3, 12)])) == 3
     assert transitions(await crossings(db_session, tenant)) == [
         ("d", "normal", "above", 11),
         ("d", "above", "below", -1),
@@ -199,17 +209,17 @@ async def test_readings_are_taken_in_timestamp_order_and_late_data_never_moves_a
     rule_id = await add_rule(db_session, tenant, sensor="t", max_value=30)
 
     # Out of order inside one batch: 20 (t=1) is taken before 35 (t=2), so the device ends above.
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(2, 35), (1, 20)])) == 1
+    assert await evaluate(db_session, tenant, readings("d", "t", [(2, 35), (1, 20)])) == 1
     assert await states(db_session, tenant, rule_id) == {"d": "above"}
 
     # Older than what was evaluated, or the same reading again (a redelivery): ignored.
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(0, 10), (1, 20), (2, 35)])) == 0
+    assert await evaluate(db_session, tenant, readings("d", "t", [(0, 10), (1, 20), (2, 35)])) == 0
     assert await states(db_session, tenant, rule_id) == {"d": "above"}
     [state] = (await repository.list_states(db_session, tenant.schema_name, rule_id, offset=0, limit=10))[0]
     assert (state.value, state.ts) == (35, at(2))
 
     # Newer data still counts, even when older rows arrive in the same batch.
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(3, 25), (1, 50)])) == 1
+    assert await evaluate(db_session, tenant, readings("d", "t", [(3, 25), (1, 50)])) == 1
     assert await states(db_session, tenant, rule_id) == {"d": "normal"}
     assert len(await crossings(db_session, tenant)) == 2
 
@@ -225,7 +235,7 @@ async def test_device_wide_and_device_specific_rules(db_session: AsyncSession, m
         *readings("d3", "humidity", [(1, 10)]),
         *readings("d1", "temperature", [(1, 500)]),
     ]
-    assert await evaluate_thresholds(db_session, tenant, rows) == 3
+    assert await evaluate(db_session, tenant, rows) == 3
     assert await states(db_session, tenant, every) == {"d1": "above", "d2": "above", "d3": "normal"}
     assert await states(db_session, tenant, own) == {"d2": "above"}
     events = [
@@ -238,10 +248,10 @@ async def test_device_wide_and_device_specific_rules(db_session: AsyncSession, m
 async def test_disabled_rules_are_not_evaluated(db_session: AsyncSession, make_tenant: TenantFactory) -> None:
     tenant = await new_tenant(db_session, make_tenant)
     rule_id = await add_rule(db_session, tenant, sensor="t", max_value=30, enabled=False)
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(1, 99)])) == 0
+    assert await evaluate(db_session, tenant, readings("d", "t", [(1, 99)])) == 0
 
-    await service.update_rule(db_session, tenant, rule_id, ThresholdRuleUpdate(enabled=True))
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(2, 99)])) == 1
+    await service.update_rule(db_session, tenant, rule_id, ThresholdRuleUpdate(enabled=True), rule_cache=rule_cache)
+    assert await evaluate(db_session, tenant, readings("d", "t", [(2, 99)])) == 1
 
 
 async def test_no_rules_costs_no_query_once_cached(
@@ -252,13 +262,13 @@ async def test_no_rules_costs_no_query_once_cached(
 
     loads = rule_cache.loads
     statements.clear()
-    assert await evaluate_thresholds(db_session, tenant, rows) == 0
+    assert await evaluate(db_session, tenant, rows) == 0
     assert rule_cache.loads == loads + 1
     assert len(statements) == 1 and "threshold_rules" in statements[0]
 
     statements.clear()
     for _ in range(5):
-        assert await evaluate_thresholds(db_session, tenant, rows) == 0
+        assert await evaluate(db_session, tenant, rows) == 0
     assert statements == []
     assert rule_cache.loads == loads + 1
 
@@ -269,12 +279,12 @@ async def test_rows_of_sensors_without_rules_touch_no_table(
     tenant = await new_tenant(db_session, make_tenant)
     await add_rule(db_session, tenant, sensor="t", max_value=30)
     await add_rule(db_session, tenant, device_id="other", sensor="h", max_value=30)
-    await evaluate_thresholds(db_session, tenant, [])  # nothing to do: not even the rules are read
-    await evaluate_thresholds(db_session, tenant, readings("d", "co2", [(1, 5000)]))  # fills the cache
+    await evaluate(db_session, tenant, [])  # nothing to do: not even the rules are read
+    await evaluate(db_session, tenant, readings("d", "co2", [(1, 5000)]))  # fills the cache
 
     statements.clear()
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "co2", [(2, 5000)])) == 0
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "h", [(2, 5000)])) == 0
+    assert await evaluate(db_session, tenant, readings("d", "co2", [(2, 5000)])) == 0
+    assert await evaluate(db_session, tenant, readings("d", "h", [(2, 5000)])) == 0
     assert statements == []
 
 
@@ -282,16 +292,16 @@ async def test_rule_changes_through_the_service_reach_evaluation_at_once(
     db_session: AsyncSession, make_tenant: TenantFactory
 ) -> None:
     tenant = await new_tenant(db_session, make_tenant)
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(1, 99)])) == 0  # cached: no rules
+    assert await evaluate(db_session, tenant, readings("d", "t", [(1, 99)])) == 0  # cached: no rules
 
     rule_id = await add_rule(db_session, tenant, sensor="t", max_value=30)
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(2, 99)])) == 1
+    assert await evaluate(db_session, tenant, readings("d", "t", [(2, 99)])) == 1
 
-    await service.update_rule(db_session, tenant, rule_id, ThresholdRuleUpdate(max_value=200))
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(3, 99)])) == 1  # above -> normal
+    await service.update_rule(db_session, tenant, rule_id, ThresholdRuleUpdate(max_value=200), rule_cache=rule_cache)
+    assert await evaluate(db_session, tenant, readings("d", "t", [(3, 99)])) == 1  # above -> normal
 
-    await service.delete_rule(db_session, tenant, rule_id)
-    assert await evaluate_thresholds(db_session, tenant, readings("d", "t", [(4, 999)])) == 0
+    await service.delete_rule(db_session, tenant, rule_id, rule_cache=rule_cache)
+    assert await evaluate(db_session, tenant, readings("d", "t", [(4, 999)])) == 0
 
 
 async def test_the_cache_expires(db_session: AsyncSession, make_tenant: TenantFactory) -> None:
@@ -301,7 +311,7 @@ async def test_the_cache_expires(db_session: AsyncSession, make_tenant: TenantFa
     try:
         loads = rule_cache.loads
         for second in range(3):
-            await evaluate_thresholds(db_session, tenant, readings("d", "t", [(second, 1)]))
+            await evaluate(db_session, tenant, readings("d", "t", [(second, 1)]))
         assert rule_cache.loads == loads + 3
     finally:
         rule_cache.ttl_seconds = ttl
@@ -313,11 +323,11 @@ async def test_a_rule_deleted_by_another_process_is_skipped(
     tenant = await new_tenant(db_session, make_tenant)
     gone = await add_rule(db_session, tenant, sensor="t", max_value=30)
     kept = await add_rule(db_session, tenant, sensor="t", max_value=50)
-    assert await evaluate_thresholds(db_session, tenant, readings("d1", "t", [(1, 20)])) == 0  # cache holds both
+    assert await evaluate(db_session, tenant, readings("d1", "t", [(1, 20)])) == 0  # cache holds both
 
     # Deleted behind the cache's back, as another replica would: no new state can point at it.
     assert await repository.delete_rule(db_session, tenant.schema_name, gone)
-    assert await evaluate_thresholds(db_session, tenant, readings("d2", "t", [(1, 99)])) == 1
+    assert await evaluate(db_session, tenant, readings("d2", "t", [(1, 99)])) == 1
     assert await states(db_session, tenant, kept) == {"d1": "normal", "d2": "above"}
     assert [item["data"]["rule_id"] for item in await crossings(db_session, tenant)] == [kept]
 
@@ -331,20 +341,20 @@ async def test_concurrent_writers_of_one_device_cross_once(db_engine: AsyncEngin
         tenant = await tenants.get_by_slug(session, slug)
         assert tenant is not None
         await add_rule(session, tenant, sensor="t", max_value=30)
-        await evaluate_thresholds(session, tenant, readings("d", "t", [(0, 20)]))
+        await evaluate(session, tenant, readings("d", "t", [(0, 20)]))
 
     locked, release = asyncio.Event(), asyncio.Event()
 
     async def first_writer() -> int:
         async with sessionmaker() as session, session.begin():
-            emitted = await evaluate_thresholds(session, tenant, readings("d", "t", [(1, 40)]))
+            emitted = await evaluate(session, tenant, readings("d", "t", [(1, 40)]))
             locked.set()
             await release.wait()
             return emitted
 
     async def second_writer() -> int:
         async with sessionmaker() as session, session.begin():
-            return await evaluate_thresholds(session, tenant, readings("d", "t", [(2, 45)]))
+            return await evaluate(session, tenant, readings("d", "t", [(2, 45)]))
 
     first = asyncio.create_task(first_writer())
     await locked.wait()

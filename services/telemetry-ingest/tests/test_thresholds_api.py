@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from telemetry_ingest.config import Settings
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy import repository as tenants
+from telemetry_ingest.tenancy.rows import ReadingRow
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -34,7 +35,8 @@ async def evaluate(session: AsyncSession, slug: str, rows: list[tuple[str, str, 
         ReadingRow(device, sensor, T0 + timedelta(seconds=second), value, None)
         for device, sensor, second, value in rows
     ]
-    return await evaluate_thresholds(session, tenant, batch)
+    # A cache of its own reads the rules as they are stored now.
+    return await evaluate_thresholds(session, tenant, batch, RuleCache())
 
 
 @pytest.fixture

@@ -100,9 +100,14 @@ def build_service_app(
     routers: Sequence[APIRouter] = (),
     workers: Mapping[str, Worker] | None = None,
     body_limits: Mapping[str, int] | None = None,
+    on_startup: Sequence[Callable[[FastAPI], None]] = (),
     version: str = "0.1.0",
 ) -> FastAPI:
-    """The app for `spec`; `workers` run for the app's lifetime, `body_limits` raise caps per path prefix."""
+    """The app for `spec`; `workers` run for the app's lifetime, `body_limits` raise caps per path prefix.
+
+    `on_startup` builds the service's own objects (caches, writers) on `app.state`, in the lifespan, once the
+    engine, sessionmaker and Redis client are there and before any worker starts.
+    """
     infra = settings.infra
     all_workers: dict[str, Worker] = dict(workers or {})
     if spec.publishes_events:
@@ -128,6 +133,8 @@ def build_service_app(
             if urls.mqtt_url is None:
                 raise SettingsError("MIRANTE_MQTT_URL not set and no `mirante up` stack is running")
             app.state.readiness_checks["mqtt"] = health.tcp_check(urls.mqtt_url, 1883)
+        for build in on_startup:
+            build(app)
         tasks = [
             asyncio.create_task(_supervise(name, worker, app), name=f"{spec.name}:{name}")
             for name, worker in all_workers.items()

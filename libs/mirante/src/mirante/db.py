@@ -7,14 +7,14 @@ The transaction belongs to the boundary (a request or a consumer step): services
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Row, Select, event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from mirante.settings import DatabaseSettings
 
@@ -92,3 +92,37 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+TOTAL_COLUMN: Final = "__total"
+"""The label of the window count `paginate` adds to a statement."""
+
+
+async def paginate(
+    session: AsyncSession | AsyncConnection, statement: Select[Any], *, offset: int, limit: int
+) -> tuple[Sequence[Row[Any]], int]:
+    """The rows of `statement` from `offset`, at most `limit` of them, and how many rows it matches in all.
+
+    One round trip: the total comes from `count(*) OVER ()` on the same statement, computed before the offset
+    and limit apply. Only a page past the end (no rows) costs a second query, a count over the statement as a
+    subquery, so such a page still reports the true total. The rows carry the statement's columns only.
+    """
+    counted = statement.add_columns(func.count().over().label(TOTAL_COLUMN)).offset(offset).limit(limit)
+    frozen = (await session.execute(counted)).freeze()
+    width = len(frozen.metadata.keys) - 1
+    rows = frozen().columns(*range(width)).all()
+    if rows:
+        total = frozen().scalars(width).first()
+    elif offset == 0:
+        total = 0
+    else:
+        total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    return rows, int(total or 0)
+
+
+async def paginate_scalars(
+    session: AsyncSession | AsyncConnection, statement: Select[Any], *, offset: int, limit: int
+) -> tuple[list[Any], int]:
+    """`paginate` for a statement of one entity or column: its values instead of rows."""
+    rows, total = await paginate(session, statement, offset=offset, limit=limit)
+    return [row[0] for row in rows], total

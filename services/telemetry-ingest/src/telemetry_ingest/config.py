@@ -6,7 +6,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
-from telemetry_ingest.broker_auth.options import BrokerSecret, RateText, Superusers
+from telemetry_ingest.options import BrokerSecret, RateText, Superusers
 
 
 class Settings(ServiceSettings):

@@ -30,7 +30,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from mirante.db import Session
-from mirante.web.errors import ApiError, BadRequestError, UnauthorizedError
+from mirante.web.errors import UnauthorizedError
+from telemetry_ingest.broker_auth.errors import BrokerAuthNotConfiguredError, UnreadableRequestError
 from telemetry_ingest.broker_auth.schemas import (
     EmqxAclRule,
     EmqxAuthnRequest,
@@ -48,8 +49,8 @@ from telemetry_ingest.broker_auth.service import (
     access_of_emqx,
     access_of_mosquitto,
 )
+from telemetry_ingest.deps import AppSettings
 from telemetry_ingest.devices.identity import sensor_topic_filter
-from telemetry_ingest.tenancy.access import AppSettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,6 @@ BROKER_SECRET_HEADER: Final = "X-Broker-Secret"
 PREFIX: Final = "/api/v1/mqtt"
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-class BrokerAuthNotConfiguredError(ApiError):
-    status_code, code = 503, "broker_auth_not_configured"
 
 
 def _presented_secret(request: Request) -> str | None:
@@ -103,10 +100,6 @@ async def broker_service(request: Request, session: Session, settings: AppSettin
 
 
 Broker = Annotated[BrokerAuthService, Depends(broker_service)]
-
-
-class UnreadableRequestError(BadRequestError):
-    code = "bad_broker_request"
 
 
 async def _fields(request: Request) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mirante.auth.schemas import TENANT_SLUG_PATTERN
-from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN, TopicRoute, parse_topic
+from telemetry_ingest.identifiers import IDENTIFIER_PATTERN
 
 USERNAME_SEPARATOR: Final = ":"
 MAX_USERNAME_LENGTH: Final = 48 + 1 + 128
@@ -61,5 +61,10 @@ def sensor_topic_filter(tenant: str, device_id: str) -> str:
 
 def is_own_sensor_topic(topic: str, login: DeviceLogin) -> bool:
     """Whether `topic` is a concrete sensor topic of the device `login` (no wildcard, no other tenant or device)."""
-    route = parse_topic(topic)
-    return isinstance(route, TopicRoute) and route.tenant == login.tenant and route.device_id == login.device_id
+    prefix = sensor_topic_filter(login.tenant, login.device_id).removesuffix("+")
+    return (
+        topic.startswith(prefix)
+        and _TENANT.fullmatch(login.tenant) is not None
+        and _IDENTIFIER.fullmatch(login.device_id) is not None
+        and _IDENTIFIER.fullmatch(topic.removeprefix(prefix)) is not None
+    )

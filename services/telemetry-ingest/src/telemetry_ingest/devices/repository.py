@@ -1,8 +1,7 @@
 """Queries of devices, sensors and device MQTT credentials.
 
-Devices, sensors and latest values live in each tenant's schema; the tables below are declared without a schema,
-so their names resolve through the search path that `TenantScope` (`enter_tenant`) sets for the transaction.
-They declare only what this feature reads and writes; the tenant migrations own the real tables.
+Devices, sensors and latest values live in each tenant's schema (`tenancy.tables`); their names resolve through
+the search path that `TenantScope` (`enter_tenant`) sets for the transaction.
 Credentials live in the central table `telemetry_ingest.device_credentials` (`DeviceCredential`).
 """
 
@@ -13,64 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Float,
-    MetaData,
-    Row,
-    Select,
-    Table,
-    Text,
-    and_,
-    func,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.repository import LAST_USED_RESOLUTION
+from mirante.db import paginate
 from telemetry_ingest.tenancy.models import DeviceCredential
-
-TIMESTAMP = DateTime(timezone=True)
-
-tenant_tables = MetaData()
-"""Tables of the tenant schema on the search path (no schema: never create these, migrations do)."""
-
-devices = Table(
-    "devices",
-    tenant_tables,
-    Column("device_id", Text, primary_key=True),
-    Column("name", Text),
-    Column("labels", JSONB, nullable=False),
-    Column("site", Text),
-    Column("asset", Text),
-    Column("first_seen", TIMESTAMP, nullable=False),
-    Column("last_seen", TIMESTAMP, nullable=False),
-)
-sensors = Table(
-    "sensors",
-    tenant_tables,
-    Column("device_id", Text, primary_key=True),
-    Column("sensor", Text, primary_key=True),
-    Column("name", Text),
-    Column("unit", Text),
-    Column("labels", JSONB, nullable=False),
-    Column("first_seen", TIMESTAMP, nullable=False),
-    Column("last_seen", TIMESTAMP, nullable=False),
-)
-latest_readings = Table(
-    "latest_readings",
-    tenant_tables,
-    Column("device_id", Text, primary_key=True),
-    Column("sensor", Text, primary_key=True),
-    Column("ts", TIMESTAMP, nullable=False),
-    Column("value", Float, nullable=False),
-    Column("unit", Text),
-    Column("received_at", TIMESTAMP, nullable=False),
-)
+from telemetry_ingest.tenancy.tables import devices, latest_readings, sensors
 
 DEVICE_SORTS: Final = {
     "device_id": (devices.c.device_id,),
@@ -133,10 +82,8 @@ async def list_devices(
     descending = sort.startswith("-")
     columns = DEVICE_SORTS[sort.removeprefix("-")]
     order = [column.desc().nulls_last() if descending else column.asc().nulls_last() for column in columns]
-    query = _filtered(select(devices, _sensor_count()), filters).order_by(*order).offset(offset).limit(limit)
-    rows = (await session.execute(query)).all()
-    count = await session.scalar(_filtered(select(func.count()).select_from(devices), filters))
-    return rows, int(count or 0)
+    query = _filtered(select(devices, _sensor_count()), filters).order_by(*order)
+    return await paginate(session, query, offset=offset, limit=limit)
 
 
 async def get_device(session: AsyncSession, device_id: str) -> Row[Any] | None:

@@ -27,7 +27,7 @@ from telemetry_ingest.devices.schemas import (
     SensorRead,
     SensorUpdate,
 )
-from telemetry_ingest.tenancy.access import TenantScope
+from telemetry_ingest.tenancy.deps import TenantScope
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/devices", tags=["devices"])
 

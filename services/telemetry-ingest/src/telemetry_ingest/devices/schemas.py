@@ -15,7 +15,7 @@ from mirante.types import storable_text
 from mirante.web.errors import ValidationFailedError
 from mirante.web.schema import Omittable
 from telemetry_ingest.devices.repository import DeviceFilters
-from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN, MAX_UNIT_LENGTH
+from telemetry_ingest.identifiers import IDENTIFIER_PATTERN, MAX_UNIT_LENGTH
 
 TEXT_MAX_LENGTH: Final = 200
 MAX_LABEL_FILTERS: Final = 10

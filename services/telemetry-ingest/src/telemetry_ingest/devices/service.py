@@ -15,8 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.apikeys import SECRET_BYTES, hash_api_key
 from mirante.bus import Event, emit
-from mirante.web.errors import ConflictError, NotFoundError
 from telemetry_ingest.devices import repository
+from telemetry_ingest.devices.errors import (
+    CredentialsNotFoundError,
+    DeviceExistsError,
+    DeviceNotFoundError,
+    SensorNotFoundError,
+)
 from telemetry_ingest.devices.identity import device_username
 from telemetry_ingest.devices.repository import DeviceFilters
 from telemetry_ingest.devices.schemas import (
@@ -27,36 +32,13 @@ from telemetry_ingest.devices.schemas import (
     DeviceSummary,
     SensorRead,
 )
-from telemetry_ingest.ingest.payload import TOPIC_TEMPLATE
+from telemetry_ingest.identifiers import TOPIC_TEMPLATE
 from telemetry_ingest.tenancy.models import DeviceCredential
 from telemetry_ingest.tenancy.service import SCHEMA, SOURCE
 
 logger = logging.getLogger(__name__)
 
 DEVICE_REGISTERED = "telemetry.device.registered"
-
-
-class DeviceNotFoundError(NotFoundError):
-    def __init__(self, tenant: str, device_id: str) -> None:
-        super().__init__(f"tenant {tenant!r} has no device {device_id!r}", code="device_not_found")
-
-
-class SensorNotFoundError(NotFoundError):
-    def __init__(self, device_id: str, sensor: str) -> None:
-        super().__init__(f"device {device_id!r} has no sensor {sensor!r}", code="sensor_not_found")
-
-
-class DeviceExistsError(ConflictError):
-    def __init__(self, device_id: str) -> None:
-        super().__init__(f"device {device_id!r} exists already", code="device_exists", details={"device_id": device_id})
-
-
-class CredentialsNotFoundError(NotFoundError):
-    def __init__(self, device_id: str, message: str | None = None) -> None:
-        super().__init__(
-            message or f"device {device_id!r} has no MQTT credentials: create them with POST",
-            code="credentials_not_found",
-        )
 
 
 async def list_devices(

@@ -52,11 +52,8 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from mirante.auth.schemas import TENANT_SLUG_PATTERN
+from telemetry_ingest.identifiers import IDENTIFIER_PATTERN, MAX_UNIT_LENGTH, TOPIC_TEMPLATE
 
-TOPIC_TEMPLATE: Final = "tenants/{tenant}/devices/{device_id}/sensors/{sensor_type}"
-IDENTIFIER_PATTERN: Final = r"[A-Za-z0-9_.:-]{1,128}"
-"""Device ids and sensor types: 1 to 128 of letters, digits and `_ . : -`."""
-MAX_UNIT_LENGTH: Final = 32
 EPOCH_MILLISECONDS_FROM: Final = 10**11
 """Epoch numbers from here on are milliseconds; below it they are seconds."""
 EPOCH_MILLISECONDS_BELOW: Final = 10**14

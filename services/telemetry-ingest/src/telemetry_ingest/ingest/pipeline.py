@@ -28,9 +28,9 @@ from telemetry_ingest.config import Settings
 from telemetry_ingest.ingest import reasons
 from telemetry_ingest.ingest.metrics import IngestMetrics
 from telemetry_ingest.ingest.payload import Rejection, TopicRoute, parse_readings, parse_topic
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.writer import IngestMessage, Source, TelemetryWriter, WriteResult
 from telemetry_ingest.tenancy.models import Tenant
+from telemetry_ingest.tenancy.rows import ReadingRow
 
 logger = logging.getLogger(__name__)
 

@@ -5,23 +5,18 @@ The path is the one the original deployment's EMQX rule posts to, so existing ru
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from mirante.auth.principal import CurrentPrincipal, Principal
 from mirante.db import Session
-from mirante.web.errors import ForbiddenError, UnsupportedMediaTypeError
-from telemetry_ingest.config import Settings
-from telemetry_ingest.ingest.metrics import ingest_metrics
-from telemetry_ingest.ingest.pipeline import ParseOptions
+from mirante.web.errors import UnsupportedMediaTypeError
+from telemetry_ingest.ingest.deps import INGEST_PATH, INGEST_SCOPE, HttpIngestDep, IngestCaller
 from telemetry_ingest.ingest.schemas import IngestReceipt
-from telemetry_ingest.ingest.service import HttpIngest, ingest_emqx_body, telemetry_writer
+from telemetry_ingest.ingest.service import ingest_emqx_body
 
 router = APIRouter(tags=["ingest"])
 
-INGEST_PATH: Final = "/ingest"
-INGEST_SCOPE: Final = "telemetry:ingest"
 JSON_MEDIA_TYPE: Final = "application/json"
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -33,37 +28,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def ingest_caller(principal: CurrentPrincipal) -> Principal:
-    """An API key holding the `telemetry:ingest` scope (or `*`); 403 for anything else."""
-    if principal.kind != "api_key":
-        raise ForbiddenError(
-            f"{INGEST_PATH} takes an API key with the scope {INGEST_SCOPE!r} (header X-API-Key), not a user token"
-        )
-    if not principal.has_scope(INGEST_SCOPE):
-        raise ForbiddenError(f"this API key lacks the scope {INGEST_SCOPE!r}")
-    return principal
-
-
-IngestCaller = Annotated[Principal, Depends(ingest_caller)]
-
-
-def http_ingest(request: Request) -> HttpIngest:
-    """The writer, limits and metrics of the app."""
-    settings: Settings = request.app.state.settings
-    return HttpIngest(
-        writer=telemetry_writer(request.app),
-        options=ParseOptions.from_settings(settings),
-        max_messages=settings.ingest_max_messages_per_request,
-        metrics=ingest_metrics(request.app),
-    )
-
-
 @router.post(INGEST_PATH, response_model=IngestReceipt, responses=RESPONSES, summary="Ingest EMQX rule-engine messages")
 async def ingest(
     request: Request,
     session: Session,
     caller: IngestCaller,
-    ingest: Annotated[HttpIngest, Depends(http_ingest)],
+    ingest: HttpIngestDep,
 ) -> IngestReceipt:
     """Store telemetry sent by EMQX's HTTP action: one message `{"client_id", "topic", "payload", "ts"}` or a
     JSON list of them, `topic` being `tenants/{tenant}/devices/{device_id}/sensors/{sensor_type}` and `payload`

@@ -34,19 +34,21 @@ from telemetry_ingest.ingest.writer import (
     TenantCounts,
     WriteResult,
 )
+from telemetry_ingest.thresholds.cache import RuleCache
 
 MAX_LISTED_REJECTIONS: Final = 1000
 STORED_REJECTED: Final = "rejected_readings"
 STORED_UNROUTED: Final = "unrouted"
 
 
+def build_telemetry_writer(settings: Settings, rules: RuleCache) -> TelemetryWriter:
+    """The writer an app builds in its lifespan: its own tenant cache, and the app's rule cache."""
+    return TelemetryWriter(TenantDirectory(ttl_seconds=settings.ingest_tenant_cache_seconds), rules)
+
+
 def telemetry_writer(app: FastAPI) -> TelemetryWriter:
-    """The app's writer (one tenant cache per app), created on first use."""
-    writer: TelemetryWriter | None = getattr(app.state, "telemetry_writer", None)
-    if writer is None:
-        settings: Settings = app.state.settings
-        writer = TelemetryWriter(TenantDirectory(ttl_seconds=settings.ingest_tenant_cache_seconds))
-        app.state.telemetry_writer = writer
+    """The app's writer, shared by `POST /ingest` and the MQTT worker."""
+    writer: TelemetryWriter = app.state.telemetry_writer
     return writer
 
 

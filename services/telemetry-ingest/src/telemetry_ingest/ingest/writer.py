@@ -22,7 +22,8 @@ commits. Rows are sorted by key before each statement so concurrent writers lock
 
 The hot statements run on the asyncpg connection under the session (same transaction): it skips SQLAlchemy's
 statement handling, which measured about 10 % of a 1,000-row batch here. Tenant schemas are interpolated into
-SQL only after `tenancy.naming.quoted` has checked them against the schema pattern.
+SQL only after `tenancy.naming.quoted` has checked them against the schema pattern; table and column names
+come from the tables' one description (`tenancy.tables`).
 
 Poison safety: `write_isolating` runs a batch in a savepoint; if the database refuses it for a reason that lies in
 the data (`is_data_error`: SQLSTATE classes 22, 23 and 54, or a tenant whose tables are missing), the batch is
@@ -39,7 +40,7 @@ import codecs
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -51,11 +52,21 @@ from mirante.bus import Event, emit_many
 from telemetry_ingest.ingest import reasons
 from telemetry_ingest.ingest.errors import describe_error, is_data_error
 from telemetry_ingest.ingest.payload import Rejection
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.ingest.tenants import TenantDirectory
 from telemetry_ingest.tenancy.models import Tenant
-from telemetry_ingest.tenancy.naming import quoted
 from telemetry_ingest.tenancy.partitions import MissingReadingsTableError, ensure_partitions, forget_partitions
+from telemetry_ingest.tenancy.rows import ReadingRow
+from telemetry_ingest.tenancy.tables import (
+    column_list,
+    devices,
+    latest_readings,
+    qualified,
+    readings,
+    rejected_readings,
+    sensors,
+    unnest_arrays,
+)
+from telemetry_ingest.thresholds.cache import RuleCache
 from telemetry_ingest.thresholds.evaluation import evaluate_thresholds
 
 logger = logging.getLogger(__name__)
@@ -194,8 +205,9 @@ def _stored_topic(topic: str | None) -> str | None:
 class TelemetryWriter:
     """Writes batches of `IngestMessage` into the tenant schemas (see the module documentation)."""
 
-    def __init__(self, tenants: TenantDirectory | None = None) -> None:
+    def __init__(self, tenants: TenantDirectory | None = None, rules: RuleCache | None = None) -> None:
         self.tenants = tenants or TenantDirectory()
+        self.rules = rules or RuleCache()
 
     async def write(self, session: AsyncSession, messages: Sequence[IngestMessage]) -> WriteResult:
         """Store `messages` in the caller's transaction (flush only); counts per tenant.
@@ -276,7 +288,7 @@ class TelemetryWriter:
                 counts.registered_devices = new_devices
                 await emit_many(session, OUTBOX_SCHEMA, _registered_events(tenant, new_devices, rows))
             # Duplicates are passed too: evaluation ignores readings not newer than the state it holds.
-            counts.thresholds_crossed = await evaluate_thresholds(session, tenant, rows)
+            counts.thresholds_crossed = await evaluate_thresholds(session, tenant, rows, self.rules)
         if batch.rejected:
             await _insert_rejected(driver, schema, batch.rejected)
         return counts
@@ -352,6 +364,8 @@ def _row_key(row: ReadingRow) -> tuple[str, str, Any]:
 
 
 def _columns(rows: Sequence[ReadingRow]) -> tuple[list[Any], ...]:
+    """One array per column of `READING_COLUMNS`, in order: the parameters of the readings statements."""
+    # Spelled out: twice as fast as attrgetters over the column names, and a test holds the order to theirs.
     return (
         [row.device_id for row in rows],
         [row.sensor for row in rows],
@@ -380,8 +394,8 @@ def _row_count(status: str) -> int:
 
 async def _register(driver: Any, schema: str, rows: Sequence[ReadingRow]) -> list[str]:
     """Register unseen devices and sensors, move `last_seen` forward; returns the devices inserted now."""
-    devices = sorted({row.device_id for row in rows})
-    inserted = await driver.fetch(_upsert_devices(schema), devices, LAST_SEEN_RESOLUTION)
+    device_ids = sorted({row.device_id for row in rows})
+    inserted = await driver.fetch(_upsert_devices(schema), device_ids, LAST_SEEN_RESOLUTION)
     units: dict[tuple[str, str], str | None] = {}
     for row in rows:
         if units.get((row.device_id, row.sensor)) is None:
@@ -435,19 +449,26 @@ async def _insert_rejected(driver: Any, schema: str, rejected: Sequence[tuple[In
     )
 
 
-# Statement texts, one per tenant schema. The schema is the only interpolated part, and `quoted` checks it
-# against the tenant schema pattern first (hence the S608 exemptions).
+# Statement texts, one per tenant schema, rendered from the table descriptions (`tenancy.tables`). The schema is
+# the only interpolated value, and `qualified` checks it against the tenant schema pattern first (hence S608).
 _INSERT_UNROUTED: Final = (
     "INSERT INTO telemetry_ingest.unrouted_messages (source, topic, reason, payload) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+)
+READING_COLUMNS: Final = tuple(column.name for column in fields(ReadingRow))
+"""The columns `_columns` fills, in order: those of `ReadingRow`."""
+REJECTED_COLUMNS: Final = ("source", "topic", "device_id", "sensor", "reason", "payload")
+_LATEST_KEY: Final = column_list(latest_readings, [column.name for column in latest_readings.primary_key])
+_LATEST_UPDATED: Final = ", ".join(
+    f"{name} = EXCLUDED.{name}" for name in (*READING_COLUMNS, "received_at") if name not in _LATEST_KEY.split(", ")
 )
 
 
 @lru_cache(maxsize=4096)
 def _insert_readings(schema: str) -> str:
     return (
-        f"INSERT INTO {quoted(schema)}.readings (device_id, sensor, ts, value, unit) "  # noqa: S608
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[]) "
+        f"INSERT INTO {qualified(readings, schema)} ({column_list(readings, READING_COLUMNS)}) "  # noqa: S608
+        f"SELECT * FROM unnest({unnest_arrays(readings, READING_COLUMNS)}) "
         "ON CONFLICT DO NOTHING"
     )
 
@@ -455,11 +476,10 @@ def _insert_readings(schema: str) -> str:
 @lru_cache(maxsize=4096)
 def _upsert_latest(schema: str) -> str:
     return (
-        f"INSERT INTO {quoted(schema)}.latest_readings AS latest_readings "  # noqa: S608
-        "(device_id, sensor, ts, value, unit) "
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[]) "
-        "ON CONFLICT (device_id, sensor) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value, "
-        "unit = EXCLUDED.unit, received_at = EXCLUDED.received_at "
+        f"INSERT INTO {qualified(latest_readings, schema)} AS latest_readings "  # noqa: S608
+        f"({column_list(latest_readings, READING_COLUMNS)}) "
+        f"SELECT * FROM unnest({unnest_arrays(latest_readings, READING_COLUMNS)}) "
+        f"ON CONFLICT ({_LATEST_KEY}) DO UPDATE SET {_LATEST_UPDATED} "
         "WHERE latest_readings.ts < EXCLUDED.ts"
     )
 
@@ -467,7 +487,8 @@ def _upsert_latest(schema: str) -> str:
 @lru_cache(maxsize=4096)
 def _upsert_devices(schema: str) -> str:
     return (
-        f"INSERT INTO {quoted(schema)}.devices AS devices (device_id, first_seen, last_seen) "  # noqa: S608
+        f"INSERT INTO {qualified(devices, schema)} AS devices "  # noqa: S608
+        f"({column_list(devices, ('device_id', 'first_seen', 'last_seen'))}) "
         "SELECT device_id, now(), now() FROM unnest($1::text[]) AS device_id "
         "ON CONFLICT (device_id) DO UPDATE SET last_seen = EXCLUDED.last_seen "
         "WHERE devices.last_seen < EXCLUDED.last_seen - $2::interval "
@@ -478,7 +499,8 @@ def _upsert_devices(schema: str) -> str:
 @lru_cache(maxsize=4096)
 def _upsert_sensors(schema: str) -> str:
     return (
-        f"INSERT INTO {quoted(schema)}.sensors AS sensors (device_id, sensor, unit, first_seen, last_seen) "  # noqa: S608
+        f"INSERT INTO {qualified(sensors, schema)} AS sensors "  # noqa: S608
+        f"({column_list(sensors, ('device_id', 'sensor', 'unit', 'first_seen', 'last_seen'))}) "
         "SELECT device_id, sensor, unit, now(), now() "
         "FROM unnest($1::text[], $2::text[], $3::text[]) AS s(device_id, sensor, unit) "
         "ON CONFLICT (device_id, sensor) DO UPDATE SET last_seen = EXCLUDED.last_seen, "
@@ -491,7 +513,7 @@ def _upsert_sensors(schema: str) -> str:
 @lru_cache(maxsize=4096)
 def _insert_rejected_sql(schema: str) -> str:
     return (
-        f"INSERT INTO {quoted(schema)}.rejected_readings "  # noqa: S608
-        "(source, topic, device_id, sensor, reason, payload) "
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+        f"INSERT INTO {qualified(rejected_readings, schema)} "  # noqa: S608
+        f"({column_list(rejected_readings, REJECTED_COLUMNS)}) "
+        f"SELECT * FROM unnest({unnest_arrays(rejected_readings, REJECTED_COLUMNS)})"
     )

@@ -1,6 +1,7 @@
 """SQL of the telemetry queries, run against one tenant's tables.
 
-Table names are unqualified on purpose: they resolve through the search path, which `enter_tenant` sets for the
+Table and column names come from the tables' one description (`tenancy.tables`), unqualified on purpose: they
+resolve through the search path, which `enter_tenant` sets for the
 transaction (the `TenantScope` dependency does it for request sessions, `export.py` for its own connection). A
 query run without a tenant entered fails with "relation does not exist" instead of reading another tenant.
 
@@ -12,14 +13,16 @@ serves. Statements are assembled only from the constant fragments below; values 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, TextClause, text
+from sqlalchemy import Row, Select, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mirante.db import paginate
 from telemetry_ingest.queries.buckets import BUCKET_ORIGIN, BucketGrid
+from telemetry_ingest.tenancy.tables import latest_readings, readings, rejected_readings
 
 Fill = Literal["none", "null", "previous"]
 Executor = AsyncSession | AsyncConnection
@@ -105,6 +108,9 @@ class RejectedReading:
     payload: str | None
 
 
+REJECTED_FIELDS = tuple(field.name for field in fields(RejectedReading))
+
+
 @dataclass(frozen=True)
 class RejectedFilter:
     """Rejected readings received in `[start, end)` (either bound optional), by device, sensor, source, reason."""
@@ -138,7 +144,7 @@ agg AS MATERIALIZED (
            avg(r.value) AS avg_value, min(r.value) AS min_value, max(r.value) AS max_value,
            (max(ARRAY[date_part('epoch', r.ts), r.value]))[2] AS last_value,
            count(*) AS readings, min(r.ts) AS first_ts, max(r.ts) AS last_ts
-    FROM readings AS r
+    FROM {readings} AS r
     WHERE {where}
     GROUP BY 1, 2, 3
 ),
@@ -181,7 +187,7 @@ seed AS (
     SELECT s.device_id, s.sensor, p.value
     FROM series AS s
     CROSS JOIN LATERAL (
-        SELECT r.value FROM readings AS r
+        SELECT r.value FROM {readings} AS r
         WHERE r.device_id = s.device_id AND r.sensor = s.sensor AND r.ts < :start
         ORDER BY r.ts DESC
         LIMIT 1
@@ -203,10 +209,10 @@ result AS MATERIALIZED (
 
 
 def _aggregate_ctes(where: str, fill: Fill) -> str:
-    ctes = _AGGREGATE.format(where=where)
+    ctes = _AGGREGATE.format(where=where, readings=readings.name)
     if fill == "none":
         return ctes + _NO_FILL
-    return ctes + _GRID + (_FILL_NULL if fill == "null" else _FILL_PREVIOUS)
+    return ctes + _GRID + (_FILL_NULL if fill == "null" else _FILL_PREVIOUS.format(readings=readings.name))
 
 
 def _aggregate_params(
@@ -311,14 +317,17 @@ async def count_series(session: Executor, filters: ReadingFilter, *, at_most: in
     total = await session.scalar(
         text(
             "SELECT count(*) FROM ("  # noqa: S608 - constant fragments; values are bound parameters
-            f"SELECT DISTINCT r.device_id, r.sensor FROM readings AS r WHERE {where} LIMIT :at_most) AS s"
+            f"SELECT DISTINCT r.device_id, r.sensor FROM {READINGS} AS r WHERE {where} LIMIT :at_most) AS s"
         ),
         params,
     )
     return int(total or 0)
 
 
-READING_COLUMNS = "r.device_id, r.sensor, r.ts, r.value, r.unit, r.received_at"
+READING_FIELDS = ("device_id", "sensor", "ts", "value", "unit", "received_at")
+"""The columns of a `Reading`, in order; `latest_readings` has the same ones."""
+READING_COLUMNS = ", ".join(f"r.{readings.c[name].name}" for name in READING_FIELDS)
+READINGS = readings.name
 
 
 def _reading(row: Sequence[Any]) -> Reading:
@@ -331,7 +340,7 @@ def reading_page_statement(filters: ReadingFilter, *, offset: int, limit: int) -
     where, params = filters.where()
     params.update(offset=offset, limit=limit)
     statement = text(
-        f"SELECT {READING_COLUMNS} FROM readings AS r WHERE {where} "  # noqa: S608 - constant fragments
+        f"SELECT {READING_COLUMNS} FROM {READINGS} AS r WHERE {where} "  # noqa: S608 - constant fragments
         "ORDER BY r.ts DESC, r.device_id, r.sensor OFFSET :offset LIMIT :limit"
     )
     return statement, params
@@ -347,7 +356,7 @@ async def count_readings(session: Executor, filters: ReadingFilter) -> int:
     """The exact number of readings matching `filters`."""
     where, params = filters.where()
     total = await session.scalar(
-        text(f"SELECT count(*) FROM readings AS r WHERE {where}"),  # noqa: S608 - constant fragments
+        text(f"SELECT count(*) FROM {READINGS} AS r WHERE {where}"),  # noqa: S608 - constant fragments
         params,
     )
     return int(total or 0)
@@ -361,7 +370,7 @@ def reading_export_statement(filters: ReadingFilter, *, max_rows: int) -> tuple[
     where, params = filters.where()
     params["limit"] = max_rows
     statement = text(
-        f"SELECT {READING_COLUMNS} FROM readings AS r WHERE {where} "  # noqa: S608 - constant fragments
+        f"SELECT {READING_COLUMNS} FROM {READINGS} AS r WHERE {where} "  # noqa: S608 - constant fragments
         "ORDER BY r.device_id, r.sensor, r.ts LIMIT :limit"
     )
     return statement, params
@@ -374,7 +383,7 @@ async def reading_stats(session: Executor, filters: ReadingFilter) -> ReadingSta
         await session.execute(
             text(
                 "SELECT count(*), avg(r.value), min(r.value), max(r.value), min(r.ts), max(r.ts) "  # noqa: S608
-                f"FROM readings AS r WHERE {where}"
+                f"FROM {READINGS} AS r WHERE {where}"
             ),
             params,
         )
@@ -383,7 +392,7 @@ async def reading_stats(session: Executor, filters: ReadingFilter) -> ReadingSta
         return ReadingStats(count=0, avg=None, min=None, max=None, first=None, last=None)
     # With the time known, each end is looked up in a single partition.
     at_time = text(
-        f"SELECT {READING_COLUMNS} FROM readings AS r WHERE {where} AND r.ts = :at "  # noqa: S608
+        f"SELECT {READING_COLUMNS} FROM {READINGS} AS r WHERE {where} AND r.ts = :at "  # noqa: S608
         "ORDER BY r.device_id, r.sensor LIMIT 1"
     )
     first = (await session.execute(at_time, {**params, "at": first_ts})).one_or_none()
@@ -427,28 +436,14 @@ async def latest_page(
     session: Executor, *, device: str | None, sensor: str | None, offset: int, limit: int
 ) -> tuple[list[Reading], int]:
     """The newest reading of each series (by device, then sensor) and how many series match."""
-    clauses: list[str] = ["true"]
-    params: dict[str, Any] = {}
+    latest = latest_readings.c
+    statement = select(*(latest[name] for name in READING_FIELDS)).order_by(latest.device_id, latest.sensor)
     if device is not None:
-        clauses.append("r.device_id = :device")
-        params["device"] = device
+        statement = statement.where(latest.device_id == device)
     if sensor is not None:
-        clauses.append("r.sensor = :sensor")
-        params["sensor"] = sensor
-    where = " AND ".join(clauses)
-    rows = await session.execute(
-        text(
-            f"SELECT {READING_COLUMNS} FROM latest_readings AS r WHERE {where} "  # noqa: S608 - constant fragments
-            "ORDER BY r.device_id, r.sensor OFFSET :offset LIMIT :limit"
-        ),
-        {**params, "offset": offset, "limit": limit},
-    )
-    readings = [_reading(row) for row in rows]
-    total = await session.scalar(
-        text(f"SELECT count(*) FROM latest_readings AS r WHERE {where}"),  # noqa: S608 - constant fragments
-        params,
-    )
-    return readings, int(total or 0)
+        statement = statement.where(latest.sensor == sensor)
+    rows, total = await paginate(session, statement, offset=offset, limit=limit)
+    return [_reading(row) for row in rows], total
 
 
 def _like_pattern(fragment: str) -> str:
@@ -461,36 +456,19 @@ async def rejected_page(
     session: Executor, filters: RejectedFilter, *, offset: int, limit: int
 ) -> tuple[list[RejectedReading], int]:
     """Rejected readings, most recently received first, and how many match."""
-    clauses: list[str] = ["true"]
-    params: dict[str, Any] = {}
-    conditions: list[tuple[str, str, Any]] = [
-        ("start", "x.received_at >= :start", filters.start),
-        ("end", "x.received_at < :end", filters.end),
-        ("device", "x.device_id = :device", filters.device),
-        ("sensor", "x.sensor = :sensor", filters.sensor),
-        ("source", "x.source = :source", filters.source),
-        (
-            "reason",
-            "x.reason ILIKE :reason ESCAPE '\\'",
-            None if filters.reason is None else _like_pattern(filters.reason),
-        ),
-    ]
-    for name, clause, value in conditions:
+    rejected = rejected_readings.c
+    statement: Select[Any] = select(*(rejected[name] for name in REJECTED_FIELDS))
+    if filters.start is not None:
+        statement = statement.where(rejected.received_at >= filters.start)
+    if filters.end is not None:
+        statement = statement.where(rejected.received_at < filters.end)
+    for column, value in ((rejected.device_id, filters.device), (rejected.sensor, filters.sensor)):
         if value is not None:
-            clauses.append(clause)
-            params[name] = value
-    where = " AND ".join(clauses)
-    rows = await session.execute(
-        text(
-            "SELECT x.id, x.received_at, x.source, x.topic, x.device_id, x.sensor, x.reason, x.payload "  # noqa: S608
-            f"FROM rejected_readings AS x WHERE {where} "
-            "ORDER BY x.received_at DESC, x.id DESC OFFSET :offset LIMIT :limit"
-        ),
-        {**params, "offset": offset, "limit": limit},
-    )
-    rejected = [RejectedReading(*row) for row in rows]
-    total = await session.scalar(
-        text(f"SELECT count(*) FROM rejected_readings AS x WHERE {where}"),  # noqa: S608 - constant fragments
-        params,
-    )
-    return rejected, int(total or 0)
+            statement = statement.where(column == value)
+    if filters.source is not None:
+        statement = statement.where(rejected.source == filters.source)
+    if filters.reason is not None:
+        statement = statement.where(rejected.reason.ilike(_like_pattern(filters.reason), escape="\\"))
+    statement = statement.order_by(rejected.received_at.desc(), rejected.id.desc())
+    rows, total = await paginate(session, statement, offset=offset, limit=limit)
+    return [RejectedReading(**row._mapping) for row in rows], total

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from mirante.web.errors import UnsupportedMediaTypeError, ValidationFailedError
 from mirante.web.pagination import Page
+from telemetry_ingest.deps import AppSettings
 from telemetry_ingest.queries import service
 from telemetry_ingest.queries.buckets import BUCKET_ORIGIN, format_bucket
 from telemetry_ingest.queries.export import csv_stream
@@ -41,7 +42,7 @@ from telemetry_ingest.queries.schemas import (
     StatsParams,
     iso,
 )
-from telemetry_ingest.tenancy.access import AppSettings, TenantScope
+from telemetry_ingest.tenancy.deps import TenantScope
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}", tags=["telemetry"])
 

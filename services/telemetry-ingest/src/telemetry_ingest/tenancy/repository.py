@@ -6,6 +6,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.db import paginate_scalars
 from telemetry_ingest.tenancy.models import Tenant
 
 
@@ -41,13 +42,10 @@ async def list_tenants(
     session: AsyncSession, *, offset: int, limit: int, slug: str | None = None
 ) -> tuple[list[Tenant], int]:
     """Tenants by slug, with the total count (only the tenant `slug` when given)."""
-    query = select(Tenant)
-    counting = select(func.count()).select_from(Tenant)
+    query = select(Tenant).order_by(Tenant.slug)
     if slug is not None:
         query = query.where(Tenant.slug == slug)
-        counting = counting.where(Tenant.slug == slug)
-    rows = await session.scalars(query.order_by(Tenant.slug).offset(offset).limit(limit))
-    return list(rows), int(await session.scalar(counting) or 0)
+    return await paginate_scalars(session, query, offset=offset, limit=limit)
 
 
 async def schema_exists(session: AsyncSession, schema: str) -> bool:

@@ -8,8 +8,9 @@ from mirante.auth.principal import AdminPrincipal, CurrentPrincipal, Principal
 from mirante.db import Session
 from mirante.web.errors import ForbiddenError
 from mirante.web.pagination import Page, Pagination
+from telemetry_ingest.deps import AppSettings
 from telemetry_ingest.tenancy import service
-from telemetry_ingest.tenancy.access import AppSettings, TenantScope
+from telemetry_ingest.tenancy.deps import TenantScope
 from telemetry_ingest.tenancy.schemas import TenantCreate, TenantRead, TenantUpdate
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])

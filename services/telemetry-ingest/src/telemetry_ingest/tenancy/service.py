@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
 from mirante.bus import Event, emit
-from mirante.web.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from mirante.web.errors import ForbiddenError
 from telemetry_ingest.tenancy import repository
+from telemetry_ingest.tenancy.errors import InvalidTenantError, TenantAlreadyExistsError, TenantNotFoundError
 from telemetry_ingest.tenancy.migrator import SchemaUpgrade, upgrade_tenant_schema, upgrade_tenants
 from telemetry_ingest.tenancy.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, NAME_MAX_LENGTH, Tenant
 from telemetry_ingest.tenancy.naming import InvalidTenantSlugError, check_new_slug, schema_for
@@ -24,20 +25,6 @@ logger = logging.getLogger(__name__)
 SCHEMA = "telemetry_ingest"
 SOURCE = "mirante/telemetry-ingest"
 TENANT_CREATED = "telemetry.tenant.created"
-
-
-class TenantNotFoundError(NotFoundError):
-    def __init__(self, slug: str) -> None:
-        super().__init__(f"no tenant {slug!r}", code="tenant_not_found")
-
-
-class TenantAlreadyExistsError(ConflictError):
-    def __init__(self, slug: str, message: str | None = None) -> None:
-        super().__init__(message or f"tenant {slug!r} already exists", code="tenant_exists", details={"slug": slug})
-
-
-class InvalidTenantError(ValidationFailedError):
-    """Tenant fields the API models would also refuse (for callers that skip them, like the CLI)."""
 
 
 def _checked_slug(slug: str) -> str:

@@ -2,13 +2,15 @@
 
 Ingest evaluates every batch, and most tenants have no rules at all: the cache makes that case a dictionary
 lookup. Entries live `ttl_seconds` (rules changed by another process show up within that time); a change made
-through this process invalidates the tenant's entry at once and again when its transaction commits.
+through this process invalidates the tenant's entry at once and again when its transaction commits. The app
+builds one cache in its lifespan (`app.state.rule_cache`), shared by its writer and its rules API.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,10 @@ class Rule:
     min_value: float | None
     max_value: float | None
     hysteresis: float
+
+
+RULE_FIELDS: Final = tuple(item.name for item in fields(Rule))
+"""The columns of `threshold_rules` evaluation reads: the fields of `Rule`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,3 @@ class RuleCache:
             return
         self._entries.pop(schema, None)
         self._generations[schema] = self._generations.get(schema, 0) + 1
-
-
-rule_cache = RuleCache()
-"""The process-wide cache used by evaluation and invalidated by the rules API."""

@@ -7,7 +7,7 @@ value <= max - hysteresis), so a value hovering at a limit does not flap. Readin
 in timestamp order, and one not newer than the last evaluated timestamp is ignored: late or redelivered data never
 moves a state backwards.
 
-Cost: rules come from a per-process cache (`thresholds.cache`), so a tenant without rules costs a dictionary
+Cost: rules come from the app's cache (`thresholds.cache`), so a tenant without rules costs a dictionary
 lookup and no query. Rows are filtered to sensors that have rules before anything else; with rules, a batch
 costs one `SELECT ... FOR UPDATE` of the states involved (serialising concurrent writers of the same device), one
 `UPDATE`, and one outbox insert when something crossed (plus an insert the first time a (rule, device) is seen).
@@ -23,14 +23,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit_many
-from telemetry_ingest.ingest.rows import ReadingRow
 from telemetry_ingest.tenancy.models import Tenant
-from telemetry_ingest.tenancy.naming import quoted
-from telemetry_ingest.thresholds.cache import Rule, RuleSet, rule_cache
+from telemetry_ingest.tenancy.rows import ReadingRow
+from telemetry_ingest.tenancy.tables import in_tenant, qualified, threshold_rules, threshold_states
+from telemetry_ingest.thresholds.cache import RULE_FIELDS, Rule, RuleCache, RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,11 @@ class _Tracked:
     touched: bool = False
 
 
-async def evaluate_thresholds(session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow]) -> int:
-    """Evaluate `rows` (readings just stored for `tenant`) against its enabled rules; returns the events emitted.
+async def evaluate_thresholds(
+    session: AsyncSession, tenant: Tenant, rows: Sequence[ReadingRow], rule_cache: RuleCache
+) -> int:
+    """Evaluate `rows` (readings just stored for `tenant`) against its enabled rules, read through `rule_cache`;
+    returns the events emitted.
 
     Runs in the caller's transaction and only flushes: states and `telemetry.threshold.crossed` events (in the
     `telemetry_ingest` outbox, tenant set) become visible when the caller commits.
@@ -82,7 +85,7 @@ async def evaluate_thresholds(session: AsyncSession, tenant: Tenant, rows: Seque
     if not rows:
         return 0
     schema = tenant.schema_name
-    rules = await _rules(session, schema)
+    rules = await _rules(session, schema, rule_cache)
     if not rules.sensors:
         return 0
     sensors = rules.sensors
@@ -142,25 +145,13 @@ def _timestamp(row: ReadingRow) -> datetime:
     return row.ts
 
 
-async def _rules(session: AsyncSession, schema: str) -> RuleSet:
+async def _rules(session: AsyncSession, schema: str, rule_cache: RuleCache) -> RuleSet:
     cached = rule_cache.get(schema)
     if cached is not None:
         return cached
     generation = rule_cache.generation(schema)
-    result = await session.execute(_select_rules(schema))
-    rules = RuleSet.of(
-        [
-            Rule(
-                id=row.id,
-                device_id=row.device_id,
-                sensor=row.sensor,
-                min_value=row.min_value,
-                max_value=row.max_value,
-                hysteresis=row.hysteresis,
-            )
-            for row in result
-        ]
-    )
+    result = await session.execute(_SELECT_RULES, execution_options=in_tenant(schema))
+    rules = RuleSet.of([Rule(**row._mapping) for row in result])
     rule_cache.store(schema, rules, generation)
     return rules
 
@@ -207,14 +198,11 @@ def _crossed(tenant: Tenant, rule: Rule, row: ReadingRow, old: str, new: str) ->
     )
 
 
-# Statements are built once per tenant schema. The schema is the only interpolated part and `quoted` checks it
-# against the tenant schema pattern first, hence the S608 exemptions.
-@lru_cache(maxsize=4096)
-def _select_rules(schema: str) -> TextClause:
-    return text(
-        "SELECT id, device_id, sensor, min_value, max_value, hysteresis "  # noqa: S608
-        f"FROM {quoted(schema)}.threshold_rules WHERE enabled"
-    )
+_SELECT_RULES = select(*(threshold_rules.c[name] for name in RULE_FIELDS)).where(threshold_rules.c.enabled)
+
+
+# Statements are built once per tenant schema from the table descriptions. The schema is the only interpolated
+# part and `qualified` checks it against the tenant schema pattern first, hence the S608 exemptions.
 
 
 @lru_cache(maxsize=4096)
@@ -222,7 +210,7 @@ def _select_states(schema: str) -> TextClause:
     # Locked in key order, the same order every writer uses, so two batches never deadlock on states.
     return text(
         "SELECT s.rule_id, s.device_id, s.state, s.value, s.ts, s.changed_at "  # noqa: S608
-        f"FROM {quoted(schema)}.threshold_states AS s "
+        f"FROM {qualified(threshold_states, schema)} AS s "
         "JOIN unnest(CAST(:rule_ids AS integer[]), CAST(:device_ids AS text[])) AS k(rule_id, device_id) "
         "ON s.rule_id = k.rule_id AND s.device_id = k.device_id "
         "ORDER BY s.rule_id, s.device_id FOR UPDATE OF s"
@@ -233,12 +221,11 @@ def _select_states(schema: str) -> TextClause:
 def _insert_states(schema: str) -> TextClause:
     # Joined with the rules under FOR KEY SHARE: a rule deleted meanwhile drops out instead of failing the
     # foreign key and, with it, the whole ingest transaction.
-    name = quoted(schema)
     return text(
-        f"INSERT INTO {name}.threshold_states (rule_id, device_id, state) "  # noqa: S608
+        f"INSERT INTO {qualified(threshold_states, schema)} (rule_id, device_id, state) "  # noqa: S608
         "SELECT k.rule_id, k.device_id, 'normal' "
         "FROM unnest(CAST(:rule_ids AS integer[]), CAST(:device_ids AS text[])) AS k(rule_id, device_id) "
-        f"JOIN {name}.threshold_rules AS r ON r.id = k.rule_id "
+        f"JOIN {qualified(threshold_rules, schema)} AS r ON r.id = k.rule_id "
         "ORDER BY k.rule_id, k.device_id FOR KEY SHARE OF r "
         "ON CONFLICT (rule_id, device_id) DO NOTHING"
     )
@@ -247,7 +234,7 @@ def _insert_states(schema: str) -> TextClause:
 @lru_cache(maxsize=4096)
 def _update_states(schema: str) -> TextClause:
     return text(
-        f"UPDATE {quoted(schema)}.threshold_states AS s "  # noqa: S608
+        f"UPDATE {qualified(threshold_states, schema)} AS s "  # noqa: S608
         "SET state = u.state, value = u.value, ts = u.ts, changed_at = u.changed_at "
         "FROM unnest(CAST(:rule_ids AS integer[]), CAST(:device_ids AS text[]), CAST(:states AS text[]), "
         "CAST(:values AS float8[]), CAST(:tss AS timestamptz[]), CAST(:changed_ats AS timestamptz[])) "

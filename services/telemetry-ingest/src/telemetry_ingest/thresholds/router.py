@@ -12,9 +12,11 @@ from fastapi import APIRouter, Path, Query, Response, status
 from mirante.auth.principal import OperatorPrincipal
 from mirante.types import Id32
 from mirante.web.pagination import Page, Pagination
-from telemetry_ingest.tenancy.access import AppSettings, TenantScope
+from telemetry_ingest.deps import AppSettings
+from telemetry_ingest.tenancy.deps import TenantScope
 from telemetry_ingest.thresholds import service
-from telemetry_ingest.thresholds.repository import RuleRecord
+from telemetry_ingest.thresholds.deps import RuleCacheDep
+from telemetry_ingest.thresholds.repository import RuleRow
 from telemetry_ingest.thresholds.schemas import (
     Identifier,
     StateCounts,
@@ -37,7 +39,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _read(rule: RuleRecord) -> ThresholdRuleRead:
+def _read(rule: RuleRow) -> ThresholdRuleRead:
     return ThresholdRuleRead.model_validate(rule)
 
 
@@ -68,12 +70,17 @@ async def create_rule(
     body: ThresholdRuleCreate,
     _operator: OperatorPrincipal,
     settings: AppSettings,
+    rule_cache: RuleCacheDep,
     response: Response,
 ) -> ThresholdRuleRead:
     """Create a rule (operators): a reading of the sensor below `min_value` or above `max_value` publishes one
     `telemetry.threshold.crossed` event, and so does its return inside the limits by `hysteresis`."""
     rule = await service.create_rule(
-        scope.session, scope.tenant, body, max_rules=settings.threshold_max_rules_per_tenant
+        scope.session,
+        scope.tenant,
+        body,
+        max_rules=settings.threshold_max_rules_per_tenant,
+        rule_cache=rule_cache,
     )
     response.headers["Location"] = f"/api/v1/tenants/{scope.slug}/thresholds/{rule.id}"
     return _read(rule)
@@ -89,16 +96,22 @@ async def get_rule(scope: TenantScope, rule_id: RuleId) -> ThresholdRuleDetail:
 
 @router.patch("/{rule_id}", responses={**NOT_FOUND, **WRITE_ERRORS})
 async def update_rule(
-    scope: TenantScope, rule_id: RuleId, body: ThresholdRuleUpdate, _operator: OperatorPrincipal
+    scope: TenantScope,
+    rule_id: RuleId,
+    body: ThresholdRuleUpdate,
+    _operator: OperatorPrincipal,
+    rule_cache: RuleCacheDep,
 ) -> ThresholdRuleRead:
     """Change a rule (operators). Moving it to another device or sensor resets its states."""
-    return _read(await service.update_rule(scope.session, scope.tenant, rule_id, body))
+    return _read(await service.update_rule(scope.session, scope.tenant, rule_id, body, rule_cache=rule_cache))
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_rule(scope: TenantScope, rule_id: RuleId, _operator: OperatorPrincipal) -> Response:
+async def delete_rule(
+    scope: TenantScope, rule_id: RuleId, _operator: OperatorPrincipal, rule_cache: RuleCacheDep
+) -> Response:
     """Delete a rule and its states (operators)."""
-    await service.delete_rule(scope.session, scope.tenant, rule_id)
+    await service.delete_rule(scope.session, scope.tenant, rule_id, rule_cache=rule_cache)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

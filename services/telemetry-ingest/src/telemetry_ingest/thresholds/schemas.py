@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from mirante.web.schema import Omittable
-from telemetry_ingest.ingest.payload import IDENTIFIER_PATTERN
+from telemetry_ingest.identifiers import IDENTIFIER_PATTERN
 
 Identifier = Annotated[
     str,

@@ -1,25 +1,27 @@
 """Threshold rules of a tenant: create, list, read, change, delete, and the devices' current states.
 
 Everything runs in the caller's transaction (`flush`, never `commit`). Each change drops the tenant's rules from
-this process's evaluation cache at once and again when the transaction commits (an evaluation in between may
-have reloaded the old rules); other processes see the change when their cache entry expires.
+the app's evaluation cache (the caller passes it) at once and again when the transaction commits (an evaluation
+in between may have reloaded the old rules); other processes see the change when their cache entry expires.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as SyncSession
 
-from mirante.web.errors import ConflictError, NotFoundError, ValidationFailedError
+from mirante.web.errors import ValidationFailedError
 from telemetry_ingest.tenancy.locks import lock_tenant
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.thresholds import repository
-from telemetry_ingest.thresholds.cache import rule_cache
-from telemetry_ingest.thresholds.repository import RuleRecord, StateRecord
+from telemetry_ingest.thresholds.cache import RuleCache
+from telemetry_ingest.thresholds.errors import DuplicateRuleError, RuleNotFoundError, TooManyRulesError
+from telemetry_ingest.thresholds.repository import RuleRow, StateRow
 from telemetry_ingest.thresholds.schemas import ThresholdRuleCreate, ThresholdRuleUpdate, limit_problems
 
 logger = logging.getLogger(__name__)
@@ -29,33 +31,12 @@ RULES_NAMESPACE = 7_243_010
 and count checks cannot race."""
 
 SCOPE_FIELDS = ("device_id", "sensor")
+IDENTITY_FIELDS: Final = tuple(name for name in ThresholdRuleCreate.model_fields if name != "enabled")
+"""What makes two rules the same rule: every field of a new rule but `enabled`."""
 
 
-class RuleNotFoundError(NotFoundError):
-    def __init__(self, rule_id: int) -> None:
-        super().__init__(f"no threshold rule {rule_id}", code="threshold_rule_not_found")
-
-
-class DuplicateRuleError(ConflictError):
-    def __init__(self, existing_id: int) -> None:
-        super().__init__(
-            f"threshold rule {existing_id} already has this device, sensor and limits",
-            code="threshold_rule_exists",
-            details={"rule_id": existing_id},
-        )
-
-
-class TooManyRulesError(ConflictError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the tenant has {limit} threshold rules, the most allowed; delete one first",
-            code="threshold_rule_limit",
-            details={"limit": limit},
-        )
-
-
-def invalidate_rules(session: AsyncSession, schema: str) -> None:
-    """Drop `schema`'s rules from the evaluation cache now and after the session's transaction commits."""
+def invalidate_rules(session: AsyncSession, schema: str, rule_cache: RuleCache) -> None:
+    """Drop `schema`'s rules from `rule_cache` now and after the session's transaction commits."""
     rule_cache.invalidate(schema)
 
     def after_commit(_session: SyncSession) -> None:
@@ -73,7 +54,7 @@ async def list_rules(
     device_id: str | None = None,
     sensor: str | None = None,
     enabled: bool | None = None,
-) -> tuple[list[RuleRecord], int]:
+) -> tuple[Sequence[RuleRow], int]:
     """The tenant's rules by id, filtered, with the total count."""
     return await repository.list_rules(
         session,
@@ -86,7 +67,7 @@ async def list_rules(
     )
 
 
-async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleRecord:
+async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleRow:
     """One rule; `RuleNotFoundError` (404) when the tenant has none with this id."""
     rule = await repository.get_rule(session, tenant.schema_name, rule_id)
     if rule is None:
@@ -95,8 +76,8 @@ async def get_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> RuleR
 
 
 async def create_rule(
-    session: AsyncSession, tenant: Tenant, body: ThresholdRuleCreate, *, max_rules: int
-) -> RuleRecord:
+    session: AsyncSession, tenant: Tenant, body: ThresholdRuleCreate, *, max_rules: int, rule_cache: RuleCache
+) -> RuleRow:
     """Add a rule. 409 when the same device, sensor and limits exist already or the tenant has `max_rules`."""
     schema = tenant.schema_name
     values = body.model_dump()
@@ -105,12 +86,14 @@ async def create_rule(
         raise TooManyRulesError(max_rules)
     await _refuse_duplicate(session, schema, values)
     rule = await repository.insert_rule(session, schema, values)
-    invalidate_rules(session, schema)
+    invalidate_rules(session, schema, rule_cache)
     logger.info("tenant %s: threshold rule %d created", tenant.slug, rule.id)
     return rule
 
 
-async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body: ThresholdRuleUpdate) -> RuleRecord:
+async def update_rule(
+    session: AsyncSession, tenant: Tenant, rule_id: int, body: ThresholdRuleUpdate, *, rule_cache: RuleCache
+) -> RuleRow:
     """Change a rule. The result must pass the checks of a new rule (422) and not duplicate another (409).
 
     Moving a rule to another device or sensor forgets its states; changing limits keeps them, so the next
@@ -122,14 +105,7 @@ async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body:
     changes = {field: value for field, value in body.changes().items() if getattr(current, field) != value}
     if not changes:
         return current
-    merged: dict[str, Any] = {
-        "device_id": current.device_id,
-        "sensor": current.sensor,
-        "min_value": current.min_value,
-        "max_value": current.max_value,
-        "hysteresis": current.hysteresis,
-        **changes,
-    }
+    merged: dict[str, Any] = {name: getattr(current, name) for name in IDENTITY_FIELDS} | changes
     problems = limit_problems(merged["min_value"], merged["max_value"], merged["hysteresis"])
     if problems:
         raise ValidationFailedError("; ".join(problem["message"] for problem in problems), details=problems)
@@ -139,17 +115,17 @@ async def update_rule(session: AsyncSession, tenant: Tenant, rule_id: int, body:
         raise RuleNotFoundError(rule_id)
     if any(field in changes for field in SCOPE_FIELDS):
         await repository.delete_states(session, schema, rule_id)
-    invalidate_rules(session, schema)
+    invalidate_rules(session, schema, rule_cache)
     logger.info("tenant %s: threshold rule %d changed (%s)", tenant.slug, rule_id, ", ".join(sorted(changes)))
     return rule
 
 
-async def delete_rule(session: AsyncSession, tenant: Tenant, rule_id: int) -> None:
+async def delete_rule(session: AsyncSession, tenant: Tenant, rule_id: int, *, rule_cache: RuleCache) -> None:
     """Delete a rule and its states; `RuleNotFoundError` (404) when there is none."""
     schema = tenant.schema_name
     if not await repository.delete_rule(session, schema, rule_id):
         raise RuleNotFoundError(rule_id)
-    invalidate_rules(session, schema)
+    invalidate_rules(session, schema, rule_cache)
     logger.info("tenant %s: threshold rule %d deleted", tenant.slug, rule_id)
 
 
@@ -167,7 +143,7 @@ async def list_states(
     limit: int,
     state: str | None = None,
     device_id: str | None = None,
-) -> tuple[list[StateRecord], int]:
+) -> tuple[Sequence[StateRow], int]:
     """The devices' states against an existing rule (404 otherwise), by device id."""
     await get_rule(session, tenant, rule_id)
     return await repository.list_states(
@@ -178,15 +154,7 @@ async def list_states(
 async def _refuse_duplicate(
     session: AsyncSession, schema: str, values: dict[str, Any], *, other_than: int | None = None
 ) -> None:
-    existing = await repository.find_same_rule(
-        session,
-        schema,
-        device_id=values["device_id"],
-        sensor=values["sensor"],
-        min_value=values["min_value"],
-        max_value=values["max_value"],
-        hysteresis=values["hysteresis"],
-        other_than=other_than,
-    )
+    identity = {name: values[name] for name in IDENTITY_FIELDS}
+    existing = await repository.find_same_rule(session, schema, identity, other_than=other_than)
     if existing is not None:
         raise DuplicateRuleError(existing)

@@ -14,14 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import CurrentPrincipal, Principal
 from mirante.db import Session
 from mirante.types import Text
 from mirante.web.errors import ForbiddenError
-from telemetry_ingest.config import Settings
 from telemetry_ingest.tenancy import service
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.scope import enter_tenant
@@ -66,11 +65,3 @@ async def tenant_context(tenant: TenantSlugPath, session: Session, principal: Cu
 
 TenantScope = Annotated[TenantContext, Depends(tenant_context)]
 """Use as a parameter of `{tenant}` routes: `scope: TenantScope`, then query through `scope.session`."""
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-AppSettings = Annotated[Settings, Depends(get_settings)]
