@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
@@ -107,6 +108,49 @@ async def test_postgres_runs_queries_and_ddl(stack: EmbeddedStack) -> None:
             assert (await sa_connection.execute(text("select 2"))).scalar_one() == 2
     finally:
         await engine.dispose()
+
+
+async def test_postgres_is_a_current_release_with_correct_date_bin(stack: EmbeddedStack) -> None:
+    # PostgreSQL 16.2 (the last build pgserver shipped) floors this timestamp to 23:29:59; fixed releases and
+    # the servers users run give 23:30:00, which the telemetry buckets rely on.
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+        assert int(await connection.fetchval("show server_version_num")) >= 170000
+        binned = await connection.fetchval(
+            "select date_bin('1 second', timestamp '1969-12-31 23:30:00', timestamp '1970-01-05')"
+        )
+    finally:
+        await connection.close()
+    assert binned == datetime(1969, 12, 31, 23, 30)
+
+
+async def test_a_cluster_of_another_major_version_is_kept_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MIRANTE_REDIS_URL", "redis://cache.invalid:6379/0")
+    monkeypatch.setenv("MIRANTE_MQTT_URL", "mqtt://broker.invalid:1883")
+    monkeypatch.delenv("MIRANTE_DATABASE_URL", raising=False)
+    old = tmp_path / "postgres"
+    old.mkdir()
+    (old / "PG_VERSION").write_text("16\n")
+    (old / "base").mkdir()
+    (old / "base" / "kept").write_text("data of the old cluster")
+    caplog.set_level(logging.WARNING, logger="mirante.devstack")
+
+    stack = EmbeddedStack(tmp_path)
+    urls = await stack.astart()
+    try:
+        connection = await asyncpg.connect(urls.database_url)
+        try:
+            major = await connection.fetchval("show server_version_num")
+        finally:
+            await connection.close()
+    finally:
+        await stack.astop()
+
+    assert (tmp_path / "postgres-16" / "base" / "kept").read_text() == "data of the old cluster"
+    assert (old / "PG_VERSION").read_text().strip() == str(int(major) // 10000)
+    assert "postgres-16" in caplog.text
 
 
 async def test_redis_supports_stream_consumer_groups(stack: EmbeddedStack) -> None:
