@@ -51,7 +51,11 @@ class Shown:
 
     def tokens(self) -> list[str]:
         # Markdown tables escape `|` as `\|`; shell comments after a command are not part of it.
-        return shlex.split(self.text.replace("\\|", "|"), comments=True)
+        text = self.text.replace("\\|", "|")
+        try:
+            return shlex.split(text, comments=True)
+        except ValueError:  # a span that is not shell, such as a lone backslash
+            return text.split()
 
 
 def shown_commands(page: Path) -> Iterator[Shown]:
