@@ -62,7 +62,7 @@ HEADER = """# Benchmarks
 
 Produced by `make bench` (`scripts/bench/run.py`); each section is rewritten when its benchmark runs. Every
 figure is compared with a baseline measured in the same run on the same servers, so the ratio means something
-even on a busy or slow machine. Run one with `uv run python scripts/bench/run.py NAME`.
+even on a busy or slow machine. Run one with `.venv/bin/python scripts/bench/run.py NAME`.
 """
 
 

@@ -56,7 +56,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     names = args.names or BENCHMARKS
-    command = "make bench" if not args.names else f"uv run python scripts/bench/run.py {' '.join(names)}"
+    command = "make bench" if not args.names else f".venv/bin/python scripts/bench/run.py {' '.join(names)}"
     with tempfile.TemporaryDirectory(prefix="mirante-bench-") as folder, EmbeddedStack(Path(folder)) as urls:
         reports = asyncio.run(run_all(names, urls))
     write_sections([(report, command) for report in reports])

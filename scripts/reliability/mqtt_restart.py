@@ -12,7 +12,7 @@
     TELEMETRY_INGEST_MQTT_SHARE_GROUP set.
 
 Usage (PostgreSQL and Redis from the environment, as for the tests):
-    python3 -m uv run python scripts/reliability/mqtt_restart.py [--messages 20000]
+    .venv/bin/python scripts/reliability/mqtt_restart.py [--messages 20000]
 """
 
 from __future__ import annotations

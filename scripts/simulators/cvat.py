@@ -9,7 +9,7 @@ Tests use `CvatSimulator` as a context manager (a real HTTP server on 127.0.0.1 
 its methods to change jobs, inject failures, count requests and fire signed webhooks the way CVAT does.
 A user can run it on its own:
 
-    uv run python scripts/simulators/cvat.py --jobs 500 --port 8080
+    .venv/bin/python scripts/simulators/cvat.py --jobs 500 --port 8080
 """
 
 from __future__ import annotations

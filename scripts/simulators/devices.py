@@ -19,7 +19,7 @@ an optional target rate: the library's `mirante.mqtt.Publisher` (aiomqtt, a futu
 Devices speak MQTT 3.1.1 by default, as most field devices do; paho also handles its acknowledgements at
 about half the cost of MQTT 5's, whose every PUBACK carries a reason code and properties.
 
-    uv run python scripts/simulators/devices.py --url mqtt://127.0.0.1:1883 --tenants a,b --devices 50 \\
+    .venv/bin/python scripts/simulators/devices.py --url mqtt://127.0.0.1:1883 --tenants a,b --devices 50 \\
         --rate 2000 --duration 30
 """
 

@@ -45,6 +45,8 @@ TAG = uuid.uuid4().hex[:10]
 ALICE = f"alice-{TAG}"
 EXISTING = f"existing-{TAG}"
 KEY_NAME = f"cli-key-{TAG}"
+TENANT_KEY_NAME = f"cli-tenant-key-{TAG}"
+TENANT = f"acme-{TAG}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ async def runs(
         "migrate": (["migrate"], on_empty),
         "create": (["user", "create", ALICE, "--password", PASSWORD, "--role", "admin"], on_migrated),
         "apikey": (["apikey", "create", "--name", KEY_NAME, "--scope", "things:read", "--scope", "a"], on_migrated),
+        "tenant_apikey": (
+            ["apikey", "create", "--name", TENANT_KEY_NAME, "--scope", "telemetry:ingest", "--tenant", TENANT],
+            on_migrated,
+        ),
     }
     results = await asyncio.gather(*(run_mirante(arguments, env, workdir) for arguments, env in commands.values()))
     return dict(zip(commands, results, strict=True))
@@ -241,9 +247,23 @@ async def test_apikey_create_prints_a_key_that_authenticates(
         body = me.json()
         assert (body["kind"], body["name"], body["role"]) == ("api_key", KEY_NAME, "viewer")
         assert body["scopes"] == ["a", "things:read"]
+        assert body["tenant"] is None
     tampered = key[:-1] + ("0" if key[-1] != "0" else "1")
     wrong = await app_client.get("/api/v1/auth/me", headers={"X-API-Key": tampered})
     assert wrong.status_code == 401
+
+
+async def test_apikey_create_with_a_tenant_binds_the_key_to_it(
+    runs: dict[str, Run], app_client: httpx.AsyncClient
+) -> None:
+    run = runs["tenant_apikey"]
+
+    assert run.code == 0, run.stderr
+    me = await app_client.get("/api/v1/auth/me", headers={"X-API-Key": run.stdout.strip()})
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert (body["kind"], body["name"], body["tenant"]) == ("api_key", TENANT_KEY_NAME, TENANT)
+    assert body["scopes"] == ["telemetry:ingest"]
 
 
 @pytest.fixture

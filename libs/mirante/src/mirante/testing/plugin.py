@@ -10,9 +10,11 @@ marked `browser` and skipped when Chromium or Playwright is missing.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -88,7 +90,7 @@ def cheap_password_hashing() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def mirante_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls]:
+def mirante_urls() -> Iterator[StackUrls]:
     """The servers of this run: from the environment, else an embedded stack kept for the whole run."""
     env = {
         "database_url": os.environ.get("MIRANTE_DATABASE_URL"),
@@ -98,16 +100,42 @@ def mirante_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls
     if all(env.values()):
         yield StackUrls(**{key: str(value) for key, value in env.items()})
         return
-    data_dir = Path(os.environ.get("MIRANTE_TEST_DATA_DIR", str(tmp_path_factory.mktemp("mirante-stack"))))
-    stack = EmbeddedStack(data_dir)
-    urls = stack.start()
-    if stack.mqtt_protocol is not None:
-        # Every client of this run (settings, subprocesses) must speak the embedded broker's MQTT version.
-        os.environ["MIRANTE_MQTT_PROTOCOL"] = stack.mqtt_protocol
+    with embedded_stack_dir() as data_dir:
+        stack = EmbeddedStack(data_dir)
+        urls = stack.start()
+        if stack.mqtt_protocol is not None:
+            # Every client of this run (settings, subprocesses) must speak the embedded broker's MQTT version.
+            os.environ["MIRANTE_MQTT_PROTOCOL"] = stack.mqtt_protocol
+        try:
+            yield urls
+        finally:
+            stack.stop()
+
+
+@contextmanager
+def embedded_stack_dir() -> Iterator[Path]:
+    """The data folder of a run's embedded stack: `MIRANTE_TEST_DATA_DIR`, else a `scratch_data_dir()`."""
+    given = os.environ.get("MIRANTE_TEST_DATA_DIR")
+    if given:
+        yield Path(given)
+        return
+    with scratch_data_dir() as made:
+        yield made
+
+
+@contextmanager
+def scratch_data_dir() -> Iterator[Path]:
+    """A new folder for embedded servers' data, removed afterwards.
+
+    Not under pytest's temporary root: run as root, the embedded PostgreSQL runs as another system user that
+    must reach its data folder, and every pytest session that root starts on the machine sets that root back
+    to mode 0700, which took the server's data away in the middle of a run.
+    """
+    made = Path(tempfile.mkdtemp(prefix="mirante-test-stack-"))
     try:
-        yield urls
+        yield made
     finally:
-        stack.stop()
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
