@@ -65,6 +65,11 @@ async def login(session: AsyncSession, codec: TokenCodec, username: str, passwor
     user = await authenticate(session, username, password)
     user.last_login_at = datetime.now(UTC)
     await session.flush()
+    return issue_token(codec, user)
+
+
+def issue_token(codec: TokenCodec, user: User) -> IssuedToken:
+    """An access token carrying what `user` is now: role, staff flag, tenant and token version."""
     return codec.issue(
         user.id,
         username=user.username,

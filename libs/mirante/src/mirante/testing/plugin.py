@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mirante.auth.commands import create_user
 from mirante.auth.passwords import PasswordHasher, ScryptParameters, set_password_hasher
+from mirante.auth.service import issue_token
 from mirante.auth.tokens import TokenCodec
 from mirante.db import create_engine, get_session
 from mirante.devstack import EmbeddedStack, StackUrls
@@ -231,14 +232,6 @@ async def auth_headers(db_session: AsyncSession, infra_settings: InfraSettings) 
         user = await create_user(
             db_session, username=username, password="test-password-1234", role=role, staff=staff, tenant=tenant
         )
-        issued = codec.issue(
-            user.id,
-            username=user.username,
-            role=user.role,
-            staff=user.is_staff,
-            tenant=user.tenant,
-            token_version=user.token_version,
-        )
-        return {"Authorization": f"Bearer {issued.token}"}
+        return {"Authorization": f"Bearer {issue_token(codec, user).token}"}
 
     return make
