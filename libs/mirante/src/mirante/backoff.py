@@ -17,10 +17,14 @@ DEFAULT_RETRY_AFTER_CAP_SECONDS = 300.0
 _MAX_EXPONENT = 64
 
 
+def exponential_ceiling(attempt: int, base: float, cap: float) -> float:
+    """`min(cap, base * 2**attempt)`, `attempt` counting from 0: the longest wait of that attempt."""
+    return min(cap, base * 2.0 ** min(max(attempt, 0), _MAX_EXPONENT))
+
+
 def full_jitter(attempt: int, base: float, cap: float) -> float:
-    """A delay drawn uniformly from `[0, min(cap, base * 2**attempt)]`; `attempt` counts from 0."""
-    ceiling = min(cap, base * 2.0 ** min(max(attempt, 0), _MAX_EXPONENT))
-    return random.uniform(0, ceiling)
+    """A delay drawn uniformly from `[0, exponential_ceiling(attempt, base, cap)]`."""
+    return random.uniform(0, exponential_ceiling(attempt, base, cap))
 
 
 def retry_after_seconds(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mirante.backoff import exponential_ceiling
+
 
 @dataclass
 class RestartBackoff:
@@ -28,7 +30,8 @@ class RestartBackoff:
         """The delay before restarting a process that exited after running `uptime` seconds."""
         if uptime >= self.stable_after:
             self.consecutive_failures = 0
-        delay = min(self.maximum, self.initial * 2.0 ** min(self.consecutive_failures, 32))
+        # No jitter: one supervisor restarts its own children, there is no crowd to spread out.
+        delay = exponential_ceiling(self.consecutive_failures, self.initial, self.maximum)
         self.consecutive_failures += 1
         return delay
 
