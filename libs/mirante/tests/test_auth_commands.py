@@ -107,8 +107,8 @@ async def test_create_api_key(db_session: AsyncSession) -> None:
     ("fields", "field"),
     [
         ({"scopes": []}, "scopes"),
-        ({"scopes": ["UPPER"]}, "scopes"),
-        ({"scopes": ["a b"]}, "scopes"),
+        ({"scopes": ["UPPER"]}, "scopes.0"),
+        ({"scopes": ["a b"]}, "scopes.0"),
         ({"name": ""}, "name"),
         ({"role": "owner"}, "role"),
         ({"expires_at": datetime.now(UTC) - timedelta(minutes=1)}, "expires_at"),
