@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -97,9 +98,17 @@ def hostile_calls(app: FastAPI, tenant: str) -> Iterator[tuple[Call, str]]:
                     yield Call(method, path_template, path_values, query), f"{parameter['name']}={label}"
 
 
+# Routes meant for an MQTT broker (telemetry-ingest's broker auth) answer 503 until a broker secret is set;
+# with one set and sent, hostile parameters reach their handlers like everywhere else.
+BROKER_SECRET = "hostile-input-broker-secret-0123456789"
+
+
 def _app(spec: ServiceSpec, infra: InfraSettings) -> FastAPI:
-    settings = spec.settings_factory().model_copy(update={"infra": infra})
-    return spec.app_factory(settings)
+    settings = spec.settings_factory()
+    update: dict[str, object] = {"infra": infra}
+    if "broker_auth_secret" in type(settings).model_fields:
+        update["broker_auth_secret"] = SecretStr(BROKER_SECRET)
+    return spec.app_factory(settings.model_copy(update=update))
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -135,7 +144,7 @@ async def test_no_route_answers_500_to_hostile_parameters(
 ) -> None:
     app = _app(spec, infra_settings)
     client = await make_client(app)
-    headers = await auth_headers("admin", staff=True)
+    headers = {**await auth_headers("admin", staff=True), "X-Broker-Secret": BROKER_SECRET}
 
     failures = []
     calls = 0

@@ -21,10 +21,13 @@ TEXT_MAX_LENGTH: Final = 200
 MAX_LABEL_FILTERS: Final = 10
 MAX_LABELS: Final = 32
 LABEL_KEY_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
-# `key` or `key:value`, the value anything (`[\s\S]`: `.` would stop at a line break the filter accepts).
-LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[\s\S]*)?$"
+# `key` or `key:value`, the value anything but NUL, which PostgreSQL text cannot hold (`.` would stop at a line
+# break the filter accepts). The rule lives in the pattern so the schema shows it.
+LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[^\x00]*)?$"
 """Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 LABEL_VALUE_MAX_LENGTH: Final = 256
+LABEL_FILTER_MAX_LENGTH: Final = 64 + 1 + LABEL_VALUE_MAX_LENGTH
+LabelFilter = Annotated[str, StringConstraints(pattern=LABEL_FILTER_PATTERN, max_length=LABEL_FILTER_MAX_LENGTH)]
 
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 
@@ -236,7 +239,7 @@ def device_filters(
         StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")
     ] = None,
     label: Annotated[
-        list[Annotated[StorableText, StringConstraints(pattern=LABEL_FILTER_PATTERN)]] | None,
+        list[LabelFilter] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
             "label); repeat for several, all must hold",
