@@ -25,7 +25,8 @@ from mirante.settings import CoreSettings, SettingsError
 
 logger = logging.getLogger(__name__)
 
-READY_TIMEOUT_SECONDS = 60.0
+# Five services migrating and importing at once on a small, busy machine can take a minute; give them two.
+READY_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 15.0
 
 
