@@ -21,11 +21,10 @@ from cvat_sync.cvat.client import CvatClient
 from cvat_sync.cvat.errors import CvatAuthenticationError, CvatUnavailableError
 from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.sync import service
+from cvat_sync.sync.errors import InvalidSyncFiltersError, SyncAlreadyRunningError
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import ABANDONED_MESSAGE, reap_abandoned_runs, run_lock, run_next
 from cvat_sync.sync.service import (
-    InvalidSyncFiltersError,
-    SyncAlreadyRunningError,
     SyncEngine,
     SyncFilters,
     SyncStats,

@@ -21,12 +21,11 @@ from cvat_sync.cvat.errors import CvatConfigurationError
 from cvat_sync.cvat.payloads import STATUSES
 from cvat_sync.main import SERVICE
 from cvat_sync.sync import repository
+from cvat_sync.sync.errors import InvalidSyncFiltersError, SyncAlreadyRunningError
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import reap_abandoned_runs, run_lock
 from cvat_sync.sync.service import (
     MAX_JOB_ERRORS,
-    InvalidSyncFiltersError,
-    SyncAlreadyRunningError,
     SyncFilters,
     SyncStats,
     execute_run,

@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer, load_only
 
 from cvat_sync.cvat.payloads import STAGES, STATES, STATUSES
+from cvat_sync.jobs.errors import InvalidJobQueryError
 from cvat_sync.jobs.models import Job, JobChange
+from mirante.db import paginate_scalars
 
 SEARCH_CONFIG = "simple"
 MAX_SEARCH_LENGTH = 200
@@ -63,10 +65,6 @@ SUMMARY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     Job.deleted_at,
 )
 """The columns a list row or an export line needs (no raw payload)."""
-
-
-class InvalidJobQueryError(ValueError):
-    """Filters or a sort key that cannot describe a set of jobs (unknown value, empty range...)."""
 
 
 def _check_allowed(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
@@ -187,20 +185,13 @@ def summaries(filters: JobFilters, sort: str = DEFAULT_SORT) -> Select[Job]:
     )
 
 
-async def count_jobs(session: AsyncSession, filters: JobFilters) -> int:
-    """How many jobs match `filters`."""
-    total = await session.scalar(select(func.count()).select_from(Job).where(*conditions(filters)))
-    return total or 0
-
-
 async def list_jobs(
     session: AsyncSession, filters: JobFilters, sort: str = DEFAULT_SORT, *, offset: int = 0, limit: int = 50
 ) -> tuple[list[Job], int]:
     """One page of matching jobs (list columns only) and the number of all matching jobs."""
     if offset < 0 or limit < 1:
         raise InvalidJobQueryError("offset must be >= 0 and limit >= 1")
-    rows = await session.scalars(summaries(filters, sort).offset(offset).limit(limit))
-    return list(rows), await count_jobs(session, filters)
+    return await paginate_scalars(session, summaries(filters, sort), offset=offset, limit=limit)
 
 
 async def stream_jobs(
@@ -242,15 +233,10 @@ async def job_history(
     """A page of a job's changes, newest first, and how many changes it has in all."""
     if offset < 0 or limit < 1:
         raise InvalidJobQueryError("offset must be >= 0 and limit >= 1")
-    rows = await session.scalars(
-        select(JobChange)
-        .where(JobChange.job_id == job_id)
-        .order_by(JobChange.changed_at.desc(), JobChange.id.desc())
-        .offset(offset)
-        .limit(limit)
+    history = (
+        select(JobChange).where(JobChange.job_id == job_id).order_by(JobChange.changed_at.desc(), JobChange.id.desc())
     )
-    total = await session.scalar(select(func.count()).select_from(JobChange).where(JobChange.job_id == job_id))
-    return list(rows), total or 0
+    return await paginate_scalars(session, history, offset=offset, limit=limit)
 
 
 @dataclass(frozen=True)

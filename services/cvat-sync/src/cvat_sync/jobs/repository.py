@@ -71,6 +71,20 @@ async def lock_stored(session: AsyncSession, ids: Sequence[int]) -> dict[int, St
     return {row[0]: StoredJob(*row) for row in rows}
 
 
+async def lock_jobs_of(
+    session: AsyncSession, *, task_id: int | None = None, project_id: int | None = None, live_only: bool = True
+) -> list[StoredJob]:
+    """The stored jobs of a task or of a project (not deleted ones when `live_only`), locked until the
+    transaction ends."""
+    if (task_id is None) == (project_id is None):
+        raise ValueError("give exactly one of task_id and project_id")
+    conditions = [JOBS.c.task_id == task_id if task_id is not None else JOBS.c.project_id == project_id]
+    if live_only:
+        conditions.append(JOBS.c.deleted_at.is_(None))
+    rows = await session.execute(select(*STORED_COLUMNS).where(*conditions).order_by(JOBS.c.id).with_for_update())
+    return [StoredJob(*row) for row in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class Companion:
     """A statement that travels with the mirror's write, as a data-modifying CTE of the same statement, to

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict
 
+from cvat_sync.jobs.errors import InvalidJobQueryError
 from cvat_sync.jobs.models import Job, JobChange
-from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, InvalidJobQueryError, JobFilters, JobStats
+from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, JobFilters, JobStats
 from cvat_sync.jobs.service import job_link
 from mirante.types import Id64, Text
 from mirante.web.errors import ValidationFailedError
@@ -97,8 +98,6 @@ def job_filters(
     except InvalidJobQueryError as error:
         raise ValidationFailedError(str(error)) from None
 
-
-JobFilterParams = Annotated[JobFilters, Depends(job_filters)]
 
 SortParam = Annotated[
     SortKey,

@@ -38,10 +38,16 @@ from cvat_sync.cvat.errors import (
 from cvat_sync.cvat.payloads import STATUSES, CvatJob, InvalidJobPayloadError, Status
 from cvat_sync.jobs.service import SCHEMA, SOURCE, Incoming, JobMirror, Outcome
 from cvat_sync.sync import repository
+from cvat_sync.sync.errors import (
+    ActiveRunExistsError,
+    CvatNotConfiguredError,
+    InvalidSyncFiltersError,
+    SyncAlreadyRunningError,
+    SyncRunNotFoundError,
+)
 from cvat_sync.sync.models import SyncRun
 from mirante.aio import cancel_and_wait
 from mirante.bus import Event, emit
-from mirante.web.errors import ApiError, ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -56,34 +62,6 @@ TRIGGERS = ("cli", "api", "web")
 MAX_JOB_ERRORS = 100
 REFUSED_BY_DATABASE = "the database refused to store it; the details are in the service log"
 INTERNAL_ERROR_MESSAGE = "internal error: the sync stopped unexpectedly; the details are in the service log"
-
-
-class InvalidSyncFiltersError(ValueError):
-    """A sync filter has a value CVAT could not match (not a positive id, an unknown status, ...)."""
-
-
-class SyncAlreadyRunningError(ConflictError):
-    """Another sync run is queued or running: only one runs at a time."""
-
-    def __init__(self, run: SyncRun | None) -> None:
-        if run is None:
-            message = "another sync run is queued or running; wait for it to finish"
-            details: dict[str, Any] | None = None
-        else:
-            who = f" by {run.started_by}" if run.started_by else ""
-            message = f"sync run {run.id} ({run.trigger}{who}) is {run.status}; wait for it to finish"
-            details = {"run_id": run.id, "status": run.status}
-        super().__init__(message, code="sync_already_running", details=details)
-        self.run = run
-
-
-class SyncRunNotFoundError(NotFoundError):
-    def __init__(self, run_id: int) -> None:
-        super().__init__(f"no sync run {run_id}")
-
-
-class CvatNotConfiguredError(ApiError):
-    status_code, code = 503, "cvat_not_configured"
 
 
 @dataclass(frozen=True)
@@ -561,7 +539,7 @@ async def start_run(
         values["started_at"] = datetime.now(UTC)
     try:
         return await repository.insert_run(session, values)
-    except repository.ActiveRunExistsError:
+    except ActiveRunExistsError:
         raise SyncAlreadyRunningError(await repository.active_run(session)) from None
 
 
@@ -653,12 +631,9 @@ def _completed_event(run: SyncRun) -> Event:
 
 
 __all__ = [
-    "InvalidSyncFiltersError",
     "ProgressCallback",
-    "SyncAlreadyRunningError",
     "SyncEngine",
     "SyncFilters",
-    "SyncRunNotFoundError",
     "SyncStats",
     "execute_run",
     "get_run",
