@@ -31,8 +31,9 @@ from cvat_sync.cvat.errors import (
     CvatPermissionError,
     CvatResponseError,
     CvatUnavailableError,
+    InvalidJobPayloadError,
 )
-from cvat_sync.cvat.payloads import MAX_BIGINT, AnnotationCounts, CvatJob, InvalidJobPayloadError
+from cvat_sync.cvat.payloads import MAX_BIGINT, AnnotationCounts, CvatJob
 from mirante.backoff import full_jitter, retry_after_seconds
 
 logger = logging.getLogger(__name__)

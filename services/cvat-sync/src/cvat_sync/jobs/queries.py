@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, defer, load_only
 
 from cvat_sync.cvat.payloads import STAGES, STATES, STATUSES
 from cvat_sync.jobs.errors import InvalidJobQueryError
+from cvat_sync.jobs.fields import SUMMARY_FIELDS
 from cvat_sync.jobs.models import Job, JobChange
 from mirante.db import paginate_scalars
 
@@ -45,26 +46,7 @@ SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
 }
 SORT_KEYS: tuple[str, ...] = tuple(key for name in SORT_COLUMNS for key in (name, f"-{name}"))
 
-SUMMARY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
-    Job.id,
-    Job.task_id,
-    Job.task_name,
-    Job.project_id,
-    Job.project_name,
-    Job.assignee,
-    Job.status,
-    Job.stage,
-    Job.state,
-    Job.job_type,
-    Job.frame_count,
-    Job.manual_annotations,
-    Job.interpolated_annotations,
-    Job.total_annotations,
-    Job.cvat_updated_at,
-    Job.last_synced_at,
-    Job.deleted_at,
-)
-"""The columns a list row or an export line needs (no raw payload)."""
+SUMMARY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = tuple(getattr(Job, name) for name in SUMMARY_FIELDS)
 
 
 def _check_allowed(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:

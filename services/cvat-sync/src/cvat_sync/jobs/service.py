@@ -16,25 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob
 from cvat_sync.jobs import repository
+from cvat_sync.jobs.fields import COUNT_FIELDS, TRACKED_FIELDS
 from cvat_sync.jobs.models import Job
 from cvat_sync.jobs.repository import StoredJob
 from mirante.bus import Event, emit_many, outbox_insert
 
 SCHEMA = "cvat_sync"
 SOURCE = "mirante/cvat-sync"
-TRACKED_FIELDS = (
-    "task_id",
-    "task_name",
-    "project_id",
-    "project_name",
-    "assignee",
-    "status",
-    "stage",
-    "state",
-    "job_type",
-    "frame_count",
-)
-COUNT_FIELDS = ("manual_annotations", "interpolated_annotations", "total_annotations")
 
 
 class Outcome(StrEnum):

@@ -34,8 +34,9 @@ from cvat_sync.cvat.errors import (
     CvatNotFoundError,
     CvatPermissionError,
     CvatResponseError,
+    InvalidJobPayloadError,
 )
-from cvat_sync.cvat.payloads import STATUSES, CvatJob, InvalidJobPayloadError, Status
+from cvat_sync.cvat.payloads import STATUSES, CvatJob, Status
 from cvat_sync.jobs.service import SCHEMA, SOURCE, Incoming, JobMirror, Outcome
 from cvat_sync.sync import repository
 from cvat_sync.sync.errors import (

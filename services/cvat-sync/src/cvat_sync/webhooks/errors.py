@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cvat_sync.cvat.payloads import InvalidJobPayloadError
+from cvat_sync.cvat.errors import InvalidJobPayloadError
 from mirante.web.errors import NotFoundError
 
 

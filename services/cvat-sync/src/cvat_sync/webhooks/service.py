@@ -46,7 +46,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cvat_sync.cvat.payloads import CvatJob, FieldProblem, InvalidJobPayloadError, invalid_payload
+from cvat_sync.cvat.errors import FieldProblem, InvalidJobPayloadError
+from cvat_sync.cvat.payloads import CvatJob, invalid_payload
 from cvat_sync.jobs.repository import StoredJob
 from cvat_sync.jobs.service import Incoming, JobMirror, Outcome
 from cvat_sync.webhooks import repository
