@@ -14,5 +14,5 @@ def test_the_stored_job_holds_the_stored_fields_in_order() -> None:
 
 def test_the_list_row_and_the_export_line_show_the_summary_fields() -> None:
     assert tuple(JobSummary.model_fields) == (*SUMMARY_FIELDS[:-1], "deleted", "deleted_at", "cvat_link")
-    assert CSV_COLUMNS == (*(name for name in SUMMARY_FIELDS if name != "deleted_at"), "deleted", "cvat_link")
+    assert (*(name for name in SUMMARY_FIELDS if name != "deleted_at"), "deleted", "cvat_link") == CSV_COLUMNS
     assert set(SUMMARY_FIELDS) <= set(Job.__table__.columns.keys())

@@ -22,15 +22,11 @@ from cvat_sync.cvat.payloads import STATUSES
 from cvat_sync.main import SERVICE
 from cvat_sync.sync import repository
 from cvat_sync.sync.errors import InvalidSyncFiltersError, SyncAlreadyRunningError
+from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import reap_abandoned_runs, run_lock
-from cvat_sync.sync.service import (
-    MAX_JOB_ERRORS,
-    SyncFilters,
-    SyncStats,
-    execute_run,
-    start_run,
-)
+from cvat_sync.sync.service import execute_run, start_run
+from cvat_sync.sync.stats import MAX_JOB_ERRORS, SyncStats
 from mirante.cli import run_service_cli
 from mirante.db import create_sessionmaker, engine_scope
 from mirante.devstack import ensure_stack
