@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from mirante.db import engine_scope, transaction_scope
+from mirante.db import engine_scope, one_transaction
 from mirante.settings import DatabaseSettings
 
 
@@ -29,16 +29,16 @@ async def test_an_unpooled_engine_scope_keeps_no_connection(database_url: str) -
             assert await connection.scalar(text("SELECT 1")) == 1
 
 
-async def test_a_transaction_scope_commits_its_work_and_rolls_back_on_error(database_url: str) -> None:
+async def test_one_transaction_commits_its_work_and_rolls_back_on_error(database_url: str) -> None:
     settings = DatabaseSettings(pool_size=1, max_overflow=0)
-    table = "test_transaction_scope"
-    async with transaction_scope(database_url, settings) as session:
+    table = "test_one_transaction"
+    async with one_transaction(database_url, settings) as session:
         await session.execute(text(f"CREATE TABLE IF NOT EXISTS public.{table} (n int)"))
         await session.execute(text(f"INSERT INTO public.{table} VALUES (1)"))
     with pytest.raises(RuntimeError):
-        async with transaction_scope(database_url, settings) as session:
+        async with one_transaction(database_url, settings) as session:
             await session.execute(text(f"INSERT INTO public.{table} VALUES (2)"))
             raise RuntimeError("the work failed")
-    async with transaction_scope(database_url, settings) as session:
+    async with one_transaction(database_url, settings) as session:
         assert list(await session.scalars(text(f"SELECT n FROM public.{table}"))) == [1]
         await session.execute(text(f"DROP TABLE public.{table}"))

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mirante.db import transaction_scope
+from mirante.db import one_transaction
 from mirante.devstack import StackError, ensure_stack
 from mirante.migrations import MigrationError, upgrade_all
 from mirante.service import ServiceSpec, UnknownServiceError, get_service
@@ -37,7 +37,7 @@ def _with_database(work: Callable[[str], T]) -> T:
 
 
 async def _in_session(database_url: str, work: Callable[[AsyncSession], Any]) -> Any:
-    async with transaction_scope(database_url, DatabaseSettings()) as session:
+    async with one_transaction(database_url, DatabaseSettings()) as session:
         result = work(session)
         if asyncio.iscoroutine(result):
             result = await result

@@ -92,7 +92,7 @@ async def engine_scope(
 
 
 @asynccontextmanager
-async def transaction_scope(url: str, settings: DatabaseSettings | None = None) -> AsyncIterator[AsyncSession]:
+async def one_transaction(url: str, settings: DatabaseSettings | None = None) -> AsyncIterator[AsyncSession]:
     """A session in one transaction on an engine of its own (a command's unit of work): committed when the
     block ends, rolled back when it raises, and the engine disposed of either way."""
     async with engine_scope(url, settings) as engine, create_sessionmaker(engine)() as session, session.begin():
