@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cvat_sync.config import Settings
 from cvat_sync.cvat.client import CvatClient
+from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
-from cvat_sync.sync.service import SyncFilters, execute_run, start_run
+from cvat_sync.sync.service import execute_run, start_run
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import StackUrls
 from mirante.runtime import freeze_startup_objects

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob, InvalidJobPayloadError, derive_status
+from cvat_sync.cvat.errors import InvalidJobPayloadError
+from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob, derive_status
 from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.jobs.service import Incoming, JobMirror, Outcome, job_link
 

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cvat_sync.config import Settings
 from cvat_sync.cvat.payloads import STAGES, STATES, STATUSES, AnnotationCounts, CvatJob
+from cvat_sync.jobs.errors import InvalidJobQueryError
 from cvat_sync.jobs.models import Job
-from cvat_sync.jobs.queries import SORT_KEYS, InvalidJobQueryError, JobFilters, prefix_tsquery
+from cvat_sync.jobs.queries import SORT_KEYS, JobFilters, prefix_tsquery
 from cvat_sync.jobs.schemas import SortKey, Stage, State, Status
 from cvat_sync.jobs.service import Incoming, JobMirror
 from cvat_sync.main import create_app

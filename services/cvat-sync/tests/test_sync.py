@@ -21,17 +21,15 @@ from cvat_sync.cvat.client import CvatClient
 from cvat_sync.cvat.errors import CvatAuthenticationError, CvatUnavailableError
 from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.sync import service
+from cvat_sync.sync import stored as stored_jobs
+from cvat_sync.sync import writing as sync_writing
+from cvat_sync.sync.engine import SyncEngine
+from cvat_sync.sync.errors import InvalidSyncFiltersError, SyncAlreadyRunningError
+from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import ABANDONED_MESSAGE, reap_abandoned_runs, run_lock, run_next
-from cvat_sync.sync.service import (
-    InvalidSyncFiltersError,
-    SyncAlreadyRunningError,
-    SyncEngine,
-    SyncFilters,
-    SyncStats,
-    execute_run,
-    start_run,
-)
+from cvat_sync.sync.service import execute_run, start_run
+from cvat_sync.sync.stats import SyncStats
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import StackUrls
 from mirante.settings import DatabaseSettings, InfraSettings
@@ -276,7 +274,7 @@ async def test_deletions_are_found_across_chunks_of_stored_jobs(
     infra_settings: InfraSettings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service, "STORED_CHUNK", 7)
+    monkeypatch.setattr(stored_jobs, "STORED_CHUNK", 7)
     settings = settings_for(sim, infra_settings)
     await sync(maker, settings)
     for job_id in (1, 20, JOBS):
@@ -378,7 +376,7 @@ async def test_a_job_the_database_refuses_fails_alone(
         run = await execute_run(maker, settings, engine_run, client=client)
 
     assert (run.status, run.created, run.failed) == ("success", JOBS - 1, 1)
-    assert run.job_errors == [{"job_id": 7, "message": service.REFUSED_BY_DATABASE}]
+    assert run.job_errors == [{"job_id": 7, "message": sync_writing.REFUSED_BY_DATABASE}]
     assert "refused by the test trigger" not in str(run.job_errors)
     assert await live_ids(maker) == [job_id for job_id in range(1, JOBS + 1) if job_id != 7]
 

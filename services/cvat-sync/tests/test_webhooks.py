@@ -431,6 +431,53 @@ async def test_task_and_project_events_refresh_names_and_deletes_cascade(
     assert bad_task.json()["error"]["details"]["errors"][0]["field"] == "name"
 
 
+async def test_task_and_project_renames_write_history_and_events_per_job(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    task_id, other_task, project_id = new_id(), new_id(), new_id()
+    jobs = [new_id(), new_id()]
+    outsider = new_id()
+    for job_id in jobs:
+        await post(client, event("create:job", job=job_object(job_id, task_id=task_id, project_id=project_id)))
+    await post(client, event("create:job", job=job_object(outsider, task_id=other_task, project_id=project_id)))
+
+    task = {"id": task_id, "name": "street-batch-01 (redo)", "project_id": project_id, "project_name": "Street scenes"}
+    await post(client, event("update:task", task=task, before_update={"name": "street-batch-01"}))
+    for job_id in jobs:
+        changes = await history(db_session, job_id)
+        assert [change.kind for change in changes] == ["created", "updated"]
+        assert changes[-1].source == "webhook"
+        assert changes[-1].changes == {"task_name": ["street-batch-01", "street-batch-01 (redo)"]}
+        assert await outbox_types(db_session, job_id) == ["cvat.job.created", "cvat.job.updated"]
+    assert [change.kind for change in await history(db_session, outsider)] == ["created"]
+    assert await outbox_types(db_session, outsider) == ["cvat.job.created"]
+
+    await post(client, event("update:project", project={"id": project_id, "name": "Streets 2025"}))
+    for job_id in [*jobs, outsider]:
+        changes = await history(db_session, job_id)
+        assert changes[-1].changes == {"project_name": ["Street scenes", "Streets 2025"]}
+        assert (await outbox_types(db_session, job_id))[-1] == "cvat.job.updated"
+    assert len(await history(db_session, outsider)) == 2
+    assert await outbox_types(db_session, outsider) == ["cvat.job.created", "cvat.job.updated"]
+    data = (
+        await db_session.execute(
+            text(
+                "SELECT envelope->'data' FROM cvat_sync.outbox WHERE subject = :subject "
+                "ORDER BY created_at DESC LIMIT 1"
+            ),
+            {"subject": f"job/{outsider}"},
+        )
+    ).scalar_one()
+    assert data["project_name"] == "Streets 2025" and data["changes"] == {
+        "project_name": ["Street scenes", "Streets 2025"]
+    }
+
+    again = {"id": project_id, "name": "Streets 2025"}
+    unchanged = await post(client, event("update:project", project=again, before_update={"name": "Streets"}))
+    assert "0 stored job(s)" in unchanged.json()["message"]
+    assert len(await history(db_session, outsider)) == 2
+
+
 async def refuse_job_in_the_database(session: AsyncSession, job_id: int) -> None:
     """A trigger (rolled back with the test) that fails the insert of one job: a database failure no check
     before the database could have foreseen."""

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mirante.db import create_engine, create_sessionmaker
+from mirante.db import one_transaction
 from mirante.devstack import StackError, ensure_stack
 from mirante.migrations import MigrationError, upgrade_all
 from mirante.service import ServiceSpec, UnknownServiceError, get_service
-from mirante.settings import CoreSettings, SettingsError
+from mirante.settings import CoreSettings, DatabaseSettings, SettingsError
 from mirante.web.errors import ApiError
 from mirante.web.logs import configure_logging
 
@@ -37,15 +37,11 @@ def _with_database(work: Callable[[str], T]) -> T:
 
 
 async def _in_session(database_url: str, work: Callable[[AsyncSession], Any]) -> Any:
-    engine = create_engine(database_url)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            result = work(session)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
-    finally:
-        await engine.dispose()
+    async with one_transaction(database_url, DatabaseSettings()) as session:
+        result = work(session)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

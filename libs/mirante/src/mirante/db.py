@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from sqlalchemy import MetaData, Row, Select, event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from mirante.settings import DatabaseSettings
 
@@ -57,19 +59,44 @@ def plain_url(url: str | URL) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, settings: DatabaseSettings | None = None) -> AsyncEngine:
+def create_engine(url: str, settings: DatabaseSettings | None = None, *, pooled: bool = True) -> AsyncEngine:
     """An async engine whose pool drops connections the server has closed and recycles old ones, so a
-    restarted server does not break it."""
+    restarted server does not break it. Every engine of the suite is built here, from `settings` (the
+    environment's `MIRANTE_DATABASE_*` when not given). `pooled=False` opens a connection per use and keeps
+    none (one-shot work such as migrations, where an idle pool would only hold server connections)."""
     options = settings or DatabaseSettings()
-    engine = create_async_engine(
-        async_url(url),
-        pool_size=options.pool_size,
-        max_overflow=options.max_overflow,
-        pool_recycle=options.pool_recycle_seconds,
-        echo=options.echo,
+    pool: dict[str, Any] = (
+        {
+            "pool_size": options.pool_size,
+            "max_overflow": options.max_overflow,
+            "pool_recycle": options.pool_recycle_seconds,
+        }
+        if pooled
+        else {"poolclass": NullPool}
     )
+    engine = create_async_engine(async_url(url), echo=options.echo, **pool)
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
     return engine
+
+
+@asynccontextmanager
+async def engine_scope(
+    url: str, settings: DatabaseSettings | None = None, *, pooled: bool = True
+) -> AsyncIterator[AsyncEngine]:
+    """`create_engine` for the length of a block (a command, a script), disposed of when the block ends."""
+    engine = create_engine(url, settings, pooled=pooled)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def one_transaction(url: str, settings: DatabaseSettings | None = None) -> AsyncIterator[AsyncSession]:
+    """A session in one transaction on an engine of its own (a command's unit of work): committed when the
+    block ends, rolled back when it raises, and the engine disposed of either way."""
+    async with engine_scope(url, settings) as engine, create_sessionmaker(engine)() as session, session.begin():
+        yield session
 
 
 def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:

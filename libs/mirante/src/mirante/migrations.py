@@ -15,12 +15,11 @@ from typing import Any
 from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alembic import command, context
 from mirante.bus.tables import INBOX, OUTBOX
-from mirante.db import async_url, checked_identifier
+from mirante.db import checked_identifier, engine_scope
 
 IDENTITY_HISTORY = "identity"
 VERSION_TABLE = "alembic_version"
@@ -82,12 +81,8 @@ def _configure_and_run(connection: Connection, metadata: MetaData, schema: str) 
 
 
 async def _run_online(url: str, metadata: MetaData, schema: str) -> None:
-    engine = create_async_engine(async_url(url), poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_configure_and_run, metadata, schema)
-    finally:
-        await engine.dispose()
+    async with engine_scope(url, pooled=False) as engine, engine.begin() as connection:
+        await connection.run_sync(_configure_and_run, metadata, schema)
 
 
 def run_migrations(metadata: MetaData, schema: str) -> None:
@@ -136,12 +131,8 @@ def installed_histories() -> list[str]:
 async def upgrade_all(url: str, ini: Path | None = None) -> list[str]:
     """Bring every installed history to head on the database at `url`; returns the histories run."""
     histories = installed_histories()
-    engine = create_async_engine(async_url(url), poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            # One migrator at a time across processes (replicas may start together).
-            await connection.execute(text("SELECT pg_advisory_xact_lock(7242861)"))
-            await upgrade_histories(connection, histories, ini)
-    finally:
-        await engine.dispose()
+    async with engine_scope(url, pooled=False) as engine, engine.begin() as connection:
+        # One migrator at a time across processes (replicas may start together).
+        await connection.execute(text("SELECT pg_advisory_xact_lock(7242861)"))
+        await upgrade_histories(connection, histories, ini)
     return histories

@@ -1,7 +1,5 @@
 """The `cvat-sync` command: `serve`, and `sync` (a pull sync from CVAT in the foreground).
 
-Only what `sync` needs is imported here (no app, routers or pages), so the command starts quickly.
-
 `cvat-sync sync` exits 0 when the run succeeded, 1 when it failed (the run is recorded with its error),
 and 2 for bad arguments, missing CVAT credentials, or when another run is queued or running.
 """
@@ -21,21 +19,16 @@ from cvat_sync.config import Settings
 from cvat_sync.cvat.client import auth_mode
 from cvat_sync.cvat.errors import CvatConfigurationError
 from cvat_sync.cvat.payloads import STATUSES
-from cvat_sync.spec import SERVICE
+from cvat_sync.main import SERVICE
 from cvat_sync.sync import repository
+from cvat_sync.sync.errors import InvalidSyncFiltersError, SyncAlreadyRunningError
+from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import reap_abandoned_runs, run_lock
-from cvat_sync.sync.service import (
-    MAX_JOB_ERRORS,
-    InvalidSyncFiltersError,
-    SyncAlreadyRunningError,
-    SyncFilters,
-    SyncStats,
-    execute_run,
-    start_run,
-)
+from cvat_sync.sync.service import execute_run, start_run
+from cvat_sync.sync.stats import MAX_JOB_ERRORS, SyncStats
 from mirante.cli import run_service_cli
-from mirante.db import create_engine, create_sessionmaker
+from mirante.db import create_sessionmaker, engine_scope
 from mirante.devstack import ensure_stack
 from mirante.runtime import freeze_startup_objects
 from mirante.settings import CoreSettings
@@ -112,29 +105,25 @@ def summary(run: SyncRun) -> str:
 
 async def _sync(database_url: str, settings: Settings, filters: SyncFilters, force: bool) -> int:
     freeze_startup_objects()
-    engine = create_engine(database_url, settings.infra.database)
-    sessionmaker = create_sessionmaker(engine)
-    try:
-        async with run_lock(engine) as held:
-            if not held:
-                async with sessionmaker() as session:
-                    active = await repository.active_run(session)
-                message = f"sync run {active.id} is {active.status}" if active is not None else "a sync is running"
-                print(f"error: {message}; wait for it to finish", file=sys.stderr)
-                return EXIT_USAGE
-            await reap_abandoned_runs(sessionmaker)
-            async with sessionmaker() as session, session.begin():
-                run = await start_run(
-                    session, filters=filters, force=force, trigger="cli", started_by=_user(), status="running"
-                )
-                run_id = run.id
-            progress = ProgressLine(sys.stderr)
-            try:
-                run = await execute_run(sessionmaker, settings, run_id, on_progress=progress)
-            finally:
-                progress.done()
-    finally:
-        await engine.dispose()
+    async with engine_scope(database_url, settings.infra.database) as engine, run_lock(engine) as held:
+        sessionmaker = create_sessionmaker(engine)
+        if not held:
+            async with sessionmaker() as session:
+                active = await repository.active_run(session)
+            message = f"sync run {active.id} is {active.status}" if active is not None else "a sync is running"
+            print(f"error: {message}; wait for it to finish", file=sys.stderr)
+            return EXIT_USAGE
+        await reap_abandoned_runs(sessionmaker)
+        async with sessionmaker() as session, session.begin():
+            run = await start_run(
+                session, filters=filters, force=force, trigger="cli", started_by=_user(), status="running"
+            )
+            run_id = run.id
+        progress = ProgressLine(sys.stderr)
+        try:
+            run = await execute_run(sessionmaker, settings, run_id, on_progress=progress)
+        finally:
+            progress.done()
     print(summary(run))
     return 0 if run.status == "success" else EXIT_FAILED
 

@@ -1,15 +1,15 @@
-"""The cvat-sync app; `SERVICE`, its description (defined in `cvat_sync.spec`), is published from here."""
+"""The cvat-sync app and its service description."""
 
 from fastapi import FastAPI
 
 from cvat_sync.config import Settings
 from cvat_sync.jobs.router import router as jobs_router
-from cvat_sync.spec import SERVICE
 from cvat_sync.sync.router import router as sync_router
 from cvat_sync.sync.runner import sync_worker
 from cvat_sync.web.router import router as pages_router
 from cvat_sync.webhooks.router import router as webhooks_router
 from mirante.app import build_service_app
+from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 
 
@@ -29,4 +29,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
 
-__all__ = ["SERVICE", "create_app"]
+SERVICE = ServiceSpec(
+    name="cvat-sync",
+    package="cvat_sync",
+    title="Mirante CVAT Sync",
+    description="Mirrors CVAT jobs into Postgres: pull sync, HMAC-verified webhooks, audit log, web pages.",
+    default_port=8001,
+    settings_factory=Settings,
+    app_factory=create_app,
+)

@@ -10,14 +10,11 @@ naming the setting to fix. Job listings are streamed page by page, never loaded 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import logging
-import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
@@ -34,14 +31,15 @@ from cvat_sync.cvat.errors import (
     CvatPermissionError,
     CvatResponseError,
     CvatUnavailableError,
+    InvalidJobPayloadError,
 )
-from cvat_sync.cvat.payloads import MAX_BIGINT, AnnotationCounts, CvatJob, InvalidJobPayloadError
+from cvat_sync.cvat.payloads import MAX_BIGINT, AnnotationCounts, CvatJob
+from mirante.backoff import full_jitter, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
 LOGIN_PATH = "/api/auth/login"
 JOBS_PATH = "/api/jobs"
-RETRY_AFTER_CAP_SECONDS = 300.0
 USER_AGENT = "mirante-cvat-sync"
 # The task_name and project_name columns of stored jobs.
 MAX_NAME_CHARS = 500
@@ -337,10 +335,9 @@ class CvatClient:
             return response
 
     async def _wait(self, attempt: int, response: httpx.Response | None, why: str) -> None:
-        delay = _retry_after(response) if response is not None else None
+        delay = retry_after_seconds(response.headers.get("retry-after"), cap=300.0) if response is not None else None
         if delay is None:
-            ceiling = min(self.retry_max_seconds, self.retry_base_seconds * 2**attempt)
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+            delay = full_jitter(attempt, self.retry_base_seconds, self.retry_max_seconds)
         logger.warning("CVAT: %s; retry %d/%d in %.2f s", why, attempt + 1, self.max_retries, delay)
         await asyncio.sleep(delay)
 
@@ -447,24 +444,6 @@ def _name_of(data: Any, what: str) -> str | None:
     if name is not None and (len(name) > MAX_NAME_CHARS or "\x00" in name):
         raise CvatResponseError(f"{what}: `name` is longer than {MAX_NAME_CHARS} characters or holds a NUL")
     return name
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), capped; None when absent."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
 
 
 __all__ = [

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from cvat_sync.cvat.errors import FieldProblem, InvalidJobPayloadError
+
 Status = Literal["annotation", "validation", "completed"]
 STATUSES: tuple[Status, ...] = ("annotation", "validation", "completed")
 STAGES = ("annotation", "validation", "acceptance")
@@ -19,33 +21,6 @@ MAX_INT4 = 2**31 - 1
 # PostgreSQL would store year 1 as -infinity, which then compares with nothing.
 EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_DATE = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    """One invalid field of a CVAT object: its dotted path and what is wrong with it."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
-
-class InvalidJobPayloadError(ValueError):
-    """A job object from CVAT (API or webhook) lacks a required field or has one of the wrong type.
-
-    `problems` names the fields (at most five); `str()` is a message for people, without Python internals.
-    """
-
-    def __init__(self, message: str, problems: tuple[FieldProblem, ...] = ()) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-    @property
-    def summary(self) -> str:
-        """The invalid fields and what is wrong with each, e.g. `updated_date: out of range: ...`."""
-        return "; ".join(map(str, self.problems)) or str(self)
 
 
 def _real_timestamp(value: datetime) -> datetime:

@@ -18,7 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, defer, load_only
 
 from cvat_sync.cvat.payloads import STAGES, STATES, STATUSES
+from cvat_sync.jobs.errors import InvalidJobQueryError
+from cvat_sync.jobs.fields import SUMMARY_FIELDS
 from cvat_sync.jobs.models import Job, JobChange
+from mirante.db import paginate_scalars
 
 SEARCH_CONFIG = "simple"
 MAX_SEARCH_LENGTH = 200
@@ -43,30 +46,7 @@ SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
 }
 SORT_KEYS: tuple[str, ...] = tuple(key for name in SORT_COLUMNS for key in (name, f"-{name}"))
 
-SUMMARY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
-    Job.id,
-    Job.task_id,
-    Job.task_name,
-    Job.project_id,
-    Job.project_name,
-    Job.assignee,
-    Job.status,
-    Job.stage,
-    Job.state,
-    Job.job_type,
-    Job.frame_count,
-    Job.manual_annotations,
-    Job.interpolated_annotations,
-    Job.total_annotations,
-    Job.cvat_updated_at,
-    Job.last_synced_at,
-    Job.deleted_at,
-)
-"""The columns a list row or an export line needs (no raw payload)."""
-
-
-class InvalidJobQueryError(ValueError):
-    """Filters or a sort key that cannot describe a set of jobs (unknown value, empty range...)."""
+SUMMARY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = tuple(getattr(Job, name) for name in SUMMARY_FIELDS)
 
 
 def _check_allowed(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
@@ -187,20 +167,13 @@ def summaries(filters: JobFilters, sort: str = DEFAULT_SORT) -> Select[Job]:
     )
 
 
-async def count_jobs(session: AsyncSession, filters: JobFilters) -> int:
-    """How many jobs match `filters`."""
-    total = await session.scalar(select(func.count()).select_from(Job).where(*conditions(filters)))
-    return total or 0
-
-
 async def list_jobs(
     session: AsyncSession, filters: JobFilters, sort: str = DEFAULT_SORT, *, offset: int = 0, limit: int = 50
 ) -> tuple[list[Job], int]:
     """One page of matching jobs (list columns only) and the number of all matching jobs."""
     if offset < 0 or limit < 1:
         raise InvalidJobQueryError("offset must be >= 0 and limit >= 1")
-    rows = await session.scalars(summaries(filters, sort).offset(offset).limit(limit))
-    return list(rows), await count_jobs(session, filters)
+    return await paginate_scalars(session, summaries(filters, sort), offset=offset, limit=limit)
 
 
 async def stream_jobs(
@@ -242,15 +215,10 @@ async def job_history(
     """A page of a job's changes, newest first, and how many changes it has in all."""
     if offset < 0 or limit < 1:
         raise InvalidJobQueryError("offset must be >= 0 and limit >= 1")
-    rows = await session.scalars(
-        select(JobChange)
-        .where(JobChange.job_id == job_id)
-        .order_by(JobChange.changed_at.desc(), JobChange.id.desc())
-        .offset(offset)
-        .limit(limit)
+    history = (
+        select(JobChange).where(JobChange.job_id == job_id).order_by(JobChange.changed_at.desc(), JobChange.id.desc())
     )
-    total = await session.scalar(select(func.count()).select_from(JobChange).where(JobChange.job_id == job_id))
-    return list(rows), total or 0
+    return await paginate_scalars(session, history, offset=offset, limit=limit)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ never changes, and the driver reuses its prepared statements.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import ARRAY, BigInteger, Insert, Table, Update, any_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cvat_sync.jobs.fields import STORED_FIELDS
 from cvat_sync.jobs.models import Job, JobChange
 
 JOBS = cast(Table, Job.__table__)
@@ -24,7 +25,8 @@ HISTORY = cast(Table, JobChange.__table__)
 
 @dataclass(frozen=True, slots=True)
 class StoredJob:
-    """What the mirror compares an incoming job with: its tracked fields, counts and versions (no payload)."""
+    """What the mirror compares an incoming job with: its tracked fields, counts and versions (no payload),
+    in the order of `STORED_FIELDS`."""
 
     id: int
     task_id: int | None
@@ -44,7 +46,7 @@ class StoredJob:
     deleted_at: datetime | None
 
 
-STORED_COLUMNS = [JOBS.c[field.name] for field in fields(StoredJob)]
+STORED_COLUMNS = [JOBS.c[name] for name in STORED_FIELDS]
 _IDS = bindparam("ids", type_=ARRAY(BigInteger))
 
 LOCK_STORED = select(*STORED_COLUMNS).where(JOBS.c.id == any_(_IDS)).order_by(JOBS.c.id).with_for_update()
@@ -69,6 +71,20 @@ async def lock_stored(session: AsyncSession, ids: Sequence[int]) -> dict[int, St
         return {}
     rows = await session.execute(LOCK_STORED, {"ids": list(ids)})
     return {row[0]: StoredJob(*row) for row in rows}
+
+
+async def lock_jobs_of(
+    session: AsyncSession, *, task_id: int | None = None, project_id: int | None = None, live_only: bool = True
+) -> list[StoredJob]:
+    """The stored jobs of a task or of a project (not deleted ones when `live_only`), locked until the
+    transaction ends."""
+    if (task_id is None) == (project_id is None):
+        raise ValueError("give exactly one of task_id and project_id")
+    conditions = [JOBS.c.task_id == task_id if task_id is not None else JOBS.c.project_id == project_id]
+    if live_only:
+        conditions.append(JOBS.c.deleted_at.is_(None))
+    rows = await session.execute(select(*STORED_COLUMNS).where(*conditions).order_by(JOBS.c.id).with_for_update())
+    return [StoredJob(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

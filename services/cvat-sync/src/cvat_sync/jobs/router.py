@@ -6,18 +6,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cvat_sync.deps import AppSettings
 from cvat_sync.jobs import queries
+from cvat_sync.jobs.deps import ExportSession, JobFilterParams
+from cvat_sync.jobs.errors import JobNotFoundError
 from cvat_sync.jobs.queries import EXPORT_MAX_ROWS, JobFilters
 from cvat_sync.jobs.schemas import (
     CSV_COLUMNS,
     JobChangeOut,
     JobDetail,
-    JobFilterParams,
     JobStatsOut,
     JobSummary,
     SortParam,
@@ -25,9 +26,8 @@ from cvat_sync.jobs.schemas import (
     csv_text,
 )
 from mirante.auth import CurrentPrincipal
-from mirante.db import Session, get_session
+from mirante.db import Session
 from mirante.types import Id64
-from mirante.web.errors import NotFoundError
 from mirante.web.pagination import Page, Pagination
 
 DETAIL_HISTORY_LIMIT = 200
@@ -37,25 +37,9 @@ router = APIRouter(prefix="/api/v1", tags=["jobs"])
 JobId = Annotated[Id64, Path(description="CVAT job id")]
 
 
-async def export_session(
-    session: Annotated[AsyncSession, Depends(get_session, scope="request")],
-    principal: CurrentPrincipal,
-) -> AsyncSession:
-    """A session that stays open until a streamed body has been sent, for a caller who is signed in.
-
-    It is the ordinary `get_session` dependency with request scope, so tests that override `get_session`
-    export what they wrote. It is resolved before the principal so that, when both share one session (as under
-    that override), the principal's shorter-lived savepoint nests inside this one and ends first.
-    """
-    return session
-
-
-ExportSession = Annotated[AsyncSession, Depends(export_session)]
-
-
 async def _require_job(session: AsyncSession, job_id: int) -> None:
     if not await queries.job_exists(session, job_id):
-        raise NotFoundError(f"job {job_id} is not in the mirror")
+        raise JobNotFoundError(job_id)
 
 
 @router.get("/jobs", response_model=Page[JobSummary])
@@ -111,7 +95,7 @@ async def get_job(job_id: JobId, session: Session, principal: CurrentPrincipal, 
     """One job (deleted ones too) with its raw CVAT payload, its latest 200 changes and its link in CVAT."""
     job = await queries.get_job(session, job_id)
     if job is None:
-        raise NotFoundError(f"job {job_id} is not in the mirror")
+        raise JobNotFoundError(job_id)
     history, history_count = await queries.job_history(session, job_id, limit=DETAIL_HISTORY_LIMIT)
     return JobDetail.build(job, settings.link_base, history, history_count)
 

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict
 
+from cvat_sync.jobs.errors import InvalidJobQueryError
+from cvat_sync.jobs.fields import SUMMARY_FIELDS
 from cvat_sync.jobs.models import Job, JobChange
-from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, InvalidJobQueryError, JobFilters, JobStats
+from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, JobFilters, JobStats
 from cvat_sync.jobs.service import job_link
 from mirante.types import Id64, Text
 from mirante.web.errors import ValidationFailedError
@@ -98,8 +100,6 @@ def job_filters(
         raise ValidationFailedError(str(error)) from None
 
 
-JobFilterParams = Annotated[JobFilters, Depends(job_filters)]
-
 SortParam = Annotated[
     SortKey,
     Query(description="sort key, `-` for descending; ties are broken by job id in the same direction"),
@@ -137,7 +137,7 @@ class JobSummary(BaseModel):
 
 
 def _summary_fields(job: Job, link_base: str) -> dict[str, Any]:
-    fields = {name: getattr(job, name) for name in JobSummary.model_fields if name not in ("deleted", "cvat_link")}
+    fields = {name: getattr(job, name) for name in SUMMARY_FIELDS}
     fields.update(deleted=job.deleted_at is not None, cvat_link=job_link(link_base, job))
     return fields
 
@@ -174,16 +174,8 @@ class JobDetail(JobSummary):
     @classmethod
     def build(cls, job: Job, link_base: str, history: list[JobChange], history_count: int) -> JobDetail:
         fields = _summary_fields(job, link_base)
-        fields.update(
-            assignee_id=job.assignee_id,
-            cvat_created_at=job.cvat_created_at,
-            annotations_counted_at=job.annotations_counted_at,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            raw=job.raw,
-            history=[JobChangeOut.model_validate(change) for change in history],
-            history_count=history_count,
-        )
+        fields.update(history=[JobChangeOut.model_validate(change) for change in history], history_count=history_count)
+        fields.update({name: getattr(job, name) for name in cls.model_fields.keys() - fields.keys()})
         return cls.model_validate(fields)
 
 
@@ -254,62 +246,24 @@ class JobStatsOut(BaseModel):
         )
 
 
-CSV_COLUMNS = (
-    "id",
-    "task_id",
-    "task_name",
-    "project_id",
-    "project_name",
-    "assignee",
-    "status",
-    "stage",
-    "state",
-    "job_type",
-    "frame_count",
-    "manual_annotations",
-    "interpolated_annotations",
-    "total_annotations",
-    "cvat_updated_at",
-    "last_synced_at",
-    "deleted",
-    "cvat_link",
-)
+EXPORTED_FIELDS = tuple(name for name in SUMMARY_FIELDS if name != "deleted_at")
+CSV_COLUMNS = (*EXPORTED_FIELDS, "deleted", "cvat_link")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_text(value: str | None) -> str:
-    # Spreadsheets run a cell that starts like a formula; names come from CVAT users, so they are defused.
-    if value is None:
-        return ""
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
-
-
-def _csv_time(moment: datetime | None) -> str:
-    return moment.isoformat() if moment is not None else ""
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        # Spreadsheets run a cell that starts like a formula; names come from CVAT users, so they are defused.
+        return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
 
 
 def csv_row(job: Job, link_base: str) -> list[Any]:
     """One export line, in `CSV_COLUMNS` order."""
-    return [
-        job.id,
-        "" if job.task_id is None else job.task_id,
-        _csv_text(job.task_name),
-        "" if job.project_id is None else job.project_id,
-        _csv_text(job.project_name),
-        _csv_text(job.assignee),
-        job.status,
-        job.stage,
-        job.state,
-        job.job_type or "",
-        "" if job.frame_count is None else job.frame_count,
-        job.manual_annotations,
-        job.interpolated_annotations,
-        job.total_annotations,
-        _csv_time(job.cvat_updated_at),
-        _csv_time(job.last_synced_at),
-        "true" if job.deleted_at is not None else "false",
-        job_link(link_base, job),
-    ]
+    cells = [_csv_cell(getattr(job, name)) for name in EXPORTED_FIELDS]
+    return [*cells, "true" if job.deleted_at is not None else "false", job_link(link_base, job)]
 
 
 def csv_text(rows: Sequence[Sequence[Any]]) -> str:

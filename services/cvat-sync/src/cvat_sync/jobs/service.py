@@ -16,25 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cvat_sync.cvat.payloads import AnnotationCounts, CvatJob
 from cvat_sync.jobs import repository
+from cvat_sync.jobs.fields import COUNT_FIELDS, TRACKED_FIELDS
 from cvat_sync.jobs.models import Job
 from cvat_sync.jobs.repository import StoredJob
 from mirante.bus import Event, emit_many, outbox_insert
 
 SCHEMA = "cvat_sync"
 SOURCE = "mirante/cvat-sync"
-TRACKED_FIELDS = (
-    "task_id",
-    "task_name",
-    "project_id",
-    "project_name",
-    "assignee",
-    "status",
-    "stage",
-    "state",
-    "job_type",
-    "frame_count",
-)
-COUNT_FIELDS = ("manual_annotations", "interpolated_annotations", "total_annotations")
 
 
 class Outcome(StrEnum):
@@ -102,6 +90,11 @@ def _changes(stored: StoredJob, values: dict[str, Any]) -> dict[str, list[Any]]:
     return {
         field: [getattr(stored, field), values[field]] for field in fields if getattr(stored, field) != values[field]
     }
+
+
+def _snapshot(job: StoredJob) -> dict[str, Any]:
+    """What history rows and events say of a stored job."""
+    return {name: getattr(job, name) for name in (*TRACKED_FIELDS, "id", "cvat_updated_at")}
 
 
 @dataclass
@@ -178,14 +171,36 @@ class JobMirror:
         await repository.touch(self.session, plan.unchanged, plan.now)
         await repository.run_companions(self.session, left)
 
+    async def jobs_of(
+        self, *, task_id: int | None = None, project_id: int | None = None, live_only: bool = True
+    ) -> list[StoredJob]:
+        """The stored jobs of a task or of a project, locked for this transaction."""
+        return await repository.lock_jobs_of(self.session, task_id=task_id, project_id=project_id, live_only=live_only)
+
+    async def copy_fields(self, jobs: Sequence[StoredJob], values: dict[str, Any]) -> int:
+        """Copy fields of a task or project (its name, the project a task moved to) onto its stored jobs: each
+        job that changes gets a history row and a `cvat.job.updated` event. Returns how many jobs changed."""
+        plan = MirrorPlan(now=datetime.now(UTC))
+        for job in jobs:
+            snapshot = _snapshot(job)
+            changes = {name: [snapshot[name], value] for name, value in values.items() if snapshot[name] != value}
+            if not changes:
+                continue
+            snapshot.update(values)
+            history = self._history(snapshot, "updated", changes, plan.now)
+            plan.updates.append(repository.JobWrite({"id": job.id, **values, "updated_at": plan.now}, history))
+            plan.events.append(self._event("cvat.job.updated", snapshot, changes))
+            plan.outcomes.append(Outcome.UPDATED)
+        await self.write(plan)
+        return len(plan.updates)
+
     async def mark_deleted(self, jobs: Sequence[StoredJob]) -> int:
         """Mark stored jobs as deleted in CVAT (kept, with their history, for the record)."""
         now = datetime.now(UTC)
         live = [job for job in jobs if job.deleted_at is None]
         if not live:
             return 0
-        kept = (*TRACKED_FIELDS, "id", "cvat_updated_at")
-        snapshots = [{field: getattr(job, field) for field in kept} for job in live]
+        snapshots = [_snapshot(job) for job in live]
         await repository.update_jobs(
             self.session,
             [

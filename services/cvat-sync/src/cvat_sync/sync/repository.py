@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cvat_sync.jobs.repository import JOBS
+from cvat_sync.sync.errors import ActiveRunExistsError
 from cvat_sync.sync.models import ACTIVE_STATUSES, SyncRun
+from mirante.db import paginate_scalars
 
 ONE_ACTIVE_INDEX = "uq_sync_runs_one_active"
 _LIVE = JOBS.c.deleted_at.is_(None)
@@ -25,10 +27,6 @@ LIVE_VERSIONS_AFTER = (
     .order_by(JOBS.c.id)
     .limit(bindparam("limit"))
 )
-
-
-class ActiveRunExistsError(Exception):
-    """Inserting a queued or running run violated the one-active-run index."""
 
 
 async def insert_run(session: AsyncSession, values: dict[str, Any]) -> SyncRun:
@@ -58,13 +56,10 @@ async def list_runs(
     session: AsyncSession, *, offset: int, limit: int, status: str | None = None
 ) -> tuple[list[SyncRun], int]:
     """Runs newest first, with the total count of the (optionally status-filtered) list."""
-    query = select(SyncRun)
-    counting = select(func.count()).select_from(SyncRun)
+    query = select(SyncRun).order_by(SyncRun.id.desc())
     if status is not None:
         query = query.where(SyncRun.status == status)
-        counting = counting.where(SyncRun.status == status)
-    rows = await session.scalars(query.order_by(SyncRun.id.desc()).offset(offset).limit(limit))
-    return list(rows), int(await session.scalar(counting) or 0)
+    return await paginate_scalars(session, query, offset=offset, limit=limit)
 
 
 async def claim_queued_run(session: AsyncSession, now: datetime) -> SyncRun | None:

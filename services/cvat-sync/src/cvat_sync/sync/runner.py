@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cvat_sync.config import Settings
 from cvat_sync.cvat.client import CvatClient
 from cvat_sync.sync import repository
-from cvat_sync.sync.service import ProgressCallback, execute_run
+from cvat_sync.sync.service import execute_run
+from cvat_sync.sync.stats import ProgressCallback
 from mirante.aio import wait_event
 
 if TYPE_CHECKING:

@@ -8,8 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cvat_sync.cvat.payloads import Status
+from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
-from cvat_sync.sync.service import MAX_JOB_ERRORS, SyncFilters, run_duration_seconds, run_progress
+from cvat_sync.sync.service import run_duration_seconds, run_progress
+from cvat_sync.sync.stats import MAX_JOB_ERRORS
 
 
 class SyncRunCreate(BaseModel):

@@ -1,8 +1,7 @@
-"""Queries of the webhooks feature: the audit log, and the job updates that task and project events cause."""
+"""Queries of the webhooks feature: the audit log (jobs are written by `cvat_sync.jobs` only)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,13 +12,10 @@ from sqlalchemy import (
     String,
     Table,
     Update,
-    and_,
     any_,
     bindparam,
-    func,
     insert,
     literal,
-    or_,
     select,
     text,
     true,
@@ -32,6 +28,7 @@ from cvat_sync.jobs.models import Job
 from cvat_sync.jobs.repository import STORED_COLUMNS, Companion, StoredJob
 from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import PROCESSED_STATUSES, LogStatus, WebhookLogFilters
+from mirante.db import paginate_scalars
 
 LOG_TABLE = cast(Table, WebhookLog.__table__)
 LOG_COLUMNS = (
@@ -178,51 +175,5 @@ async def list_logs(
 ) -> tuple[list[WebhookLog], int]:
     """One page of matching log rows, newest first, and the number of all matching rows."""
     conditions = _log_conditions(filters)
-    count = await session.scalar(select(func.count()).select_from(WebhookLog).where(*conditions))
-    rows = await session.scalars(
-        select(WebhookLog)
-        .where(*conditions)
-        .order_by(WebhookLog.received_at.desc(), WebhookLog.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), count or 0
-
-
-async def live_jobs_of(
-    session: AsyncSession, *, task_id: int | None = None, project_id: int | None = None
-) -> list[StoredJob]:
-    """The stored, not deleted jobs of a task or of a project, locked until the transaction ends."""
-    if (task_id is None) == (project_id is None):
-        raise ValueError("give exactly one of task_id and project_id")
-    owner = Job.task_id == task_id if task_id is not None else Job.project_id == project_id
-    rows = await session.execute(
-        select(*STORED_COLUMNS).where(owner, Job.deleted_at.is_(None)).order_by(Job.id).with_for_update()
-    )
-    return [StoredJob(*row) for row in rows]
-
-
-async def _update_jobs_where(
-    session: AsyncSession, owner: ColumnElement[bool], values: dict[str, Any], now: datetime
-) -> int:
-    differs = or_(*(getattr(Job, field).is_distinct_from(value) for field, value in values.items()))
-    changed: Sequence[int] = (
-        await session.scalars(
-            update(Job)
-            .where(and_(owner, differs))
-            .values(**values, updated_at=now)
-            .returning(Job.id)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    return len(changed)
-
-
-async def refresh_task_fields(session: AsyncSession, task_id: int, values: dict[str, Any], now: datetime) -> int:
-    """Copy task fields (name, project) onto the stored jobs of the task; returns how many jobs changed."""
-    return await _update_jobs_where(session, Job.task_id == task_id, values, now)
-
-
-async def refresh_project_name(session: AsyncSession, project_id: int, name: str, now: datetime) -> int:
-    """Copy a project's name onto its stored jobs; returns how many jobs changed."""
-    return await _update_jobs_where(session, Job.project_id == project_id, {"project_name": name}, now)
+    logs = select(WebhookLog).where(*conditions).order_by(WebhookLog.received_at.desc(), WebhookLog.id.desc())
+    return await paginate_scalars(session, logs, offset=offset, limit=limit)

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from cvat_sync.deps import AppSettings
 from cvat_sync.webhooks import service
+from cvat_sync.webhooks.deps import RejectionThrottle
 from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import (
     LogStatus,
@@ -69,7 +70,9 @@ RECEIVER_BODY: dict[str, Any] = {
 }
 
 
-async def receive_cvat_webhook(request: Request, session: Session, settings: AppSettings) -> Response:
+async def receive_cvat_webhook(
+    request: Request, session: Session, settings: AppSettings, throttle: RejectionThrottle
+) -> Response:
     """Receive a CVAT webhook: logged before processing, verified with `X-Signature-256` over the raw body.
 
     200 for processed, ignored (unknown events and jobs, stale updates) and duplicate deliveries. Every
@@ -77,9 +80,6 @@ async def receive_cvat_webhook(request: Request, session: Session, settings: App
     """
     received_at = datetime.now(UTC)
     body = await request.body()
-    throttle = service.rejection_throttle(
-        getattr(request.app.state, "rate_limiter", None), settings.webhook_rejected_rate
-    )
     receiver = service.CvatWebhookReceiver(session, settings.webhook_secret.get_secret_value(), throttle=throttle)
     result = await receiver.receive(
         service.WebhookRequest(

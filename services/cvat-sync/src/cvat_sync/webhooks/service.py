@@ -46,10 +46,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cvat_sync.cvat.payloads import CvatJob, FieldProblem, InvalidJobPayloadError, invalid_payload
+from cvat_sync.cvat.errors import FieldProblem, InvalidJobPayloadError
+from cvat_sync.cvat.payloads import CvatJob, invalid_payload
 from cvat_sync.jobs.repository import StoredJob
 from cvat_sync.jobs.service import Incoming, JobMirror, Outcome
 from cvat_sync.webhooks import repository
+from cvat_sync.webhooks.errors import WebhookLogNotFoundError, WebhookPayloadError
 from cvat_sync.webhooks.models import WebhookLog
 from cvat_sync.webhooks.schemas import (
     MAX_BIGINT,
@@ -59,7 +61,6 @@ from cvat_sync.webhooks.schemas import (
     LogStatus,
     WebhookLogFilters,
 )
-from mirante.web.errors import NotFoundError
 from mirante.web.ratelimit import RateLimiter
 from mirante.webhooks import SHA256_SIGNATURE_HEADER, SignatureError, verify_sha256_hex
 
@@ -83,11 +84,6 @@ PROCESSING_FAILED_MESSAGE = "processing failed unexpectedly; the details are in 
 Ref = TypeVar("Ref", bound=BaseModel)
 
 
-class WebhookPayloadError(InvalidJobPayloadError):
-    """The webhook names an event we handle, but its task or project object lacks a field we need or has one
-    of the wrong type."""
-
-
 Throttle = Callable[[str | None], Awaitable[None]]
 """Counts one unauthenticated rejection from a source address; raises `RateLimitedError` (429) past the limit."""
 
@@ -101,11 +97,6 @@ def rejection_throttle(limiter: RateLimiter | None, rate: RateLimitItem) -> Thro
         await limiter.hit(rate, THROTTLE_SCOPE, source_ip or "unknown")
 
     return throttle
-
-
-class WebhookLogNotFoundError(NotFoundError):
-    def __init__(self, log_id: int) -> None:
-        super().__init__(f"webhook log {log_id} not found")
 
 
 @dataclass(frozen=True)
@@ -407,22 +398,26 @@ class CvatWebhookReceiver:
         if "project_id" in raw:
             # A task moved to another project (or out of one) takes its jobs along.
             values.update(project_id=task.project_id, project_name=task.project_name)
-        changed = await repository.refresh_task_fields(self.session, task.id, values, datetime.now(UTC))
+        mirror = JobMirror(self.session, source=SOURCE)
+        # Deleted jobs take the new names too, so their pages name the task and project as CVAT does now.
+        changed = await mirror.copy_fields(await mirror.jobs_of(task_id=task.id, live_only=False), values)
         return _Handled(LogStatus.success, f"task {task.id}: {changed} stored job(s) refreshed")
 
     async def _refresh_project(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         project = _parse_ref(CvatProjectRef, payload.get("project"), "project")
-        changed = await repository.refresh_project_name(self.session, project.id, project.name, datetime.now(UTC))
+        mirror = JobMirror(self.session, source=SOURCE)
+        jobs = await mirror.jobs_of(project_id=project.id, live_only=False)
+        changed = await mirror.copy_fields(jobs, {"project_name": project.name})
         return _Handled(LogStatus.success, f"project {project.id}: {changed} stored job(s) refreshed")
 
     async def _delete_task(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         task = _parse_ref(CvatRef, payload.get("task"), "task")
-        jobs = await repository.live_jobs_of(self.session, task_id=task.id)
+        jobs = await JobMirror(self.session, source=SOURCE).jobs_of(task_id=task.id)
         return await self._delete_jobs(jobs, f"task {task.id}")
 
     async def _delete_project(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         project = _parse_ref(CvatRef, payload.get("project"), "project")
-        jobs = await repository.live_jobs_of(self.session, project_id=project.id)
+        jobs = await JobMirror(self.session, source=SOURCE).jobs_of(project_id=project.id)
         return await self._delete_jobs(jobs, f"project {project.id}")
 
     async def _delete_jobs(self, jobs: list[StoredJob], owner: str) -> _Handled:
