@@ -23,19 +23,15 @@ T = TypeVar("T")
 
 def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction on the configured (or a running, or embedded) database."""
-    from mirante.db import create_engine, create_sessionmaker
+    from mirante.db import one_transaction
     from mirante.devstack import ensure_stack
     from telemetry_ingest.config import Settings
 
     settings = Settings()
 
     async def run(database_url: str) -> T:
-        engine = create_engine(database_url, settings.infra.database)
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
+        async with one_transaction(database_url, settings.infra.database) as session:
+            return await work(session)
 
     with ensure_stack(settings.infra.core.data_dir) as urls:
         return asyncio.run(run(urls.database_url))

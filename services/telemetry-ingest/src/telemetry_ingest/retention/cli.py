@@ -20,7 +20,7 @@ def _slug(value: str) -> str:
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from mirante.db import create_engine, create_sessionmaker
+    from mirante.db import create_sessionmaker, engine_scope
     from mirante.devstack import ensure_stack
     from telemetry_ingest.config import Settings
     from telemetry_ingest.retention.sweeper import TenantRetention, run_retention, transaction_scope
@@ -29,15 +29,12 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     slugs: list[str] | None = args.tenant or None
 
     async def run(database_url: str) -> list[TenantRetention]:
-        engine = create_engine(database_url, settings.infra.database)
-        try:
+        async with engine_scope(database_url, settings.infra.database) as engine:
             return await run_retention(
                 transaction_scope(create_sessionmaker(engine)),
                 slugs=slugs,
                 lock_timeout_seconds=settings.retention_lock_timeout_seconds,
             )
-        finally:
-            await engine.dispose()
 
     with ensure_stack(settings.infra.core.data_dir) as urls:
         results = asyncio.run(run(urls.database_url))
