@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 import httpx
@@ -15,7 +16,18 @@ from mirante.db import Session
 from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory, HeadersFactory
-from mirante.types import INT32_MAX, INT64_MAX, INT64_MIN, TEXT_MAX_LENGTH, DateTime, Id32, Id64, Int64, Text
+from mirante.types import (
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    TEXT_MAX_LENGTH,
+    TEXT_PATTERN,
+    DateTime,
+    Id32,
+    Id64,
+    Int64,
+    Text,
+)
 from mirante.web.errors import error_response
 
 router = APIRouter(prefix="/typed")
@@ -229,3 +241,15 @@ async def test_a_date_time_beyond_the_years_python_holds_in_utc_is_422(client: h
     fields = invalid_fields(await client.get("/typed/moments", params={"since": given}))
 
     assert fields == {"query.since": "must fall between the years 1 and 9999 in UTC"}
+
+
+def test_the_description_of_text_refuses_nul_as_the_validator_does() -> None:
+    class Described(BaseModel):
+        plain: Text
+        narrowed: Annotated[Text | None, Field(max_length=20)] = None
+
+    properties = Described.model_json_schema()["properties"]
+
+    assert properties["plain"]["pattern"] == TEXT_PATTERN
+    assert properties["narrowed"]["anyOf"][0] == {"type": "string", "maxLength": 20, "pattern": TEXT_PATTERN}
+    assert re.fullmatch(TEXT_PATTERN, "café ✓\n") and not re.fullmatch(TEXT_PATTERN, "a\x00b")

@@ -4,6 +4,7 @@ registration in advance; device and sensor metadata; roles and tenant isolation.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import HeadersFactory
 from telemetry_ingest.config import Settings
+from telemetry_ingest.devices.schemas import LABEL_VALUE_MAX_LENGTH, MAX_LABELS, is_label_key
+from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy.naming import schema_for
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -451,3 +454,13 @@ async def test_sensor_changes_are_validated(
         assert response.status_code == 422, (body, response.text)
     bad_path = await client.patch(devices_url(fleet, "/ahu-1/sensors/a+b"), json={"unit": "x"}, headers=headers)
     assert bad_path.status_code == 422
+
+
+@pytest.mark.parametrize("key", ["floor", "a.b-c_9", "", "a:b", "é", "k" * 65, "floor\n"])
+def test_the_described_label_keys_are_the_keys_the_service_takes(key: str) -> None:
+    labels = create_app(Settings()).openapi()["components"]["schemas"]["DeviceUpdate"]["properties"]["labels"]
+    described = labels["propertyNames"]["pattern"]
+
+    assert (re.fullmatch(described, key) is not None) == is_label_key(key)
+    assert labels["maxProperties"] == MAX_LABELS
+    assert labels["additionalProperties"]["maxLength"] == LABEL_VALUE_MAX_LENGTH

@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -44,7 +52,27 @@ def storable_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH), AfterValidator(storable_text)]
+TEXT_PATTERN = "^[^\\x00]*$"
+"""What `Text` admits, as the JSON Schema `pattern` its OpenAPI description carries."""
+
+
+class RefusesNul:
+    """Annotation of a `str` that PostgreSQL text must hold: refuses NUL (`storable_text`) and says so in the JSON
+    Schema (`TEXT_PATTERN`), so clients and fuzzers know it before they send one. `Text` carries it; a string
+    type of its own (`Annotated[str, StringConstraints(...), REFUSES_NUL]`) adds it last."""
+
+    def __get_pydantic_core_schema__(self, source: type[Any], handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(storable_text, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described.setdefault("pattern", TEXT_PATTERN)
+        return described
+
+
+REFUSES_NUL = RefusesNul()
+
+Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH), REFUSES_NUL]
 """Text PostgreSQL can store: no NUL, at most `TEXT_MAX_LENGTH` characters."""
 
 # RFC 3339's `date-time` (section 5.6) with its `T` and `Z` in either case. Pydantic alone would also take
@@ -93,12 +121,15 @@ __all__ = [
     "INT32_MIN",
     "INT64_MAX",
     "INT64_MIN",
+    "REFUSES_NUL",
     "TEXT_MAX_LENGTH",
+    "TEXT_PATTERN",
     "DateTime",
     "Id32",
     "Id64",
     "Int32",
     "Int64",
+    "RefusesNul",
     "Text",
     "in_utc",
     "rfc3339_date_time",

@@ -10,8 +10,8 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Row
 
+from mirante.types import REFUSES_NUL, TEXT_PATTERN
 from mirante.types import Text as StorableText
-from mirante.types import storable_text
 from mirante.web.errors import ValidationFailedError
 from mirante.web.schema import Omittable
 from telemetry_ingest.devices.repository import DeviceFilters
@@ -40,13 +40,13 @@ DeviceSort = Literal["device_id", "-device_id", "name", "-name", "first_seen", "
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX_LENGTH),
-    AfterValidator(storable_text),
+    REFUSES_NUL,
     Field(description=f"1 to {TEXT_MAX_LENGTH} characters; null clears it"),
 ]
 Unit = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_UNIT_LENGTH),
-    AfterValidator(storable_text),
+    REFUSES_NUL,
     Field(description=f"display unit, 1 to {MAX_UNIT_LENGTH} characters; null clears it", examples=["celsius"]),
 ]
 
@@ -74,6 +74,12 @@ Labels = Annotated[
         description=f"up to {MAX_LABELS} string labels; keys 1 to 64 of `A-Z a-z 0-9 _ . -`, values up to "
         f"{LABEL_VALUE_MAX_LENGTH} characters. Replaces all labels; `{{}}` removes them",
         examples=[{"floor": "3", "zone": "east"}],
+        # Declared only: `_check_labels` applies the same rules with messages that name the key.
+        json_schema_extra={
+            "maxProperties": MAX_LABELS,
+            "propertyNames": {"pattern": f"^{LABEL_KEY_PATTERN}$"},
+            "additionalProperties": {"type": "string", "maxLength": LABEL_VALUE_MAX_LENGTH, "pattern": TEXT_PATTERN},
+        },
     ),
 ]
 
