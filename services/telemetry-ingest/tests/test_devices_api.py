@@ -464,3 +464,22 @@ def test_the_described_label_keys_are_the_keys_the_service_takes(key: str) -> No
     assert (re.fullmatch(described, key) is not None) == is_label_key(key)
     assert labels["maxProperties"] == MAX_LABELS
     assert labels["additionalProperties"]["maxLength"] == LABEL_VALUE_MAX_LENGTH
+
+
+async def test_the_described_label_filter_is_the_filter_the_service_takes(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, fleet: str
+) -> None:
+    headers = await auth_headers("viewer", tenant=fleet)
+    [parameter] = [
+        parameter
+        for parameter in create_app(Settings()).openapi()["paths"]["/api/v1/tenants/{tenant}/devices"]["get"][
+            "parameters"
+        ]
+        if parameter["name"] == "label"
+    ]
+    described = parameter["schema"]["anyOf"][0]["items"]["pattern"]
+
+    for label in ["floor", "floor:3", "floor:", "zone:a\nb", "", ":3", "bad key:1", "floor:3\x00", "k:" + "v" * 257]:
+        response = await client.get(devices_url(fleet), params={"label": label}, headers=headers)
+
+        assert response.status_code == (200 if re.fullmatch(described, label) else 422), (label, response.text)

@@ -21,10 +21,10 @@ TEXT_MAX_LENGTH: Final = 200
 MAX_LABEL_FILTERS: Final = 10
 MAX_LABELS: Final = 32
 LABEL_KEY_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
-# `key` or `key:value`, the value anything (`[\s\S]`: `.` would stop at a line break the filter accepts).
-LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[\s\S]*)?$"
-"""Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 LABEL_VALUE_MAX_LENGTH: Final = 256
+# `key` or `key:value`, the value anything PostgreSQL text holds (`.` would stop at a line break the filter accepts).
+LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[^\x00]{{0,{LABEL_VALUE_MAX_LENGTH}}})?$"
+"""Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 
@@ -242,7 +242,9 @@ def device_filters(
         StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")
     ] = None,
     label: Annotated[
-        list[Annotated[StorableText, StringConstraints(pattern=LABEL_FILTER_PATTERN)]] | None,
+        # A `str` with the pattern, not `Text` narrowed by one: pydantic leaves a pattern added to an annotated
+        # type out of the JSON Schema.
+        list[Annotated[str, StringConstraints(pattern=LABEL_FILTER_PATTERN), REFUSES_NUL]] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
             "label); repeat for several, all must hold",
