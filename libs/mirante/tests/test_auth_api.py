@@ -624,6 +624,8 @@ async def test_api_keys_create_list_get_revoke(api: Api) -> None:
         ({"name": "k", "scopes": ["*"], "role": "root"}, "body.role"),
         ({"name": "k", "scopes": ["*"], "expires_at": "2001-01-01T00:00:00Z"}, "body.expires_at"),
         ({"name": "k", "scopes": ["*"], "expires_at": "2099-01-01T00:00:00"}, "body.expires_at"),
+        ({"name": "k", "scopes": ["*"], "expires_at": 4102444800}, "body.expires_at"),
+        ({"name": "k", "scopes": ["*"], "expires_at": "4102444800"}, "body.expires_at"),
         ({"name": "k", "scopes": ["*"], "key_hash": "0" * 64}, "body.key_hash"),
         ({"name": "k", "scopes": ["*"], "prefix": "abcdefgh"}, "body.prefix"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 import httpx
@@ -15,7 +16,18 @@ from mirante.db import Session
 from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory, HeadersFactory
-from mirante.types import INT32_MAX, INT64_MAX, INT64_MIN, TEXT_MAX_LENGTH, Id32, Id64, Int64, Text
+from mirante.types import (
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    TEXT_MAX_LENGTH,
+    TEXT_PATTERN,
+    DateTime,
+    Id32,
+    Id64,
+    Int64,
+    Text,
+)
 from mirante.web.errors import error_response
 
 router = APIRouter(prefix="/typed")
@@ -43,6 +55,11 @@ async def get_thing(
         )
     ).one()
     return {"id": row.id, "q": row.q, "label": label, "small": row.small}
+
+
+@router.get("/moments")
+async def get_moment(since: Annotated[DateTime | None, Query()] = None) -> dict[str, str | None]:
+    return {"since": None if since is None else since.isoformat()}
 
 
 @router.post("/notes")
@@ -181,3 +198,58 @@ async def test_nul_in_the_user_search_is_422(client: httpx.AsyncClient, auth_hea
     response = await client.get("/api/v1/users", params={"search": "a\x00"}, headers=await auth_headers("admin"))
 
     assert list(invalid_fields(response)) == ["query.search"]
+
+
+@pytest.mark.parametrize(
+    ("given", "in_utc"),
+    [
+        ("2025-10-17T08:00:00Z", "2025-10-17T08:00:00+00:00"),
+        ("2025-10-17t05:00:00.250-03:00", "2025-10-17T08:00:00.250000+00:00"),
+        ("0001-01-01T23:59:00+23:59", "0001-01-01T00:00:00+00:00"),
+    ],
+)
+async def test_an_rfc_3339_date_time_is_read_in_utc(client: httpx.AsyncClient, given: str, in_utc: str) -> None:
+    response = await client.get("/typed/moments", params={"since": given})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"since": in_utc}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "0.5",
+        "1700000000",
+        "2025-10-17",
+        "2025-10-17T08:00:00",
+        "2025-10-17T08:00Z",
+        "2025-10-17 08:00:00Z",
+        "\u0662\u0660\u0662\u0665-10-17T08:00:00Z",
+    ],
+)
+async def test_anything_but_an_rfc_3339_date_time_is_422_naming_the_parameter(
+    client: httpx.AsyncClient, given: str
+) -> None:
+    fields = invalid_fields(await client.get("/typed/moments", params={"since": given}))
+
+    assert fields == {"query.since": "must be an RFC 3339 date-time with an offset, such as 2025-10-17T08:00:00Z"}
+
+
+@pytest.mark.parametrize("given", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+async def test_a_date_time_beyond_the_years_python_holds_in_utc_is_422(client: httpx.AsyncClient, given: str) -> None:
+    fields = invalid_fields(await client.get("/typed/moments", params={"since": given}))
+
+    assert fields == {"query.since": "must fall between the years 1 and 9999 in UTC"}
+
+
+def test_the_description_of_text_refuses_nul_as_the_validator_does() -> None:
+    class Described(BaseModel):
+        plain: Text
+        narrowed: Annotated[Text | None, Field(max_length=20)] = None
+
+    properties = Described.model_json_schema()["properties"]
+
+    assert properties["plain"]["pattern"] == TEXT_PATTERN
+    assert properties["narrowed"]["anyOf"][0] == {"type": "string", "maxLength": 20, "pattern": TEXT_PATTERN}
+    assert re.fullmatch(TEXT_PATTERN, "café ✓\n") and not re.fullmatch(TEXT_PATTERN, "a\x00b")

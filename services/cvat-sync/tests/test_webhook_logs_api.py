@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -101,8 +101,8 @@ async def test_list_is_newest_first_filtered_and_paginated(client: httpx.AsyncCl
     assert (row["id"], row["status"], row["event_type"], row["webhook_id"]) == (created, "success", "create:job", 4)
     assert await ids(event_type=kind, received_after=middle.isoformat()) == [rejected]
     assert await ids(event_type=kind, received_before=middle.isoformat()) == ignored[::-1]
-    naive = middle.replace(tzinfo=None).isoformat()
-    assert await ids(event_type=kind, received_after=naive) == [rejected], "a time without an offset is UTC"
+    in_brasilia = middle.astimezone(timezone(timedelta(hours=-3))).isoformat()
+    assert await ids(event_type=kind, received_after=in_brasilia) == [rejected], "an offset is converted to UTC"
 
 
 async def test_bad_filters_are_422(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
@@ -116,6 +116,17 @@ async def test_bad_filters_are_422(client: httpx.AsyncClient, admin: dict[str, s
         response = await client.get(LOGS, params=params, headers=admin)
         assert response.status_code == 422, params
         assert response.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "", "2025-03-01", "2025-03-01T10:00:00"])
+@pytest.mark.parametrize("name", ["received_after", "received_before"])
+async def test_a_time_filter_takes_only_an_rfc_3339_date_time(
+    client: httpx.AsyncClient, admin: dict[str, str], name: str, value: str
+) -> None:
+    response = await client.get(LOGS, params={name: value}, headers=admin)
+
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == [f"query.{name}"]
 
 
 async def test_detail_has_body_headers_and_payload(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

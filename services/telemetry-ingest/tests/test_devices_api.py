@@ -4,6 +4,7 @@ registration in advance; device and sensor metadata; roles and tenant isolation.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import HeadersFactory
 from telemetry_ingest.config import Settings
+from telemetry_ingest.devices.schemas import LABEL_VALUE_MAX_LENGTH, MAX_LABELS, is_label_key
+from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy.naming import schema_for
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -451,3 +454,32 @@ async def test_sensor_changes_are_validated(
         assert response.status_code == 422, (body, response.text)
     bad_path = await client.patch(devices_url(fleet, "/ahu-1/sensors/a+b"), json={"unit": "x"}, headers=headers)
     assert bad_path.status_code == 422
+
+
+@pytest.mark.parametrize("key", ["floor", "a.b-c_9", "", "a:b", "é", "k" * 65, "floor\n"])
+def test_the_described_label_keys_are_the_keys_the_service_takes(key: str) -> None:
+    labels = create_app(Settings()).openapi()["components"]["schemas"]["DeviceUpdate"]["properties"]["labels"]
+    described = labels["propertyNames"]["pattern"]
+
+    assert (re.fullmatch(described, key) is not None) == is_label_key(key)
+    assert labels["maxProperties"] == MAX_LABELS
+    assert labels["additionalProperties"]["maxLength"] == LABEL_VALUE_MAX_LENGTH
+
+
+async def test_the_described_label_filter_is_the_filter_the_service_takes(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, fleet: str
+) -> None:
+    headers = await auth_headers("viewer", tenant=fleet)
+    [parameter] = [
+        parameter
+        for parameter in create_app(Settings()).openapi()["paths"]["/api/v1/tenants/{tenant}/devices"]["get"][
+            "parameters"
+        ]
+        if parameter["name"] == "label"
+    ]
+    described = parameter["schema"]["anyOf"][0]["items"]["pattern"]
+
+    for label in ["floor", "floor:3", "floor:", "zone:a\nb", "", ":3", "bad key:1", "floor:3\x00", "k:" + "v" * 257]:
+        response = await client.get(devices_url(fleet), params={"label": label}, headers=headers)
+
+        assert response.status_code == (200 if re.fullmatch(described, label) else 422), (label, response.text)

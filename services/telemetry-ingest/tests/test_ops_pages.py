@@ -407,6 +407,11 @@ async def test_bad_filters_get_the_apis_message(site: Site, open_page: PageOpene
     await page.goto("/ops/telemetry?tenant_slug=nosuchtenant")
     await expect(page.locator("#page-error")).to_contain_text("nosuchtenant")
 
+    # Shorter ISO 8601 forms (no zone, no seconds) are UTC, sent to the API as the RFC 3339 date-times it takes.
+    await page.goto(site.query("/ops/telemetry", **{"from": H0.strftime("%Y-%m-%dT%H:%M"), "to": iso(RANGE_END)}))
+    await expect(page.locator("#aggregates-body tr[data-device]").first).to_be_visible()
+    await expect(page.locator("#page-error")).to_be_hidden()
+
     # A value of the wrong shape is left out, and the page says so.
     await page.goto(site.query("/ops/telemetry", **{"from": "yesterday", "to": iso(RANGE_END)}))
     await expect(page.locator("#url-notice")).to_contain_text("from: not an ISO 8601 time")

@@ -285,6 +285,8 @@ BAD_AGGREGATE_PARAMETERS: list[tuple[dict[str, str], str]] = [
     ({"from": "2025-10-17T10:00:00Z", "to": "2025-10-17T10:00:00Z"}, "must be before `to`"),
     ({"from": "2025-10-18T00:00:00Z", "to": "2025-10-17T00:00:00Z"}, "must be before `to`"),
     ({"from": "yesterday"}, "from"),
+    ({"to": "0.5"}, "query.to: must be an RFC 3339 date-time"),
+    ({"from": "2025-10-17T09:55:00"}, "query.from: must be an RFC 3339 date-time with an offset"),
     ({"from": "0001-01-01T00:00:00Z"}, "`from` must be between 1900-01-01 and 9000-01-01"),
     ({"to": "9999-12-31T00:00:00Z"}, "`to` must be between"),
     ({"limit": "0"}, "limit"),
@@ -304,6 +306,27 @@ async def test_bad_aggregate_parameters_get_422(client: httpx.AsyncClient, tenan
         error = response.json()["error"]
         assert error["code"] == "validation_error"
         assert message in error["message"], (params, error)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("telemetry/readings", "to"),
+        ("telemetry/aggregates", "to"),
+        ("telemetry/stats", "from"),
+        ("telemetry/export.csv", "to"),
+        ("rejected", "to"),
+        ("telemetry/latest", "sensor"),
+        ("telemetry/latest", "device"),
+    ],
+)
+async def test_an_empty_value_is_refused_naming_the_parameter(
+    client: httpx.AsyncClient, tenant: str, viewer: dict[str, str], path: str, name: str
+) -> None:
+    response = await client.get(url(tenant, path), params={name: ""}, headers=viewer)
+
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == [f"query.{name}"]
 
 
 async def test_gap_filling_within_the_cap_counts_every_bucket(
@@ -418,17 +441,17 @@ async def test_stats_of_the_filters(client: httpx.AsyncClient, tenant: str, view
         "last_ts": "2025-10-17T10:14:00Z",
         "last_value": 10.0,
     }
-    naive = await client.get(
+    zoned = await client.get(
         url(tenant, "telemetry/stats"),
         params={
-            "from": "2025-10-17T09:55:00",
+            "from": "2025-10-17T10:55:00+01:00",
             "to": "2025-10-17T07:20:00-03:00",
             "device": "boiler-1",
             "sensor": "temp",
         },
         headers=viewer,
     )
-    assert naive.json() == one.json()  # a time without a zone is UTC; other zones are converted
+    assert zoned.json() == one.json()  # other zones are converted to UTC
     body = every.json()
     assert (body["count"], body["min"], body["max"]) == (7, 10.0, 60.0)
     assert body["avg"] == pytest.approx((20 + 21 + 22 + 10 + 30 + 50 + 60) / 7)

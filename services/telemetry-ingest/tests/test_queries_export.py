@@ -205,7 +205,7 @@ async def test_post_takes_a_form_or_json_and_answers_like_get(
 ) -> None:
     params = {**RANGE, "kind": "aggregates", "bucket": "5m", "sensor": "temp"}
     by_get = await client.get(export_url(tenant), params=params, headers=viewer)
-    by_form = await client.post(export_url(tenant), data={**params, "device": ""}, headers=viewer)
+    by_form = await client.post(export_url(tenant), data=params, headers=viewer)
     by_json = await client.post(export_url(tenant), json=params, headers=viewer)
     by_multipart = await client.post(
         export_url(tenant), files={name: (None, value) for name, value in params.items()}, headers=viewer
@@ -228,6 +228,7 @@ async def test_export_refuses_bad_requests_before_streaming(
         (await client.get(url, params={**RANGE, "from": RANGE["to"]}, headers=viewer), 422, "before `to`"),
         (await client.post(url, json={"kind": "aggregates", "bucket": "0s"}, headers=viewer), 422, "positive"),
         (await client.post(url, json={"devices": "x"}, headers=viewer), 422, "body.devices"),
+        (await client.post(url, data={**RANGE, "device": ""}, headers=viewer), 422, "body.device"),
         (await client.post(url, json=["raw"], headers=viewer), 422, "JSON body must be an object"),
         (
             await client.post(url, content=b"{oops", headers={**viewer, "content-type": "application/json"}),

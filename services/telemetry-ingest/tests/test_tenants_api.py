@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from telemetry_ingest.config import Settings
 from telemetry_ingest.main import create_app
 from telemetry_ingest.tenancy import service
 from telemetry_ingest.tenancy.errors import TenantAlreadyExistsError
+from telemetry_ingest.tenancy.naming import InvalidTenantSlugError, check_new_slug
 from telemetry_ingest.tenancy.worker import tenant_upgrade_worker
 
 TenantFactory = Callable[..., Awaitable[str]]
@@ -381,3 +383,20 @@ async def test_two_creations_of_one_slug_at_once_make_one_tenant(
             text("SELECT count(*) FROM telemetry_ingest.outbox WHERE tenant = :s"), {"s": slug}
         )
     assert (count, events) == (1, 1)
+
+
+@pytest.mark.parametrize("slug", ["acme", "a", "a-b_9", "\x1b", "Acme", "1abc", "", "tenant_acme", "x" * 49, "acme\n"])
+def test_the_described_slug_is_the_slug_the_service_takes(slug: str) -> None:
+    described = create_app(Settings()).openapi()["components"]["schemas"]["TenantCreate"]["properties"]["slug"]
+    # fullmatch, as JSON Schema reads `$`: Python's `$` would also match before a final line break.
+    fits_description = re.fullmatch(described["pattern"], slug) is not None and (
+        re.match(described["not"]["pattern"], slug) is None
+    )
+
+    try:
+        check_new_slug(slug)
+    except InvalidTenantSlugError:
+        taken = False
+    else:
+        taken = True
+    assert fits_description == taken

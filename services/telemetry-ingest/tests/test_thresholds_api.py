@@ -188,6 +188,9 @@ INVALID_RULES: list[tuple[dict[str, Any], str]] = [
     ({"sensor": "t", "device_id": "x" * 129, "max_value": 10}, "device_id"),
     ({"sensor": "t", "max_value": 10, "colour": "red"}, "colour"),
     ({"sensor": "t", "max_value": 10, "enabled": "maybe"}, "enabled"),
+    ({"sensor": "t", "max_value": False}, "body.max_value"),
+    ({"sensor": "t", "min_value": "1.5"}, "body.min_value"),
+    ({"sensor": "t", "max_value": 10, "hysteresis": True}, "body.hysteresis"),
 ]
 
 

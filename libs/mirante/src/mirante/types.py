@@ -5,7 +5,7 @@ text cannot hold NUL, and asyncpg cannot send an integer beyond the column's typ
 was a 500 (and a NUL in an export filter cut the CSV after its 200). With these types
 the request is refused with a 422 naming the field before any handler runs. They work the same in `Query`,
 `Path`, `Body` and pydantic models; constraints given there (`Query(max_length=40)`, `Path(le=99)`) narrow
-the type's own bounds:
+the type's own bounds. `DateTime` takes only RFC 3339 date-times, as `format: date-time` promises:
 
 ```python
 async def get_job(job_id: Annotated[Id64, Path(description="CVAT job id")]) -> Job: ...
@@ -17,11 +17,21 @@ class LoginRequest(BaseModel):
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -42,8 +52,57 @@ def storable_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH), AfterValidator(storable_text)]
+TEXT_PATTERN = "^[^\\x00]*$"
+"""What `Text` admits, as the JSON Schema `pattern` its OpenAPI description carries."""
+
+
+class RefusesNul:
+    """Annotation of a `str` that PostgreSQL text must hold: refuses NUL (`storable_text`) and says so in the JSON
+    Schema (`TEXT_PATTERN`), so clients and fuzzers know it before they send one. `Text` carries it; a string
+    type of its own (`Annotated[str, StringConstraints(...), REFUSES_NUL]`) adds it last."""
+
+    def __get_pydantic_core_schema__(self, source: type[Any], handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(storable_text, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described.setdefault("pattern", TEXT_PATTERN)
+        return described
+
+
+REFUSES_NUL = RefusesNul()
+
+Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH), REFUSES_NUL]
 """Text PostgreSQL can store: no NUL, at most `TEXT_MAX_LENGTH` characters."""
+
+# RFC 3339's `date-time` (section 5.6) with its `T` and `Z` in either case. Pydantic alone would also take
+# numbers as Unix timestamps (`0.5`), dates without a time, times without seconds and times without an offset.
+_RFC3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def rfc3339_date_time(value: object) -> object:
+    """`value` unchanged when it is a `datetime` or the text of an RFC 3339 date-time, else a validation error."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_DATE_TIME.fullmatch(value):
+        raise PydanticCustomError(
+            "datetime_rfc3339", "must be an RFC 3339 date-time with an offset, such as 2025-10-17T08:00:00Z"
+        )
+    return value
+
+
+def in_utc(value: datetime) -> datetime:
+    """The same instant in UTC, or a validation error when it falls outside the years Python can hold."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_range", "must fall between the years 1 and 9999 in UTC") from None
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(rfc3339_date_time), AfterValidator(in_utc)]
+"""An instant given as an RFC 3339 date-time (offset required), converted to UTC; `format: date-time` in OpenAPI."""
 
 Int32 = Annotated[int, Ge(INT32_MIN), Le(INT32_MAX)]
 """A signed 32-bit integer: what an `integer` column holds."""
@@ -62,11 +121,17 @@ __all__ = [
     "INT32_MIN",
     "INT64_MAX",
     "INT64_MIN",
+    "REFUSES_NUL",
     "TEXT_MAX_LENGTH",
+    "TEXT_PATTERN",
+    "DateTime",
     "Id32",
     "Id64",
     "Int32",
     "Int64",
+    "RefusesNul",
     "Text",
+    "in_utc",
+    "rfc3339_date_time",
     "storable_text",
 ]

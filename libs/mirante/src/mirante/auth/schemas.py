@@ -20,7 +20,7 @@ from mirante.auth.apikeys import MAX_SCOPES, SCOPE_PATTERN, normalize_scopes
 from mirante.auth.models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from mirante.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from mirante.auth.roles import Role
-from mirante.types import Text, storable_text
+from mirante.types import REFUSES_NUL, DateTime, Text
 from mirante.web.schema import Omittable
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,149}$"
@@ -47,7 +47,7 @@ NewPassword = Annotated[
     str,
     Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH, description="8 to 1024 characters"),
     # After the bounds, so the CLI's messages about them speak of characters.
-    AfterValidator(storable_text),
+    REFUSES_NUL,
 ]
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
 TenantSlug = Annotated[
@@ -139,7 +139,7 @@ class ApiKeyCreate(_Input):
     ]
     role: Role = Role.viewer
     tenant: TenantSlug | None = None
-    expires_at: datetime | None = Field(default=None, description="timezone-aware expiry; omit for none")
+    expires_at: DateTime | None = Field(default=None, description="RFC 3339 expiry, in the future; omit for none")
 
     @field_validator("scopes")
     @classmethod
@@ -151,8 +151,6 @@ class ApiKeyCreate(_Input):
     def _future_expiry(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("expires_at needs a timezone (e.g. 2030-01-01T00:00:00Z)")
         if value <= datetime.now(UTC):
             raise ValueError("expires_at must be in the future")
         return value

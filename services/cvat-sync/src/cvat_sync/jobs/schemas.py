@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
@@ -16,7 +16,7 @@ from cvat_sync.jobs.fields import SUMMARY_FIELDS
 from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, JobFilters, JobStats
 from cvat_sync.jobs.service import job_link
-from mirante.types import Id64, Text
+from mirante.types import DateTime, Id64, Text
 from mirante.web.errors import ValidationFailedError
 
 Status = Literal["annotation", "validation", "completed"]
@@ -46,13 +46,6 @@ def _search_text(q: str | None) -> str | None:
     return q.strip()
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # A time without a zone is read as UTC, the zone CVAT reports its dates in.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def job_filters(
     q: Annotated[
         Text | None,
@@ -74,10 +67,10 @@ def job_filters(
     stage: Annotated[list[Stage] | None, Query(description="one or more stages (repeat the parameter)")] = None,
     state: Annotated[list[State] | None, Query(description="one or more states (repeat the parameter)")] = None,
     updated_from: Annotated[
-        datetime | None, Query(description="ISO 8601; jobs CVAT updated at or after this time (UTC if no zone)")
+        DateTime | None, Query(description="RFC 3339; jobs CVAT updated at or after this time")
     ] = None,
     updated_to: Annotated[
-        datetime | None, Query(description="ISO 8601; jobs CVAT updated at or before this time (UTC if no zone)")
+        DateTime | None, Query(description="RFC 3339; jobs CVAT updated at or before this time")
     ] = None,
     include_deleted: Annotated[bool, Query(description="also jobs deleted in CVAT")] = False,
 ) -> JobFilters:
@@ -92,8 +85,8 @@ def job_filters(
             statuses=tuple(status or ()),
             stages=tuple(stage or ()),
             states=tuple(state or ()),
-            updated_from=_aware(updated_from),
-            updated_to=_aware(updated_to),
+            updated_from=updated_from,
+            updated_to=updated_to,
             include_deleted=include_deleted,
         )
     except InvalidJobQueryError as error:

@@ -22,7 +22,7 @@ from cvat_sync.webhooks.schemas import (
 )
 from mirante.auth import AdminPrincipal
 from mirante.db import Session
-from mirante.types import Id64, Text
+from mirante.types import DateTime, Id64, Text
 from mirante.web.errors import ValidationFailedError, error_response
 from mirante.web.pagination import Page, Pagination
 
@@ -122,8 +122,8 @@ async def list_webhook_logs(
     status: Annotated[list[LogStatus] | None, Query(description="repeat for several statuses")] = None,
     event_type: Annotated[Text | None, Query(max_length=100, description="e.g. update:job")] = None,
     job_id: Annotated[Id64 | None, Query()] = None,
-    received_after: Annotated[datetime | None, Query(description="inclusive; ISO 8601, UTC when no offset")] = None,
-    received_before: Annotated[datetime | None, Query(description="exclusive; ISO 8601, UTC when no offset")] = None,
+    received_after: Annotated[DateTime | None, Query(description="inclusive; RFC 3339")] = None,
+    received_before: Annotated[DateTime | None, Query(description="exclusive; RFC 3339")] = None,
 ) -> Page[WebhookLogOut]:
     """The webhook audit log, newest first, filtered by status, event type, job and time received (admins)."""
     filters = WebhookLogFilters(

@@ -10,8 +10,8 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Row
 
+from mirante.types import REFUSES_NUL, TEXT_PATTERN
 from mirante.types import Text as StorableText
-from mirante.types import storable_text
 from mirante.web.errors import ValidationFailedError
 from mirante.web.schema import Omittable
 from telemetry_ingest.devices.repository import DeviceFilters
@@ -21,13 +21,10 @@ TEXT_MAX_LENGTH: Final = 200
 MAX_LABEL_FILTERS: Final = 10
 MAX_LABELS: Final = 32
 LABEL_KEY_PATTERN: Final = r"[A-Za-z0-9_.-]{1,64}"
-# `key` or `key:value`, the value anything but NUL, which PostgreSQL text cannot hold (`.` would stop at a line
-# break the filter accepts). The rule lives in the pattern so the schema shows it.
-LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[^\x00]*)?$"
-"""Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 LABEL_VALUE_MAX_LENGTH: Final = 256
-LABEL_FILTER_MAX_LENGTH: Final = 64 + 1 + LABEL_VALUE_MAX_LENGTH
-LabelFilter = Annotated[str, StringConstraints(pattern=LABEL_FILTER_PATTERN, max_length=LABEL_FILTER_MAX_LENGTH)]
+# `key` or `key:value`, the value anything PostgreSQL text holds (`.` would stop at a line break the filter accepts).
+LABEL_FILTER_PATTERN: Final = rf"^{LABEL_KEY_PATTERN}(:[^\x00]{{0,{LABEL_VALUE_MAX_LENGTH}}})?$"
+"""Label keys: 1 to 64 of `A-Z a-z 0-9 _ . -` (no `:`, which separates key and value in the `label` filter)."""
 
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 
@@ -43,13 +40,13 @@ DeviceSort = Literal["device_id", "-device_id", "name", "-name", "first_seen", "
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX_LENGTH),
-    AfterValidator(storable_text),
+    REFUSES_NUL,
     Field(description=f"1 to {TEXT_MAX_LENGTH} characters; null clears it"),
 ]
 Unit = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_UNIT_LENGTH),
-    AfterValidator(storable_text),
+    REFUSES_NUL,
     Field(description=f"display unit, 1 to {MAX_UNIT_LENGTH} characters; null clears it", examples=["celsius"]),
 ]
 
@@ -77,6 +74,12 @@ Labels = Annotated[
         description=f"up to {MAX_LABELS} string labels; keys 1 to 64 of `A-Z a-z 0-9 _ . -`, values up to "
         f"{LABEL_VALUE_MAX_LENGTH} characters. Replaces all labels; `{{}}` removes them",
         examples=[{"floor": "3", "zone": "east"}],
+        # Declared only: `_check_labels` applies the same rules with messages that name the key.
+        json_schema_extra={
+            "maxProperties": MAX_LABELS,
+            "propertyNames": {"pattern": f"^{LABEL_KEY_PATTERN}$"},
+            "additionalProperties": {"type": "string", "maxLength": LABEL_VALUE_MAX_LENGTH, "pattern": TEXT_PATTERN},
+        },
     ),
 ]
 
@@ -239,7 +242,9 @@ def device_filters(
         StorableText | None, Query(min_length=1, max_length=TEXT_MAX_LENGTH, description="exact asset")
     ] = None,
     label: Annotated[
-        list[LabelFilter] | None,
+        # A `str` with the pattern, not `Text` narrowed by one: pydantic leaves a pattern added to an annotated
+        # type out of the JSON Schema.
+        list[Annotated[str, StringConstraints(pattern=LABEL_FILTER_PATTERN), REFUSES_NUL]] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
             "label); repeat for several, all must hold",

@@ -2,8 +2,9 @@
 
 Parameters are pydantic models read from the query string (and, for the CSV export's POST, from a form or JSON
 body), so GET and POST share one definition. Unknown parameters are refused with 422, so a misspelt filter
-(`sensor_id` for `sensor`) never silently returns unfiltered data; empty values (`device=` from a blank form
-field) mean "no filter". Times are ISO 8601; one without a zone is read as UTC.
+(`sensor_id` for `sensor`) never silently returns unfiltered data; so are empty values (`device=`, `to=`): a
+filter is given with a value or left out, as the description says. Times are RFC 3339 date-times with an offset
+(`2025-10-17T08:00:00Z`), read in UTC.
 
 Lists answer `{"count", "next", "previous", "results"}` (plus a `query` object echoing the resolved filters where
 a time range applies); `page` is 1-based and `limit` is the page size. `next`/`previous` are full URLs that pin
@@ -12,13 +13,13 @@ the resolved `from` and `to`, so paging through a default range ("the last 24 ho
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from mirante.types import Text
+from mirante.types import DateTime, Text
 from mirante.web.pagination import Page
 from telemetry_ingest.queries.repository import AggregateBucket, Fill
 
@@ -50,25 +51,10 @@ SensorFilter = Annotated[
 PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE, description="1-based page number")]
 
 
-def _as_utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 class QueryParams(BaseModel):
-    """Base of the parameter models: unknown names refused, blank values dropped, times made UTC."""
+    """Base of the parameter models: unknown names refused, values taken as given."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_means_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if not (isinstance(value, str) and not value.strip())}
-        return data
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class RangeParams(QueryParams):
@@ -76,22 +62,17 @@ class RangeParams(QueryParams):
 
     device: DeviceFilter = None
     sensor: SensorFilter = None
-    from_: datetime | None = Field(
+    from_: DateTime | None = Field(
         default=None,
         alias="from",
-        description="ISO 8601 start, inclusive (UTC when no zone); default: 24 hours before `to`",
+        description="RFC 3339 start, inclusive; default: 24 hours before `to`",
         examples=["2025-10-17T00:00:00Z"],
     )
-    to: datetime | None = Field(
+    to: DateTime | None = Field(
         default=None,
-        description="ISO 8601 end, exclusive (UTC when no zone); default: now (or 24 hours after `from`)",
+        description="RFC 3339 end, exclusive; default: now (or 24 hours after `from`)",
         examples=["2025-10-18T00:00:00Z"],
     )
-
-    @field_validator("from_", "to")
-    @classmethod
-    def _utc(cls, moment: datetime | None) -> datetime | None:
-        return _as_utc(moment)
 
 
 class BucketParams(RangeParams):
@@ -148,17 +129,10 @@ class RejectedParams(QueryParams):
     device: DeviceFilter = None
     sensor: SensorFilter = None
     source: RejectedSource | None = Field(default=None, description="`mqtt` or `http`")
-    from_: datetime | None = Field(
-        default=None, alias="from", description="ISO 8601; received at or after this time (UTC when no zone)"
-    )
-    to: datetime | None = Field(default=None, description="ISO 8601; received before this time (UTC when no zone)")
+    from_: DateTime | None = Field(default=None, alias="from", description="RFC 3339; received at or after this time")
+    to: DateTime | None = Field(default=None, description="RFC 3339; received before this time")
     page: PageNumber = 1
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT, description="rows per page (at most 1000)")
-
-    @field_validator("from_", "to")
-    @classmethod
-    def _utc(cls, moment: datetime | None) -> datetime | None:
-        return _as_utc(moment)
 
 
 class RangeOut(BaseModel):

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from mirante.types import storable_text
+from mirante.auth.schemas import TENANT_SLUG_PATTERN
+from mirante.types import REFUSES_NUL
 from mirante.web.schema import Omittable
 from telemetry_ingest.tenancy.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, NAME_MAX_LENGTH, Tenant
-from telemetry_ingest.tenancy.naming import check_new_slug
+from telemetry_ingest.tenancy.naming import SCHEMA_PREFIX, check_new_slug
 
 TenantName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
-    AfterValidator(storable_text),
+    REFUSES_NUL,
     Field(description=f"display name, 1 to {NAME_MAX_LENGTH} characters"),
 ]
 RetentionDays = Annotated[
@@ -36,6 +37,8 @@ class TenantCreate(BaseModel):
     slug: str = Field(
         description="a lower-case letter, then up to 47 of `a-z 0-9 _ -`; must not start with `tenant_`",
         examples=["acme"],
+        # Declared only: `check_new_slug` applies the same rules with messages that say what is wrong.
+        json_schema_extra={"pattern": TENANT_SLUG_PATTERN, "not": {"pattern": f"^{SCHEMA_PREFIX}"}},
     )
     name: TenantName
     retention_days: RetentionDays | None = Field(default=None, description="default: the service's setting")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StringConstraints, model_validator
 
 from mirante.web.schema import Omittable
 from telemetry_ingest.identifiers import IDENTIFIER_PATTERN
@@ -15,9 +15,11 @@ Identifier = Annotated[
     StringConstraints(pattern=f"^{IDENTIFIER_PATTERN}$"),
     Field(description="1 to 128 of `A-Z a-z 0-9 _ . : -`, as in the MQTT topic", examples=["boiler-7"]),
 ]
-Limit = Annotated[float, Field(allow_inf_nan=False, description="a finite number, in the sensor's unit")]
+# Strict: a number only, never `true` or `"1.5"` read as one (integers stay numbers).
+Limit = Annotated[float, Strict(), Field(allow_inf_nan=False, description="a finite number, in the sensor's unit")]
 Hysteresis = Annotated[
     float,
+    Strict(),
     Field(
         ge=0,
         allow_inf_nan=False,

@@ -70,7 +70,7 @@
     return { values, problems };
   }
 
-  // The API reads a time without a zone as UTC; so does this comparison.
+  // The panels read a time without a zone as UTC (`Ops.apiQuery` sends it so); so does this comparison.
   function withZone(time) {
     return /(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$/.test(time) || !/[Tt ]/.test(time) ? time : `${time}Z`;
   }

@@ -93,11 +93,21 @@
     return search ? `${path}?${search}` : path;
   }
 
+  // The panels take the shorter ISO 8601 forms people type (`2025-10-17`, `2025-10-17T10:30`, no zone meaning
+  // UTC); the API takes only full RFC 3339 date-times, so a time is written out in UTC before it is sent. One the
+  // browser cannot read goes as typed, for the API to refuse and the page to show why.
+  function apiTime(time) {
+    const zoned = /(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$/.test(time) || !/[Tt ]/.test(time) ? time : `${time}Z`;
+    const moment = Date.parse(zoned);
+    return Number.isNaN(moment) ? time : new Date(moment).toISOString();
+  }
+
   // The API's query for the panel's filters (device, sensor, range), plus `extra` as given.
   function apiQuery(filters, extra = {}) {
     const query = new URLSearchParams();
     for (const [panelName, apiName] of Object.entries(API_NAMES)) {
-      if (filters[panelName]) query.set(apiName, filters[panelName]);
+      if (!filters[panelName]) continue;
+      query.set(apiName, apiName === "from" || apiName === "to" ? apiTime(filters[panelName]) : filters[panelName]);
     }
     for (const [key, value] of Object.entries(extra)) {
       if (value !== undefined && value !== null && value !== "") query.set(key, String(value));
