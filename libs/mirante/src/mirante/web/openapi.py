@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -165,7 +166,11 @@ class DescribedApp(FastAPI):
     _described: dict[str, Any] | None = None
 
     def openapi(self) -> dict[str, Any]:
-        schema = super().openapi()
+        with warnings.catch_warnings():
+            # FastAPI gives every method of a route the same provisional id and warns of it; `describe_api`
+            # replaces those ids with one per method and refuses real duplicates itself.
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID", category=UserWarning)
+            schema = super().openapi()
         if schema is not self._described:
             self._described = describe_api(self, schema)
         return schema
