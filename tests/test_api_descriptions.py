@@ -156,6 +156,7 @@ def test_the_device_label_filter_documents_its_shape() -> None:
     assert re.fullmatch(pattern, "floor:two\nlines")
     assert not re.fullmatch(pattern, "")
     assert not re.fullmatch(pattern, ":3")
+    assert label["schema"]["anyOf"][0]["maxItems"] == 10
 
 
 def test_booleans_of_request_bodies_refuse_numbers(service: tuple[ServiceSpec, FastAPI]) -> None:

@@ -247,16 +247,15 @@ def device_filters(
         list[Annotated[str, StringConstraints(pattern=LABEL_FILTER_PATTERN), REFUSES_NUL]] | None,
         Query(
             description="`key:value` (the device carries that label with that value) or `key` (it carries the "
-            "label); repeat for several, all must hold",
+            f"label); repeat for several (at most {MAX_LABEL_FILTERS}), all must hold",
             examples=["floor:3"],
+            max_length=MAX_LABEL_FILTERS,
         ),
     ] = None,
 ) -> DeviceFilters:
     """The filters of the device list."""
     labels: dict[str, str] = {}
     keys: list[str] = []
-    if label and len(label) > MAX_LABEL_FILTERS:
-        raise ValidationFailedError(f"at most {MAX_LABEL_FILTERS} label filters")
     for item in label or []:
         key, separator, value = item.partition(":")
         if not is_label_key(key):
