@@ -6,9 +6,9 @@ started with `mirante serve` on a free local port, the admin signs in through `/
 operation and in time. Any 5xx, any answer the description does not allow, and any refused valid input fail the
 run. Reports (JUnit XML and the service's log) go to `build/fuzz/<service>/`.
 
-    python scripts/fuzz/run.py [--services a,b] [--examples N] [--seconds S]
+    python scripts/fuzz/run.py [--services a,b] [--examples N] [--seconds S] [--seed N]
 
-`FUZZ_SERVICES`, `FUZZ_EXAMPLES` and `FUZZ_SECONDS` set the same bounds from the environment (`make fuzz`).
+`FUZZ_SERVICES`, `FUZZ_EXAMPLES`, `FUZZ_SECONDS` and `FUZZ_SEED` set the same from the environment (`make fuzz`).
 PostgreSQL and Redis come from `MIRANTE_DATABASE_URL` / `MIRANTE_REDIS_URL` (and MQTT from `MIRANTE_MQTT_URL`),
 else from a running `mirante up` stack.
 """
@@ -52,6 +52,7 @@ BROKER_SECRET = "fuzz-broker-secret"
 class Bounds:
     examples: int
     seconds: int
+    seed: int | None = None
 
 
 def _free_port() -> int:
@@ -142,6 +143,7 @@ def _schemathesis(base_url: str, token: str, bounds: Bounds, reports: Path) -> l
         "--generation-with-security-parameters",
         "false",
         "--no-color",
+        *(["--seed", str(bounds.seed)] if bounds.seed is not None else []),
     ]
 
 
@@ -181,6 +183,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--services", default=os.environ.get("FUZZ_SERVICES", ""), help="comma-separated names")
     parser.add_argument("--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "50")))
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", "120")))
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(os.environ["FUZZ_SEED"]) if os.environ.get("FUZZ_SEED") else None,
+        help="schemathesis seed, to replay a run (default: a new one each run)",
+    )
     return parser.parse_args(argv)
 
 
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown services: {', '.join(unknown)} (installed: {', '.join(sorted(available))})", file=sys.stderr)
         return 2
     server_url = runtime_urls(InfraSettings()).database_url
-    bounds = Bounds(examples=args.examples, seconds=args.seconds)
+    bounds = Bounds(examples=args.examples, seconds=args.seconds, seed=args.seed)
     failed = [name for name in names if not fuzz_service(available[name], server_url, bounds)]
     print(f"fuzzed {len(names)} services; failed: {', '.join(failed) or 'none'}; reports in {REPORTS}")
     return 1 if failed else 0
