@@ -257,7 +257,7 @@ async def test_export_refuses_bad_requests_before_streaming(
 async def test_export_is_cut_at_the_configured_cap(
     make_client: ClientFactory, infra_settings: InfraSettings, tenant: str, viewer: dict[str, str]
 ) -> None:
-    client = await make_client(create_app(Settings(infra=infra_settings, export_max_rows=4)))
+    client = await make_client(create_app(Settings(infra=infra_settings, export_max_rows=4, mqtt_ingest_enabled=False)))
 
     cut = await client.get(export_url(tenant), params=RANGE, headers=viewer)
     exact = await client.get(export_url(tenant), params={**RANGE, "device": "boiler-1"}, headers=viewer)
@@ -320,7 +320,10 @@ async def test_export_without_the_test_session_reads_on_its_own_connection(
     async with AsyncSession(db_engine, expire_on_commit=False) as session, session.begin():
         user = await create_user(session, username=name, password="export-password-1", role="viewer", tenant=tenant)
     token = TokenCodec.from_settings(infra_settings.jwt).issue(user.id, username=name, role="viewer", tenant=tenant)
-    app: FastAPI = create_app(Settings(infra=infra_settings, upgrade_tenants_on_start=False, retention_enabled=False))
+    settings = Settings(
+        infra=infra_settings, upgrade_tenants_on_start=False, retention_enabled=False, mqtt_ingest_enabled=False
+    )
+    app: FastAPI = create_app(settings)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -186,7 +186,7 @@ async def test_the_service_sweeps_in_the_background(
     async with create_sessionmaker(db_engine)() as session, session.begin():
         await store_readings(session, slug, [days_ago(10, today), today])
 
-    settings = Settings(infra=infra_settings, retention_initial_delay_seconds=0)
+    settings = Settings(infra=infra_settings, retention_initial_delay_seconds=0, mqtt_ingest_enabled=False)
     client = await make_client(create_app(settings))
     counted = f'telemetry_ingest_retention_partitions_dropped_total{{tenant="{slug}"}} 1.0'
     metrics = ""
