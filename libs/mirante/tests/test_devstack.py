@@ -392,6 +392,8 @@ def test_the_embedded_broker_keeps_its_port_and_refuses_to_move(tmp_path: Path, 
     assert (tmp_path / "mqtt.port").read_text().strip() == str(port)
 
     with socket.socket() as squatter:
+        # The readiness probe's closed connections linger in TIME_WAIT; only a listener must block the port.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         with pytest.raises(StackError, match=f"MQTT port {port} .* listened before"):
