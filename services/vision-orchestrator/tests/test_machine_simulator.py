@@ -57,6 +57,7 @@ class Received:
     signed: bool
     """A Standard Webhooks signature valid with that machine's secret."""
     payload: dict[str, Any]
+    message_id: str | None = None
 
 
 @dataclass
@@ -98,7 +99,7 @@ class FakeOrchestrator:
                 except SignatureError:
                     signed = False
             payload = orjson.loads(body)
-            self.received.append(Received(kind, machine_id, signed, payload))
+            self.received.append(Received(kind, machine_id, signed, payload, request.headers.get("webhook-id")))
             if machine_id is None:
                 return Response(status_code=401)
             answers = self.result_answers.get(payload.get("inspection_id", ""), []) if kind == "results" else []
@@ -329,6 +330,15 @@ def test_the_failure_rate_is_honoured_and_repeatable_with_a_seed() -> None:
     assert len(failing(5, 1.0)) == len(inspections)
 
 
+def test_slow_machines_take_longer_for_the_same_inspection() -> None:
+    fleet = MachineFleet(3, slow_machines=1, slow_factor=4.0, seed=3, processing=ProcessingTime(2.0, "fixed"))
+
+    times = [machine.plan("ins_00000000000a").processing_time for machine in fleet.machines]
+
+    assert times == [2.0, 2.0, 8.0]
+    assert [machine.profile.slow_factor for machine in fleet.machines] == [1.0, 1.0, 4.0]
+
+
 async def test_a_refused_result_is_dropped_and_a_failed_delivery_is_retried(
     orchestrator: FakeOrchestrator, client: httpx.AsyncClient
 ) -> None:
@@ -350,8 +360,10 @@ async def test_a_refused_result_is_dropped_and_a_failed_delivery_is_retried(
     deliveries = orchestrator.results_for(retried)
     assert len(deliveries) == 3
     assert machine.inspections[retried].answer == "delivered"
-    # A retry is the same message, so the orchestrator can recognise it.
+    # A retry is the same message under the same id, so the orchestrator can recognise it.
     assert len({orjson.dumps(item.payload) for item in deliveries}) == 1
+    assert {item.message_id for item in deliveries} == {f"msg_{machine.machine_id}_{retried}_1"}
+    assert all(item.signed for item in deliveries)
 
 
 async def test_cancel_stops_an_inspection_and_frees_its_slot(
