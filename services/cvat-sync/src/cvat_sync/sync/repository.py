@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, any_, bindparam, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,9 @@ from cvat_sync.sync.models import ACTIVE_STATUSES, SyncRun
 from mirante.db import paginate_scalars
 
 ONE_ACTIVE_INDEX = "uq_sync_runs_one_active"
+# Taken for the rest of the transaction by whoever starts a run: starts queue up on it, so each sees the
+# runs the previous one committed and a refused start never reaches the insert (which would spend an id).
+START_LOCK_KEY = int.from_bytes(hashlib.sha256(b"cvat_sync.sync_runs.start").digest()[:8], "big", signed=True)
 _LIVE = JOBS.c.deleted_at.is_(None)
 # Built once, on the table (Core rows, no ORM loading): a sync reads these for every page it lists.
 LIVE_VERSIONS = select(JOBS.c.id, JOBS.c.cvat_updated_at).where(
@@ -30,8 +34,12 @@ LIVE_VERSIONS_AFTER = (
 
 
 async def insert_run(session: AsyncSession, values: dict[str, Any]) -> SyncRun:
-    """Insert a run; `ActiveRunExistsError` when another run is queued or running (the caller's transaction
-    stays usable: the insert runs in a savepoint)."""
+    """Insert a run; `ActiveRunExistsError` when another run is queued or running, found before the insert
+    (no run id is spent on a refusal). The caller's transaction stays usable, and holds the start lock until
+    it ends."""
+    await session.execute(select(func.pg_advisory_xact_lock(START_LOCK_KEY)))
+    if await active_run(session) is not None:
+        raise ActiveRunExistsError()
     try:
         async with session.begin_nested():
             run_id = await session.scalar(insert(SyncRun).values(**values).returning(SyncRun.id))
