@@ -36,7 +36,8 @@
       ["Created in CVAT", formatDate(job.cvat_created_at)],
       ["Updated in CVAT", formatDate(job.cvat_updated_at)],
       ["Last synced", formatDate(job.last_synced_at)],
-      ["Annotations counted", formatDate(job.annotations_counted_at)],
+      ["Annotations counted", formatDate(job.annotations_counted_at) +
+        (job.counts_requested_at ? " (recount pending since " + formatDate(job.counts_requested_at) + ")" : "")],
     ];
     if (job.deleted) rows.push(["Deleted in CVAT", formatDate(job.deleted_at)]);
     const list = clear($("job-fields"));
