@@ -467,9 +467,7 @@ async def test_cli_says_it_backdates_and_quiet_keeps_only_the_summary(mqtt_url: 
     code, stdout, stderr = await run_cli(*common, "--interval", "60", "--progress-every", "0")
     assert code == 0, stderr
     lines = stderr.splitlines()
-    first, last = re.fullmatch(
-        r"readings timestamped (\S+) to (\S+), 60 s apart on each sensor", lines[1]
-    ).groups()  # type: ignore[union-attr]
+    first, last = re.fullmatch(r"readings timestamped (\S+) to (\S+), 60 s apart on each sensor", lines[1]).groups()  # type: ignore[union-attr]
     first_ts, last_ts = datetime.fromisoformat(first), datetime.fromisoformat(last)
     assert last_ts - first_ts == timedelta(minutes=4)
     assert datetime.now(UTC) - timedelta(minutes=3) <= last_ts <= datetime.now(UTC)

@@ -324,7 +324,7 @@ def aggregate_export_statement(
     ctes, params = _aggregate_params(filters, grid, fill, max_series)
     params["limit"] = max_rows
     statement = text(
-        f"WITH {ctes}\n"  # noqa: S608 - constant fragments; values are bound parameters
+        f"WITH {ctes}\n"
         f"SELECT {_with_unit('r')} FROM result AS r {_UNIT_JOIN.format(sensors=sensors.name, alias='r')}\n"
         f"ORDER BY {aggregate_order(order, 'r')} LIMIT :limit"
     )

@@ -261,7 +261,8 @@ async def export_csv(
     Streamed, so any size works up to the `export_max_rows` setting (1,000,000 by default; header
     `X-Export-Row-Limit`); a file cut at the cap ends with a `# truncated:` line. Columns, raw: device_id, sensor,
     ts, value, unit, received_at; aggregates: device_id, sensor, bucket, bucket_end, avg, min, max, last, count,
-    first_ts, last_ts, filled, unit (the sensor's). Times are ISO 8601 UTC; cells that would start a spreadsheet formula get a `'`.
+    first_ts, last_ts, filled, unit (the sensor's). Times are ISO 8601 UTC; cells that would start a spreadsheet
+    formula get a `'`.
     """
     return await _export(scope, request, settings, params)
 
