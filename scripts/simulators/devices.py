@@ -19,6 +19,10 @@ an optional target rate: the library's `mirante.mqtt.Publisher` (aiomqtt, a futu
 Devices speak MQTT 3.1.1 by default, as most field devices do; paho also handles its acknowledgements at
 about half the cost of MQTT 5's, whose every PUBACK carries a reason code and properties.
 
+The command line says before it starts where it publishes and which timestamps its readings carry (backdated
+unless `--start` is given), prints a progress line on stderr every `--progress-every` seconds (sent, acknowledged,
+rate), and a summary on stdout at the end; `--quiet` keeps only the summary.
+
     .venv/bin/python scripts/simulators/devices.py --url mqtt://127.0.0.1:1883 --tenants a,b --devices 50 \\
         --rate 2000 --duration 30
 """
@@ -49,6 +53,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from mirante.devstack.urls import redact
 from mirante.mqtt import MqttEndpoint, parse_mqtt_url
 
 TimestampFormat = Literal["iso", "epoch_ms", "epoch_s", "mixed"]
@@ -159,6 +164,22 @@ class PublishResult:
         return total / self.elapsed if self.elapsed > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a `publish` call is: what it sent and what the broker acknowledged so far."""
+
+    messages: int
+    readings: int
+    """readings sent, bad ones included"""
+    acknowledged: int
+    """messages the broker acknowledged"""
+    elapsed: float
+
+    @property
+    def readings_per_second(self) -> float:
+        return self.readings / self.elapsed if self.elapsed > 0 else 0.0
+
+
 @dataclass
 class _StreamState:
     stream: Stream
@@ -254,6 +275,40 @@ class DeviceFleet:
         """Time of the first reading of every stream (`None` until the first `publish` picks it)."""
         return None if self._start_ms is None else _from_ms(self._start_ms)
 
+    def timestamp_range(
+        self,
+        *,
+        count: int | None = None,
+        duration: float | None = None,
+        rate: float | None = None,
+        readings_per_message: int = 1,
+    ) -> tuple[datetime, datetime | None]:
+        """The first and last timestamps the next `publish` with these arguments uses (last: None when it has no
+        planned end). Picks the automatic start now if none was given, exactly as that `publish` would."""
+        planned = _planned_readings(count, duration, rate)
+        if self._start_ms is None:
+            self._start_ms = self._automatic_start(planned)
+        first = self._start_ms + min(state.next_index for state in self._states) * self._interval_ms
+        if planned is None:
+            return _from_ms(first), None
+        # Messages go to the streams in turn from the cursor, each `readings_per_message` readings but the last.
+        streams = len(self._states)
+        messages = math.ceil(planned / readings_per_message)
+        short = messages * readings_per_message - planned
+        spans = []
+        for offset in range(min(messages, streams)):
+            state = self._states[(self._cursor + offset) % streams]
+            sent = (messages - offset + streams - 1) // streams * readings_per_message
+            if (messages - 1) % streams == offset:
+                sent -= short
+            spans.append((state.next_index, state.next_index + sent - 1))
+        if not spans:
+            return _from_ms(first), _from_ms(first)
+        return (
+            _from_ms(self._start_ms + min(low for low, _ in spans) * self._interval_ms),
+            _from_ms(self._start_ms + max(high for _, high in spans) * self._interval_ms),
+        )
+
     def messages(
         self,
         *,
@@ -311,12 +366,15 @@ class DeviceFleet:
         track: bool = True,
         stop: asyncio.Event | None = None,
         ack_timeout: float = 30.0,
+        progress: Callable[[Progress], None] | None = None,
+        progress_every: float = 5.0,
     ) -> PublishResult:
         """Publish `count` good readings, or for `duration` seconds, at `rate` readings per second (bad ones
         included; as fast as possible without it), and return once the broker acknowledged every message.
 
         `connections` MQTT connections share the devices; at most `max_in_flight` messages are unacknowledged
         at a time. `track=False` skips `expected` (for long benchmark runs). Setting `stop` ends early.
+        `progress` is called at most every `progress_every` seconds while messages go out.
         Raises `SimulatorError` when the broker cannot be reached, refuses a message or stops acknowledging.
         """
         if count is None and duration is None:
@@ -329,8 +387,10 @@ class DeviceFleet:
             raise ValueError("connections and max_in_flight must be at least 1")
         if protocol not in ("5", "3.1.1"):
             raise ValueError("protocol must be '5' or '3.1.1'")
-        if self._start_ms is None and count is None and rate is not None and duration is not None:
-            self._start_ms = self._automatic_start(math.ceil(rate * duration))
+        if progress_every < 0:
+            raise ValueError("progress_every must not be negative")
+        if self._start_ms is None:
+            self._start_ms = self._automatic_start(_planned_readings(count, duration, rate))
         messages = self.messages(
             count=count,
             readings_per_message=readings_per_message,
@@ -351,6 +411,7 @@ class DeviceFleet:
             deadline = None if duration is None else started + duration
             burst = None if rate is None else max(1.0, rate * 0.02)
             sent = 0
+            next_report = started + progress_every
             for message in messages:
                 now = loop.time()
                 if (stop is not None and stop.is_set()) or (deadline is not None and now >= deadline):
@@ -370,6 +431,9 @@ class DeviceFleet:
                 if result.messages % 64 == 0:
                     # Give paho's socket callbacks a turn: they write the queue and read the acknowledgements.
                     await asyncio.sleep(0)
+                if progress is not None and now >= next_report:
+                    progress(Progress(result.messages, sent, window.acknowledged_total, now - started))
+                    next_report = now + progress_every
             await window.drained(ack_timeout, lambda: _raise_link_errors(links))
             result.elapsed = loop.time() - started
             refused = sum(link.refused for link in links)
@@ -443,6 +507,15 @@ class DeviceFleet:
         return ("iso", "epoch_ms", "epoch_s")[state.position % 3]
 
 
+def _planned_readings(count: int | None, duration: float | None, rate: float | None) -> int | None:
+    """Readings a `publish` call plans to send, when that is known beforehand."""
+    if count is not None:
+        return count
+    if rate is not None and duration is not None:
+        return math.ceil(rate * duration)
+    return None
+
+
 def _record(result: PublishResult, message: OutgoingMessage, *, track: bool) -> None:
     if message.bad_kind is not None:
         result.bad[message.bad_kind] += 1
@@ -477,6 +550,7 @@ class _Window:
     def __init__(self, size: int) -> None:
         self.size = size
         self.outstanding = 0
+        self.acknowledged_total = 0
         self._room = asyncio.Event()
 
     def sent(self) -> None:
@@ -484,6 +558,7 @@ class _Window:
 
     def acknowledged(self) -> None:
         self.outstanding -= 1
+        self.acknowledged_total += 1
         if self.outstanding <= self.size // 2 or self.outstanding == 0:
             self._room.set()
 
@@ -653,7 +728,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT)
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines on stderr (default 5)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only the summary: no plan and no progress lines on stderr"
+    )
     args = parser.parse_args(argv)
+    if args.progress_every < 0:
+        parser.error("--progress-every must not be negative")
     if args.count is None and args.duration is None:
         parser.error("give --count, --duration or both")
     try:
@@ -672,6 +759,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    first_ts, last_ts = fleet.timestamp_range(
+        count=args.count, duration=args.duration, rate=args.rate, readings_per_message=args.readings_per_message
+    )
+    if not args.quiet:
+        print(_plan_text(fleet, args.url, first_ts, last_ts, backdated=start is None), file=sys.stderr, flush=True)
+
+    def report(progress: Progress) -> None:
+        print(
+            f"sent {_plural(progress.readings, 'reading')} in {_plural(progress.messages, 'message')}, "
+            f"{progress.acknowledged:,} acknowledged, {progress.readings_per_second:,.0f} readings/s "
+            f"after {progress.elapsed:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def run() -> PublishResult:
         stop = asyncio.Event()
@@ -691,6 +792,8 @@ def main(argv: list[str] | None = None) -> int:
             max_in_flight=args.max_in_flight,
             track=False,
             stop=stop,
+            progress=None if args.quiet else report,
+            progress_every=args.progress_every,
         )
 
     try:
@@ -700,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     except SimulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    newest = max((ts for ts, _value in result.latest.values()), default=None)
     summary = {
         "tenants": fleet.tenants,
         "devices": len(fleet.devices),
@@ -710,17 +814,53 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_seconds": round(result.elapsed, 3),
         "readings_per_second": round(result.readings_per_second, 1),
         "start": None if fleet.start is None else fleet.start.isoformat(),
+        "first_ts": None if newest is None else _iso(first_ts),
+        "last_ts": None if newest is None else _iso(newest),
     }
     if args.json:
         print(orjson.dumps(summary).decode())
     else:
         bad = sum(result.bad.values())
+        stamped = "" if newest is None else f", timestamped {_iso(first_ts)} to {_iso(newest)}"
         print(
-            f"{len(fleet.devices)} devices ({len(fleet.streams)} sensors) in {len(fleet.tenants)} tenants published "
-            f"{result.readings} readings and {bad} bad ones in {result.messages} messages over "
-            f"{result.elapsed:.1f} s: {result.readings_per_second:,.0f} readings/s"
+            f"{_devices_text(fleet)} published {_plural(result.readings, 'reading')} and "
+            f"{_plural(bad, 'bad one')} in {_plural(result.messages, 'message')} over {result.elapsed:.1f} s: "
+            f"{result.readings_per_second:,.0f} readings/s{stamped}"
         )
     return 0
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _devices_text(fleet: DeviceFleet) -> str:
+    return (
+        f"{_plural(len(fleet.devices), 'device')} ({_plural(len(fleet.streams), 'sensor')}) in "
+        f"{_plural(len(fleet.tenants), 'tenant')} ({', '.join(fleet.tenants)})"
+    )
+
+
+def _plan_text(fleet: DeviceFleet, url: str, first: datetime, last: datetime | None, *, backdated: bool) -> str:
+    """What a run is about to do, and above all which timestamps its readings carry."""
+    interval = fleet.interval.total_seconds()
+    until = f"to {_iso(last)}" if last is not None else "onwards, for as long as it runs"
+    lines = [
+        f"publishing to {redact(url)} as {_devices_text(fleet)}",
+        f"readings timestamped {_iso(first)} {until}, {interval:g} s apart on each sensor",
+    ]
+    if backdated:
+        lines.append(
+            "  (backdated, so that the last readings are about now: give --start to choose the first timestamp)"
+        )
+    now = datetime.now(UTC)
+    if (last or first) < now - timedelta(hours=24) or first > now:
+        lines.append("  note: outside the last 24 hours, the range the ops pages and the queries show by default")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import uuid
 from collections import Counter
@@ -411,6 +412,8 @@ async def test_cli_publishes_and_prints_a_summary(mqtt_url: str, broker_protocol
             "--timestamp-format",
             "epoch_ms",
             "--json",
+            "--progress-every",
+            "0",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -423,12 +426,83 @@ async def test_cli_publishes_and_prints_a_summary(mqtt_url: str, broker_protocol
     assert summary["messages"] == 8
     assert summary["streams"] == 6
     assert summary["start"] == "2025-10-17T08:00:00+00:00"
+    # 8 messages of 3 readings over 6 sensors: the first two sensors get two messages, 6 readings a second apart.
+    assert (summary["first_ts"], summary["last_ts"]) == ("2025-10-17T08:00:00.000Z", "2025-10-17T08:00:05.000Z")
+    # Before publishing, stderr says where to and which timestamps; then progress (here after every message).
+    plan, *progress = stderr.decode().splitlines()[:3], *stderr.decode().splitlines()[3:]
+    assert plan == [
+        f"publishing to {mqtt_url} as 3 devices (6 sensors) in 2 tenants ({', '.join(tenants)})",
+        "readings timestamped 2025-10-17T08:00:00.000Z to 2025-10-17T08:00:05.000Z, 1 s apart on each sensor",
+        "  note: outside the last 24 hours, the range the ops pages and the queries show by default",
+    ]
+    assert progress, stderr.decode()
+    for index, line in enumerate(progress, start=1):
+        assert re.fullmatch(
+            rf"sent {3 * index} readings in {index} messages?, \d+ acknowledged, [\d,]+ readings/s after [\d.]+ s", line
+        ), line
     assert len(received) == 8
     for topic, payload in received:
         assert isinstance(parse_topic(topic), TopicRoute)
         readings = orjson.loads(payload)
         assert len(readings) == 3
         assert all(isinstance(reading["timestamp"], int) for reading in readings)
+
+
+async def run_cli(*arguments: str) -> tuple[int | None, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO_ROOT / "scripts" / "simulators" / "devices.py"),
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_cli_says_it_backdates_and_quiet_keeps_only_the_summary(mqtt_url: str) -> None:
+    tenant = unique_tenants(1)[0]
+    common = ("--url", mqtt_url, "--tenants", tenant, "--devices", "1", "--sensors", "co2", "--count", "5")
+
+    code, stdout, stderr = await run_cli(*common, "--interval", "60", "--progress-every", "0")
+    assert code == 0, stderr
+    lines = stderr.splitlines()
+    first, last = re.fullmatch(r"readings timestamped (\S+) to (\S+), 60 s apart on each sensor", lines[1]).groups()  # type: ignore[union-attr]
+    first_ts, last_ts = datetime.fromisoformat(first), datetime.fromisoformat(last)
+    assert last_ts - first_ts == timedelta(minutes=4)
+    assert datetime.now(UTC) - timedelta(minutes=3) <= last_ts <= datetime.now(UTC)
+    assert "backdated, so that the last readings are about now" in lines[2]
+    assert not any("outside the last 24 hours" in line for line in lines)
+    assert re.fullmatch(
+        rf"1 device \(1 sensor\) in 1 tenant \({tenant}\) published 5 readings and 0 bad ones in 5 messages over "
+        rf"[\d.]+ s: [\d,]+ readings/s, timestamped {re.escape(first)} to {re.escape(last)}\n",
+        stdout,
+    ), stdout
+
+    code, stdout, stderr = await run_cli(*common, "--quiet", "--progress-every", "0")
+    assert (code, stderr) == (0, "")
+    assert stdout.startswith("1 device (1 sensor) in 1 tenant") and stdout.count("\n") == 1
+
+
+def test_timestamp_range_is_what_publish_will_use() -> None:
+    fleet = DeviceFleet(["acme"], 2, sensors=["co2"], start=START, interval=timedelta(seconds=10))
+    assert fleet.timestamp_range(count=7) == (START, START + timedelta(seconds=30))
+    assert fleet.timestamp_range(duration=5, rate=4) == (START, START + timedelta(seconds=90))
+    assert fleet.timestamp_range(duration=5) == (START, None)
+    list(fleet.messages(count=4))
+    assert fleet.timestamp_range(count=2) == (START + timedelta(seconds=20), START + timedelta(seconds=20))
+    # Batches: whatever the split, the range is that of the readings the messages carry.
+    for count, per_message, before in [(7, 3, 2), (12, 5, 2), (1, 4, 2), (1, 1, 4), (9, 2, 1), (4, 1, 0)]:
+        batched = DeviceFleet(["acme"], 3, sensors=["co2"], start=START, interval=timedelta(seconds=10))
+        list(batched.messages(count=before))
+        planned = batched.timestamp_range(count=count, readings_per_message=per_message)
+        sent = [ts for m in batched.messages(count=count, readings_per_message=per_message) for ts, _ in m.readings]
+        assert planned == (min(sent), max(sent)), (count, per_message)
+
+    automatic = DeviceFleet(["acme"], 1, sensors=["co2"], interval=timedelta(seconds=10))
+    first, last = automatic.timestamp_range(count=30)
+    assert automatic.start == first and last == first + 29 * timedelta(seconds=10)
+    assert [ts for message in automatic.messages(count=30) for ts, _ in message.readings][-1] == last
 
 
 async def test_cli_rejects_bad_arguments() -> None:

@@ -232,6 +232,14 @@ async def texts(page: Any, selector: str) -> list[str]:
     return result
 
 
+UNITS = {
+    ("boiler-1", "temperature"): "celsius",
+    ("boiler-1", "pressure"): "kPa",
+    ("chiller-2", "temperature"): HOSTILE_UNIT,
+}
+"""Each series' sensor unit, as the aggregates show it."""
+
+
 def bucket_texts(buckets: list[Bucket]) -> dict[str, list[str]]:
     return {
         "bucket": [shown_time(bucket.start) for bucket in buckets],
@@ -241,6 +249,7 @@ def bucket_texts(buckets: list[Bucket]) -> dict[str, list[str]]:
         "min": [shown_value(bucket.min) for bucket in buckets],
         "max": [shown_value(bucket.max) for bucket in buckets],
         "last": [shown_value(bucket.last) for bucket in buckets],
+        "unit": [UNITS[bucket.device, bucket.sensor] for bucket in buckets],
         "count": [str(bucket.count) for bucket in buckets],
     }
 
@@ -393,6 +402,49 @@ async def test_a_custom_bucket_and_the_other_tenant(site: Site, open_page: PageO
     )
     await expect(page.locator("#aggregates-body tr[data-device]")).to_have_count(1)
     await expect(page.locator("#aggregates-body td.avg")).to_have_text("500")
+    await expect(page.locator("#aggregates-body td.unit")).to_have_text("celsius")
+    # One of a thing is one, not "1 buckets".
+    await expect(page.locator("#page-summary")).to_have_text(f"1{DASH}1 of 1 bucket")
+    await page.locator("#aggregates-body a.drilldown").click()
+    await expect(page.locator("#chart-caption")).to_have_text("(1 reading)")
+    await expect(page.locator("#chart")).to_have_attribute("aria-label", "temperature of boiler-1: 1 reading")
+    await expect(page.locator("#page-summary")).to_have_text(f"1{DASH}1 of 1 reading")
+
+
+async def test_the_tenant_is_chosen_for_you_when_there_is_one_and_remembered_otherwise(
+    site: Site, open_page: PageOpener
+) -> None:
+    page = await open_as(open_page, site, "staff")
+    # Other tests' tenants share this database; the server's list is cut down to this site's tenant.
+    only_ours = re.compile(r"/api/v1/tenants\?")
+
+    async def one_tenant(route: Any) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        mine = [tenant for tenant in body["results"] if tenant["slug"] == site.tenant]
+        await route.fulfill(response=response, json={**body, "count": len(mine), "next": None, "results": mine})
+
+    await page.route(only_ours, one_tenant)
+    await page.goto("/ops/")
+    await expect(page.locator("#f-tenant_slug")).to_have_value(site.tenant)
+    # Its devices are suggested straight away.
+    await expect(page.locator("#device-options option")).to_have_count(3)
+    await page.unroute(only_ours)
+
+    # With several, none is chosen until one was queried from this browser; then that one comes back.
+    await page.goto("/ops/")
+    tenant = page.locator("#f-tenant_slug")
+    await expect(tenant.locator(f'option[value="{site.other_tenant}"]')).to_have_count(1)
+    await expect(tenant).to_have_value("")
+    await tenant.select_option(site.other_tenant)
+    await page.click("#query-submit")
+    await expect(page).to_have_url(re.compile(r"/ops/telemetry\?"))
+    await page.goto("/ops/")
+    await expect(tenant.locator(f'option[value="{site.tenant}"]')).to_have_count(1)
+    await expect(tenant).to_have_value(site.other_tenant)
+    # A tenant named in the URL wins over the remembered one.
+    await page.goto(site.query("/ops/"))
+    await expect(tenant).to_have_value(site.tenant)
 
 
 async def test_bad_filters_get_the_apis_message(site: Site, open_page: PageOpener) -> None:
@@ -521,6 +573,7 @@ async def test_csv_exports_are_posted_and_hold_the_query(site: Site, open_page: 
     assert json.loads(request.post_data or "{}") == {
         "kind": "aggregates",
         "bucket": "1h",
+        "order": "desc",
         "from": iso(H0),
         "to": iso(RANGE_END),
     }
@@ -529,10 +582,9 @@ async def test_csv_exports_are_posted_and_hold_the_query(site: Site, open_page: 
     rows = list(csv.reader(io.StringIO(await read_download(download))))
     assert rows[0] == [
         "device_id", "sensor", "bucket", "bucket_end", "avg", "min", "max", "last", "count", "first_ts", "last_ts",
-        "filled",
+        "filled", "unit",
     ]  # fmt: skip
-    # Every bucket of the query, not only the page shown; series after series, each in time order.
-    in_file_order = sorted(HOURLY, key=lambda bucket: (bucket.device, bucket.sensor, bucket.start))
+    # Every bucket of the query, not only the page shown, in the table's order: newest bucket first.
     assert rows[1:] == [
         [
             bucket.device,
@@ -547,8 +599,9 @@ async def test_csv_exports_are_posted_and_hold_the_query(site: Site, open_page: 
             iso(bucket.first_ts),
             iso(bucket.last_ts),
             "false",
+            UNITS[bucket.device, bucket.sensor],
         ]
-        for bucket in in_file_order
+        for bucket in HOURLY
     ]
 
     # The drill-down exports the raw readings of its window.

@@ -64,6 +64,25 @@ async def seed(connection: AsyncConnection, slug: str, rows: list[Row]) -> None:
         text(f'INSERT INTO "{schema}".readings (device_id, sensor, ts, value, unit) VALUES (:d, :s, :ts, :v, :u)'),
         [{"d": d, "s": s, "ts": ts, "v": v, "u": u} for d, s, ts, v, u in rows],
     )
+    # The sensors as the ingest records them: the unit is the first one a series' readings carried.
+    units: dict[tuple[str, str], str | None] = {}
+    for d, s, _ts, _v, u in rows:
+        if units.get((d, s)) is None:
+            units[d, s] = u
+    await connection.execute(
+        text(
+            f'INSERT INTO "{schema}".devices (device_id, labels, first_seen, last_seen) '
+            "VALUES (:d, '{}', now(), now())"
+        ),
+        [{"d": d} for d in sorted({d for d, _s in units})],
+    )
+    await connection.execute(
+        text(
+            f'INSERT INTO "{schema}".sensors (device_id, sensor, unit, labels, first_seen, last_seen) '
+            "VALUES (:d, :s, :u, '{}', now(), now())"
+        ),
+        [{"d": d, "s": s, "u": u} for (d, s), u in units.items()],
+    )
 
 
 @pytest.fixture
@@ -118,6 +137,7 @@ async def test_aggregates_export_with_gap_filling(
             "fill": "previous",
             "device": "boiler-1",
             "sensor": "temp",
+            "order": "asc",
         },
         headers=viewer,
     )
@@ -139,6 +159,7 @@ async def test_aggregates_export_with_gap_filling(
             "",
             "",
             "true",
+            "celsius",
         ],
         [
             "boiler-1",
@@ -153,6 +174,7 @@ async def test_aggregates_export_with_gap_filling(
             "2025-10-17T10:00:00Z",
             "2025-10-17T10:04:59Z",
             "false",
+            "celsius",
         ],
         [
             "boiler-1",
@@ -167,6 +189,7 @@ async def test_aggregates_export_with_gap_filling(
             "",
             "",
             "true",
+            "celsius",
         ],
         [
             "boiler-1",
@@ -181,6 +204,7 @@ async def test_aggregates_export_with_gap_filling(
             "2025-10-17T10:14:00Z",
             "2025-10-17T10:14:00Z",
             "false",
+            "celsius",
         ],
         [
             "boiler-1",
@@ -195,9 +219,43 @@ async def test_aggregates_export_with_gap_filling(
             "",
             "",
             "true",
+            "celsius",
         ],
     ]
     assert "aggregates" in response.headers["content-disposition"]
+
+
+@pytest.mark.parametrize("order", [None, "desc", "asc"])
+async def test_aggregates_export_follows_the_order_of_the_aggregates_pages(
+    client: httpx.AsyncClient, tenant: str, viewer: dict[str, str], order: str | None
+) -> None:
+    params = {**RANGE, "bucket": "5m", **({"order": order} if order else {})}
+    page = await client.get(f"/api/v1/tenants/{tenant}/telemetry/aggregates", params=params, headers=viewer)
+    export = await client.get(export_url(tenant), params={**params, "kind": "aggregates"}, headers=viewer)
+
+    assert page.status_code == 200, page.text
+    assert export.status_code == 200, export.text
+    body = page.json()
+    assert body["query"]["order"] == (order or "desc")
+    in_page = [(row["device_id"], row["sensor"], row["bucket"], row["unit"]) for row in body["results"]]
+    rows = parse(export.text)
+    unit = rows[0].index("unit")
+    in_file = [(row[0], row[1], row[2], row[unit] or None) for row in rows[1:]]
+    # The file defuses cells that would start a spreadsheet formula; the API gives them as they are.
+    assert in_file == [(defused(d), s, b, defused(u)) for d, s, b, u in in_page]
+    newest_first = [bucket for _d, _s, bucket, _u in in_page]
+    assert newest_first == sorted(newest_first, reverse=order != "asc")
+    # Each bucket carries its sensor's unit, as the ingest recorded it (none for a series sent without one).
+    assert {(d, s): u for d, s, _b, u in in_page} == {
+        ("boiler-1", "temp"): "celsius",
+        ("boiler-1", "humidity"): "%",
+        ("boiler-2", "temp"): None,
+        ("=cmd", "temp"): "+unit",
+    }
+
+
+def defused(cell: str | None) -> str | None:
+    return f"'{cell}" if cell and cell[0] in "=+-@" else cell
 
 
 async def test_post_takes_a_form_or_json_and_answers_like_get(
@@ -305,9 +363,9 @@ async def test_the_stream_holds_one_connection_only_while_it_runs(db_engine: Asy
     assert len(lines) == 1 + 5
     assert [(line[0], line[1], line[2], line[8]) for line in lines[1:] if line[0] != "'=cmd"] == [
         ("boiler-1", "humidity", "2025-10-17T10:00:00Z", "1"),
-        ("boiler-1", "temp", "2025-10-17T09:00:00Z", "1"),
         ("boiler-1", "temp", "2025-10-17T10:00:00Z", "4"),
         ("boiler-2", "temp", "2025-10-17T10:00:00Z", "1"),
+        ("boiler-1", "temp", "2025-10-17T09:00:00Z", "1"),
     ]
 
 

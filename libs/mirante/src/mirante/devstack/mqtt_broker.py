@@ -3,6 +3,13 @@
 Mosquitto keeps messages queued for offline persistent sessions (what zero-loss ingest relies on) and
 speaks MQTT 5; amqtt 0.12 speaks MQTT 3.1.1 only and drops what was queued for an offline session, so it
 is a fallback for trying the suite, announced with a warning.
+
+Both let any client in by default, so simulators need no credentials. With `MIRANTE_EMBEDDED_MQTT_AUTH` set to
+the suite's broker-auth URL (telemetry-ingest's `/api/v1/mqtt/go-auth`) and `MIRANTE_EMBEDDED_MQTT_AUTH_SECRET`
+to its broker secret, the embedded broker is amqtt with `amqtt_auth`'s plugins: devices connect and publish only
+with the credentials the suite issued them, as behind EMQX or Mosquitto with mosquitto-go-auth. Mosquitto 2
+has no HTTP authentication of its own (that needs the go-auth plugin), so auth always runs on amqtt. The
+suite's own clients get an account generated at each start, carried in the broker URL the stack hands out.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit
 
 from mirante.devstack.errors import ComponentStartError, InvalidStackConfigError, StackError
 from mirante.devstack.probes import mqtt_accepts, wait_until
@@ -31,6 +41,40 @@ BROKER_ENV = "MIRANTE_EMBEDDED_MQTT"
 PORT_ENV = "MIRANTE_EMBEDDED_MQTT_PORT"
 DEFAULT_MQTT_PORT = 18830  # not 1883, so a system broker on the same machine keeps its port
 HOST = "127.0.0.1"
+AUTH_ENV = "MIRANTE_EMBEDDED_MQTT_AUTH"
+AUTH_SECRET_ENV = "MIRANTE_EMBEDDED_MQTT_AUTH_SECRET"
+SUITE_USERNAME = "mirante-suite"
+
+
+@dataclass(frozen=True)
+class BrokerAuth:
+    """Device authentication on the embedded broker: the go-auth HTTP endpoints to ask, their secret, and the
+    account of the suite's own clients (its password is new at every start)."""
+
+    url: str
+    secret: str = field(repr=False)
+    username: str = SUITE_USERNAME
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+
+
+def configured_auth(url: str | None = None, secret: str | None = None) -> BrokerAuth | None:
+    """Device authentication asked for through the arguments or `MIRANTE_EMBEDDED_MQTT_AUTH`(`_SECRET`), else None."""
+    url = (url if url is not None else os.environ.get(AUTH_ENV, "")).strip()
+    if not url:
+        return None
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise InvalidStackConfigError(
+            f"{AUTH_ENV} must be the http(s) URL of the broker-auth endpoints, e.g. "
+            f"http://127.0.0.1:8002/api/v1/mqtt/go-auth; got {url!r}"
+        )
+    secret = secret if secret is not None else os.environ.get(AUTH_SECRET_ENV, "")
+    if not secret:
+        raise InvalidStackConfigError(
+            f"{AUTH_ENV} needs {AUTH_SECRET_ENV}: the broker secret telemetry-ingest expects "
+            "(its TELEMETRY_INGEST_BROKER_AUTH_SECRET)"
+        )
+    return BrokerAuth(url=url, secret=secret)
+
 
 # Debian and Ubuntu install the broker in sbin folders that are not on a regular user's PATH.
 _EXTRA_BINARY_FOLDERS = (
@@ -161,12 +205,23 @@ def render_mosquitto_config(port: int) -> str:
     return "\n".join([*lines, ""])
 
 
-def render_amqtt_config(port: int) -> str:
-    """amqtt broker configuration (JSON is valid YAML, which amqtt reads)."""
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
+def render_amqtt_config(port: int, auth: BrokerAuth | None = None) -> str:
+    """amqtt broker configuration (JSON is valid YAML, which amqtt reads): anyone, or the suite's HTTP auth."""
+    plugins: dict[str, dict[str, object]]
+    if auth is None:
+        plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+    else:
+        checks: dict[str, object] = {
+            "url": auth.url,
+            "secret": auth.secret,
+            "suite_username": auth.username,
+            "suite_password": auth.password,
+        }
+        plugins = {
+            "mirante.devstack.amqtt_auth.HttpAuthPlugin": checks,
+            "mirante.devstack.amqtt_auth.HttpTopicPlugin": checks,
+        }
+    config = {"listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{port}"}}, "plugins": plugins}
     return json.dumps(config, indent=2) + "\n"
 
 
@@ -175,10 +230,13 @@ class EmbeddedMqttBroker:
 
     component = "mqtt"
 
-    def __init__(self, data_dir: Path, *, kind: MqttBrokerKind = "auto", port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, kind: MqttBrokerKind = "auto", port: int | None = None, auth: BrokerAuth | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.requested_kind = kind
         self.requested_port = port
+        self.auth = auth
         self.kind: Literal["mosquitto", "amqtt"] | None = None
         self.directory = data_dir / "mosquitto"
         self._process: ChildProcess | None = None
@@ -188,8 +246,15 @@ class EmbeddedMqttBroker:
         return self.directory / f"{self.kind or 'mqtt'}.log"
 
     def start(self, timeout: float) -> str:
-        """Start the broker and return its `mqtt://` URL once it accepts a CONNECT."""
-        mosquitto = find_mosquitto() if self.requested_kind in ("auto", "mosquitto") else None
+        """Start the broker and return its `mqtt://` URL once it accepts a CONNECT (with the suite's account in
+        it when device authentication is on)."""
+        if self.auth is not None and self.requested_kind == "mosquitto":
+            raise StackError(
+                f"{AUTH_ENV} runs on the amqtt broker: Mosquitto authenticates over HTTP only with the "
+                f"mosquitto-go-auth plugin (see docs/telemetry-ingest.md); unset {BROKER_ENV} or set it to amqtt"
+            )
+        wanted = "auto" if self.auth is None else "amqtt"
+        mosquitto = find_mosquitto() if self.requested_kind in ("auto", "mosquitto") and wanted == "auto" else None
         if mosquitto is None and self.requested_kind == "mosquitto":
             raise StackError("MIRANTE_EMBEDDED_MQTT=mosquitto but no mosquitto binary is installed")
         # A broker left running by a stack that died holds the port it must get back: stop it first.
@@ -202,7 +267,12 @@ class EmbeddedMqttBroker:
             process = self._mosquitto(mosquitto, port)
         else:
             process = self._amqtt(port)
-            reason = f"{BROKER_ENV}=amqtt" if self.requested_kind == "amqtt" else "no mosquitto binary found"
+            if self.auth is not None:
+                reason = f"{AUTH_ENV} is set"
+            elif self.requested_kind == "amqtt":
+                reason = f"{BROKER_ENV}=amqtt"
+            else:
+                reason = "no mosquitto binary found"
             logger.warning(AMQTT_WARNING, reason)
         process.start()
         self._process = process
@@ -216,7 +286,9 @@ class EmbeddedMqttBroker:
                     self.log_path,
                     log_tail(self.log_path),
                 )
-            return mqtt_accepts(HOST, port)
+            if self.auth is None:
+                return mqtt_accepts(HOST, port)
+            return mqtt_accepts(HOST, port, username=self.auth.username, password=self.auth.password)
 
         try:
             if not wait_until(ready, timeout, interval=0.1):
@@ -230,6 +302,8 @@ class EmbeddedMqttBroker:
             self.stop()
             raise
         record_port(self.data_dir, port)
+        if self.auth is not None:
+            return f"mqtt://{quote(self.auth.username, safe='')}:{quote(self.auth.password, safe='')}@{HOST}:{port}"
         return f"mqtt://{HOST}:{port}"
 
     def stop(self) -> None:
@@ -260,7 +334,10 @@ class EmbeddedMqttBroker:
     def _amqtt(self, port: int) -> ChildProcess:
         pid_file = self.directory / "amqtt.pid"
         config = self.directory / "amqtt.yaml"
-        config.write_text(render_amqtt_config(port))
+        # It holds the broker secret and the suite's password when auth is on: readable by this user only.
+        config.touch(mode=0o600, exist_ok=True)
+        config.chmod(0o600)
+        config.write_text(render_amqtt_config(port, self.auth))
         return ChildProcess(
             [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(config)],
             cwd=self.directory,

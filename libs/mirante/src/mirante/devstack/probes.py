@@ -108,12 +108,33 @@ def _mqtt_string(value: str) -> bytes:
     return struct.pack("!H", len(data)) + data
 
 
-def mqtt_accepts(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when an MQTT 3.1.1 broker at host:port accepts an anonymous clean-session CONNECT."""
+def _remaining_length(size: int) -> bytes:
+    """MQTT's variable-length encoding: seven bits a byte, the high bit set while more follow."""
+    encoded = bytearray()
+    while True:
+        size, digit = divmod(size, 128)
+        encoded.append(digit | (0x80 if size else 0))
+        if not size:
+            return bytes(encoded)
+
+
+def mqtt_accepts(
+    host: str, port: int, timeout: float = 1.0, *, username: str | None = None, password: str | None = None
+) -> bool:
+    """True when an MQTT 3.1.1 broker at host:port accepts a clean-session CONNECT, anonymous unless a username
+    (and password) is given."""
     client_id = f"mirante-probe-{uuid.uuid4().hex[:8]}"
-    variable_header = _mqtt_string("MQTT") + bytes([4, 0b0000_0010]) + struct.pack("!H", 10)
-    body = variable_header + _mqtt_string(client_id)
-    connect = bytes([0x10, len(body)]) + body
+    flags = 0b0000_0010
+    payload = _mqtt_string(client_id)
+    if username is not None:
+        flags |= 0b1000_0000
+        payload += _mqtt_string(username)
+        if password is not None:
+            flags |= 0b0100_0000
+            payload += _mqtt_string(password)
+    variable_header = _mqtt_string("MQTT") + bytes([4, flags]) + struct.pack("!H", 10)
+    body = variable_header + payload
+    connect = bytes([0x10]) + _remaining_length(len(body)) + body
     try:
         with _connect_tcp(host, port, timeout) as sock:
             sock.sendall(connect)

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Literal, Protocol
 
 from mirante.devstack.errors import StackError
-from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, broker_kind, configured_port
+from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, broker_kind, configured_auth, configured_port
 from mirante.devstack.postgres import EmbeddedPostgres
 from mirante.devstack.redis_server import EmbeddedRedis
 from mirante.devstack.state import DataDirLock, read_state, remove_state, state_path, write_state
@@ -62,6 +62,7 @@ class EmbeddedStack:
         self._given = urls
         self._mqtt_kind = broker_kind(mqtt_broker)
         self._mqtt_port = configured_port(mqtt_port)
+        self._mqtt_auth = configured_auth()
         self._lock = DataDirLock(self.data_dir)
         self._mutex = threading.Lock()
         self._servers: list[EmbeddedServer] = []
@@ -163,7 +164,7 @@ class EmbeddedStack:
         candidates: dict[Component, EmbeddedServer] = {
             "database": EmbeddedPostgres(self.data_dir),
             "redis": EmbeddedRedis(self.data_dir),
-            "mqtt": EmbeddedMqttBroker(self.data_dir, kind=self._mqtt_kind, port=self._mqtt_port),
+            "mqtt": EmbeddedMqttBroker(self.data_dir, kind=self._mqtt_kind, port=self._mqtt_port, auth=self._mqtt_auth),
         }
         found: dict[Component, str] = {}
         for component, server in candidates.items():

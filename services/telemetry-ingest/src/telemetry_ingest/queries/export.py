@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry_ingest.queries import repository
 from telemetry_ingest.queries.buckets import BucketGrid
-from telemetry_ingest.queries.repository import AggregateBucket, Fill, Reading, ReadingFilter
+from telemetry_ingest.queries.repository import AggregateBucket, Fill, Order, Reading, ReadingFilter
 from telemetry_ingest.queries.schemas import ExportKind, iso
 from telemetry_ingest.tenancy.scope import enter_tenant
 
@@ -42,6 +42,7 @@ AGGREGATE_COLUMNS = (
     "first_ts",
     "last_ts",
     "filled",
+    "unit",
 )
 TRUNCATED_PREFIX = "# truncated:"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -58,6 +59,7 @@ class ExportPlan:
     grid: BucketGrid | None = None
     fill: Fill = "none"
     max_series: int = 1
+    order: Order = "desc"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -70,7 +72,12 @@ class ExportPlan:
         if self.grid is None:
             raise ValueError("an aggregates export needs its bucket grid")
         return repository.aggregate_export_statement(
-            self.filters, self.grid, fill=self.fill, max_series=self.max_series, max_rows=self.max_rows + 1
+            self.filters,
+            self.grid,
+            fill=self.fill,
+            max_series=self.max_series,
+            max_rows=self.max_rows + 1,
+            order=self.order,
         )
 
     def line(self, row: Row[Any]) -> list[Any]:
@@ -121,6 +128,7 @@ def bucket_line(bucket: AggregateBucket, grid: BucketGrid) -> list[Any]:
         _time(bucket.first_ts),
         _time(bucket.last_ts),
         "true" if bucket.filled else "false",
+        _text(bucket.unit),
     ]
 
 

@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mirante.db import paginate
 from telemetry_ingest.queries.buckets import BUCKET_ORIGIN, BucketGrid
-from telemetry_ingest.tenancy.tables import latest_readings, readings, rejected_readings
+from telemetry_ingest.tenancy.tables import latest_readings, readings, rejected_readings, sensors
 
 Fill = Literal["none", "null", "previous"]
+Order = Literal["asc", "desc"]
+"""Bucket order of aggregates: `desc` newest first, `asc` oldest first (then by device and sensor either way)."""
 Executor = AsyncSession | AsyncConnection
 
 
@@ -65,6 +67,8 @@ class AggregateBucket:
     first_ts: datetime | None
     last_ts: datetime | None
     filled: bool
+    unit: str | None = None
+    """the sensor's unit (`sensors.unit`: set by an operator, else the first unit its readings carried)"""
 
 
 @dataclass(frozen=True)
@@ -123,15 +127,35 @@ class RejectedFilter:
     reason: str | None = None
 
 
-AGGREGATE_COLUMNS = (
-    "device_id, sensor, bucket, avg_value, min_value, max_value, last_value, readings, first_ts, last_ts"
+AGGREGATE_FIELDS = (
+    "device_id",
+    "sensor",
+    "bucket",
+    "avg_value",
+    "min_value",
+    "max_value",
+    "last_value",
+    "readings",
+    "first_ts",
+    "last_ts",
+    "filled",
 )
-"""The columns of every aggregate result, in `AggregateBucket` order (then `filled`)."""
+"""The columns of every aggregate result, in `AggregateBucket` order (its `unit` comes from `sensors`)."""
+AGGREGATE_COLUMNS = ", ".join(AGGREGATE_FIELDS)
 
-PAGE_ORDER = "bucket DESC, device_id, sensor"
-"""API order: newest bucket first, then device and sensor."""
-EXPORT_ORDER = "device_id, sensor, bucket"
-"""CSV order: series after series, each in time order."""
+
+def aggregate_order(order: Order, alias: str) -> str:
+    """The one bucket order of the API pages and the CSV export: by bucket (`order`), then device and sensor."""
+    direction = "DESC" if order == "desc" else "ASC"
+    return f"{alias}.bucket {direction}, {alias}.device_id, {alias}.sensor"
+
+
+def _with_unit(alias: str) -> str:
+    """The aggregate columns of `alias` followed by the unit of its sensor (`u`, joined by `_UNIT_JOIN`)."""
+    return ", ".join(f"{alias}.{name}" for name in AGGREGATE_FIELDS) + ", u.unit"
+
+
+_UNIT_JOIN = "LEFT JOIN {sensors} AS u ON u.device_id = {alias}.device_id AND u.sensor = {alias}.sensor"
 
 # `last` is the value of the reading with the greatest ts: the second element of the greatest (epoch, value) pair.
 # Epoch seconds as float8 keep microseconds apart until the year 2106, and a series never has two readings at one
@@ -226,7 +250,7 @@ def _aggregate_params(
 
 
 def _bucket(row: Sequence[Any]) -> AggregateBucket:
-    device_id, sensor, bucket, avg, min_, max_, last, count, first_ts, last_ts, filled = row
+    device_id, sensor, bucket, avg, min_, max_, last, count, first_ts, last_ts, filled, unit = row
     return AggregateBucket(
         device_id=device_id,
         sensor=sensor,
@@ -239,21 +263,31 @@ def _bucket(row: Sequence[Any]) -> AggregateBucket:
         first_ts=first_ts,
         last_ts=last_ts,
         filled=bool(filled),
+        unit=unit,
     )
 
 
 def aggregate_page_statement(
-    filters: ReadingFilter, grid: BucketGrid, *, fill: Fill, max_series: int, offset: int, limit: int
+    filters: ReadingFilter,
+    grid: BucketGrid,
+    *,
+    fill: Fill,
+    max_series: int,
+    offset: int,
+    limit: int,
+    order: Order = "desc",
 ) -> tuple[TextClause, dict[str, Any]]:
     """The statement of `aggregate_page`: the totals, then the page's buckets (one row even past the end)."""
     ctes, params = _aggregate_params(filters, grid, fill, max_series)
     params.update(offset=offset, limit=limit)
     statement = text(
         f"WITH {ctes},\n"  # noqa: S608 - constant fragments; values are bound parameters
-        f"page AS (SELECT {AGGREGATE_COLUMNS}, filled FROM result ORDER BY {PAGE_ORDER} OFFSET :offset LIMIT :limit)\n"
-        "SELECT (SELECT count(*) FROM result) AS total, (SELECT count(*) FROM series) AS series, page.*\n"
-        "FROM (VALUES (1)) AS one(x) LEFT JOIN page ON true\n"
-        "ORDER BY page.bucket DESC, page.device_id, page.sensor"
+        f"page AS (SELECT {AGGREGATE_COLUMNS} FROM result AS r ORDER BY {aggregate_order(order, 'r')} "
+        "OFFSET :offset LIMIT :limit)\n"
+        "SELECT (SELECT count(*) FROM result) AS total, (SELECT count(*) FROM series) AS series, "
+        f"{_with_unit('page')}\n"
+        f"FROM (VALUES (1)) AS one(x) LEFT JOIN page ON true {_UNIT_JOIN.format(sensors=sensors.name, alias='page')}\n"
+        f"ORDER BY {aggregate_order(order, 'page')}"
     )
     return statement, params
 
@@ -267,14 +301,15 @@ async def aggregate_page(
     max_series: int,
     offset: int,
     limit: int,
+    order: Order = "desc",
 ) -> AggregatePage:
-    """One page of buckets in `PAGE_ORDER`, with the exact number of buckets and of series.
+    """One page of buckets in `aggregate_order(order)`, with the exact number of buckets and of series.
 
     With gap filling the buckets are `series x grid.count`, unless `series` exceeds `max_series`: then no bucket
     is computed at all and the page is empty (`total` 0), for the caller to refuse.
     """
     statement, params = aggregate_page_statement(
-        filters, grid, fill=fill, max_series=max_series, offset=offset, limit=limit
+        filters, grid, fill=fill, max_series=max_series, offset=offset, limit=limit, order=order
     )
     rows = (await session.execute(statement, params)).all()
     total, series = int(rows[0][0]), int(rows[0][1])
@@ -283,13 +318,15 @@ async def aggregate_page(
 
 
 def aggregate_export_statement(
-    filters: ReadingFilter, grid: BucketGrid, *, fill: Fill, max_series: int, max_rows: int
+    filters: ReadingFilter, grid: BucketGrid, *, fill: Fill, max_series: int, max_rows: int, order: Order = "desc"
 ) -> tuple[TextClause, dict[str, Any]]:
-    """The statement of an aggregates export: at most `max_rows` buckets in `EXPORT_ORDER`."""
+    """The statement of an aggregates export: at most `max_rows` buckets in the order of the API's pages."""
     ctes, params = _aggregate_params(filters, grid, fill, max_series)
     params["limit"] = max_rows
     statement = text(
-        f"WITH {ctes}\nSELECT {AGGREGATE_COLUMNS}, filled FROM result ORDER BY {EXPORT_ORDER} LIMIT :limit"
+        f"WITH {ctes}\n"
+        f"SELECT {_with_unit('r')} FROM result AS r {_UNIT_JOIN.format(sensors=sensors.name, alias='r')}\n"
+        f"ORDER BY {aggregate_order(order, 'r')} LIMIT :limit"
     )
     return statement, params
 

@@ -63,7 +63,8 @@ async def get_aggregates(
 ) -> AggregatePageOut:
     """Readings aggregated per device, sensor and time bucket: avg, min, max, last, count, first and last ts.
 
-    Buckets come newest first (then by device and sensor). The range defaults to the 24 hours before now;
+    Buckets come newest first (`order=asc`: oldest first), then by device and sensor, as in the aggregates CSV
+    export; each carries its sensor's `unit`. The range defaults to the 24 hours before now;
     `count` is the exact number of buckets. With `fill=null` or `fill=previous`, every bucket of the range
     appears for each series that has readings in it (gap filling). 422 for a bad bucket, a bucket that cuts the
     range into more than 100,000 buckets, gap filling beyond 1,000,000 buckets, or `from` not before `to`.
@@ -72,7 +73,7 @@ async def get_aggregates(
     grid = service.bucket_grid_for(filters, params.bucket)
     links = PageLinks(request, params.page, params.limit, **_pinned(filters))
     page = await service.aggregates(
-        scope.session, filters, grid, fill=params.fill, offset=links.offset, limit=params.limit
+        scope.session, filters, grid, fill=params.fill, offset=links.offset, limit=params.limit, order=params.order
     )
     results = [AggregateOut.of(bucket, grid.stride) for bucket in page.buckets]
     return AggregatePageOut(
@@ -89,6 +90,7 @@ async def get_aggregates(
             bucket_seconds=int(grid.stride.total_seconds()),
             origin=BUCKET_ORIGIN,
             fill=params.fill,
+            order=params.order,
         ),
     )
 
@@ -225,6 +227,7 @@ async def _export(
         bucket=params.bucket,
         fill=params.fill,
         max_rows=settings.export_max_rows,
+        order=params.order,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
@@ -252,12 +255,14 @@ async def export_csv(
     scope: TenantScope, request: Request, settings: AppSettings, params: Annotated[ExportParams, Query()]
 ) -> StreamingResponse:
     """The matching raw readings (`kind=raw`, series after series in time order) or aggregates
-    (`kind=aggregates`, with `bucket` and `fill`, series after series in bucket order) as a CSV download.
+    (`kind=aggregates`, with `bucket`, `fill` and `order`: newest bucket first unless `order=asc`, then by device
+    and sensor, the order of `GET telemetry/aggregates`) as a CSV download.
 
     Streamed, so any size works up to the `export_max_rows` setting (1,000,000 by default; header
     `X-Export-Row-Limit`); a file cut at the cap ends with a `# truncated:` line. Columns, raw: device_id, sensor,
     ts, value, unit, received_at; aggregates: device_id, sensor, bucket, bucket_end, avg, min, max, last, count,
-    first_ts, last_ts, filled. Times are ISO 8601 UTC; cells that would start a spreadsheet formula get a `'`.
+    first_ts, last_ts, filled, unit (the sensor's). Times are ISO 8601 UTC; cells that would start a spreadsheet
+    formula get a `'`.
     """
     return await _export(scope, request, settings, params)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mirante.types import DateTime, Text
 from mirante.web.pagination import Page
-from telemetry_ingest.queries.repository import AggregateBucket, Fill
+from telemetry_ingest.queries.repository import AggregateBucket, Fill, Order
 
 ExportKind = Literal["raw", "aggregates"]
 RejectedSource = Literal["mqtt", "http"]
@@ -93,6 +93,11 @@ class BucketParams(RangeParams):
         "the series' last reading before `from` for empty buckets at the start. Gap filling covers the series "
         "(device, sensor) with at least one reading in the range, at most 1,000,000 buckets in all",
     )
+    order: Order = Field(
+        default="desc",
+        description="`desc`: newest bucket first; `asc`: oldest first; then by device and sensor either way. The "
+        "aggregates pages and the aggregates CSV export follow the same order",
+    )
 
 
 class AggregateParams(BucketParams):
@@ -117,7 +122,7 @@ class LatestParams(QueryParams):
 
 
 class ExportParams(BucketParams):
-    """What to export: raw readings, or the aggregates (`bucket` and `fill` apply only to those)."""
+    """What to export: raw readings, or the aggregates (`bucket`, `fill` and `order` apply only to those)."""
 
     kind: ExportKind = Field(default="raw", description="`raw`: readings; `aggregates`: buckets")
 
@@ -149,6 +154,7 @@ class AggregateQueryOut(RangeOut):
     bucket_seconds: int
     origin: datetime = Field(description="every bucket starts at `origin + k x bucket`")
     fill: Fill
+    order: Order
 
 
 class AggregateOut(BaseModel):
@@ -168,6 +174,9 @@ class AggregateOut(BaseModel):
     first_ts: datetime | None = Field(description="ts of the bucket's earliest reading")
     last_ts: datetime | None = Field(description="ts of the bucket's latest reading")
     filled: bool = Field(description="an empty bucket added by gap filling")
+    unit: str | None = Field(
+        description="the sensor's unit: the one an operator set on the sensor, else the first its readings carried"
+    )
 
     @classmethod
     def of(cls, bucket: AggregateBucket, stride: timedelta) -> AggregateOut:
@@ -184,11 +193,12 @@ class AggregateOut(BaseModel):
             first_ts=bucket.first_ts,
             last_ts=bucket.last_ts,
             filled=bucket.filled,
+            unit=bucket.unit,
         )
 
 
 class AggregatePageOut(Page[AggregateOut]):
-    """Buckets newest first (then by device and sensor); `count` is exact."""
+    """Buckets newest first (`order=asc`: oldest first), then by device and sensor; `count` is exact."""
 
     query: AggregateQueryOut
 

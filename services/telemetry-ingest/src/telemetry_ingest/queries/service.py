@@ -17,6 +17,7 @@ from telemetry_ingest.queries.export import ExportPlan
 from telemetry_ingest.queries.repository import (
     AggregatePage,
     Fill,
+    Order,
     Reading,
     ReadingFilter,
     ReadingStats,
@@ -88,13 +89,20 @@ def too_many_filled_buckets(series: int, grid: BucketGrid) -> ValidationFailedEr
 
 
 async def aggregates(
-    session: AsyncSession, filters: ReadingFilter, grid: BucketGrid, *, fill: Fill, offset: int, limit: int
+    session: AsyncSession,
+    filters: ReadingFilter,
+    grid: BucketGrid,
+    *,
+    fill: Fill,
+    offset: int,
+    limit: int,
+    order: Order = "desc",
 ) -> AggregatePage:
-    """One page of buckets, newest first, with the exact count; 422 when gap filling would be too large."""
+    """One page of buckets in `order`, with the exact count; 422 when gap filling would be too large."""
     cap = max_series(grid)
     await repository.tune_for_analytics(session)
     page = await repository.aggregate_page(
-        session, filters, grid, fill=fill, max_series=cap, offset=offset, limit=limit
+        session, filters, grid, fill=fill, max_series=cap, offset=offset, limit=limit, order=order
     )
     if fill != "none" and page.series > cap:
         raise too_many_filled_buckets(page.series, grid)
@@ -152,6 +160,7 @@ async def plan_export(
     bucket: str,
     fill: Fill,
     max_rows: int,
+    order: Order = "desc",
 ) -> ExportPlan:
     """A checked export of `schema`'s readings (`kind="raw"`) or of their aggregates by `bucket` with `fill`.
 
@@ -170,4 +179,5 @@ async def plan_export(
         grid=grid,
         fill=fill,
         max_series=max_series(grid),
+        order=order,
     )

@@ -260,6 +260,11 @@
     return value === null || value === undefined ? "—" : numberFormat.format(value);
   }
 
+  // "1 bucket", "1,200 buckets": the count formatted, with the noun that agrees with it.
+  function plural(count, one, many = `${one}s`) {
+    return `${formatNumber(count)} ${count === 1 ? one : many}`;
+  }
+
   function debounce(fn, milliseconds) {
     let timer = null;
     return (...args) => {
@@ -385,6 +390,7 @@
 
   // The pager of a list page (#page-summary, #page-number, #page-prev, #page-next): `onGo(page)` is called with
   // the page wanted; `show` fills it in after each load, `lastPage` says where a list that shrank now ends.
+  // `noun` is `[one, many]` ("1 bucket", "2 buckets"), or a plural used whatever the count.
   function wirePager(onGo) {
     const $ = (id) => document.getElementById(id);
     const state = { page: 1 };
@@ -396,7 +402,8 @@
         const pages = Math.max(1, Math.ceil(count / limit));
         const first = count === 0 || shown === 0 ? 0 : (page - 1) * limit + 1;
         const last = shown === 0 ? 0 : first + shown - 1;
-        $("page-summary").textContent = `${formatNumber(first)}–${formatNumber(last)} of ${formatNumber(count)} ${noun}`;
+        const [one, many] = Array.isArray(noun) ? noun : [noun, noun];
+        $("page-summary").textContent = `${formatNumber(first)}–${formatNumber(last)} of ${plural(count, one, many)}`;
         $("page-number").textContent = `Page ${formatNumber(page)} of ${formatNumber(pages)}`;
         $("page-prev").disabled = page <= 1;
         $("page-next").disabled = page >= pages;
@@ -438,7 +445,7 @@
 
   window.Mirante = Object.freeze({
     ApiError, api, getToken, saveToken, clearToken, safeNext, redirectToLogin, h, clear, isHttpUrl,
-    formatDate, formatNumber, debounce, hasRole, showError, initPage, readQuery, writeQuery, saveBlob,
+    formatDate, formatNumber, plural, debounce, hasRole, showError, initPage, readQuery, writeQuery, saveBlob,
     downloadCsv, wirePager, problemOf, showProblem, hideProblem, emptyState, showEmptyRow,
   });
 })();

@@ -6,8 +6,9 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager, showProblem, hideProblem, showEmptyRow } =
-    window.Mirante;
+  const {
+    api, h, clear, formatNumber, plural, showError, downloadCsv, wirePager, showProblem, hideProblem, showEmptyRow,
+  } = window.Mirante;
   const Ops = window.Ops;
 
   const $ = (id) => document.getElementById(id);
@@ -90,7 +91,7 @@
       .map((reading) => ({ t: Date.parse(reading.ts), v: reading.value, ts: reading.ts }))
       .filter((point) => Number.isFinite(point.t) && Number.isFinite(point.v))
       .sort((a, b) => a.t - b.t);
-    $("chart-caption").textContent = points.length ? `(${formatNumber(points.length)} readings)` : "";
+    $("chart-caption").textContent = points.length ? `(${plural(points.length, "reading")})` : "";
     if (points.length === 0) {
       box.append(h("p", { class: "notice" }, "No readings to draw."));
       return;
@@ -112,7 +113,7 @@
 
     const chart = svg("svg", {
       id: "chart", class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": `${filters.sensor_id} of ${filters.device_id}: ${points.length} readings`,
+      "aria-label": `${filters.sensor_id} of ${filters.device_id}: ${plural(points.length, "reading")}`,
     });
     // Tick labels carry one decimal more than the step between them needs, and no more.
     const step = (vMax - vMin) / (Y_TICKS - 1);
@@ -173,7 +174,7 @@
       tbody.append(...data.results.map(readingRow));
     }
     $("readings-caption").textContent = `(${formatNumber(data.results.length)} of ${formatNumber(data.count)})`;
-    pager.show(filters.page, filters.limit, data.count, data.results.length, "readings");
+    pager.show(filters.page, filters.limit, data.count, data.results.length, ["reading", "readings"]);
   }
 
   function labelsText(labels) {

@@ -17,6 +17,7 @@
   const limitInput = $("f-limit");
   const TEXT_FIELDS = ["device_id", "sensor_id", "from", "to"];
   const SUGGESTIONS = 200;
+  const LAST_TENANT_KEY = "mirante.ops.tenant";
 
   let deviceController = null;
   let sensorController = null;
@@ -95,6 +96,7 @@
       return;
     }
     keepInUrl();
+    rememberTenant(values.tenant_slug);
     location.assign(Ops.panelLink("/ops/telemetry", values));
   }
 
@@ -109,18 +111,44 @@
 
   // -- choices -----------------------------------------------------------------------------------------------
 
+  // The tenant last queried from this browser; storage may be unavailable (a private window), which only
+  // means nothing is remembered.
+  function rememberedTenant() {
+    try {
+      return localStorage.getItem(LAST_TENANT_KEY) || "";
+    } catch (error) {
+      return "";
+    }
+  }
+
+  function rememberTenant(slug) {
+    try {
+      if (slug) localStorage.setItem(LAST_TENANT_KEY, slug);
+    } catch (error) {
+      // Nothing remembered, no harm.
+    }
+  }
+
+  // The tenant the URL names; else the only one there is; else the one last queried here, if it still exists.
   async function loadTenants(wanted) {
     const tenants = await Ops.allTenants();
     for (const tenant of tenants) {
       tenantSelect.append(h("option", { value: tenant.slug }, `${tenant.name} (${tenant.slug})`));
     }
     tenantSelect.dataset.loaded = String(tenants.length);
-    if (wanted && !tenants.some((tenant) => tenant.slug === wanted)) {
+    const known = (slug) => tenants.some((tenant) => tenant.slug === slug);
+    if (wanted && !known(wanted)) {
       formError.textContent = `There is no tenant "${wanted}": choose one from the list.`;
       formError.hidden = false;
       return;
     }
-    tenantSelect.value = wanted;
+    if (wanted) {
+      tenantSelect.value = wanted;
+    } else if (tenants.length === 1) {
+      tenantSelect.value = tenants[0].slug;
+    } else if (known(rememberedTenant())) {
+      tenantSelect.value = rememberedTenant();
+    }
   }
 
   // Suggestions only: the fields accept any id, and a failed lookup just leaves the list empty.

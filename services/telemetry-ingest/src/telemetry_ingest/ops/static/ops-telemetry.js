@@ -1,5 +1,5 @@
-// A tenant's aggregated telemetry: one row per (bucket, device, sensor), newest bucket first, page by page, with
-// a drill-down link per row and the CSV export of the whole query.
+// A tenant's aggregated telemetry: one row per (bucket, device, sensor) with its sensor's unit, newest bucket
+// first, page by page, with a drill-down link per row and the CSV export of the whole query in the same order.
 "use strict";
 
 (function () {
@@ -12,7 +12,7 @@
   const tbody = $("aggregates-body");
   const pageError = $("page-error");
   const exportButton = $("export-csv");
-  const COLUMNS = 9;
+  const COLUMNS = 10;
 
   let filters = Ops.readFilters();
   let resolved = null;
@@ -52,6 +52,7 @@
       valueCell("min", row.min),
       valueCell("max", row.max),
       valueCell("last", row.last),
+      h("td", { class: "unit" }, row.unit ?? "—"),
       h("td", { class: "num count" }, formatNumber(row.count)),
       h("td", { class: "actions" },
         h("a", { class: "drilldown", href: drilldownLink(row), title: "Readings, statistics and chart of this sensor" },
@@ -107,7 +108,7 @@
       $("tenant-name").textContent = name ? `· ${name}` : `· ${filters.tenant_slug}`;
       showSummary(data.query, name);
       showRows(data.results);
-      pager.show(filters.page, filters.limit, data.count, data.results.length, "buckets");
+      pager.show(filters.page, filters.limit, data.count, data.results.length, ["bucket", "buckets"]);
       exportButton.disabled = false;
     } catch (error) {
       if (current.signal.aborted) return;
@@ -141,7 +142,9 @@
     $("export-error").hidden = true;
     exportButton.disabled = true;
     exportButton.textContent = "Exporting…";
-    const body = { kind: "aggregates", bucket: resolved.bucket, from: resolved.from, to: resolved.to };
+    const body = {
+      kind: "aggregates", bucket: resolved.bucket, order: resolved.order, from: resolved.from, to: resolved.to,
+    };
     if (resolved.device) body.device = resolved.device;
     if (resolved.sensor) body.sensor = resolved.sensor;
     try {
