@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import secrets
 import socket
 import sys
@@ -1021,12 +1022,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--without-names", action="store_true", help="omit task_name/project_name from jobs")
 
     def client_options(command: argparse.ArgumentParser) -> None:
+        # The variables cvat-sync reads name the simulator it talks to, so a terminal set up for it needs no options.
         command.add_argument(
             "--simulator",
-            default=DEFAULT_SIMULATOR_URL,
-            help=f"the running simulator (default {DEFAULT_SIMULATOR_URL})",
+            default=os.environ.get("CVAT_SYNC_CVAT_URL") or DEFAULT_SIMULATOR_URL,
+            help=f"the running simulator (default: CVAT_SYNC_CVAT_URL, else {DEFAULT_SIMULATOR_URL})",
         )
-        command.add_argument("--token", default=DEFAULT_TOKEN, help="its personal access token")
+        command.add_argument(
+            "--token",
+            default=os.environ.get("CVAT_SYNC_CVAT_TOKEN") or DEFAULT_TOKEN,
+            help="its personal access token (default: CVAT_SYNC_CVAT_TOKEN, else the simulator's own)",
+        )
 
     change = commands.add_parser("change-job", help="change a job of the running simulator, as a CVAT user would")
     change.add_argument("job_id", type=int, metavar="JOB_ID")

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 if str(REPO_ROOT) not in sys.path:
     sys.path.append(str(REPO_ROOT))
 
-from scripts.simulators.cvat import CvatSimulator, main  # noqa: E402
+from scripts.simulators.cvat import DEFAULT_TOKEN, CvatSimulator, main  # noqa: E402
 
 SECRET = "a-webhook-secret-for-the-test"
 
@@ -72,8 +72,20 @@ def test_change_job_changes_the_running_simulator(sim: CvatSimulator, capsys: py
         f"job 3: stage validation, state in progress, assignee bob, annotations 12,3,1, updated {job['updated_date']}\n"
     )
 
-    assert main(["change-job", "3", "--unassign", "--simulator", sim.url]) == 0
-    assert sim.job(3)["assignee"] is None
+
+def test_the_simulator_is_the_one_cvat_sync_is_configured_with(
+    sim: CvatSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CVAT_SYNC_CVAT_URL", sim.url)
+    monkeypatch.setenv("CVAT_SYNC_CVAT_TOKEN", DEFAULT_TOKEN)
+    sim.update_job(4, assignee="carol")
+
+    assert main(["change-job", "4", "--unassign"]) == 0
+    assert sim.job(4)["assignee"] is None
+
+    monkeypatch.setenv("CVAT_SYNC_CVAT_TOKEN", "not-the-simulators-token")
+    assert main(["change-job", "4", "--assignee", "dave"]) == 1
+    assert sim.job(4)["assignee"] is None
 
 
 def test_webhook_sends_cvats_body_signed_with_the_secret(
@@ -117,7 +129,7 @@ def test_refusals_say_what_is_wrong(
     assert main(["change-job", "999", "--stage", "validation", "--simulator", sim.url]) == 1
     assert "answered 404" in (err := capsys.readouterr().err) and "no job 999" in err
 
-    assert main(["change-job", "4", "--assignee", "mallory", "--simulator", sim.url]) == 1
+    assert main(["change-job", "5", "--assignee", "mallory", "--simulator", sim.url]) == 1
     assert "unknown user 'mallory'" in capsys.readouterr().err
 
     with pytest.raises(SystemExit, match="nothing to change"):
