@@ -30,9 +30,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 import pytest_asyncio
@@ -126,9 +127,9 @@ class Shell:
         threading.Thread(target=self._pump, args=(self._process.stderr, self.errors.append), daemon=True).start()
 
     @staticmethod
-    def _pump(stream: object, sink: object) -> None:
-        for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
-            sink(line.rstrip("\n"))  # type: ignore[operator]
+    def _pump(stream: IO[str], sink: Callable[[str], object]) -> None:
+        for line in iter(stream.readline, ""):
+            sink(line.rstrip("\n"))
 
     def run(self, script: str) -> tuple[int, str]:
         """Run `script` (its stdin is /dev/null, so nothing it starts can read the next blocks) and return its
