@@ -20,7 +20,7 @@ uv: ## install uv when it is missing
 install: uv ## create .venv with every package of the workspace
 	@$(UV) sync --frozen --all-packages
 
-browsers: ## Debian's chromium for the page tests (needs root or sudo)
+browsers: ## Debian's chromium for the page tests (needs root or sudo; or MIRANTE_CHROMIUM=/path/to/chromium)
 	@scripts/install-chromium.sh
 
 run: install ## start Postgres, Redis, MQTT (embedded unless MIRANTE_*_URL are set), migrate, run all five services

@@ -3,7 +3,18 @@
 # executable_path=/usr/bin/chromium (no Playwright-managed browser download is needed).
 # Recommended packages are skipped (printer tools, notification daemon, udev...): a headless browser needs
 # none of them, only a font, which is named explicitly.
+# MIRANTE_CHROMIUM names a Chromium already on the machine instead (no root needed); the page tests use it.
+# A name that is not an executable file fails here, so `make test` never runs with its page tests skipped.
 set -eu
+
+if [ -n "${MIRANTE_CHROMIUM:-}" ]; then
+    if [ -f "$MIRANTE_CHROMIUM" ] && [ -x "$MIRANTE_CHROMIUM" ]; then
+        echo "chromium from MIRANTE_CHROMIUM: $("$MIRANTE_CHROMIUM" --version 2>/dev/null || echo "$MIRANTE_CHROMIUM")"
+        exit 0
+    fi
+    echo "error: MIRANTE_CHROMIUM=$MIRANTE_CHROMIUM is not an executable file." >&2
+    exit 1
+fi
 
 CHROMIUM=/usr/bin/chromium
 
@@ -14,7 +25,8 @@ fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "error: $CHROMIUM is missing and apt-get is not available;" >&2
-    echo "       install Chromium with your system's package manager so that $CHROMIUM exists." >&2
+    echo "       install Chromium with your system's package manager so that $CHROMIUM exists," >&2
+    echo "       or name a Chromium you have: MIRANTE_CHROMIUM=/path/to/chromium make test" >&2
     exit 1
 fi
 
@@ -25,6 +37,7 @@ elif command -v sudo >/dev/null 2>&1; then
 else
     echo "error: installing chromium needs root; run as root or install sudo," >&2
     echo "       or run: apt-get update && apt-get install -y chromium" >&2
+    echo "       or name a Chromium you have: MIRANTE_CHROMIUM=/path/to/chromium make test" >&2
     exit 1
 fi
 

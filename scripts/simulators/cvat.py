@@ -7,9 +7,15 @@ personal access token (`Authorization: Bearer`), a legacy token from the login (
 
 Tests use `CvatSimulator` as a context manager (a real HTTP server on 127.0.0.1 in a background thread) and
 its methods to change jobs, inject failures, count requests and fire signed webhooks the way CVAT does.
-A user can run it on its own:
+A user can run it on its own and drive it from a second terminal:
 
-    .venv/bin/python scripts/simulators/cvat.py --jobs 500 --port 8080
+    .venv/bin/python scripts/simulators/cvat.py serve --jobs 500 --port 8080
+    .venv/bin/python scripts/simulators/cvat.py change-job 3 --stage validation --annotations 12,3,1
+    .venv/bin/python scripts/simulators/cvat.py webhook update:job 3 \\
+        --to http://127.0.0.1:8001/api/v1/webhooks/cvat --secret "$CVAT_SYNC_WEBHOOK_SECRET"
+
+The last two talk to the running simulator through `/_simulator/...` (same credentials as the API): the first
+changes a job, the second fetches the body CVAT would send for the event, signs it here and posts it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import secrets
 import socket
 import sys
@@ -54,6 +61,8 @@ STAGE_STATES = (
     ("acceptance", "new"),
     ("validation", "completed"),
 )
+STAGES = ("annotation", "validation", "acceptance")
+STATES = ("new", "in progress", "rejected", "completed")
 DEFAULT_TOKEN = "sim-personal-access-token"
 DEFAULT_LEGACY_KEY = "sim-legacy-token-key"
 DEFAULT_USERNAME = "admin1"
@@ -61,6 +70,19 @@ DEFAULT_PASSWORD = "sim-password"
 DEFAULT_PAGE_SIZE = 10
 WEBHOOK_ID = 7
 ENDPOINTS = ("login", "users_self", "jobs", "job", "annotations", "task", "project")
+WEBHOOK_EVENTS = (
+    "create:job",
+    "update:job",
+    "delete:job",
+    "create:task",
+    "update:task",
+    "delete:task",
+    "create:project",
+    "update:project",
+    "delete:project",
+    "ping",
+)
+CONTROL_PREFIX = "/_simulator"
 JOB_FILTERS = ("project_id", "task_id", "assignee", "stage", "state", "type")
 INT_FILTERS = ("project_id", "task_id")
 
@@ -70,6 +92,10 @@ _KEEP: Any = object()
 
 class SimulatorError(RuntimeError):
     """The simulator was asked for something it cannot do (unknown job, server that would not start)."""
+
+
+class UnknownJobError(SimulatorError):
+    """No live job has that id."""
 
 
 def cvat_date(moment: datetime) -> str:
@@ -558,7 +584,7 @@ class CvatSimulator:
     def _get(self, job_id: int) -> _Job:
         job = self._jobs.get(job_id)
         if job is None:
-            raise SimulatorError(f"no job {job_id}")
+            raise UnknownJobError(f"no job {job_id}")
         return job
 
     def _store(self, job: _Job) -> None:
@@ -747,6 +773,12 @@ class CvatSimulator:
                 Route("/api/jobs/{job_id:int}/annotations/", endpoint("annotations", self._job_annotations)),
                 Route("/api/tasks/{task_id:int}", endpoint("task", self._task_detail)),
                 Route("/api/projects/{project_id:int}", endpoint("project", self._project_detail)),
+                Route(
+                    f"{CONTROL_PREFIX}/jobs/{{job_id:int}}", endpoint("control", self._control_job), methods=["PATCH"]
+                ),
+                Route(
+                    f"{CONTROL_PREFIX}/webhook-body", endpoint("control", self._control_webhook_body), methods=["POST"]
+                ),
             ]
         )
 
@@ -891,6 +923,64 @@ class CvatSimulator:
             project = self._project_object(int(request.path_params["project_id"]))
         return _json({"detail": "Not found."}, 404) if project is None else _json(project)
 
+    # -- control endpoints, for the command line -------------------------------------------------------------
+
+    async def _control_json(self, request: Request) -> dict[str, Any] | Response:
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"detail": "JSON parse error"}, 400)
+        return data if isinstance(data, dict) else _json({"detail": "expected a JSON object"}, 400)
+
+    async def _control_job(self, request: Request) -> Response:
+        """Change a job as `update_job` does: `stage`, `state`, `assignee` (a username or null), `annotations`."""
+        data = await self._control_json(request)
+        if isinstance(data, Response):
+            return data
+        unknown = set(data) - {"stage", "state", "assignee", "annotations"}
+        if unknown:
+            return _json({"detail": f"unknown fields: {', '.join(sorted(unknown))}"}, 400)
+        if not isinstance(data.get("assignee"), str | None):
+            return _json({"detail": "assignee must be a username or null"}, 400)
+        if data.get("stage") not in (None, *STAGES) or data.get("state") not in (None, *STATES):
+            return _json({"detail": f"stage is one of {', '.join(STAGES)}; state one of {', '.join(STATES)}"}, 400)
+        annotations = data.get("annotations")
+        if annotations is not None and not (
+            isinstance(annotations, list)
+            and len(annotations) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in annotations)
+        ):
+            return _json({"detail": "annotations must be [shapes, tags, tracks], three integers >= 0"}, 400)
+        try:
+            job = self.update_job(
+                int(request.path_params["job_id"]),
+                stage=data.get("stage"),
+                state=data.get("state"),
+                assignee=data.get("assignee", _KEEP),
+                annotations=(annotations[0], annotations[1], annotations[2]) if annotations is not None else None,
+            )
+        except UnknownJobError as error:
+            return _json({"detail": str(error)}, 404)
+        except SimulatorError as error:
+            return _json({"detail": str(error)}, 400)
+        return _json(job)
+
+    async def _control_webhook_body(self, request: Request) -> Response:
+        """The exact body CVAT would send for `{"event", "id"}`, unsigned: the caller signs it with its secret."""
+        data = await self._control_json(request)
+        if isinstance(data, Response):
+            return data
+        event, object_id = data.get("event"), data.get("id", 0)
+        if event not in WEBHOOK_EVENTS:
+            return _json({"detail": f"event must be one of {', '.join(WEBHOOK_EVENTS)}"}, 400)
+        if not isinstance(object_id, int) or isinstance(object_id, bool):
+            return _json({"detail": "id must be an integer"}, 400)
+        try:
+            delivery = self.webhook_delivery(event, object_id)
+        except SimulatorError as error:
+            return _json({"detail": str(error)}, 404)
+        return Response(delivery.body, media_type=_JSON)
+
 
 def _page_size(raw: str | None) -> int:
     if raw is None:
@@ -902,18 +992,76 @@ def _page_size(raw: str | None) -> int:
     return size if size > 0 else DEFAULT_PAGE_SIZE
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A CVAT simulator with synthetic jobs (see the module docstring).")
-    parser.add_argument("--jobs", type=int, default=500, help="number of jobs (default 500)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="personal access token accepted as Bearer")
-    parser.add_argument("--username", default=DEFAULT_USERNAME)
-    parser.add_argument("--password", default=DEFAULT_PASSWORD)
-    parser.add_argument("--without-names", action="store_true", help="omit task_name/project_name from jobs")
-    args = parser.parse_args(argv)
+DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8080"
+SUBCOMMANDS = ("serve", "change-job", "webhook")
+
+
+def _annotation_counts(raw: str) -> tuple[int, int, int]:
+    try:
+        shapes, tags, tracks = (int(part) for part in raw.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SHAPES,TAGS,TRACKS such as 12,3,1, got {raw!r}") from None
+    if min(shapes, tags, tracks) < 0:
+        raise argparse.ArgumentTypeError("annotation counts cannot be negative")
+    return shapes, tags, tracks
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="A CVAT simulator with synthetic jobs (see the module docstring). Without a subcommand: serve."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the simulated CVAT until Ctrl-C")
+    serve.add_argument("--jobs", type=int, default=500, help="number of jobs (default 500)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
+    serve.add_argument("--token", default=DEFAULT_TOKEN, help="personal access token accepted as Bearer")
+    serve.add_argument("--username", default=DEFAULT_USERNAME)
+    serve.add_argument("--password", default=DEFAULT_PASSWORD)
+    serve.add_argument("--without-names", action="store_true", help="omit task_name/project_name from jobs")
+
+    def client_options(command: argparse.ArgumentParser) -> None:
+        # The variables cvat-sync reads name the simulator it talks to, so a terminal set up for it needs no options.
+        command.add_argument(
+            "--simulator",
+            default=os.environ.get("CVAT_SYNC_CVAT_URL") or DEFAULT_SIMULATOR_URL,
+            help=f"the running simulator (default: CVAT_SYNC_CVAT_URL, else {DEFAULT_SIMULATOR_URL})",
+        )
+        command.add_argument(
+            "--token",
+            default=os.environ.get("CVAT_SYNC_CVAT_TOKEN") or DEFAULT_TOKEN,
+            help="its personal access token (default: CVAT_SYNC_CVAT_TOKEN, else the simulator's own)",
+        )
+
+    change = commands.add_parser("change-job", help="change a job of the running simulator, as a CVAT user would")
+    change.add_argument("job_id", type=int, metavar="JOB_ID")
+    change.add_argument("--stage", choices=STAGES, help="new stage (the state goes back to new unless --state)")
+    change.add_argument("--state", choices=STATES)
+    assignee = change.add_mutually_exclusive_group()
+    assignee.add_argument("--assignee", help=f"username: {', '.join(name for _, name in (*USERS, ADMIN))}")
+    assignee.add_argument("--unassign", action="store_true", help="remove the assignee")
+    change.add_argument("--annotations", type=_annotation_counts, metavar="SHAPES,TAGS,TRACKS")
+    client_options(change)
+
+    webhook = commands.add_parser(
+        "webhook", help="send the signed webhook CVAT would send for an event, and print the answer"
+    )
+    webhook.add_argument("event", choices=WEBHOOK_EVENTS, metavar="EVENT", help=", ".join(WEBHOOK_EVENTS))
+    webhook.add_argument("object_id", type=int, nargs="?", default=0, metavar="ID", help="job, task or project id")
+    webhook.add_argument(
+        "--to", required=True, metavar="URL", help="the receiver, e.g. cvat-sync's /api/v1/webhooks/cvat"
+    )
+    webhook.add_argument(
+        "--secret", required=True, help="the webhook secret (cvat-sync's CVAT_SYNC_WEBHOOK_SECRET); empty: unsigned"
+    )
+    client_options(webhook)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
     if args.jobs < 0:
-        parser.error("--jobs must be >= 0")
+        raise SystemExit("--jobs must be >= 0")
     simulator = CvatSimulator(
         args.jobs,
         host=args.host,
@@ -935,6 +1083,74 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         simulator.serve_forever(announce)
     return 0
+
+
+def _control(args: argparse.Namespace, method: str, path: str, body: dict[str, Any]) -> httpx.Response | None:
+    """A request to the running simulator; None (after saying why on stderr) when it cannot be reached."""
+    url = args.simulator.rstrip("/") + CONTROL_PREFIX + path
+    try:
+        response = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {args.token}"}, timeout=10)
+    except httpx.HTTPError as error:
+        print(f"error: no simulator answers at {args.simulator} ({error}); start one with `serve`", file=sys.stderr)
+        return None
+    if response.status_code != 200:
+        print(f"error: the simulator answered {response.status_code}: {response.text}", file=sys.stderr)
+        return None
+    return response
+
+
+def _change_job(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {}
+    if args.stage is not None:
+        body["stage"] = args.stage
+    if args.state is not None:
+        body["state"] = args.state
+    if args.assignee is not None or args.unassign:
+        body["assignee"] = args.assignee
+    if args.annotations is not None:
+        body["annotations"] = list(args.annotations)
+    if not body:
+        raise SystemExit("nothing to change: give --stage, --state, --assignee, --unassign or --annotations")
+    response = _control(args, "PATCH", f"/jobs/{args.job_id}", body)
+    if response is None:
+        return 1
+    job = response.json()
+    assignee = (job.get("assignee") or {}).get("username") or "nobody"
+    annotations = f", annotations {','.join(map(str, args.annotations))}" if args.annotations else ""
+    print(
+        f"job {job['id']}: stage {job['stage']}, state {job['state']}, assignee {assignee}{annotations}, "
+        f"updated {job['updated_date']}"
+    )
+    return 0
+
+
+def _webhook(args: argparse.Namespace) -> int:
+    if args.event != "ping" and args.object_id <= 0:
+        raise SystemExit(f"{args.event} needs the id of its job, task or project")
+    response = _control(args, "POST", "/webhook-body", {"event": args.event, "id": args.object_id})
+    if response is None:
+        return 1
+    body = response.content
+    headers = {"Content-Type": _JSON}
+    if args.secret:
+        headers["X-Signature-256"] = sign(body, args.secret)
+    try:
+        answer = httpx.post(args.to, content=body, headers=headers, timeout=10)
+    except httpx.HTTPError as error:
+        print(f"error: could not deliver to {args.to}: {error}", file=sys.stderr)
+        return 1
+    print(f"{answer.status_code} {answer.text}")
+    return 0 if answer.is_success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments or arguments[0] not in (*SUBCOMMANDS, "-h", "--help"):
+        arguments = ["serve", *arguments]  # `cvat.py --jobs 500` as before the subcommands
+    args = _parser().parse_args(arguments)
+    handlers = {"serve": _serve, "change-job": _change_job, "webhook": _webhook}
+    handler: Callable[[argparse.Namespace], int] = handlers[args.command]
+    return handler(args)
 
 
 if __name__ == "__main__":

@@ -367,10 +367,41 @@ def test_a_configured_mqtt_port_in_use_is_refused(
     lock.release()
 
 
+def test_the_port_setting_chooses_the_brokers_port_over_the_one_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRANTE_DATABASE_URL", "postgresql://postgres@db.invalid/postgres")
+    monkeypatch.setenv("MIRANTE_REDIS_URL", "redis://cache.invalid:6379/0")
+    monkeypatch.delenv("MIRANTE_MQTT_URL", raising=False)
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        kept, chosen = int(first.getsockname()[1]), int(second.getsockname()[1])
+    (tmp_path / "mqtt.port").write_text(f"{kept}\n")
+    monkeypatch.setenv("MIRANTE_EMBEDDED_MQTT_PORT", str(chosen))
+
+    stack = EmbeddedStack(tmp_path)
+    urls = stack.start()
+    try:
+        assert urls.mqtt_url == f"mqtt://127.0.0.1:{chosen}"
+        assert mqtt_answers(urls.mqtt_url)
+    finally:
+        stack.stop()
+    assert (tmp_path / "mqtt.port").read_text().strip() == str(chosen)  # later starts without the setting keep it
+
+
 def test_bad_configuration_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MIRANTE_EMBEDDED_MQTT", "hivemq")
     with pytest.raises(InvalidStackConfigError, match="MIRANTE_EMBEDDED_MQTT"):
         EmbeddedStack(tmp_path)
+    monkeypatch.setenv("MIRANTE_EMBEDDED_MQTT", "auto")
+    monkeypatch.setenv("MIRANTE_EMBEDDED_MQTT_PORT", "1883x")
+    with pytest.raises(InvalidStackConfigError, match="MIRANTE_EMBEDDED_MQTT_PORT must be a port number"):
+        EmbeddedStack(tmp_path)
+    monkeypatch.setenv("MIRANTE_EMBEDDED_MQTT_PORT", "70000")
+    with pytest.raises(InvalidStackConfigError, match="within 1-65535"):
+        EmbeddedStack(tmp_path)
+    monkeypatch.delenv("MIRANTE_EMBEDDED_MQTT_PORT")
     with pytest.raises(InvalidStackConfigError, match="MIRANTE_DATABASE_URL"):
         StackUrls("mysql://db/app", "redis://cache:6379/0", "mqtt://broker:1883")
     monkeypatch.setenv("MIRANTE_REDIS_URL", "http://cache:6379")

@@ -57,7 +57,10 @@ def browser_unavailable() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "needs the playwright package"
     if not (CHROMIUM_PATH.is_file() and os.access(CHROMIUM_PATH, os.X_OK)):
-        return f"needs Chromium at {CHROMIUM_PATH} (Debian's chromium package: run `make browsers`)"
+        return (
+            f"needs Chromium at {CHROMIUM_PATH} (Debian's chromium package: run `make browsers`; "
+            "or set MIRANTE_CHROMIUM to a Chromium binary)"
+        )
     return None
 
 
