@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response, status
 
 from mirante.db import Session
@@ -21,7 +23,7 @@ from vision_orchestrator.inspections.schemas import (
 
 router = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
-NOT_PENDING = {409: {"description": "the inspection is no longer pending"}}
+NOT_PENDING: dict[int | str, dict[str, Any]] = {409: {"description": "the inspection is no longer pending"}}
 
 
 @router.get("/")

@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import UnaryExpression
 
 from mirante.db import paginate_scalars
 from vision_orchestrator.lifecycle import ON_A_MACHINE, InspectionStatus
 from vision_orchestrator.machines.schemas import MachineFilters
 from vision_orchestrator.tables import Inspection, Machine, MachineCredential, MachineStatus
 
-_SORTS = {
+_SORTS: dict[str, UnaryExpression[Any]] = {
     "name": Machine.name.asc(),
     "-name": Machine.name.desc(),
     "created_at": Machine.created_at.asc(),
@@ -29,7 +30,7 @@ AVAILABLE = and_(
 """`schemas.is_available` in SQL."""
 
 
-def _filtered(filters: MachineFilters) -> Select[tuple[Machine]]:
+def _filtered(filters: MachineFilters) -> Select[Any]:
     statement = select(Machine)
     if filters.status is not None:
         statement = statement.where(Machine.status == filters.status.value)

@@ -3,7 +3,7 @@ their credentials."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Response, status
 
@@ -26,7 +26,7 @@ from vision_orchestrator.machines.schemas import (
 
 router = SlashRouter(prefix="/api/v1/machines", tags=["machines"])
 
-NAME_TAKEN = {409: {"description": "another machine has that name"}}
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "another machine has that name"}}
 
 
 @router.get("/")
