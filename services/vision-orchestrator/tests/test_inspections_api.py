@@ -320,3 +320,30 @@ async def test_cancel_frees_the_slot_and_queues_the_event(
         "cancelled_by": events[0].envelope["data"]["cancelled_by"],
     }
     assert events[0].envelope["data"]["cancelled_by"].startswith("user:operator-")
+
+
+async def test_the_catalogue_adds_describes_and_removes_only_unused_types(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory
+) -> None:
+    admin = await auth_headers("admin")
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    types = "/api/v1/inspection-types/"
+
+    added = await client.post(types, json={"name": name, "description": "scratches"}, headers=admin)
+    again = await client.post(types, json={"name": name}, headers=admin)
+    described = await client.patch(f"{types}{name}/", json={"description": "deep scratches"}, headers=admin)
+    nulled = await client.patch(f"{types}{name}", json={"description": None}, headers=admin)
+    machine_id = await machine(client, admin, [name])
+    in_use = await client.delete(f"{types}{name}/", headers=admin)
+    seeded = await client.get(types, params={"page_size": 200}, headers=admin)
+
+    assert added.status_code == 201
+    assert again.status_code == 409
+    assert described.json()["description"] == "deep scratches"
+    assert nulled.status_code == 422
+    assert in_use.status_code == 409
+    assert in_use.json()["error"]["details"] == {"machines": 1, "inspections": 0}
+    assert {"blob_detection", "edge_detection", "color_filter"} <= {item["name"] for item in seeded.json()["results"]}
+    assert (await client.delete(f"/api/v1/machines/{machine_id}/", headers=admin)).status_code == 204
+    assert (await client.delete(f"{types}{name}/", headers=admin)).status_code == 204
+    assert (await client.get(f"{types}{name}/", headers=admin)).status_code == 404

@@ -172,6 +172,7 @@ async def test_put_replaces_and_patch_changes_some_fields(
     patched = await client.patch(path, json={"port": 6000, "location": None}, headers=admin)
     put = await client.put(path.rstrip("/"), json=machine_body(name=machine["name"], port=7000), headers=admin)
     nulled = await client.patch(path, json={"port": None}, headers=admin)
+    no_types = await client.patch(path, json={"supported_inspection_types": None}, headers=admin)
 
     assert patched.status_code == 200
     assert patched.json()["port"] == 6000
@@ -181,6 +182,7 @@ async def test_put_replaces_and_patch_changes_some_fields(
     assert put.json()["port"] == 7000
     assert put.json()["line"] is None
     assert nulled.status_code == 422
+    assert no_types.status_code == 422
 
 
 async def test_list_paginates_with_absolute_links(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mirante.types import Text
 from mirante.web.schema import Omittable
@@ -25,6 +25,12 @@ class InspectionTypeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: Omittable[Description] = None
+
+    @model_validator(mode="after")
+    def _no_null(self) -> InspectionTypeUpdate:
+        if "description" in self.model_fields_set and self.description is None:
+            raise ValueError("description cannot be null")
+        return self
 
 
 class InspectionTypeRead(BaseModel):

@@ -7,7 +7,16 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mirante.types import Int32, JsonObject, Text
 from mirante.web.schema import Omittable
@@ -24,11 +33,16 @@ Capacity = Annotated[Int32, Field(ge=1, le=MAX_CAPACITY, description="inspection
 SupportedTypes = Annotated[
     list[TypeName], Field(max_length=MAX_TYPES, description="names from /api/v1/inspection-types/")
 ]
+IpAddress = Annotated[
+    IPvAnyAddress,
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}),
+    Field(examples=["192.168.1.101"]),
+]
 HardwareSpecs = Annotated[JsonObject, Field(examples=[{"gpu": "RTX 3080", "cpu": "Intel i7-10700K", "memory": "32GB"}])]
 
 
-def _unique(types: list[str]) -> list[str]:
-    return list(dict.fromkeys(types))
+def _unique(types: list[str] | None) -> list[str] | None:
+    return None if types is None else list(dict.fromkeys(types))
 
 
 class MachineWrite(BaseModel):
@@ -39,7 +53,7 @@ class MachineWrite(BaseModel):
     name: Name = Field(examples=["MV-Factory-B"])
     location: Place | None = Field(default=None, examples=["Linha de Produção B"])
     line: Place | None = Field(default=None, description="production line or cell, used by `nearest`")
-    ip_address: IPvAnyAddress = Field(examples=["192.168.1.101"])
+    ip_address: IpAddress
     port: Port
     max_concurrent_inspections: Capacity
     supported_inspection_types: SupportedTypes = []
@@ -57,7 +71,7 @@ class MachineUpdate(BaseModel):
     name: Omittable[Name] = None
     location: Place | None = None
     line: Place | None = None
-    ip_address: Omittable[IPvAnyAddress] = None
+    ip_address: Omittable[IpAddress] = None
     port: Omittable[Port] = None
     max_concurrent_inspections: Omittable[Capacity] = None
     supported_inspection_types: Omittable[SupportedTypes] = None
