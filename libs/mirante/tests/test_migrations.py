@@ -17,7 +17,7 @@ import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, text
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -33,6 +33,7 @@ from mirante.migrations import (
     MigrationError,
     find_alembic_ini,
     history_config,
+    include_only,
     installed_histories,
     upgrade_all,
 )
@@ -130,14 +131,17 @@ async def test_each_history_has_its_schema_and_version_table_at_head(db_engine: 
 async def test_each_history_creates_tables_only_in_its_own_schema(db_engine: AsyncEngine) -> None:
     async with db_engine.connect() as connection:
         for history in HISTORIES:
-            expected = {table.name for table in history_metadata(history).tables.values()}
+            metadata = history_metadata(history)
+            expected = {table.name for table in metadata.tables.values()}
             if history != IDENTITY_HISTORY:
                 expected |= BUS_TABLES
-            found = await connection.scalars(
+            rows = await connection.scalars(
                 text("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"),
                 {"schema": history},
             )
-            assert set(found) == expected | {VERSION_TABLE}, history
+            not_partition = include_only(history, metadata)
+            found = {name for name in rows if name in BUS_TABLES or not_partition(name, "table", {})}
+            assert found == expected | {VERSION_TABLE}, history
 
 
 async def test_upgrade_all_again_changes_nothing(database_url: str, db_engine: AsyncEngine) -> None:
@@ -152,17 +156,11 @@ async def test_upgrade_all_again_changes_nothing(database_url: str, db_engine: A
 def _autogenerate_diff(connection: Connection, history: str) -> list[Any]:
     metadata = history_metadata(history)
 
-    def include_name(name: str | None, kind: str, parents: dict[str, str | None]) -> bool:
-        # As migrations.py: only the history's schema, and the bus tables are mirante.bus's, not the models'.
-        if kind == "schema":
-            return name == history
-        return not (kind == "table" and name in BUS_TABLES)
-
     context = MigrationContext.configure(
         connection,
         opts={
             "include_schemas": True,
-            "include_name": include_name,
+            "include_name": include_only(history, metadata),
             "compare_type": True,
             "version_table": VERSION_TABLE,
             "version_table_schema": history,
@@ -170,6 +168,22 @@ def _autogenerate_diff(connection: Connection, history: str) -> list[Any]:
         },
     )
     return list(compare_metadata(context, metadata))
+
+
+def test_partitions_of_a_partitioned_table_are_left_out_of_autogenerate() -> None:
+    metadata = MetaData(schema="fleet")
+    Table("beats", metadata, Column("at", DateTime(timezone=True)), postgresql_partition_by="RANGE (at)")
+    Table("machines", metadata, Column("id", Integer, primary_key=True))
+    include = include_only("fleet", metadata)
+
+    assert include("beats", "table", {})
+    assert not include("beats_default", "table", {})
+    assert not include("beats_p20260101", "table", {})
+    assert include("beats_archive", "table", {})
+    assert include("machines_default", "table", {})  # machines is not partitioned
+    assert not include("outbox", "table", {})
+    assert include("fleet", "schema", {})
+    assert not include("other", "schema", {})
 
 
 @pytest.mark.parametrize("history", HISTORIES)

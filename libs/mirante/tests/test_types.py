@@ -26,6 +26,7 @@ from mirante.types import (
     Id32,
     Id64,
     Int64,
+    JsonObject,
     Text,
 )
 from mirante.web.errors import error_response
@@ -146,6 +147,37 @@ async def test_a_body_integer_beyond_bigint_is_422(client: httpx.AsyncClient) ->
     response = await client.post("/typed/notes", json={"title": "ok", "count": 2**63})
 
     assert list(invalid_fields(response)) == ["body.count"]
+
+
+class Specs(BaseModel):
+    specs: JsonObject
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ({"gpu": "RTX\x00"}, "must not contain a NUL character (U+0000)"),
+        ({"a\x00": 1}, "must not contain a NUL character (U+0000)"),
+        ({"deep": [{"x": ["\x00"]}]}, "must not contain a NUL character (U+0000)"),
+        ({"load": float("inf")}, "numbers must be finite (no NaN or infinity)"),
+    ],
+)
+def test_a_json_object_refuses_what_jsonb_cannot_hold(specs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Specs(specs=specs)
+
+    assert [(error["loc"], error["msg"]) for error in raised.value.errors()] == [(("specs",), message)]
+
+
+def test_a_json_object_is_bounded_in_depth_and_keeps_what_it_may() -> None:
+    nested: dict[str, object] = {}
+    for _ in range(40):
+        nested = {"n": nested}
+    with pytest.raises(ValidationError, match="deeper than 32"):
+        Specs(specs=nested)
+
+    kept = {"gpu": "RTX 3080", "memory_gb": 32, "load": 0.5, "tags": ["a", None, True], "huge": 2**70}
+    assert Specs(specs=kept).specs == kept
 
 
 def test_text_has_a_bound_of_its_own() -> None:

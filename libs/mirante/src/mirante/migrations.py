@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,33 @@ def history_config(history: str, ini: Path | None = None) -> Config:
     return config
 
 
-def _include_only(schema: str) -> Any:
+PARTITION_SUFFIX = re.compile(r"_(default|p[0-9]{8})$")
+"""How the partitions of a partitioned table are named: `<table>_default` and `<table>_pYYYYMMDD` (one a day)."""
+
+
+def _partitioned_tables(metadata: MetaData | None) -> frozenset[str]:
+    if metadata is None:
+        return frozenset()
+    return frozenset(
+        table.name for table in metadata.tables.values() if table.dialect_options["postgresql"].get("partition_by")
+    )
+
+
+def include_only(schema: str, metadata: MetaData | None = None) -> Any:
+    """Alembic's `include_name` for the history that owns `schema`: its schema only, without the bus tables
+    (`mirante.bus`'s, not the models') nor the partitions of the models' partitioned tables (made at run time,
+    named as `PARTITION_SUFFIX` says)."""
+    partitioned = _partitioned_tables(metadata)
+
     def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
         if type_ == "schema":
             return name == schema
-        # The bus tables belong to mirante.bus (created by `create_bus_tables`), not to the service's models.
-        return not (type_ == "table" and name in BUS_TABLES)
+        if type_ != "table" or name is None:
+            return True
+        if name in BUS_TABLES:
+            return False
+        suffix = PARTITION_SUFFIX.search(name)
+        return suffix is None or name[: suffix.start()] not in partitioned
 
     return include_name
 
@@ -73,7 +95,7 @@ def _configure_and_run(connection: Connection, metadata: MetaData, schema: str) 
         version_table=VERSION_TABLE,
         version_table_schema=schema,
         include_schemas=True,
-        include_name=_include_only(schema),
+        include_name=include_only(schema, metadata),
         compare_type=True,
     )
     with context.begin_transaction():

@@ -17,6 +17,7 @@ class LoginRequest(BaseModel):
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from pydantic import (
     BeforeValidator,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    JsonValue,
     StringConstraints,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -116,11 +118,38 @@ Id32 = Annotated[int, Ge(1), Le(INT32_MAX)]
 Id64 = Annotated[int, Ge(1), Le(INT64_MAX)]
 """A positive id in a `bigint` (`bigserial`, identity) column, or an outside system's id stored in one."""
 
+JSON_MAX_DEPTH = 32
+"""How deeply `JsonObject` values may nest."""
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """`value` unchanged when PostgreSQL `jsonb` can hold it, else a validation error: no NUL in any key or
+    string (jsonb refuses `\\u0000` as text does), no NaN or infinity, at most `JSON_MAX_DEPTH` levels deep."""
+    if depth > JSON_MAX_DEPTH:
+        raise PydanticCustomError("json_depth", "must not nest deeper than {depth} levels", {"depth": JSON_MAX_DEPTH})
+    if isinstance(value, str):
+        storable_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("json_number", "numbers must be finite (no NaN or infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable_text(key)
+            storable_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            storable_json(item, depth + 1)
+    return value
+
+
+JsonObject = Annotated[dict[str, JsonValue], AfterValidator(storable_json)]
+"""A JSON object PostgreSQL `jsonb` can store (`storable_json`): free-form settings, specs, results."""
+
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
     "INT64_MAX",
     "INT64_MIN",
+    "JSON_MAX_DEPTH",
     "REFUSES_NUL",
     "TEXT_MAX_LENGTH",
     "TEXT_PATTERN",
@@ -129,9 +158,11 @@ __all__ = [
     "Id64",
     "Int32",
     "Int64",
+    "JsonObject",
     "RefusesNul",
     "Text",
     "in_utc",
     "rfc3339_date_time",
+    "storable_json",
     "storable_text",
 ]

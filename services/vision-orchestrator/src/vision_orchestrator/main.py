@@ -5,12 +5,18 @@ from fastapi import FastAPI
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
+from vision_orchestrator.catalogue.router import router as catalogue_router
 from vision_orchestrator.config import Settings
+from vision_orchestrator.inspections.router import router as inspections_router
+from vision_orchestrator.machines.router import router as machines_router
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given (tests pass their own)."""
-    return build_service_app(SERVICE, settings or Settings())
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError("vision-orchestrator needs its own Settings")
+    return build_service_app(SERVICE, settings, routers=[machines_router, inspections_router, catalogue_router])
 
 
 SERVICE = ServiceSpec(

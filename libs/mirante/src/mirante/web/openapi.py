@@ -19,6 +19,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 
+from mirante.web.routing import is_slash_alias
+
 ERROR_SCHEMA: Final = "Error"
 ERROR_INFO_SCHEMA: Final = "ErrorInfo"
 _ERROR_REF: Final = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
@@ -131,9 +133,10 @@ def documented_operations(schema: dict[str, Any]) -> set[Operation]:
 
 
 def _served(app: FastAPI) -> Iterator[tuple[Operation, bool]]:
+    """Every served operation and whether the document has it; a slash alias serves its documented twin's."""
     for route in iter_route_contexts(app.routes):
         path = route.path_format
-        if path is None:
+        if path is None or is_slash_alias(route.original_route):
             continue
         in_schema = isinstance(route.original_route, APIRoute) and bool(route.include_in_schema)
         for method in route.methods or ():

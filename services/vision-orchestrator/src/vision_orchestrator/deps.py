@@ -1,0 +1,70 @@
+"""Request dependencies every feature of vision-orchestrator may use: settings, and who may call the user API.
+
+Who may do what (users by their token, API keys by role and the scope `vision` or `*`):
+
+- viewers read machines, inspections and the inspection-type catalogue;
+- operators also create, change and cancel inspections;
+- admins also manage machines (and their credentials) and the catalogue.
+
+The fleet belongs to no tenant: like a suite-wide identity, it is out of reach of a tenant-bound principal
+(`mirante.auth.policy.can_see`), who gets 403 whatever its role. Staff reach it. Machines call their own
+routes with their credential (`machines.deps.MachineCaller`), never these.
+
+This module imports only `config` and the library, so any feature can import it without an import loop.
+"""
+
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+
+from mirante.auth import CurrentPrincipal, Principal, Role
+from mirante.auth.policy import can_see
+from mirante.web.errors import ForbiddenError
+from vision_orchestrator.config import Settings
+
+VISION_SCOPE: Final = "vision"
+"""The scope an API key needs (besides its role) for the vision API; `*` includes it."""
+
+
+async def get_settings(request: Request) -> Settings:
+    """The app's settings (a coroutine: FastAPI would run a plain function in a worker thread)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def check_vision_access(principal: Principal, role: Role) -> Principal:
+    """`principal` when it may act with `role` on the fleet; 403 naming what it lacks otherwise."""
+    if not can_see(principal, None):
+        raise ForbiddenError(
+            f"the vision fleet belongs to no tenant; an account of tenant {principal.tenant!r} cannot reach it"
+        )
+    if not principal.has_scope(VISION_SCOPE):
+        raise ForbiddenError(f"this API key lacks the scope {VISION_SCOPE!r}")
+    if not principal.has_role(role):
+        raise ForbiddenError(f"this action needs the {role.value} role (you have {principal.role.value})")
+    return principal
+
+
+async def vision_viewer(principal: CurrentPrincipal) -> Principal:
+    return check_vision_access(principal, Role.viewer)
+
+
+async def vision_operator(principal: CurrentPrincipal) -> Principal:
+    return check_vision_access(principal, Role.operator)
+
+
+async def vision_admin(principal: CurrentPrincipal) -> Principal:
+    return check_vision_access(principal, Role.admin)
+
+
+Viewer = Annotated[Principal, Depends(vision_viewer)]
+Operator = Annotated[Principal, Depends(vision_operator)]
+Admin = Annotated[Principal, Depends(vision_admin)]
+
+
+def actor_of(principal: Principal) -> str:
+    """How history rows name who acted: `user:<name>` or `api_key:<name>`."""
+    return f"{principal.kind}:{principal.name}"

@@ -1,0 +1,78 @@
+"""Inspections: `/api/v1/inspections/`. Viewers read; operators create, change (while pending) and cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Response, status
+
+from mirante.db import Session
+from mirante.web.pagination import Page, Pagination
+from mirante.web.routing import SlashRouter
+from vision_orchestrator.deps import Operator, Viewer, actor_of
+from vision_orchestrator.identifiers import InspectionIdPath
+from vision_orchestrator.inspections import service
+from vision_orchestrator.inspections.schemas import (
+    CancelRequest,
+    InspectionDetail,
+    InspectionFilterParams,
+    InspectionRead,
+    InspectionUpdate,
+    InspectionWrite,
+)
+
+router = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"])
+
+NOT_PENDING: dict[int | str, dict[str, Any]] = {409: {"description": "the inspection is no longer pending"}}
+
+
+@router.get("/")
+async def list_inspections(
+    session: Session, principal: Viewer, pagination: Pagination, filters: InspectionFilterParams
+) -> Page[InspectionRead]:
+    """Inspections, newest first, filtered by status, machine, type and creation time."""
+    inspections, count = await service.list_inspections(
+        session, filters, offset=pagination.offset, limit=pagination.limit
+    )
+    return pagination.build(inspections, count)
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED)
+async def create_inspection(
+    session: Session, principal: Operator, body: InspectionWrite, response: Response
+) -> InspectionDetail:
+    """Queue an inspection (operators); it starts pending. 422 names the tool or connection at fault in an
+    invalid pipeline, an unknown type, or a target machine that is unknown or lacks the type."""
+    created = await service.create_inspection(session, body.model_dump(by_alias=True), actor_of(principal))
+    response.headers["Location"] = f"/api/v1/inspections/{created.id}/"
+    return created
+
+
+@router.get("/{inspection_id}/")
+async def get_inspection(session: Session, principal: Viewer, inspection_id: InspectionIdPath) -> InspectionDetail:
+    """One inspection with its status history (oldest first) and results."""
+    return await service.get_inspection(session, inspection_id)
+
+
+@router.put("/{inspection_id}/", responses=NOT_PENDING)
+async def replace_inspection(
+    session: Session, principal: Operator, inspection_id: InspectionIdPath, body: InspectionWrite
+) -> InspectionDetail:
+    """Replace every writable field (operators), only while pending (409 otherwise)."""
+    return await service.update_inspection(session, inspection_id, body.model_dump(by_alias=True))
+
+
+@router.patch("/{inspection_id}/", responses=NOT_PENDING)
+async def update_inspection(
+    session: Session, principal: Operator, inspection_id: InspectionIdPath, body: InspectionUpdate
+) -> InspectionDetail:
+    """Change some fields (operators), only while pending (409 otherwise)."""
+    return await service.update_inspection(session, inspection_id, body.changes())
+
+
+@router.post("/{inspection_id}/cancel/", responses={409: {"description": "the inspection has finished already"}})
+async def cancel_inspection(
+    session: Session, principal: Operator, inspection_id: InspectionIdPath, body: CancelRequest | None = None
+) -> InspectionDetail:
+    """Cancel an inspection that has not finished (operators); a machine holding it gets its slot back."""
+    return await service.cancel_inspection(session, inspection_id, actor_of(principal), body.reason if body else None)

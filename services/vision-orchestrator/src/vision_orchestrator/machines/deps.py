@@ -1,0 +1,48 @@
+"""The machine calling: authenticated by its credential, for the routes machines call (webhooks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from mirante.db import Session
+from vision_orchestrator.machines import repository
+from vision_orchestrator.machines.credentials import credential_matches, machine_of
+from vision_orchestrator.machines.errors import InvalidMachineCredentialError
+from vision_orchestrator.tables import Machine
+
+LAST_USED_EVERY_SECONDS = 60.0
+"""How often a credential's `last_used_at` is written at most: a machine calls every few seconds."""
+
+machine_credential_scheme = HTTPBearer(
+    auto_error=False, scheme_name="machine_credential", description="the machine's credential, `mvc_...`"
+)
+
+
+async def machine_caller(
+    request: Request,
+    session: Session,
+    _declared: Annotated[object, Depends(machine_credential_scheme)],
+) -> Machine:
+    """The machine whose active credential the request carries (`Authorization: Bearer mvc_...`); 401 otherwise,
+    with the same answer for a malformed, unknown, wrong or revoked credential."""
+    scheme, _, value = (request.headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise InvalidMachineCredentialError("machine credential required: send 'Authorization: Bearer mvc_...'")
+    credential = value.strip()
+    machine_id = machine_of(credential)
+    stored = None if machine_id is None else await repository.active_credential(session, machine_id)
+    if stored is None or not credential_matches(credential, stored.secret_hash):
+        raise InvalidMachineCredentialError()
+    machine = await repository.get_machine(session, stored.machine_id)
+    if machine is None:
+        raise InvalidMachineCredentialError()
+    await repository.touch_credential(session, stored.id, datetime.now(UTC), LAST_USED_EVERY_SECONDS)
+    request.state.machine = machine
+    return machine
+
+
+MachineCaller = Annotated[Machine, Depends(machine_caller)]

@@ -1,0 +1,173 @@
+"""Every vision route against every kind of caller: the status each gets.
+
+Rules (see `vision_orchestrator.deps`): viewers read, operators also write inspections, admins also manage
+machines, their credentials and the catalogue. API keys need the scope `vision` (or `*`) besides the role.
+The fleet belongs to no tenant, so tenant-bound principals get 403 whatever their role; staff reach it. A
+machine credential is not a user token: 401 on every user route.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mirante.auth.commands import create_api_key
+from mirante.auth.roles import Role
+from mirante.settings import InfraSettings
+from mirante.testing.plugin import HeadersFactory
+from vision_orchestrator.config import Settings
+from vision_orchestrator.main import create_app
+
+ANONYMOUS = "anonymous"
+MACHINE = "machine"
+USERS = ("viewer", "operator", "admin", "acme_admin", "staff")
+KEYS = ("key_viewer", "key_operator", "key_admin", "key_admin_other_scope", "key_vision_admin", "key_acme_admin")
+CALLERS = (ANONYMOUS, MACHINE, *USERS, *KEYS)
+
+READERS = frozenset(
+    {"viewer", "operator", "admin", "staff", "key_viewer", "key_operator", "key_admin", "key_vision_admin"}
+)
+OPERATORS = frozenset({"operator", "admin", "staff", "key_operator", "key_admin", "key_vision_admin"})
+ADMINS = frozenset({"admin", "staff", "key_admin", "key_vision_admin"})
+
+
+@dataclass
+class World:
+    client: httpx.AsyncClient
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def world(client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession) -> World:
+    world = World(client=client)
+    world.headers[ANONYMOUS] = {}
+    for role in ("viewer", "operator", "admin"):
+        world.headers[role] = await auth_headers(role)
+    world.headers["acme_admin"] = await auth_headers("admin", tenant="acme")
+    world.headers["staff"] = await auth_headers("admin", staff=True)
+    keys: dict[str, tuple[list[str], Role, str | None]] = {
+        "key_viewer": (["*"], Role.viewer, None),
+        "key_operator": (["*"], Role.operator, None),
+        "key_admin": (["*"], Role.admin, None),
+        "key_admin_other_scope": (["telemetry:ingest"], Role.admin, None),
+        "key_vision_admin": (["vision"], Role.admin, None),
+        "key_acme_admin": (["*"], Role.admin, "acme"),
+    }
+    for label, (scopes, role, tenant) in keys.items():
+        _, plaintext = await create_api_key(db_session, f"vx-{uuid.uuid4().hex[:10]}", scopes, role=role, tenant=tenant)
+        world.headers[label] = {"X-API-Key": plaintext}
+    admin = world.headers["admin"]
+    registered = await client.post("/api/v1/machines/", json=machine_body(), headers=admin)
+    assert registered.status_code == 201, registered.text
+    world.ids["machine_id"] = registered.json()["id"]
+    world.headers[MACHINE] = {"Authorization": f"Bearer {registered.json()['credential']['credential']}"}
+    inspection = await client.post("/api/v1/inspections/", json=inspection_body(), headers=admin)
+    assert inspection.status_code == 201, inspection.text
+    world.ids["inspection_id"] = inspection.json()["id"]
+    type_name = f"t_{uuid.uuid4().hex[:8]}"
+    assert (await client.post("/api/v1/inspection-types/", json={"name": type_name}, headers=admin)).status_code == 201
+    world.ids["name"] = type_name
+    return world
+
+
+def machine_body() -> dict[str, Any]:
+    return {
+        "name": f"MV-{uuid.uuid4().hex[:8]}",
+        "ip_address": "10.1.2.3",
+        "port": 5000,
+        "max_concurrent_inspections": 2,
+        "supported_inspection_types": ["blob_detection"],
+    }
+
+
+def inspection_body() -> dict[str, Any]:
+    return {
+        "name": "Inspeção",
+        "inspection_type": "blob_detection",
+        "pipeline_config": {"tools": [{"name": "image_source"}, {"name": "blob_detection"}]},
+    }
+
+
+def expect(allowed: frozenset[str], success: int) -> dict[str, int]:
+    """`success` for the allowed callers, 401 without a user credential, 403 for the rest."""
+    table = {caller: (success if caller in allowed else 403) for caller in CALLERS}
+    table[ANONYMOUS] = table[MACHINE] = 401
+    return table
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    route: str
+    expected: dict[str, int]
+    body: Callable[[], dict[str, Any]] | None = None
+
+    def path(self, world: World) -> str:
+        return self.route.format(**world.ids)
+
+
+MACHINE_PATH = "/api/v1/machines/{machine_id}/"
+INSPECTION_PATH = "/api/v1/inspections/{inspection_id}/"
+TYPE_PATH = "/api/v1/inspection-types/{name}/"
+
+CASES: dict[str, Case] = {
+    "list machines": Case("GET", "/api/v1/machines/", expect(READERS, 200)),
+    "register a machine": Case("POST", "/api/v1/machines/", expect(ADMINS, 201), machine_body),
+    "get a machine": Case("GET", MACHINE_PATH, expect(READERS, 200)),
+    "replace a machine": Case("PUT", MACHINE_PATH, expect(ADMINS, 200), machine_body),
+    "change a machine": Case("PATCH", MACHINE_PATH, expect(ADMINS, 200), lambda: {"maintenance": True}),
+    "remove a machine": Case("DELETE", MACHINE_PATH, expect(ADMINS, 204)),
+    "rotate a credential": Case("POST", MACHINE_PATH + "credentials/", expect(ADMINS, 201)),
+    "read a credential": Case("GET", MACHINE_PATH + "credentials/", expect(ADMINS, 200)),
+    "revoke a credential": Case("DELETE", MACHINE_PATH + "credentials/", expect(ADMINS, 204)),
+    "list inspections": Case("GET", "/api/v1/inspections/", expect(READERS, 200)),
+    "create an inspection": Case("POST", "/api/v1/inspections/", expect(OPERATORS, 201), inspection_body),
+    "get an inspection": Case("GET", INSPECTION_PATH, expect(READERS, 200)),
+    "replace an inspection": Case("PUT", INSPECTION_PATH, expect(OPERATORS, 200), inspection_body),
+    "change an inspection": Case("PATCH", INSPECTION_PATH, expect(OPERATORS, 200), lambda: {"priority": 1}),
+    "cancel an inspection": Case("POST", INSPECTION_PATH + "cancel/", expect(OPERATORS, 200)),
+    "list inspection types": Case("GET", "/api/v1/inspection-types/", expect(READERS, 200)),
+    "add an inspection type": Case(
+        "POST", "/api/v1/inspection-types/", expect(ADMINS, 201), lambda: {"name": f"t_{uuid.uuid4().hex[:8]}"}
+    ),
+    "get an inspection type": Case("GET", TYPE_PATH, expect(READERS, 200)),
+    "describe an inspection type": Case("PATCH", TYPE_PATH, expect(ADMINS, 200), lambda: {"description": "x"}),
+    "remove an inspection type": Case("DELETE", TYPE_PATH, expect(ADMINS, 204)),
+}
+
+
+def test_every_vision_route_is_in_the_matrix(infra_settings: InfraSettings) -> None:
+    paths = create_app(Settings(infra=infra_settings)).openapi()["paths"]
+    routes = {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path.startswith(("/api/v1/machines", "/api/v1/inspections", "/api/v1/inspection-types"))
+        for method in operations
+    }
+
+    assert routes == {(case.method, case.route) for case in CASES.values()}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("case_name", list(CASES))
+async def test_vision_route_by_caller(world: World, case_name: str, caller: str) -> None:
+    case = CASES[case_name]
+
+    response = await world.client.request(
+        case.method,
+        case.path(world),
+        json=case.body() if case.body is not None else None,
+        headers=world.headers[caller],
+    )
+
+    assert response.status_code == case.expected[caller], response.text
+    if response.status_code >= 400:
+        assert set(response.json()["error"]) >= {"code", "message"}
