@@ -32,7 +32,7 @@ from mirante.db import create_engine, create_sessionmaker
 from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
 from mirante.testing.browser import LiveServer, PageOpener, sign_in
-from mirante.web.errors import NotFoundError, install_error_handlers
+from mirante.web.errors import NotFoundError, error_response, install_error_handlers
 from mirante.web.pages import (
     CONTENT_SECURITY_POLICY,
     IMMUTABLE_CACHE,
@@ -130,6 +130,45 @@ ADMIN_SCRIPT = """"use strict";
   } catch (error) {
     showError(document.getElementById("page-error"), error);
   }
+})();
+"""
+
+STATES_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>States · {{ title }}</title>
+<link rel="stylesheet" href="/static/mirante.css">
+<script defer src="/static/mirante.js"></script>
+<script defer src="/static/states.js"></script>
+</head>
+<body><main>
+{{> page-state }}
+<div data-page-content><table><tbody id="rows"></tbody></table>{{> pager }}</div>
+</main></body>
+</html>
+"""
+STATES_SCRIPT = """"use strict";
+(async function () {
+  const { api, h, initPage, showProblem, hideProblem, showEmptyRow } = window.Mirante;
+  async function load() {
+    try {
+      const list = await api("/api/v1/test-pages/flaky");
+      hideProblem();
+      showEmptyRow(document.getElementById("rows"), 3, {
+        title: "Nothing yet", text: `${list.count} things so far.`, action: h("a", { href: "/" }, "Add one"),
+      });
+    } catch (error) {
+      showProblem(error, { retry: load });
+    }
+  }
+  try {
+    await initPage();
+  } catch (error) {
+    showProblem(error, { retry: () => location.reload() });
+    return;
+  }
+  await load();
 })();
 """
 
@@ -534,6 +573,15 @@ def pages_api_router() -> APIRouter:
             headers={"Content-Disposition": f'attachment; filename="things-{request.rows}.csv"'},
         )
 
+    flaky = {"calls": 0}
+
+    @router.get("/flaky")
+    async def flaky_list(principal: CurrentPrincipal) -> Any:
+        flaky["calls"] += 1
+        if flaky["calls"] == 1:
+            return error_response(503, "things_not_configured", "THINGS_URL is not set", details=None)
+        return {"count": 0, "results": []}
+
     @router.get("/missing")
     async def missing(principal: CurrentPrincipal) -> None:
         raise NotFoundError("nothing here")
@@ -555,12 +603,13 @@ async def kit_site(
     """A library app serving a small PageKit, with a viewer, an admin and a staff operator."""
     web = write_web_dir(
         tmp_path_factory.mktemp("kit-site"),
-        {"home": HOME_PAGE, "admin": ADMIN_PAGE},
-        {"home.js": HOME_SCRIPT, "admin.js": ADMIN_SCRIPT},
+        {"home": HOME_PAGE, "admin": ADMIN_PAGE, "states": STATES_PAGE},
+        {"home.js": HOME_SCRIPT, "admin.js": ADMIN_SCRIPT, "states.js": STATES_SCRIPT},
     )
     kit = PageKit(web, title="Kit test")
     kit.add_page("/", "home", "Home.")
     kit.add_page("/admin", "admin", "Admins only.")
+    kit.add_page("/states", "states", "Error and empty states.")
     codec = TokenCodec.from_settings(infra_settings.jwt)
     site = KitSite(url="", users={}, tokens={})
     engine = create_engine(database_url)
@@ -697,3 +746,24 @@ async def test_api_errors_show_their_message(kit_site: KitSite, open_page: PageO
     await page.locator("#whoami").filter(has_text="viewer").wait_for()
     await page.click("#fail")
     await page.locator("#page-error").filter(has_text="nothing here").wait_for()
+
+
+@pytest.mark.browser
+async def test_a_failed_load_replaces_the_content_and_an_empty_list_says_what_to_do(
+    kit_site: KitSite, open_page: PageOpener
+) -> None:
+    expect = pytest.importorskip("playwright.async_api", reason="needs the playwright package").expect
+    page = await open_page(kit_site.url, token=kit_site.tokens["viewer"])
+    await page.goto("/states")
+    state = page.locator("#page-state")
+    await expect(state.locator(".page-state-title")).to_have_text("Not configured yet")
+    await expect(state.locator(".page-state-message")).to_have_text("THINGS_URL is not set")
+    await expect(page.locator("[data-page-content]")).to_be_hidden()
+
+    await state.locator('[data-action="retry"]').click()
+    await expect(state).to_be_hidden()
+    await expect(page.locator("[data-page-content]")).to_be_visible()
+    empty = page.locator("#rows td.empty .empty-state")
+    await expect(empty.locator(".empty-state-title")).to_have_text("Nothing yet")
+    await expect(empty.locator(".empty-state-text")).to_have_text("0 things so far.")
+    await expect(empty.locator("a")).to_have_attribute("href", "/")

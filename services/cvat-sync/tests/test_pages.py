@@ -443,7 +443,7 @@ async def test_the_job_page_shows_counts_history_raw_payload_and_the_cvat_link(s
     assert json.loads(await raw.text_content() or "")["id"] == 102
 
     await page.goto("/jobs/999999")
-    await expect(page.locator("#page-error")).to_have_text("Job #999999 is not in the mirror.")
+    await expect(page.locator("#page-state .page-state-message")).to_have_text("Job #999999 is not in the mirror.")
 
 
 async def test_text_from_cvat_is_shown_as_text_never_run(site: Site, site_page: SitePage) -> None:
@@ -461,7 +461,10 @@ async def test_text_from_cvat_is_shown_as_text_never_run(site: Site, site_page: 
 async def test_viewers_do_not_get_the_webhook_log(site: Site, site_page: SitePage) -> None:
     page = await site_page(site, "viewer")
     await page.goto("/webhook-logs")
-    await expect(page.locator("#page-error")).to_have_text("The webhook log is for admins.")
+    state = page.locator("#page-state")
+    await expect(state.locator(".page-state-message")).to_have_text("The webhook log is for admins.")
+    await expect(state.locator(".page-state-advice")).to_have_text("Ask an admin to open it for you.")
+    await expect(state.locator('[data-action="sign-in"]')).to_be_visible()
     await expect(page.locator("#log-view")).to_be_hidden()
 
 
@@ -501,8 +504,12 @@ async def test_operators_sync_and_follow_the_run_to_its_end(
         ):
             site.url = server.url
             page = await site_page(site, "operator")
+            await page.goto("/sync-runs")
+            await expect(page.locator("#runs-body .empty-state-title")).to_have_text("No sync has run yet")
             await page.goto("/")
-            await expect(page.locator("#jobs-body td.empty")).to_have_text("No jobs match these filters.")
+            await expect(page.locator("#jobs-body .empty-state-title")).to_have_text("No jobs mirrored yet.")
+            await expect(page.locator("#jobs-body .empty-state-text")).to_contain_text("Sync now")
+            await expect(page.locator("#last-sync")).to_have_text("No sync has run yet. All runs")
             await page.evaluate(
                 """() => {
                     window.__syncTexts = [];
@@ -540,6 +547,24 @@ async def test_operators_sync_and_follow_the_run_to_its_end(
             assert str(other.json()["id"]) != first_run
             await expect(panel).to_have_attribute("data-status", "success", timeout=20_000)
             await expect(panel.locator('[data-count="unchanged"] b')).to_have_text("30")
+            last = page.locator("#last-sync")
+            await expect(last).to_have_attribute("data-run-id", str(other.json()["id"]))
+            await expect(last).to_contain_text(f"through the API by {site.users['operator']}")
+            await expect(last).to_contain_text("0 created, 0 updated, 30 unchanged")
+
+            # The runs page lists both, newest first, with what each did.
+            await page.locator("#runs-link").click()
+            await expect(page).to_have_url(re.compile(r"/sync-runs$"))
+            rows = page.locator("#runs-body tr[data-run-id]")
+            await expect(rows).to_have_count(2)
+            newest, oldest = rows.nth(0), rows.nth(1)
+            await expect(newest.locator(".trigger")).to_have_text("API")
+            await expect(oldest.locator(".trigger")).to_have_text("Sync now button")
+            await expect(oldest.locator(".started-by")).to_have_text(site.users["operator"])
+            await expect(oldest.locator(".outcome")).to_have_text("success")
+            await expect(oldest.locator(".summary")).to_have_text("30 created, 0 updated, 0 unchanged")
+            await expect(oldest.locator(".duration")).to_have_text(re.compile(r"^\d+\.\d s$"))
+            await expect(page.locator("#page-summary")).to_have_text("1\u20132 of 2 runs")
     finally:
         await forget_published_events(database_url, redis_client, since)
         await drop_test_database(mirante_urls.database_url, database_url)
@@ -564,3 +589,40 @@ async def test_a_sync_started_with_the_button_is_recorded_as_started_from_the_pa
     run = await response.json()
     assert (run["trigger"], run["started_by"]) == ("web", site.users["operator"])
     await expect(page.locator("#sync-panel")).to_have_attribute("data-run-id", str(run["id"]))
+
+
+async def test_a_failed_load_shows_the_error_in_place_of_the_list_and_retry_brings_it_back(
+    site: Site, site_page: SitePage
+) -> None:
+    page = await site_page(site, "viewer")
+    envelope = {"error": {"code": "cvat_not_configured", "message": "CVAT_SYNC_CVAT_TOKEN is not set", "details": None}}
+
+    async def unavailable(route: Any) -> None:
+        await route.fulfill(status=503, content_type="application/json", body=json.dumps(envelope))
+
+    await page.route(re.compile(r"/api/v1/jobs\?"), unavailable)
+    await page.goto("/")
+    state = page.locator("#page-state")
+    await expect(state.locator(".page-state-title")).to_have_text("Not configured yet")
+    await expect(state.locator(".page-state-message")).to_have_text("CVAT_SYNC_CVAT_TOKEN is not set")
+    for content in ("#stats", "#jobs-table", ".pager"):
+        await expect(page.locator(content)).to_be_hidden()
+
+    await page.unroute(re.compile(r"/api/v1/jobs\?"))
+    await state.locator('[data-action="retry"]').click()
+    await expect(state).to_be_hidden()
+    await expect(page.locator("#jobs-body tr[data-job-id]").first).to_be_visible()
+    await expect(page.locator("#page-summary")).to_be_visible()
+
+
+async def test_viewers_are_told_the_runs_page_is_for_operators(site: Site, site_page: SitePage) -> None:
+    page = await site_page(site, "viewer")
+    await page.goto("/")
+    await expect(page.locator("#last-sync")).not_to_be_empty()
+    await expect(page.locator("#runs-link")).to_have_count(0)
+    await page.goto("/sync-runs")
+    state = page.locator("#page-state")
+    await expect(state.locator(".page-state-message")).to_have_text("The sync runs are for operators.")
+    await expect(state.locator(".page-state-advice")).to_contain_text("Ask an admin for operator rights")
+    await expect(state.locator('[data-action="sign-in"]')).to_have_attribute("href", "/login?next=%2Fsync-runs")
+    await expect(page.locator("#runs-view")).to_be_hidden()

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cvat_sync.config import Settings
@@ -128,6 +128,21 @@ async def test_a_second_start_while_one_is_active_is_a_conflict_naming_it(
     assert error["code"] == "sync_already_running"
     assert error["details"]["run_id"] == first["id"]
     assert f"sync run {first['id']}" in error["message"]
+
+
+async def test_a_refused_start_spends_no_run_id(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession
+) -> None:
+    operator = await auth_headers("operator")
+    first = (await client.post(RUNS, headers=operator)).json()
+    for _ in range(3):
+        assert (await client.post(RUNS, headers=operator)).status_code == 409
+    await db_session.execute(update(SyncRun).where(SyncRun.id == first["id"]).values(status="success"))
+
+    following = await client.post(RUNS, headers=operator)
+
+    assert following.status_code == 202, following.text
+    assert following.json()["id"] == first["id"] + 1
 
 
 async def test_roles_and_authentication(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:

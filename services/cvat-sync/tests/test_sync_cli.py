@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cvat_sync.cli import main, summary
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import ABANDONED_MESSAGE, run_lock
+from cvat_sync.sync.service import run_summary
 from mirante.db import create_engine
 from mirante.devstack import StackUrls
 from mirante.testing.cli import run_entry_point
@@ -175,6 +176,7 @@ async def test_filters_and_force_are_used_and_recorded(
     assert code == 0, err
     bobs = sim.job_ids(project_id=1, assignee="bob")
     assert f"fetched   {len(bobs)}" in out and "created   0" in out
+    assert f"forced: re-fetched {len(bobs)} jobs and recounted their annotations; 0 changed" in out.splitlines()[0]
     assert sim.job_list_queries[0]["assignee"] == "bob" and sim.job_list_queries[0]["project_id"] == "1"
     assert set(sim.annotation_requests) == set(bobs), "--force recounts every job it covers"
     runs = await rows(db, "SELECT filters, force FROM cvat_sync.sync_runs ORDER BY id")
@@ -231,3 +233,12 @@ def test_the_summary_names_the_jobs_that_failed() -> None:
     assert "    job 5: updated_date: out of range (5)" in lines
     assert not any("(6)" in line for line in lines)
     assert lines[-1].startswith("    ... 2 more")
+
+
+def test_the_summary_says_what_a_forced_run_did() -> None:
+    forced = SyncRun(id=5, status="success", force=True, filters={}, fetched=5, created=0, updated=1, unchanged=4)
+    forced.deleted, forced.failed = 0, 0
+    assert run_summary(forced) == "forced: re-fetched 5 jobs and recounted their annotations; 1 changed"
+    plain = SyncRun(id=6, status="success", force=False, filters={}, fetched=5, created=1, updated=0, unchanged=4)
+    plain.deleted, plain.failed = 2, 1
+    assert run_summary(plain) == "1 created, 0 updated, 4 unchanged, 2 marked deleted, 1 failed"

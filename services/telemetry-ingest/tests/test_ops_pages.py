@@ -398,19 +398,21 @@ async def test_a_custom_bucket_and_the_other_tenant(site: Site, open_page: PageO
 async def test_bad_filters_get_the_apis_message(site: Site, open_page: PageOpener) -> None:
     page = await open_as(open_page, site, "staff")
     await page.goto(site.query("/ops/telemetry", bucket="0m"))
-    await expect(page.locator("#page-error")).to_contain_text("positive duration")
+    await expect(page.locator("#page-state")).to_contain_text("positive duration")
+    await expect(page.locator("#page-state .page-state-title")).to_have_text("The request was refused")
+    await expect(page.locator("#aggregates-table")).to_be_hidden()
     await expect(page.locator("#export-csv")).to_be_disabled()
 
     await page.goto(site.query("/ops/telemetry", **{"from": iso(RANGE_END), "to": iso(H0)}))
-    await expect(page.locator("#page-error")).to_contain_text("must be before")
+    await expect(page.locator("#page-state")).to_contain_text("must be before")
 
     await page.goto("/ops/telemetry?tenant_slug=nosuchtenant")
-    await expect(page.locator("#page-error")).to_contain_text("nosuchtenant")
+    await expect(page.locator("#page-state")).to_contain_text("nosuchtenant")
 
     # Shorter ISO 8601 forms (no zone, no seconds) are UTC, sent to the API as the RFC 3339 date-times it takes.
     await page.goto(site.query("/ops/telemetry", **{"from": H0.strftime("%Y-%m-%dT%H:%M"), "to": iso(RANGE_END)}))
     await expect(page.locator("#aggregates-body tr[data-device]").first).to_be_visible()
-    await expect(page.locator("#page-error")).to_be_hidden()
+    await expect(page.locator("#page-state")).to_be_hidden()
 
     # A value of the wrong shape is left out, and the page says so.
     await page.goto(site.query("/ops/telemetry", **{"from": "yesterday", "to": iso(RANGE_END)}))
@@ -615,3 +617,13 @@ async def test_non_staff_accounts_get_a_403_page(site: Site, open_page: PageOpen
             f"/api/v1/tenants/{site.other_tenant}/telemetry/export.csv", json={"kind": "aggregates"}
         )
         assert export.status_code == 403, export.text
+
+
+async def test_a_query_without_readings_says_what_to_change(site: Site, open_page: PageOpener) -> None:
+    page = await open_as(open_page, site, "staff")
+    await page.goto(site.query("/ops/telemetry", **{"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}))
+    empty = page.locator("#aggregates-body .empty-state")
+    await expect(empty.locator(".empty-state-title")).to_have_text("No readings match this query.")
+    await expect(empty.locator(".empty-state-text")).to_contain_text("Widen the time range")
+    await expect(empty.locator("a.button")).to_have_text("Change filters")
+    await expect(page.locator("#page-state")).to_be_hidden()

@@ -25,7 +25,7 @@ from cvat_sync.sync.errors import InvalidSyncFiltersError, SyncAlreadyRunningErr
 from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
 from cvat_sync.sync.runner import reap_abandoned_runs, run_lock
-from cvat_sync.sync.service import execute_run, start_run
+from cvat_sync.sync.service import execute_run, run_summary, start_run
 from cvat_sync.sync.stats import MAX_JOB_ERRORS, SyncStats
 from mirante.cli import run_service_cli
 from mirante.db import create_sessionmaker, engine_scope
@@ -83,7 +83,7 @@ def summary(run: SyncRun) -> str:
     """The final statistics, as printed on stdout."""
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else 0.0
     lines = [
-        f"sync run {run.id}: {run.status} in {seconds:.1f} s",
+        f"sync run {run.id}: {run.status} in {seconds:.1f} s: {run_summary(run)}",
         f"  fetched   {run.fetched}",
         f"  created   {run.created}",
         f"  updated   {run.updated}",

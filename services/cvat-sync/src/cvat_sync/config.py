@@ -27,6 +27,15 @@ class Settings(ServiceSettings):
     cvat_concurrency: int = Field(default=8, ge=1, le=64, description="parallel annotation-count requests")
     sync_write_batch: int = Field(default=200, ge=1, le=5000)
 
+    recount_delay_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="a webhook's annotation recount waits this long, so a burst of webhooks for a job costs one",
+    )
+    recount_concurrency: int = Field(default=4, ge=1, le=64, description="recounts in flight at once")
+    recount_timeout_seconds: float = Field(default=60.0, gt=0, description="a recount taking longer is given up")
+
     webhook_secret: SecretStr = SecretStr("")
     webhook_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     webhook_rejected_rate_limit: str = Field(

@@ -7,6 +7,7 @@ from cvat_sync.jobs.router import router as jobs_router
 from cvat_sync.sync.router import router as sync_router
 from cvat_sync.sync.runner import sync_worker
 from cvat_sync.web.router import router as pages_router
+from cvat_sync.webhooks.recount import count_refresh_worker
 from cvat_sync.webhooks.router import router as webhooks_router
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
@@ -25,7 +26,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         # The webhook receiver first: it is the busiest route, and routes are matched in order.
         routers=[webhooks_router, jobs_router, sync_router, pages_router],
         body_limits={"/api/v1/webhooks/cvat": webhook_cap, "/cvat/webhook": webhook_cap},
-        workers={"sync-runs": sync_worker},
+        workers={"sync-runs": sync_worker, "annotation-recounts": count_refresh_worker},
     )
 
 

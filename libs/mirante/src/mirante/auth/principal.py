@@ -25,6 +25,7 @@ from mirante.auth.roles import Role
 from mirante.auth.tokens import InvalidTokenError, TokenCodec
 from mirante.db import Session
 from mirante.web.errors import ForbiddenError, UnauthorizedError
+from mirante.web.ratelimit import DEFAULT_CALLER_SCOPE, limit_caller, parse_rate
 
 LOGIN_PATH = "/api/v1/auth/login"
 API_KEY_HEADER = "X-API-Key"
@@ -203,6 +204,45 @@ def require_scope(scope: str) -> PrincipalDependency:
         return principal
 
     return check_scope
+
+
+RateSetting = str | Callable[[Request], str | None] | None
+"""A rate ("1000/hour"), None for no limit, or a function reading it from the request's app (its settings)."""
+
+
+class _SameAsUsers:
+    pass
+
+
+SAME_AS_USERS = _SameAsUsers()
+
+
+def rate_limited(
+    user_rate: RateSetting,
+    api_key_rate: RateSetting | _SameAsUsers = SAME_AS_USERS,
+    *,
+    scope: str = DEFAULT_CALLER_SCOPE,
+) -> Callable[[Request, Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency counting each request against its principal's quota: `user_rate` for a user, `api_key_rate`
+    (by default the same) for an API key, each user and key its own bucket across every route of `scope`; 429
+    with `Retry-After` beyond it, and None for a rate means no limit.
+
+    Depend on it instead of `CurrentPrincipal` (it returns the principal) or next to it (FastAPI authenticates
+    once per request). A rate given as a function is read on every request, so it can come from settings kept
+    on `app.state`; a rate given as text is checked here, when the route is declared.
+    """
+    key_rate = user_rate if isinstance(api_key_rate, _SameAsUsers) else api_key_rate
+    for rate in (user_rate, key_rate):
+        if isinstance(rate, str):
+            parse_rate(rate)
+
+    async def count_request(request: Request, principal: CurrentPrincipal) -> Principal:
+        setting = user_rate if principal.is_user else key_rate
+        rate = setting(request) if callable(setting) else setting
+        await limit_caller(request, rate, principal.kind, principal.id, scope=scope)
+        return principal
+
+    return count_request
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_role(Role.admin))]

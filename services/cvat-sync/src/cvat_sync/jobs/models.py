@@ -39,6 +39,10 @@ class Job(Base):
     interpolated_annotations: Mapped[int] = mapped_column(Integer, server_default="0")
     total_annotations: Mapped[int] = mapped_column(Integer, server_default="0")
     annotations_counted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    counts_requested_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="when a change announced without counts (a webhook) asked for a recount; null once counted",
+    )
     cvat_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cvat_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the job as CVAT last sent it")

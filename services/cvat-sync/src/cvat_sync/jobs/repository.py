@@ -44,6 +44,7 @@ class StoredJob:
     total_annotations: int
     cvat_updated_at: datetime
     deleted_at: datetime | None
+    counts_requested_at: datetime | None
 
 
 STORED_COLUMNS = [JOBS.c[name] for name in STORED_FIELDS]

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cvat_sync.jobs.errors import InvalidJobQueryError
 from cvat_sync.jobs.fields import SUMMARY_FIELDS
@@ -158,6 +158,10 @@ class JobDetail(JobSummary):
     assignee_id: int | None
     cvat_created_at: datetime | None
     annotations_counted_at: datetime | None
+    counts_requested_at: datetime | None = Field(
+        description="set while a recount asked for by a webhook is pending (the next sync does it if the "
+        "webhook's own recount failed); null once counted"
+    )
     created_at: datetime
     updated_at: datetime
     raw: dict[str, Any]

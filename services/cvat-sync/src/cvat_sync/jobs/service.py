@@ -76,13 +76,21 @@ def _values(item: Incoming, now: datetime) -> dict[str, Any]:
         "updated_at": now,
     }
     if item.counts is not None:
-        values.update(
-            manual_annotations=item.counts.manual,
-            interpolated_annotations=item.counts.interpolated,
-            total_annotations=item.counts.total,
-            annotations_counted_at=now,
-        )
+        values.update(_count_values(item.counts, now), counts_requested_at=None)
+    else:
+        # A change CVAT announced without counts (a webhook): annotation saves move `updated_date` too, so the
+        # stored counts may be behind until someone counts again (the webhook's recount, or the next sync).
+        values["counts_requested_at"] = now
     return values
+
+
+def _count_values(counts: AnnotationCounts, now: datetime) -> dict[str, Any]:
+    return {
+        "manual_annotations": counts.manual,
+        "interpolated_annotations": counts.interpolated,
+        "total_annotations": counts.total,
+        "annotations_counted_at": now,
+    }
 
 
 def _changes(stored: StoredJob, values: dict[str, Any]) -> dict[str, list[Any]]:
@@ -141,8 +149,10 @@ class JobMirror:
                 plan.events.append(self._event("cvat.job.created", values, {}))
                 plan.outcomes.append(Outcome.CREATED)
                 continue
-            if not is_newer(item.job, previous, force):
-                stale = item.job.updated_date < previous.cvat_updated_at
+            stale = item.job.updated_date < previous.cvat_updated_at
+            # Counts brought for a job whose recount was asked for are written even when the job did not move.
+            recount = item.counts is not None and previous.counts_requested_at is not None and not stale
+            if not is_newer(item.job, previous, force) and not recount:
                 plan.outcomes.append(Outcome.STALE if stale else Outcome.UNCHANGED)
                 plan.unchanged.append(item.job.id)
                 continue
@@ -170,6 +180,36 @@ class JobMirror:
         left = await repository.update_jobs(self.session, plan.updates, left)
         await repository.touch(self.session, plan.unchanged, plan.now)
         await repository.run_companions(self.session, left)
+
+    async def record_counts(self, job_id: int, counts: AnnotationCounts, *, asked_before: datetime) -> bool:
+        """Store counts fetched for a job whose recount was asked for (a fetch that started at `asked_before`):
+        a history row and a `cvat.job.updated` event when they changed. The request is settled unless it was
+        made again after the fetch started (the next fetch settles it). False, writing nothing, when no recount
+        is pending any more (a sync counted meanwhile) or the job is gone."""
+        previous = (await self.stored([job_id])).get(job_id)
+        if previous is None or previous.deleted_at is not None or previous.counts_requested_at is None:
+            return False
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"id": job_id, **_count_values(counts, now)}
+        if previous.counts_requested_at <= asked_before:
+            values["counts_requested_at"] = None
+        changes = {
+            name: [getattr(previous, name), values[name]]
+            for name in COUNT_FIELDS
+            if getattr(previous, name) != values[name]
+        }
+        plan = MirrorPlan(now=now)
+        if changes:
+            values["updated_at"] = now
+            snapshot = _snapshot(previous)
+            plan.updates.append(repository.JobWrite(values, self._history(snapshot, "updated", changes, now)))
+            plan.events.append(self._event("cvat.job.updated", snapshot, changes))
+            plan.outcomes.append(Outcome.UPDATED)
+        else:
+            plan.updates.append(repository.JobWrite(values))
+            plan.outcomes.append(Outcome.UNCHANGED)
+        await self.write(plan)
+        return True
 
     async def jobs_of(
         self, *, task_id: int | None = None, project_id: int | None = None, live_only: bool = True

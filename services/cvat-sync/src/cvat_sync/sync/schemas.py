@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from cvat_sync.cvat.payloads import Status
 from cvat_sync.sync.filters import SyncFilters
 from cvat_sync.sync.models import SyncRun
-from cvat_sync.sync.service import run_duration_seconds, run_progress
+from cvat_sync.sync.service import run_duration_seconds, run_progress, run_summary
 from cvat_sync.sync.stats import MAX_JOB_ERRORS
 
 
@@ -60,6 +60,10 @@ class SyncRunRead(BaseModel):
     failed: int
     progress: float | None = Field(description="fetched / expected, 0 to 1; null until CVAT reported a count")
     duration_seconds: float | None
+    summary: str = Field(
+        description='what the run did, for people: "3 created, 1 updated, 40 unchanged", or for a forced run '
+        '"forced: re-fetched 44 jobs and recounted their annotations; 4 changed"'
+    )
     error: str | None = Field(description="why the run failed, for people; null when it succeeded")
     job_errors: list[JobError] = Field(
         description=f"the first {MAX_JOB_ERRORS} jobs that could not be synced (the run went on without them); "
@@ -87,6 +91,7 @@ class SyncRunRead(BaseModel):
             failed=run.failed,
             progress=run_progress(run),
             duration_seconds=run_duration_seconds(run),
+            summary=run_summary(run),
             error=run.error,
             job_errors=[JobError.model_validate(item) for item in run.job_errors],
             created_at=run.created_at,

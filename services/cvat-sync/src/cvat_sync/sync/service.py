@@ -48,6 +48,28 @@ def run_duration_seconds(run: SyncRun) -> float | None:
     return round((end - run.started_at).total_seconds(), 3)
 
 
+def run_summary(run: SyncRun) -> str:
+    """What the run did, in a line for people. A forced run says so: it re-fetches every job it covers and
+    recounts their annotations, so "unchanged" there means re-fetched and found as stored."""
+    if run.status in ("queued", "running") and not run.fetched:
+        return "queued" if run.status == "queued" else "listing jobs"
+    if run.force:
+        refetched = run.created + run.updated + run.unchanged
+        changed = run.created + run.updated
+        parts = [f"forced: re-fetched {_jobs(refetched)} and recounted their annotations; {changed} changed"]
+    else:
+        parts = [f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged"]
+    if run.deleted:
+        parts.append(f"{run.deleted} marked deleted")
+    if run.failed:
+        parts.append(f"{run.failed} failed")
+    return ", ".join(parts)
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job" if count == 1 else f"{count} jobs"
+
+
 def check_cvat_configured(settings: Settings) -> None:
     """`CvatNotConfiguredError` (503) when the settings hold no usable CVAT credential."""
     try:
@@ -168,6 +190,7 @@ def _completed_event(run: SyncRun) -> Event:
         "deleted": run.deleted,
         "failed": run.failed,
         "duration_seconds": run_duration_seconds(run),
+        "summary": run_summary(run),
         "error": run.error,
     }
     return Event(source=SOURCE, type="cvat.sync.completed", subject=f"sync-run/{run.id}", data=data)

@@ -21,14 +21,14 @@ class StoredJobs:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
         self.position = 0
-        self._buffer: collections.deque[tuple[int, datetime]] = collections.deque()
+        self._buffer: collections.deque[tuple[int, datetime | None]] = collections.deque()
         self._read_upto = 0
         self._exhausted = False
         self._reading: asyncio.Task[None] | None = None
 
-    async def take_through(self, high: int) -> list[tuple[int, datetime]]:
+    async def take_through(self, high: int) -> list[tuple[int, datetime | None]]:
         """`(id, cvat_updated_at)` of every stored live job with `position < id <= high`; moves to `high`."""
-        taken: list[tuple[int, datetime]] = []
+        taken: list[tuple[int, datetime | None]] = []
         while True:
             while self._buffer and self._buffer[0][0] <= high:
                 taken.append(self._buffer.popleft())
@@ -39,7 +39,7 @@ class StoredJobs:
         self._read_ahead()
         return taken
 
-    async def take_chunk(self) -> list[tuple[int, datetime]]:
+    async def take_chunk(self) -> list[tuple[int, datetime | None]]:
         """The next stored live jobs after `position` (at most a chunk or so); empty at the end."""
         if not self._buffer and not (self._exhausted and self._reading is None):
             await self._next_chunk()

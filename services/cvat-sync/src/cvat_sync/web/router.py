@@ -17,6 +17,7 @@ pages = PageKit(Path(__file__).resolve().parent, title="CVAT sync")
 router = pages.router
 
 pages.add_page("/", "jobs", "The job list with stat cards, filters, CSV export and the sync button.")
+pages.add_page("/sync-runs", "sync-runs", "The sync runs, newest first (operators).")
 pages.add_page("/webhook-logs", "webhook-logs", "The webhook audit log (the API answers admins only).")
 
 

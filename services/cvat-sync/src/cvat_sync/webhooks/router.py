@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from fastapi.responses import Response
 
 from cvat_sync.deps import AppSettings
 from cvat_sync.webhooks import service
 from cvat_sync.webhooks.deps import RejectionThrottle
 from cvat_sync.webhooks.models import WebhookLog
+from cvat_sync.webhooks.recount import count_refresher
 from cvat_sync.webhooks.schemas import (
     LogStatus,
     WebhookLogDetail,
@@ -71,7 +72,11 @@ RECEIVER_BODY: dict[str, Any] = {
 
 
 async def receive_cvat_webhook(
-    request: Request, session: Session, settings: AppSettings, throttle: RejectionThrottle
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    throttle: RejectionThrottle,
+    background: BackgroundTasks,
 ) -> Response:
     """Receive a CVAT webhook: logged before processing, verified with `X-Signature-256` over the raw body.
 
@@ -89,6 +94,10 @@ async def receive_cvat_webhook(
             received_at=received_at,
         )
     )
+    refresher = count_refresher(request.app)
+    if result.recount and refresher is not None:
+        # After the response, hence after the commit that recorded the request for the recount.
+        background.add_task(refresher.request, result.recount)
     if result.http_status < 300:
         receipt = WebhookReceipt(status=result.status, log_id=result.log_id, message=result.message)
         return Response(orjson.dumps(receipt.model_dump(mode="json")), media_type="application/json")

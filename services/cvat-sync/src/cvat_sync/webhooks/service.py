@@ -120,6 +120,8 @@ class WebhookResult:
     error_code: str | None = None
     problems: tuple[FieldProblem, ...] = ()
     """The invalid fields of a 422."""
+    recount: tuple[int, ...] = ()
+    """Jobs the request wrote whose annotations must be counted again, once the request has committed."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class _Handled:
     message: str
     logged: bool = False
     """The handler wrote the outcome to the log row itself (with its last write)."""
+    recount: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -325,8 +328,8 @@ class CvatWebhookReceiver:
                 log_id, LogStatus.error, PROCESSING_FAILED_MESSAGE, http_status=500, code="processing_failed"
             )
         if handled.logged:
-            return WebhookResult(log_id, handled.status, 200, handled.message)
-        return await self._finish(log_id, handled.status, handled.message)
+            return WebhookResult(log_id, handled.status, 200, handled.message, recount=handled.recount)
+        return replace(await self._finish(log_id, handled.status, handled.message), recount=handled.recount)
 
     async def _in_savepoint(self, handler: Handler, log_id: int, payload: dict[str, Any]) -> _Handled:
         # A plain SQL savepoint rather than `session.begin_nested()`: processing writes through Core only (no
@@ -371,7 +374,9 @@ class CvatWebhookReceiver:
             log_id, status=handled.status, error_message=handled.message, processed_at=datetime.now(UTC)
         )
         await mirror.write(plan, companion=outcome)
-        return replace(handled, logged=True)
+        # A written job asked for a recount (`counts_requested_at`): the payload has no counts.
+        written = bool(plan.inserts or plan.updates)
+        return replace(handled, logged=True, recount=(job.id,) if written else ())
 
     async def _delete_job(self, log_id: int, payload: dict[str, Any]) -> _Handled:
         ref = _parse_ref(CvatRef, payload.get("job"), "job")

@@ -101,14 +101,20 @@
       payload = JSON.stringify(body);
     }
     const search = query ? String(query) : "";
-    const response = await fetch(search ? `${path}?${search}` : path, {
-      method,
-      headers,
-      body: payload,
-      signal,
-      cache: "no-store",
-      credentials: "omit",
-    });
+    let response;
+    try {
+      response = await fetch(search ? `${path}?${search}` : path, {
+        method,
+        headers,
+        body: payload,
+        signal,
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (error) {
+      if (error && error.name === "AbortError") throw error;
+      throw new ApiError(0, "unreachable", "The service could not be reached.", null, false);
+    }
     if (response.status === 401) {
       clearToken();
       redirectToLogin();
@@ -274,6 +280,109 @@
     target.hidden = false;
   }
 
+  // -- page states: a failed load shown in place of the content, and designed empty lists ---------------------
+
+  // A page marks what a failed load makes meaningless with data-page-content (summary, filters, table, pager)
+  // and includes the page-state partial (#page-state); showProblem hides the former and explains in the latter.
+  const NOT_CONFIGURED = /(_not_configured|_missing)$/;
+
+  // What a failed load means and what the user can do. options.retry: a function the Retry button calls;
+  // options.forbidden: what to say on 403 (default: ask an admin for operator rights).
+  function problemOf(error, options = {}) {
+    const status = error && Number.isInteger(error.status) ? error.status : 0;
+    const message = error && error.message ? error.message : String(error);
+    const next = encodeURIComponent(location.pathname + location.search);
+    const problem = { status, message, title: "Something went wrong", advice: "", signIn: false, retry: true };
+    if (status === 401) {
+      Object.assign(problem, {
+        title: "Sign in to continue", advice: "Your session ended or you are not signed in.", signIn: true,
+        retry: false,
+      });
+    } else if (status === 403) {
+      Object.assign(problem, {
+        title: "Not open to your account",
+        advice: options.forbidden || "Ask an admin for operator rights, then sign in again.",
+        signIn: true, retry: false,
+      });
+    } else if (status === 404) {
+      Object.assign(problem, { title: "Not found", retry: false });
+    } else if (status === 503 && error && NOT_CONFIGURED.test(error.code || "")) {
+      Object.assign(problem, {
+        title: "Not configured yet",
+        advice: "An administrator has to set this up on the server; retry once it is done.",
+      });
+    } else if (status === 503) {
+      Object.assign(problem, { title: "Temporarily unavailable", advice: "Try again in a moment." });
+    } else if (status >= 500) {
+      Object.assign(problem, {
+        title: "The service failed", advice: "Try again; if it keeps failing, the service log has the details.",
+      });
+    } else if (status === 0) {
+      Object.assign(problem, {
+        title: "Cannot reach the service", advice: "Check the network or whether the service is running, then retry.",
+      });
+    } else if (status === 400 || status === 422) {
+      Object.assign(problem, { title: "The request was refused", advice: "Change the filters and try again." });
+    }
+    problem.signInHref = `${LOGIN_PATH}?next=${next}`;
+    if (!options.retry) problem.retry = false;
+    return problem;
+  }
+
+  function contentNodes() {
+    return document.querySelectorAll("[data-page-content]");
+  }
+
+  // Shows `error` in #page-state instead of the page's content, with what to do about it. Ignores errors that
+  // are already being handled (a redirect to sign-in, an aborted request).
+  function showProblem(error, options = {}) {
+    if (error && (error.redirecting || error.name === "AbortError")) return;
+    const target = document.getElementById("page-state");
+    if (!target) return;
+    const problem = problemOf(error, options);
+    for (const node of contentNodes()) node.hidden = true;
+    const actions = h("div", { class: "page-state-actions" },
+      problem.retry ? h("button", { type: "button", class: "primary", dataset: { action: "retry" }, onclick: () => {
+        hideProblem();
+        options.retry();
+      } }, "Retry") : null,
+      problem.signIn ? h("a", { class: "button", href: problem.signInHref, dataset: { action: "sign-in" } },
+        problem.status === 403 ? "Sign in as someone else" : "Sign in") : null,
+    );
+    clear(target).append(
+      h("h2", { class: "page-state-title" }, problem.title),
+      h("p", { class: "page-state-message" }, problem.message),
+      problem.advice ? h("p", { class: "page-state-advice muted" }, problem.advice) : null,
+      actions,
+    );
+    target.dataset.kind = "error";
+    target.dataset.status = String(problem.status);
+    target.hidden = false;
+  }
+
+  // Puts the content back (before a reload, or once a load succeeded).
+  function hideProblem() {
+    const target = document.getElementById("page-state");
+    if (target) {
+      target.hidden = true;
+      clear(target);
+    }
+    for (const node of contentNodes()) node.hidden = false;
+  }
+
+  // An empty list, designed: what is missing, why, and what to do. spec: { title, text, action: node }.
+  function emptyState(spec) {
+    return h("div", { class: "empty-state" },
+      h("strong", { class: "empty-state-title" }, spec.title),
+      spec.text ? h("p", { class: "empty-state-text muted" }, spec.text) : null,
+      spec.action || null);
+  }
+
+  // Fills `tbody` with one row spanning `columns` holding emptyState(spec).
+  function showEmptyRow(tbody, columns, spec) {
+    clear(tbody).append(h("tr", { class: "empty-row" }, h("td", { class: "empty", colspan: columns }, emptyState(spec))));
+  }
+
   // The pager of a list page (#page-summary, #page-number, #page-prev, #page-next): `onGo(page)` is called with
   // the page wanted; `show` fills it in after each load, `lastPage` says where a list that shrank now ends.
   function wirePager(onGo) {
@@ -330,6 +439,6 @@
   window.Mirante = Object.freeze({
     ApiError, api, getToken, saveToken, clearToken, safeNext, redirectToLogin, h, clear, isHttpUrl,
     formatDate, formatNumber, debounce, hasRole, showError, initPage, readQuery, writeQuery, saveBlob,
-    downloadCsv, wirePager,
+    downloadCsv, wirePager, problemOf, showProblem, hideProblem, emptyState, showEmptyRow,
   });
 })();

@@ -2,10 +2,10 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, isHttpUrl, showError, initPage } = window.Mirante;
+  const { api, h, clear, formatDate, formatNumber, isHttpUrl, initPage, showProblem, hideProblem, showEmptyRow } =
+    window.Mirante;
 
   const $ = (id) => document.getElementById(id);
-  const pageError = $("page-error");
 
   function jobId() {
     const match = /^\/jobs\/([1-9][0-9]*)\/?$/.exec(location.pathname);
@@ -36,7 +36,8 @@
       ["Created in CVAT", formatDate(job.cvat_created_at)],
       ["Updated in CVAT", formatDate(job.cvat_updated_at)],
       ["Last synced", formatDate(job.last_synced_at)],
-      ["Annotations counted", formatDate(job.annotations_counted_at)],
+      ["Annotations counted", formatDate(job.annotations_counted_at) +
+        (job.counts_requested_at ? " (recount pending since " + formatDate(job.counts_requested_at) + ")" : "")],
     ];
     if (job.deleted) rows.push(["Deleted in CVAT", formatDate(job.deleted_at)]);
     const list = clear($("job-fields"));
@@ -65,7 +66,10 @@
       : `(${formatNumber(job.history_count)})`;
     const body = clear($("history-body"));
     if (job.history.length === 0) {
-      body.append(h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No recorded changes.")));
+      showEmptyRow(body, 7, {
+        title: "No recorded changes.",
+        text: "Changes appear here when a sync or a webhook brings a new version of the job.",
+      });
       return;
     }
     for (const change of job.history) {
@@ -108,9 +112,10 @@
       await initPage();
       if (id === null) throw new Error("This is not a job address.");
       showJob(await api(`/api/v1/jobs/${id}`));
+      hideProblem();
     } catch (error) {
       if (error.status === 404) error.message = `Job #${id} is not in the mirror.`;
-      showError(pageError, error);
+      showProblem(error, { retry: main });
     }
   }
 

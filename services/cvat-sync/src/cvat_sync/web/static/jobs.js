@@ -3,8 +3,8 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage, wirePager } =
-    window.Mirante;
+  const { api, h, clear, formatDate, formatNumber, debounce, hasRole, showError, initPage, wirePager, showProblem,
+    hideProblem, showEmptyRow } = window.Mirante;
 
   const FIELDS = ["q", "project_id", "assignee", "status", "stage", "state", "updated_from", "updated_to"];
   const CHOICES = {
@@ -36,6 +36,7 @@
   let pager = null;
   let listController = null;
   let pollTimer = null;
+  let principal = null;
   const projectNames = new Map();
 
   // -- filter state ------------------------------------------------------------------------------------------
@@ -259,11 +260,24 @@
 
   function showRows(jobs) {
     clear(tbody);
-    if (jobs.length === 0) {
-      tbody.append(h("tr", {}, h("td", { class: "empty", colspan: 9 }, "No jobs match these filters.")));
+    if (jobs.length > 0) {
+      tbody.append(...jobs.map(jobRow));
       return;
     }
-    tbody.append(...jobs.map(jobRow));
+    if (FIELDS.some((key) => filters[key])) {
+      showEmptyRow(tbody, 9, {
+        title: "No jobs match these filters.",
+        text: "Loosen or clear the filters to see more jobs.",
+        action: h("button", { type: "button", onclick: () => $("filters-reset").click() }, "Clear the filters"),
+      });
+      return;
+    }
+    showEmptyRow(tbody, 9, {
+      title: "No jobs mirrored yet.",
+      text: principal && hasRole(principal, "operator")
+        ? "Pull the jobs from CVAT with “Sync now”; CVAT's webhooks keep them current afterwards."
+        : "Jobs appear after a sync from CVAT. Ask an operator to run one.",
+    });
   }
 
   function card(stat, label, value, sub, statusFilter) {
@@ -317,6 +331,7 @@
         return;
       }
       pageError.hidden = true;
+      hideProblem();
       showRows(list.results);
       pager.show(page, PAGE_SIZE, list.count, list.results.length, "jobs");
       showStats(stats);
@@ -325,7 +340,7 @@
     } catch (error) {
       if (controller.signal.aborted) return;
       table.removeAttribute("aria-busy");
-      showError(pageError, error);
+      showProblem(error, { retry: load });
     }
   }
 
@@ -416,6 +431,7 @@
       return;
     }
     syncButton.disabled = false;
+    showLatestRun(run);
     if (run.status === "success") {
       load();
       loadChoices();
@@ -464,13 +480,40 @@
     }
   }
 
+  const TRIGGERS = { cli: "from the command line", api: "through the API", web: "with Sync now" };
+
+  // "Last sync: 2025-01-06 14:05 with Sync now by alice · success · 3 created, … · All runs"
+  function showLatestRun(run) {
+    const line = clear($("last-sync"));
+    const runsLink = hasRole(principal, "operator") ? h("a", { href: "/sync-runs", id: "runs-link" }, "All runs") : null;
+    if (!run) {
+      line.append("No sync has run yet.", runsLink ? " " : "", runsLink || "");
+      line.dataset.status = "none";
+      return;
+    }
+    line.dataset.status = run.status;
+    line.dataset.runId = String(run.id);
+    const when = run.finished_at || run.started_at || run.created_at;
+    const by = run.started_by ? ` by ${run.started_by}` : "";
+    line.append(
+      "Last sync: ",
+      h("time", { datetime: when, title: when }, formatDate(when)),
+      ` ${TRIGGERS[run.trigger] || run.trigger}${by}`,
+      h("span", { class: `badge run-${run.status}` }, run.status),
+      run.status === "error" ? (run.error || "failed") : run.summary,
+      runsLink ? " · " : "",
+      runsLink || "",
+    );
+  }
+
   async function resumeActiveRun() {
     try {
       const runs = await api("/api/v1/sync-runs", { query: "page_size=1" });
       const latest = runs.results[0];
+      showLatestRun(latest || null);
       if (latest && ACTIVE_RUN.has(latest.status)) follow(latest);
     } catch (error) {
-      // Only a courtesy: the button still works.
+      // Only a courtesy: the list reports its own errors and the button still works.
     }
   }
 
@@ -481,11 +524,10 @@
     showFilters();
     wireFilters();
     exportLink.addEventListener("click", exportCsv);
-    let principal;
     try {
       principal = await initPage();
     } catch (error) {
-      showError(pageError, error);
+      showProblem(error, { retry: () => location.reload() });
       return;
     }
     if (hasRole(principal, "operator")) {

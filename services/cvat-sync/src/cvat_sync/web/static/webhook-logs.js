@@ -2,8 +2,8 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatDate, debounce, showError, initPage, readQuery, writeQuery, wirePager } =
-    window.Mirante;
+  const { api, h, clear, formatDate, debounce, initPage, readQuery, writeQuery, wirePager, showProblem,
+    hideProblem, showEmptyRow } = window.Mirante;
 
   const STATUSES = ["pending", "processing", "success", "error", "rejected", "duplicate", "ignored"];
   const QUERY = {
@@ -15,7 +15,6 @@
   const COLUMNS = 9;
   const $ = (id) => document.getElementById(id);
   const tbody = $("log-body");
-  const pageError = $("page-error");
 
   let status = "";
   let eventType = "";
@@ -107,10 +106,16 @@
     if (eventType) query.set("event_type", eventType);
     try {
       const logs = await api("/api/v1/webhook-logs", { query, signal: current.signal });
-      pageError.hidden = true;
+      hideProblem();
       clear(tbody);
-      if (logs.results.length === 0) {
-        tbody.append(h("tr", {}, h("td", { class: "empty", colspan: COLUMNS }, "No webhook requests match.")));
+      if (logs.results.length === 0 && (status || eventType)) {
+        showEmptyRow(tbody, COLUMNS, { title: "No webhook requests match.", text: "Change the status or event." });
+      } else if (logs.results.length === 0) {
+        showEmptyRow(tbody, COLUMNS, {
+          title: "No webhook has arrived yet.",
+          text: "Add a webhook in CVAT (project or organization → Webhooks) pointing at /api/v1/webhooks/cvat " +
+            "with the secret of CVAT_SYNC_WEBHOOK_SECRET; every request it sends is listed here.",
+        });
       } else {
         tbody.append(...logs.results.map(logRow));
       }
@@ -118,7 +123,7 @@
     } catch (error) {
       if (current.signal.aborted) return;
       if (error.status === 403) error.message = "The webhook log is for admins.";
-      showError(pageError, error);
+      showProblem(error, { retry: load, forbidden: "Ask an admin to open it for you." });
     }
   }
 
@@ -132,7 +137,7 @@
     try {
       await initPage({ role: "admin", denied: "The webhook log is for admins." });
     } catch (error) {
-      showError(pageError, error);
+      showProblem(error, { retry: () => location.reload(), forbidden: "Ask an admin to open it for you." });
       return;
     }
     $("log-view").hidden = false;

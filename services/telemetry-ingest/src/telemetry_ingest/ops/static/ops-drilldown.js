@@ -6,7 +6,8 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager } = window.Mirante;
+  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager, showProblem, hideProblem, showEmptyRow } =
+    window.Mirante;
   const Ops = window.Ops;
 
   const $ = (id) => document.getElementById(id);
@@ -164,7 +165,10 @@
   function showReadings(data) {
     clear(tbody);
     if (data.results.length === 0) {
-      tbody.append(h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No readings in this window.")));
+      showEmptyRow(tbody, 6, {
+        title: "No readings in this window.",
+        text: "The sensor sent nothing in this time range; go back to the aggregates and pick a wider one.",
+      });
     } else {
       tbody.append(...data.results.map(readingRow));
     }
@@ -240,6 +244,7 @@
       }
       resolved = data.query;
       pageError.hidden = true;
+      hideProblem();
       showWindow(data.query, span, name);
       showStats(stats);
       drawChart(data.results);
@@ -247,7 +252,7 @@
       exportButton.disabled = false;
     } catch (error) {
       if (signal.aborted) return;
-      showError(pageError, error);
+      showProblem(error, { retry: load });
     } finally {
       if (!signal.aborted) table.removeAttribute("aria-busy");
     }

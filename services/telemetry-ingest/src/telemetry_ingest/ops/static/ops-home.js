@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, debounce, showError } = window.Mirante;
+  const { api, h, clear, debounce, showProblem } = window.Mirante;
   const Ops = window.Ops;
 
   const $ = (id) => document.getElementById(id);
@@ -185,7 +185,7 @@
     try {
       await loadTenants(filters.tenant_slug);
     } catch (error) {
-      showError($("page-error"), error);
+      showProblem(error, { retry: () => location.reload() });
       return;
     }
     await Promise.all([loadDevices(), loadSensors()]);

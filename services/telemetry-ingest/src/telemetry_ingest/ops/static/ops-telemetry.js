@@ -3,7 +3,8 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager } = window.Mirante;
+  const { api, h, clear, formatNumber, showError, downloadCsv, wirePager, showProblem, hideProblem, showEmptyRow } =
+    window.Mirante;
   const Ops = window.Ops;
 
   const $ = (id) => document.getElementById(id);
@@ -61,7 +62,11 @@
   function showRows(rows) {
     clear(tbody);
     if (rows.length === 0) {
-      tbody.append(h("tr", {}, h("td", { class: "empty", colspan: COLUMNS }, "No readings match this query.")));
+      showEmptyRow(tbody, COLUMNS, {
+        title: "No readings match this query.",
+        text: "Widen the time range (the default is the last 24 hours) or the device and sensor filters.",
+        action: h("a", { class: "button", href: $("edit-filters").href }, "Change filters"),
+      });
       return;
     }
     tbody.append(...rows.map(bucketRow));
@@ -98,6 +103,7 @@
       }
       resolved = data.query;
       pageError.hidden = true;
+      hideProblem();
       $("tenant-name").textContent = name ? `· ${name}` : `· ${filters.tenant_slug}`;
       showSummary(data.query, name);
       showRows(data.results);
@@ -106,7 +112,7 @@
     } catch (error) {
       if (current.signal.aborted) return;
       clear(tbody);
-      showError(pageError, error);
+      showProblem(error, { retry: load });
     } finally {
       if (!current.signal.aborted) table.removeAttribute("aria-busy");
     }

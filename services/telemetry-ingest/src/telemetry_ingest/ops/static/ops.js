@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { api, h, clear, initPage, showError, readQuery } = window.Mirante;
+  const { api, h, clear, initPage, showProblem, readQuery } = window.Mirante;
 
   const PRESET_BUCKETS = ["1m", "5m", "15m", "1h", "1d"];
   const DEFAULT_BUCKET = "1h";
@@ -150,7 +150,7 @@
         $("denied-text").textContent = error.message;
         $("denied").hidden = false;
       } else {
-        showError($("page-error"), error);
+        showProblem(error, { retry: () => location.reload() });
       }
       return null;
     }
