@@ -48,7 +48,7 @@ class HeartbeatReport(_Report):
 
 class StatusReport(_Report):
     status: Literal["online", "busy", "offline"]
-    current_inspections: Int32 = Field(ge=0, description="inspections running on the machine")
+    current_inspections: Annotated[Int32, Field(ge=0)] = Field(description="inspections running on the machine")
 
 
 class ResultReport(_Report):
@@ -56,7 +56,9 @@ class ResultReport(_Report):
     status: Literal["completed", "failed"]
     results: JsonObject = Field(default={}, description="the findings, with `processing_time` in seconds")
     error_message: Text | None = None
-    attempt: Int32 = Field(default=1, ge=1, description="the assignment the result answers, echoed by the machine")
+    attempt: Annotated[Int32, Field(ge=1)] = Field(
+        default=1, description="the assignment the result answers, echoed by the machine"
+    )
 
 
 class HeartbeatTaken(BaseModel):
