@@ -15,11 +15,11 @@ _STATISTICS = text(
     """
 WITH buckets AS (
     SELECT GREATEST(b, CAST(:start AS timestamptz)) AS bucket_start,
-           LEAST(b + CAST(:step AS interval), CAST(:end AS timestamptz)) AS bucket_end
+           LEAST(b + CAST(CAST(:step AS text) AS interval), CAST(:end AS timestamptz)) AS bucket_end
     FROM generate_series(
         date_trunc(:period, CAST(:start AS timestamptz), 'UTC'),
         CAST(:end AS timestamptz) - interval '1 microsecond',
-        CAST(:step AS interval)
+        CAST(CAST(:step AS text) AS interval)
     ) AS b
 ),
 moves AS (
