@@ -62,12 +62,14 @@ async def test_register_returns_every_field_and_the_credential_once(
     assert body["is_available"] is False
     assert body["maintenance"] is False
     assert body["hardware_specs"]["gpu"] == "RTX 3070"
-    credential = body["credential"]["credential"]
+    credential = body["credential"]
+    assert body["webhook_secret"].startswith("whsec_")
     assert credential.startswith("mvc_" + body["id"].removeprefix("mv_") + "_")
     stored = (
         await db_session.scalars(select(MachineCredential).where(MachineCredential.machine_id == body["id"]))
     ).one()
     assert credential not in stored.secret_hash
+    assert stored.webhook_secret == body["webhook_secret"]
     detail = await client.get(f"{MACHINES}{body['id']}/", headers=await auth_headers("viewer"))
     assert detail.status_code == 200
     assert "credential" not in detail.json()
@@ -228,7 +230,7 @@ async def test_the_machine_credential_authenticates_until_rotated_or_revoked(
     client = await make_client(app)
     admin = await auth_headers("admin")
     machine = await register(client, admin)
-    first = machine["credential"]["credential"]
+    first = machine["credential"]
 
     async def whoami_with(credential: str) -> httpx.Response:
         return await client.get("/probe/whoami", headers={"Authorization": f"Bearer {credential}"})
@@ -242,6 +244,8 @@ async def test_the_machine_credential_authenticates_until_rotated_or_revoked(
     assert rotated.status_code == 201
     assert rotated.json()["replaced_active"] is True
     second = rotated.json()["credential"]
+    assert rotated.json()["webhook_secret"].startswith("whsec_")
+    assert rotated.json()["webhook_secret"] != machine["webhook_secret"]
     assert (await whoami_with(first)).status_code == 401
     assert (await whoami_with(second)).status_code == 200
     shown = await client.get(f"{MACHINES}{machine['id']}/credentials/", headers=admin)

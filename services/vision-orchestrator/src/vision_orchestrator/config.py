@@ -1,12 +1,47 @@
 """Settings of vision-orchestrator: its own variables under `VISION_ORCHESTRATOR_`, the shared ones under `MIRANTE_`."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
+from mirante.web.ratelimit import parse_rate
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="VISION_ORCHESTRATOR_", env_file=".env", extra="ignore")
 
     port: int = Field(default=8003, ge=1, le=65535)
+
+    machine_offline_after_seconds: float = Field(
+        default=30, ge=1, le=86400, description="a machine without a heartbeat for this long turns offline"
+    )
+    presence_check_interval_seconds: float = Field(
+        default=5, gt=0, le=3600, description="seconds between two checks for machines whose heartbeats stopped"
+    )
+    heartbeat_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days of heartbeats kept; older day partitions are dropped"
+    )
+    heartbeat_partitions_ahead_days: int = Field(
+        default=3, ge=1, le=60, description="day partitions of heartbeats created ahead of today"
+    )
+    heartbeat_maintenance_interval_seconds: float = Field(
+        default=3600, gt=0, le=86400, description="seconds between two runs of partition creation and retention"
+    )
+    webhook_signature_tolerance_seconds: float = Field(
+        default=300, ge=1, le=3600, description="how far a signed webhook's timestamp may lie from now"
+    )
+    machine_rate_limit: str | None = Field(
+        default="100/minute",
+        description="requests a machine may make with its credential outside the webhooks (none: unlimited)",
+    )
+    user_rate_limit: str | None = Field(
+        default="1000/hour", description="requests per user or API key on the user API (none: unlimited)"
+    )
+
+    @field_validator("machine_rate_limit", "user_rate_limit")
+    @classmethod
+    def _readable_rate(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in {"", "none", "unlimited"}:
+            return None
+        parse_rate(value)
+        return value

@@ -1,6 +1,7 @@
 """Request dependencies every feature of vision-orchestrator may use: settings, and who may call the user API.
 
-Who may do what (users by their token, API keys by role and the scope `vision` or `*`):
+Who may do what (users by their token, API keys by role and the scope `vision` or `*`), each user and API key
+within its quota (`user_rate_limit`, 1,000 requests an hour by default, across the whole user API):
 
 - viewers read machines, inspections and the inspection-type catalogue;
 - operators also create, change and cancel inspections;
@@ -17,8 +18,9 @@ from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
-from mirante.auth import CurrentPrincipal, Principal, Role
+from mirante.auth import Principal, Role
 from mirante.auth.policy import can_see
+from mirante.auth.principal import rate_limited
 from mirante.web.errors import ForbiddenError
 from vision_orchestrator.config import Settings
 
@@ -48,15 +50,27 @@ def check_vision_access(principal: Principal, role: Role) -> Principal:
     return principal
 
 
-async def vision_viewer(principal: CurrentPrincipal) -> Principal:
+USER_RATE_SCOPE: Final = "vision-users"
+
+
+def _user_rate(request: Request) -> str | None:
+    settings: Settings = request.app.state.settings
+    return settings.user_rate_limit
+
+
+CountedPrincipal = Annotated[Principal, Depends(rate_limited(_user_rate, scope=USER_RATE_SCOPE))]
+"""The caller, each request counted against its quota (`user_rate_limit` per user or API key, 429 beyond)."""
+
+
+async def vision_viewer(principal: CountedPrincipal) -> Principal:
     return check_vision_access(principal, Role.viewer)
 
 
-async def vision_operator(principal: CurrentPrincipal) -> Principal:
+async def vision_operator(principal: CountedPrincipal) -> Principal:
     return check_vision_access(principal, Role.operator)
 
 
-async def vision_admin(principal: CurrentPrincipal) -> Principal:
+async def vision_admin(principal: CountedPrincipal) -> Principal:
     return check_vision_access(principal, Role.admin)
 
 

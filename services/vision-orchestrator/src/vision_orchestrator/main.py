@@ -7,8 +7,11 @@ from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from vision_orchestrator.catalogue.router import router as catalogue_router
 from vision_orchestrator.config import Settings
+from vision_orchestrator.heartbeats.workers import partition_worker, presence_worker
 from vision_orchestrator.inspections.router import router as inspections_router
 from vision_orchestrator.machines.router import router as machines_router
+from vision_orchestrator.monitoring.router import router as monitoring_router
+from vision_orchestrator.webhooks.router import router as webhooks_router
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -16,7 +19,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or Settings()
     if not isinstance(settings, Settings):
         raise TypeError("vision-orchestrator needs its own Settings")
-    return build_service_app(SERVICE, settings, routers=[machines_router, inspections_router, catalogue_router])
+    return build_service_app(
+        SERVICE,
+        settings,
+        routers=[machines_router, monitoring_router, inspections_router, catalogue_router, webhooks_router],
+        workers={"heartbeat-partitions": partition_worker, "machine-presence": presence_worker},
+    )
 
 
 SERVICE = ServiceSpec(

@@ -101,6 +101,10 @@ class MachineCredential(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True, comment="SHA-256 of the whole credential")
+    webhook_secret: Mapped[str | None] = mapped_column(
+        String(100),
+        comment="Standard Webhooks key (whsec_...), kept to verify and sign; null for credentials issued before",
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""The machine calling: authenticated by its credential, for the routes machines call (webhooks)."""
+"""The machine calling: authenticated by its credential, for the routes machines call (webhooks and the others)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import Session
+from mirante.web.ratelimit import limit_caller
+from vision_orchestrator.config import Settings
 from vision_orchestrator.machines import repository
 from vision_orchestrator.machines.credentials import credential_matches, machine_of
 from vision_orchestrator.machines.errors import InvalidMachineCredentialError
-from vision_orchestrator.tables import Machine
+from vision_orchestrator.tables import Machine, MachineCredential
+
+MACHINE_RATE_SCOPE = "vision-machines"
 
 LAST_USED_EVERY_SECONDS = 60.0
 """How often a credential's `last_used_at` is written at most: a machine calls every few seconds."""
@@ -22,16 +27,12 @@ machine_credential_scheme = HTTPBearer(
 )
 
 
-async def machine_caller(
-    request: Request,
-    session: Session,
-    _declared: Annotated[object, Depends(machine_credential_scheme)],
-) -> Machine:
-    """The machine whose active credential the request carries (`Authorization: Bearer mvc_...`); 401 otherwise,
-    with the same answer for a malformed, unknown, wrong or revoked credential."""
+async def bearer_machine(request: Request, session: AsyncSession) -> tuple[Machine, MachineCredential] | None:
+    """The machine and active credential an `Authorization: Bearer mvc_...` header names; None without such a
+    header; 401 for a malformed, unknown, wrong or revoked credential (the same answer for each)."""
     scheme, _, value = (request.headers.get("authorization") or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise InvalidMachineCredentialError("machine credential required: send 'Authorization: Bearer mvc_...'")
+        return None
     credential = value.strip()
     machine_id = machine_of(credential)
     stored = None if machine_id is None else await repository.active_credential(session, machine_id)
@@ -42,7 +43,29 @@ async def machine_caller(
         raise InvalidMachineCredentialError()
     await repository.touch_credential(session, stored.id, datetime.now(UTC), LAST_USED_EVERY_SECONDS)
     request.state.machine = machine
+    return machine, stored
+
+
+async def machine_caller(
+    request: Request,
+    session: Session,
+    _declared: Annotated[object, Depends(machine_credential_scheme)],
+) -> Machine:
+    """The machine whose active credential the request carries (`Authorization: Bearer mvc_...`); 401 otherwise,
+    with the same answer for a malformed, unknown, wrong or revoked credential."""
+    found = await bearer_machine(request, session)
+    if found is None:
+        raise InvalidMachineCredentialError("machine credential required: send 'Authorization: Bearer mvc_...'")
+    return found[0]
+
+
+async def limited_machine_caller(request: Request, machine: Annotated[Machine, Depends(machine_caller)]) -> Machine:
+    """`machine_caller`, counting the call against the machine's quota (`machine_rate_limit`, 429 beyond it).
+    The webhooks use the unlimited `machine_caller`: the contract never limits them."""
+    settings: Settings = request.app.state.settings
+    await limit_caller(request, settings.machine_rate_limit, "machine", machine.id, scope=MACHINE_RATE_SCOPE)
     return machine
 
 
 MachineCaller = Annotated[Machine, Depends(machine_caller)]
+LimitedMachineCaller = Annotated[Machine, Depends(limited_machine_caller)]

@@ -130,8 +130,10 @@ async def revoke_credential(session: AsyncSession, credential: MachineCredential
     await session.flush()
 
 
-async def add_credential(session: AsyncSession, machine_id: str, secret_hash: str) -> MachineCredential:
-    credential = MachineCredential(machine_id=machine_id, secret_hash=secret_hash)
+async def add_credential(
+    session: AsyncSession, machine_id: str, secret_hash: str, webhook_secret: str
+) -> MachineCredential:
+    credential = MachineCredential(machine_id=machine_id, secret_hash=secret_hash, webhook_secret=webhook_secret)
     session.add(credential)
     await session.flush()
     await session.refresh(credential)

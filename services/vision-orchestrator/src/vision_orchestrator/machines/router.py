@@ -94,7 +94,8 @@ async def delete_machine(session: Session, principal: Admin, machine_id: Machine
 async def rotate_machine_credential(
     session: Session, principal: Admin, machine_id: MachineIdPath, response: Response
 ) -> CredentialIssued:
-    """Issue a new credential (admins); the active one stops working now. Shown only in this answer."""
+    """Issue a new credential and webhook secret (admins); the active ones stop working now. Shown only in this
+    answer."""
     response.headers["Cache-Control"] = "no-store"
     return await service.rotate_credential(session, machine_id, actor_of(principal))
 

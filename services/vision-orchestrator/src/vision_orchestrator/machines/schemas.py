@@ -153,10 +153,13 @@ def is_available(machine: Machine) -> bool:
 
 
 class CredentialIssued(BaseModel):
-    """A new credential: `credential` is shown this once; the machine sends it as `Authorization: Bearer ...`."""
+    """A new credential: `credential` and `webhook_secret` are shown this once. The machine sends the credential
+    as `Authorization: Bearer ...` and may sign its calls with the secret (Standard Webhooks), which the
+    orchestrator also signs its calls to the machine with."""
 
     machine_id: str
     credential: str
+    webhook_secret: str = Field(description="Standard Webhooks key, `whsec_<base64>`")
     created_at: datetime
     replaced_active: bool = Field(description="an active credential existed and stopped working now")
 
@@ -170,9 +173,11 @@ class CredentialRead(BaseModel):
 
 
 class MachineRegistered(MachineRead):
-    """A new machine with its credential, shown only in this answer."""
+    """A new machine with its credential and webhook secret, shown only in this answer."""
 
-    credential: CredentialIssued
+    credential: str = Field(description="the machine's bearer secret, `mvc_...`")
+    webhook_secret: str = Field(description="Standard Webhooks key, `whsec_<base64>`")
+    credential_created_at: datetime
 
 
 class MachineFilters(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.webhooks.signatures import generate_standard_secret
 from vision_orchestrator.catalogue.service import check_known
 from vision_orchestrator.identifiers import new_machine_id
 from vision_orchestrator.machines import repository
@@ -64,7 +65,12 @@ async def register_machine(session: AsyncSession, body: MachineWrite, actor: str
         raise MachineNameTakenError(body.name)
     credential = await _issue(session, machine.id)
     logger.info("machine %s (%s) registered by %s", machine.id, machine.name, actor)
-    return MachineRegistered(**MachineRead.of(machine).model_dump(), credential=credential)
+    return MachineRegistered(
+        **MachineRead.of(machine).model_dump(),
+        credential=credential.credential,
+        webhook_secret=credential.webhook_secret,
+        credential_created_at=credential.created_at,
+    )
 
 
 async def update_machine(session: AsyncSession, machine_id: str, changes: dict[str, Any]) -> MachineRead:
@@ -109,10 +115,12 @@ async def _issue(session: AsyncSession, machine_id: str) -> CredentialIssued:
     if previous is not None:
         await repository.revoke_credential(session, previous, datetime.now(UTC))
     plaintext, secret_hash = new_credential(machine_id)
-    credential = await repository.add_credential(session, machine_id, secret_hash)
+    webhook_secret = generate_standard_secret()
+    credential = await repository.add_credential(session, machine_id, secret_hash, webhook_secret)
     return CredentialIssued(
         machine_id=machine_id,
         credential=plaintext,
+        webhook_secret=webhook_secret,
         created_at=credential.created_at,
         replaced_active=previous is not None,
     )
