@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.commands import create_api_key
 from mirante.auth.principal import Principal, rate_limited
+from mirante.devstack import StackUrls
 from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory, HeadersFactory
-from mirante.web.ratelimit import limit_caller, parse_rate
+from mirante.web.errors import RateLimitedError
+from mirante.web.ratelimit import RateLimiter, limit_caller, parse_rate, rate_limit_prefix
 
 
 def quota_router(scope: str) -> APIRouter:
@@ -183,3 +185,21 @@ def test_an_unreadable_rate_is_refused_when_declared(bad: str) -> None:
 def test_readable_rates_parse() -> None:
     assert parse_rate("100/minute").amount == 100
     assert parse_rate("1000 per hour").amount == 1000
+
+
+async def test_suites_on_different_databases_keep_their_own_buckets(mirante_urls: StackUrls) -> None:
+    redis_url = mirante_urls.redis_url
+    assert rate_limit_prefix("postgresql://u@db:5432/plant_a") != rate_limit_prefix("postgresql://u@db/plant_b")
+    assert rate_limit_prefix("postgresql://u@/plant_a?host=/run/pg") == rate_limit_prefix("postgresql://x@h/plant_a")
+    scope = f"shared-{uuid.uuid4().hex}"
+    rate = parse_rate("1/minute")
+    plant_a = RateLimiter(redis_url, rate_limit_prefix("postgresql://u@db/plant_a"))
+    plant_b = RateLimiter(redis_url, rate_limit_prefix("postgresql://u@db/plant_b"))
+    try:
+        await plant_a.hit(rate, scope, "user", "1")
+        await plant_b.hit(rate, scope, "user", "1")  # user 1 of another database: not the same caller
+        with pytest.raises(RateLimitedError):
+            await plant_a.hit(rate, scope, "user", "1")
+    finally:
+        await plant_a.aclose()
+        await plant_b.aclose()

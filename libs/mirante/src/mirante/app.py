@@ -33,7 +33,7 @@ from mirante.web.errors import UnhandledErrorMiddleware, install_error_handlers
 from mirante.web.methods import install_method_not_allowed
 from mirante.web.metrics import HttpMetrics, MetricsMiddleware, metrics_endpoint
 from mirante.web.openapi import DescribedApp
-from mirante.web.ratelimit import RateLimiter
+from mirante.web.ratelimit import RateLimiter, rate_limit_prefix
 from mirante.web.request_id import RequestIdMiddleware
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,9 @@ def build_service_app(
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
-        app.state.rate_limiter = RateLimiter(urls.redis_url, pool_size=infra.redis.rate_limit_pool_size)
+        app.state.rate_limiter = RateLimiter(
+            urls.redis_url, rate_limit_prefix(urls.database_url), pool_size=infra.redis.rate_limit_pool_size
+        )
         password_work.configure(infra.core.password_hash_concurrency, infra.core.password_hash_queue)
         app.state.readiness_checks = {
             "database": health.database_check(engine),

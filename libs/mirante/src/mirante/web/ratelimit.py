@@ -25,12 +25,14 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
+from sqlalchemy.engine import make_url
 
 from mirante.web.errors import RateLimitedError
 from mirante.web.overload import ServiceBusyError
 
 logger = logging.getLogger(__name__)
 DEFAULT_CALLER_SCOPE = "caller"
+DEFAULT_PREFIX = "mirante:ratelimit"
 DEFAULT_POOL_SIZE = 20
 POOL_WAIT_SECONDS = 5.0
 SOCKET_TIMEOUT_SECONDS = 5.0
@@ -46,10 +48,18 @@ def limits_storage_uri(redis_url: str) -> str:
     raise ValueError(f"unsupported Redis URL for rate limiting: {redis_url!r}")
 
 
+def rate_limit_prefix(database_url: str) -> str:
+    """The Redis key prefix of the buckets of the suite using `database_url`.
+
+    Callers are counted by their ids (users, API keys, machines), which are only unique within one database:
+    deployments (or test databases) that share a Redis would otherwise draw on each other's buckets.
+    """
+    name = make_url(database_url).database or "postgres"
+    return f"{DEFAULT_PREFIX}:{name}"
+
+
 class RateLimiter:
-    def __init__(
-        self, redis_url: str, prefix: str = "mirante:ratelimit", *, pool_size: int = DEFAULT_POOL_SIZE
-    ) -> None:
+    def __init__(self, redis_url: str, prefix: str = DEFAULT_PREFIX, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.pool = BlockingConnectionPool.from_url(
             redis_url,
             max_connections=pool_size,
