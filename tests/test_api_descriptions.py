@@ -37,6 +37,7 @@ UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {
         ("/login", "GET"),
         ("/", "GET"),
         ("/webhook-logs", "GET"),
+        ("/sync-runs", "GET"),
         ("/jobs/{job_id}", "GET"),
     },
     "telemetry-ingest": _DOCS_AND_METRICS

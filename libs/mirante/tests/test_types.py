@@ -25,6 +25,7 @@ from mirante.types import (
     DateTime,
     Id32,
     Id64,
+    Int32,
     Int64,
     JsonObject,
     Text,
@@ -285,3 +286,33 @@ def test_the_description_of_text_refuses_nul_as_the_validator_does() -> None:
     assert properties["plain"]["pattern"] == TEXT_PATTERN
     assert properties["narrowed"]["anyOf"][0] == {"type": "string", "maxLength": 20, "pattern": TEXT_PATTERN}
     assert re.fullmatch(TEXT_PATTERN, "café ✓\n") and not re.fullmatch(TEXT_PATTERN, "a\x00b")
+
+
+class Bounded(BaseModel):
+    assigned: Int64 = Field(default=0, ge=0)
+    annotated: Annotated[Int32, Field(le=10)] = 1
+    plain: Id64 = 1
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "bound"),
+    [
+        ({"assigned": -1}, "assigned", "greater than or equal to 0"),
+        ({"assigned": INT64_MAX + 1}, "assigned", f"less than or equal to {INT64_MAX}"),
+        ({"annotated": 11}, "annotated", "less than or equal to 10"),
+        ({"annotated": -(2**31) - 1}, "annotated", f"greater than or equal to {-(2**31)}"),
+        ({"plain": 0}, "plain", "greater than or equal to 1"),
+    ],
+)
+def test_a_fields_own_bounds_narrow_its_types_however_given(given: dict[str, int], field: str, bound: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Bounded(**given)
+    (error,) = refused.value.errors()
+    assert error["loc"] == (field,) and bound in error["msg"]
+
+
+def test_the_schema_shows_the_narrower_of_the_two_bounds() -> None:
+    fields = Bounded.model_json_schema()["properties"]
+    assert (fields["assigned"]["minimum"], fields["assigned"]["maximum"]) == (0, INT64_MAX)
+    assert (fields["annotated"]["minimum"], fields["annotated"]["maximum"]) == (-(2**31), 10)
+    assert (fields["plain"]["minimum"], fields["plain"]["maximum"]) == (1, INT64_MAX)

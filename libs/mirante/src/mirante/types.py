@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -106,16 +106,39 @@ def in_utc(value: datetime) -> datetime:
 DateTime = Annotated[AwareDatetime, BeforeValidator(rfc3339_date_time), AfterValidator(in_utc)]
 """An instant given as an RFC 3339 date-time (offset required), converted to UTC; `format: date-time` in OpenAPI."""
 
-Int32 = Annotated[int, Ge(INT32_MIN), Le(INT32_MAX)]
+
+@dataclass(frozen=True)
+class IntRange:
+    """The range a column can hold, kept together with any narrower bounds the field itself gives.
+
+    Plain `Ge`/`Le` metadata on the type would override the field's own: with `count: Int64 = Field(ge=0)`
+    pydantic applied the type's `ge` last, and -1 was accepted. This intersects the two instead.
+    """
+
+    lowest: int
+    highest: int
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        if schema["type"] != "int":
+            raise TypeError(f"IntRange bounds integers, not {schema['type']}")
+        return core_schema.int_schema(
+            ge=max(schema.get("ge", self.lowest), self.lowest),
+            le=min(schema.get("le", self.highest), self.highest),
+            strict=schema.get("strict"),
+        )
+
+
+Int32 = Annotated[int, IntRange(INT32_MIN, INT32_MAX)]
 """A signed 32-bit integer: what an `integer` column holds."""
 
-Int64 = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX)]
+Int64 = Annotated[int, IntRange(INT64_MIN, INT64_MAX)]
 """A signed 64-bit integer: what a `bigint` column holds."""
 
-Id32 = Annotated[int, Ge(1), Le(INT32_MAX)]
+Id32 = Annotated[int, IntRange(1, INT32_MAX)]
 """A positive id in an `integer` (`serial`) column."""
 
-Id64 = Annotated[int, Ge(1), Le(INT64_MAX)]
+Id64 = Annotated[int, IntRange(1, INT64_MAX)]
 """A positive id in a `bigint` (`bigserial`, identity) column, or an outside system's id stored in one."""
 
 JSON_MAX_DEPTH = 32
