@@ -15,17 +15,13 @@ from mirante.web.openapi import HTTP_METHODS, documented_operations, served_oper
 
 SERVICES = sorted(discover_services(), key=lambda spec: spec.name)
 
-# Served on purpose without a description: FastAPI's own docs, the Prometheus endpoint, pages and their assets,
-# and the webhook path CVAT users configured before the API moved under /api/v1.
+# Served on purpose without a description: the API docs page and its files, the Prometheus endpoint, pages and
+# their assets, and the webhook path CVAT users configured before the API moved under /api/v1.
 _DOCS_AND_METRICS = {
     ("/openapi.json", "GET"),
     ("/openapi.json", "HEAD"),
     ("/docs", "GET"),
-    ("/docs", "HEAD"),
-    ("/docs/oauth2-redirect", "GET"),
-    ("/docs/oauth2-redirect", "HEAD"),
-    ("/redoc", "GET"),
-    ("/redoc", "HEAD"),
+    ("/docs/assets/{name}", "GET"),
     ("/metrics", "GET"),
 }
 UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.auth.commands import create_user
+from mirante.auth.commands import create_api_key, create_user
 from mirante.bus import Event, emit
 from mirante.bus.tables import outbox_table
 from mirante.service import ServiceSpec, discover_services
@@ -48,6 +49,24 @@ async def test_a_token_from_one_service_works_on_every_service(
         me = await client.get("/api/v1/auth/me", headers=headers)
         assert me.status_code == 200, f"{spec.name}: {me.text}"
         assert me.json()["name"] == "everywhere"
+
+
+async def test_an_api_key_works_on_every_service_as_x_api_key_and_as_bearer(
+    make_client: ClientFactory, infra_settings: InfraSettings, db_session: AsyncSession
+) -> None:
+    _key, plaintext = await create_api_key(db_session, "uploader", ["recordings:write"])
+    _revoked, revoked = await create_api_key(db_session, "retired uploader", ["recordings:write"])
+    _revoked.revoked_at = datetime.now(UTC)
+    await db_session.flush()
+    for spec in SERVICES:
+        client = await make_client(_app(spec, infra_settings))
+        for headers in ({"X-API-Key": plaintext}, {"Authorization": f"Bearer {plaintext}"}):
+            me = await client.get("/api/v1/auth/me", headers=headers)
+            assert me.status_code == 200, f"{spec.name} {list(headers)}: {me.text}"
+            assert (me.json()["kind"], me.json()["name"]) == ("api_key", "uploader")
+        refused = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {revoked}"})
+        assert refused.status_code == 401, f"{spec.name}: {refused.text}"
+        assert refused.json()["error"]["message"] == "API key has been revoked"
 
 
 @pytest.mark.parametrize("spec", SERVICES, ids=[spec.name for spec in SERVICES])

@@ -280,6 +280,84 @@ async def test_token_and_api_key_together_are_refused(api: Api) -> None:
     assert "not both" in response.json()["error"]["message"]
 
 
+KEY_FORMS = {
+    "x-api-key": lambda key: {"X-API-Key": key},
+    "bearer": lambda key: {"Authorization": f"Bearer {key}"},
+    "api-key scheme": lambda key: {"Authorization": f"Api-Key {key}"},
+}
+
+
+@pytest.mark.parametrize("form", KEY_FORMS)
+async def test_an_api_key_is_accepted_in_every_header_form(api: Api, form: str) -> None:
+    _, viewer_key = await create_api_key(api.session, "reader", ["things:read"])
+    _, writer_key = await create_api_key(api.session, "writer", ["things:write"], role="operator")
+    headers = KEY_FORMS[form]
+
+    me = await api.client.get(ME, headers=headers(writer_key))
+    assert me.status_code == 200, me.text
+    assert (me.json()["kind"], me.json()["name"]) == ("api_key", "writer")
+    assert (await api.client.get("/guarded/scoped", headers=headers(writer_key))).status_code == 200
+    wrong_scope = await api.client.get("/guarded/scoped", headers=headers(viewer_key))
+    assert wrong_scope.status_code == 403
+    assert wrong_scope.json()["error"]["message"] == "this API key lacks the scope 'things:write'"
+    assert (await api.client.get("/guarded/operator", headers=headers(viewer_key))).status_code == 403
+
+
+@pytest.mark.parametrize("form", KEY_FORMS)
+async def test_revoked_expired_and_wrong_keys_are_refused_in_every_header_form(api: Api, form: str) -> None:
+    revoked, revoked_plaintext = await create_api_key(api.session, "old", ["*"])
+    expired, expired_plaintext = await create_api_key(
+        api.session, "short-lived", ["*"], expires_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    _, good = await create_api_key(api.session, "good", ["*"])
+    await api.session.execute(update(ApiKey).where(ApiKey.id == revoked.id).values(revoked_at=datetime.now(UTC)))
+    await api.session.execute(
+        update(ApiKey).where(ApiKey.id == expired.id).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    cases = [
+        (revoked_plaintext, "API key has been revoked"),
+        (expired_plaintext, "API key has expired"),
+        (tampered, "invalid API key"),
+        ("mk_short", "malformed API key"),
+    ]
+
+    for plaintext, message in cases:
+        response = await api.client.get(ME, headers=KEY_FORMS[form](plaintext))
+        assert response.status_code == 401, (plaintext, response.text)
+        assert response.json()["error"] == {"code": "invalid_api_key", "message": message}
+        assert response.headers["WWW-Authenticate"].startswith("Api-Key")
+
+
+async def test_the_same_key_in_both_headers_is_accepted_and_different_ones_are_refused(api: Api) -> None:
+    _, first = await create_api_key(api.session, "first", ["*"])
+    _, second = await create_api_key(api.session, "second", ["*"])
+
+    same = await api.client.get(ME, headers={"Authorization": f"Bearer {first}", "X-API-Key": first})
+    assert same.status_code == 200, same.text
+    assert same.json()["name"] == "first"
+    for scheme in ("Bearer", "Api-Key"):
+        response = await api.client.get(ME, headers={"Authorization": f"{scheme} {first}", "X-API-Key": second})
+        assert response.status_code == 401
+        assert response.json()["error"]["message"] == (
+            "Authorization and X-API-Key carry different API keys: send one key"
+        )
+        assert "WWW-Authenticate" in response.headers
+
+
+@pytest.mark.parametrize("value", ["not-a-token", "abc.def", "eyJ..", "Zm9v.YmFy.YmF6.cXV4", "mkx_abcdefgh_secret"])
+async def test_a_bearer_value_that_is_neither_a_token_nor_a_key_is_a_clear_401(api: Api, value: str) -> None:
+    response = await api.client.get(ME, headers={"Authorization": f"Bearer {value}"})
+
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "invalid_token"
+    assert error["message"].startswith("invalid token: malformed token")
+    if value.count(".") != 2:
+        assert "an access token from /api/v1/auth/login or an API key (mk_...)" in error["message"]
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="mirante", error="invalid_token"')
+
+
 async def test_right_prefix_with_wrong_secret_is_refused(api: Api) -> None:
     _, plaintext = await create_api_key(api.session, "guessed", ["*"])
     guessed = plaintext[:-4] + ("AAAA" if not plaintext.endswith("AAAA") else "BBBB")
@@ -652,7 +730,10 @@ async def test_openapi_documents_both_login_bodies(api: Api) -> None:
 
     content = schema["paths"][LOGIN]["post"]["requestBody"]["content"]
     assert {"application/x-www-form-urlencoded", "application/json"} <= set(content)
-    assert {"bearer", "api_key"} <= set(schema["components"]["securitySchemes"])
+    schemes = schema["components"]["securitySchemes"]
+    assert {"bearer", "api_key"} <= set(schemes)
+    assert "Authorization: Bearer mk_" in schemes["bearer"]["description"]
+    assert "Authorization: Bearer mk_" in schemes["api_key"]["description"]
 
 
 # --- revocation ---

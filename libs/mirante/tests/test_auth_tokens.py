@@ -323,7 +323,8 @@ async def test_http_refuses_each_bad_token_with_401(
         response = await hs256_client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, (case, response.text)
         body = response.json()
-        assert body["error"]["message"] == f"invalid token: {reason}", case
+        # A value without the three parts of a JWT also says what a bearer value may be.
+        assert body["error"]["message"].startswith(f"invalid token: {reason}"), case
         assert response.headers["WWW-Authenticate"].startswith('Bearer realm="mirante", error="invalid_token"')
 
 

@@ -261,6 +261,10 @@ async def test_credentials_are_checked(
     assert "API key" in user.json()["error"]["message"]
     wildcard = await post(client, await api_key(scopes=("*",)), body)
     assert wildcard.status_code == 200
+    as_bearer = {"Authorization": f"Bearer {(await api_key())['X-API-Key']}"}
+    assert (await post(client, as_bearer, body)).status_code == 200
+    no_scope_bearer = {"Authorization": f"Bearer {(await api_key(scopes=('telemetry:read',)))['X-API-Key']}"}
+    assert (await post(client, no_scope_bearer, body)).status_code == 403
 
 
 async def test_bodies_that_cannot_be_read_are_refused(client: httpx.AsyncClient, api_key: KeyFactory) -> None:

@@ -28,6 +28,7 @@ from mirante.runtime import freeze_startup_objects, thaw_startup_objects
 from mirante.service import ServiceSpec
 from mirante.settings import InfraSettings, ServiceSettings, SettingsError
 from mirante.web import health
+from mirante.web.apidocs import install_api_docs
 from mirante.web.body_limit import BodyLimitMiddleware
 from mirante.web.errors import UnhandledErrorMiddleware, install_error_handlers
 from mirante.web.methods import install_method_not_allowed
@@ -161,7 +162,9 @@ def build_service_app(
         version=version,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # FastAPI's pages load their scripts from a CDN: `install_api_docs` serves Swagger UI from the package.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.spec = spec
     app.state.service_name = spec.name
@@ -173,6 +176,7 @@ def build_service_app(
 
     install_error_handlers(app)
     install_method_not_allowed(app)
+    install_api_docs(app, "/openapi.json")
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(identity_router)

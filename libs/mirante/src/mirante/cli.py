@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from mirante.web.logs import configure_logging
 
 logger = logging.getLogger("mirante")
 T = TypeVar("T")
+ROLE_CHOICES = ["admin", "operator", "viewer"]
+PASSWORD_SOURCE = "twice at a terminal, else one line of standard input"
 
 
 class CommandError(Exception):
@@ -50,14 +53,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user_create(args: argparse.Namespace) -> int:
-    from mirante.auth.commands import create_user
-
-    password = args.password
-    if password is None:
+def _read_new_password() -> str:
+    """A new password: asked twice at a terminal, else one line of standard input (for scripts)."""
+    if sys.stdin is not None and sys.stdin.isatty():
         password = getpass.getpass("Password: ")
         if password != getpass.getpass("Password (again): "):
             raise CommandError("passwords do not match")
+        return password
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise CommandError("no password on standard input: give one line, or run at a terminal to be asked")
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def _in_database(work: Callable[[AsyncSession], Any]) -> Any:
+    return _with_database(lambda url: asyncio.run(_in_session(url, work)))
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from mirante.auth.commands import create_user
+
+    password = args.password if args.password is not None else _read_new_password()
 
     def work(session: AsyncSession) -> Any:
         return create_user(
@@ -69,9 +85,70 @@ def cmd_user_create(args: argparse.Namespace) -> int:
             tenant=args.tenant,
         )
 
-    user = _with_database(lambda url: asyncio.run(_in_session(url, work)))
+    user = _in_database(work)
     print(f"created user {user.username} (role {user.role}{', staff' if user.is_staff else ''})")
     return 0
+
+
+USER_COLUMNS = ("username", "email", "role", "tenant", "staff", "active")
+
+
+def _user_row(user: Any) -> tuple[str, ...]:
+    return (
+        user.username,
+        user.email or "-",
+        user.role,
+        user.tenant or "-",
+        "yes" if user.is_staff else "no",
+        "yes" if user.is_active else "no",
+    )
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from mirante.auth.commands import list_users
+    from mirante.auth.schemas import UserOut
+
+    users = _in_database(lambda session: list_users(session, tenant=args.tenant))
+    if args.json:
+        print(json.dumps([UserOut.model_validate(user).model_dump(mode="json") for user in users], indent=2))
+        return 0
+    if not users:
+        print(f"no users in tenant {args.tenant}" if args.tenant else "no users")
+        return 0
+    rows = [USER_COLUMNS, *(_user_row(user) for user in users)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(USER_COLUMNS))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _change_user(username: str, **fields: Any) -> int:
+    from mirante.auth.commands import change_user
+
+    user, revoked = _in_database(lambda session: change_user(session, username, **fields))
+    state = f"role {user.role}{', staff' if user.is_staff else ''}{'' if user.is_active else ', inactive'}"
+    print(f"updated {user.username}: {state}{'; tokens issued before are revoked' if revoked else ''}")
+    return 0
+
+
+def cmd_user_set_role(args: argparse.Namespace) -> int:
+    return _change_user(args.username, role=args.role)
+
+
+def cmd_user_set_staff(args: argparse.Namespace) -> int:
+    return _change_user(args.username, is_staff=args.staff == "on")
+
+
+def cmd_user_set_password(args: argparse.Namespace) -> int:
+    return _change_user(args.username, password=_read_new_password())
+
+
+def cmd_user_deactivate(args: argparse.Namespace) -> int:
+    return _change_user(args.username, is_active=False)
+
+
+def cmd_user_activate(args: argparse.Namespace) -> int:
+    return _change_user(args.username, is_active=True)
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
@@ -84,7 +161,7 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
             session, name=args.name, scopes=args.scope, role=args.role, expires_at=expires_at, tenant=args.tenant
         )
 
-    _key, plaintext = _with_database(lambda url: asyncio.run(_in_session(url, work)))
+    _key, plaintext = _in_database(work)
     print(plaintext)
     print("(store it now: it is shown only once)", file=sys.stderr)
     return 0
@@ -133,17 +210,46 @@ def build_parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
     create_user = user.add_parser("create", help="create a user")
     create_user.add_argument("username")
-    create_user.add_argument("--password", help="asked for when omitted")
-    create_user.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    create_user.add_argument("--password", help=f"asked for when omitted ({PASSWORD_SOURCE})")
+    create_user.add_argument("--role", choices=ROLE_CHOICES, default="viewer")
     create_user.add_argument("--staff", action="store_true", help="operator staff: sees every tenant")
     create_user.add_argument("--tenant", help="tenant slug the user belongs to")
     create_user.set_defaults(handler=cmd_user_create)
+
+    list_users = user.add_parser("list", help="list users: username, email, role, tenant, staff, active")
+    list_users.add_argument("--tenant", help="only the users of this tenant slug")
+    list_users.add_argument("--json", action="store_true", help="print a JSON array (the API's user fields)")
+    list_users.set_defaults(handler=cmd_user_list)
+
+    set_role = user.add_parser("set-role", help="change a user's role (a lower role revokes their tokens)")
+    set_role.add_argument("username")
+    set_role.add_argument("role", choices=ROLE_CHOICES)
+    set_role.set_defaults(handler=cmd_user_set_role)
+
+    set_staff = user.add_parser("set-staff", help="grant (on) or take away (off, revokes tokens) staff")
+    set_staff.add_argument("username")
+    set_staff.add_argument("staff", choices=["on", "off"])
+    set_staff.set_defaults(handler=cmd_user_set_staff)
+
+    set_password = user.add_parser(
+        "set-password", help=f"set a user's password and revoke their tokens ({PASSWORD_SOURCE})"
+    )
+    set_password.add_argument("username")
+    set_password.set_defaults(handler=cmd_user_set_password)
+
+    deactivate = user.add_parser("deactivate", help="stop a user from signing in and revoke their tokens")
+    deactivate.add_argument("username")
+    deactivate.set_defaults(handler=cmd_user_deactivate)
+
+    activate = user.add_parser("activate", help="let a deactivated user sign in again")
+    activate.add_argument("username")
+    activate.set_defaults(handler=cmd_user_activate)
 
     apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(dest="apikey_command", required=True)
     create_key = apikey.add_parser("create", help="create an API key and print it once")
     create_key.add_argument("--name", required=True)
     create_key.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
-    create_key.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    create_key.add_argument("--role", choices=ROLE_CHOICES, default="viewer")
     create_key.add_argument("--expires-days", type=int, help="expire after this many days")
     create_key.add_argument("--tenant", help="tenant slug the key is bound to: it acts only within that tenant")
     create_key.set_defaults(handler=cmd_apikey_create)

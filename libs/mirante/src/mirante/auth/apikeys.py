@@ -62,6 +62,11 @@ def generate_api_key() -> NewApiKey:
     return NewApiKey(plaintext=plaintext, prefix=prefix, key_hash=hash_api_key(plaintext))
 
 
+def looks_like_api_key(value: str) -> bool:
+    """True when `value` starts like one of the suite's keys (`mk_`): a JWT never does (it starts `eyJ`)."""
+    return value.startswith(f"{KEY_MARKER}_")
+
+
 def api_key_prefix(key: str) -> str:
     """The lookup prefix of `key`; `InvalidApiKeyError` when the key does not have the `mk_…_…` shape."""
     match = _KEY_SHAPE.fullmatch(key) if isinstance(key, str) else None

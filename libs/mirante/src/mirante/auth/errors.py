@@ -37,6 +37,11 @@ class UserNotFoundError(NotFoundError):
         super().__init__(f"user {user_id} not found")
 
 
+class UnknownUsernameError(NotFoundError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user named {username!r} (`mirante user list` shows them)")
+
+
 class ApiKeyNotFoundError(NotFoundError):
     def __init__(self, key_id: int) -> None:
         super().__init__(f"API key {key_id} not found")

@@ -1,6 +1,9 @@
 """Who is calling: the `Principal` and the FastAPI dependencies that authenticate and authorize requests.
 
-Credentials: `Authorization: Bearer <jwt>`, `X-API-Key: <key>` or `Authorization: Api-Key <key>`.
+Credentials: `Authorization: Bearer <jwt>`, or an API key as `X-API-Key: <key>`, `Authorization: Bearer <key>`
+or `Authorization: Api-Key <key>`. A bearer value is an API key when it starts with the keys' marker (`mk_`) and
+a token otherwise (a JWT starts with `eyJ`). Two credentials in one request must be the same API key: anything
+else is refused rather than one of them picked silently.
 
 Roles and scopes: users and API keys both carry a role (viewer < operator < admin; a key's role defaults to
 viewer), so `require_role` treats them alike. API keys also carry scopes, which `require_scope` checks (a key
@@ -9,6 +12,8 @@ needs the scope or `*`); users have no scopes and pass scope checks, because rol
 
 from __future__ import annotations
 
+import hmac
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +23,13 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mirante.auth.apikeys import InvalidApiKeyError, api_key_matches, api_key_prefix, scopes_allow
+from mirante.auth.apikeys import (
+    InvalidApiKeyError,
+    api_key_matches,
+    api_key_prefix,
+    looks_like_api_key,
+    scopes_allow,
+)
 from mirante.auth.models import ApiKey, User
 from mirante.auth.repository import ApiKeyRepository, UserRepository
 from mirante.auth.roles import Role
@@ -31,9 +42,28 @@ LOGIN_PATH = "/api/v1/auth/login"
 API_KEY_HEADER = "X-API-Key"
 CHALLENGE = 'Bearer realm="mirante", Api-Key realm="mirante"'
 
+_JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+
 # Declared for the OpenAPI document (the "Authorize" button); the headers are parsed below.
-bearer_scheme = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False, scheme_name="bearer")
-api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="api_key")
+bearer_scheme = OAuth2PasswordBearer(
+    tokenUrl=LOGIN_PATH,
+    auto_error=False,
+    scheme_name="bearer",
+    description=(
+        f"`Authorization: Bearer <token>` with the access token of `POST {LOGIN_PATH}`. The same header also "
+        "carries an API key (`Authorization: Bearer mk_…`), for clients that only know bearer tokens."
+    ),
+)
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="api_key",
+    description=(
+        f"`{API_KEY_HEADER}: mk_…`, an API key made with `mirante apikey create` or `POST /api/v1/api-keys`. "
+        "It may be sent as `Authorization: Bearer mk_…` instead (or `Authorization: Api-Key mk_…`), not both "
+        "with different keys."
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -112,27 +142,32 @@ async def principal_for_api_key(session: AsyncSession, key: str) -> Principal:
 
 
 def _credentials(request: Request) -> tuple[str | None, str | None]:
-    """`(bearer token, API key)` from the request headers."""
-    token: str | None = None
-    key = request.headers.get(API_KEY_HEADER)
+    """`(bearer token, API key)` from the request headers, at most one of them set."""
+    header_key = request.headers.get(API_KEY_HEADER)
     authorization = request.headers.get("authorization")
-    if authorization is not None:
-        scheme, _, value = authorization.strip().partition(" ")
-        scheme = scheme.lower()
-        if scheme == "bearer":
-            token = value.strip()
-        elif scheme == "api-key":
-            if key is not None:
-                raise UnauthorizedError("send the API key once, not in two headers", headers=_challenge())
-            key = value.strip()
-        else:
+    if authorization is None:
+        return None, header_key
+    scheme, _, value = authorization.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "api-key" or (scheme == "bearer" and looks_like_api_key(value)):
+        if header_key is not None and not hmac.compare_digest(header_key.encode(), value.encode()):
             raise UnauthorizedError(
-                "unsupported Authorization scheme: use 'Bearer <token>' or 'Api-Key <key>'",
+                f"Authorization and {API_KEY_HEADER} carry different API keys: send one key",
                 headers=_challenge(),
             )
-    if token is not None and key is not None:
+        return None, value
+    if scheme != "bearer":
+        raise UnauthorizedError(
+            "unsupported Authorization scheme: use 'Bearer <token>', 'Bearer <API key>' or 'Api-Key <key>'",
+            headers=_challenge(),
+        )
+    if header_key is not None:
         raise UnauthorizedError("send either a bearer token or an API key, not both", headers=_challenge())
-    return token, key
+    if not _JWT_SHAPE.fullmatch(value):
+        raise InvalidTokenError(
+            f"malformed token: a bearer value is an access token from {LOGIN_PATH} or an API key (mk_...)"
+        )
+    return value, None
 
 
 def _challenge() -> dict[str, str]:
@@ -161,7 +196,7 @@ async def get_principal(
         principal = await principal_for_api_key(session, key)
     else:
         raise UnauthorizedError(
-            "authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'",
+            "authentication required: send 'Authorization: Bearer <token or API key>' or 'X-API-Key: <key>'",
             headers=_challenge(),
         )
     request.state.principal = principal

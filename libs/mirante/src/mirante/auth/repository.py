@@ -52,6 +52,13 @@ class UserRepository:
         users = (await self.session.execute(page)).scalars().all()
         return users, int(count or 0)
 
+    async def list_all(self, *, tenant: str | None = None) -> Sequence[User]:
+        """Every user ordered by username; only `tenant`'s when set. For the command line, which pages nothing."""
+        statement = select(User).order_by(User.username)
+        if tenant is not None:
+            statement = statement.where(User.tenant == tenant)
+        return (await self.session.execute(statement)).scalars().all()
+
     @staticmethod
     def _conditions(filters: UserFilters) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []

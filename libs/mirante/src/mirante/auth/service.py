@@ -177,12 +177,21 @@ async def update_user(session: AsyncSession, user_id: int, changes: UserUpdate, 
     A new password, deactivation, a lower role, losing staff or changing tenant revoke the user's tokens.
     """
     user = await _managed_user(session, user_id, actor)
-    given = changes.model_fields_set
     _guard_self_lockout(user, actor, deactivating=changes.is_active is False, new_role=changes.role)
     if changes.role is not None:
         check_role_grant(actor, changes.role)
     check_staff_grant(actor, changes.is_staff is True)
-    tenant = tenant_for_new(actor, changes.tenant, True) if "tenant" in given else user.tenant
+    if "tenant" in changes.model_fields_set:
+        changes = changes.model_copy(update={"tenant": tenant_for_new(actor, changes.tenant, True)})
+    return await apply_user_changes(session, user, changes)
+
+
+async def apply_user_changes(session: AsyncSession, user: User, changes: UserUpdate) -> User:
+    """Write the fields present in `changes` to `user`, revoking its tokens when they take rights away or set a
+    password. No rights are checked here: the API checks them first (`update_user`); the command line acts
+    with database access, above any role."""
+    given = changes.model_fields_set
+    tenant = changes.tenant if "tenant" in given else user.tenant
     if _loses_rights(user, changes, tenant) or changes.password is not None:
         revoke_tokens(user)
     if changes.role is not None:
@@ -205,9 +214,7 @@ async def deactivate_user(session: AsyncSession, user_id: int, actor: Principal)
     user = await _managed_user(session, user_id, actor)
     _guard_self_lockout(user, actor, deactivating=True, new_role=None)
     if user.is_active:
-        user.is_active = False
-        revoke_tokens(user)
-        await session.flush()
+        await apply_user_changes(session, user, UserUpdate(is_active=False))
 
 
 async def create_api_key(

@@ -120,7 +120,8 @@ class WebBundle:
     pages: Mapping[str, bytes]
 
 
-def _asset(path: Path) -> Asset:
+def read_asset(path: Path) -> Asset:
+    """The file at `path` (of a type in `MEDIA_TYPES`) held in memory with its content version."""
     body = path.read_bytes()
     return Asset(body=body, media_type=MEDIA_TYPES[path.suffix], version=hashlib.sha256(body).hexdigest()[:16])
 
@@ -244,7 +245,7 @@ class PageKit:
         Raises LookupError when a template names an asset, a partial or a placeholder that does not exist.
         """
         asset_files = _asset_files(LIBRARY_STATIC_DIR) | _asset_files(self.web_dir / "static")
-        assets = {name: _asset(path) for name, path in asset_files.items()}
+        assets = {name: read_asset(path) for name, path in asset_files.items()}
         templates = _template_files(LIBRARY_TEMPLATES_DIR) | _template_files(self.web_dir / "templates")
         partial_files = _partial_files(LIBRARY_TEMPLATES_DIR) | _partial_files(self.web_dir / "templates")
         # The file's last newline belongs to the file, not to the markup: the include tag's line keeps its own.
@@ -297,12 +298,17 @@ class PageKit:
         asset = self.bundle.assets.get(name) if ASSET_NAME.match(name) else None
         if asset is None:
             raise NotFoundError(f"no static file {name!r}")
-        versioned = request.query_params.get("v") == asset.version
-        headers = {
-            "ETag": asset.etag,
-            "Cache-Control": IMMUTABLE_CACHE if versioned else REVALIDATE_CACHE,
-            "X-Content-Type-Options": "nosniff",
-        }
-        if asset.etag in _etags(request.headers.get("if-none-match", "")):
-            return Response(status_code=304, headers=headers)
-        return Response(asset.body, media_type=asset.media_type, headers=headers)
+        return asset_response(asset, request)
+
+
+def asset_response(asset: Asset, request: Request) -> Response:
+    """`asset` with its ETag (304 when the client holds it); cached for good when asked for by its version."""
+    versioned = request.query_params.get("v") == asset.version
+    headers = {
+        "ETag": asset.etag,
+        "Cache-Control": IMMUTABLE_CACHE if versioned else REVALIDATE_CACHE,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if asset.etag in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
