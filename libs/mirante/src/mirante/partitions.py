@@ -75,7 +75,8 @@ async def create_day_partition(conn: Executor, schema: str, parent: str, day: da
     # Bounds are literals in the DDL because DDL takes no parameters; they come from a date, never from input.
     await conn.execute(
         text(
-            f"CREATE TABLE IF NOT EXISTS {_quoted(schema)}.{_quoted(name)} PARTITION OF {_quoted(schema)}.{_quoted(parent)} "
+            f"CREATE TABLE IF NOT EXISTS {_quoted(schema)}.{_quoted(name)} "
+            f"PARTITION OF {_quoted(schema)}.{_quoted(parent)} "
             f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
         )
     )

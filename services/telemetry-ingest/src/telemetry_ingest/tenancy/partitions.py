@@ -109,11 +109,11 @@ async def drop_partitions_before(conn: Executor, schema: str, cutoff: date) -> l
     check_schema(schema)
     cutoff_start = day_bounds(cutoff)[0]
     if await _storage_of(conn, schema) == HYPERTABLE:
-        dropped = await conn.scalars(
+        chunks = await conn.scalars(
             text("SELECT drop_chunks(CAST(:rel AS regclass), older_than => CAST(:cutoff AS timestamptz))"),
             {"rel": f"{quoted(schema)}.{READINGS}", "cutoff": cutoff_start},
         )
-        return sorted(str(name) for name in dropped)
+        return sorted(str(name) for name in chunks)
     await lock_tenant(conn, PARTITION_NAMESPACE, schema)
     dropped = await drop_day_partitions_before(conn, schema, READINGS, cutoff)
     for day in dropped:
