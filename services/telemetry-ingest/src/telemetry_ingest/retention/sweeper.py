@@ -23,10 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mirante.partitions import day_bounds
 from telemetry_ingest.config import Settings
 from telemetry_ingest.tenancy.models import Tenant
 from telemetry_ingest.tenancy.naming import quoted
-from telemetry_ingest.tenancy.partitions import MissingReadingsTableError, day_bounds, drop_partitions_before
+from telemetry_ingest.tenancy.partitions import MissingReadingsTableError, drop_partitions_before
 from telemetry_ingest.tenancy.repository import all_tenants
 
 logger = logging.getLogger(__name__)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from mirante import partitions
 from mirante.auth.schemas import TENANT_SLUG_PATTERN
 
 SCHEMA_PREFIX = "tenant_"
-PARTITION_PREFIX = "readings_p"
+READINGS = "readings"
+"""The partitioned table of every tenant schema."""
 
 _SLUG = re.compile(TENANT_SLUG_PATTERN)
 _SCHEMA = re.compile("^" + re.escape(SCHEMA_PREFIX) + TENANT_SLUG_PATTERN.removeprefix("^"))
@@ -64,4 +66,4 @@ def quoted(schema: str) -> str:
 
 def partition_name(day: date) -> str:
     """The name of the readings partition holding `day` (UTC): `readings_pYYYYMMDD`."""
-    return f"{PARTITION_PREFIX}{day:%Y%m%d}"
+    return partitions.partition_name(READINGS, day)

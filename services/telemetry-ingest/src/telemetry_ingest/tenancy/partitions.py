@@ -16,17 +16,15 @@ transaction that is still open (or that rolled back) is looked up again next tim
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import BigInteger, Text
 
+from mirante.partitions import Executor, create_day_partition, day_bounds, drop_day_partitions_before
 from telemetry_ingest.tenancy.locks import PARTITION_NAMESPACE, lock_tenant
-from telemetry_ingest.tenancy.naming import PARTITION_PREFIX, check_schema, partition_name, quoted
-
-Executor = AsyncConnection | AsyncSession
+from telemetry_ingest.tenancy.naming import READINGS, check_schema, partition_name, quoted
 
 PARTITIONED = "p"
 HYPERTABLE = "r"
@@ -65,12 +63,6 @@ def known_partitions(schema: str) -> frozenset[date]:
     return frozenset(_known.get(schema, ()))
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The UTC range `[day, day + 1)` a partition holds."""
-    start = datetime.combine(day, time(), tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
 async def ensure_partitions(conn: Executor, schema: str, days: Iterable[date]) -> list[str]:
     """Make sure a readings partition exists for each UTC day in `days`; returns the names created now.
 
@@ -101,13 +93,7 @@ async def ensure_partitions(conn: Executor, schema: str, days: Iterable[date]) -
                 _created_by.pop((schema, day), None)
                 _known.setdefault(schema, set()).add(day)
             continue
-        start, end = day_bounds(day)
-        await conn.execute(
-            text(
-                f"CREATE TABLE IF NOT EXISTS {quoted(schema)}.{name} PARTITION OF {quoted(schema)}.readings "
-                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
-        )
+        await create_day_partition(conn, schema, READINGS, day)
         if txid is None:
             txid = int(await conn.scalar(text("SELECT pg_current_xact_id()::text")) or 0)
         _created_by[schema, day] = txid
@@ -123,42 +109,18 @@ async def drop_partitions_before(conn: Executor, schema: str, cutoff: date) -> l
     check_schema(schema)
     cutoff_start = day_bounds(cutoff)[0]
     if await _storage_of(conn, schema) == HYPERTABLE:
-        dropped = await conn.scalars(
+        chunks = await conn.scalars(
             text("SELECT drop_chunks(CAST(:rel AS regclass), older_than => CAST(:cutoff AS timestamptz))"),
-            {"rel": f"{quoted(schema)}.readings", "cutoff": cutoff_start},
+            {"rel": f"{quoted(schema)}.{READINGS}", "cutoff": cutoff_start},
         )
-        return sorted(str(name) for name in dropped)
+        return sorted(str(name) for name in chunks)
     await lock_tenant(conn, PARTITION_NAMESPACE, schema)
-    rows = await conn.execute(
-        text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = CAST(:rel AS regclass)"
-        ),
-        {"rel": f"{quoted(schema)}.readings"},
-    )
-    doomed: list[tuple[date, str]] = []
-    for (name,) in rows:
-        day = _day_of(name)
-        if day is not None and day < cutoff:
-            doomed.append((day, name))
-    doomed.sort()
-    for day, name in doomed:
-        await conn.execute(text(f"DROP TABLE {quoted(schema)}.{name}"))
+    dropped = await drop_day_partitions_before(conn, schema, READINGS, cutoff)
+    for day in dropped:
         # Forgotten at once: if this transaction rolls back, the next write merely looks the partition up again.
         _known.get(schema, set()).discard(day)
         _created_by.pop((schema, day), None)
-    return [name for _day, name in doomed]
-
-
-def _day_of(name: str) -> date | None:
-    """The day of a partition named `readings_pYYYYMMDD`; None for any other table."""
-    digits = name.removeprefix(PARTITION_PREFIX)
-    if digits == name or len(digits) != 8 or not digits.isdigit():
-        return None
-    try:
-        return datetime.strptime(digits, "%Y%m%d").replace(tzinfo=UTC).date()
-    except ValueError:
-        return None
+    return list(dropped.values())
 
 
 async def _storage_of(conn: Executor, schema: str) -> str:
@@ -169,9 +131,9 @@ async def _storage_of(conn: Executor, schema: str) -> str:
     kind = await conn.scalar(
         text(
             "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = :schema AND c.relname = 'readings'"
+            "WHERE n.nspname = :schema AND c.relname = :table"
         ),
-        {"schema": schema},
+        {"schema": schema, "table": READINGS},
     )
     if kind not in (PARTITIONED, HYPERTABLE):
         raise MissingReadingsTableError(f"schema {schema!r} has no readings table")

@@ -9,35 +9,20 @@ keeps two replicas from doing the maintenance at once.
 from __future__ import annotations
 
 import logging
-import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante import partitions
 from vision_orchestrator.identifiers import SCHEMA
 
 logger = logging.getLogger(__name__)
 
 PARENT: Final = "heartbeats"
 DEFAULT_PARTITION: Final = "heartbeats_default"
-_DAY_NAME = re.compile(r"^heartbeats_p(\d{8})$")
 _LOCK_KEY: Final = f"{SCHEMA}.heartbeat_partitions"
-
-
-def partition_name(day: date) -> str:
-    return f"{PARENT}_p{day:%Y%m%d}"
-
-
-def day_of(name: str) -> date | None:
-    """The day a partition's name stands for, or None for a name of another shape (the default partition)."""
-    match = _DAY_NAME.fullmatch(name)
-    return datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date() if match else None
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 async def _lock(session: AsyncSession) -> None:
@@ -46,30 +31,13 @@ async def _lock(session: AsyncSession) -> None:
 
 async def day_partitions(session: AsyncSession) -> dict[date, str]:
     """The day partitions that exist, by day."""
-    rows = await session.execute(
-        text(
-            "SELECT child.relname FROM pg_inherits"
-            " JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
-            " JOIN pg_class parent ON parent.oid = pg_inherits.inhparent"
-            " JOIN pg_namespace ns ON ns.oid = parent.relnamespace"
-            " WHERE ns.nspname = :schema AND parent.relname = :parent"
-        ),
-        {"schema": SCHEMA, "parent": PARENT},
-    )
-    found: dict[date, str] = {}
-    for (name,) in rows:
-        day = day_of(name)
-        if day is not None:
-            found[day] = name
-    return found
+    return await partitions.day_partitions(session, SCHEMA, PARENT)
 
 
-async def _create(session: AsyncSession, day: date) -> None:
-    name = partition_name(day)
-    bounds = {"lo": _day_start(day), "hi": _day_start(day + timedelta(days=1))}
-    # Identifiers come from constants and a date, never from input (hence S608); bounds are literals in the DDL
-    # because DDL takes no parameters.
-    lo, hi = (value.isoformat() for value in bounds.values())
+async def _create(session: AsyncSession, day: date) -> str:
+    lo, hi = partitions.day_bounds(day)
+    bounds = {"lo": lo, "hi": hi}
+    # Identifiers come from constants, never from input (hence S608).
     stranded = await session.scalar(
         text(f'SELECT count(*) FROM "{SCHEMA}".{DEFAULT_PARTITION} WHERE received_at >= :lo AND received_at < :hi'),  # noqa: S608
         bounds,
@@ -86,17 +54,14 @@ async def _create(session: AsyncSession, day: date) -> None:
             text(f'DELETE FROM "{SCHEMA}".{DEFAULT_PARTITION} WHERE received_at >= :lo AND received_at < :hi'),  # noqa: S608
             bounds,
         )
-    await session.execute(
-        text(
-            f"CREATE TABLE \"{SCHEMA}\".{name} PARTITION OF \"{SCHEMA}\".{PARENT} FOR VALUES FROM ('{lo}') TO ('{hi}')"
-        )
-    )
+    name = await partitions.create_day_partition(session, SCHEMA, PARENT, day)
     if stranded:
         await session.execute(
             text(f'INSERT INTO "{SCHEMA}".{PARENT} OVERRIDING SYSTEM VALUE SELECT * FROM heartbeats_moving')  # noqa: S608
         )
         await session.execute(text("DROP TABLE heartbeats_moving"))
         logger.info("moved %d heartbeats of %s from the default partition into %s", stranded, day, name)
+    return name
 
 
 async def ensure_partitions(session: AsyncSession, today: date, ahead_days: int) -> list[str]:
@@ -107,8 +72,7 @@ async def ensure_partitions(session: AsyncSession, today: date, ahead_days: int)
     for offset in range(ahead_days + 1):
         day = today + timedelta(days=offset)
         if day not in existing:
-            await _create(session, day)
-            created.append(partition_name(day))
+            created.append(await _create(session, day))
     return created
 
 
@@ -117,13 +81,9 @@ async def drop_expired(session: AsyncSession, today: date, retention_days: int) 
     partition's rows of those days; the names dropped."""
     await _lock(session)
     cutoff = today - timedelta(days=retention_days)
-    dropped = []
-    for day, name in sorted((await day_partitions(session)).items()):
-        if day < cutoff:
-            await session.execute(text(f'DROP TABLE "{SCHEMA}".{name}'))
-            dropped.append(name)
+    dropped = await partitions.drop_day_partitions_before(session, SCHEMA, PARENT, cutoff)
     await session.execute(
         text(f'DELETE FROM "{SCHEMA}".{DEFAULT_PARTITION} WHERE received_at < :cutoff'),  # noqa: S608
-        {"cutoff": _day_start(cutoff)},
+        {"cutoff": partitions.day_bounds(cutoff)[0]},
     )
-    return dropped
+    return list(dropped.values())
