@@ -25,6 +25,7 @@ def _is_lock_busy(error: DBAPIError) -> bool:
 
 async def add_session(session: AsyncSession, upload: UploadSession, kinds: Sequence[str]) -> None:
     session.add(upload)
+    await session.flush()
     session.add_all(UploadFile(session_id=upload.id, kind=kind) for kind in kinds)
     await session.flush()
 

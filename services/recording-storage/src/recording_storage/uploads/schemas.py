@@ -19,6 +19,8 @@ SessionIdPath = Annotated[
 ]
 FileKindQuery = Literal["video", "metadata"]
 
+Count = Annotated[Int32, Field(ge=0)]
+Size = Annotated[Int64, Field(ge=0)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255), REFUSES_NUL]
 Sha256 = Annotated[
     str,
@@ -59,11 +61,11 @@ class ConnectionInfo(BaseModel):
 class RecorderSettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    fps: Int32 | None = Field(default=None, ge=0)
-    quality: Int32 | None = Field(default=None, ge=0)
-    resolution_scale: float | None = Field(default=None, ge=0, le=100)
-    max_file_size_mb: Int32 | None = Field(default=None, ge=0)
-    max_duration_minutes: Int32 | None = Field(default=None, ge=0)
+    fps: Count | None = None
+    quality: Count | None = None
+    resolution_scale: Annotated[float, Field(ge=0, le=100)] | None = None
+    max_file_size_mb: Count | None = None
+    max_duration_minutes: Count | None = None
 
 
 class SessionMetadata(BaseModel):
@@ -105,16 +107,16 @@ class CreateSession(BaseModel):
         Field(description="the recorder's own id of the recorded session")
     )
     connection_info: ConnectionInfo
-    file_size: Int64 = Field(ge=0, description="size of the video in bytes")
+    file_size: Size = Field(description="size of the video in bytes")
     metadata: SessionMetadata
     sha256: Sha256 | None = Field(default=None, description="SHA-256 of the video; checked when the upload finishes")
-    metadata_size: Int64 | None = Field(
-        default=None, ge=0, description="size of the metadata file in bytes, when known (then checked like the video's)"
+    metadata_size: Size | None = Field(
+        default=None, description="size of the metadata file in bytes, when known (then checked like the video's)"
     )
 
     def details(self) -> dict[str, Any]:
         """What is kept with the session and its recording: connection info and metadata, as JSON."""
-        return self.model_dump(mode="json", include={"connection_info", "metadata"})
+        return self.model_dump(mode="json", include={"connection_info", "metadata"}, exclude_unset=True)
 
 
 class SessionCreated(BaseModel):
