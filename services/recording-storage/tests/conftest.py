@@ -56,6 +56,16 @@ async def key_headers(
     return {"X-API-Key": plaintext}
 
 
+@pytest.fixture
+def make_key(db_session: AsyncSession) -> Any:
+    """`await make_key(["recordings:read"], role=Role.admin)`: headers of a new API key in the test's session."""
+
+    async def make(scopes: list[str], *, role: Role = Role.viewer, tenant: str | None = None) -> dict[str, str]:
+        return await key_headers(db_session, scopes, role=role, tenant=tenant)
+
+    return make
+
+
 @pytest_asyncio.fixture
 async def uploader(db_session: AsyncSession) -> dict[str, str]:
     """An API key with the upload scope, as a recorder holds."""

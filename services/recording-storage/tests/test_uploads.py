@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
 
 VIDEO = os.urandom(300_000)
 
