@@ -137,12 +137,12 @@ class Api:
         return await self.client.post(f"/api/v1/uploads/{session_id}/finalize", headers=headers)
 
     async def upload_recording(
-        self, headers: dict[str, str], video: bytes, metadata: bytes = b'{"k": 1}', **overrides: Any
+        self, headers: dict[str, str], video: bytes, metadata_file: bytes = b'{"k": 1}', **overrides: Any
     ) -> dict[str, Any]:
         """A whole upload: session, video, metadata, finalize; answers the recording."""
         created = await self.create_session(headers, video, **overrides)
         assert (await self.send(created["video_upload_url"], headers, video)).status_code == 200
-        assert (await self.send(created["metadata_upload_url"], headers, metadata)).status_code == 200
+        assert (await self.send(created["metadata_upload_url"], headers, metadata_file)).status_code == 200
         response = await self.finalize(created["session_id"], headers)
         assert response.status_code == 200, response.text
         return dict(response.json())
