@@ -1,0 +1,1 @@
+"""Background work: expiring abandoned upload sessions and deleting recordings past their retention."""

@@ -1,0 +1,1 @@
+"""Where upload bytes and finished recordings are kept: one interface, a local-disk backend."""

@@ -1,0 +1,457 @@
+"""Upload sessions: creating them, appending to their files, reporting progress, and finishing them.
+
+Locks: an upload request holds its session row FOR SHARE and its file row FOR UPDATE for as long as its body
+streams, so two requests never append to one file and a finish (which needs the session FOR UPDATE) cannot run
+while bytes are arriving; both are refused at once with 409 instead of waiting.
+
+Hashing: a request that starts a file at byte 0 hashes it as it is written; when it also finishes the file the
+digest is kept and finishing reads nothing again. A hash object cannot be stored, so a file that arrived in
+several requests (resumed, or sent in pieces) is hashed at finish by reading it once. Re-reading the received
+prefix at each resume instead would cost a client sending many pieces a read per piece (quadratic).
+
+Some outcomes change state and still answer an error (an idle body keeps what arrived; a checksum mismatch drops
+the video's bytes): those are returned with the error rather than raised, so the request's transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect
+
+from mirante.auth.principal import Principal
+from mirante.bus.outbox import emit, emit_many
+from mirante.web.errors import ApiError
+from recording_storage import events
+from recording_storage.config import Settings
+from recording_storage.models import Recording, UploadFile, UploadSession
+from recording_storage.recordings import repository as recordings_repository
+from recording_storage.storage.base import OffsetBeyondDataError, PartWriter, Storage
+from recording_storage.storage.keys import FILE_KINDS, FileKind, part_key, recording_key
+from recording_storage.uploads import repository
+from recording_storage.uploads.body import BodyIdleError
+from recording_storage.uploads.errors import (
+    BodyBeyondSizeError,
+    ChecksumMismatchError,
+    DeclaredSizeTooLargeError,
+    FileCompleteError,
+    InvalidOffsetError,
+    MetadataNotJsonError,
+    OffsetMismatchError,
+    SessionExpiredError,
+    SessionFinishedError,
+    SessionNotFoundError,
+    StoredDataLostError,
+    UploadBusyError,
+    UploadIdleError,
+    UploadIncompleteError,
+)
+from recording_storage.uploads.schemas import CreateSession, FileReceipt, FileStatus, SessionCreated, SessionStatus
+
+API_PREFIX: Final = "/api/v1"
+MAX_OFFSET_DIGITS: Final = 19
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _owned_by(upload: UploadSession, caller: Principal) -> bool:
+    return upload.owner_kind == caller.kind and upload.owner_id == caller.id
+
+
+def _is_expired(upload: UploadSession, now: datetime) -> bool:
+    return upload.status == "expired" or (upload.status == "open" and upload.expires_at <= now)
+
+
+def declared_size(upload: UploadSession, kind: str) -> int | None:
+    return upload.video_size if kind == "video" else upload.metadata_size
+
+
+def size_limit(upload: UploadSession, kind: str, settings: Settings) -> int:
+    """The most bytes the file may have: its declared size, else the metadata cap."""
+    declared = declared_size(upload, kind)
+    return declared if declared is not None else settings.max_metadata_bytes
+
+
+# -- creating and reading sessions ---------------------------------------------------------------------------------
+
+
+def upload_urls(base_url: str, session_id: str) -> dict[str, str]:
+    root = f"{base_url.rstrip('/')}{API_PREFIX}/uploads/{session_id}"
+    return {
+        "video_upload_url": f"{root}/file?kind=video",
+        "metadata_upload_url": f"{root}/file?kind=metadata",
+        "status_url": f"{root}/status",
+        "finalize_url": f"{root}/finalize",
+    }
+
+
+async def create_session(
+    db: AsyncSession, caller: Principal, body: CreateSession, settings: Settings, base_url: str
+) -> SessionCreated:
+    """A new session for `caller`, after checking the declared sizes against the limits (413)."""
+    if body.file_size > settings.max_video_bytes:
+        raise DeclaredSizeTooLargeError("the video", body.file_size, settings.max_video_bytes)
+    if body.metadata_size is not None and body.metadata_size > settings.max_metadata_bytes:
+        raise DeclaredSizeTooLargeError("the metadata file", body.metadata_size, settings.max_metadata_bytes)
+    now = _now()
+    upload = UploadSession(
+        id=f"ups_{uuid.uuid4().hex}",
+        client_session_id=body.session_id,
+        owner_kind=caller.kind,
+        owner_id=caller.id,
+        tenant=caller.tenant,
+        status="open",
+        video_size=body.file_size,
+        video_sha256=body.sha256,
+        metadata_size=body.metadata_size,
+        details=body.details(),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
+    )
+    await repository.add_session(db, upload, FILE_KINDS)
+    return SessionCreated(
+        session_id=upload.id,
+        expires_at=upload.expires_at,
+        max_video_bytes=settings.max_video_bytes,
+        max_metadata_bytes=settings.max_metadata_bytes,
+        **upload_urls(settings.public_base_url or base_url, upload.id),
+    )
+
+
+async def _owned_session(db: AsyncSession, caller: Principal, session_id: str) -> UploadSession:
+    upload = await repository.get_session(db, session_id)
+    if upload is None or not _owned_by(upload, caller):
+        raise SessionNotFoundError(session_id)
+    return upload
+
+
+def _file_status(upload: UploadSession, file: UploadFile) -> FileStatus:
+    return FileStatus(received=file.received, size=declared_size(upload, file.kind), complete=file.complete)
+
+
+async def session_status(db: AsyncSession, caller: Principal, session_id: str) -> SessionStatus:
+    """How many bytes of each file arrived; 410 once the session expired."""
+    upload = await _owned_session(db, caller, session_id)
+    if _is_expired(upload, _now()):
+        raise SessionExpiredError(session_id)
+    files = await repository.files_of(db, session_id)
+    return SessionStatus(
+        session_id=upload.id,
+        client_session_id=upload.client_session_id,
+        status=upload.status,
+        expires_at=upload.expires_at,
+        video=_file_status(upload, files["video"]),
+        metadata=_file_status(upload, files["metadata"]),
+        recording_id=str(upload.recording_id) if upload.recording_id else None,
+    )
+
+
+async def _open_session(db: AsyncSession, caller: Principal, session_id: str, *, shared: bool) -> UploadSession:
+    """The caller's session, locked, and still taking data: 404, 409 (busy or finished) or 410 otherwise."""
+    await _owned_session(db, caller, session_id)
+    try:
+        upload = await repository.lock_session(db, session_id, shared=shared)
+    except repository.LockBusyError:
+        raise UploadBusyError(f"upload session {session_id!r}") from None
+    if upload is None:
+        raise SessionNotFoundError(session_id)
+    if _is_expired(upload, _now()):
+        raise SessionExpiredError(session_id)
+    if upload.status == "completed":
+        raise SessionFinishedError(session_id, str(upload.recording_id))
+    return upload
+
+
+# -- receiving a file ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UploadAnswer:
+    """The file's state after a request, and the error to answer with while keeping that state."""
+
+    receipt: FileReceipt
+    error: ApiError | None = None
+
+
+def parse_offset(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_OFFSET_DIGITS:
+        raise InvalidOffsetError(value)
+    return int(text)
+
+
+@dataclass
+class _Appender:
+    """Gathers body chunks and writes them (hashing alongside, in another thread) a buffer at a time."""
+
+    writer: PartWriter
+    hasher: Any
+    buffer_bytes: int
+    written: int = 0
+    pending: list[bytes] = field(default_factory=list)
+    pending_size: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.written + self.pending_size
+
+    async def add(self, chunk: bytes) -> None:
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
+        if self.pending_size >= self.buffer_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+        self.pending, self.pending_size = [], 0
+        if self.hasher is None:
+            await self.writer.write(data)
+        else:
+            await asyncio.gather(self.writer.write(data), asyncio.to_thread(self.hasher.update, data))
+        self.written += len(data)
+
+
+async def receive_file(
+    db: AsyncSession,
+    caller: Principal,
+    session_id: str,
+    kind: FileKind,
+    chunks: AsyncIterator[bytes],
+    *,
+    offset_header: str | None,
+    content_length: int | None,
+    storage: Storage,
+    settings: Settings,
+) -> UploadAnswer:
+    """Append the body to the file at `Upload-Offset` (none: start the file over), streaming it to storage.
+
+    A body cut short (the client went away, or went idle) keeps what arrived; a body going past the file's size
+    keeps nothing of this request (413).
+    """
+    sent_offset = parse_offset(offset_header)
+    upload = await _open_session(db, caller, session_id, shared=True)
+    try:
+        file = await repository.lock_file(db, session_id, kind)
+    except repository.LockBusyError:
+        raise UploadBusyError(f"the {kind} of upload session {session_id!r}") from None
+    offset = 0 if sent_offset is None else sent_offset
+    if sent_offset is not None and sent_offset != file.received:
+        raise OffsetMismatchError(kind, file.received, sent_offset)
+    limit = size_limit(upload, kind, settings)
+    if file.complete and sent_offset is not None:
+        if content_length:
+            raise FileCompleteError(kind, file.received)
+        limit = file.received
+    if content_length is not None and offset + content_length > limit:
+        if declared_size(upload, kind) is None:
+            raise DeclaredSizeTooLargeError(f"the {kind} file", offset + content_length, limit)
+        raise BodyBeyondSizeError(kind, offset, limit)
+
+    key = part_key(session_id, kind)
+    try:
+        writer = await storage.open_append(key, offset)
+    except OffsetBeyondDataError as error:
+        await repository.set_file_state(db, file, received=error.held, complete=False, sha256=None, now=_now())
+        return UploadAnswer(_receipt(upload, file), StoredDataLostError(kind, error.held))
+
+    appender = _Appender(writer, hashlib.sha256() if offset == 0 else None, settings.write_buffer_bytes)
+    ended_cleanly = False
+    idle = False
+    try:
+        try:
+            async for chunk in chunks:
+                if offset + appender.total + len(chunk) > limit:
+                    raise BodyBeyondSizeError(kind, offset, limit)
+                await appender.add(chunk)
+            ended_cleanly = True
+        except ClientDisconnect:
+            pass
+        except BodyIdleError:
+            idle = True
+        await appender.flush()
+    except BaseException:
+        await writer.discard()
+        raise
+    await writer.close()
+
+    received = offset + appender.written
+    declared = declared_size(upload, kind)
+    complete = received == declared if declared is not None else ended_cleanly
+    digest = appender.hasher.hexdigest() if complete and appender.hasher is not None else None
+    await repository.set_file_state(db, file, received=received, complete=complete, sha256=digest, now=_now())
+    stalled = UploadIdleError(kind, received, settings.upload_idle_timeout_seconds) if idle else None
+    return UploadAnswer(_receipt(upload, file), stalled)
+
+
+def _receipt(upload: UploadSession, file: UploadFile) -> FileReceipt:
+    return FileReceipt(
+        session_id=upload.id,
+        kind=file.kind,
+        received=file.received,
+        size=declared_size(upload, file.kind),
+        complete=file.complete,
+    )
+
+
+# -- finishing -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finished:
+    """The recording made visible (and the partial data to remove once that is committed), or the error to answer
+    with state that must still be committed (the bytes found bad were dropped)."""
+
+    outcome: Recording | ApiError
+    leftovers: list[str] = field(default_factory=list)
+
+
+async def _stored_sha256(storage: Storage, key: str, size: int) -> str:
+    hasher = hashlib.sha256()
+    async for chunk in storage.read_range(key, 0, size):
+        await asyncio.to_thread(hasher.update, chunk)
+    return hasher.hexdigest()
+
+
+async def _read_small(storage: Storage, key: str, size: int) -> bytes:
+    return b"".join([chunk async for chunk in storage.read_range(key, 0, size)])
+
+
+def _metadata_problem(document: bytes) -> str | None:
+    try:
+        parsed = orjson.loads(document)
+    except orjson.JSONDecodeError as error:
+        return str(error).splitlines()[0]
+    return None if isinstance(parsed, dict) else "it is not an object"
+
+
+async def _drop_file(db: AsyncSession, storage: Storage, file: UploadFile) -> None:
+    await storage.delete(part_key(file.session_id, file.kind))
+    await repository.set_file_state(db, file, received=0, complete=False, sha256=None, now=_now())
+
+
+async def finalize(
+    db: AsyncSession, caller: Principal, session_id: str, storage: Storage, settings: Settings
+) -> Finished:
+    """Check the files (sizes, the video's SHA-256, the metadata's JSON) and make the recording visible: its row
+    and its files appear in this transaction. Finishing a finished session answers its recording again."""
+    existing = await _owned_session(db, caller, session_id)
+    if existing.status == "completed" and existing.recording_id is not None:
+        recording = await recordings_repository.get(db, existing.recording_id)
+        if recording is not None:
+            return Finished(recording)
+    upload = await _open_session(db, caller, session_id, shared=False)
+    files = await repository.files_of(db, session_id)
+    video, metadata = files["video"], files["metadata"]
+    has_metadata = metadata.received > 0 or bool(upload.metadata_size)
+    problems = {
+        file.kind: {"received": file.received, "size": declared_size(upload, file.kind)}
+        for file in (video, metadata)
+        if not file.complete and (file.kind == "video" or has_metadata)
+    }
+    if problems:
+        raise UploadIncompleteError(problems)
+
+    for file in (video, metadata) if has_metadata else (video,):
+        held = await storage.size(part_key(session_id, file.kind)) or 0
+        if held < file.received:
+            await repository.set_file_state(db, file, received=held, complete=False, sha256=None, now=_now())
+            return Finished(StoredDataLostError(file.kind, held))
+
+    video_key = part_key(session_id, "video")
+    digest = video.sha256 or await _stored_sha256(storage, video_key, video.received)
+    if upload.video_sha256 is not None and digest != upload.video_sha256:
+        await _drop_file(db, storage, video)
+        return Finished(ChecksumMismatchError(upload.video_sha256, digest))
+    metadata_key = part_key(session_id, "metadata")
+    if has_metadata:
+        problem = _metadata_problem(await _read_small(storage, metadata_key, metadata.received))
+        if problem is not None:
+            await _drop_file(db, storage, metadata)
+            return Finished(MetadataNotJsonError(problem))
+
+    now = _now()
+    recording_id = uuid.uuid4()
+    details = upload.details
+    connection = details.get("connection_info") or {}
+    start_time = (details.get("metadata") or {}).get("start_time")
+    recording = Recording(
+        id=recording_id,
+        session_id=upload.id,
+        client_session_id=upload.client_session_id,
+        owner_kind=upload.owner_kind,
+        owner_id=upload.owner_id,
+        tenant=upload.tenant,
+        wats_user=connection.get("wats_user"),
+        wats_user_machine=connection.get("wats_user_machine"),
+        wats_user_ip=connection.get("wats_user_ip"),
+        server_name=connection.get("name"),
+        server_ip=connection.get("ip"),
+        server_user=connection.get("user"),
+        connection_type=connection.get("connection_type"),
+        con_codigo=connection.get("con_codigo"),
+        start_time=datetime.fromisoformat(start_time) if start_time else None,
+        details=details,
+        video_key=recording_key(recording_id.hex, "video", now),
+        video_size=video.received,
+        video_sha256=digest,
+        metadata_key=recording_key(recording_id.hex, "metadata", now) if has_metadata else None,
+        metadata_size=metadata.received if has_metadata else None,
+        created_at=now,
+    )
+    await recordings_repository.add(db, recording)
+    upload.status, upload.finished_at, upload.recording_id = "completed", now, recording_id
+    await emit(db, events.SCHEMA, events.upload_completed(recording))
+    await db.flush()
+    await storage.commit(video_key, recording.video_key)
+    leftovers = [video_key]
+    if recording.metadata_key is not None:
+        await storage.commit(metadata_key, recording.metadata_key)
+        leftovers.append(metadata_key)
+    return Finished(recording, leftovers=leftovers)
+
+
+# -- expiry --------------------------------------------------------------------------------------------------------
+
+
+async def expire_sessions(db: AsyncSession, storage: Storage, now: datetime, limit: int) -> int:
+    """Expire up to `limit` open sessions past their time: their partial data goes, their requests answer 410.
+
+    Sessions an upload request still holds are skipped until it ends. The data is removed before the commit: a
+    failed commit then leaves a session whose bytes are gone, which its next request notices, rather than files
+    nobody will ever remove.
+    """
+    sessions = await repository.lock_expired_open_sessions(db, now, limit)
+    expired = []
+    for upload in sessions:
+        files = await repository.files_of(db, upload.id)
+        expired.append(events.upload_expired(upload, {kind: file.received for kind, file in files.items()}))
+        for kind in FILE_KINDS:
+            await storage.delete(part_key(upload.id, kind))
+    await repository.mark_expired(db, [upload.id for upload in sessions])
+    await emit_many(db, events.SCHEMA, expired)
+    return len(sessions)
+
+
+async def purge_sessions(db: AsyncSession, storage: Storage, now: datetime, ttl: timedelta, limit: int) -> int:
+    """Remove the rows of finished sessions past their expiry (and any partial file a failed cleanup left), and
+    of expired sessions one more period later (until then their requests answer 410, not 404)."""
+    sessions = await repository.lock_sessions_to_purge(db, finished_before=now, expired_before=now - ttl, limit=limit)
+    for upload in sessions:
+        for kind in FILE_KINDS:
+            await storage.delete(part_key(upload.id, kind))
+    await repository.delete_sessions(db, [upload.id for upload in sessions])
+    return len(sessions)
