@@ -366,7 +366,7 @@ class FakeRecordingServer:
                     return
                 session.finalized = True
                 recording_id = fake.new_id("rec_")
-                fake.recordings[recording_id] = {"id": recording_id, "session_id": session.id, **session.request}
+                fake.recordings[recording_id] = {**session.request, "id": recording_id, "upload_session_id": session.id}
                 fake.requests.append(("POST", "finalize", 201))
                 self.answer(201, fake.recordings[recording_id])
 

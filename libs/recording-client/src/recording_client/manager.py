@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,18 +229,20 @@ class UploadManager:
         logger.info("Recording queued for upload: %s (task: %s)", video.name, task_id)
         return task_id
 
-    async def upload_older_recordings(self, directory: Path, max_age_days: float = 30) -> list[str]:
+    async def upload_older_recordings(
+        self, directory: Path, max_age_days: float = 30, *, exclude: Collection[Path] = ()
+    ) -> list[str]:
         """Queue the finished recordings in `directory` modified within `max_age_days` that were never
-        uploaded (nor are queued); oldest first."""
+        uploaded (nor are queued), except the videos in `exclude`; oldest first."""
         found = await asyncio.to_thread(
             scan_recordings, Path(directory), max_age_days=max_age_days, now=datetime.now(UTC), min_quiet_seconds=60
         )
         known = {(t.video_path, t.video_size, t.video_mtime_ns) for t in self._tasks.values() if t.status != FAILED}
         task_ids = []
         for recording in found:
-            video = recording.video.resolve()
+            video = await asyncio.to_thread(recording.video.resolve)
             stat = await asyncio.to_thread(video.stat)
-            if (str(video), stat.st_size, stat.st_mtime_ns) in known:
+            if video in exclude or (str(video), stat.st_size, stat.st_mtime_ns) in known:
                 continue
             task_ids.append(await self.upload_recording(video, recording.metadata))
         return task_ids
