@@ -72,6 +72,7 @@ class Fault:
     kind: str | None = None  # for uploads: "video" or "metadata"
     times: int = 1
     skip: int = 0  # matching requests to let through first
+    drop_answer: bool = False  # do the work, then cut the connection instead of answering
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Session:
     received: dict[str, int] = field(default_factory=lambda: {"video": 0, "metadata": 0})
     expired: bool = False
     finalized: bool = False
+    recording_id: str | None = None
 
 
 @dataclass
@@ -345,6 +347,7 @@ class FakeRecordingServer:
                     200,
                     {
                         "session_id": session.id,
+                        "recording_id": session.recording_id,
                         "video": {"received": session.received["video"], "size": session.video_size},
                         "metadata": {"received": session.received["metadata"], "size": None},
                     },
@@ -366,7 +369,13 @@ class FakeRecordingServer:
                     return
                 session.finalized = True
                 recording_id = fake.new_id("rec_")
+                session.recording_id = recording_id
                 fake.recordings[recording_id] = {**session.request, "id": recording_id, "upload_session_id": session.id}
+                if fault is not None and fault.drop_answer:
+                    fake.requests.append(("POST", "finalize", None))
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 fake.requests.append(("POST", "finalize", 201))
                 self.answer(201, fake.recordings[recording_id])
 

@@ -192,6 +192,24 @@ async def test_expired_session_starts_a_new_one(fake_server, fake_clock, recordi
     assert server_file(fake_server, "video") == video.read_bytes()
 
 
+async def test_lost_finalize_answer_does_not_upload_twice(fake_server, fake_clock, recording, tmp_path) -> None:
+    video, metadata = recording
+    fake_server.inject("POST", "finalize", drop_answer=True)
+    async with make_manager(fake_server, tmp_path / "state.json", fake_clock) as manager:
+        task_id = await manager.upload_recording(video, metadata)
+        await manager.wait_idle()
+        result = manager.get_upload_status(task_id)
+    assert result["status"] == "completed" and result["server_file_id"] in fake_server.recordings
+    assert fake_server.count("POST", "create") == 1 and len(fake_server.recordings) == 1
+    assert fake_server.wire_bytes("video") == video.stat().st_size
+
+
+async def test_queueing_needs_a_started_manager(fake_server, fake_clock, recording, tmp_path) -> None:
+    manager = make_manager(fake_server, tmp_path / "state.json", fake_clock)
+    with pytest.raises(RuntimeError, match="start"):
+        await manager.upload_recording(recording[0], recording[1])
+
+
 async def test_corrupt_upload_is_sent_again_in_a_new_session(fake_server, fake_clock, recording, tmp_path) -> None:
     video, metadata = recording
     fake_server.inject("POST", "finalize", status=422)

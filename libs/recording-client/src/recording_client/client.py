@@ -56,6 +56,15 @@ class UploadStatus:
     metadata: FileStatus
     raw: Mapping[str, Any]
 
+    @property
+    def recording_id(self) -> str | None:
+        """The recording's id when the session was already finalized (`recording_id`, or `recording.id`)."""
+        value = self.raw.get("recording_id")
+        recording = self.raw.get("recording")
+        if value is None and isinstance(recording, Mapping):
+            value = recording.get("id")
+        return None if value is None else str(value)
+
 
 # The server's field names are read leniently: these are the spellings accepted for each figure.
 _RECEIVED_KEYS = ("received", "bytes_received", "received_bytes", "offset", "uploaded")

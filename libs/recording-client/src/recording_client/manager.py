@@ -191,6 +191,7 @@ class UploadManager:
         `session_info` overrides fields of the create-session body (e.g. `connection_info`). Without a metadata
         file, one is written from the session's fields, so the server always receives both files.
         """
+        self._require_started()
         video = await asyncio.to_thread(Path(video_file).resolve)
         stat = await asyncio.to_thread(video.stat)
         for task in self._tasks.values():
@@ -234,6 +235,7 @@ class UploadManager:
     ) -> list[str]:
         """Queue the finished recordings in `directory` modified within `max_age_days` that were never
         uploaded (nor are queued), except the videos in `exclude`; oldest first."""
+        self._require_started()
         found = await asyncio.to_thread(
             scan_recordings, Path(directory), max_age_days=max_age_days, now=datetime.now(UTC), min_quiet_seconds=60
         )
@@ -249,6 +251,7 @@ class UploadManager:
 
     async def retry_failed(self) -> list[str]:
         """Queue the failed tasks again, with a fresh retry count."""
+        self._require_started()
         retried = []
         for task in self._tasks.values():
             if task.status == FAILED:
@@ -301,8 +304,11 @@ class UploadManager:
                 if task is not None and task.status in UNFINISHED:
                     self._active.add(task_id)
                     await self._run(task)
-            except Exception:
+            except Exception as exc:
                 logger.exception("upload task %s crashed", task_id)
+                task = self._tasks.get(task_id)
+                if task is not None:
+                    await self._fail(task, UploadError(f"unexpected error: {exc!r}"))
             finally:
                 self._active.discard(task_id)
                 self._queue.task_done()
@@ -375,8 +381,11 @@ class UploadManager:
             await self._save()  # before a single byte goes out, so a restart continues this session
         session = UploadSession(**task.session)
         metadata_size = (await asyncio.to_thread(metadata.stat)).st_size
-        for _ in range(MAX_FINALIZE_ROUNDS):
+        for finalize_round in range(1, MAX_FINALIZE_ROUNDS + 1):
             status = await self.client.get_status(session.session_id)
+            if status.recording_id is not None:
+                # Finalized by an earlier attempt whose answer was lost: the recording exists, do not send it again.
+                return {"id": status.recording_id}
             await self._send_missing(
                 task, session.video_upload_url, video, task.video_size, status.video.received, base=0
             )
@@ -391,9 +400,10 @@ class UploadManager:
             try:
                 return await self.client.finalize(session.session_id)
             except IncompleteUploadError as exc:
+                if finalize_round == MAX_FINALIZE_ROUNDS:
+                    raise
                 logger.warning("upload %s: finalize says %s; reading the status again", task.task_id, exc)
-                last: ApiError = exc
-        raise last
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_missing(
         self, task: UploadTask, url: str, path: Path, size: int, received: int, *, base: int
@@ -505,6 +515,11 @@ class UploadManager:
             completed_at = self._tasks[task_id].completed_at
             if completed_at is not None and completed_at < cutoff:
                 del self._tasks[task_id]
+
+    def _require_started(self) -> None:
+        # Before start() the state file is not loaded yet, and saving would overwrite it.
+        if not self._started:
+            raise RuntimeError("start the UploadManager (or enter `async with`) before queueing uploads")
 
     def _new_task_id(self, video: Path) -> str:
         base = f"upload_{int(time.time())}_{video.stem}"
