@@ -10,7 +10,9 @@ import hashlib
 import json
 import random
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +75,7 @@ class Fault:
     times: int = 1
     skip: int = 0  # matching requests to let through first
     drop_answer: bool = False  # do the work, then cut the connection instead of answering
+    delay: float = 0.0  # seconds to wait before doing anything (a client timeout shorter than it fires)
 
 
 @dataclass
@@ -97,6 +100,16 @@ class UploadRecord:
     status: int | None
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (a timeout, a paused upload) leaves the answer nowhere to go: expected here.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeRecordingServer:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -114,8 +127,7 @@ class FakeRecordingServer:
         self.wall_times: list[datetime] = []
         self._stored_total = 0
         self._counter = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), self._handler_class())
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}{API}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -215,6 +227,8 @@ class FakeRecordingServer:
                     self.discard_body()
                     self.error(401, "unauthorized", "authentication required", {"WWW-Authenticate": "Bearer"})
                     return
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
                 if fault is not None and fault.expire and len(path) > 1 and path[1] in fake.sessions:
                     fake.sessions[path[1]].expired = True
                 if fault is not None and fault.status is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from recording_client import (
     AuthenticationError,
+    NetworkError,
     OffsetMismatchError,
     RecordingUploadClient,
     SessionExpiredError,
@@ -77,6 +78,14 @@ async def test_refusals_map_to_the_contracts_errors(fake_server) -> None:
             await client.get_status("../../etc/passwd")
     # The id travels as one escaped path segment, never as path steps.
     assert ("?", "status", 404) in fake_server.requests
+
+
+async def test_a_timeout_is_a_retriable_network_error(fake_server) -> None:
+    fake_server.inject("GET", "status", delay=1.0)
+    async with RecordingUploadClient(fake_server.base_url, fake_server.token, timeout=0.2) as client:
+        with pytest.raises(NetworkError, match="timed out") as caught:
+            await client.get_status("upl_1")
+    assert caught.value.retriable
 
 
 async def test_connection_test_reports_an_unreachable_server() -> None:
