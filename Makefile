@@ -41,8 +41,8 @@ format: install ## apply ruff's formatting and safe fixes
 	@$(UV) run --frozen ruff check --fix .
 	@$(UV) run --frozen ruff format .
 
-typecheck: install ## mypy --strict over the library, services, scripts/bench and scripts/fuzz
-	@$(UV) run --frozen mypy libs/mirante/src $(wildcard services/*/src) scripts/bench scripts/fuzz
+typecheck: install ## mypy --strict over the libraries, services, scripts/bench and scripts/fuzz
+	@$(UV) run --frozen mypy libs/mirante/src libs/recording-client/src $(wildcard services/*/src) scripts/bench scripts/fuzz
 
 migrate: install ## apply every Alembic history
 	@$(UV) run --frozen mirante migrate
