@@ -1,0 +1,197 @@
+"""Two dispatchers (two replicas: separate engines, separate LISTEN connections) against one database while
+results free slots concurrently: no inspection is assigned twice and no machine ever holds more than its
+capacity. PostgreSQL itself checks the capacity at every commit (a CHECK constraint added for the test), and
+the status history of every inspection is replayed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mirante.db import create_engine, create_sessionmaker
+from mirante.devstack import StackUrls
+from mirante.settings import InfraSettings
+from mirante.testing.database import create_test_database, drop_test_database
+from mirante.testing.streams import wait_until
+from vision_orchestrator.dispatch.client import MachineClient
+from vision_orchestrator.dispatch.dispatcher import Dispatcher
+from vision_orchestrator.tables import Inspection, InspectionStatusChange, Machine
+
+from .dispatch_support import add_inspection, add_machine, capacity_checked, finish, settings_for
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
+
+from scripts.simulators.vision_machines import HttpServer  # noqa: E402
+
+INSPECTIONS = 120
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
+    url = await create_test_database(mirante_urls.database_url, prefix="vision_dispatch")
+    try:
+        yield url
+    finally:
+        await drop_test_database(mirante_urls.database_url, url)
+
+
+def machine_app(*, refuse_every: int, garbage: bool = False) -> Starlette:
+    """A machine that takes everything, except one send in `refuse_every` (503 at capacity), or answers junk."""
+    seen = {"count": 0}
+
+    async def accept(request: Request) -> Response:
+        body = await request.json()
+        if garbage:
+            return Response(b"\x00 not json", status_code=200)
+        seen["count"] += 1
+        if seen["count"] % refuse_every == 0:
+            return JSONResponse(
+                {"error": {"code": "at_capacity", "message": "full"}}, 503, headers={"Retry-After": "0"}
+            )
+        return JSONResponse({"inspection_id": body["inspection_id"], "status": "processing"}, 202)
+
+    async def cancel(request: Request) -> Response:
+        return JSONResponse({"error": {"code": "unknown_inspection", "message": "not here"}}, 404)
+
+    return Starlette(
+        routes=[
+            Route("/api/v1/inspections/", accept, methods=["POST"]),
+            Route("/api/v1/inspections/{inspection_id}/cancel/", cancel, methods=["POST"]),
+        ]
+    )
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_two_dispatchers_never_assign_twice_nor_overfill_a_machine(
+    own_database: str, infra_settings: InfraSettings
+) -> None:
+    settings = settings_for(infra_settings, own_database)
+    engines = [create_engine(own_database) for _ in range(3)]
+    servers = [HttpServer(machine_app(refuse_every=5 + index)) for index in range(3)]
+    servers.append(HttpServer(machine_app(refuse_every=1, garbage=True)))
+    for server in servers:
+        await server.start()
+    test_sessions = create_sessionmaker(engines[0])
+    dispatchers = [
+        Dispatcher(
+            create_sessionmaker(engine),
+            settings,
+            MachineClient(connect_timeout=0.5, read_timeout=1.0),
+            database_url=own_database,
+        )
+        for engine in engines[1:]
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async with capacity_checked(engines[0]):
+            pass
+        async with test_sessions() as session, session.begin():
+            machine_ids = [
+                await add_machine(session, server.port, capacity=1 + index % 3)
+                for index, server in enumerate(servers * 2)
+            ]
+            rng = random.Random(7)
+            for _ in range(INSPECTIONS):
+                await add_inspection(session, priority=rng.randint(1, 10))
+        assert len(machine_ids) == 8
+
+        stop = asyncio.Event()
+        overfilled: list[str] = []
+
+        async def complete_some(seed: int) -> None:
+            rng = random.Random(seed)
+            while not stop.is_set():
+                # One result per transaction, as the results webhook takes them.
+                async with test_sessions() as session, session.begin():
+                    inspection = (
+                        await session.scalars(
+                            select(Inspection)
+                            .where(Inspection.status == "processing")
+                            .order_by(func.random())
+                            .limit(1)
+                            .with_for_update(skip_locked=True)
+                        )
+                    ).one_or_none()
+                    if inspection is not None:
+                        await finish(session, inspection, failed=rng.random() < 0.1, processing_time=0.01)
+                await asyncio.sleep(0.002)
+
+        async def watch_capacity() -> None:
+            while not stop.is_set():
+                async with engines[0].connect() as connection:
+                    over = await connection.execute(
+                        text(
+                            "SELECT m.id FROM vision_orchestrator.machines m WHERE m.current_inspections > "
+                            "m.max_concurrent_inspections OR (SELECT count(*) FROM vision_orchestrator.inspections i "
+                            "WHERE i.assigned_machine_id = m.id AND i.status IN ('assigned', 'processing')) "
+                            "> m.max_concurrent_inspections"
+                        )
+                    )
+                    overfilled.extend(row[0] for row in over)
+                await asyncio.sleep(0.01)
+
+        tasks = [asyncio.create_task(dispatcher.run()) for dispatcher in dispatchers]
+        tasks += [asyncio.create_task(complete_some(seed)) for seed in (1, 2)]
+        tasks.append(asyncio.create_task(watch_capacity()))
+
+        async def all_finished() -> bool:
+            async with test_sessions() as session:
+                left = await session.scalar(
+                    select(func.count())
+                    .select_from(Inspection)
+                    .where(Inspection.status.not_in(["completed", "failed"]))
+                )
+            return left == 0
+
+        await wait_until(all_finished, within=120, what="every inspection to finish")
+        stop.set()
+
+        assert overfilled == []
+        for dispatcher in dispatchers:
+            assert dispatcher.stats["pass_errors"] == 0
+            assert dispatcher.stats["record_errors"] == 0
+        assert sum(d.stats["assigned"] for d in dispatchers) >= INSPECTIONS
+        assert sum(d.stats["send_busy"] + d.stats["send_refused"] for d in dispatchers) > 0
+
+        async with test_sessions() as session:
+            inspections = {row.id: row for row in await session.scalars(select(Inspection))}
+            history = list(await session.scalars(select(InspectionStatusChange).order_by(InspectionStatusChange.id)))
+            machines = list(await session.scalars(select(Machine)))
+        moves: dict[str, list[InspectionStatusChange]] = {}
+        for change in history:
+            moves.setdefault(change.inspection_id, []).append(change)
+        garbage_machines = {machine_ids[3], machine_ids[7]}
+        for inspection_id, changes in moves.items():
+            previous = None
+            for change in changes:
+                assert change.from_status == previous, (
+                    f"{inspection_id}: {[(c.from_status, c.to_status) for c in changes]}"
+                )
+                previous = change.to_status
+            assignments = [c for c in changes if c.to_status == "assigned"]
+            assert len(assignments) == inspections[inspection_id].lease
+            assert inspections[inspection_id].assigned_machine_id not in garbage_machines
+        assert all(machine.current_inspections == 0 for machine in machines)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for dispatcher in dispatchers:
+            await dispatcher.close()
+        for server in servers:
+            await server.stop()
+        for engine in engines:
+            await engine.dispose()
