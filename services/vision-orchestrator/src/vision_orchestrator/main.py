@@ -7,6 +7,8 @@ from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from vision_orchestrator.catalogue.router import router as catalogue_router
 from vision_orchestrator.config import Settings
+from vision_orchestrator.dispatch.router import router as orchestrator_router
+from vision_orchestrator.dispatch.service import build_dispatcher, dispatcher_worker
 from vision_orchestrator.heartbeats.workers import partition_worker, presence_worker
 from vision_orchestrator.inspections.router import router as inspections_router
 from vision_orchestrator.machines.router import router as machines_router
@@ -22,8 +24,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return build_service_app(
         SERVICE,
         settings,
-        routers=[machines_router, monitoring_router, inspections_router, catalogue_router, webhooks_router],
-        workers={"heartbeat-partitions": partition_worker, "machine-presence": presence_worker},
+        routers=[
+            machines_router,
+            monitoring_router,
+            inspections_router,
+            orchestrator_router,
+            catalogue_router,
+            webhooks_router,
+        ],
+        workers={
+            "heartbeat-partitions": partition_worker,
+            "machine-presence": presence_worker,
+            "dispatcher": dispatcher_worker,
+        },
+        on_startup=[build_dispatcher],
     )
 
 

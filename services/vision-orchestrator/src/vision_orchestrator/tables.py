@@ -237,3 +237,34 @@ class InspectionResult(Base):
         CheckConstraint("status IN ('completed', 'failed')", name="status"),
         Index("ix_inspection_results_machine_id_received_at", "machine_id", "received_at"),
     )
+
+
+class DropReason(StrEnum):
+    """Why a machine is told to let go of an inspection (the `reason` of the machine's cancel call)."""
+
+    cancelled = "cancelled"
+    reassigned = "reassigned"
+
+
+class MachineDrop(Base):
+    """A cancel or drop a machine is owed: the inspection was cancelled while on it, or given to another machine
+    while it was offline. Kept after it is settled, with the machine's answer, so the telling is on record."""
+
+    __tablename__ = "machine_drops"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer, comment="the inspection's lease while it was on the machine")
+    reason: Mapped[str] = mapped_column(String(16))
+    tries: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32), comment="the machine's answer once settled")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("reason IN ('cancelled', 'reassigned')", name="reason"),
+        Index("ix_machine_drops_owed", "machine_id", "id", postgresql_where=text("settled_at IS NULL")),
+    )

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate_scalars
 from vision_orchestrator.inspections.schemas import InspectionFilters
-from vision_orchestrator.tables import Inspection, InspectionResult, InspectionStatusChange, Machine
+from vision_orchestrator.tables import Inspection, InspectionResult, InspectionStatusChange, Machine, MachineDrop
 
 
 async def list_inspections(
@@ -93,3 +93,8 @@ async def move_slots(session: AsyncSession, machine_id: str, change: int) -> Non
         .values(current_inspections=func.greatest(Machine.current_inspections + change, 0))
         .execution_options(synchronize_session=False)
     )
+
+
+async def add_drop(session: AsyncSession, drop: MachineDrop) -> None:
+    session.add(drop)
+    await session.flush()

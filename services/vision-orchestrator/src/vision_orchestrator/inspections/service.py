@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit
+from vision_orchestrator.capacity import announce_capacity
 from vision_orchestrator.catalogue.builtin import BUILTIN_TOOL_TYPES
 from vision_orchestrator.catalogue.service import check_known, known_among
+from vision_orchestrator.dispatch.wakeups import announce_work
 from vision_orchestrator.identifiers import SCHEMA, SOURCE, new_inspection_id
 from vision_orchestrator.inspections import repository
 from vision_orchestrator.inspections.errors import (
@@ -24,7 +26,7 @@ from vision_orchestrator.inspections.errors import (
 from vision_orchestrator.inspections.pipeline import PipelineConfig, problems
 from vision_orchestrator.inspections.schemas import InspectionDetail, InspectionFilters, InspectionRead
 from vision_orchestrator.lifecycle import InspectionStatus, can_move, slot_change
-from vision_orchestrator.tables import Inspection, InspectionStatusChange
+from vision_orchestrator.tables import DropReason, Inspection, InspectionStatusChange, MachineDrop
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ async def create_inspection(session: AsyncSession, values: dict[str, Any], actor
             inspection_id=inspection.id, from_status=None, to_status=InspectionStatus.pending.value, actor=actor
         ),
     )
+    await announce_work(session, inspection.id)
     logger.info("inspection %s created by %s", inspection.id, actor)
     return await get_inspection(session, inspection.id)
 
@@ -167,11 +170,21 @@ async def cancel_inspection(
 ) -> InspectionDetail:
     """Cancel an inspection that has not finished (409 otherwise) and queue `vision.inspection.cancelled`.
 
-    A machine holding it gets its slot back at once.
+    A machine holding it gets its slot back at once, and owes a cancel call (`machine_drops`), made after the
+    commit and retried by the dispatcher until the machine has heard it.
     """
     inspection = await _inspection(session, inspection_id, for_update=True)
     machine_id = inspection.assigned_machine_id
+    lease = inspection.lease
     previous = await transition(session, inspection, InspectionStatus.cancelled, actor=actor, reason=reason)
+    if machine_id is not None:
+        await repository.add_drop(
+            session,
+            MachineDrop(
+                machine_id=machine_id, inspection_id=inspection_id, attempt=lease, reason=DropReason.cancelled.value
+            ),
+        )
+        await announce_capacity(session, machine_id)
     await emit(
         session,
         SCHEMA,

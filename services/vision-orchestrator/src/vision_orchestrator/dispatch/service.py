@@ -1,0 +1,95 @@
+"""Dispatch as the API offers it: send to a machine, distribute with a strategy, the queue. The moves run in the
+dispatcher's own transactions (the machine is called between two of them); the answer is read afterwards."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vision_orchestrator.config import Settings, Strategy
+from vision_orchestrator.dispatch import repository
+from vision_orchestrator.dispatch.client import MachineClient
+from vision_orchestrator.dispatch.dispatcher import Dispatcher, Outcome
+from vision_orchestrator.dispatch.queue import queue_view
+from vision_orchestrator.dispatch.schemas import DispatchResult, DistributeRequest, QueueView, SendRequest
+from vision_orchestrator.dispatch.strategies import Place, Want
+from vision_orchestrator.inspections.errors import InspectionNotFoundError
+from vision_orchestrator.inspections.service import get_inspection
+
+
+def build_dispatcher(app: FastAPI) -> None:
+    """`app.state.dispatcher`, on the app's engine; its LISTEN connection uses the app's database URL."""
+    settings: Settings = app.state.settings
+    client = MachineClient(
+        connect_timeout=settings.machine_connect_timeout_seconds, read_timeout=settings.machine_read_timeout_seconds
+    )
+    app.state.dispatcher = Dispatcher(
+        app.state.sessionmaker, settings, client, database_url=app.state.urls.database_url
+    )
+
+
+async def dispatcher_worker(app: FastAPI) -> None:
+    dispatcher: Dispatcher = app.state.dispatcher
+    settings: Settings = app.state.settings
+    try:
+        if settings.dispatcher_enabled:
+            await dispatcher.run()
+        else:
+            await dispatcher.idle()
+    finally:
+        await dispatcher.close()
+
+
+def dispatcher_of(request: Request) -> Dispatcher:
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+async def _result(session: AsyncSession, outcome: Outcome, strategy: Strategy | None) -> DispatchResult:
+    return DispatchResult(
+        inspection_id=outcome.inspection_id,
+        machine_id=outcome.machine_id,
+        strategy=strategy,
+        delivered=outcome.delivered,
+        reason=outcome.reason,
+        next_attempt_at=outcome.next_attempt_at,
+        inspection=await get_inspection(session, outcome.inspection_id),
+    )
+
+
+async def send(
+    dispatcher: Dispatcher, session: AsyncSession, inspection_id: str, body: SendRequest, actor: str
+) -> DispatchResult:
+    outcome = await dispatcher.send(inspection_id, body.target_machine_id, body.priority, actor)
+    return await _result(session, outcome, None)
+
+
+async def _place(session: AsyncSession, body: DistributeRequest, target: str | None) -> Place:
+    if body.location is not None or body.line is not None:
+        return Place(body.location, body.line)
+    for machine_id in ([target] if target else []) + list(body.preferred_machines):
+        machine = await repository.get_machine(session, machine_id)
+        if machine is not None:
+            return Place(machine.location, machine.line)
+    return Place()
+
+
+async def distribute(
+    dispatcher: Dispatcher, session: AsyncSession, body: DistributeRequest, actor: str
+) -> DispatchResult:
+    inspection = await repository.get_inspection(session, body.inspection_id)
+    if inspection is None:
+        raise InspectionNotFoundError(body.inspection_id)
+    target = body.target_machine_id or inspection.target_machine_id
+    want = Want(
+        inspection.inspection_type,
+        target,
+        tuple(dict.fromkeys(body.preferred_machines)),
+        await _place(session, body, target),
+    )
+    outcome = await dispatcher.distribute(body.inspection_id, body.strategy, want, actor)
+    return await _result(session, outcome, body.strategy)
+
+
+async def queue(session: AsyncSession, settings: Settings, limit: int) -> QueueView:
+    return await queue_view(session, settings, limit)
