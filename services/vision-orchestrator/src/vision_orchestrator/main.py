@@ -7,6 +7,7 @@ from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from vision_orchestrator.catalogue.router import router as catalogue_router
 from vision_orchestrator.config import Settings
+from vision_orchestrator.dashboard.router import router as dashboard_router
 from vision_orchestrator.inspections.router import router as inspections_router
 from vision_orchestrator.machines.router import router as machines_router
 
@@ -16,7 +17,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or Settings()
     if not isinstance(settings, Settings):
         raise TypeError("vision-orchestrator needs its own Settings")
-    return build_service_app(SERVICE, settings, routers=[machines_router, inspections_router, catalogue_router])
+    return build_service_app(
+        SERVICE, settings, routers=[machines_router, inspections_router, catalogue_router, dashboard_router]
+    )
 
 
 SERVICE = ServiceSpec(
