@@ -10,6 +10,7 @@ from vision_orchestrator.config import Settings
 from vision_orchestrator.dashboard.router import router as dashboard_router
 from vision_orchestrator.inspections.router import router as inspections_router
 from vision_orchestrator.machines.router import router as machines_router
+from vision_orchestrator.web.router import router as pages_router
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -18,7 +19,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     if not isinstance(settings, Settings):
         raise TypeError("vision-orchestrator needs its own Settings")
     return build_service_app(
-        SERVICE, settings, routers=[machines_router, inspections_router, catalogue_router, dashboard_router]
+        SERVICE,
+        settings,
+        routers=[machines_router, inspections_router, catalogue_router, dashboard_router, pages_router],
     )
 
 
