@@ -44,7 +44,15 @@ UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {
         ("/ops/telemetry", "GET"),
         ("/ops/telemetry/drilldown", "GET"),
     },
-    "vision-orchestrator": _DOCS_AND_METRICS,
+    "vision-orchestrator": _DOCS_AND_METRICS
+    | {
+        ("/static/{name}", "GET"),
+        ("/login", "GET"),
+        ("/", "GET"),
+        ("/machines", "GET"),
+        ("/queue", "GET"),
+        ("/inspections/{inspection_id}", "GET"),
+    },
     "rtls-cambus": _DOCS_AND_METRICS,
     "recording-storage": _DOCS_AND_METRICS,
 }

@@ -141,6 +141,7 @@ CASES: dict[str, Case] = {
     "get an inspection type": Case("GET", TYPE_PATH, expect(READERS, 200)),
     "describe an inspection type": Case("PATCH", TYPE_PATH, expect(ADMINS, 200), lambda: {"description": "x"}),
     "remove an inspection type": Case("DELETE", TYPE_PATH, expect(ADMINS, 204)),
+    "read the dashboard": Case("GET", "/api/v1/dashboard/", expect(READERS, 200)),
 }
 
 
@@ -149,7 +150,7 @@ def test_every_vision_route_is_in_the_matrix(infra_settings: InfraSettings) -> N
     routes = {
         (method.upper(), path)
         for path, operations in paths.items()
-        if path.startswith(("/api/v1/machines", "/api/v1/inspections", "/api/v1/inspection-types"))
+        if path.startswith(("/api/v1/machines", "/api/v1/inspections", "/api/v1/inspection-types", "/api/v1/dashboard"))
         for method in operations
     }
 

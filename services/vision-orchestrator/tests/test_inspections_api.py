@@ -210,6 +210,30 @@ async def test_filters_and_absolute_page_links(client: httpx.AsyncClient, auth_h
         assert (await client.get(INSPECTIONS, params=bad, headers=operator)).status_code == 422
 
 
+async def test_sorted_by_priority_the_list_is_in_queue_order(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession
+) -> None:
+    operator = await auth_headers("operator")
+    machine_id = await machine(client, await auth_headers("admin"), ["blob_detection"])
+    low, high_first, high_second = [
+        await create(client, operator, priority=priority, target_machine_id=machine_id) for priority in (7, 1, 1)
+    ]
+    for item, minutes_ago in ((low, 30), (high_first, 20), (high_second, 10)):
+        await db_session.execute(
+            text(
+                "UPDATE vision_orchestrator.inspections SET queued_at = now() - make_interval(mins => :m) WHERE id = :i"
+            ),
+            {"m": minutes_ago, "i": item["id"]},
+        )
+
+    queue = await client.get(
+        INSPECTIONS, params={"machine_id": machine_id, "status": "pending", "sort": "priority"}, headers=operator
+    )
+
+    assert [item["id"] for item in queue.json()["results"]] == [high_first["id"], high_second["id"], low["id"]]
+    assert (await client.get(INSPECTIONS, params={"sort": "name"}, headers=operator)).status_code == 422
+
+
 async def test_updates_only_while_pending(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:
     operator = await auth_headers("operator")
     inspection = await create(client, operator)

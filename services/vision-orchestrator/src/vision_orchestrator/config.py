@@ -69,6 +69,10 @@ class Settings(ServiceSettings):
         default=30.0, gt=0, description="the queue's estimate for a type with no measured processing time yet"
     )
 
+    dashboard_window_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60, description="the recent window of the dashboard's performance figures"
+    )
+
     @field_validator("machine_rate_limit", "user_rate_limit")
     @classmethod
     def _readable_rate(cls, value: str | None) -> str | None:

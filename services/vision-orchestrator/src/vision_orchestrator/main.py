@@ -7,12 +7,14 @@ from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from vision_orchestrator.catalogue.router import router as catalogue_router
 from vision_orchestrator.config import Settings
+from vision_orchestrator.dashboard.router import router as dashboard_router
 from vision_orchestrator.dispatch.router import router as orchestrator_router
 from vision_orchestrator.dispatch.service import build_dispatcher, dispatcher_worker
 from vision_orchestrator.heartbeats.workers import partition_worker, presence_worker
 from vision_orchestrator.inspections.router import router as inspections_router
 from vision_orchestrator.machines.router import router as machines_router
 from vision_orchestrator.monitoring.router import router as monitoring_router
+from vision_orchestrator.web.router import router as pages_router
 from vision_orchestrator.webhooks.router import router as webhooks_router
 
 
@@ -31,6 +33,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             orchestrator_router,
             catalogue_router,
             webhooks_router,
+            dashboard_router,
+            pages_router,
         ],
         workers={
             "heartbeat-partitions": partition_worker,

@@ -6,14 +6,22 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import UnaryExpression
 
 from mirante.db import paginate_scalars
 from vision_orchestrator.inspections.schemas import InspectionFilters
 from vision_orchestrator.tables import Inspection, InspectionResult, InspectionStatusChange, Machine, MachineDrop
 
+_SORTS: dict[str, tuple[UnaryExpression[Any] | InstrumentedAttribute[Any], ...]] = {
+    "-created_at": (Inspection.created_at.desc(), Inspection.id.desc()),
+    "created_at": (Inspection.created_at.asc(), Inspection.id.asc()),
+    "priority": (Inspection.priority, Inspection.queued_at, Inspection.id),
+}
+
 
 async def list_inspections(
-    session: AsyncSession, filters: InspectionFilters, *, offset: int, limit: int
+    session: AsyncSession, filters: InspectionFilters, *, sort: str, offset: int, limit: int
 ) -> tuple[list[Inspection], int]:
     statement = select(Inspection)
     if filters.status is not None:
@@ -28,7 +36,7 @@ async def list_inspections(
         statement = statement.where(Inspection.inspection_type == filters.inspection_type)
     if filters.created_after is not None:
         statement = statement.where(Inspection.created_at >= filters.created_after)
-    statement = statement.order_by(Inspection.created_at.desc(), Inspection.id.desc())
+    statement = statement.order_by(*_SORTS[sort])
     return await paginate_scalars(session, statement, offset=offset, limit=limit)
 
 

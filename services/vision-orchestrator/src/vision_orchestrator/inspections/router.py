@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Request, Response, status
+from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
 
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
@@ -20,6 +20,7 @@ from vision_orchestrator.inspections.schemas import (
     InspectionDetail,
     InspectionFilterParams,
     InspectionRead,
+    InspectionSort,
     InspectionUpdate,
     InspectionWrite,
 )
@@ -33,11 +34,17 @@ NOT_PENDING: dict[int | str, dict[str, Any]] = {409: {"description": "the inspec
 
 @router.get("/")
 async def list_inspections(
-    session: Session, principal: Viewer, pagination: Pagination, filters: InspectionFilterParams
+    session: Session,
+    principal: Viewer,
+    pagination: Pagination,
+    filters: InspectionFilterParams,
+    sort: Annotated[
+        InspectionSort, Query(description="`-created_at` newest first, or `priority` in queue order")
+    ] = "-created_at",
 ) -> Page[InspectionRead]:
-    """Inspections, newest first, filtered by status, machine, type and creation time."""
+    """Inspections, newest first unless sorted otherwise, filtered by status, machine, type and creation time."""
     inspections, count = await service.list_inspections(
-        session, filters, offset=pagination.offset, limit=pagination.limit
+        session, filters, sort=sort, offset=pagination.offset, limit=pagination.limit
     )
     return pagination.build(inspections, count)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -159,3 +159,5 @@ def inspection_filters(
 
 
 InspectionFilterParams = Annotated[InspectionFilters, Depends(inspection_filters)]
+InspectionSort = Literal["-created_at", "created_at", "priority"]
+"""`-created_at` newest first (the default); `priority` in queue order: priority, then longest queued first."""

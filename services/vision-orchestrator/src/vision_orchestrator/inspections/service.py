@@ -34,9 +34,9 @@ INSPECTION_CANCELLED = "vision.inspection.cancelled"
 
 
 async def list_inspections(
-    session: AsyncSession, filters: InspectionFilters, *, offset: int, limit: int
+    session: AsyncSession, filters: InspectionFilters, *, sort: str, offset: int, limit: int
 ) -> tuple[list[InspectionRead], int]:
-    rows, count = await repository.list_inspections(session, filters, offset=offset, limit=limit)
+    rows, count = await repository.list_inspections(session, filters, sort=sort, offset=offset, limit=limit)
     return [InspectionRead.of(row) for row in rows], count
 
 

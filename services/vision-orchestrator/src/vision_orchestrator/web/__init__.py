@@ -1,0 +1,1 @@
+"""The service's web pages (operators and up): the dashboard, the machine board, the queue, an inspection."""
