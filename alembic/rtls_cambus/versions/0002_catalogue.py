@@ -111,7 +111,7 @@ def upgrade() -> None:
     sa.Column('assigned_from', sa.DateTime(timezone=True), nullable=False),
     sa.Column('assigned_to', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint('assigned_to IS NULL OR assigned_to >= assigned_from', name=op.f('ck_tag_assignments_period_ordered')),
-    sa.ForeignKeyConstraint(['person_id'], ['rtls_cambus.people.id'], name=op.f('fk_tag_assignments_person_id_people'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['person_id'], ['rtls_cambus.people.id'], name=op.f('fk_tag_assignments_person_id_people'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['tag_id'], ['rtls_cambus.tags.id'], name=op.f('fk_tag_assignments_tag_id_tags'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tag_assignments')),
     schema='rtls_cambus'

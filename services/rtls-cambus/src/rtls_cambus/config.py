@@ -19,5 +19,5 @@ class Settings(ServiceSettings):
     floor_plan_max_pixels: int = Field(
         default=100_000_000,
         ge=256,
-        description="largest width × height of a floor plan: a browser decodes the whole image to draw it",
+        description="largest width x height of a floor plan: a browser decodes the whole image to draw it",
     )

@@ -71,3 +71,8 @@ async def remove(session: AsyncSession, row: Any) -> str | None:
         await session.delete(row)
 
     return (await guarded(session, write))[1]
+
+
+def column_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Body values as columns: blank optional text is stored as null."""
+    return {name: None if value == "" else value for name, value in values.items()}

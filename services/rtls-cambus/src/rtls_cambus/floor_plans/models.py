@@ -32,4 +32,6 @@ class FloorPlan(Base):
     origin_y_px: Mapped[float] = mapped_column(Double, server_default="0", comment="pixel row of (0 m, 0 m)")
     image: Mapped[bytes] = deferred(mapped_column(LargeBinary))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -18,7 +18,9 @@ class Tag(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 OPEN_ASSIGNMENT_INDEX = "uq_tag_assignments_open"
@@ -37,6 +39,6 @@ class TagAssignment(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tag_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tags.id", ondelete="CASCADE"))
-    person_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("people.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("people.id", ondelete="RESTRICT"))
     assigned_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     assigned_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

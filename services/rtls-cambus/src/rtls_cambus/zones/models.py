@@ -23,4 +23,6 @@ class Zone(Base):
     restricted: Mapped[bool] = mapped_column(Boolean, server_default="false")
     polygon: Mapped[list[Any] | None] = mapped_column(JSONB, comment="[[x, y], ...] in plan pixels")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,0 +1,106 @@
+"""Request field types and body bases every catalogue feature uses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Final, Self
+
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from mirante.types import INT64_MAX, INT64_MIN, REFUSES_NUL, Id64, storable_text
+
+NAME_MAX_LENGTH: Final = 200
+SEARCH_MAX_LENGTH: Final = 200
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    REFUSES_NUL,
+    Field(description=f"1 to {NAME_MAX_LENGTH} characters"),
+]
+
+
+Description = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=10_000),
+    REFUSES_NUL,
+    Field(description="free text, at most 10,000 characters; null or blank clears it"),
+]
+ShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200),
+    REFUSES_NUL,
+    Field(description="at most 200 characters; null or blank clears it"),
+]
+
+Search = Annotated[
+    str | None,
+    Query(max_length=SEARCH_MAX_LENGTH, description="part of the name (any case)"),
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Body):
+    """Omitted fields stay as they are; null clears an optional field. Fields named in `NOT_NULL` (declared
+    `Omittable[...] = None`) may be omitted but not cleared."""
+
+    NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> Self:
+        for name in self.NOT_NULL & self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, with their new values (blank optional text becomes null)."""
+        return {name: blank_to_none(getattr(self, name)) for name in self.model_fields_set}
+
+
+def blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and value == "" else value
+
+
+def search_text(q: str | None) -> str | None:
+    return q.strip() if q and q.strip() else None
+
+
+BuildingFilter = Annotated[Id64 | None, Query(description="only those of this building")]
+FloorFilter = Annotated[Id64 | None, Query(description="only those of this floor")]
+
+JSON_MAX_DEPTH: Final = 8
+JSON_MAX_ITEMS: Final = 1_000
+
+
+def _storable_json(value: Any, depth: int = 0, budget: list[int] | None = None) -> None:
+    budget = budget if budget is not None else [JSON_MAX_ITEMS]
+    budget[0] -= 1
+    if depth > JSON_MAX_DEPTH or budget[0] < 0:
+        raise ValueError(f"at most {JSON_MAX_DEPTH} levels deep and {JSON_MAX_ITEMS} values in all")
+    if isinstance(value, str):
+        storable_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable_text(key)
+            _storable_json(item, depth + 1, budget)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_json(item, depth + 1, budget)
+    elif isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("integers must fit in 64 bits")
+
+
+def _checked_json(value: dict[str, Any]) -> dict[str, Any]:
+    _storable_json(value)
+    return value
+
+
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_checked_json),
+    Field(description=f"a JSON object PostgreSQL can store: no NUL, at most {JSON_MAX_DEPTH} levels deep"),
+]
