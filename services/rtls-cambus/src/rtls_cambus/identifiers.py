@@ -22,7 +22,7 @@ _BARE = re.compile(r"[0-9A-Fa-f]{12}")
 
 def normalise_mac(value: str) -> str | None:
     """`value` as `AA:BB:CC:DD:EE:FF`, or None when it is not a MAC address in a common form."""
-    if not isinstance(value, str) or len(value) > 17:
+    if not isinstance(value, str) or len(value) > 64:
         return None
     text = value.strip()
     if _SEPARATED.fullmatch(text) or _DOTTED.fullmatch(text) or _BARE.fullmatch(text):

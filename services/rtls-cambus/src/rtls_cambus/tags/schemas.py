@@ -46,7 +46,8 @@ class TagRead(BaseModel):
 
     @classmethod
     def of(cls, row: Row[Any]) -> TagRead:
-        tag, person_id, assigned_from = row[0], row[1], row[2]
+        values: tuple[Any, ...] = tuple(row)
+        tag, person_id, assigned_from = values
         return cls(
             id=tag.id,
             mac=tag.mac,

@@ -38,12 +38,6 @@ def polygon_problem(points: Sequence[Point], width: float, height: float) -> str
     for index, (x, y) in enumerate(points):
         if not (0 <= x <= width and 0 <= y <= height):
             return f"point {index} ({x}, {y}) lies outside the {width}x{height} plan"
-    doubled_area = sum(
-        points[i][0] * points[(i + 1) % len(points)][1] - points[(i + 1) % len(points)][0] * points[i][1]
-        for i in range(len(points))
-    )
-    if doubled_area == 0:
-        return "the polygon has no area (its points are on one line)"
     count = len(points)
     edges = [(points[i], points[(i + 1) % count]) for i in range(count)]
     for i in range(count):
@@ -54,4 +48,10 @@ def polygon_problem(points: Sequence[Point], width: float, height: float) -> str
                 continue  # neighbours share an end by design
             if segments_intersect(*edges[i], *edges[j]):
                 return f"edges {i} and {j} cross: the polygon must not intersect itself"
+    doubled_area = sum(
+        points[i][0] * points[(i + 1) % len(points)][1] - points[(i + 1) % len(points)][0] * points[i][1]
+        for i in range(len(points))
+    )
+    if doubled_area == 0:
+        return "the polygon has no area (its points are on one line)"
     return None
