@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 import zlib
+from collections.abc import Callable
 
 import httpx
 import pytest

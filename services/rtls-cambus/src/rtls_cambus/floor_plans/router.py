@@ -14,10 +14,10 @@ from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
 from mirante.auth import CurrentPrincipal
 from mirante.auth.principal import AdminPrincipal
 from mirante.db import Session
-from mirante.types import Id64
+from mirante.types import Id64, Text
 from mirante.web.pagination import Page, Pagination
 from rtls_cambus.deps import AppSettings
-from rtls_cambus.fields import BuildingFilter, FloorFilter, ShortText
+from rtls_cambus.fields import BuildingFilter, FloorFilter
 from rtls_cambus.floor_plans import service
 from rtls_cambus.floor_plans.errors import ImageTooLargeError
 from rtls_cambus.floor_plans.repository import PlanFilters
@@ -70,7 +70,7 @@ async def upload_floor_plan(
     scale_px_per_m: Annotated[Scale, Form()],
     origin_x_px: Annotated[Coordinate, Form()] = 0.0,
     origin_y_px: Annotated[Coordinate, Form()] = 0.0,
-    name: Annotated[ShortText | None, Form()] = None,
+    name: Annotated[Text | None, Form(max_length=200, description="at most 200 characters")] = None,
 ) -> FloorPlanRead:
     """Upload a floor's plan (admins), with its scale (pixels per metre) and the pixel of (0 m, 0 m)."""
     limit = settings.floor_plan_max_bytes
@@ -78,7 +78,7 @@ async def upload_floor_plan(
     if len(data) > limit:
         raise ImageTooLargeError(limit)
     limits = ImageLimits(limit, settings.floor_plan_max_side_px, settings.floor_plan_max_pixels)
-    values = {"scale_px_per_m": scale_px_per_m, "origin_x_px": origin_x_px, "origin_y_px": origin_y_px, "name": name}
+    values = {"scale_px_per_m": scale_px_per_m, "origin_x_px": origin_x_px, "origin_y_px": origin_y_px, "name": name.strip() if name else None}
     plan = await service.create_plan(session, floor_id=floor_id, data=data, limits=limits, values=values)
     response.headers["Location"] = f"{FLOOR_PLANS_PATH}/{plan.id}"
     return FloorPlanRead.model_validate(plan)
