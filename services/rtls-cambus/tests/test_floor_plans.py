@@ -30,7 +30,12 @@ async def floor_id(client: httpx.AsyncClient, admin: dict[str, str]) -> int:
 
 
 async def upload(
-    client: httpx.AsyncClient, headers: dict[str, str], floor_id: int, data: bytes, filename: str = "plan.png", **form: str
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    floor_id: int,
+    data: bytes,
+    filename: str = "plan.png",
+    **form: str,
 ) -> httpx.Response:
     fields = {"floor_id": str(floor_id), "scale_px_per_m": "25", **form}
     return await client.post(PLANS, data=fields, files={"image": (filename, data, "image/png")}, headers=headers)
@@ -117,7 +122,13 @@ async def test_an_image_over_the_size_limit_is_refused(
 async def test_bad_form_fields_are_422(
     client: httpx.AsyncClient, admin: dict[str, str], floor_id: int, make_png: ImageMaker
 ) -> None:
-    for fields in ({"scale_px_per_m": "-1"}, {"scale_px_per_m": "nan"}, {"origin_x_px": "1e308"}, {"name": "n" * 201}, {"name": "a\x00"}):
+    for fields in (
+        {"scale_px_per_m": "-1"},
+        {"scale_px_per_m": "nan"},
+        {"origin_x_px": "1e308"},
+        {"name": "n" * 201},
+        {"name": "a\x00"},
+    ):
         response = await upload(client, admin, floor_id, make_png(4, 4), **fields)
         assert response.status_code == 422, (fields, response.text)
     missing_floor = await upload(client, admin, 2**62, make_png(4, 4))

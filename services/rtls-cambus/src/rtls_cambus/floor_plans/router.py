@@ -78,7 +78,12 @@ async def upload_floor_plan(
     if len(data) > limit:
         raise ImageTooLargeError(limit)
     limits = ImageLimits(limit, settings.floor_plan_max_side_px, settings.floor_plan_max_pixels)
-    values = {"scale_px_per_m": scale_px_per_m, "origin_x_px": origin_x_px, "origin_y_px": origin_y_px, "name": name.strip() if name else None}
+    values = {
+        "scale_px_per_m": scale_px_per_m,
+        "origin_x_px": origin_x_px,
+        "origin_y_px": origin_y_px,
+        "name": name.strip() if name else None,
+    }
     plan = await service.create_plan(session, floor_id=floor_id, data=data, limits=limits, values=values)
     response.headers["Location"] = f"{FLOOR_PLANS_PATH}/{plan.id}"
     return FloorPlanRead.model_validate(plan)
