@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Final, Self
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from mirante.types import INT64_MAX, INT64_MIN, REFUSES_NUL, Id64, storable_text
+from mirante.types import INT64_MAX, INT64_MIN, REFUSES_NUL, Id64, Text, storable_text
 
 NAME_MAX_LENGTH: Final = 200
 SEARCH_MAX_LENGTH: Final = 200
@@ -34,7 +34,7 @@ ShortText = Annotated[
 ]
 
 Search = Annotated[
-    str | None,
+    Text | None,
     Query(max_length=SEARCH_MAX_LENGTH, description="part of the name (any case)"),
 ]
 

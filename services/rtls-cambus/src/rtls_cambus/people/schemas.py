@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from mirante.types import REFUSES_NUL, Id64
 from mirante.web.schema import Omittable
@@ -34,7 +34,7 @@ class PersonCreate(Body):
     phone: Phone | None = None
     role: ShortText | None = None
     notes: Description | None = None
-    active: bool = True
+    active: StrictBool = True
 
 
 class PersonUpdate(Patch):
@@ -46,7 +46,7 @@ class PersonUpdate(Patch):
     phone: Phone | None = None
     role: ShortText | None = None
     notes: Description | None = None
-    active: Omittable[bool] = None
+    active: Omittable[StrictBool] = None
 
 
 class PersonRead(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mirante.types import Id64
 from mirante.web.schema import Omittable
@@ -34,7 +34,7 @@ class ZoneCreate(Body):
     floor_id: Id64
     name: Name
     description: Description | None = None
-    restricted: bool = Field(default=False, description="entering it is worth an alert")
+    restricted: StrictBool = Field(default=False, description="entering it is worth an alert")
     polygon: Polygon | None = None
 
 
@@ -45,7 +45,7 @@ class ZoneUpdate(Patch):
 
     name: Omittable[Name] = None
     description: Description | None = None
-    restricted: Omittable[bool] = None
+    restricted: Omittable[StrictBool] = None
     polygon: Polygon | None = None
 
 
