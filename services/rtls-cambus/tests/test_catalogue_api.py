@@ -288,3 +288,25 @@ async def test_hostile_bodies_are_refused_with_422(api: Caller) -> None:
         response = await api.client.post(f"{API}{path}", json=body, headers=api.admin)
         assert response.status_code == 422, (path, body, response.text)
         assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_hostile_filters_are_refused_with_422(api: Caller) -> None:
+    for path, params in [
+        ("/buildings", {"q": "a\x00"}),
+        ("/floors", {"building_id": str(2**63)}),
+        ("/floors", {"level": str(2**31)}),
+        ("/devices", {"kind": "printer"}),
+        ("/devices/gateways", {"status": "asleep"}),
+        ("/tags", {"assigned": "maybe"}),
+        ("/people", {"page_size": "0"}),
+    ]:
+        response = await api.client.get(f"{API}{path}", params=params, headers=api.operator)
+        assert response.status_code == 422, (path, params, response.text)
+
+
+async def test_search_treats_wildcards_as_text(api: Caller) -> None:
+    building = await api.made("/buildings", {"name": unique("100%_done")})
+    await api.made("/buildings", {"name": unique("100 percent")})
+    found = (await api.client.get(f"{API}/buildings", params={"q": "100%_"}, headers=api.operator)).json()
+    assert building["id"] in [item["id"] for item in found["results"]]
+    assert all("100%_" in item["name"] for item in found["results"])

@@ -8,6 +8,7 @@ from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mirante.types import INT64_MAX, INT64_MIN, REFUSES_NUL, Id64, Text, storable_text
+from rtls_cambus.rows import column_values
 
 NAME_MAX_LENGTH: Final = 200
 SEARCH_MAX_LENGTH: Final = 200
@@ -58,11 +59,7 @@ class Patch(Body):
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, with their new values (blank optional text becomes null)."""
-        return {name: blank_to_none(getattr(self, name)) for name in self.model_fields_set}
-
-
-def blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and value == "" else value
+        return column_values({name: getattr(self, name) for name in self.model_fields_set})
 
 
 def search_text(q: str | None) -> str | None:
