@@ -5,12 +5,30 @@ from fastapi import FastAPI
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
+from rtls_cambus.buildings.router import router as buildings_router
 from rtls_cambus.config import Settings
+from rtls_cambus.devices.router import router as devices_router
+from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
+from rtls_cambus.floor_plans.router import router as floor_plans_router
+from rtls_cambus.people.router import router as people_router
+from rtls_cambus.tags.router import router as tags_router
+from rtls_cambus.zones.router import router as zones_router
+
+# Room for the multipart framing around the largest image.
+_MULTIPART_SLACK = 64 * 1024
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given (tests pass their own)."""
-    return build_service_app(SERVICE, settings or Settings())
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError("rtls-cambus needs its own Settings")
+    return build_service_app(
+        SERVICE,
+        settings,
+        routers=[buildings_router, floor_plans_router, zones_router, people_router, tags_router, devices_router],
+        body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
+    )
 
 
 SERVICE = ServiceSpec(

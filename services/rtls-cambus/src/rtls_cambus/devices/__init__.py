@@ -1,0 +1,1 @@
+"""Devices: BLE gateways, cameras and camera groups."""

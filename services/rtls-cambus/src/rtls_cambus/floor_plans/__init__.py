@@ -1,0 +1,1 @@
+"""Floor plans: the image of a floor, its scale and origin."""

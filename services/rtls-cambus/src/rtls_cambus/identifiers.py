@@ -1,0 +1,53 @@
+"""Rules several features apply: MAC addresses of tags and gateways, names, the schema and event source."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final
+
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
+
+SCHEMA: Final = "rtls_cambus"
+SOURCE: Final = "mirante/rtls-cambus"
+
+MAC_PATTERN: Final = r"[0-9A-F]{2}(:[0-9A-F]{2}){5}"
+"""The one form a MAC address is stored and answered in: `AA:BB:CC:DD:EE:FF`."""
+
+# The forms gateways, tag labels and people write: `aa:bb:..`, `aa-bb-..`, Cisco's `aabb.ccdd.eeff`, bare hex.
+_SEPARATED = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
+_DOTTED = re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
+_BARE = re.compile(r"[0-9A-Fa-f]{12}")
+
+
+def normalise_mac(value: str) -> str | None:
+    """`value` as `AA:BB:CC:DD:EE:FF`, or None when it is not a MAC address in a common form."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    text = value.strip()
+    if _SEPARATED.fullmatch(text) or _DOTTED.fullmatch(text) or _BARE.fullmatch(text):
+        digits = re.sub(r"[^0-9A-Fa-f]", "", text).upper()
+        return ":".join(digits[index : index + 2] for index in range(0, 12, 2))
+    return None
+
+
+def _mac(value: object) -> str:
+    normalised = normalise_mac(value) if isinstance(value, str) else None
+    if normalised is None:
+        raise PydanticCustomError(
+            "mac_address",
+            "must be a MAC address such as AA:BB:CC:DD:EE:FF (also aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff, aabbccddeeff)",
+        )
+    return normalised
+
+
+MacAddress = Annotated[
+    str,
+    BeforeValidator(_mac),
+    Field(
+        description="MAC address; `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`, `aabb.ccdd.eeff` and `aabbccddeeff` "
+        "are accepted and stored as `AA:BB:CC:DD:EE:FF`",
+        examples=["AA:BB:CC:DD:EE:FF"],
+        max_length=17,
+    ),
+]

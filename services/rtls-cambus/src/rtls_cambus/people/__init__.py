@@ -1,0 +1,1 @@
+"""People and person groups."""

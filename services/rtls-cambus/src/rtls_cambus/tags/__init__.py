@@ -1,0 +1,1 @@
+"""BLE tags and who carries them."""

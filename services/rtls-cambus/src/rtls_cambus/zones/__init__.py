@@ -1,0 +1,1 @@
+"""Zones: named areas of a floor."""
