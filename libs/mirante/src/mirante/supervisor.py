@@ -207,7 +207,7 @@ def _print_urls(urls: StackUrls, services: list[RunningService]) -> None:
         f"  postgres             {urls.database_url}",
         f"  redis                {urls.redis_url}",
         f"  mqtt                 {urls.mqtt_url}",
-        "Create an admin in another terminal: mirante user create admin --role admin",
+        "Create an admin in another terminal: .venv/bin/mirante user create admin --role admin",
         "Press Ctrl-C to stop.",
         "",
     ]
