@@ -14,6 +14,7 @@ from recording_storage.statistics.router import router as statistics_router
 from recording_storage.storage.local import LocalStorage
 from recording_storage.uploads.router import CREATE_SESSION_PATH, UPLOADS_PATH
 from recording_storage.uploads.router import router as uploads_router
+from recording_storage.web.router import router as pages_router
 
 # Multipart framing around the file part (boundaries, part headers) on top of the file's own bytes.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -28,7 +29,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return build_service_app(
         SERVICE,
         settings,
-        routers=[health_router, statistics_router, uploads_router, recordings_router],
+        routers=[health_router, statistics_router, uploads_router, recordings_router, pages_router],
         workers={"sweeper": sweeper_worker},
         # File bodies stream to storage and the service enforces each file's size itself; create-session's JSON
         # keeps the suite's small default (the longer prefix wins).
