@@ -1,12 +1,12 @@
-"""recording-storage: a 1 GiB upload over loopback against a route of the same server that only reads and
-discards the body; the server's peak RSS for 100 MiB and 1 GiB uploads; 8 clients uploading at once.
+"""recording-storage: a 1 GiB upload over loopback against a route of the same server that only reads and discards the
+body; the server's peak RSS for 100 MiB and 1 GiB uploads; 8 clients uploading at once.
 
 The real app runs under uvicorn (one process, 127.0.0.1) in a child process, local-disk storage in a temporary
-folder, with one extra route (`POST /api/v1/uploads/bench-discard`) that reads the body and drops it: the most
-any upload route could do on this machine. Each upload is the recorder's sequence: create the session with the video's SHA-256,
-send the video raw with `Upload-Offset: 0`, send the metadata, finish (sizes and SHA-256 checked, the recording
-made visible). The body is one random MiB repeated, streamed by httpx; its SHA-256 is computed before the clock
-starts. The server's RSS is read from `/proc` every 20 ms while an upload runs.
+folder, with one extra route (`POST /api/v1/uploads/bench-discard`) that reads the body and drops it: the most any
+upload route could do on this machine. Each upload is the recorder's sequence: create the session with the video's
+SHA-256, send the video raw with `Upload-Offset: 0`, send the metadata, finish (sizes and SHA-256 checked, the
+recording made visible). The body is one random MiB repeated, streamed by httpx; its SHA-256 is computed before the
+clock starts. The server's RSS is read from `/proc` every 20 ms while an upload runs.
 """
 
 from __future__ import annotations
