@@ -27,6 +27,7 @@ BENCHMARKS = [
     "telemetry_mqtt",
     "telemetry_http",
     "telemetry_queries",
+    "recording_uploads",
 ]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]

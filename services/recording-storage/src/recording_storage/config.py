@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
@@ -59,12 +59,32 @@ class Settings(ServiceSettings):
         le=36500,
         description="recordings older than this many days (by upload time) are deleted; unset: kept forever",
     )
+    content_url_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="key of the signed content URLs the player uses (replicas must share it); unset: derived from "
+        "MIRANTE_JWT_SECRET under HS256, else a random key per process (URLs then open only on the replica that "
+        "issued them)",
+    )
+    content_url_ttl_seconds: int = Field(
+        default=900,
+        ge=10,
+        le=86400,
+        description="how long a signed content URL opens its file; the player asks for a new one when it expires",
+    )
     sweep_enabled: bool = Field(default=True, description="run the sweeper (expired sessions, retention)")
     sweep_interval_seconds: float = Field(default=300, ge=1, le=86400, description="seconds between two sweeps")
     sweep_initial_delay_seconds: float = Field(
         default=30, ge=0, le=86400, description="seconds after start before the first sweep"
     )
     sweep_batch_size: int = Field(default=100, ge=1, le=10_000, description="sessions or recordings per transaction")
+
+    def resolved_content_url_secret(self) -> str | None:
+        """The key material of signed content URLs: its own setting, else the suite's shared JWT secret."""
+        if self.content_url_secret is not None:
+            return self.content_url_secret.get_secret_value()
+        jwt = self.infra.jwt
+        return jwt.secret.get_secret_value() if jwt.algorithm == "HS256" else None
 
     def resolved_storage_dir(self) -> Path:
         """The storage folder: `storage_dir`, else `recordings` under the suite's data folder."""

@@ -9,9 +9,12 @@ from recording_storage.config import Settings
 from recording_storage.health import router as health_router
 from recording_storage.housekeeping.sweeper import sweeper_worker
 from recording_storage.recordings.router import router as recordings_router
+from recording_storage.recordings.signing import ContentUrlSigner
+from recording_storage.statistics.router import router as statistics_router
 from recording_storage.storage.local import LocalStorage
 from recording_storage.uploads.router import CREATE_SESSION_PATH, UPLOADS_PATH
 from recording_storage.uploads.router import router as uploads_router
+from recording_storage.web.router import router as pages_router
 
 # Multipart framing around the file part (boundaries, part headers) on top of the file's own bytes.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -26,7 +29,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return build_service_app(
         SERVICE,
         settings,
-        routers=[health_router, uploads_router, recordings_router],
+        routers=[health_router, statistics_router, uploads_router, recordings_router, pages_router],
         workers={"sweeper": sweeper_worker},
         # File bodies stream to storage and the service enforces each file's size itself; create-session's JSON
         # keeps the suite's small default (the longer prefix wins).
@@ -36,9 +39,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
 
 def build_state(app: FastAPI) -> None:
-    """The storage backend, on app.state for the dependencies and the sweeper."""
+    """The storage backend (for the dependencies and the sweeper) and the content URL signer, on app.state."""
     settings: Settings = app.state.settings
     app.state.storage = LocalStorage(settings.resolved_storage_dir())
+    app.state.content_urls = ContentUrlSigner.from_secret(
+        settings.resolved_content_url_secret(), settings.content_url_ttl_seconds
+    )
 
 
 SERVICE = ServiceSpec(

@@ -63,6 +63,14 @@ class RecordingRead(BaseModel):
         )
 
 
+class ContentUrl(BaseModel):
+    """A signed URL that opens one file of a recording without credentials until `expires_at`."""
+
+    url: str = Field(description="the content URL with `expires` and `signature`; a `<video src>` can use it")
+    expires_at: datetime
+    expires_in: int = Field(description="seconds from now until it expires")
+
+
 class RecordingFilterParams(BaseModel):
     wats_user: str | None = None
     machine: str | None = None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,14 +18,15 @@ from mirante.bus.outbox import emit_many
 from recording_storage import events
 from recording_storage.models import Recording
 from recording_storage.recordings import repository
+from recording_storage.recordings.deps import ContentAccess, ContentKind, SignedGrant
 from recording_storage.recordings.errors import RecordingFileMissingError, RecordingNotFoundError
 from recording_storage.recordings.ranges import byte_range
-from recording_storage.recordings.schemas import RecordingFilterParams, RecordingRead
+from recording_storage.recordings.schemas import ContentUrl, RecordingFilterParams, RecordingRead
+from recording_storage.recordings.signing import ContentUrlSigner
 from recording_storage.storage.base import Storage
 
 MEDIA_TYPES: Final = {"video": "video/mp4", "metadata": "application/json"}
 EXTENSIONS: Final = {"video": "mp4", "metadata": "json"}
-ContentKind = Literal["video", "metadata"]
 
 
 async def list_recordings(
@@ -41,6 +43,39 @@ async def get_recording(db: AsyncSession, caller: Principal, recording_id: uuid.
     if recording is None or not can_see(caller, recording.tenant):
         raise RecordingNotFoundError(recording_id)
     return recording
+
+
+async def issue_content_url(
+    db: AsyncSession,
+    caller: Principal,
+    recording_id: uuid.UUID,
+    kind: ContentKind,
+    signer: ContentUrlSigner,
+    base_url: str,
+    now: datetime | None = None,
+) -> ContentUrl:
+    """A signed URL to the file for a caller who may read the recording (404 otherwise, as for reading)."""
+    recording = await get_recording(db, caller, recording_id)
+    if kind == "metadata" and recording.metadata_key is None:
+        raise RecordingFileMissingError(recording_id, kind)
+    moment = now or datetime.now(UTC)
+    expires, signature = signer.issue(recording.id, kind, moment)
+    query = urlencode({"file": kind, "expires": expires, "signature": signature})
+    return ContentUrl(
+        url=f"{base_url.rstrip('/')}/api/v1/recordings/{recording.id}/content?{query}",
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        expires_in=expires - int(moment.timestamp()),
+    )
+
+
+async def _readable(db: AsyncSession, access: ContentAccess, recording_id: uuid.UUID) -> Recording:
+    if isinstance(access, SignedGrant):
+        # The grant was issued to a caller who could read the recording; it names the recording it opens.
+        recording = await repository.get(db, access.recording_id)
+        if recording is None or access.recording_id != recording_id:
+            raise RecordingNotFoundError(recording_id)
+        return recording
+    return await get_recording(db, access, recording_id)
 
 
 @dataclass
@@ -68,7 +103,7 @@ def _matches(header: str | None, etag: str) -> bool:
 
 async def open_content(
     db: AsyncSession,
-    caller: Principal,
+    access: ContentAccess,
     recording_id: uuid.UUID,
     kind: ContentKind,
     *,
@@ -79,7 +114,7 @@ async def open_content(
     storage: Storage,
 ) -> Content:
     """The file's bytes, or the single range asked for (206), with its ETag; 304 when the client has it."""
-    recording = await get_recording(db, caller, recording_id)
+    recording = await _readable(db, access, recording_id)
     key = recording.video_key if kind == "video" else recording.metadata_key
     size = recording.video_size if kind == "video" else recording.metadata_size
     if key is None or size is None:

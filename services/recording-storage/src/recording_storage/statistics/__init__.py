@@ -1,0 +1,1 @@
+"""Upload statistics for operators: volume per day, failed uploads, sessions in progress."""

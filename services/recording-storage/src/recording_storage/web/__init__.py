@@ -1,0 +1,1 @@
+"""Web pages of recording-storage: the recordings list, the player and the upload statistics."""
