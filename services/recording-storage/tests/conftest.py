@@ -205,6 +205,27 @@ def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
 
 
+@pytest.fixture
+def shared_sessionmaker(db_session: AsyncSession) -> Any:
+    """A sessionmaker handing out the test's own session, each transaction a savepoint (for a sweep), so what it
+    commits stays inside the test's transaction."""
+
+    class _Session:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(db_session, name)
+
+        def begin(self) -> Any:
+            return db_session.begin_nested()
+
+        async def __aenter__(self) -> Any:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    return lambda: _Session()
+
+
 @pytest_asyncio.fixture
 async def committed_key(db_engine: AsyncEngine) -> AsyncIterator[dict[str, str]]:
     """An upload key committed on its own connection, for the live-server tests."""
