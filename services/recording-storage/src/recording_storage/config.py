@@ -7,8 +7,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
-from recording_storage.storage.s3_models import S3_MAX_PARTS
 
+S3_MAX_PARTS = 10_000
+"""S3's limit of parts in one multipart upload."""
 GIB = 1024**3
 MIB = 1024**2
 

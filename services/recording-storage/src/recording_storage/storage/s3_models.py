@@ -11,9 +11,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recording_storage.config import S3_MAX_PARTS
 from recording_storage.db import Base
-
-S3_MAX_PARTS = 10_000
 
 
 class S3Upload(Base):
