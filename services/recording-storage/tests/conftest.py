@@ -8,8 +8,9 @@ under uvicorn with its own connections, so what they need is committed and named
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,47 @@ from mirante.auth.commands import create_api_key
 from mirante.auth.roles import Role
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
-from recording_storage.config import Settings
+from recording_storage.config import MIB, Settings
 from recording_storage.main import create_app
+
+# Credentials moto accepts; real ones come from the environment of a deployment, never from the repository.
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+S3_BUCKET = "recordings-test"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a free port) with the test bucket, for the tests' whole run."""
+    from moto.server import ThreadedMotoServer
+
+    saved = {name: os.environ.get(name) for name in MOTO_CREDENTIALS}
+    os.environ.update(MOTO_CREDENTIALS)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=S3_BUCKET)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def backend() -> str:
+    """The storage backend of a test; modules that run on both parametrize it."""
+    return "local"
 
 
 @pytest.fixture
@@ -33,7 +73,18 @@ def storage_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(infra_settings: InfraSettings, storage_dir: Path) -> Settings:
+def settings(
+    infra_settings: InfraSettings, storage_dir: Path, backend: str, request: pytest.FixtureRequest
+) -> Settings:
+    s3: dict[str, Any] = {}
+    if backend == "s3":
+        s3 = {
+            "backend": "s3",
+            "s3_bucket": S3_BUCKET,
+            "s3_endpoint_url": request.getfixturevalue("moto_endpoint"),
+            "s3_region": "us-east-1",
+            "s3_part_size_bytes": 5 * MIB,
+        }
     return Settings(
         infra=infra_settings,
         storage_dir=storage_dir,
@@ -41,6 +92,7 @@ def settings(infra_settings: InfraSettings, storage_dir: Path) -> Settings:
         max_video_bytes=64 * 1024 * 1024,
         max_metadata_bytes=64 * 1024,
         write_buffer_bytes=64 * 1024,
+        **s3,
     )
 
 
@@ -151,6 +203,27 @@ class Api:
 @pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
+
+
+@pytest.fixture
+def shared_sessionmaker(db_session: AsyncSession) -> Any:
+    """A sessionmaker handing out the test's own session, each transaction a savepoint (for a sweep), so what it
+    commits stays inside the test's transaction."""
+
+    class _Session:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(db_session, name)
+
+        def begin(self) -> Any:
+            return db_session.begin_nested()
+
+        async def __aenter__(self) -> Any:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    return lambda: _Session()
 
 
 @pytest_asyncio.fixture

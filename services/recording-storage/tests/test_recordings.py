@@ -14,6 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.auth.roles import Role
 from mirante.testing.plugin import HeadersFactory
 
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on the local disk and on S3 (moto)."""
+    return str(request.param)
+
+
 VIDEO = os.urandom(10_000)
 
 

@@ -1,12 +1,15 @@
 """Settings of recording-storage: its own variables under `RECORDING_STORAGE_`, the shared ones under `MIRANTE_`."""
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
 
+S3_MAX_PARTS = 10_000
+"""S3's limit of parts in one multipart upload."""
 GIB = 1024**3
 MIB = 1024**2
 
@@ -16,6 +19,30 @@ class Settings(ServiceSettings):
 
     port: int = Field(default=8005, ge=1, le=65535)
 
+    backend: Literal["local", "s3"] = Field(
+        default="local",
+        description="where bytes are kept: `local` (a folder, see storage_dir) or `s3` (an S3-compatible bucket; "
+        "credentials come from the standard AWS variables, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a "
+        "profile or an instance role, never from these settings)",
+    )
+    s3_bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="bucket of the s3 backend (required)"
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="endpoint of an S3-compatible store (MinIO, Ceph, ...); unset: AWS",
+    )
+    s3_region: str | None = Field(
+        default=None, description="region of the bucket; unset: AWS_REGION / AWS_DEFAULT_REGION or the profile's"
+    )
+    s3_part_size_bytes: int = Field(
+        default=16 * MIB,
+        ge=5 * MIB,
+        le=5 * GIB,
+        description="size of each multipart part (S3 needs at least 5 MiB but for the last; at most 10,000 parts "
+        "per object); an upload in progress holds up to one part in memory",
+    )
     storage_dir: Path | None = Field(
         default=None,
         description="folder of the local-disk storage backend (default: <MIRANTE_DATA_DIR>/recordings); partial "
@@ -78,6 +105,18 @@ class Settings(ServiceSettings):
         default=30, ge=0, le=86400, description="seconds after start before the first sweep"
     )
     sweep_batch_size: int = Field(default=100, ge=1, le=10_000, description="sessions or recordings per transaction")
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Self:
+        if self.backend == "s3":
+            if self.s3_bucket is None:
+                raise ValueError("RECORDING_STORAGE_S3_BUCKET is required with RECORDING_STORAGE_BACKEND=s3")
+            # The largest file has to fit in S3's 10,000 parts (the last one carrying the tail).
+            if self.max_video_bytes > (S3_MAX_PARTS - 1) * self.s3_part_size_bytes:
+                raise ValueError(
+                    "RECORDING_STORAGE_S3_PART_SIZE_BYTES is too small for RECORDING_STORAGE_MAX_VIDEO_BYTES"
+                )
+        return self
 
     def resolved_content_url_secret(self) -> str | None:
         """The key material of signed content URLs: its own setting, else the suite's shared JWT secret."""

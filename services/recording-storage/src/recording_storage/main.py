@@ -11,7 +11,7 @@ from recording_storage.housekeeping.sweeper import sweeper_worker
 from recording_storage.recordings.router import router as recordings_router
 from recording_storage.recordings.signing import ContentUrlSigner
 from recording_storage.statistics.router import router as statistics_router
-from recording_storage.storage.local import LocalStorage
+from recording_storage.storage.select import build_storage, storage_closer
 from recording_storage.uploads.router import CREATE_SESSION_PATH, UPLOADS_PATH
 from recording_storage.uploads.router import router as uploads_router
 from recording_storage.web.router import router as pages_router
@@ -30,7 +30,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         SERVICE,
         settings,
         routers=[health_router, statistics_router, uploads_router, recordings_router, pages_router],
-        workers={"sweeper": sweeper_worker},
+        workers={"sweeper": sweeper_worker, "storage-closer": storage_closer},
         # File bodies stream to storage and the service enforces each file's size itself; create-session's JSON
         # keeps the suite's small default (the longer prefix wins).
         body_limits={f"{UPLOADS_PATH}/": upload_limit, CREATE_SESSION_PATH: settings.infra.core.max_body_bytes},
@@ -41,7 +41,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 def build_state(app: FastAPI) -> None:
     """The storage backend (for the dependencies and the sweeper) and the content URL signer, on app.state."""
     settings: Settings = app.state.settings
-    app.state.storage = LocalStorage(settings.resolved_storage_dir())
+    app.state.storage = build_storage(settings, app.state.sessionmaker)
     app.state.content_urls = ContentUrlSigner.from_secret(
         settings.resolved_content_url_secret(), settings.content_url_ttl_seconds
     )
