@@ -12,6 +12,7 @@ import contextlib
 import os
 import random
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
@@ -35,6 +36,13 @@ from rtls_cambus.ingest.payloads import Reading
 from rtls_cambus.ingest.repository import GatewaySeen
 from rtls_cambus.ingest.worker import sweep_once
 from rtls_cambus.main import create_app
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
+
+from scripts.simulators.cameras import CameraFleet  # noqa: E402
+from scripts.simulators.gateways import Building  # noqa: E402
 
 AppFactory = Callable[..., FastAPI]
 
@@ -456,3 +464,35 @@ async def test_gateway_traffic_published_while_the_service_and_the_broker_restar
             g=gateways,
         )
     await discard_session(url, client_id)
+
+
+async def test_simulated_traffic_is_ingested(
+    make_app: AppFactory, mirante_urls: StackUrls, db_engine: AsyncEngine
+) -> None:
+    building = Building(rooms=3, people=2, dwell=2, seed=uuid.uuid4().int % 10_000, silent_gateway=True)
+    code = f"s{uuid.uuid4().hex[:8]}"
+    await add_building(db_engine, code)
+    cameras = CameraFleet(code, tenant="sim", cameras=2, seed=3)
+    async with running(make_app()):
+        sent = await building.publish(mirante_urls.mqtt_url, ticks=6)
+        assert sent.silent_from_tick == 3
+        published = await cameras.publish(mirante_urls.mqtt_url, events=2, updates=1)
+        await wait_for_scalar(
+            db_engine,
+            "SELECT count(*) FROM rtls_cambus.gateway_readings WHERE gateway_mac = ANY(:g)",
+            sent.readings,
+            g=building.gateways,
+        )
+        await wait_for_scalar(
+            db_engine,
+            "SELECT count(*) FROM rtls_cambus.camera_events e JOIN rtls_cambus.devices d ON d.id = e.camera_id"
+            " JOIN rtls_cambus.buildings b ON b.id = d.building_id WHERE b.code = :c AND e.type = 'end'",
+            published["events"],
+            c=code,
+        )
+    async with db_engine.connect() as connection:
+        registered = await connection.scalar(
+            text("SELECT count(*) FROM rtls_cambus.devices WHERE kind = 'gateway' AND mac = ANY(:g)"),
+            {"g": building.gateways},
+        )
+    assert registered == 3
