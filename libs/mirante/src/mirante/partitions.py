@@ -83,6 +83,35 @@ async def create_day_partition(conn: Executor, schema: str, parent: str, day: da
     return name
 
 
+async def create_day_partition_over_default(
+    conn: Executor, schema: str, parent: str, day: date, *, default: str, column: str
+) -> tuple[str, int]:
+    """Create the partition of `day` of `schema.parent` unless it exists, moving into it the rows of that day the
+    default partition `default` caught meanwhile (keyed by `column`); its name and how many rows moved.
+
+    PostgreSQL refuses to create a partition over rows its default already holds, so they are taken out into a
+    temporary table and put back through the parent once the partition exists, all in the caller's transaction.
+    """
+    start, end = day_bounds(day)
+    bounds = {"lo": start, "hi": end}
+    where = f"{_quoted(column)} >= :lo AND {_quoted(column)} < :hi"
+    source = f"{_quoted(schema)}.{_quoted(default)}"
+    # Identifiers come from the caller's constants, never from input.
+    stranded = int(await conn.scalar(text(f"SELECT count(*) FROM {source} WHERE {where}"), bounds) or 0)  # noqa: S608
+    if stranded:
+        await conn.execute(
+            text(f"CREATE TEMPORARY TABLE mirante_moving ON COMMIT DROP AS SELECT * FROM {source} WHERE {where}"),  # noqa: S608
+            bounds,
+        )
+        await conn.execute(text(f"DELETE FROM {source} WHERE {where}"), bounds)  # noqa: S608
+    name = await create_day_partition(conn, schema, parent, day)
+    if stranded:
+        target = f"{_quoted(schema)}.{_quoted(parent)}"
+        await conn.execute(text(f"INSERT INTO {target} OVERRIDING SYSTEM VALUE SELECT * FROM mirante_moving"))  # noqa: S608
+        await conn.execute(text("DROP TABLE mirante_moving"))
+    return name, stranded
+
+
 async def drop_day_partitions_before(conn: Executor, schema: str, parent: str, cutoff: date) -> dict[date, str]:
     """Drop the day partitions of `schema.parent` wholly before `cutoff` (UTC), keeping `cutoff`'s own; the
     dropped ones by day, oldest first."""

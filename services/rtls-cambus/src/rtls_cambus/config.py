@@ -1,6 +1,8 @@
 """Settings of rtls-cambus: its own variables under `RTLS_CAMBUS_`, the shared ones under `MIRANTE_`."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
@@ -21,3 +23,76 @@ class Settings(ServiceSettings):
         ge=256,
         description="largest width x height of a floor plan: a browser decodes the whole image to draw it",
     )
+
+    mqtt_ingest_enabled: bool = Field(
+        default=True, description="subscribe to the gateway and CAM-BUS topics and store what they publish"
+    )
+    mqtt_client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="MQTT client id of this replica's persistent session; it must stay the same across restarts and "
+        "differ between replicas (default: rtls-cambus-<hostname>)",
+    )
+    mqtt_share_group: str | None = Field(
+        default=None,
+        pattern=r"^[^/+#\s]{1,64}$",
+        description="shared-subscription group ($share/<group>/...): replicas in one group split the messages. "
+        "Unset (the default): a plain subscription, the only mode whose queued messages survive a Mosquitto 2.0 "
+        "restart",
+    )
+    mqtt_receive_maximum: int = Field(
+        default=2000, ge=1, le=65535, description="MQTT 5 Receive Maximum: unacknowledged messages the broker may send"
+    )
+    mqtt_stop_grace_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="on shutdown, how long a batch being stored may take to commit"
+    )
+    ingest_batch_size: int = Field(
+        default=500, ge=1, le=65535, description="MQTT messages stored per transaction at most"
+    )
+    ingest_batch_interval_seconds: float = Field(
+        default=0.1, gt=0, le=10, description="seconds after the first message of a batch when it is stored"
+    )
+    ingest_max_readings_per_message: int = Field(
+        default=500, ge=1, le=100_000, description="beacon readings one message may hold; a longer list is rejected"
+    )
+    cambus_tenant: str | None = Field(
+        default=None,
+        pattern=r"^[^/+#\s]{1,64}$",
+        description="subscribe to this CAM-BUS tenant only (rtls/cameras/<tenant>/#); unset: every tenant",
+    )
+    command_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="how long a camera command waits for the broker's acknowledgement"
+    )
+    gateway_offline_after_seconds: float = Field(
+        default=60, ge=1, le=86400, description="a gateway without any message for this long turns offline"
+    )
+    presence_check_interval_seconds: float = Field(
+        default=5, gt=0, le=3600, description="seconds between two checks for gateways that went silent"
+    )
+    reading_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days of gateway readings (collection logs) kept; older days dropped"
+    )
+    rejected_retention_days: int = Field(
+        default=14, ge=1, le=3650, description="days rejected messages are kept for inspection"
+    )
+    reading_partitions_ahead_days: int = Field(
+        default=3, ge=1, le=60, description="day partitions of gateway readings created ahead of today"
+    )
+    maintenance_interval_seconds: float = Field(
+        default=3600, gt=0, le=86400, description="seconds between two partition and retention maintenance runs"
+    )
+
+    @field_validator("mqtt_share_group", "cambus_tenant", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _batch_fits_receive_maximum(self) -> Self:
+        if self.ingest_batch_size > self.mqtt_receive_maximum:
+            raise ValueError(
+                f"ingest_batch_size ({self.ingest_batch_size}) must not exceed mqtt_receive_maximum "
+                f"({self.mqtt_receive_maximum}): the broker sends no more unacknowledged messages than that"
+            )
+        return self

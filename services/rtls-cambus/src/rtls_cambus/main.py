@@ -10,6 +10,9 @@ from rtls_cambus.config import Settings
 from rtls_cambus.devices.router import router as devices_router
 from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
 from rtls_cambus.floor_plans.router import router as floor_plans_router
+from rtls_cambus.ingest.metrics import ingest_metrics
+from rtls_cambus.ingest.router import router as ingest_router
+from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.tags.router import router as tags_router
 from rtls_cambus.zones.router import router as zones_router
@@ -23,12 +26,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or Settings()
     if not isinstance(settings, Settings):
         raise TypeError("rtls-cambus needs its own Settings")
-    return build_service_app(
+    app = build_service_app(
         SERVICE,
         settings,
-        routers=[buildings_router, floor_plans_router, zones_router, people_router, tags_router, devices_router],
+        routers=[
+            buildings_router,
+            floor_plans_router,
+            zones_router,
+            people_router,
+            tags_router,
+            ingest_router,
+            devices_router,
+        ],
+        workers={
+            "mqtt-ingest": mqtt_ingest_worker,
+            "gateway-presence": presence_worker,
+            "ingest-maintenance": maintenance_worker,
+        },
         body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
     )
+    ingest_metrics(app)
+    return app
 
 
 SERVICE = ServiceSpec(

@@ -3,12 +3,15 @@
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
+from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
 from rtls_cambus.tags.models import Tag, TagAssignment
 from rtls_cambus.zones.models import Zone
 
 __all__ = [
     "Building",
+    "CamBusCollector",
+    "CameraEvent",
     "CameraGroup",
     "CameraGroupMember",
     "Device",
@@ -17,7 +20,9 @@ __all__ = [
     "Person",
     "PersonGroup",
     "PersonGroupMember",
+    "RejectedMessage",
     "Tag",
     "TagAssignment",
     "Zone",
+    "gateway_readings",
 ]

@@ -67,6 +67,9 @@ class Device(Base):
     # Cameras
     code: Mapped[str | None] = mapped_column(String(100), comment="cameras: code in the CAM-BUS topics")
     info: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="cameras: last info message, or as set")
+    topic: Mapped[str | None] = mapped_column(
+        String(400), comment="cameras: CAM-BUS topic prefix of its last message, where its commands go"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

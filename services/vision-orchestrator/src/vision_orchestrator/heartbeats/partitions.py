@@ -1,8 +1,8 @@
 """The day partitions of `heartbeats`: created ahead of time, dropped past the retention.
 
 Each UTC day has its partition `heartbeats_pYYYYMMDD`; `heartbeats_default` catches a row of a day without one
-(so a write never fails when maintenance is late). A partition cannot be created over rows the default already
-holds for its day, so those rows are moved into it in the same transaction. A transaction-scoped advisory lock
+(so a write never fails when maintenance is late); creating a day's partition moves the default's rows of that day
+into it (`mirante.partitions.create_day_partition_over_default`). A transaction-scoped advisory lock
 keeps two replicas from doing the maintenance at once.
 """
 
@@ -35,32 +35,11 @@ async def day_partitions(session: AsyncSession) -> dict[date, str]:
 
 
 async def _create(session: AsyncSession, day: date) -> str:
-    lo, hi = partitions.day_bounds(day)
-    bounds = {"lo": lo, "hi": hi}
-    # Identifiers come from constants, never from input (hence S608).
-    stranded = await session.scalar(
-        text(f'SELECT count(*) FROM "{SCHEMA}".{DEFAULT_PARTITION} WHERE received_at >= :lo AND received_at < :hi'),  # noqa: S608
-        bounds,
+    name, moved = await partitions.create_day_partition_over_default(
+        session, SCHEMA, PARENT, day, default=DEFAULT_PARTITION, column="received_at"
     )
-    if stranded:
-        await session.execute(
-            text(
-                "CREATE TEMPORARY TABLE heartbeats_moving ON COMMIT DROP AS SELECT * FROM"  # noqa: S608
-                f' "{SCHEMA}".{DEFAULT_PARTITION} WHERE received_at >= :lo AND received_at < :hi'
-            ),
-            bounds,
-        )
-        await session.execute(
-            text(f'DELETE FROM "{SCHEMA}".{DEFAULT_PARTITION} WHERE received_at >= :lo AND received_at < :hi'),  # noqa: S608
-            bounds,
-        )
-    name = await partitions.create_day_partition(session, SCHEMA, PARENT, day)
-    if stranded:
-        await session.execute(
-            text(f'INSERT INTO "{SCHEMA}".{PARENT} OVERRIDING SYSTEM VALUE SELECT * FROM heartbeats_moving')  # noqa: S608
-        )
-        await session.execute(text("DROP TABLE heartbeats_moving"))
-        logger.info("moved %d heartbeats of %s from the default partition into %s", stranded, day, name)
+    if moved:
+        logger.info("moved %d heartbeats of %s from the default partition into %s", moved, day, name)
     return name
 
 

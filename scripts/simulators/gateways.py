@@ -1,0 +1,131 @@
+"""A building's BLE gateways publishing beacon readings of people walking between rooms, for tests and demos.
+
+`Building` has `rooms` rooms in a row, one gateway per room. Each person carries a tag and walks from room to
+room, staying `dwell` ticks in each. At every tick each gateway publishes
+`rtls/gateways/<mac>/beacon` with `{"readings": [{"tag_mac", "rssi"}]}` for the tags it hears: strongest in the
+tag's own room (about -55 dBm), weaker one room away (about -75 dBm), with Gaussian noise, clamped to the valid
+-127..0 dBm. `silent_gateway` makes one gateway stop publishing halfway through (it should go offline).
+Everything comes from a seeded generator, so a test knows where each person was at each tick (`PublishResult`).
+
+    .venv/bin/python scripts/simulators/gateways.py --url mqtt://127.0.0.1:1883 --rooms 4 --people 6 --ticks 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from mirante.mqtt import Publisher
+
+
+@dataclass
+class PublishResult:
+    messages: int = 0
+    readings: int = 0
+    rooms: list[dict[str, int]] = field(default_factory=list)
+    """Per tick, the room each tag was in."""
+    silent_from_tick: int | None = None
+
+
+@dataclass
+class Building:
+    rooms: int = 4
+    people: int = 5
+    dwell: int = 5
+    noise_db: float = 3.0
+    seed: int = 1
+    silent_gateway: bool = False
+    gateways: list[str] = field(init=False)
+    tags: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.rooms < 1 or self.people < 0 or self.dwell < 1:
+            raise ValueError("rooms and dwell must be at least 1, people at least 0")
+        self._random = random.Random(self.seed)
+        self.gateways = [self._mac(0x0A) for _ in range(self.rooms)]
+        self.tags = [self._mac(0x0B) for _ in range(self.people)]
+        self._room = {tag: self._random.randrange(self.rooms) for tag in self.tags}
+
+    def _mac(self, prefix: int) -> str:
+        return ":".join(f"{byte:02X}" for byte in [prefix, *(self._random.randrange(256) for _ in range(5))])
+
+    def step(self, tick: int) -> dict[str, int]:
+        """Move people whose dwell is over to a neighbouring room; where each tag is now."""
+        if tick and tick % self.dwell == 0:
+            for tag in self.tags:
+                here = self._room[tag]
+                options = [room for room in (here - 1, here + 1) if 0 <= room < self.rooms] or [here]
+                self._room[tag] = self._random.choice(options)
+        return dict(self._room)
+
+    def rssi(self, tag_room: int, gateway_room: int) -> int:
+        distance = abs(tag_room - gateway_room)
+        value = -55 - 20 * distance + self._random.gauss(0, self.noise_db)
+        return max(-127, min(0, round(value)))
+
+    def messages(self, tick: int, silent_from: int | None) -> list[tuple[str, bytes]]:
+        rooms = self.step(tick)
+        out = []
+        for index, gateway in enumerate(self.gateways):
+            if silent_from is not None and index == 0 and tick >= silent_from:
+                continue
+            heard = [
+                {"tag_mac": tag, "rssi": self.rssi(room, index)}
+                for tag, room in rooms.items()
+                if abs(room - index) <= 1
+            ]
+            out.append((f"rtls/gateways/{gateway}/beacon", orjson.dumps({"readings": heard})))
+        return out
+
+    async def publish(self, url: str, *, ticks: int, interval: float = 0.0, progress: bool = False) -> PublishResult:
+        result = PublishResult(silent_from_tick=ticks // 2 if self.silent_gateway else None)
+        started = time.monotonic()
+        async with Publisher(url) as publisher:
+            for tick in range(ticks):
+                batch = self.messages(tick, result.silent_from_tick)
+                result.rooms.append(dict(self._room))
+                await publisher.publish_many(batch)
+                result.messages += len(batch)
+                result.readings += sum(len(orjson.loads(payload)["readings"]) for _, payload in batch)
+                if progress:
+                    rate = result.messages / max(time.monotonic() - started, 1e-6)
+                    print(f"tick {tick + 1}/{ticks}: {result.messages} messages ({rate:.0f}/s)", file=sys.stderr)
+                if interval:
+                    await asyncio.sleep(interval)
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="mqtt://127.0.0.1:1883")
+    parser.add_argument("--rooms", type=int, default=4)
+    parser.add_argument("--people", type=int, default=5)
+    parser.add_argument("--dwell", type=int, default=5, help="ticks a person stays in a room")
+    parser.add_argument("--ticks", type=int, default=30)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between ticks")
+    parser.add_argument("--noise-db", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--silent-gateway", action="store_true", help="the first gateway stops halfway through")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        building = Building(
+            args.rooms, args.people, args.dwell, args.noise_db, args.seed, silent_gateway=args.silent_gateway
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"gateways: {', '.join(building.gateways)}", file=sys.stderr)
+    result = asyncio.run(building.publish(args.url, ticks=args.ticks, interval=args.interval, progress=not args.quiet))
+    print(orjson.dumps({"messages": result.messages, "readings": result.readings}).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ingest over MQTT: BLE gateway readings and CAM-BUS camera messages, gateway presence, camera commands."""
