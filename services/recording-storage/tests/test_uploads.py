@@ -76,7 +76,7 @@ async def test_an_interrupted_upload_resumes_at_the_server_offset(
     assert first.status_code == 200
     assert first.headers["Upload-Offset"] == "100000"
     status = (await client.get(f"/api/v1/uploads/{sid}/status", headers=uploader)).json()
-    assert status["video"] == {"received": 100_000, "size": len(VIDEO), "complete": False}
+    assert status["video"] == {"received": 100_000, "size": len(VIDEO), "complete": False, "uploading": False}
 
     wrong = await api.send(url, uploader, VIDEO[50_000:], offset=50_000)
     assert wrong.status_code == 409
