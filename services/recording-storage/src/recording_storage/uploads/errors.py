@@ -36,6 +36,18 @@ class SessionFinishedError(ConflictError):
         )
 
 
+class SessionIdInUseError(ConflictError):
+    """The recorder's session id names an open session that declared another file."""
+
+    def __init__(self, client_session_id: str, session_id: str) -> None:
+        super().__init__(
+            f"session_id {client_session_id!r} is already being uploaded with another size or SHA-256 (upload "
+            f"session {session_id!r}): give the recording its own session_id",
+            code="session_id_in_use",
+            details={"session_id": session_id},
+        )
+
+
 class UploadBusyError(ConflictError):
     """Another request holds the file (or the session, while finishing)."""
 

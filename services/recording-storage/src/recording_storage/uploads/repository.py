@@ -32,6 +32,23 @@ async def add_session(session: AsyncSession, upload: UploadSession, kinds: Seque
     await session.flush()
 
 
+async def latest_for_client_session(
+    session: AsyncSession, owner_kind: str, owner_id: int, client_session_id: str
+) -> UploadSession | None:
+    """The owner's newest upload session carrying the recorder's session id."""
+    statement = (
+        select(UploadSession)
+        .where(
+            UploadSession.owner_kind == owner_kind,
+            UploadSession.owner_id == owner_id,
+            UploadSession.client_session_id == client_session_id,
+        )
+        .order_by(UploadSession.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def get_session(session: AsyncSession, session_id: str) -> UploadSession | None:
     return await session.get(UploadSession, session_id, populate_existing=True)
 

@@ -52,7 +52,14 @@ def _error(error: ApiError, headers: dict[str, str]) -> JSONResponse:
 @router.post(
     "/create-session",
     status_code=status.HTTP_201_CREATED,
-    responses={**AUTH_RESPONSES, 413: {"description": "a declared size is above the configured maximum"}},
+    responses={
+        **AUTH_RESPONSES,
+        409: {
+            "description": "the recorder's session_id names a finished session (session_finished, with its "
+            "recording_id) or an open one that declared another file (session_id_in_use)"
+        },
+        413: {"description": "a declared size is above the configured maximum"},
+    },
 )
 async def create_session(
     request: Request, body: CreateSession, session: Session, caller: UploadCaller, settings: AppSettings
@@ -61,6 +68,8 @@ async def create_session(
 
     The body is the recorder's (`session_id`, `connection_info`, `file_size`, `metadata` with `start_time` and
     `recorder_settings`), plus optionally `sha256` (of the video, checked at finalize) and `metadata_size`.
+    Sent again with the same `session_id` while that session is open and declares the same file, it answers
+    the same session (a retry is safe); once that session expired, a new one.
     """
     return await service.create_session(session, caller, body, settings, str(request.base_url))
 

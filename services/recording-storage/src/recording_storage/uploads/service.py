@@ -58,6 +58,7 @@ from recording_storage.uploads.errors import (
     OffsetMismatchError,
     SessionExpiredError,
     SessionFinishedError,
+    SessionIdInUseError,
     SessionNotFoundError,
     StoredDataLostError,
     UploadBusyError,
@@ -117,6 +118,9 @@ async def create_session(
     if body.metadata_size is not None and body.metadata_size > settings.max_metadata_bytes:
         raise DeclaredSizeTooLargeError("the metadata file", body.metadata_size, settings.max_metadata_bytes)
     now = _now()
+    previous = await repository.latest_for_client_session(db, caller.kind, caller.id, body.session_id)
+    if previous is not None and not _is_expired(previous, now):
+        return _reused(previous, body, settings, base_url)
     upload = UploadSession(
         id=f"ups_{uuid.uuid4().hex}",
         client_session_id=body.session_id,
@@ -132,6 +136,22 @@ async def create_session(
         expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
     )
     await repository.add_session(db, upload, FILE_KINDS)
+    return _created(upload, settings, base_url)
+
+
+def _reused(previous: UploadSession, body: CreateSession, settings: Settings, base_url: str) -> SessionCreated:
+    """Creating a session again for the same recording (the recorder's `session_id`, a retry whose answer was
+    lost, a client that restarted) answers the session already open, as long as it declared the same file; a
+    finished one is refused with its recording, and an expired one is replaced by a new session."""
+    if previous.status == "completed":
+        raise SessionFinishedError(previous.id, str(previous.recording_id))
+    same_file = previous.video_size == body.file_size and previous.video_sha256 == body.sha256
+    if not same_file or previous.metadata_size != body.metadata_size:
+        raise SessionIdInUseError(body.session_id, previous.id)
+    return _created(previous, settings, base_url)
+
+
+def _created(upload: UploadSession, settings: Settings, base_url: str) -> SessionCreated:
     return SessionCreated(
         session_id=upload.id,
         expires_at=upload.expires_at,
