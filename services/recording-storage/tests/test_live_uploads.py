@@ -86,15 +86,14 @@ async def test_finalize_racing_an_upload_is_refused(
         headers = {**committed_key, "Upload-Offset": "0", "Content-Type": "application/octet-stream"}
         upload = asyncio.create_task(http.post(created["video_upload_url"], content=slow_body(), headers=headers))
 
-        code = None
+        # Polling finalize instead could take the session's lock just as the upload claims its file, and refuse it.
         for _ in range(WAIT_STEPS):
-            refused = await http.post(f"/api/v1/uploads/{sid}/finalize", headers=committed_key)
-            assert refused.status_code == 409
-            code = refused.json()["error"]["code"]
-            if code == "upload_in_progress":
+            if (await _status(http, sid, committed_key))["video"]["uploading"]:
                 break
             await asyncio.sleep(0.05)
-        assert code == "upload_in_progress"
+        refused = await http.post(f"/api/v1/uploads/{sid}/finalize", headers=committed_key)
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "upload_in_progress"
         second = await http.post(created["video_upload_url"], content=b"x", headers=headers)
         assert second.status_code == 409
         assert second.json()["error"]["code"] == "upload_in_progress"

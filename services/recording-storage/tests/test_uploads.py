@@ -84,7 +84,7 @@ async def test_an_interrupted_upload_resumes_at_the_server_offset(
     assert first.status_code == 200
     assert first.headers["Upload-Offset"] == "100000"
     status = (await client.get(f"/api/v1/uploads/{sid}/status", headers=uploader)).json()
-    assert status["video"] == {"received": 100_000, "size": len(VIDEO), "complete": False}
+    assert status["video"] == {"received": 100_000, "size": len(VIDEO), "complete": False, "uploading": False}
 
     wrong = await api.send(url, uploader, VIDEO[50_000:], offset=50_000)
     assert wrong.status_code == 409
@@ -194,3 +194,31 @@ async def test_the_partial_files_go_once_finished(
     assert not any(name.startswith("uploads/") for name in names)
     assert {name.rsplit("/", 1)[1] for name in names} == {"video.mp4", "metadata.json"}
     assert all(recording["id"].replace("-", "") in name for name in names)
+
+
+async def test_create_session_again_answers_the_open_session_of_that_recording(
+    client: httpx.AsyncClient, api: Any, uploader: dict[str, str]
+) -> None:
+    body = api.session_body(VIDEO)
+    first = await client.post("/api/v1/uploads/create-session", json=body, headers=uploader)
+    again = await client.post("/api/v1/uploads/create-session", json=body, headers=uploader)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["session_id"] == first.json()["session_id"]
+
+    other_file = await client.post(
+        "/api/v1/uploads/create-session", json={**body, "file_size": len(VIDEO) + 1, "sha256": None}, headers=uploader
+    )
+    assert other_file.status_code == 409
+    assert other_file.json()["error"]["code"] == "session_id_in_use"
+    assert other_file.json()["error"]["details"] == {"session_id": first.json()["session_id"]}
+
+
+async def test_create_session_for_a_finished_recording_names_it(
+    client: httpx.AsyncClient, api: Any, uploader: dict[str, str]
+) -> None:
+    body = api.session_body(VIDEO)
+    recording = await api.upload_recording(uploader, VIDEO, session_id=body["session_id"])
+    again = await client.post("/api/v1/uploads/create-session", json=body, headers=uploader)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "session_finished"
+    assert again.json()["error"]["details"] == {"recording_id": recording["id"]}

@@ -7,8 +7,8 @@ The transaction belongs to the boundary (a request or a consumer step): services
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
@@ -119,6 +119,25 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+TransactionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""`async with transaction() as session:` a session in a transaction of its own, committed when the block ends."""
+
+
+async def get_transactions(request: Request) -> TransactionFactory:
+    """Short transactions on demand, for an endpoint that must not hold a connection for its whole length (one
+    that streams a long request body): each block checks a connection out of the pool and returns it."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[AsyncSession]:
+        async with maker() as session, session.begin():
+            yield session
+
+    return transaction
+
+
+Transactions = Annotated[TransactionFactory, Depends(get_transactions)]
 
 
 TOTAL_COLUMN: Final = "__total"

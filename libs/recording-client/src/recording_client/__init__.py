@@ -12,6 +12,7 @@ from recording_client.errors import (
     ServerError,
     SessionExpiredError,
     UploadError,
+    UploadInProgressError,
     UploadPaused,
     ValidationError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "SessionExpiredError",
     "TokenBucket",
     "UploadError",
+    "UploadInProgressError",
     "UploadManager",
     "UploadPaused",
     "UploadSession",

@@ -24,6 +24,7 @@ from recording_client.errors import (
     ServerError,
     SessionExpiredError,
     UploadError,
+    UploadInProgressError,
     UploadPaused,
     ValidationError,
 )
@@ -140,6 +141,10 @@ def raise_for_response(response: httpx.Response, *, operation: str = "") -> None
         raise AuthenticationError(message, **common)
     if status == 410 or (status == 404 and operation in ("upload", "finalize", "session")):
         raise SessionExpiredError(message, **common)
+    if status == 409 and code == "upload_in_progress":
+        raise UploadInProgressError(
+            message, retry_after=retry_after_seconds(response.headers.get("Retry-After")), **common
+        )
     if status == 409 and operation == "upload":
         raise OffsetMismatchError(message, offset=_offset_from(response, details), **common)
     if status == 409 and operation == "finalize":

@@ -75,6 +75,13 @@ class OffsetMismatchError(UploadError):
         self.offset = offset
 
 
+class UploadInProgressError(UploadError):
+    """409 `upload_in_progress`: another request (an earlier attempt the server has not seen end, or a server
+    replica that died mid-upload) still holds the file; retry after `retry_after`, then resume from the status."""
+
+    retriable = True
+
+
 class SessionExpiredError(UploadError):
     """410 (or 404 for a session the server no longer knows): the upload session is gone; open a new one."""
 

@@ -34,6 +34,7 @@ from recording_client.errors import (
     SessionExpiredError,
     UploadError,
     UploadPaused,
+    ValidationError,
 )
 from recording_client.recordings import build_session_request, read_metadata, scan_recordings, sha256_of
 from recording_client.schedule import UploadWindow
@@ -375,7 +376,14 @@ class UploadManager:
             await self._save()
         if task.session is None:
             request = {**task.session_request, "file_size": task.video_size, "sha256": task.sha256}
-            session = await self.client.create_session(request)
+            try:
+                session = await self.client.create_session(request)
+            except ValidationError as exc:
+                # The server already holds this recording (a finalize whose answer was lost, then the state too).
+                recording_id = exc.details.get("recording_id") if isinstance(exc.details, dict) else None
+                if exc.code == "session_finished" and recording_id:
+                    return {"id": recording_id}
+                raise
             task.session = asdict(session)
             task.sessions_opened += 1
             await self._save()  # before a single byte goes out, so a restart continues this session

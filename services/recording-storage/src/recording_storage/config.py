@@ -74,6 +74,13 @@ class Settings(ServiceSettings):
         description="an upload request that receives nothing for this long is ended, keeping what arrived (a "
         "half-open connection must not hold the file's lock)",
     )
+    upload_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="how long a request's claim on a file lasts unless renewed (it is renewed every third of "
+        "this while bytes arrive); a replica that dies mid-upload blocks its file this long at most",
+    )
     write_buffer_bytes: int = Field(
         default=1 * MIB,
         ge=64 * 1024,

@@ -65,8 +65,9 @@ class UploadSession(Base):
 class UploadFile(Base):
     """One file of a session (its video or its metadata) and how much of it has arrived.
 
-    Its row is the lock of the file: a request appending to it holds the row for its whole body, so a second
-    request to the same file, or a finish, is refused instead of interleaving.
+    A request appending to it holds a lease (`writer_token` until `lease_until`, on the database's clock), taken
+    and renewed in short transactions, so a second request to the same file, or a finish, is refused instead of
+    interleaving, without a transaction staying open while the body streams. `received` counts durable bytes.
     """
 
     __tablename__ = "upload_files"
@@ -79,9 +80,16 @@ class UploadFile(Base):
     complete: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     sha256: Mapped[str | None] = mapped_column(Text, comment="SHA-256 of the received bytes, once complete")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    writer_token: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), comment="the request writing the file, while leased"
+    )
+    lease_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="the writer's lease ends then (database clock) unless renewed"
+    )
 
     __table_args__ = (
         CheckConstraint("kind IN ('video', 'metadata')", name="kind_known"),
+        CheckConstraint("(writer_token IS NULL) = (lease_until IS NULL)", name="lease_whole"),
         CheckConstraint("received >= 0", name="received_not_negative"),
         CheckConstraint(f"sha256 IS NULL OR sha256 {SHA256_CHECK}", name="sha256_hex"),
     )

@@ -34,7 +34,7 @@ from mirante.auth.models import ApiKey, User
 from mirante.auth.repository import ApiKeyRepository, UserRepository
 from mirante.auth.roles import Role
 from mirante.auth.tokens import InvalidTokenError, TokenCodec
-from mirante.db import Session
+from mirante.db import Session, Transactions
 from mirante.web.errors import ForbiddenError, UnauthorizedError
 from mirante.web.ratelimit import DEFAULT_CALLER_SCOPE, limit_caller, parse_rate
 
@@ -189,6 +189,23 @@ async def get_principal(
     _api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """The authenticated caller; 401 with `WWW-Authenticate` when credentials are missing or not valid."""
+    return await authenticate(request, session)
+
+
+async def get_principal_detached(
+    request: Request,
+    transactions: Transactions,
+    _bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    """`get_principal` in a transaction of its own, committed before the endpoint runs: for an endpoint that
+    streams a long body and must hold no connection meanwhile (it opens short transactions when it needs them)."""
+    async with transactions() as session:
+        return await authenticate(request, session)
+
+
+async def authenticate(request: Request, session: AsyncSession) -> Principal:
+    """The caller of `request`, looked up in `session`; 401 when credentials are missing or not valid."""
     token, key = _credentials(request)
     if token is not None:
         principal = await principal_for_token(session, token_codec(request), token)
@@ -204,6 +221,7 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+DetachedPrincipal = Annotated[Principal, Depends(get_principal_detached)]
 
 PrincipalDependency = Callable[[Principal], Coroutine[Any, Any, Principal]]
 

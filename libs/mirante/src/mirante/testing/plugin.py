@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -29,7 +29,7 @@ from mirante.auth.commands import create_user
 from mirante.auth.passwords import PasswordHasher, ScryptParameters, set_password_hasher
 from mirante.auth.service import issue_token
 from mirante.auth.tokens import TokenCodec
-from mirante.db import create_engine, get_session
+from mirante.db import TransactionFactory, create_engine, get_session, get_transactions
 from mirante.devstack import EmbeddedStack, StackUrls
 from mirante.mqtt import Publisher
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
@@ -214,7 +214,16 @@ async def make_client(db_session: AsyncSession) -> AsyncIterator[ClientFactory]:
                 async with db_session.begin_nested():
                     yield db_session
 
+            async def test_transactions() -> TransactionFactory:
+                @asynccontextmanager
+                async def transaction() -> AsyncIterator[AsyncSession]:
+                    async with db_session.begin_nested():
+                        yield db_session
+
+                return transaction
+
             app.dependency_overrides[get_session] = test_session
+            app.dependency_overrides[get_transactions] = test_transactions
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app)
             return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://testserver"))

@@ -28,6 +28,11 @@ class PartWriter(Protocol):
     async def write(self, data: bytes) -> None:
         """Append `data`."""
 
+    async def checkpoint(self) -> int:
+        """Make what can be made durable so, without closing: the object's size (from its start) up to which its
+        bytes survive a crash now. A backend that keeps data durable only in whole parts may answer less than was
+        written; a resumed upload continues from the answer."""
+
     async def close(self) -> None:
         """Make what was written durable (it survives a crash once this returns)."""
 

@@ -29,6 +29,7 @@ class LocalPartWriter:
     def __init__(self, fd: int, offset: int) -> None:
         self._fd = fd
         self._offset = offset
+        self._written = 0
         self._closed = False
 
     @staticmethod
@@ -40,6 +41,11 @@ class LocalPartWriter:
 
     async def write(self, data: bytes) -> None:
         await asyncio.to_thread(self._write_all, self._fd, data)
+        self._written += len(data)
+
+    async def checkpoint(self) -> int:
+        await asyncio.to_thread(os.fsync, self._fd)
+        return self._offset + self._written
 
     async def close(self) -> None:
         if self._closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from typing import Any
 
 from mirante.web.errors import ApiError, ConflictError, NotFoundError, PayloadTooLargeError, ValidationFailedError
@@ -34,6 +36,18 @@ class SessionFinishedError(ConflictError):
         )
 
 
+class SessionIdInUseError(ConflictError):
+    """The recorder's session id names an open session that declared another file."""
+
+    def __init__(self, client_session_id: str, session_id: str) -> None:
+        super().__init__(
+            f"session_id {client_session_id!r} is already being uploaded with another size or SHA-256 (upload "
+            f"session {session_id!r}): give the recording its own session_id",
+            code="session_id_in_use",
+            details={"session_id": session_id},
+        )
+
+
 class UploadBusyError(ConflictError):
     """Another request holds the file (or the session, while finishing)."""
 
@@ -42,6 +56,25 @@ class UploadBusyError(ConflictError):
             f"{what} is in use by another request: wait for it to end, then ask for the status",
             code="upload_in_progress",
             headers={"Retry-After": "5"},
+        )
+
+
+class UploadInProgressError(ConflictError):
+    """A live lease of another request holds the file: `offset` is what is recorded so far (it grows while that
+    request runs), and Retry-After says when its lease would lapse if it is not renewed."""
+
+    def __init__(self, kind: str, offset: int | None, lease_until: datetime | None, now: datetime) -> None:
+        wait = 5 if lease_until is None else max(1, math.ceil((lease_until - now).total_seconds()))
+        details: dict[str, Any] = {"kind": kind}
+        headers = {"Retry-After": str(wait)}
+        if offset is not None:
+            details["offset"] = offset
+            headers[UPLOAD_OFFSET_HEADER] = str(offset)
+        super().__init__(
+            f"another request is sending the {kind}: wait for it to end, then ask for the status",
+            code="upload_in_progress",
+            details=details,
+            headers=headers,
         )
 
 

@@ -1,12 +1,14 @@
-"""Queries of upload sessions and their files. Locks are taken with NOWAIT: a busy session or file is refused at
-once (the caller answers 409) rather than queued behind a request that may stream for minutes."""
+"""Queries of upload sessions and their files. Row locks last one short transaction and are taken with NOWAIT
+(a busy session is refused at once, the caller answers 409); a file being written is held by a lease, never by a
+lock kept while its body streams. Lease times are on the database's clock, so replicas' clocks do not matter."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +32,23 @@ async def add_session(session: AsyncSession, upload: UploadSession, kinds: Seque
     await session.flush()
 
 
+async def latest_for_client_session(
+    session: AsyncSession, owner_kind: str, owner_id: int, client_session_id: str
+) -> UploadSession | None:
+    """The owner's newest upload session carrying the recorder's session id."""
+    statement = (
+        select(UploadSession)
+        .where(
+            UploadSession.owner_kind == owner_kind,
+            UploadSession.owner_id == owner_id,
+            UploadSession.client_session_id == client_session_id,
+        )
+        .order_by(UploadSession.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def get_session(session: AsyncSession, session_id: str) -> UploadSession | None:
     return await session.get(UploadSession, session_id, populate_existing=True)
 
@@ -47,19 +66,87 @@ async def lock_session(session: AsyncSession, session_id: str, *, shared: bool) 
         raise
 
 
-async def lock_file(session: AsyncSession, session_id: str, kind: str) -> UploadFile:
+def _lease_live() -> ColumnElement[bool]:
+    return UploadFile.lease_until > func.now()
+
+
+async def claim_file(
+    session: AsyncSession, session_id: str, kind: str, token: uuid.UUID, lease_seconds: float
+) -> UploadFile | None:
+    """Lease the file to `token` when no live lease holds it (none, or one past its time: a writer that died);
+    None when another writer holds it. The file's row is locked until this transaction ends."""
+    statement = (
+        update(UploadFile)
+        .where(
+            UploadFile.session_id == session_id,
+            UploadFile.kind == kind,
+            (UploadFile.writer_token.is_(None)) | (UploadFile.lease_until <= func.now()),
+        )
+        .values(writer_token=token, lease_until=_lease_end(lease_seconds), updated_at=func.now())
+        .returning(UploadFile)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_file(session: AsyncSession, session_id: str, kind: str) -> UploadFile:
     statement = (
         select(UploadFile)
         .where(UploadFile.session_id == session_id, UploadFile.kind == kind)
-        .with_for_update(nowait=True)
         .execution_options(populate_existing=True)
     )
-    try:
-        return (await session.execute(statement)).scalar_one()
-    except DBAPIError as error:
-        if _is_lock_busy(error):
-            raise LockBusyError from None
-        raise
+    return (await session.execute(statement)).scalar_one()
+
+
+async def renew_lease(
+    session: AsyncSession, session_id: str, kind: str, token: uuid.UUID, lease_seconds: float, received: int
+) -> bool:
+    """Extend `token`'s lease and record `received` durable bytes; False when the lease is no longer its own."""
+    statement = (
+        update(UploadFile)
+        .where(UploadFile.session_id == session_id, UploadFile.kind == kind, UploadFile.writer_token == token)
+        .values(lease_until=_lease_end(lease_seconds), received=received, updated_at=func.now())
+    )
+    result = await session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def release_lease(
+    session: AsyncSession,
+    session_id: str,
+    kind: str,
+    token: uuid.UUID,
+    *,
+    received: int,
+    complete: bool,
+    sha256: str | None,
+) -> UploadFile | None:
+    """End `token`'s lease, recording the file's state; None (nothing changed) when the lease is not its own."""
+    statement = (
+        update(UploadFile)
+        .where(UploadFile.session_id == session_id, UploadFile.kind == kind, UploadFile.writer_token == token)
+        .values(
+            writer_token=None,
+            lease_until=None,
+            received=received,
+            complete=complete,
+            sha256=sha256,
+            updated_at=func.now(),
+        )
+        .returning(UploadFile)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def leased_kinds(session: AsyncSession, session_id: str) -> list[str]:
+    """The files of the session a writer holds now."""
+    statement = select(UploadFile.kind).where(UploadFile.session_id == session_id, _lease_live())
+    return list((await session.execute(statement)).scalars())
+
+
+def _lease_end(lease_seconds: float) -> ColumnElement[datetime]:
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds)
 
 
 async def files_of(session: AsyncSession, session_id: str) -> dict[str, UploadFile]:
@@ -75,10 +162,12 @@ async def set_file_state(
 
 
 async def lock_expired_open_sessions(session: AsyncSession, now: datetime, limit: int) -> list[UploadSession]:
-    """Open sessions past their expiry, skipping those a request holds (an upload still streaming)."""
+    """Open sessions past their expiry, skipping those a request holds (an upload still streaming: a file with a
+    live lease, or a session row locked by a finish)."""
+    streaming = select(UploadFile.session_id).where(UploadFile.session_id == UploadSession.id, _lease_live())
     statement = (
         select(UploadSession)
-        .where(UploadSession.status == "open", UploadSession.expires_at <= now)
+        .where(UploadSession.status == "open", UploadSession.expires_at <= now, ~streaming.exists())
         .order_by(UploadSession.expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -10,13 +10,13 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from mirante.db import Session
+from mirante.db import Session, Transactions
 from mirante.web.errors import ApiError, error_response
 from recording_storage.deps import AppSettings, StorageDep
 from recording_storage.recordings.schemas import RecordingRead
 from recording_storage.uploads import service
 from recording_storage.uploads.body import body_chunks, is_multipart
-from recording_storage.uploads.deps import UPLOAD_SCOPE, UploadCaller
+from recording_storage.uploads.deps import UPLOAD_SCOPE, StreamingUploadCaller, UploadCaller
 from recording_storage.uploads.errors import UPLOAD_OFFSET_HEADER
 from recording_storage.uploads.schemas import (
     CreateSession,
@@ -52,7 +52,14 @@ def _error(error: ApiError, headers: dict[str, str]) -> JSONResponse:
 @router.post(
     "/create-session",
     status_code=status.HTTP_201_CREATED,
-    responses={**AUTH_RESPONSES, 413: {"description": "a declared size is above the configured maximum"}},
+    responses={
+        **AUTH_RESPONSES,
+        409: {
+            "description": "the recorder's session_id names a finished session (session_finished, with its "
+            "recording_id) or an open one that declared another file (session_id_in_use)"
+        },
+        413: {"description": "a declared size is above the configured maximum"},
+    },
 )
 async def create_session(
     request: Request, body: CreateSession, session: Session, caller: UploadCaller, settings: AppSettings
@@ -61,6 +68,8 @@ async def create_session(
 
     The body is the recorder's (`session_id`, `connection_info`, `file_size`, `metadata` with `start_time` and
     `recorder_settings`), plus optionally `sha256` (of the video, checked at finalize) and `metadata_size`.
+    Sent again with the same `session_id` while that session is open and declares the same file, it answers
+    the same session (a retry is safe); once that session expired, a new one.
     """
     return await service.create_session(session, caller, body, settings, str(request.base_url))
 
@@ -80,8 +89,9 @@ async def session_status(session_id: SessionIdPath, session: Session, caller: Up
         400: {"description": "a malformed Upload-Offset or multipart body"},
         408: {"description": "the body stopped arriving; what arrived is kept (Upload-Offset says how much)"},
         409: {
-            "description": "Upload-Offset is not the server's (the answer's Upload-Offset is), another request is "
-            "sending this file, the file is complete, or the session is finished"
+            "description": "Upload-Offset is not the server's (offset_mismatch: the answer's Upload-Offset and "
+            "details.offset are), another request is sending this file (upload_in_progress, with Retry-After), the "
+            "file is complete, or the session is finished"
         },
         413: {"description": "the body goes past the file's declared size (nothing of it is kept)"},
     },
@@ -111,8 +121,8 @@ async def upload_file(
     request: Request,
     session_id: SessionIdPath,
     kind: Annotated[FileKindQuery, Query(description="which file of the session the body is")],
-    session: Session,
-    caller: UploadCaller,
+    transactions: Transactions,
+    caller: StreamingUploadCaller,
     settings: AppSettings,
     storage: StorageDep,
 ) -> Response:
@@ -123,7 +133,7 @@ async def upload_file(
     """
     content_length = request.headers.get("content-length")
     answer = await service.receive_file(
-        session,
+        transactions,
         caller,
         session_id,
         kind,
@@ -147,7 +157,8 @@ async def upload_file(
     responses={
         **SESSION_RESPONSES,
         409: {
-            "description": "a file is incomplete (the answer says which and how far), or a request is still sending one"
+            "description": "a file is incomplete (upload_incomplete: the answer says which and how far), or a request "
+            "is still sending one (upload_in_progress, with Retry-After)"
         },
         422: {
             "description": "the video's SHA-256 is not the declared one, or the metadata is not JSON; the "

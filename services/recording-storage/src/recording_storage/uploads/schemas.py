@@ -133,9 +133,15 @@ class SessionCreated(BaseModel):
 
 
 class FileStatus(BaseModel):
-    received: int = Field(description="bytes stored: the offset to continue at")
+    received: int = Field(
+        description="bytes stored durably: the offset to continue at (while a request is sending the file, it "
+        "grows every few seconds)"
+    )
     size: int | None = Field(description="declared size, when one was declared")
     complete: bool
+    uploading: bool = Field(
+        description="a request is sending this file now (another one gets 409 upload_in_progress until it ends)"
+    )
 
 
 class SessionStatus(BaseModel):

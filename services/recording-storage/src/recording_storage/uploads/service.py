@@ -1,8 +1,15 @@
 """Upload sessions: creating them, appending to their files, reporting progress, and finishing them.
 
-Locks: an upload request holds its session row FOR SHARE and its file row FOR UPDATE for as long as its body
-streams, so two requests never append to one file and a finish (which needs the session FOR UPDATE) cannot run
-while bytes are arriving; both are refused at once with 409 instead of waiting.
+Leases, not locks, while a body streams: an upload request claims its file in a short transaction (a token and a
+lease time on the file's row, taken only when no live lease holds it), streams the body with no transaction or
+connection held, renews the lease every third of its length in short transactions (recording the bytes made
+durable so far, so the status is truthful), and releases it in a last short transaction, also when the client
+went away. So concurrent uploads are not capped by the connection pool and no transaction stays open for
+minutes. A second request to the same file, and a finish, get 409 `upload_in_progress` while the lease lives.
+A replica that dies mid-body leaves a lease that lapses; the next request takes the file over at the recorded
+offset, and the bytes past it are dropped (they may never have reached the disk: only what a checkpoint made
+durable is ever recorded). A writer never writes once its lease may have lapsed: it renews first, and stops if
+the file was taken over.
 
 Hashing: a request that starts a file at byte 0 hashes it as it is written; when it also finishes the file the
 digest is kept and finishing reads nothing again. A hash object cannot be stored, so a file that arrived in
@@ -10,13 +17,15 @@ several requests (resumed, or sent in pieces) is hashed at finish by reading it 
 prefix at each resume instead would cost a client sending many pieces a read per piece (quadratic).
 
 Some outcomes change state and still answer an error (an idle body keeps what arrived; a checksum mismatch drops
-the video's bytes): those are returned with the error rather than raised, so the request's transaction commits.
+the video's bytes): those are returned with the error rather than raised, so their transaction commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +38,7 @@ from starlette.requests import ClientDisconnect
 
 from mirante.auth.principal import Principal
 from mirante.bus.outbox import emit, emit_many
+from mirante.db import TransactionFactory
 from mirante.web.errors import ApiError
 from recording_storage import events
 from recording_storage.config import Settings
@@ -48,13 +58,17 @@ from recording_storage.uploads.errors import (
     OffsetMismatchError,
     SessionExpiredError,
     SessionFinishedError,
+    SessionIdInUseError,
     SessionNotFoundError,
     StoredDataLostError,
     UploadBusyError,
     UploadIdleError,
     UploadIncompleteError,
+    UploadInProgressError,
 )
 from recording_storage.uploads.schemas import CreateSession, FileReceipt, FileStatus, SessionCreated, SessionStatus
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX: Final = "/api/v1"
 MAX_OFFSET_DIGITS: Final = 19
@@ -104,6 +118,9 @@ async def create_session(
     if body.metadata_size is not None and body.metadata_size > settings.max_metadata_bytes:
         raise DeclaredSizeTooLargeError("the metadata file", body.metadata_size, settings.max_metadata_bytes)
     now = _now()
+    previous = await repository.latest_for_client_session(db, caller.kind, caller.id, body.session_id)
+    if previous is not None and not _is_expired(previous, now):
+        return _reused(previous, body, settings, base_url)
     upload = UploadSession(
         id=f"ups_{uuid.uuid4().hex}",
         client_session_id=body.session_id,
@@ -119,6 +136,22 @@ async def create_session(
         expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
     )
     await repository.add_session(db, upload, FILE_KINDS)
+    return _created(upload, settings, base_url)
+
+
+def _reused(previous: UploadSession, body: CreateSession, settings: Settings, base_url: str) -> SessionCreated:
+    """Creating a session again for the same recording (the recorder's `session_id`, a retry whose answer was
+    lost, a client that restarted) answers the session already open, as long as it declared the same file; a
+    finished one is refused with its recording, and an expired one is replaced by a new session."""
+    if previous.status == "completed":
+        raise SessionFinishedError(previous.id, str(previous.recording_id))
+    same_file = previous.video_size == body.file_size and previous.video_sha256 == body.sha256
+    if not same_file or previous.metadata_size != body.metadata_size:
+        raise SessionIdInUseError(body.session_id, previous.id)
+    return _created(previous, settings, base_url)
+
+
+def _created(upload: UploadSession, settings: Settings, base_url: str) -> SessionCreated:
     return SessionCreated(
         session_id=upload.id,
         expires_at=upload.expires_at,
@@ -135,14 +168,20 @@ async def _owned_session(db: AsyncSession, caller: Principal, session_id: str) -
     return upload
 
 
-def _file_status(upload: UploadSession, file: UploadFile) -> FileStatus:
-    return FileStatus(received=file.received, size=declared_size(upload, file.kind), complete=file.complete)
+def _file_status(upload: UploadSession, file: UploadFile, now: datetime) -> FileStatus:
+    return FileStatus(
+        received=file.received,
+        size=declared_size(upload, file.kind),
+        complete=file.complete,
+        uploading=file.lease_until is not None and file.lease_until > now,
+    )
 
 
 async def session_status(db: AsyncSession, caller: Principal, session_id: str) -> SessionStatus:
     """How many bytes of each file arrived; 410 once the session expired."""
     upload = await _owned_session(db, caller, session_id)
-    if _is_expired(upload, _now()):
+    now = _now()
+    if _is_expired(upload, now):
         raise SessionExpiredError(session_id)
     files = await repository.files_of(db, session_id)
     return SessionStatus(
@@ -150,8 +189,8 @@ async def session_status(db: AsyncSession, caller: Principal, session_id: str) -
         client_session_id=upload.client_session_id,
         status=upload.status,
         expires_at=upload.expires_at,
-        video=_file_status(upload, files["video"]),
-        metadata=_file_status(upload, files["metadata"]),
+        video=_file_status(upload, files["video"], now),
+        metadata=_file_status(upload, files["metadata"], now),
         recording_id=str(upload.recording_id) if upload.recording_id else None,
     )
 
@@ -200,6 +239,7 @@ class _Appender:
     hasher: Any
     buffer_bytes: int
     written: int = 0
+    durable: int = 0
     pending: list[bytes] = field(default_factory=list)
     pending_size: int = 0
 
@@ -225,8 +265,104 @@ class _Appender:
         self.written += len(data)
 
 
+class LeaseLostError(Exception):
+    """The request's lease on its file lapsed and another request took the file over."""
+
+
+@dataclass
+class _Lease:
+    """A request's claim on one file, renewed in short transactions; `renewed_at` is the local (monotonic) time
+    the last claim or renewal began, so the lease surely lasts until `renewed_at + seconds` on any clock."""
+
+    transactions: TransactionFactory
+    session_id: str
+    kind: str
+    token: uuid.UUID
+    seconds: float
+    renewed_at: float
+
+    def age(self) -> float:
+        return time.monotonic() - self.renewed_at
+
+    async def renew(self, received: int) -> None:
+        started = time.monotonic()
+        async with self.transactions() as db:
+            held = await repository.renew_lease(db, self.session_id, self.kind, self.token, self.seconds, received)
+        if not held:
+            raise LeaseLostError
+        self.renewed_at = started
+
+
+async def _keep_lease(lease: _Lease, appender: _Appender, *, closing: bool = False) -> None:
+    """Before writing: renew every third of the lease, recording the bytes made durable since (so the status
+    stays truthful and a takeover resumes there). A request whose lease is two thirds gone (its body waited) first
+    extends it from the last durable offset, so no byte is ever written while the lease might have lapsed; if
+    another request took the file over meanwhile, `LeaseLostError` and nothing is written."""
+    if lease.age() < lease.seconds / 3 and not closing:
+        return
+    if lease.age() >= lease.seconds * 2 / 3:
+        await lease.renew(appender.durable)
+    if closing:
+        return
+    await appender.flush()
+    appender.durable = await appender.writer.checkpoint()
+    await lease.renew(appender.durable)
+
+
+async def _claim(
+    transactions: TransactionFactory,
+    caller: Principal,
+    session_id: str,
+    kind: FileKind,
+    sent_offset: int | None,
+    content_length: int | None,
+    settings: Settings,
+) -> tuple[UploadSession, UploadFile, uuid.UUID, float, int]:
+    """In one short transaction: check the session and the offsets, and lease the file to a new token (409
+    `upload_in_progress` when a live lease holds it). Answers the session, the file, the token, when the claim
+    began (monotonic), and the most bytes the file may reach."""
+    token = uuid.uuid4()
+    began = time.monotonic()
+    async with transactions() as db:
+        upload = await _open_session(db, caller, session_id, shared=True)
+        file = await repository.claim_file(db, session_id, kind, token, settings.upload_lease_seconds)
+        if file is None:
+            held = await repository.get_file(db, session_id, kind)
+            raise UploadInProgressError(kind, held.received, held.lease_until, _now())
+        offset = 0 if sent_offset is None else sent_offset
+        if sent_offset is not None and sent_offset != file.received:
+            raise OffsetMismatchError(kind, file.received, sent_offset)
+        limit = size_limit(upload, kind, settings)
+        if file.complete and sent_offset is not None:
+            if content_length:
+                raise FileCompleteError(kind, file.received)
+            limit = file.received
+        if content_length is not None and offset + content_length > limit:
+            if declared_size(upload, kind) is None:
+                raise DeclaredSizeTooLargeError(f"the {kind} file", offset + content_length, limit)
+            raise BodyBeyondSizeError(kind, offset, limit)
+        if offset < file.received:
+            # Starting over: the bytes recorded so far are about to be overwritten.
+            await repository.set_file_state(db, file, received=offset, complete=False, sha256=None, now=_now())
+    return upload, file, token, began, limit
+
+
+async def _release(
+    transactions: TransactionFactory,
+    lease: _Lease,
+    *,
+    received: int,
+    complete: bool,
+    sha256: str | None,
+) -> UploadFile | None:
+    async with transactions() as db:
+        return await repository.release_lease(
+            db, lease.session_id, lease.kind, lease.token, received=received, complete=complete, sha256=sha256
+        )
+
+
 async def receive_file(
-    db: AsyncSession,
+    transactions: TransactionFactory,
     caller: Principal,
     session_id: str,
     kind: FileKind,
@@ -239,36 +375,31 @@ async def receive_file(
 ) -> UploadAnswer:
     """Append the body to the file at `Upload-Offset` (none: start the file over), streaming it to storage.
 
-    A body cut short (the client went away, or went idle) keeps what arrived; a body going past the file's size
-    keeps nothing of this request (413).
+    No transaction is open while the body streams: the file is leased in a short one, the lease is renewed in
+    short ones as bytes arrive, and released in a last one (also when the client goes away). A body cut short
+    (the client went away, or went idle) keeps what arrived; a body going past the file's size keeps nothing of
+    this request (413).
     """
     sent_offset = parse_offset(offset_header)
-    upload = await _open_session(db, caller, session_id, shared=True)
-    try:
-        file = await repository.lock_file(db, session_id, kind)
-    except repository.LockBusyError:
-        raise UploadBusyError(f"the {kind} of upload session {session_id!r}") from None
+    upload, file, token, began, limit = await _claim(
+        transactions, caller, session_id, kind, sent_offset, content_length, settings
+    )
+    lease = _Lease(transactions, session_id, kind, token, settings.upload_lease_seconds, began)
     offset = 0 if sent_offset is None else sent_offset
-    if sent_offset is not None and sent_offset != file.received:
-        raise OffsetMismatchError(kind, file.received, sent_offset)
-    limit = size_limit(upload, kind, settings)
-    if file.complete and sent_offset is not None:
-        if content_length:
-            raise FileCompleteError(kind, file.received)
-        limit = file.received
-    if content_length is not None and offset + content_length > limit:
-        if declared_size(upload, kind) is None:
-            raise DeclaredSizeTooLargeError(f"the {kind} file", offset + content_length, limit)
-        raise BodyBeyondSizeError(kind, offset, limit)
+    prior = (file.received, file.complete, file.sha256) if offset == file.received else (offset, False, None)
 
     key = part_key(session_id, kind)
     try:
         writer = await storage.open_append(key, offset)
     except OffsetBeyondDataError as error:
-        await repository.set_file_state(db, file, received=error.held, complete=False, sha256=None, now=_now())
-        return UploadAnswer(_receipt(upload, file), StoredDataLostError(kind, error.held))
+        released = await _release(transactions, lease, received=error.held, complete=False, sha256=None)
+        return UploadAnswer(_receipt(upload, released or file), StoredDataLostError(kind, error.held))
+    except BaseException:
+        await _release_quietly(transactions, lease, prior)
+        raise
 
     appender = _Appender(writer, hashlib.sha256() if offset == 0 else None, settings.write_buffer_bytes)
+    appender.durable = offset
     ended_cleanly = False
     idle = False
     try:
@@ -276,15 +407,22 @@ async def receive_file(
             async for chunk in chunks:
                 if offset + appender.total + len(chunk) > limit:
                     raise BodyBeyondSizeError(kind, offset, limit)
+                await _keep_lease(lease, appender)
                 await appender.add(chunk)
             ended_cleanly = True
         except ClientDisconnect:
             pass
         except BodyIdleError:
             idle = True
+        await _keep_lease(lease, appender, closing=True)
         await appender.flush()
+    except LeaseLostError:
+        # Another request owns the file now: close without truncating what it may have written.
+        await writer.close()
+        raise UploadInProgressError(kind, None, None, _now()) from None
     except BaseException:
         await writer.discard()
+        await _release_quietly(transactions, lease, prior)
         raise
     await writer.close()
 
@@ -292,9 +430,23 @@ async def receive_file(
     declared = declared_size(upload, kind)
     complete = received == declared if declared is not None else ended_cleanly
     digest = appender.hasher.hexdigest() if complete and appender.hasher is not None else None
-    await repository.set_file_state(db, file, received=received, complete=complete, sha256=digest, now=_now())
+    released = await _release(transactions, lease, received=received, complete=complete, sha256=digest)
+    if released is None:
+        raise UploadInProgressError(kind, None, None, _now())
     stalled = UploadIdleError(kind, received, settings.upload_idle_timeout_seconds) if idle else None
-    return UploadAnswer(_receipt(upload, file), stalled)
+    return UploadAnswer(_receipt(upload, released), stalled)
+
+
+async def _release_quietly(
+    transactions: TransactionFactory, lease: _Lease, state: tuple[int, bool, str | None]
+) -> None:
+    """Release after a failure, putting back the file's state from before this request; when even that fails
+    the lease lapses on its own and the next request resumes from what is recorded."""
+    received, complete, sha256 = state
+    try:
+        await _release(transactions, lease, received=received, complete=complete, sha256=sha256)
+    except Exception:
+        logger.exception("could not release the lease on the %s of upload session %s", lease.kind, lease.session_id)
 
 
 def _receipt(upload: UploadSession, file: UploadFile) -> FileReceipt:
@@ -354,6 +506,10 @@ async def finalize(
         if recording is not None:
             return Finished(recording)
     upload = await _open_session(db, caller, session_id, shared=False)
+    leased = await repository.leased_kinds(db, session_id)
+    if leased:
+        busy = await repository.get_file(db, session_id, leased[0])
+        raise UploadInProgressError(busy.kind, busy.received, busy.lease_until, _now())
     files = await repository.files_of(db, session_id)
     video, metadata = files["video"], files["metadata"]
     has_metadata = metadata.received > 0 or bool(upload.metadata_size)
