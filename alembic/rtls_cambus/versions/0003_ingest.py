@@ -3,7 +3,7 @@ messages, camera analytic events, CAM-BUS collectors, and the CAM-BUS topic of a
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-08
+Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence

@@ -70,6 +70,7 @@ class S3PartWriter:
         parts: int = 0,
         tail: bytes = b"",
         *,
+        parts_bytes: int = 0,
         truncated: bool = False,
     ) -> None:
         self._storage = storage
@@ -79,6 +80,8 @@ class S3PartWriter:
         self._next_number = parts + 1
         self._old_tail = (upload.tail_key, upload.tail_size, upload.tail_sha256) if upload is not None else None
         self._buffer = bytearray(tail)
+        self._parts_bytes = parts_bytes
+        self._durable_tail = len(tail)  # held by the old tail object until a part takes them over
         # A tail cut at the offset is written back on close even when nothing arrives, as a disk file is truncated.
         self._changed = truncated
         self._tail_cleared = False
@@ -121,7 +124,14 @@ class S3PartWriter:
             if not self._tail_cleared:
                 await s3_state.set_tail(db, self._key, None, 0, None)
         self._tail_cleared = True
+        self._durable_tail = 0
+        self._parts_bytes += len(data)
         self._next_number += 1
+
+    async def checkpoint(self) -> int:
+        """Only recorded parts (and the tail a resume started from) are durable; the buffer is not, until it
+        fills a part or the writer closes."""
+        return self._parts_bytes + self._durable_tail
 
     async def close(self) -> None:
         if self._closed:
@@ -158,12 +168,16 @@ class S3PartWriter:
 class SealedWriter:
     """The writer of a key already completed, opened at its end: it takes no more bytes."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, size: int) -> None:
         self._key = key
+        self._size = size
 
     async def write(self, data: bytes) -> None:
         if data:
             raise StorageError(f"{self._key} is complete and takes no more bytes")
+
+    async def checkpoint(self) -> int:
+        return self._size
 
     async def close(self) -> None:
         return None
@@ -287,7 +301,7 @@ class S3Storage:
             return S3PartWriter(self, key)
         if found is not None:
             if offset == found.size:
-                return SealedWriter(key)
+                return SealedWriter(key, found.size)
             # A completed object cannot be appended to: the key starts over.
             await self.delete(key)
             raise OffsetBeyondDataError(key, offset, 0)
@@ -306,14 +320,16 @@ class S3Storage:
             await self._truncate(upload, kept)
             if boundary < offset:
                 raise OffsetBeyondDataError(key, offset, boundary)
-            return S3PartWriter(self, key, upload, kept)
+            return S3PartWriter(self, key, upload, kept, parts_bytes=boundary)
         try:
             tail = await self._read_tail(upload)
         except _TailDamagedError:
             await self._truncate(upload, len(parts))
             raise OffsetBeyondDataError(key, offset, parts_end) from None
         kept_tail = tail[: offset - parts_end]
-        return S3PartWriter(self, key, upload, len(parts), kept_tail, truncated=len(kept_tail) < len(tail))
+        return S3PartWriter(
+            self, key, upload, len(parts), kept_tail, parts_bytes=parts_end, truncated=len(kept_tail) < len(tail)
+        )
 
     async def size(self, key: str) -> int | None:
         """The bytes held, checked against S3: a part or tail found changed or gone ends them before it."""
