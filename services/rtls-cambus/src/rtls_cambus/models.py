@@ -4,6 +4,7 @@ from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
+from rtls_cambus.positions.models import PositionChange, PresenceSession, TagPosition
 from rtls_cambus.tags.models import Tag, TagAssignment
 from rtls_cambus.zones.models import Zone
 
@@ -17,7 +18,10 @@ __all__ = [
     "Person",
     "PersonGroup",
     "PersonGroupMember",
+    "PositionChange",
+    "PresenceSession",
     "Tag",
     "TagAssignment",
+    "TagPosition",
     "Zone",
 ]
