@@ -60,7 +60,7 @@ def test_walking_room_to_room_switches_once_per_room_change(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_standing_between_two_rooms_in_noise_does_not_flap(seed: int) -> None:
-    # 3 m from room 1's gateway and 5 m from room 2's: 5.5 dB apart on average, under noise of σ = 5 dB.
+    # 3 m from room 1's gateway and 5 m from room 2's: 5.5 dB apart on average, under noise of sd 5 dB.
     rng = random.Random(seed)
     readings = []
     for second in range(600):

@@ -43,7 +43,9 @@ class Settings(ServiceSettings):
     )
     feed_ticket_seconds: int = Field(default=60, ge=5, le=3600, description="life of a live feed ticket")
     feed_max_seconds: int = Field(
-        default=900, ge=10, le=86_400, description="a live feed connection is closed after this long (the page "
-        "reconnects with a new ticket, so a revoked account stops receiving)"
+        default=900,
+        ge=10,
+        le=86_400,
+        description="a live feed connection is closed after this long (the page "
+        "reconnects with a new ticket, so a revoked account stops receiving)",
     )
-

@@ -11,6 +11,8 @@ from rtls_cambus.devices.router import router as devices_router
 from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
 from rtls_cambus.floor_plans.router import router as floor_plans_router
 from rtls_cambus.people.router import router as people_router
+from rtls_cambus.positions.router import router as positions_router
+from rtls_cambus.positions.worker import sweep_silent_tags
 from rtls_cambus.tags.router import router as tags_router
 from rtls_cambus.zones.router import router as zones_router
 
@@ -26,7 +28,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return build_service_app(
         SERVICE,
         settings,
-        routers=[buildings_router, floor_plans_router, zones_router, people_router, tags_router, devices_router],
+        routers=[
+            buildings_router,
+            floor_plans_router,
+            zones_router,
+            people_router,
+            tags_router,
+            devices_router,
+            positions_router,
+        ],
+        workers={"position-sweep": sweep_silent_tags},
         body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
     )
 

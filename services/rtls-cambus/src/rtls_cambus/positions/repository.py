@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, exists, func, insert, select, update
+from sqlalchemy import Row, and_, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,9 +91,10 @@ class PositionFilters:
     person_id: int | None = None
     status: str | None = None
     seen_after: datetime | None = None
+    seen_before: datetime | None = None
 
 
-def _current_query() -> Select[Any]:
+def _current_query() -> Any:
     return (
         select(
             TagPosition,
@@ -138,6 +139,8 @@ async def current_positions(
         query = query.where(TagPosition.status == filters.status)
     if filters.seen_after is not None:
         query = query.where(TagPosition.last_seen_at >= filters.seen_after)
+    if filters.seen_before is not None:
+        query = query.where(TagPosition.last_seen_at.is_(None) | (TagPosition.last_seen_at < filters.seen_before))
     return await paginate(session, query, offset=offset, limit=limit)
 
 
@@ -153,7 +156,8 @@ async def positions_of_person(session: AsyncSession, person_id: int) -> Sequence
         .where(TagAssignment.person_id == person_id)
         .order_by(TagPosition.last_seen_at.desc().nulls_last())
     )
-    return (await session.execute(query)).all()
+    rows: Sequence[Row[Any]] = (await session.execute(query)).all()
+    return rows
 
 
 async def gateway_page(
@@ -172,10 +176,9 @@ async def positions_heard_by(
 ) -> Sequence[Row[Any]]:
     """Current positions of tags whose engine state holds a track of any of `gateway_ids`, heard since then."""
     keys = array([str(gateway_id) for gateway_id in gateway_ids])
-    query = _current_query().where(
-        TagPosition.last_seen_at >= seen_after, TagPosition.state["tracks"].has_any(keys)
-    )
-    return (await session.execute(query.order_by(TagPosition.tag_id))).all()
+    query = _current_query().where(TagPosition.last_seen_at >= seen_after, TagPosition.state["tracks"].has_any(keys))
+    rows: Sequence[Row[Any]] = (await session.execute(query.order_by(TagPosition.tag_id))).all()
+    return rows
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class HistoryFilters:
 async def position_history(
     session: AsyncSession, filters: HistoryFilters, *, offset: int, limit: int
 ) -> tuple[Sequence[Row[Any]], int]:
-    query = (
+    query: Any = (
         select(PositionChange, Tag.mac.label("tag_mac"), Zone.name.label("zone_name"))
         .join(Tag, Tag.id == PositionChange.tag_id)
         .outerjoin(Zone, Zone.id == PositionChange.zone_id)
@@ -229,7 +232,7 @@ class SessionFilters:
 async def presence_sessions(
     session: AsyncSession, filters: SessionFilters, *, offset: int, limit: int
 ) -> tuple[Sequence[Row[Any]], int]:
-    query = (
+    query: Any = (
         select(
             PresenceSession,
             Person.full_name.label("person_name"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,20 @@ from mirante.bus import Event, emit_many
 from rtls_cambus.config import Settings
 from rtls_cambus.devices.models import Device
 from rtls_cambus.identifiers import SCHEMA, SOURCE
+from rtls_cambus.people.errors import PersonNotFoundError
 from rtls_cambus.positions import repository
 from rtls_cambus.positions.engine import EngineParams, Position, Reading, TagState, decide, observe, position
+from rtls_cambus.positions.errors import PeriodError
 from rtls_cambus.positions.models import PRESENT, UNKNOWN, PositionChange, PresenceSession, TagPosition
+from rtls_cambus.positions.schemas import (
+    CurrentPosition,
+    GatewayTags,
+    HeardTag,
+    PersonLocation,
+    PositionChangeRead,
+    PresenceSessionRead,
+    row_dict,
+)
 
 POSITION_CHANGED = "rtls.position.changed"
 ZONE_ENTERED = "rtls.person.zone_entered"
@@ -76,7 +87,7 @@ async def apply_readings(
     for mac, rssi in readings:
         if mac in tags:
             by_tag[tags[mac][0]].append(rssi)
-    holders = {tag_id: person_id for tag_id, person_id in tags.values()}
+    holders = dict(tags.values())
     rows = await repository.locked_positions(session, sorted(by_tag))
     at = received_at.timestamp()
     outcomes: list[tuple[TagPosition, Position]] = []
@@ -84,13 +95,11 @@ async def apply_readings(
         state = TagState.from_json(row.state)
         before = state
         for rssi in by_tag[row.tag_id]:
-            state = observe(
-                state, Reading(gateway.id, rssi, at, gateway.rssi_offset, gateway.rssi_threshold), params
-            )
+            state = observe(state, Reading(gateway.id, rssi, at, gateway.rssi_offset, gateway.rssi_threshold), params)
         row.state = state.to_json()
-        if state.tracks.get(gateway.id) is not None and state.tracks[gateway.id].seen == at:
-            if row.last_seen_at is None or row.last_seen_at < received_at:
-                row.last_seen_at = received_at
+        heard = gateway.id in state.tracks and state.tracks[gateway.id].seen == at
+        if heard and (row.last_seen_at is None or row.last_seen_at < received_at):
+            row.last_seen_at = received_at
         if state != before:
             outcomes.append((row, position(state)))
     return await _settle(session, outcomes, received_at, holders, known={gateway.id: gateway})
@@ -176,11 +185,11 @@ def _place(row: TagPosition, device: Device | None, person_id: int | None, at: d
         row.rssi = row.lead_db = None
 
 
-async def _zone_change(
-    session: AsyncSession, row: TagPosition, person_id: int | None, at: datetime
-) -> list[Event]:
+async def _zone_change(session: AsyncSession, row: TagPosition, person_id: int | None, at: datetime) -> list[Event]:
     """Close the tag's open presence session and open one in the new zone (exit first, then enter)."""
-    events = [_session_event(ZONE_EXITED, closed) for closed in await repository.close_sessions(session, row.tag_id, at)]
+    events = [
+        _session_event(ZONE_EXITED, closed) for closed in await repository.close_sessions(session, row.tag_id, at)
+    ]
     if row.zone_id is not None and person_id is not None:
         opened = await repository.open_session(
             session,
@@ -234,3 +243,116 @@ def _session_event(kind: str, presence: PresenceSession) -> Event:
             "ended_at": _iso(presence.ended_at),
         },
     )
+
+
+# -- reads -------------------------------------------------------------------------------------------------------
+
+
+def _fresh(row: TagPosition, now: datetime, params: EngineParams) -> bool:
+    return row.last_seen_at is not None and now - row.last_seen_at <= timedelta(seconds=params.fresh_seconds)
+
+
+def _current(row: Any, now: datetime, params: EngineParams) -> CurrentPosition:
+    position_row: TagPosition = row[0]
+    values = row_dict(row, position_row)
+    return CurrentPosition.model_validate({**values, "fresh": _fresh(position_row, now, params)})
+
+
+async def current_positions(
+    session: AsyncSession,
+    filters: repository.PositionFilters,
+    fresh: bool | None,
+    params: EngineParams,
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[CurrentPosition], int]:
+    now = datetime.now(UTC)
+    window_start = now - timedelta(seconds=params.fresh_seconds)
+    if fresh is True:
+        filters = replace(filters, seen_after=window_start)
+    elif fresh is False:
+        filters = replace(filters, seen_before=window_start)
+    rows, count = await repository.current_positions(session, filters, offset=offset, limit=limit)
+    return [_current(row, now, params) for row in rows], count
+
+
+async def person_location(session: AsyncSession, person_id: int, params: EngineParams) -> PersonLocation:
+    if not await repository.person_exists(session, person_id):
+        raise PersonNotFoundError(person_id)
+    now = datetime.now(UTC)
+    for row in await repository.positions_of_person(session, person_id):
+        found = _current(row, now, params)
+        if found.status == PRESENT:
+            return PersonLocation(person_id=person_id, status=PRESENT, position=found)
+    return PersonLocation(person_id=person_id, status=UNKNOWN, position=None)
+
+
+async def tags_by_gateway(
+    session: AsyncSession,
+    building_id: int | None,
+    floor_id: int | None,
+    params: EngineParams,
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[GatewayTags], int]:
+    """Each gateway of the page with the tags it has heard within the freshness window, strongest first."""
+    devices, count = await repository.gateway_page(session, building_id, floor_id, offset=offset, limit=limit)
+    now = datetime.now(UTC)
+    heard: dict[int, list[HeardTag]] = defaultdict(list)
+    if devices:
+        rows = await repository.positions_heard_by(
+            session, [device.id for device in devices], now - timedelta(seconds=params.fresh_seconds)
+        )
+        for row in rows:
+            tag_position: TagPosition = row[0]
+            for gateway_id, track in TagState.from_json(tag_position.state).tracks.items():
+                heard_at = datetime.fromtimestamp(track.seen, UTC)
+                if now - heard_at > timedelta(seconds=params.fresh_seconds):
+                    continue
+                heard[gateway_id].append(
+                    HeardTag(
+                        tag_id=tag_position.tag_id,
+                        tag_mac=row.tag_mac,
+                        person_id=tag_position.person_id,
+                        person_name=row.person_name,
+                        rssi=round(track.level, 2),
+                        last_heard_at=heard_at,
+                        placed_here=tag_position.gateway_id == gateway_id and tag_position.status == PRESENT,
+                    )
+                )
+    return [
+        GatewayTags(
+            gateway_id=device.id,
+            mac=device.mac,
+            name=device.name,
+            floor_id=device.floor_id,
+            zone_id=device.zone_id,
+            status=device.status,
+            last_seen_at=device.last_seen_at,
+            tags=sorted(heard.get(device.id, []), key=lambda tag: -tag.rssi),
+        )
+        for device in devices
+    ], count
+
+
+async def position_history(
+    session: AsyncSession, filters: repository.HistoryFilters, *, offset: int, limit: int
+) -> tuple[list[PositionChangeRead], int]:
+    _check_period(filters.since, filters.until)
+    rows, count = await repository.position_history(session, filters, offset=offset, limit=limit)
+    return [PositionChangeRead.model_validate(row_dict(row, row[0])) for row in rows], count
+
+
+async def presence_sessions(
+    session: AsyncSession, filters: repository.SessionFilters, *, offset: int, limit: int
+) -> tuple[list[PresenceSessionRead], int]:
+    _check_period(filters.since, filters.until)
+    rows, count = await repository.presence_sessions(session, filters, offset=offset, limit=limit)
+    return [PresenceSessionRead.model_validate(row_dict(row, row[0])) for row in rows], count
+
+
+def _check_period(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and until <= since:
+        raise PeriodError()
