@@ -115,7 +115,7 @@ async def _make_site(session: AsyncSession) -> Site:
 SiteMaker = Callable[[AsyncSession], Awaitable[Site]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_site() -> SiteMaker:
     """`await make_site(session)`: a small site (see `_make_site`) written in `session`."""
     return _make_site

@@ -14,6 +14,7 @@ from rtls_cambus.people.router import router as people_router
 from rtls_cambus.positions.router import router as positions_router
 from rtls_cambus.positions.worker import sweep_silent_tags
 from rtls_cambus.tags.router import router as tags_router
+from rtls_cambus.web.router import router as web_router
 from rtls_cambus.zones.router import router as zones_router
 
 # Room for the multipart framing around the largest image.
@@ -36,6 +37,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             tags_router,
             devices_router,
             positions_router,
+            web_router,
         ],
         workers={"position-sweep": sweep_silent_tags},
         body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},

@@ -70,12 +70,19 @@ def _frame(entry_id: str, fields: Any) -> bytes | None:
         return None
     envelope = orjson.loads(values["event"])
     body = orjson.dumps({"type": kind, "time": envelope.get("time"), "data": envelope.get("data")})
-    return b"id: " + entry_id.encode() + b"\nevent: " + kind.encode() + b"\ndata: " + body + b"\n\n"
+    # No `event:` field: every frame is a plain message, so one `onmessage` sees every type (EventSource has
+    # no wildcard listener); the type is in the data.
+    return b"id: " + entry_id.encode() + b"\ndata: " + body + b"\n\n"
 
 
 async def stream_events(
     request: Request, redis: Redis, stream: str, last_id: str, max_seconds: float
 ) -> AsyncIterator[bytes]:
+    if last_id == "$":
+        # Pin "now" to a concrete id before saying hello: whatever is published once the client has read the
+        # hello comes after it, even if the first XREAD starts later.
+        newest = await redis.xrevrange(stream, count=1)
+        last_id = text(newest[0][0]) if newest and newest[0][0] else "0-0"
     yield b"retry: 2000\n: connected\n\n"
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
