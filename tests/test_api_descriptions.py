@@ -53,8 +53,15 @@ UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {
         ("/queue", "GET"),
         ("/inspections/{inspection_id}", "GET"),
     },
-    "rtls-cambus": _DOCS_AND_METRICS,
-    "recording-storage": _DOCS_AND_METRICS,
+    "rtls-cambus": _DOCS_AND_METRICS | {("/static/{name}", "GET"), ("/login", "GET"), ("/", "GET")},
+    "recording-storage": _DOCS_AND_METRICS
+    | {
+        ("/static/{name}", "GET"),
+        ("/login", "GET"),
+        ("/", "GET"),
+        ("/recordings/{recording_id}", "GET"),
+        ("/statistics", "GET"),
+    },
 }
 
 

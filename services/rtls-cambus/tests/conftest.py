@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory
+from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.config import Settings
+from rtls_cambus.devices.models import Device
 from rtls_cambus.main import create_app
+from rtls_cambus.people.models import Person
+from rtls_cambus.tags.models import Tag, TagAssignment
+from rtls_cambus.zones.models import Zone
 
 
 @pytest.fixture
@@ -55,3 +64,58 @@ def make_png() -> ImageMaker:
 @pytest.fixture
 def make_jpeg() -> ImageMaker:
     return _jpeg_header
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Site:
+    building: Building
+    floor: Floor
+    zones: list[Zone]
+    gateways: list[Device]
+    person: Person
+    tag: Tag
+
+
+def new_mac() -> str:
+    digits = uuid.uuid4().hex[:12].upper()
+    return ":".join(digits[index : index + 2] for index in range(0, 12, 2))
+
+
+async def _make_site(session: AsyncSession) -> Site:
+    """A floor with two zones (the second restricted), a gateway in each and one unzoned, a person with a tag."""
+    building = Building(name=f"b-{uuid.uuid4().hex[:8]}")
+    session.add(building)
+    await session.flush()
+    floor = Floor(building_id=building.id, level=0)
+    session.add(floor)
+    await session.flush()
+    zones = [Zone(floor_id=floor.id, name="Lobby"), Zone(floor_id=floor.id, name="Lab", restricted=True)]
+    session.add_all(zones)
+    await session.flush()
+    gateways = [
+        Device(
+            kind="gateway", mac=new_mac(), floor_id=floor.id, building_id=building.id, zone_id=zone_id, x_px=x, y_px=50
+        )
+        for zone_id, x in ((zones[0].id, 20.0), (zones[1].id, 180.0), (None, 100.0))
+    ]
+    person = Person(full_name="Ana Souza")
+    tag = Tag(mac=new_mac())
+    session.add_all([*gateways, person, tag])
+    await session.flush()
+    session.add(TagAssignment(tag_id=tag.id, person_id=person.id, assigned_from=T0 - timedelta(days=1)))
+    await session.flush()
+    for row in (*gateways, building, floor, *zones):
+        await session.refresh(row)
+    return Site(building, floor, zones, gateways, person, tag)
+
+
+SiteMaker = Callable[[AsyncSession], Awaitable[Site]]
+
+
+@pytest.fixture(scope="session")
+def make_site() -> SiteMaker:
+    """`await make_site(session)`: a small site (see `_make_site`) written in `session`."""
+    return _make_site

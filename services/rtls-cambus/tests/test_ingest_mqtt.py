@@ -496,3 +496,30 @@ async def test_simulated_traffic_is_ingested(
             {"g": building.gateways},
         )
     assert registered == 3
+
+
+async def test_a_beacon_heard_over_mqtt_places_the_tag_in_the_gateways_zone(
+    make_app: AppFactory, mqtt_publisher: Publisher, db_engine: AsyncEngine, make_site: Any
+) -> None:
+    async with AsyncSession(db_engine, expire_on_commit=False) as session:
+        site = await make_site(session)
+        await session.commit()
+    lobby, lab = site.gateways[0], site.gateways[1]
+    app = make_app()
+    async with running(app):
+        await mqtt_publisher.publish(f"rtls/gateways/{lobby.mac}/beacon", beacon((site.tag.mac, -55)))
+        await wait_for_scalar(
+            db_engine,
+            "SELECT zone_id FROM rtls_cambus.tag_positions WHERE tag_id = :t",
+            site.zones[0].id,
+            t=site.tag.id,
+        )
+        await mqtt_publisher.publish(f"rtls/gateways/{lab.mac}/beacon", beacon((site.tag.mac, -90)))
+        await wait_for_scalar(
+            db_engine,
+            "SELECT count(*) FROM rtls_cambus.gateway_readings WHERE gateway_mac = :m",
+            1,
+            m=lab.mac,
+        )
+    entered = await outbox_events(db_engine, "rtls.person.zone_entered", f"person/{site.person.id}")
+    assert [event["zone_id"] for event in entered] == [site.zones[0].id], "a far weaker gateway takes nobody over"

@@ -96,3 +96,31 @@ class Settings(ServiceSettings):
                 f"({self.mqtt_receive_maximum}): the broker sends no more unacknowledged messages than that"
             )
         return self
+
+    # The position engine; why these defaults: docs/rtls-cambus.md, "Positions and presence".
+    position_alpha_rise: float = Field(
+        default=0.5, gt=0, le=1, description="EWMA weight of a reading stronger than the smoothed level"
+    )
+    position_alpha_fall: float = Field(
+        default=0.2, gt=0, le=1, description="EWMA weight of a reading weaker than the smoothed level"
+    )
+    position_fresh_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="a gateway that has not heard a tag for longer no longer counts"
+    )
+    position_margin_db: float = Field(
+        default=6.0, ge=0, le=60, description="how much stronger another gateway must be to take the tag over"
+    )
+    position_dwell_seconds: float = Field(
+        default=5.0, ge=0, le=600, description="how long it must stay that much stronger"
+    )
+    position_sweep_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="how often tags gone silent are marked unknown"
+    )
+    feed_ticket_seconds: int = Field(default=60, ge=5, le=3600, description="life of a live feed ticket")
+    feed_max_seconds: int = Field(
+        default=900,
+        ge=10,
+        le=86_400,
+        description="a live feed connection is closed after this long (the page "
+        "reconnects with a new ticket, so a revoked account stops receiving)",
+    )

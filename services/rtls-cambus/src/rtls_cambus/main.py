@@ -14,7 +14,10 @@ from rtls_cambus.ingest.metrics import ingest_metrics
 from rtls_cambus.ingest.router import router as ingest_router
 from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
 from rtls_cambus.people.router import router as people_router
+from rtls_cambus.positions.router import router as positions_router
+from rtls_cambus.positions.worker import sweep_silent_tags
 from rtls_cambus.tags.router import router as tags_router
+from rtls_cambus.web.router import router as web_router
 from rtls_cambus.zones.router import router as zones_router
 
 # Room for the multipart framing around the largest image.
@@ -37,11 +40,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             tags_router,
             ingest_router,
             devices_router,
+            positions_router,
+            web_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
             "gateway-presence": presence_worker,
             "ingest-maintenance": maintenance_worker,
+            "position-sweep": sweep_silent_tags,
         },
         body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
     )

@@ -5,6 +5,7 @@ from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
 from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
+from rtls_cambus.positions.models import PositionChange, PresenceSession, TagPosition
 from rtls_cambus.tags.models import Tag, TagAssignment
 from rtls_cambus.zones.models import Zone
 
@@ -20,9 +21,12 @@ __all__ = [
     "Person",
     "PersonGroup",
     "PersonGroupMember",
+    "PositionChange",
+    "PresenceSession",
     "RejectedMessage",
     "Tag",
     "TagAssignment",
+    "TagPosition",
     "Zone",
     "gateway_readings",
 ]

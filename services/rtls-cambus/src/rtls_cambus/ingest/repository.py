@@ -40,6 +40,8 @@ class GatewaySeen:
     zone_id: int | None
     rssi_offset: int
     rssi_threshold: int | None
+    x_px: float | None
+    y_px: float | None
 
 
 # Rows are locked in id order so that two replicas updating overlapping gateways never deadlock; the CTE reads
@@ -53,7 +55,7 @@ _MARK_SEEN = text(
     " last_seen_at = greatest(d.last_seen_at, seen.at)"
     " FROM seen, locked WHERE d.id = locked.id AND d.mac = seen.mac"
     " RETURNING d.id, d.mac, d.status, d.last_seen_at, d.building_id, d.floor_id, d.zone_id,"
-    " d.rssi_offset, d.rssi_threshold,"
+    " d.rssi_offset, d.rssi_threshold, d.x_px, d.y_px,"
     " locked.status AS previous_status"
 )
 
@@ -64,7 +66,7 @@ _REGISTER = text(
     " ORDER BY s.mac"
     " ON CONFLICT (mac) WHERE kind = 'gateway' DO NOTHING"
     " RETURNING d.id, d.mac, d.status, d.last_seen_at, d.building_id, d.floor_id, d.zone_id,"
-    " d.rssi_offset, d.rssi_threshold,"
+    " d.rssi_offset, d.rssi_threshold, d.x_px, d.y_px,"
     " NULL AS previous_status"
 )
 
@@ -72,7 +74,7 @@ _SWEEP_SILENT = text(
     "UPDATE rtls_cambus.devices d SET status = 'offline'"
     " WHERE d.kind = 'gateway' AND d.status = 'online' AND d.last_seen_at < :before"
     " RETURNING d.id, d.mac, d.status, d.last_seen_at, d.building_id, d.floor_id, d.zone_id,"
-    " d.rssi_offset, d.rssi_threshold,"
+    " d.rssi_offset, d.rssi_threshold, d.x_px, d.y_px,"
     " 'online' AS previous_status"
 )
 

@@ -27,9 +27,10 @@ from mirante.mqtt import Message, SubscriberRunner
 from rtls_cambus.config import Settings
 from rtls_cambus.ingest import partitions, repository
 from rtls_cambus.ingest.metrics import IngestMetrics, ingest_metrics
-from rtls_cambus.ingest.positions import ReadingsSink, forward_readings
+from rtls_cambus.ingest.positions import ReadingsSink, positions_sink
 from rtls_cambus.ingest.service import store_batch, sweep_silent_gateways
 from rtls_cambus.ingest.topics import GATEWAYS_FILTER, camera_filters
+from rtls_cambus.positions.service import engine_params
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class IngestPipeline:
     sessionmaker: async_sessionmaker[AsyncSession]
     metrics: IngestMetrics
     max_readings: int
-    forward: ReadingsSink = forward_readings
+    forward: ReadingsSink
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         received_at = datetime.now(UTC)
@@ -66,7 +67,12 @@ class IngestPipeline:
 
 def build_runner(app: FastAPI) -> SubscriberRunner:
     settings: Settings = app.state.settings
-    pipeline = IngestPipeline(app.state.sessionmaker, ingest_metrics(app), settings.ingest_max_readings_per_message)
+    pipeline = IngestPipeline(
+        app.state.sessionmaker,
+        ingest_metrics(app),
+        settings.ingest_max_readings_per_message,
+        positions_sink(engine_params(settings)),
+    )
     app.state.ingest_pipeline = pipeline
     return SubscriberRunner(
         app.state.urls.mqtt_url,
