@@ -26,13 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mirante.backoff import Backoff, full_jitter
 from mirante.bus import Event, emit
 from mirante.db import plain_url
-from vision_orchestrator.capacity import CAPACITY_CHANNEL
+from vision_orchestrator.capacity import CAPACITY_CHANNEL, QUEUE_CHANNEL, announce_work
 from vision_orchestrator.config import Settings, Strategy
 from vision_orchestrator.dispatch import repository
 from vision_orchestrator.dispatch.client import Answer, Delivery, MachineClient, base_url
 from vision_orchestrator.dispatch.errors import NoMachineError
 from vision_orchestrator.dispatch.strategies import Candidate, Want, choose, why_none
-from vision_orchestrator.dispatch.wakeups import QUEUE_CHANNEL, announce_work
 from vision_orchestrator.identifiers import SCHEMA, SOURCE
 from vision_orchestrator.inspections.errors import (
     InspectionNotFoundError,
