@@ -1,5 +1,5 @@
 """Dispatch against a database of its own (dispatchers commit, on engines of their own): two replicas under
-concurrent results, and end to end with the simulated machines through the API.
+concurrent results. End to end with the simulated fleet and the real webhooks is `test_end_to_end.py`.
 
 The replicas test: two dispatchers (separate engines, separate LISTEN connections) while results free slots
 concurrently never assign an inspection twice nor put more on a machine than its capacity. PostgreSQL itself
@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select, text
@@ -43,14 +42,13 @@ from vision_orchestrator.dispatch.dispatcher import Dispatcher
 from vision_orchestrator.identifiers import new_machine_id
 from vision_orchestrator.inspections.service import create_inspection, transition
 from vision_orchestrator.lifecycle import InspectionStatus
-from vision_orchestrator.main import create_app
 from vision_orchestrator.tables import Inspection, InspectionResult, InspectionStatusChange, Machine
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 if str(REPO_ROOT) not in sys.path:
     sys.path.append(str(REPO_ROOT))
 
-from scripts.simulators.vision_machines import HttpServer, MachineFleet, ProcessingTime  # noqa: E402
+from scripts.simulators.vision_machines import HttpServer  # noqa: E402
 
 PIPELINE = {
     "tools": [
@@ -141,40 +139,6 @@ async def finish(session: AsyncSession, inspection: Inspection, *, failed: bool,
     target = InspectionStatus.failed if failed else InspectionStatus.completed
     await transition(session, inspection, target, actor=f"machine:{machine_id}")
     await announce_capacity(session, machine_id)
-
-
-def results_receiver(sessions: async_sessionmaker[AsyncSession]) -> Starlette:
-    """The orchestrator's webhooks as far as these tests need them: results end their inspection."""
-
-    async def results(request: Request) -> Response:
-        body = await request.json()
-        async with sessions() as session, session.begin():
-            inspection = (
-                await session.scalars(
-                    select(Inspection).where(Inspection.id == body["inspection_id"]).with_for_update()
-                )
-            ).one_or_none()
-            if (
-                inspection is None
-                or inspection.status not in ("assigned", "processing")
-                or inspection.assigned_machine_id != body["machine_id"]
-                or inspection.lease != body.get("attempt", 1)
-            ):
-                return JSONResponse({"error": {"code": "stale", "message": "not this assignment"}}, 409)
-            processing_time = float(body["results"].get("processing_time", 0.01))
-            await finish(session, inspection, failed=body["status"] == "failed", processing_time=processing_time)
-        return JSONResponse({"ok": True})
-
-    async def accept(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    return Starlette(
-        routes=[
-            Route("/api/v1/webhooks/results/", results, methods=["POST"]),
-            Route("/api/v1/webhooks/status/", accept, methods=["POST"]),
-            Route("/api/v1/webhooks/heartbeat/", accept, methods=["POST"]),
-        ]
-    )
 
 
 @asynccontextmanager
@@ -349,118 +313,3 @@ async def test_two_dispatchers_never_assign_twice_nor_overfill_a_machine(
             await server.stop()
         for engine in engines:
             await engine.dispose()
-
-
-@pytest.mark.asyncio(loop_scope="session")
-async def test_end_to_end_with_the_simulated_fleet(own_database: str, infra_settings: InfraSettings) -> None:
-    engine = create_engine(own_database)
-    sessions = create_sessionmaker(engine)
-    receiver = HttpServer(results_receiver(sessions))
-    await receiver.start()
-    app = create_app(settings_for(infra_settings, own_database, public_url=receiver.url))
-    try:
-        async with (
-            MachineFleet(3, capacity=2, processing=ProcessingTime(0.05, "fixed"), failure_rate=0.2, seed=3) as fleet,
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
-        ):
-            async with sessions() as session, session.begin():
-                for machine in fleet.machines:
-                    machine.machine_id = await add_machine(session, machine.port, capacity=2)
-                dead = await add_machine(session, 1, types=("color_filter",))
-            operator = {"Authorization": f"Bearer {await operator_token(sessions, infra_settings, 'operator')}"}
-            viewer = {"Authorization": f"Bearer {await operator_token(sessions, infra_settings, 'viewer')}"}
-
-            created = []
-            for index in range(12):
-                answer = await client.post(
-                    "/api/v1/inspections/",
-                    headers=operator,
-                    json={
-                        "name": f"e2e {index}",
-                        "inspection_type": "blob_detection",
-                        "pipeline_config": PIPELINE,
-                        "priority": 1 + index % 3,
-                    },
-                )
-                assert answer.status_code == 201, answer.text
-                created.append(answer.json()["id"])
-
-            async def all_done() -> bool:
-                async with sessions() as session:
-                    left = await session.scalar(
-                        select(func.count())
-                        .select_from(Inspection)
-                        .where(Inspection.id.in_(created), Inspection.status.not_in(["completed", "failed"]))
-                    )
-                return left == 0
-
-            await wait_until(all_done, within=60, what="the fleet to finish every inspection")
-            for inspection_id in created:
-                detail = (await client.get(f"/api/v1/inspections/{inspection_id}/", headers=viewer)).json()
-                assert [c["to_status"] for c in detail["history"]][:3] == ["pending", "assigned", "processing"]
-                assert len(detail["results"]) == 1
-            assert sum(machine.counts["accepted"] for machine in fleet.machines) == len(created)
-
-            queue = await client.get("/api/v1/orchestrator/queue", headers=viewer)
-            assert queue.status_code == 200, queue.text
-            assert queue.json()["pending_inspections"] == []
-            assignments = queue.json()["machine_assignments"]
-            assert set(assignments) == {m.machine_id for m in fleet.machines} | {dead}
-            assert assignments[dead]["current_inspections"] == 0
-
-            # A machine that refuses the connection: the inspection stays pending with the reason, for a retry.
-            answer = await client.post(
-                "/api/v1/inspections/",
-                headers=operator,
-                json={"name": "colour", "inspection_type": "color_filter", "pipeline_config": PIPELINE},
-            )
-            colour = answer.json()["id"]
-            forbidden = await client.post(
-                "/api/v1/orchestrator/distribute/", headers=viewer, json={"inspection_id": colour}
-            )
-            assert forbidden.status_code == 403
-            sent = await client.post(
-                f"/api/v1/inspections/{colour}/send/", headers=operator, json={"target_machine_id": dead, "priority": 1}
-            )
-            if sent.status_code == 409:  # the dispatcher was quicker and met the same refusal
-                await wait_until(lambda: _pending(sessions, colour), within=10, what="the refusal to be recorded")
-            else:
-                assert sent.status_code == 202, sent.text
-                body = sent.json()
-                assert body["delivered"] is False and "cannot reach" in body["reason"]
-                assert body["inspection"]["status"] == "pending"
-                assert body["inspection"]["target_machine_id"] == dead
-            async with sessions() as session:
-                row = await session.get(Inspection, colour)
-                assert row is not None and row.last_dispatch_error is not None and row.dispatch_attempts >= 1
-
-            wrong = await client.post(
-                f"/api/v1/inspections/{colour}/send/",
-                headers=operator,
-                json={"target_machine_id": fleet.machines[0].machine_id},
-            )
-            assert wrong.status_code in (409, 422), wrong.text
-
-            async with sessions() as session, session.begin():
-                machine = await session.get(Machine, dead)
-                assert machine is not None
-                machine.maintenance = True
-            await wait_until(lambda: _pending(sessions, colour), within=10, what="the inspection to be pending")
-            refused = await client.post(
-                "/api/v1/orchestrator/distribute",
-                headers=operator,
-                json={"inspection_id": colour, "strategy": "nearest"},
-            )
-            assert refused.status_code == 409, refused.text
-            assert refused.json()["error"]["code"] == "no_machine_available"
-            assert "offline or in maintenance" in refused.json()["error"]["details"]["reason"]
-    finally:
-        await receiver.stop()
-        await engine.dispose()
-
-
-async def _pending(sessions: async_sessionmaker[AsyncSession], inspection_id: str) -> bool:
-    async with sessions() as session:
-        row = await session.get(Inspection, inspection_id)
-        return row is not None and row.status == "pending"

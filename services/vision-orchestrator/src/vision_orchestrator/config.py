@@ -34,10 +34,6 @@ class Settings(ServiceSettings):
     webhook_signature_tolerance_seconds: float = Field(
         default=300, ge=1, le=3600, description="how far a signed webhook's timestamp may lie from now"
     )
-    machine_rate_limit: str | None = Field(
-        default="100/minute",
-        description="requests a machine may make with its credential outside the webhooks (none: unlimited)",
-    )
     user_rate_limit: str | None = Field(
         default="1000/hour", description="requests per user or API key on the user API (none: unlimited)"
     )
@@ -73,7 +69,7 @@ class Settings(ServiceSettings):
         default=60, ge=1, le=7 * 24 * 60, description="the recent window of the dashboard's performance figures"
     )
 
-    @field_validator("machine_rate_limit", "user_rate_limit")
+    @field_validator("user_rate_limit")
     @classmethod
     def _readable_rate(cls, value: str | None) -> str | None:
         if value is None or value.strip().lower() in {"", "none", "unlimited"}:

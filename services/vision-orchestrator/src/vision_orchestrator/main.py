@@ -8,6 +8,7 @@ from mirante.settings import ServiceSettings
 from vision_orchestrator.catalogue.router import router as catalogue_router
 from vision_orchestrator.config import Settings
 from vision_orchestrator.dashboard.router import router as dashboard_router
+from vision_orchestrator.dispatch.router import inspection_moves
 from vision_orchestrator.dispatch.router import router as orchestrator_router
 from vision_orchestrator.dispatch.service import build_dispatcher, dispatcher_worker
 from vision_orchestrator.heartbeats.workers import partition_worker, presence_worker
@@ -30,6 +31,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             machines_router,
             monitoring_router,
             inspections_router,
+            inspection_moves,
             orchestrator_router,
             catalogue_router,
             webhooks_router,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Float, and_, cast, func, select
+from sqlalchemy import Float, and_, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vision_orchestrator.lifecycle import InspectionStatus
-from vision_orchestrator.tables import Inspection, InspectionResult, Machine, MachineStatus
+from vision_orchestrator.tables import FINISHED_PREDICATE, Inspection, InspectionResult, Machine, MachineStatus
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ async def recent_work(session: AsyncSession, window: timedelta) -> RecentWork:
                 func.count().filter(Inspection.status == InspectionStatus.failed.value),
                 func.avg(cast(func.coalesce(reported, measured), Float)).filter(completed),
             ).where(
-                Inspection.status.in_([InspectionStatus.completed.value, InspectionStatus.failed.value]),
+                text(FINISHED_PREDICATE),
                 Inspection.finished_at >= func.now() - window,
             )
         )

@@ -6,7 +6,6 @@ resets the connection or answers garbage costs one short timeout and nothing els
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -17,16 +16,7 @@ import orjson
 from mirante.backoff import retry_after_seconds
 from mirante.webhooks.signatures import sign_standard
 
-SecretLookup = Callable[[str], str | None]
-"""The machine's `webhook_secret` by machine id, or None when the orchestrator holds none for it."""
-
 MAX_REASON_LENGTH = 500
-
-
-def no_secrets(machine_id: str) -> str | None:
-    """The seam until machines store a usable webhook secret: calls then go unsigned, which a machine accepts
-    unless it was told to require signatures."""
-    return None
 
 
 class Answer(StrEnum):
@@ -88,7 +78,6 @@ class MachineClient:
         *,
         connect_timeout: float,
         read_timeout: float,
-        secrets: SecretLookup = no_secrets,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
@@ -99,30 +88,28 @@ class MachineClient:
             follow_redirects=False,
             trust_env=False,
         )
-        self._secrets = secrets
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _headers(self, machine_id: str, body: bytes) -> dict[str, str]:
+    async def _post(self, secret: str | None, url: str, document: dict[str, Any]) -> httpx.Response | Delivery:
+        """POST `document`, signed (Standard Webhooks over the raw body) with the machine's `webhook_secret`
+        when the orchestrator holds one; unsigned otherwise, which a machine accepts unless it requires
+        signatures."""
+        body = orjson.dumps(document)
         headers = {"Content-Type": "application/json"}
-        secret = self._secrets(machine_id)
         if secret is not None:
             headers |= sign_standard(secret, body)
-        return headers
-
-    async def _post(self, machine_id: str, url: str, document: dict[str, Any]) -> httpx.Response | Delivery:
-        body = orjson.dumps(document)
         try:
-            return await self._http.post(url, content=body, headers=self._headers(machine_id, body))
+            return await self._http.post(url, content=body, headers=headers)
         except httpx.TimeoutException as error:
             return Delivery(Answer.unreachable, _clip(f"no answer from {url} in time ({type(error).__name__})"))
         except httpx.HTTPError as error:
             return Delivery(Answer.unreachable, _clip(f"cannot reach {url}: {type(error).__name__} {error}"))
 
-    async def send(self, url: str, machine_id: str, order: dict[str, Any]) -> Delivery:
+    async def send(self, url: str, secret: str | None, order: dict[str, Any]) -> Delivery:
         """Give the machine at `url` an inspection (`order` is the contract's body)."""
-        response = await self._post(machine_id, f"{url}/api/v1/inspections/", order)
+        response = await self._post(secret, f"{url}/api/v1/inspections/", order)
         if isinstance(response, Delivery):
             return response
         if response.status_code in (200, 202):
@@ -155,9 +142,9 @@ class MachineClient:
             )
         return Delivery(Answer.refused, _clip(f"machine refused it: {message}"), status_code=response.status_code)
 
-    async def cancel(self, url: str, machine_id: str, inspection_id: str, reason: str) -> Delivery:
+    async def cancel(self, url: str, secret: str | None, inspection_id: str, reason: str) -> Delivery:
         """Tell the machine at `url` to cancel or drop an inspection; `gone` when it does not hold it."""
-        response = await self._post(machine_id, f"{url}/api/v1/inspections/{inspection_id}/cancel/", {"reason": reason})
+        response = await self._post(secret, f"{url}/api/v1/inspections/{inspection_id}/cancel/", {"reason": reason})
         if isinstance(response, Delivery):
             return response
         if response.status_code == 404:

@@ -26,13 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mirante.backoff import Backoff, full_jitter
 from mirante.bus import Event, emit
 from mirante.db import plain_url
-from vision_orchestrator.capacity import CAPACITY_CHANNEL
+from vision_orchestrator.capacity import CAPACITY_CHANNEL, QUEUE_CHANNEL, announce_work
 from vision_orchestrator.config import Settings, Strategy
 from vision_orchestrator.dispatch import repository
 from vision_orchestrator.dispatch.client import Answer, Delivery, MachineClient, base_url
 from vision_orchestrator.dispatch.errors import NoMachineError
 from vision_orchestrator.dispatch.strategies import Candidate, Want, choose, why_none
-from vision_orchestrator.dispatch.wakeups import QUEUE_CHANNEL, announce_work
 from vision_orchestrator.identifiers import SCHEMA, SOURCE
 from vision_orchestrator.inspections.errors import (
     InspectionNotFoundError,
@@ -61,6 +60,8 @@ class Sent:
     url: str
     lease: int
     order: dict[str, Any]
+    secret: str | None
+    """The machine's `webhook_secret`, read with the assignment, to sign the call."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ class Dispatcher:
         )
         candidates = [candidate_of(m, successes.get(m.id)) for m in machines if m.id not in cooling]
         by_id = {m.id: m for m in machines}
+        secrets = await repository.webhook_secrets(session, by_id)
         sent: list[Sent] = []
         for inspection in inspections:
             want = wants.get(inspection.id) or Want(inspection.inspection_type, inspection.target_machine_id)
@@ -271,7 +273,16 @@ class Dispatcher:
                     },
                 ),
             )
-            sent.append(Sent(inspection.id, machine.id, base_url(machine.ip_address, machine.port), lease, order))
+            sent.append(
+                Sent(
+                    inspection.id,
+                    machine.id,
+                    base_url(machine.ip_address, machine.port),
+                    lease,
+                    order,
+                    secrets.get(machine.id),
+                )
+            )
         self.stats["assigned"] += len(sent)
         return sent
 
@@ -295,7 +306,7 @@ class Dispatcher:
     # -- after the commit: the machine's answer ------------------------------------------------------------
 
     async def _deliver(self, sent: Sent) -> Outcome:
-        delivery = await self._client.send(sent.url, sent.machine_id, sent.order)
+        delivery = await self._client.send(sent.url, sent.secret, sent.order)
         try:
             return await self._record(sent, delivery)
         except Exception:
@@ -450,6 +461,7 @@ class Dispatcher:
         before = datetime.now(UTC) - timedelta(seconds=self._settings.delivery_timeout_seconds)
         async with self._sessions() as session, session.begin():
             rows = await repository.undelivered(session, before, CHORE_BATCH)
+            secrets = await repository.webhook_secrets(session, [str(i.assigned_machine_id) for i in rows])
             resend = []
             for inspection in rows:
                 machine = await repository.get_machine(session, str(inspection.assigned_machine_id))
@@ -463,6 +475,7 @@ class Dispatcher:
                         base_url(machine.ip_address, machine.port),
                         inspection.lease,
                         self._order(inspection, machine.id, inspection.lease),
+                        secrets.get(machine.id),
                     )
                 )
         for sent in resend:
@@ -478,12 +491,13 @@ class Dispatcher:
         )
         async with self._sessions() as session, session.begin():
             owed = await repository.claim_drops(session, datetime.now(UTC), hold, CHORE_BATCH, machine_id)
+            secrets = await repository.webhook_secrets(session, [machine.id for _, machine in owed])
             calls = [
                 (
                     drop.id,
                     drop.tries,
                     base_url(machine.ip_address, machine.port),
-                    machine.id,
+                    secrets.get(machine.id),
                     drop.inspection_id,
                     drop.reason,
                 )
@@ -492,7 +506,7 @@ class Dispatcher:
         if not calls:
             return 0
         answers = await asyncio.gather(
-            *(self._client.cancel(url, machine, inspection, reason) for _, _, url, machine, inspection, reason in calls)
+            *(self._client.cancel(url, secret, inspection, reason) for _, _, url, secret, inspection, reason in calls)
         )
         settled = 0
         now = datetime.now(UTC)

@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vision_orchestrator.lifecycle import ON_A_MACHINE, InspectionStatus
 from vision_orchestrator.machines.repository import AVAILABLE
-from vision_orchestrator.tables import Inspection, InspectionResult, Machine, MachineDrop, MachineStatus
+from vision_orchestrator.tables import (
+    Inspection,
+    InspectionResult,
+    Machine,
+    MachineCredential,
+    MachineDrop,
+    MachineStatus,
+)
 
 PENDING = InspectionStatus.pending.value
 HELD = [status.value for status in ON_A_MACHINE]
@@ -293,3 +300,18 @@ async def set_target(session: AsyncSession, inspection_id: str, machine_id: str)
 
 async def get_inspection(session: AsyncSession, inspection_id: str) -> Inspection | None:
     return await session.get(Inspection, inspection_id, populate_existing=True)
+
+
+async def webhook_secrets(session: AsyncSession, machine_ids: Iterable[str]) -> dict[str, str]:
+    """The `webhook_secret` of each machine's active credential, to sign the calls made to it; a machine
+    without one (no active credential, or one issued before secrets were) is absent and called unsigned."""
+    ids = sorted(set(machine_ids))
+    if not ids:
+        return {}
+    statement = select(MachineCredential.machine_id, MachineCredential.webhook_secret).where(
+        MachineCredential.machine_id.in_(ids),
+        MachineCredential.revoked_at.is_(None),
+        MachineCredential.webhook_secret.is_not(None),
+    )
+    rows = (await session.execute(statement)).all()
+    return {machine_id: secret for machine_id, secret in rows if secret is not None}

@@ -1,10 +1,11 @@
-"""Orchestration: `/api/v1/orchestrator/`. Operators distribute; viewers read the queue."""
+"""Orchestration: `/api/v1/orchestrator/` (operators distribute; viewers read the queue), and the moves of an
+inspection that involve its machine, `/api/v1/inspections/{id}/send/` and `/cancel/` (operators)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, status
+from fastapi import BackgroundTasks, Depends, Query, Response, status
 
 from mirante.db import Session
 from mirante.types import Int32
@@ -12,9 +13,12 @@ from mirante.web.routing import SlashRouter
 from vision_orchestrator.deps import AppSettings, Operator, Viewer, actor_of
 from vision_orchestrator.dispatch import service
 from vision_orchestrator.dispatch.dispatcher import Dispatcher
-from vision_orchestrator.dispatch.schemas import DispatchResult, DistributeRequest, QueueView
+from vision_orchestrator.dispatch.schemas import DispatchResult, DistributeRequest, QueueView, SendRequest
+from vision_orchestrator.identifiers import InspectionIdPath
+from vision_orchestrator.inspections.schemas import CancelRequest, InspectionDetail
 
 router = SlashRouter(prefix="/api/v1/orchestrator", tags=["orchestrator"])
+inspection_moves = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"])
 
 DispatcherDep = Annotated[Dispatcher, Depends(service.dispatcher_of)]
 
@@ -49,3 +53,48 @@ async def get_queue(
     """Pending inspections by priority then age with an estimated wait (from measured processing times and free
     capacity), and each machine's assignments."""
     return await service.queue(session, settings, limit)
+
+
+@inspection_moves.post(
+    "/{inspection_id}/cancel/", responses={409: {"description": "the inspection has finished already"}}
+)
+async def cancel_inspection(
+    session: Session,
+    principal: Operator,
+    dispatcher: DispatcherDep,
+    inspection_id: InspectionIdPath,
+    background: BackgroundTasks,
+    body: CancelRequest | None = None,
+) -> InspectionDetail:
+    """Cancel an inspection that has not finished (operators); a machine holding it gets its slot back and is
+    told to stop (after the answer, best effort: the dispatcher keeps telling it until it has heard)."""
+    cancelled, machine_id = await service.cancel(session, inspection_id, actor_of(principal), body)
+    if machine_id is not None:
+        # After the response, hence after the commit that recorded the drop owed.
+        background.add_task(dispatcher.settle_drops, machine_id)
+    return cancelled
+
+
+@inspection_moves.post(
+    "/{inspection_id}/send/",
+    responses={
+        202: {"description": "the machine cannot take it now; it stays pending for that machine, retried"},
+        409: {"description": "the inspection is not pending"},
+        422: {"description": "the machine does not exist or does not run the inspection's type"},
+    },
+)
+async def send_inspection(
+    session: Session,
+    principal: Operator,
+    dispatcher: DispatcherDep,
+    inspection_id: InspectionIdPath,
+    body: SendRequest,
+    response: Response,
+) -> DispatchResult:
+    """Give a pending inspection to a machine (operators): it becomes the inspection's target, assigned and
+    posted to the machine's API. When the machine is busy, unreachable or refuses, the inspection stays
+    pending for it with the reason, and the dispatcher tries again with backoff (202)."""
+    result = await service.send(dispatcher, session, inspection_id, body, actor_of(principal))
+    if not result.delivered:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return result

@@ -14,7 +14,8 @@ from vision_orchestrator.dispatch.queue import queue_view
 from vision_orchestrator.dispatch.schemas import DispatchResult, DistributeRequest, QueueView, SendRequest
 from vision_orchestrator.dispatch.strategies import Place, Want
 from vision_orchestrator.inspections.errors import InspectionNotFoundError
-from vision_orchestrator.inspections.service import get_inspection
+from vision_orchestrator.inspections.schemas import CancelRequest, InspectionDetail
+from vision_orchestrator.inspections.service import cancel_inspection, get_inspection
 
 
 def build_dispatcher(app: FastAPI) -> None:
@@ -89,6 +90,15 @@ async def distribute(
     )
     outcome = await dispatcher.distribute(body.inspection_id, body.strategy, want, actor)
     return await _result(session, outcome, body.strategy)
+
+
+async def cancel(
+    session: AsyncSession, inspection_id: str, actor: str, body: CancelRequest | None
+) -> tuple[InspectionDetail, str | None]:
+    """Cancel the inspection; also the machine that held it, which is owed a cancel call."""
+    cancelled = await cancel_inspection(session, inspection_id, actor, body.reason if body else None)
+    machine_id = cancelled.history[-1].machine_id if cancelled.history else None
+    return cancelled, machine_id
 
 
 async def queue(session: AsyncSession, settings: Settings, limit: int) -> QueueView:

@@ -1,22 +1,21 @@
-"""Inspections: `/api/v1/inspections/`. Viewers read; operators create, change (while pending) and cancel."""
+"""Inspections: `/api/v1/inspections/`. Viewers read; operators create and change them (while pending).
+
+The moves that involve a machine, `/{id}/send/` and `/{id}/cancel/`, are served by `dispatch.router` under the
+same prefix: dispatch builds on inspections, never the other way round."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi import Query, Response, status
 
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
 from mirante.web.routing import SlashRouter
 from vision_orchestrator.deps import Operator, Viewer, actor_of
-from vision_orchestrator.dispatch import service as dispatch
-from vision_orchestrator.dispatch.dispatcher import Dispatcher
-from vision_orchestrator.dispatch.schemas import DispatchResult, SendRequest
 from vision_orchestrator.identifiers import InspectionIdPath
 from vision_orchestrator.inspections import service
 from vision_orchestrator.inspections.schemas import (
-    CancelRequest,
     InspectionDetail,
     InspectionFilterParams,
     InspectionRead,
@@ -26,8 +25,6 @@ from vision_orchestrator.inspections.schemas import (
 )
 
 router = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"])
-
-DispatcherDep = Annotated[Dispatcher, Depends(dispatch.dispatcher_of)]
 
 NOT_PENDING: dict[int | str, dict[str, Any]] = {409: {"description": "the inspection is no longer pending"}}
 
@@ -80,49 +77,3 @@ async def update_inspection(
 ) -> InspectionDetail:
     """Change some fields (operators), only while pending (409 otherwise)."""
     return await service.update_inspection(session, inspection_id, body.changes())
-
-
-@router.post("/{inspection_id}/cancel/", responses={409: {"description": "the inspection has finished already"}})
-async def cancel_inspection(
-    session: Session,
-    principal: Operator,
-    inspection_id: InspectionIdPath,
-    request: Request,
-    background: BackgroundTasks,
-    body: CancelRequest | None = None,
-) -> InspectionDetail:
-    """Cancel an inspection that has not finished (operators); a machine holding it gets its slot back and is
-    told to stop (after the answer, best effort: the dispatcher keeps telling it until it has heard)."""
-    cancelled = await service.cancel_inspection(
-        session, inspection_id, actor_of(principal), body.reason if body else None
-    )
-    machine_id = cancelled.history[-1].machine_id if cancelled.history else None
-    if machine_id is not None:
-        # After the response, hence after the commit that recorded the drop owed.
-        background.add_task(dispatch.dispatcher_of(request).settle_drops, machine_id)
-    return cancelled
-
-
-@router.post(
-    "/{inspection_id}/send/",
-    responses={
-        202: {"description": "the machine cannot take it now; it stays pending for that machine, retried"},
-        409: {"description": "the inspection is not pending"},
-        422: {"description": "the machine does not exist or does not run the inspection's type"},
-    },
-)
-async def send_inspection(
-    session: Session,
-    principal: Operator,
-    dispatcher: DispatcherDep,
-    inspection_id: InspectionIdPath,
-    body: SendRequest,
-    response: Response,
-) -> DispatchResult:
-    """Give a pending inspection to a machine (operators): it becomes the inspection's target, assigned and
-    posted to the machine's API. When the machine is busy, unreachable or refuses, the inspection stays
-    pending for it with the reason, and the dispatcher tries again with backoff (202)."""
-    result = await dispatch.send(dispatcher, session, inspection_id, body, actor_of(principal))
-    if not result.delivered:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return result

@@ -10,10 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit
-from vision_orchestrator.capacity import announce_capacity
+from vision_orchestrator.capacity import announce_capacity, announce_work
 from vision_orchestrator.catalogue.builtin import BUILTIN_TOOL_TYPES
 from vision_orchestrator.catalogue.service import check_known, known_among
-from vision_orchestrator.dispatch.wakeups import announce_work
 from vision_orchestrator.identifiers import SCHEMA, SOURCE, new_inspection_id
 from vision_orchestrator.inspections import repository
 from vision_orchestrator.inspections.errors import (

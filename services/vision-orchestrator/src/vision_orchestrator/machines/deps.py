@@ -1,4 +1,7 @@
-"""The machine calling: authenticated by its credential, for the routes machines call (webhooks and the others)."""
+"""The machine calling: authenticated by its credential, for the routes machines call (the webhooks).
+
+The contract gives machines no other route, so no per-machine rate limit applies (webhooks are never limited);
+a machine route added outside the webhooks would count its calls with `mirante.web.ratelimit.limit_caller`."""
 
 from __future__ import annotations
 
@@ -10,14 +13,10 @@ from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import Session
-from mirante.web.ratelimit import limit_caller
-from vision_orchestrator.config import Settings
 from vision_orchestrator.machines import repository
 from vision_orchestrator.machines.credentials import credential_matches, machine_of
 from vision_orchestrator.machines.errors import InvalidMachineCredentialError
 from vision_orchestrator.tables import Machine, MachineCredential
-
-MACHINE_RATE_SCOPE = "vision-machines"
 
 LAST_USED_EVERY_SECONDS = 60.0
 """How often a credential's `last_used_at` is written at most: a machine calls every few seconds."""
@@ -59,13 +58,4 @@ async def machine_caller(
     return found[0]
 
 
-async def limited_machine_caller(request: Request, machine: Annotated[Machine, Depends(machine_caller)]) -> Machine:
-    """`machine_caller`, counting the call against the machine's quota (`machine_rate_limit`, 429 beyond it).
-    The webhooks use the unlimited `machine_caller`: the contract never limits them."""
-    settings: Settings = request.app.state.settings
-    await limit_caller(request, settings.machine_rate_limit, "machine", machine.id, scope=MACHINE_RATE_SCOPE)
-    return machine
-
-
 MachineCaller = Annotated[Machine, Depends(machine_caller)]
-LimitedMachineCaller = Annotated[Machine, Depends(limited_machine_caller)]
