@@ -13,6 +13,8 @@ from rtls_cambus.floor_plans.router import router as floor_plans_router
 from rtls_cambus.ingest.metrics import ingest_metrics
 from rtls_cambus.ingest.router import router as ingest_router
 from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
+from rtls_cambus.outgoing.dispatcher import webhook_worker
+from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.tags.router import router as tags_router
 from rtls_cambus.zones.router import router as zones_router
@@ -37,11 +39,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             tags_router,
             ingest_router,
             devices_router,
+            webhooks_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
             "gateway-presence": presence_worker,
             "ingest-maintenance": maintenance_worker,
+            "webhooks": webhook_worker,
         },
         body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
     )

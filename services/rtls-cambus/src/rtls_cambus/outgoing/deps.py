@@ -1,0 +1,17 @@
+"""The target policy of webhook URLs, from the app's settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from rtls_cambus.deps import AppSettings
+from rtls_cambus.outgoing.ssrf import TargetPolicy
+
+
+async def get_policy(settings: AppSettings) -> TargetPolicy:
+    return TargetPolicy(settings.webhook_allowed_targets)
+
+
+Policy = Annotated[TargetPolicy, Depends(get_policy)]
