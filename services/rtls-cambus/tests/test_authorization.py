@@ -89,6 +89,16 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/devices/cameras/{camera_id}"): ADMIN,
     ("GET", "/api/v1/devices/cameras/{camera_id}/events"): READ,
     ("POST", "/api/v1/devices/cameras/{camera_id}/commands"): OPERATE,
+    ("GET", "/api/v1/webhooks/event-types"): ADMIN,
+    ("GET", "/api/v1/webhooks"): ADMIN,
+    ("POST", "/api/v1/webhooks"): ADMIN,
+    ("GET", "/api/v1/webhooks/{subscription_id}"): ADMIN,
+    ("PATCH", "/api/v1/webhooks/{subscription_id}"): ADMIN,
+    ("DELETE", "/api/v1/webhooks/{subscription_id}"): ADMIN,
+    ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret"): ADMIN,
+    ("POST", "/api/v1/webhooks/{subscription_id}/test"): ADMIN,
+    ("GET", "/api/v1/webhooks/{subscription_id}/deliveries"): ADMIN,
+    ("POST", "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver"): ADMIN,
     ("GET", "/api/v1/devices/camera-groups"): READ,
     ("POST", "/api/v1/devices/camera-groups"): ADMIN,
     ("GET", "/api/v1/devices/camera-groups/{group_id}"): READ,
@@ -107,6 +117,9 @@ TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
+CATALOGUE_PREFIXES += ("/api/v1/webhooks",)
+SUITE_WIDE_PREFIX = "/api/v1/webhooks"
+"""Every service's events, every tenant's among them: closed to a tenant-bound admin (`outgoing.deps`)."""
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -142,9 +155,10 @@ async def test_callers_get_through_only_with_the_role(
 ) -> None:
     needed = RANK[ROUTES[method, path]]
     url = path
-    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id"):
+    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "delivery_id"):
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
+    url = url.replace("{subscription_id}", str(2**62))
     for caller, rank in CALLERS.items():
         kwargs = {"json": {}} if method in {"POST", "PATCH", "PUT"} and "floor-plans" not in url else {}
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
@@ -154,3 +168,17 @@ async def test_callers_get_through_only_with_the_role(
             assert response.status_code == 403, (caller, response.text)
         else:
             assert response.status_code not in {401, 403}, (caller, response.text)
+
+
+async def test_an_admin_bound_to_a_tenant_cannot_reach_the_suites_webhooks(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory
+) -> None:
+    acme_admin = await auth_headers("admin", tenant="acme")
+    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIX))
+    assert suite_wide
+    for method, path in suite_wide:
+        url = path.replace("{subscription_id}", "1").replace("{delivery_id}", "1")
+        kwargs = {"json": {}} if method in {"POST", "PATCH"} else {}
+        response = await client.request(method, url, headers=acme_admin, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == 403, (method, path, response.text)
+        assert "tenant 'acme'" in response.json()["error"]["message"]

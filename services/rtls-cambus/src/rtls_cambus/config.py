@@ -83,6 +83,38 @@ class Settings(ServiceSettings):
         default=3600, gt=0, le=86400, description="seconds between two partition and retention maintenance runs"
     )
 
+    webhook_dispatch_enabled: bool = Field(
+        default=True, description="consume the suite's event streams and deliver them to webhook subscriptions"
+    )
+    webhook_streams: list[str] | None = Field(
+        default=None, description="streams the dispatcher reads; unset: events:<name> of every installed service"
+    )
+    webhook_timeout_seconds: float = Field(default=15, gt=0, le=60, description="one delivery attempt at most")
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        min_length=1,
+        max_length=50,
+        description="longest wait before each retry (full jitter draws below it); its length is the number of retries",
+    )
+    webhook_max_concurrency: int = Field(default=64, ge=1, le=10_000, description="attempts in flight per replica")
+    webhook_max_per_subscription: int = Field(
+        default=4, ge=1, le=1000, description="attempts in flight to one subscription per replica"
+    )
+    webhook_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="seconds between two looks for due deliveries when nothing wakes it"
+    )
+    webhook_lease_seconds: float = Field(
+        default=60, gt=0, le=3600, description="a claimed delivery is another replica's to retry after this long"
+    )
+    webhook_allowed_targets: list[str] = Field(
+        default=[],
+        description="CIDRs or host names webhooks may reach although the policy refuses them "
+        "(loopback, private, link-local, metadata), e.g. 127.0.0.1/32 for a local receiver",
+    )
+    webhook_rotation_overlap_seconds: int = Field(
+        default=86400, ge=0, le=30 * 86400, description="default time the old secret keeps signing after a rotation"
+    )
+
     @field_validator("mqtt_share_group", "cambus_tenant", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -95,6 +127,8 @@ class Settings(ServiceSettings):
                 f"ingest_batch_size ({self.ingest_batch_size}) must not exceed mqtt_receive_maximum "
                 f"({self.mqtt_receive_maximum}): the broker sends no more unacknowledged messages than that"
             )
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("webhook_lease_seconds must exceed webhook_timeout_seconds")
         return self
 
     # The position engine; why these defaults: docs/rtls-cambus.md, "Positions and presence".

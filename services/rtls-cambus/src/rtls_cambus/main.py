@@ -13,6 +13,8 @@ from rtls_cambus.floor_plans.router import router as floor_plans_router
 from rtls_cambus.ingest.metrics import ingest_metrics
 from rtls_cambus.ingest.router import router as ingest_router
 from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
+from rtls_cambus.outgoing.dispatcher import webhook_worker
+from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.positions.router import router as positions_router
 from rtls_cambus.positions.worker import sweep_silent_tags
@@ -42,12 +44,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             devices_router,
             positions_router,
             web_router,
+            webhooks_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
             "gateway-presence": presence_worker,
             "ingest-maintenance": maintenance_worker,
             "position-sweep": sweep_silent_tags,
+            "webhooks": webhook_worker,
         },
         body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
     )

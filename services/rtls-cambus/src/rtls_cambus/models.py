@@ -4,6 +4,7 @@ from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
 from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
+from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
 from rtls_cambus.positions.models import PositionChange, PresenceSession, TagPosition
 from rtls_cambus.tags.models import Tag, TagAssignment
@@ -27,6 +28,9 @@ __all__ = [
     "Tag",
     "TagAssignment",
     "TagPosition",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "Zone",
     "gateway_readings",
 ]

@@ -1,0 +1,116 @@
+"""Where webhooks may be sent: the target's host is resolved once, every address is checked, and the request
+goes to the checked address (the connection is pinned to it), so DNS cannot answer differently between the check
+and the connect.
+
+Refused unless `webhook_allowed_targets` lists them: loopback, private (RFC 1918, unique local), link-local
+(including the cloud metadata addresses 169.254.169.254 and fd00:ec2::254), multicast, reserved and unspecified
+addresses, and IPv4-mapped forms of these. Redirects are never followed (a 3xx is a failed delivery), so a
+receiver cannot bounce a request to an internal address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
+
+
+class TargetRefusedError(ValueError):
+    """The URL is not one webhooks may be sent to; the message says why, without secrets."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked destination: the URL as given, its host and port, and the address to connect to."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: IpAddress
+
+
+class TargetPolicy:
+    """Allowed exceptions are CIDRs (`127.0.0.0/8`, `::1/128`) or host names (`receiver.local`)."""
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        self.networks: list[IpNetwork] = []
+        self.hosts: set[str] = set()
+        for item in allowed:
+            try:
+                self.networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                self.hosts.add(item.lower().rstrip("."))
+
+    def address_allowed(self, address: IpAddress, host: str) -> bool:
+        if host in self.hosts or any(address in network for network in self.networks):
+            return True
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return not (
+            address in _METADATA
+            or address.is_loopback
+            or address.is_private
+            or address.is_link_local
+            or address.is_multicast
+            or address.is_reserved
+            or address.is_unspecified
+            or not address.is_global
+        )
+
+    async def resolve(self, url: str) -> Target:
+        """The checked target of `url`; `TargetRefusedError` when any resolved address is refused."""
+        scheme, host, port = split_url(url)
+        try:
+            literal: IpAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addresses = [literal]
+        else:
+            addresses = await _lookup(host, port)
+        # Every address must pass: a name with one public and one private address is refused as a whole.
+        for address in addresses:
+            if not self.address_allowed(address, host):
+                raise TargetRefusedError(f"{host} resolves to {address}, an address webhooks may not be sent to")
+        return Target(url=url, scheme=scheme, host=host, port=port, address=addresses[0])
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise TargetRefusedError(f"not a valid URL: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise TargetRefusedError("only http and https URLs are accepted")
+    if not parts.hostname:
+        raise TargetRefusedError("the URL has no host")
+    if parts.username or parts.password:
+        raise TargetRefusedError("the URL must not carry credentials")
+    host = parts.hostname.lower().rstrip(".")
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
+
+
+async def _lookup(host: str, port: int) -> list[IpAddress]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise TargetRefusedError(f"{host} does not resolve: {error}") from None
+    found: list[IpAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    if not found:
+        raise TargetRefusedError(f"{host} does not resolve")
+    return found
