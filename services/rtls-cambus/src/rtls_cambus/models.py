@@ -3,6 +3,16 @@
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
+from rtls_cambus.incidents.models import (
+    Incident,
+    IncidentAssignee,
+    IncidentAttachment,
+    IncidentMessage,
+    IncidentRule,
+    IncidentStatusChange,
+    SupportGroup,
+    SupportGroupMember,
+)
 from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
 from rtls_cambus.tags.models import Tag, TagAssignment
@@ -17,10 +27,18 @@ __all__ = [
     "Device",
     "Floor",
     "FloorPlan",
+    "Incident",
+    "IncidentAssignee",
+    "IncidentAttachment",
+    "IncidentMessage",
+    "IncidentRule",
+    "IncidentStatusChange",
     "Person",
     "PersonGroup",
     "PersonGroupMember",
     "RejectedMessage",
+    "SupportGroup",
+    "SupportGroupMember",
     "Tag",
     "TagAssignment",
     "Zone",
