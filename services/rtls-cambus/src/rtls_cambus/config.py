@@ -83,6 +83,18 @@ class Settings(ServiceSettings):
         default=3600, gt=0, le=86400, description="seconds between two partition and retention maintenance runs"
     )
 
+    incident_rules_enabled: bool = Field(
+        default=True, description="read the suite's event streams and open incidents by the incident rules"
+    )
+    incident_event_streams: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="streams the incident rules read (JSON list); empty: every installed service's events:<name>",
+    )
+    incident_attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="largest incident attachment accepted"
+    )
+
     @field_validator("mqtt_share_group", "cambus_tenant", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -126,9 +126,7 @@ class IncidentStatusChange(Base):
     __tablename__ = "incident_status_changes"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    incident_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     from_status: Mapped[str | None] = mapped_column(String(20), comment="null for the opening")
     to_status: Mapped[str] = mapped_column(String(20))
     changed_by: Mapped[int | None] = mapped_column(BigInteger, comment="identity user or API key id")
@@ -142,9 +140,7 @@ class IncidentMessage(Base):
     __tablename__ = "incident_messages"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    incident_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     author_id: Mapped[int] = mapped_column(BigInteger)
     author_kind: Mapped[str] = mapped_column(String(20))
     author_name: Mapped[str] = mapped_column(String(200))
@@ -156,9 +152,7 @@ class IncidentAttachment(Base):
     __tablename__ = "incident_attachments"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    incident_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     stored_name: Mapped[str] = mapped_column(String(100), unique=True, comment="made by the server, never the client's")
     original_name: Mapped[str | None] = mapped_column(String(255), comment="as uploaded, for display only")
     content_type: Mapped[str] = mapped_column(String(100), comment="from the magic bytes")
