@@ -147,7 +147,7 @@ async def open_incident(
     await repository.set_assignees(session, incident.id, assignees)
     await session.flush()
     await session.refresh(incident)
-    read = _read(incident, assignees)
+    read = _read(incident, sorted(assignees))
     await _emit(session, "rtls.incident.created", read, actor, change="created")
     return read
 
@@ -222,7 +222,7 @@ async def set_assignees(session: AsyncSession, incident_id: int, user_ids: Seque
     incident.updated_at = func.now()  # type: ignore[assignment]
     await session.flush()
     await session.refresh(incident)
-    read = _read(incident, assignees)
+    read = _read(incident, sorted(assignees))
     await _emit(session, "rtls.incident.updated", read, actor, change="assignees")
     return read
 
