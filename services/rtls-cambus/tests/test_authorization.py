@@ -94,9 +94,35 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/devices/camera-groups/{group_id}"): ADMIN,
     ("POST", "/api/v1/devices/camera-groups/{group_id}/members"): ADMIN,
     ("DELETE", "/api/v1/devices/camera-groups/{group_id}/members/{camera_id}"): ADMIN,
+    ("GET", "/api/v1/incidents"): READ,
+    ("POST", "/api/v1/incidents"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}"): READ,
+    ("PATCH", "/api/v1/incidents/{incident_id}"): OPERATE,
+    ("DELETE", "/api/v1/incidents/{incident_id}"): ADMIN,
+    ("POST", "/api/v1/incidents/{incident_id}/status"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/history"): READ,
+    ("PUT", "/api/v1/incidents/{incident_id}/assignees"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/messages"): READ,
+    ("POST", "/api/v1/incidents/{incident_id}/messages"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/attachments"): READ,
+    ("POST", "/api/v1/incidents/{incident_id}/attachments"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"): READ,
+    ("DELETE", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"): OPERATE,
+    ("GET", "/api/v1/support-groups"): READ,
+    ("POST", "/api/v1/support-groups"): ADMIN,
+    ("GET", "/api/v1/support-groups/{group_id}"): READ,
+    ("PATCH", "/api/v1/support-groups/{group_id}"): ADMIN,
+    ("DELETE", "/api/v1/support-groups/{group_id}"): ADMIN,
+    ("POST", "/api/v1/support-groups/{group_id}/members"): ADMIN,
+    ("DELETE", "/api/v1/support-groups/{group_id}/members/{user_id}"): ADMIN,
+    ("GET", "/api/v1/incident-rules"): READ,
+    ("POST", "/api/v1/incident-rules"): ADMIN,
+    ("GET", "/api/v1/incident-rules/{rule_id}"): READ,
+    ("PATCH", "/api/v1/incident-rules/{rule_id}"): ADMIN,
+    ("DELETE", "/api/v1/incident-rules/{rule_id}"): ADMIN,
 }
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
-CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices")
+CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/incident", "/api/v1/support-groups")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -132,11 +158,17 @@ async def test_callers_get_through_only_with_the_role(
 ) -> None:
     needed = RANK[ROUTES[method, path]]
     url = path
-    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id"):
+    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
+    for name in ("attachment_id", "user_id", "rule_id"):
+        url = url.replace("{" + name + "}", str(2**62))
     for caller, rank in CALLERS.items():
-        kwargs = {"json": {}} if method in {"POST", "PATCH", "PUT"} and "floor-plans" not in url else {}
+        kwargs = (
+            {"json": {}}
+            if method in {"POST", "PATCH", "PUT"} and not url.endswith(("floor-plans", "attachments"))
+            else {}
+        )
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)

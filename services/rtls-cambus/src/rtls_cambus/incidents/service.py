@@ -219,7 +219,7 @@ async def set_assignees(session: AsyncSession, incident_id: int, user_ids: Seque
     incident = await get_incident(session, incident_id, for_update=True)
     assignees = await check_assignable(session, user_ids)
     await repository.set_assignees(session, incident_id, assignees)
-    incident.updated_at = func.now()  # type: ignore[assignment]
+    incident.updated_at = func.now()
     await session.flush()
     await session.refresh(incident)
     read = _read(incident, sorted(assignees))
