@@ -27,7 +27,13 @@ from rtls_cambus.zones.models import Zone
 
 @pytest.fixture
 def settings(infra_settings: InfraSettings) -> Settings:
-    return Settings(infra=infra_settings, floor_plan_max_bytes=64 * 1024, floor_plan_max_side_px=10_000)
+    return Settings(
+        infra=infra_settings,
+        floor_plan_max_bytes=64 * 1024,
+        floor_plan_max_side_px=10_000,
+        incident_attachment_max_bytes=4096,
+        incident_rules_enabled=False,
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -112,6 +112,32 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/positions/history"): READ,
     ("GET", "/api/v1/presence-sessions"): READ,
     ("POST", "/api/v1/positions/feed-tickets"): READ,
+    ("GET", "/api/v1/incidents"): READ,
+    ("POST", "/api/v1/incidents"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}"): READ,
+    ("PATCH", "/api/v1/incidents/{incident_id}"): OPERATE,
+    ("DELETE", "/api/v1/incidents/{incident_id}"): ADMIN,
+    ("POST", "/api/v1/incidents/{incident_id}/status"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/history"): READ,
+    ("PUT", "/api/v1/incidents/{incident_id}/assignees"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/messages"): READ,
+    ("POST", "/api/v1/incidents/{incident_id}/messages"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/attachments"): READ,
+    ("POST", "/api/v1/incidents/{incident_id}/attachments"): OPERATE,
+    ("GET", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"): READ,
+    ("DELETE", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"): OPERATE,
+    ("GET", "/api/v1/support-groups"): READ,
+    ("POST", "/api/v1/support-groups"): ADMIN,
+    ("GET", "/api/v1/support-groups/{group_id}"): READ,
+    ("PATCH", "/api/v1/support-groups/{group_id}"): ADMIN,
+    ("DELETE", "/api/v1/support-groups/{group_id}"): ADMIN,
+    ("POST", "/api/v1/support-groups/{group_id}/members"): ADMIN,
+    ("DELETE", "/api/v1/support-groups/{group_id}/members/{user_id}"): ADMIN,
+    ("GET", "/api/v1/incident-rules"): READ,
+    ("POST", "/api/v1/incident-rules"): ADMIN,
+    ("GET", "/api/v1/incident-rules/{rule_id}"): READ,
+    ("PATCH", "/api/v1/incident-rules/{rule_id}"): ADMIN,
+    ("DELETE", "/api/v1/incident-rules/{rule_id}"): ADMIN,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
@@ -120,6 +146,7 @@ CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "
 CATALOGUE_PREFIXES += ("/api/v1/webhooks",)
 SUITE_WIDE_PREFIX = "/api/v1/webhooks"
 """Every service's events, every tenant's among them: closed to a tenant-bound admin (`outgoing.deps`)."""
+CATALOGUE_PREFIXES += ("/api/v1/incident", "/api/v1/support-groups")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -159,8 +186,17 @@ async def test_callers_get_through_only_with_the_role(
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
     url = url.replace("{subscription_id}", str(2**62))
+    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
+        url = url.replace("{" + name + "}", str(2**62))
+    url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
+    for name in ("attachment_id", "user_id", "rule_id"):
+        url = url.replace("{" + name + "}", str(2**62))
     for caller, rank in CALLERS.items():
-        kwargs = {"json": {}} if method in {"POST", "PATCH", "PUT"} and "floor-plans" not in url else {}
+        kwargs = (
+            {"json": {}}
+            if method in {"POST", "PATCH", "PUT"} and not url.endswith(("floor-plans", "attachments"))
+            else {}
+        )
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)

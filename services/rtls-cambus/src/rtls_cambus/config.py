@@ -114,6 +114,17 @@ class Settings(ServiceSettings):
     webhook_rotation_overlap_seconds: int = Field(
         default=86400, ge=0, le=30 * 86400, description="default time the old secret keeps signing after a rotation"
     )
+    incident_rules_enabled: bool = Field(
+        default=True, description="read the suite's event streams and open incidents by the incident rules"
+    )
+    incident_event_streams: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="streams the incident rules read (JSON list); empty: every installed service's events:<name>",
+    )
+    incident_attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="largest incident attachment accepted"
+    )
 
     @field_validator("mqtt_share_group", "cambus_tenant", mode="before")
     @classmethod

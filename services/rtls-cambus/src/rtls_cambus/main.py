@@ -10,6 +10,9 @@ from rtls_cambus.config import Settings
 from rtls_cambus.devices.router import router as devices_router
 from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
 from rtls_cambus.floor_plans.router import router as floor_plans_router
+from rtls_cambus.incidents.engine import incident_rules_worker
+from rtls_cambus.incidents.router import ATTACHMENTS_PATH_PREFIX
+from rtls_cambus.incidents.router import router as incidents_router
 from rtls_cambus.ingest.metrics import ingest_metrics
 from rtls_cambus.ingest.router import router as ingest_router
 from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
@@ -45,6 +48,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             positions_router,
             web_router,
             webhooks_router,
+            incidents_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
@@ -52,8 +56,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "ingest-maintenance": maintenance_worker,
             "position-sweep": sweep_silent_tags,
             "webhooks": webhook_worker,
+            "incident-rules": incident_rules_worker,
         },
-        body_limits={FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK},
+        body_limits={
+            FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK,
+            ATTACHMENTS_PATH_PREFIX: settings.incident_attachment_max_bytes + _MULTIPART_SLACK,
+        },
     )
     ingest_metrics(app)
     return app

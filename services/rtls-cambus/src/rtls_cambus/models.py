@@ -3,6 +3,16 @@
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
+from rtls_cambus.incidents.models import (
+    Incident,
+    IncidentAssignee,
+    IncidentAttachment,
+    IncidentMessage,
+    IncidentRule,
+    IncidentStatusChange,
+    SupportGroup,
+    SupportGroupMember,
+)
 from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
@@ -19,12 +29,20 @@ __all__ = [
     "Device",
     "Floor",
     "FloorPlan",
+    "Incident",
+    "IncidentAssignee",
+    "IncidentAttachment",
+    "IncidentMessage",
+    "IncidentRule",
+    "IncidentStatusChange",
     "Person",
     "PersonGroup",
     "PersonGroupMember",
     "PositionChange",
     "PresenceSession",
     "RejectedMessage",
+    "SupportGroup",
+    "SupportGroupMember",
     "Tag",
     "TagAssignment",
     "TagPosition",

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mirante.types import Id64, Text
 
@@ -23,7 +23,7 @@ class SubscriptionCreate(BaseModel):
     url: Url
     event_types: EventTypes
     description: Annotated[Text, Field(max_length=500)] | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class SubscriptionUpdate(BaseModel):
@@ -32,7 +32,7 @@ class SubscriptionUpdate(BaseModel):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Annotated[Text, Field(max_length=500)] | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
