@@ -19,6 +19,8 @@ from recording_storage.storage.base import OffsetBeyondDataError, StorageError
 from recording_storage.storage.keys import is_valid_key
 
 READ_CHUNK_BYTES: Final = 256 * 1024
+WRITEBACK_WINDOW_BYTES: Final = 8 * 1024 * 1024
+"""How far behind the end of a file being written its pages are handed to the disk and dropped from memory."""
 FILE_MODE: Final = 0o640
 _NO_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
 
@@ -33,14 +35,21 @@ class LocalPartWriter:
         self._closed = False
 
     @staticmethod
-    def _write_all(fd: int, data: bytes) -> None:
+    def _write_all(fd: int, data: bytes, end: int) -> None:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
+        # The recent pages start going to disk now and those already written back leave the page cache: the fsync
+        # at a checkpoint or at close then has little left to wait for, and a large upload neither fills memory
+        # nor keeps taking fresh pages (costly on virtual machines) while its own clean pages sit unused.
+        start = max(0, end - WRITEBACK_WINDOW_BYTES)
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
 
     async def write(self, data: bytes) -> None:
-        await asyncio.to_thread(self._write_all, self._fd, data)
+        end = self._offset + self._written + len(data)
+        await asyncio.to_thread(self._write_all, self._fd, data, end)
         self._written += len(data)
 
     async def checkpoint(self) -> int:
