@@ -1,13 +1,17 @@
 """The appender behind upload requests: one buffer is stored while the next one arrives, in order, hashed as a whole;
-a store is never cut halfway, and its failure reaches the request."""
+a store is never cut halfway, and its failure reaches the request. The local writer takes the pieces unjoined."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
+from recording_storage.storage.keys import part_key
+from recording_storage.storage.local import LocalStorage
 from recording_storage.uploads.service import _Appender
 
 BUFFER = 4
@@ -28,12 +32,13 @@ class GatedWriter:
         self.started = 0
         self.fail = fail
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, pieces: Sequence[bytes]) -> None:
         self.started += 1
         await self.gate.wait()
         if self.fail:
             raise OSError("disk full")
-        self.data += data
+        for piece in pieces:
+            self.data += piece
 
     async def checkpoint(self) -> int:
         return len(self.data)
@@ -94,3 +99,15 @@ async def test_a_failed_store_reaches_the_request() -> None:
         await appender.flush()
     await appender.settle()
     assert appender.written == 0
+
+
+async def test_the_local_writer_writes_many_small_pieces_in_order(tmp_path: Path) -> None:
+    """More pieces than one `writev` takes, and pieces of every size, land in order."""
+    storage = LocalStorage(tmp_path)
+    key = part_key("ups_" + "a" * 32, "video")
+    pieces = [bytes([index % 251]) * (index % 7) for index in range(5000)]
+    writer = await storage.open_append(key, 0)
+    await writer.write(pieces)
+    await writer.write([b"tail"])
+    await writer.close()
+    assert storage.path(key).read_bytes() == b"".join(pieces) + b"tail"

@@ -231,6 +231,11 @@ def parse_offset(value: str | None) -> int | None:
     return int(text)
 
 
+def _hash_pieces(hasher: Any, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
+
+
 @dataclass
 class _Appender:
     """Gathers body chunks into buffers and stores each (written, and hashed alongside in another thread) while the
@@ -275,16 +280,16 @@ class _Appender:
                 storing.exception()  # retrieved: the error that ended the request is already on its way
 
     def _store_pending(self) -> None:
-        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
-        self.storing = asyncio.ensure_future(self._store(data))
-        self.storing_size = len(data)
+        # The pieces go as they are (no join: one copy less of every byte on the event loop's thread).
+        pieces, self.pending = self.pending, []
+        self.storing = asyncio.ensure_future(self._store(pieces))
+        self.storing_size, self.pending_size = self.pending_size, 0
 
-    async def _store(self, data: bytes) -> None:
+    async def _store(self, pieces: list[bytes]) -> None:
         if self.hasher is None:
-            await self.writer.write(data)
+            await self.writer.write(pieces)
         else:
-            await asyncio.gather(self.writer.write(data), asyncio.to_thread(self.hasher.update, data))
+            await asyncio.gather(self.writer.write(pieces), asyncio.to_thread(_hash_pieces, self.hasher, pieces))
 
     async def _wait_stored(self) -> None:
         if self.storing is None:
