@@ -6,7 +6,7 @@ own key; finishing commits it to the recording's key in one step, so a reader ne
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 
@@ -25,8 +25,8 @@ class OffsetBeyondDataError(StorageError):
 class PartWriter(Protocol):
     """Appends to one partial object from the offset it was opened at."""
 
-    async def write(self, data: bytes) -> None:
-        """Append `data`."""
+    async def write(self, pieces: Sequence[bytes]) -> None:
+        """Append the pieces, in order (as one buffer: a backend needs not join them)."""
 
     async def checkpoint(self) -> int:
         """Make what can be made durable so, without closing: the object's size (from its start) up to which its

@@ -23,7 +23,7 @@ import base64
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 
@@ -87,9 +87,10 @@ class S3PartWriter:
         self._tail_cleared = False
         self._closed = False
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, pieces: Sequence[bytes]) -> None:
         self._changed = True
-        self._buffer += data
+        for piece in pieces:
+            self._buffer += piece
         part_size = self._storage.part_size
         while len(self._buffer) >= part_size:
             part = bytes(self._buffer[:part_size])
@@ -172,8 +173,8 @@ class SealedWriter:
         self._key = key
         self._size = size
 
-    async def write(self, data: bytes) -> None:
-        if data:
+    async def write(self, pieces: Sequence[bytes]) -> None:
+        if any(pieces):
             raise StorageError(f"{self._key} is complete and takes no more bytes")
 
     async def checkpoint(self) -> int:

@@ -231,9 +231,17 @@ def parse_offset(value: str | None) -> int | None:
     return int(text)
 
 
+def _hash_pieces(hasher: Any, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
+
+
 @dataclass
 class _Appender:
-    """Gathers body chunks and writes them (hashing alongside, in another thread) a buffer at a time."""
+    """Gathers body chunks into buffers and stores each (written, and hashed alongside in another thread) while the
+    next one arrives. The server stops reading the socket while the body is not taken (a few dozen KiB wait), so
+    storing a buffer in turn with receiving would leave the connection idle for every write. At most one buffer is
+    stored at a time, so memory stays at two buffers; a store is never cancelled halfway (`settle` waits for it)."""
 
     writer: PartWriter
     hasher: Any
@@ -242,27 +250,55 @@ class _Appender:
     durable: int = 0
     pending: list[bytes] = field(default_factory=list)
     pending_size: int = 0
+    storing: asyncio.Future[None] | None = None
+    storing_size: int = 0
 
     @property
     def total(self) -> int:
-        return self.written + self.pending_size
+        return self.written + self.storing_size + self.pending_size
 
     async def add(self, chunk: bytes) -> None:
         self.pending.append(chunk)
         self.pending_size += len(chunk)
         if self.pending_size >= self.buffer_bytes:
-            await self.flush()
+            await self._wait_stored()
+            self._store_pending()
 
     async def flush(self) -> None:
-        if not self.pending:
-            return
-        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
+        """Store everything gathered, and wait until it is written."""
+        await self._wait_stored()
+        if self.pending:
+            self._store_pending()
+            await self._wait_stored()
+
+    async def settle(self) -> None:
+        """Wait for a store still running, whatever its outcome, before the writer is closed or discarded."""
+        storing = self.storing
+        if storing is not None:
+            await asyncio.wait([storing])
+            if not storing.cancelled():
+                storing.exception()  # retrieved: the error that ended the request is already on its way
+
+    def _store_pending(self) -> None:
+        # The pieces go as they are (no join: one copy less of every byte on the event loop's thread).
+        pieces, self.pending = self.pending, []
+        self.storing = asyncio.ensure_future(self._store(pieces))
+        self.storing_size, self.pending_size = self.pending_size, 0
+
+    async def _store(self, pieces: list[bytes]) -> None:
         if self.hasher is None:
-            await self.writer.write(data)
+            await self.writer.write(pieces)
         else:
-            await asyncio.gather(self.writer.write(data), asyncio.to_thread(self.hasher.update, data))
-        self.written += len(data)
+            await asyncio.gather(self.writer.write(pieces), asyncio.to_thread(_hash_pieces, self.hasher, pieces))
+
+    async def _wait_stored(self) -> None:
+        if self.storing is None:
+            return
+        # Shielded: a request cancelled here leaves the store running, and `settle` waits for it.
+        await asyncio.shield(self.storing)
+        self.storing = None
+        self.written += self.storing_size
+        self.storing_size = 0
 
 
 class LeaseLostError(Exception):
@@ -418,9 +454,11 @@ async def receive_file(
         await appender.flush()
     except LeaseLostError:
         # Another request owns the file now: close without truncating what it may have written.
+        await appender.settle()
         await writer.close()
         raise UploadInProgressError(kind, None, None, _now()) from None
     except BaseException:
+        await appender.settle()
         await writer.discard()
         await _release_quietly(transactions, lease, prior)
         raise
