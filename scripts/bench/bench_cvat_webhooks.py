@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
-from fastapi import FastAPI, Request, Response
 from bench_http import Connection, post_request
+from fastapi import FastAPI, Request, Response
 from report import Report, rate
 from sqlalchemy import text
 

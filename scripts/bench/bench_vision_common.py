@@ -169,7 +169,9 @@ async def admin_key(database_url: str) -> str:
     return plaintext
 
 
-async def register_machines(base_url: str, key: str, count: int, prefix: str, in_flight: int = 8) -> list[tuple[str, str]]:
+async def register_machines(
+    base_url: str, key: str, count: int, prefix: str, in_flight: int = 8
+) -> list[tuple[str, str]]:
     """Register `count` machines through `POST /api/v1/machines/` as the seed's clients do; (id, credential)
     of each, in order."""
     registered: list[tuple[str, str] | None] = [None] * count

@@ -128,7 +128,7 @@ async def _orchestrated(database_url: str, round_: int) -> tuple[float, list[flo
             if done != last:
                 last, last_change = done, time.monotonic()
             elif time.monotonic() - last_change > STALL_SECONDS:
-                raise RuntimeError(f"{done} of {len(ids)} inspections done after {STALL_SECONDS:.0f} s without progress")
+                raise RuntimeError(f"{done} of {len(ids)} done after {STALL_SECONDS:.0f} s without progress")
             await asyncio.sleep(0.1)
         rows = await connection.fetch(
             "SELECT assigned_machine_id, assigned_at, finished_at, lease FROM vision_orchestrator.inspections "
@@ -240,9 +240,7 @@ async def run(urls: StackUrls) -> Report:
                 odd += round_odd
                 probes += await _notify_probe(server.database_url, PROBES)
             totals = fleet.totals()
-        results = await count(
-            server.database_url, "SELECT count(*) FROM vision_orchestrator.inspection_results"
-        )
+        results = await count(server.database_url, "SELECT count(*) FROM vision_orchestrator.inspection_results")
     if results != ROUNDS * INSPECTIONS:
         raise RuntimeError(f"expected {ROUNDS * INSPECTIONS:,} results stored; found {results:,}")
 
