@@ -72,8 +72,16 @@ async def _direct(fleet: MachineFleet, port: int, round_: int) -> float:
                 request = post_request(
                     machine.port, f"{API}/inspections/", orjson.dumps(order), {"Content-Type": "application/json"}
                 )
-                status, answer = await connection.exchange(request)
-                if status != 202:
+                try:
+                    status, answer = await connection.exchange(request)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The machine's server closes a connection idle for 5 s (uvicorn's keep-alive timeout) while
+                    # this slot waits for a slow result; the order is sent again on a new one (a machine that
+                    # already holds it answers 200 as a duplicate).
+                    connection.close()
+                    connection = await Connection.open(machine.port)
+                    status, answer = await connection.exchange(request)
+                if status not in (200, 202):
                     raise RuntimeError(f"a machine answered {status}: {answer[:300]!r}")
                 held = machine.inspections[inspection_id]
                 assert held.task is not None

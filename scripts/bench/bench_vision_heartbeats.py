@@ -40,7 +40,7 @@ INTERVAL = 5.0
 """Seconds between two heartbeats of a machine: the simulator's default, the seed's "every few seconds"."""
 STEADY_SECONDS = 5.0 if QUICK else 30.0
 STEADY_CONNECTIONS = 32
-BURST_BEATS = 2 if QUICK else 3
+BURST_BEATS = 2
 BURST_CONNECTIONS = 16
 ROUNDS = 1 if QUICK else 3
 HEARTBEAT_PATH = "/api/v1/webhooks/heartbeat/"
