@@ -58,6 +58,15 @@ def quick() -> bool:
     return os.environ.get("BENCH_QUICK") == "1"
 
 
+def load_note(at_start: float) -> str:
+    """What else the machine was doing: its 1-minute load average at the start and now, against its cores."""
+    return (
+        f"Load average of the machine (1 min) at the start / end: {at_start:.1f} / {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores: above the core count, other processes shared the cores with the benchmark and "
+        "both sides of a ratio ran slower than on an idle machine."
+    )
+
+
 async def _receipt(request: Request, session: Session) -> Response:
     """The least a receiver that keeps what it is sent does: the raw body stored in the request's transaction."""
     body = await request.body()

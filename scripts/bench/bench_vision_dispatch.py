@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ import asyncpg
 import orjson
 from bench_http import Connection, percentile, post_request
 from bench_telemetry_common import CpuMeter, describe_cpu
-from bench_vision_common import API, PIPELINE, RECEIPT_PATH, admin_key, count, quick, vision_server
+from bench_vision_common import API, PIPELINE, RECEIPT_PATH, admin_key, count, load_note, quick, vision_server
 from report import Report, rate
 from vision_machines import MachineFleet, ProcessingTime, SimulatedMachine  # type: ignore[import-not-found]
 
@@ -222,6 +223,7 @@ def _ms(values: Sequence[float]) -> str:
 
 
 async def run(urls: StackUrls) -> Report:
+    load_at_start = os.getloadavg()[0]
     direct_runs: list[float] = []
     orchestrated_runs: list[float] = []
     gaps: list[float] = []
@@ -323,5 +325,6 @@ async def run(urls: StackUrls) -> Report:
             "more than once or gaps out of order; the machines counted "
             f"{totals['accepted']:,} accepted, {totals['refused_busy']:,} refused as busy, "
             f"{totals['results_delivered']:,} results delivered.",
+            load_note(load_at_start),
         ],
     )

@@ -28,7 +28,7 @@ import httpx
 import orjson
 from bench_http import Connection, percentile, post_request
 from bench_telemetry_common import CpuMeter, describe_cpu
-from bench_vision_common import RECEIPT_PATH, admin_key, count, quick, register_machines, vision_server
+from bench_vision_common import RECEIPT_PATH, admin_key, count, load_note, quick, register_machines, vision_server
 from report import Report, rate
 from vision_machines import MachineProfile, SimulatedMachine  # type: ignore[import-not-found]
 
@@ -136,6 +136,7 @@ def _ms(latencies: Sequence[float]) -> str:
 
 
 async def run(urls: StackUrls) -> Report:
+    load_at_start = os.getloadavg()[0]
     # The presence sweep would turn machines offline while the receipt phases run: it is a periodic chore, not
     # part of taking a heartbeat, so it is pushed out of the run.
     async with vision_server(urls, machine_offline_after_seconds="3600") as server:
@@ -225,5 +226,6 @@ async def run(urls: StackUrls) -> Report:
             "The presence sweep's timeout is raised for the run (the receipt phases leave the machines silent "
             "longer than the default 30 s); the sweep is a periodic chore apart from taking a heartbeat.",
             f"Checked after the run: {stored:,} heartbeats and {receipts:,} receipts stored, as many as sent.",
+            load_note(load_at_start),
         ],
     )
