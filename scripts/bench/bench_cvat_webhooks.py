@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
+from bench_http import Connection, post_request
 from fastapi import FastAPI, Request, Response
 from report import Report, rate
 from sqlalchemy import text
@@ -131,50 +132,22 @@ def _deliveries() -> tuple[list[Delivery], list[list[Delivery]]]:
     return creates, [updates[start : start + UPDATES] for start in range(0, len(updates), UPDATES)]
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection that sends prepared requests and reads the answers.
-
-    Hand-written rather than httpx: a general client costs more CPU per request than the bare endpoint it
-    measures, and on a small machine that CPU is taken from the server under test.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def exchange(self, request: bytes) -> tuple[int, bytes]:
-        self.writer.write(request)
-        status = int((await self.reader.readuntil(b"\r\n")).split(b" ", 2)[1])
-        length = 0
-        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-
-def _request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
 async def _send_all(
     port: int, path: str, deliveries: Sequence[tuple[bytes, dict[str, str]]], expect: str | None
 ) -> float:
     """Send every delivery with CONCURRENCY in flight; returns the seconds taken. Fails on any other answer."""
-    requests = collections.deque(_request(port, path, body, headers) for body, headers in deliveries)
+    requests = collections.deque(post_request(port, path, body, headers) for body, headers in deliveries)
     expected = None if expect is None else f'"status":"{expect}"'.encode()
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        connection = _Connection(reader, writer)
+        connection = await Connection.open(port)
         try:
             while requests:
                 status, answer = await connection.exchange(requests.popleft())
                 if status != 200 or (expected is not None and expected not in answer):
                     raise RuntimeError(f"{path} answered {status}: {answer[:300]!r}")
         finally:
-            writer.close()
+            connection.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))

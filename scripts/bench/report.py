@@ -62,7 +62,9 @@ HEADER = """# Benchmarks
 
 Produced by `make bench` (`scripts/bench/run.py`); each section is rewritten when its benchmark runs. Every
 figure is compared with a baseline measured in the same run on the same servers, so the ratio means something
-even on a busy or slow machine. Run one with `.venv/bin/python scripts/bench/run.py NAME`.
+even on a busy or slow machine. Run one with `.venv/bin/python scripts/bench/run.py NAME`; `--quick` runs small
+sizes of the benchmarks that read `BENCH_QUICK` (the vision-orchestrator ones) to check that they work, and
+leaves this file as it is.
 """
 
 
