@@ -218,9 +218,9 @@ async def run(urls: StackUrls) -> Report:
             f"{sum(len(body) for body, _ in flat) // len(flat)} bytes).",
             "The baseline is a receipt endpoint added to the same app: the same process, request-scoped session "
             "and commit, one INSERT of the raw body into a plain table. A heartbeat adds the credential check "
-            "(one lookup by machine, a SHA-256 comparison, the machine read, `last_used_at` written at most once a "
-            "minute), validation of the seed's fields, the insert into the day-partitioned time series and the "
-            "machine's presence update.",
+            "(the credential and its machine read in one statement, a SHA-256 comparison, `last_used_at` written "
+            "at most once a minute), validation of the seed's fields, the insert into the day-partitioned time "
+            "series and the machine's presence update.",
             "Steady phases are open loop: each machine's beat is due at its own phase every "
             f"{INTERVAL:.0f} s and its latency counts from then, so waiting for a free connection counts too.",
             "The presence sweep's timeout is raised for the run (the receipt phases leave the machines silent "

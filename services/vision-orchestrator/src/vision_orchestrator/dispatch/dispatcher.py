@@ -151,10 +151,17 @@ class Dispatcher:
         """Passes on wake-ups and every `dispatch_interval_seconds`, for the app's lifetime."""
         listener = asyncio.create_task(self._listen(), name="dispatcher-listen") if self._database_url else None
         try:
+            chores_due = 0.0
             while True:
                 self._wake.clear()
+                # A wake-up (a freed slot, new work) claims at once; the chores run on the periodic pass, at
+                # most once per interval however often wake-ups come.
+                now = time.monotonic()
+                chores = now >= chores_due
+                if chores:
+                    chores_due = now + self._settings.dispatch_interval_seconds
                 try:
-                    await self.run_pass()
+                    await self.run_pass(chores=chores)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -183,12 +190,13 @@ class Dispatcher:
 
     # -- passes --------------------------------------------------------------------------------------------
 
-    async def run_pass(self) -> int:
-        """Re-queue stranded work, settle drops, re-send undelivered work, then assign what fits. Returns the
-        number of inspections assigned."""
-        await self.requeue_stranded()
-        await self.settle_drops()
-        await self.resend_undelivered()
+    async def run_pass(self, *, chores: bool = True) -> int:
+        """Re-queue stranded work, settle drops, re-send undelivered work (unless `chores` is false), then assign
+        what fits. Returns the number of inspections assigned."""
+        if chores:
+            await self.requeue_stranded()
+            await self.settle_drops()
+            await self.resend_undelivered()
         assigned = 0
         while True:
             batch = await self._assign_pending()

@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from vision_orchestrator.tables import Heartbeat, Machine, MachineStatus
 
+_ADD_HEARTBEAT = insert(Heartbeat).returning(Heartbeat.received_at)
+
 
 async def add_heartbeat(session: AsyncSession, values: dict[str, Any]) -> datetime:
     """Store a heartbeat; the time it was received (the partition key)."""
-    received_at: datetime | None = await session.scalar(
-        insert(Heartbeat).values(**values).returning(Heartbeat.received_at)
-    )
+    received_at: datetime | None = await session.scalar(_ADD_HEARTBEAT, values)
     assert received_at is not None
     return received_at
 
@@ -28,27 +28,47 @@ async def latest_heartbeat(session: AsyncSession, machine_id: str) -> Heartbeat 
     return (await session.scalars(statement)).one_or_none()
 
 
-async def set_presence(
-    session: AsyncSession, machine_id: str, status: MachineStatus, *, heartbeat_at: datetime | None
-) -> str | None:
-    """Set the machine's status (and its last heartbeat when given) in one statement; the status it had, or None
-    when there is no such machine. The row lock orders this with a concurrent offline sweep."""
+def _presence_statement(*, with_heartbeat: bool) -> Any:
+    # Built once at import: an `aliased` entity and its locked subquery cost more to construct per call than
+    # the statement does to run.
     before = aliased(Machine)
-    previous = select(before.id, before.status).where(before.id == machine_id).with_for_update().subquery("previous")
+    previous = (
+        select(before.id, before.status)
+        .where(before.id == bindparam("machine_id"))
+        .with_for_update()
+        .subquery("previous")
+    )
+    status = bindparam("new_status", type_=Machine.status.type)
     values: dict[str, Any] = {
-        "status": status.value,
-        "status_changed_at": case((Machine.status != status.value, func.now()), else_=Machine.status_changed_at),
+        "status": status,
+        "status_changed_at": case((Machine.status != status, func.now()), else_=Machine.status_changed_at),
     }
-    if heartbeat_at is not None:
-        values["last_heartbeat"] = heartbeat_at
-    statement = (
+    if with_heartbeat:
+        values["last_heartbeat"] = bindparam("heartbeat_at", type_=Machine.last_heartbeat.type)
+    return (
         update(Machine)
         .where(Machine.id == previous.c.id)
         .values(**values)
         .returning(previous.c.status)
         .execution_options(synchronize_session=False)
     )
-    previous_status: str | None = await session.scalar(statement)
+
+
+_SET_PRESENCE = _presence_statement(with_heartbeat=False)
+_SET_PRESENCE_AND_HEARTBEAT = _presence_statement(with_heartbeat=True)
+
+
+async def set_presence(
+    session: AsyncSession, machine_id: str, status: MachineStatus, *, heartbeat_at: datetime | None
+) -> str | None:
+    """Set the machine's status (and its last heartbeat when given) in one statement; the status it had, or None
+    when there is no such machine. The row lock orders this with a concurrent offline sweep."""
+    params: dict[str, Any] = {"machine_id": machine_id, "new_status": status.value}
+    if heartbeat_at is None:
+        statement = _SET_PRESENCE
+    else:
+        statement, params["heartbeat_at"] = _SET_PRESENCE_AND_HEARTBEAT, heartbeat_at
+    previous_status: str | None = await session.scalar(statement, params)
     return previous_status
 
 

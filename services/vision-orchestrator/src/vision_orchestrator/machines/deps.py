@@ -5,7 +5,7 @@ a machine route added outside the webhooks would count its calls with `mirante.w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -34,13 +34,14 @@ async def bearer_machine(request: Request, session: AsyncSession) -> tuple[Machi
         return None
     credential = value.strip()
     machine_id = machine_of(credential)
-    stored = None if machine_id is None else await repository.active_credential(session, machine_id)
-    if stored is None or not credential_matches(credential, stored.secret_hash):
+    found = None if machine_id is None else await repository.active_credential_with_machine(session, machine_id)
+    if found is None or not credential_matches(credential, found[0].secret_hash):
         raise InvalidMachineCredentialError()
-    machine = await repository.get_machine(session, stored.machine_id)
-    if machine is None:
-        raise InvalidMachineCredentialError()
-    await repository.touch_credential(session, stored.id, datetime.now(UTC), LAST_USED_EVERY_SECONDS)
+    stored, machine = found
+    now = datetime.now(UTC)
+    # The stored time is already read: skip the update that would match nothing (most calls).
+    if stored.last_used_at is None or stored.last_used_at < now - timedelta(seconds=LAST_USED_EVERY_SECONDS):
+        await repository.touch_credential(session, stored.id, now, LAST_USED_EVERY_SECONDS)
     request.state.machine = machine
     return machine, stored
 

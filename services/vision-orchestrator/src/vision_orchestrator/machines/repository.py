@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import UnaryExpression
@@ -113,6 +113,22 @@ async def active_credential(
     if for_update:
         statement = statement.with_for_update()
     return (await session.scalars(statement)).one_or_none()
+
+
+_CREDENTIAL_WITH_MACHINE = (
+    select(MachineCredential, Machine)
+    .join(Machine, Machine.id == MachineCredential.machine_id)
+    .where(MachineCredential.machine_id == bindparam("machine_id"), MachineCredential.revoked_at.is_(None))
+    .execution_options(populate_existing=True)
+)
+
+
+async def active_credential_with_machine(
+    session: AsyncSession, machine_id: str
+) -> tuple[MachineCredential, Machine] | None:
+    """The machine's active credential and the machine, in one statement; None when either is missing."""
+    row = (await session.execute(_CREDENTIAL_WITH_MACHINE, {"machine_id": machine_id})).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def latest_credential(session: AsyncSession, machine_id: str) -> MachineCredential | None:

@@ -53,12 +53,10 @@ def _check_signature(request: Request, body: bytes, credential: MachineCredentia
 
 async def _signed_machine(session: AsyncSession, body: bytes) -> tuple[Machine, MachineCredential]:
     machine_id = _claimed_machine(body)
-    credential = None if machine_id is None else await repository.active_credential(session, machine_id)
-    if credential is None:
+    found = None if machine_id is None else await repository.active_credential_with_machine(session, machine_id)
+    if found is None:
         raise InvalidMachineCredentialError("invalid webhook signature")
-    machine = await repository.get_machine(session, credential.machine_id)
-    if machine is None:
-        raise InvalidMachineCredentialError("invalid webhook signature")
+    credential, machine = found
     return machine, credential
 
 
