@@ -33,6 +33,7 @@ def settings(infra_settings: InfraSettings) -> Settings:
         floor_plan_max_side_px=10_000,
         incident_attachment_max_bytes=4096,
         incident_rules_enabled=False,
+        webhook_dispatch_enabled=False,
     )
 
 

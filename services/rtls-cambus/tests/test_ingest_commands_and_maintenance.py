@@ -40,7 +40,14 @@ async def add_camera(session: AsyncSession, topic: str | None) -> int:
 
 
 def app_settings(infra: InfraSettings, **overrides: Any) -> Settings:
-    return Settings(infra=infra, mqtt_ingest_enabled=False, **overrides)
+    # Only the API and the MQTT publisher are tested here: no stream readers in the background.
+    return Settings(
+        infra=infra,
+        mqtt_ingest_enabled=False,
+        webhook_dispatch_enabled=False,
+        incident_rules_enabled=False,
+        **overrides,
+    )
 
 
 async def test_a_command_is_published_on_the_cameras_topic_and_answered_with_the_acknowledgement(
