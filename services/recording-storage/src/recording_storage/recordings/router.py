@@ -114,7 +114,7 @@ async def recording_content(
 
 
 @router.delete(
-    "/{file_id}",
+    "/{recording_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **ONE_RESPONSES,
@@ -122,12 +122,12 @@ async def recording_content(
     },
 )
 async def delete_recording(
-    file_id: RecordingIdPath,
+    recording_id: RecordingIdPath,
     session: Session,
     caller: RecordingDeleter,
     storage: StorageDep,
     background: BackgroundTasks,
 ) -> None:
     """Delete a recording (admins): it stops being listed at once; its files are removed after that."""
-    for key in await service.delete_recording(session, caller, file_id):
+    for key in await service.delete_recording(session, caller, recording_id):
         background.add_task(storage.delete, key)
