@@ -289,6 +289,17 @@ async def test_subscriptions_api(
     assert (await client.delete(f"/api/v1/webhooks/{subscription['id']}", headers=admin)).status_code == 204
 
 
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+async def test_a_method_the_event_types_do_not_serve_is_a_405(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, method: str
+) -> None:
+    # `/event-types` sits next to `/{subscription_id}`, whose PATCH once took it and refused the id with a 422.
+    answer = await client.request(method, "/api/v1/webhooks/event-types", headers=await auth_headers("admin"))
+
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == "GET"
+
+
 def test_rotation_overlap_signs_with_both_secrets() -> None:
     from datetime import UTC, datetime, timedelta
 
