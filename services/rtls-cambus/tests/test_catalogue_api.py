@@ -171,6 +171,19 @@ async def test_tags_normalise_macs_and_keep_one_holder_with_history(api: Caller,
     ]
 
 
+async def test_a_role_is_bounded_by_its_column(api: Caller) -> None:
+    # The column holds 100 characters; the schema once allowed 200, and a longer role was a 500 from the insert.
+    person = await api.made("/people", {"full_name": "Dora", "role": "r" * 100}, as_operator=True)
+    assert person["role"] == "r" * 100
+
+    created = await api.client.post(f"{API}/people", json={"full_name": "Eva", "role": "r" * 101}, headers=api.operator)
+    changed = await api.client.patch(f"{API}/people/{person['id']}", json={"role": "r" * 101}, headers=api.operator)
+
+    for refused in (created, changed):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"][0]["field"] == "body.role"
+
+
 async def test_person_groups_hold_members(api: Caller) -> None:
     person = await api.made("/people", {"full_name": "Carla"}, as_operator=True)
     group = await api.made("/person-groups", {"name": unique("Visitors")}, as_operator=True)
