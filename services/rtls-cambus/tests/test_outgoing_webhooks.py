@@ -269,7 +269,11 @@ async def test_subscriptions_api(
     types = (await client.get("/api/v1/webhooks/event-types", headers=admin)).json()
     assert "vision.inspection.failed" in {t["type"] for t in types}
     unknown = await client.post("/api/v1/webhooks", json={**body, "event_types": ["no.such.type"]}, headers=admin)
-    assert unknown.status_code == 422
+    assert unknown.status_code == 422 and "event-types" in unknown.json()["error"]["message"]
+    for url in ("000000000", "ftp://example.com/hook", "http://user:secret@example.com/hook"):
+        not_http = await client.post("/api/v1/webhooks", json={**body, "url": url}, headers=admin)
+        assert not_http.status_code == 422, (url, not_http.text)
+        assert not_http.json()["error"]["details"][0]["field"] == "body.url"
     created = await client.post("/api/v1/webhooks", json=body, headers=admin)
     assert created.status_code == 201, created.text
     subscription = created.json()

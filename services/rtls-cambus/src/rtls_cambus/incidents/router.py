@@ -9,7 +9,7 @@ An attachment is served as a download (`Content-Disposition: attachment` under i
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
@@ -57,6 +57,12 @@ ATTACHMENTS_PATH_PREFIX: Final = "/api/v1/incidents/"
 
 router = APIRouter(prefix="/api/v1")
 
+_PLACE_AND_GROUP: Final = "no building, floor, zone or support group of that id (`details.field` says which)"
+_USERS: Final[dict[int | str, dict[str, Any]]] = {
+    404: {"description": "no user of one of those ids (`details.user_ids`)"},
+    409: {"description": "one of those users is inactive (`details.user_ids`)"},
+}
+
 _DOWNLOAD_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -91,7 +97,7 @@ async def list_incidents(
     "/incidents",
     tags=["incidents"],
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "unknown building, floor, zone or group; assignee not an active user"}},
+    responses={404: {"description": f"{_PLACE_AND_GROUP}, or no user among `assignee_ids`"}, 409: _USERS[409]},
 )
 async def create_incident(
     session: Session, principal: OperatorPrincipal, body: IncidentCreate, response: Response
@@ -107,7 +113,7 @@ async def get_incident(session: Session, principal: CurrentPrincipal, incident_i
     return await service.read_model(session, await service.get_incident(session, incident_id))
 
 
-@router.patch("/incidents/{incident_id}", tags=["incidents"])
+@router.patch("/incidents/{incident_id}", tags=["incidents"], responses={404: {"description": _PLACE_AND_GROUP}})
 async def update_incident(
     session: Session, principal: OperatorPrincipal, incident_id: IncidentId, body: IncidentUpdate
 ) -> IncidentRead:
@@ -142,7 +148,7 @@ async def incident_history(
     return [StatusChangeRead.model_validate(change) for change in await service.history(session, incident_id)]
 
 
-@router.put("/incidents/{incident_id}/assignees", tags=["incidents"])
+@router.put("/incidents/{incident_id}/assignees", tags=["incidents"], responses=_USERS)
 async def put_incident_assignees(
     session: Session, principal: OperatorPrincipal, incident_id: IncidentId, body: AssigneesPut
 ) -> IncidentRead:
@@ -182,7 +188,11 @@ async def list_incident_attachments(
     "/incidents/{incident_id}/attachments",
     tags=["incidents"],
     status_code=status.HTTP_201_CREATED,
-    responses={413: {"description": "too large"}, 415: {"description": "not an accepted type"}},
+    responses={
+        413: {"description": "too large"},
+        415: {"description": "not an accepted type"},
+        422: {"description": "an empty file"},
+    },
 )
 async def upload_incident_attachment(
     session: Session,
@@ -243,7 +253,7 @@ async def list_support_groups(
     "/support-groups",
     tags=["support groups"],
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "name taken"}, 422: {"description": "a member is not an active user"}},
+    responses={**_USERS, 409: {"description": "name taken, or a member is inactive (`details.user_ids`)"}},
 )
 async def create_support_group(
     session: Session, principal: AdminPrincipal, body: SupportGroupCreate, response: Response
@@ -273,7 +283,15 @@ async def delete_support_group(session: Session, principal: AdminPrincipal, grou
     await service.delete_group(session, group_id)
 
 
-@router.post("/support-groups/{group_id}/members", tags=["support groups"], status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/support-groups/{group_id}/members",
+    tags=["support groups"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        404: {"description": "no such group, or no user `user_id`"},
+        409: {"description": "the user is inactive"},
+    },
+)
 async def add_support_group_member(
     session: Session, principal: AdminPrincipal, group_id: SupportGroupId, body: MemberAdd
 ) -> None:
@@ -307,7 +325,7 @@ async def list_incident_rules(
     "/incident-rules",
     tags=["incident rules"],
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "name taken"}, 422: {"description": "unknown support group"}},
+    responses={404: {"description": "no support group `support_group_id`"}, 409: {"description": "name taken"}},
 )
 async def create_incident_rule(
     session: Session, principal: AdminPrincipal, body: RuleCreate, response: Response
@@ -323,7 +341,14 @@ async def get_incident_rule(session: Session, principal: CurrentPrincipal, rule_
     return RuleRead.model_validate(await service.get_rule(session, rule_id))
 
 
-@router.patch("/incident-rules/{rule_id}", tags=["incident rules"])
+@router.patch(
+    "/incident-rules/{rule_id}",
+    tags=["incident rules"],
+    responses={
+        404: {"description": "no such rule, or no support group `support_group_id`"},
+        409: {"description": "name taken"},
+    },
+)
 async def update_incident_rule(
     session: Session, principal: AdminPrincipal, rule_id: RuleId, body: RuleUpdate
 ) -> RuleRead:
