@@ -1,4 +1,4 @@
-"""HTTP endpoints of outgoing webhooks: `/api/v1/webhooks[...]`, for admins."""
+"""HTTP endpoints of outgoing webhooks: `/api/v1/webhooks[...]`, for admins not bound to a tenant."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings
+from rtls_cambus.deps import AppSettings, SuiteAdmin
 from rtls_cambus.outgoing import service
-from rtls_cambus.outgoing.deps import Policy, SuiteAdmin
+from rtls_cambus.outgoing.deps import Policy
 from rtls_cambus.outgoing.event_types import SUITE_EVENT_TYPES
 from rtls_cambus.outgoing.models import WebhookDelivery
 from rtls_cambus.outgoing.schemas import (
