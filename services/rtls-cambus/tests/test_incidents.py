@@ -216,6 +216,9 @@ async def test_attachments_of_accepted_types_are_stored_and_served_as_downloads(
     served = await client.get(f"{url}/{attachment['id']}", headers=viewer)
     assert served.status_code == 200 and served.content == data
     assert served.headers["content-type"] == content_type
+    described = (await client.get("/openapi.json")).json()["paths"]
+    download = described["/api/v1/incidents/{incident_id}/attachments/{attachment_id}"]["get"]
+    assert content_type in download["responses"]["200"]["content"]
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.headers["content-disposition"] == f'attachment; filename="{attachment["stored_name"]}"'
     assert (await client.get(f"{url}/{attachment['id']}")).status_code == 401

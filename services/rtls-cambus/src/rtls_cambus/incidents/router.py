@@ -19,6 +19,7 @@ from mirante.web.pagination import Page, Pagination
 from rtls_cambus.deps import AppSettings, SuiteAdmin, SuiteOperator, SuiteViewer
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.incidents import service
+from rtls_cambus.incidents.content import ATTACHMENT_CONTENT_TYPES
 from rtls_cambus.incidents.errors import AttachmentTooLargeError
 from rtls_cambus.incidents.repository import IncidentFilters
 from rtls_cambus.incidents.schemas import (
@@ -212,7 +213,12 @@ async def upload_incident_attachment(
     "/incidents/{incident_id}/attachments/{attachment_id}",
     tags=["incidents"],
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "description": "the file, with the type its content was judged to be",
+            "content": {content_type: {} for content_type in ATTACHMENT_CONTENT_TYPES},
+        }
+    },
 )
 async def download_incident_attachment(
     session: Session, principal: SuiteViewer, incident_id: IncidentId, attachment_id: AttachmentId
