@@ -96,24 +96,46 @@ def _integer_bound(value: float) -> int:
     return max(INT64_MIN, min(INT64_MAX, int(value)))
 
 
-def restore_integer_bounds(node: Any) -> None:
-    """Give the integer schemas in `node` (a document or any part of it) their integer bounds back, in place.
+# Pydantic's names for bounds it checks after a wrapped type (`Annotated[Int32, Field(le=10)]`), and the JSON Schema
+# keyword each stands for, with how it combines with a bound the type itself gives.
+_PYDANTIC_BOUNDS: Final = {
+    "ge": ("minimum", max),
+    "gt": ("exclusiveMinimum", max),
+    "le": ("maximum", min),
+    "lt": ("exclusiveMaximum", min),
+}
+
+
+def _rename_pydantic_bounds(node: dict[str, Any]) -> None:
+    for name, (keyword, tighter) in _PYDANTIC_BOUNDS.items():
+        if name in node:
+            value = node.pop(name)
+            node[keyword] = tighter(node[keyword], value) if keyword in node else value
+    if "multiple_of" in node:
+        node["multipleOf"] = node.pop("multiple_of")
+
+
+def json_schema_bounds(node: Any) -> None:
+    """Give the numeric schemas in `node` (a document or any part of it) exact JSON Schema bounds, in place.
 
     FastAPI validates the document through models whose `maximum` and `minimum` are floats: an `Id64` column's
     9223372036854775807 came out as 9.223372036854776e+18, i.e. 2^63, and fuzzers generated ids past the column
-    that the schema seemed to allow (each refused with a 422 on schema-valid input).
+    that the schema seemed to allow (each refused with a 422 on schema-valid input). Bounds pydantic left under
+    its own names (`le` on a bounded `Int32`) become the JSON Schema keywords, which clients and fuzzers read.
     """
     if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            _rename_pydantic_bounds(node)
         if node.get("type") == "integer":
             for key in _NUMERIC_BOUNDS:
                 value = node.get(key)
                 if isinstance(value, float) and value.is_integer():
                     node[key] = _integer_bound(value)
         for child in node.values():
-            restore_integer_bounds(child)
+            json_schema_bounds(child)
     elif isinstance(node, list):
         for child in node:
-            restore_integer_bounds(child)
+            json_schema_bounds(child)
 
 
 def operation_names(app: FastAPI) -> dict[Operation, str]:
@@ -148,7 +170,7 @@ def describe_api(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     duplicates = [name for name, count in Counter(names.values()).items() if count > 1]
     if duplicates:
         raise ValueError(f"operation ids used more than once: {sorted(duplicates)}")
-    restore_integer_bounds(schema)
+    json_schema_bounds(schema)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(_error_components())
     for name in _FASTAPI_VALIDATION_SCHEMAS:

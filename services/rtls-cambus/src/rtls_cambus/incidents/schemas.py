@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from mirante.types import REFUSES_NUL, Id64
+from mirante.types import REFUSES_NUL, Id64, JsonData
 from mirante.web.schema import Omittable
 from rtls_cambus.fields import Body, Description, Name, Patch
 from rtls_cambus.incidents.matching import PATH_PATTERN, TEMPLATE_PATTERN, template_problem
@@ -199,13 +199,13 @@ DataPath = Annotated[
 class EqualsCondition(Body):
     path: DataPath
     op: Literal["equals"]
-    value: JsonValue = Field(default=None, description="the JSON value the data must hold at the path")
+    value: JsonData = Field(default=None, description="the JSON value the data must hold at the path")
 
 
 class InCondition(Body):
     path: DataPath
     op: Literal["in"]
-    value: list[JsonValue] = Field(description="the JSON values the data may hold at the path")
+    value: list[JsonData] = Field(description="the JSON values the data may hold at the path")
 
 
 class ExistsCondition(Body):
