@@ -11,7 +11,13 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ValidationError
 
 from mirante.service import ServiceSpec, discover_services
-from mirante.web.openapi import HTTP_METHODS, documented_operations, served_operations, undocumented_operations
+from mirante.web.openapi import (
+    HTTP_METHODS,
+    documented_operations,
+    served_operations,
+    shadowed_paths,
+    undocumented_operations,
+)
 
 SERVICES = sorted(discover_services(), key=lambda spec: spec.name)
 
@@ -80,6 +86,31 @@ def test_documented_methods_are_the_served_ones(service: tuple[ServiceSpec, Fast
 
     assert undocumented_operations(app) == UNDOCUMENTED[spec.name]
     assert served_operations(app) - UNDOCUMENTED[spec.name] == documented_operations(app.openapi())
+
+
+def test_no_route_template_also_matches_another_routes_path(service: tuple[ServiceSpec, FastAPI]) -> None:
+    _, app = service
+
+    assert shadowed_paths(app) == set()
+
+
+def test_integer_bounds_are_written_as_integers(service: tuple[ServiceSpec, FastAPI]) -> None:
+    _, app = service
+    found: list[object] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "integer":
+                found.extend(node[key] for key in ("minimum", "maximum") if key in node)
+            for child in node.values():
+                collect(child)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child)
+
+    collect(app.openapi())
+    assert found
+    assert all(type(bound) is int and -(2**63) <= bound < 2**63 for bound in found)
 
 
 def test_operation_ids_are_unique_and_readable(service: tuple[ServiceSpec, FastAPI]) -> None:

@@ -27,10 +27,12 @@ from mirante.types import (
     Id64,
     Int32,
     Int64,
+    JsonData,
     JsonObject,
     Text,
 )
 from mirante.web.errors import error_response
+from mirante.web.openapi import json_schema_bounds
 
 router = APIRouter(prefix="/typed")
 
@@ -181,6 +183,33 @@ def test_a_json_object_is_bounded_in_depth_and_keeps_what_it_may() -> None:
     assert Specs(specs=kept).specs == kept
 
 
+class Condition(BaseModel):
+    value: JsonData = None
+
+
+def test_json_data_is_any_value_jsonb_can_hold() -> None:
+    for kept in ("text", 3, 2.5, True, None, [1, "a", {"b": False}], {"deep": {"list": [None]}}):
+        assert Condition(value=kept).value == kept
+    assert Condition(value=[True, 1]).value == [True, 1] and Condition(value=True).value is True
+    with pytest.raises(ValidationError) as raised:
+        Condition(value=[{"x": {"key\x00": 1}}])
+    assert [(error["loc"], error["msg"]) for error in raised.value.errors()] == [
+        (("value",), "must not contain a NUL character (U+0000)")
+    ]
+
+
+def test_stored_json_says_at_every_depth_that_strings_and_keys_hold_no_nul() -> None:
+    # Pydantic's `JsonValue` is described as `{}`: fuzzers sent NUL deep inside, schema-valid, and were refused.
+    described = Specs.model_json_schema()
+    storable = described["$defs"]["StorableJson"]["anyOf"]
+
+    assert described["properties"]["specs"]["propertyNames"] == {"pattern": TEXT_PATTERN}
+    assert {"type": "string", "pattern": TEXT_PATTERN} in storable
+    nested_object = next(option for option in storable if option.get("type") == "object")
+    assert nested_object["propertyNames"] == {"pattern": TEXT_PATTERN}
+    assert nested_object["additionalProperties"] == {"$ref": "#/$defs/StorableJson"}
+
+
 def test_text_has_a_bound_of_its_own() -> None:
     with pytest.raises(ValidationError) as raised:
         Note(title="ok", body="x" * (TEXT_MAX_LENGTH + 1))
@@ -294,6 +323,15 @@ class Bounded(BaseModel):
     plain: Id64 = 1
 
 
+@pytest.mark.parametrize("given", [{"assigned": False}, {"annotated": True}, {"plain": True}])
+def test_booleans_are_not_integers(given: dict[str, bool]) -> None:
+    # Pydantic would take false as 0: `{"level": false}` was stored as level 0.
+    with pytest.raises(ValidationError) as refused:
+        Bounded(**given)
+    (error,) = refused.value.errors()
+    assert error["loc"] == tuple(given) and "not true or false" in error["msg"]
+
+
 @pytest.mark.parametrize(
     ("given", "field", "bound"),
     [
@@ -312,7 +350,10 @@ def test_a_fields_own_bounds_narrow_its_types_however_given(given: dict[str, int
 
 
 def test_the_schema_shows_the_narrower_of_the_two_bounds() -> None:
+    # As published: a bound given after the type is checked after it, and pydantic names it `le` until the
+    # document's bounds are written as JSON Schema's.
     fields = Bounded.model_json_schema()["properties"]
+    json_schema_bounds(fields)
     assert (fields["assigned"]["minimum"], fields["assigned"]["maximum"]) == (0, INT64_MAX)
     assert (fields["annotated"]["minimum"], fields["annotated"]["maximum"]) == (-(2**31), 10)
     assert (fields["plain"]["minimum"], fields["plain"]["maximum"]) == (1, INT64_MAX)

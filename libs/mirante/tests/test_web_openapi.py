@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mirante.auth.principal import CurrentPrincipal
 from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory
-from mirante.web.openapi import documented_operations, served_operations, undocumented_operations
+from mirante.types import INT64_MAX, Id64, Int32
+from mirante.web.openapi import documented_operations, served_operations, shadowed_paths, undocumented_operations
 from mirante.web.schema import Omittable
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -169,3 +170,69 @@ async def test_405_allows_every_method_served_at_the_path(gadget_app: FastAPI, m
     assert collection.json()["request_id"] == collection.headers["x-request-id"]
     assert item.status_code == 405
     assert item.headers["allow"] == "PATCH"
+
+
+class Bounded(BaseModel):
+    big: Id64
+    small: Annotated[Int32, Field(ge=-5, le=5)]
+    ratio: Annotated[float, Field(ge=0, le=1.5)]
+
+
+def test_integer_bounds_are_integers_and_exact(infra_settings: InfraSettings) -> None:
+    router = APIRouter()
+
+    async def bounded(body: Bounded) -> Bounded:
+        return body
+
+    router.add_api_route("/bounded", bounded, methods=["POST"])
+    properties = library_app(infra_settings, routers=[router]).openapi()["components"]["schemas"]["Bounded"]
+    properties = properties["properties"]
+
+    # FastAPI's document model made these floats: 2^63 - 1 became 9.223372036854776e+18, past any bigint. The
+    # bounds given after `Int32` came as pydantic's `ge` and `le`, which JSON Schema does not know.
+    assert (properties["big"]["minimum"], properties["big"]["maximum"]) == (1, INT64_MAX)
+    assert (properties["small"]["minimum"], properties["small"]["maximum"]) == (-5, 5)
+    assert all(type(properties[name][bound]) is int for name in ("big", "small") for bound in ("minimum", "maximum"))
+    assert not {"ge", "le"} & set(properties["small"])
+    assert properties["ratio"]["maximum"] == 1.5
+
+
+def test_a_template_matching_another_routes_path_is_found(infra_settings: InfraSettings) -> None:
+    def app_with(template: str) -> FastAPI:
+        router = APIRouter(prefix="/things")
+
+        async def special() -> str:
+            return "special"
+
+        async def thing(thing_id: Id64) -> int:
+            return thing_id
+
+        router.add_api_route("/special", special, methods=["GET"])
+        router.add_api_route(template, thing, methods=["GET", "PATCH"])
+        return library_app(infra_settings, routers=[router])
+
+    assert shadowed_paths(app_with("/{thing_id}")) == {("/things/special", "/things/{thing_id}")}
+    assert shadowed_paths(app_with("/{thing_id:int}")) == set()
+
+
+async def test_an_integer_template_leaves_its_sibling_path_a_405(
+    infra_settings: InfraSettings, make_client: ClientFactory
+) -> None:
+    router = APIRouter(prefix="/things")
+
+    async def special() -> str:
+        return "special"
+
+    async def change(thing_id: Id64) -> int:
+        return thing_id
+
+    router.add_api_route("/special", special, methods=["GET"])
+    router.add_api_route("/{thing_id:int}", change, methods=["PATCH"])
+    client = await make_client(library_app(infra_settings, routers=[router]))
+
+    refused = await client.patch("/things/special")
+    changed = await client.patch("/things/7")
+
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET"
+    assert changed.status_code == 200 and changed.json() == 7
+    assert (await client.patch(f"/things/{2**63}")).status_code == 422

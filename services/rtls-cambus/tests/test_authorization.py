@@ -1,12 +1,15 @@
 """Every catalogue route against every kind of caller: who is refused (401, 403) and who gets through.
 
 Viewers read everything; operators also manage people, person groups and tags; admins also manage the site's
-layout (buildings, floors, plans, zones) and its devices. A caller that gets through may still be answered
-404 or 422 (the ids do not exist, the bodies are empty): only 401 and 403 are about authorization.
+layout (buildings, floors, plans, zones) and its devices. Incidents, incident rules, support groups and webhook
+subscriptions span every tenant's events, so a caller bound to a tenant reaches none of them, whatever its role.
+A caller that gets through may still be answered 404 or 422 (the ids do not exist, the bodies are empty): only
+401 and 403 are about authorization.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -18,6 +21,7 @@ from mirante.auth.commands import create_api_key
 from mirante.auth.roles import Role
 from mirante.testing.plugin import HeadersFactory
 from rtls_cambus.config import Settings
+from rtls_cambus.incidents.service import Actor, open_incident
 from rtls_cambus.main import create_app
 
 RANK = {"viewer": 1, "operator": 2, "admin": 3}
@@ -31,7 +35,11 @@ CALLERS = {
     "key_operator": 2,
     "key_admin": 3,
     "acme_viewer": 1,
+    "acme_operator": 2,
+    "acme_admin": 3,
+    "acme_key_admin": 3,
 }
+TENANT_BOUND = {"acme_viewer", "acme_operator", "acme_admin", "acme_key_admin"}
 
 READ, OPERATE, ADMIN = "viewer", "operator", "admin"
 ROUTES: dict[tuple[str, str], str] = {
@@ -143,10 +151,9 @@ TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
-CATALOGUE_PREFIXES += ("/api/v1/webhooks",)
-SUITE_WIDE_PREFIX = "/api/v1/webhooks"
-"""Every service's events, every tenant's among them: closed to a tenant-bound admin (`outgoing.deps`)."""
-CATALOGUE_PREFIXES += ("/api/v1/incident", "/api/v1/support-groups")
+SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/incidents", "/api/v1/incident-rules", "/api/v1/support-groups")
+"""Every service's events, every tenant's among them: closed to callers bound to a tenant (`deps.Suite*`)."""
+CATALOGUE_PREFIXES += SUITE_WIDE_PREFIXES
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -169,9 +176,18 @@ async def headers(auth_headers: HeadersFactory, db_session: AsyncSession) -> dic
         "admin": await auth_headers("admin"),
         "staff": await auth_headers("admin", staff=True),
         "acme_viewer": await auth_headers("viewer", tenant="acme"),
+        "acme_operator": await auth_headers("operator", tenant="acme"),
+        "acme_admin": await auth_headers("admin", tenant="acme"),
     }
-    for label, role in (("key_viewer", Role.viewer), ("key_operator", Role.operator), ("key_admin", Role.admin)):
-        _, plaintext = await create_api_key(db_session, f"{label}-{uuid.uuid4().hex[:8]}", ["*"], role=role)
+    keys = (
+        ("key_viewer", Role.viewer, None),
+        ("key_operator", Role.operator, None),
+        ("key_admin", Role.admin, None),
+        ("acme_key_admin", Role.admin, "acme"),
+    )
+    for label, role, tenant in keys:
+        name = f"{label}-{uuid.uuid4().hex[:8]}"
+        _, plaintext = await create_api_key(db_session, name, ["*"], role=role, tenant=tenant)
         made[label] = {"X-API-Key": plaintext}
     return made
 
@@ -181,6 +197,7 @@ async def test_callers_get_through_only_with_the_role(
     client: httpx.AsyncClient, headers: dict[str, dict[str, str]], method: str, path: str
 ) -> None:
     needed = RANK[ROUTES[method, path]]
+    suite_wide = path.startswith(SUITE_WIDE_PREFIXES)
     url = path
     for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "delivery_id"):
         url = url.replace("{" + name + "}", str(2**62))
@@ -200,21 +217,43 @@ async def test_callers_get_through_only_with_the_role(
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)
-        elif rank < needed:
+        elif rank < needed or (suite_wide and caller in TENANT_BOUND):
             assert response.status_code == 403, (caller, response.text)
         else:
             assert response.status_code not in {401, 403}, (caller, response.text)
 
 
-async def test_an_admin_bound_to_a_tenant_cannot_reach_the_suites_webhooks(
+async def test_an_admin_bound_to_a_tenant_reaches_nothing_that_spans_the_suite(
     client: httpx.AsyncClient, auth_headers: HeadersFactory
 ) -> None:
     acme_admin = await auth_headers("admin", tenant="acme")
-    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIX))
-    assert suite_wide
+    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIXES))
+    assert {path.split("/")[3] for _, path in suite_wide} == {
+        "webhooks",
+        "incidents",
+        "incident-rules",
+        "support-groups",
+    }
     for method, path in suite_wide:
-        url = path.replace("{subscription_id}", "1").replace("{delivery_id}", "1")
-        kwargs = {"json": {}} if method in {"POST", "PATCH"} else {}
+        url = re.sub(r"\{[a-z_]+\}", "1", path)
+        kwargs = {"json": {}} if method in {"POST", "PATCH", "PUT"} else {}
         response = await client.request(method, url, headers=acme_admin, **kwargs)  # type: ignore[arg-type]
         assert response.status_code == 403, (method, path, response.text)
         assert "tenant 'acme'" in response.json()["error"]["message"]
+
+
+async def test_an_incident_opened_by_a_rule_is_not_shown_to_a_tenant_bound_admin(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession
+) -> None:
+    # A rule on another tenant's telemetry opened this incident; its title carries that tenant's data.
+    opened = await open_incident(
+        db_session,
+        {"title": "globex: freezer 7 at 12 C", "severity": "high"},
+        Actor("rule", None, "globex freezers"),
+    )
+    suite_admin, acme_admin = await auth_headers("admin"), await auth_headers("admin", tenant="acme")
+
+    assert (await client.get(f"/api/v1/incidents/{opened.id}", headers=suite_admin)).status_code == 200
+    for url in ("/api/v1/incidents", f"/api/v1/incidents/{opened.id}", "/api/v1/incident-rules"):
+        refused = await client.get(url, headers=acme_admin)
+        assert refused.status_code == 403 and "globex" not in refused.text

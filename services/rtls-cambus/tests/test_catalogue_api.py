@@ -122,7 +122,7 @@ async def test_zone_polygons_are_checked_against_the_plan(api: Caller, make_png:
         json={"floor_id": bare_floor["id"], "name": "x", "polygon": [[0, 0], [5, 0], [5, 5]]},
         headers=api.admin,
     )
-    assert no_plan.status_code == 422 and no_plan.json()["error"]["code"] == "floor_plan_required"
+    assert no_plan.status_code == 409 and no_plan.json()["error"]["code"] == "floor_plan_required"
     plain = await api.made("/zones", {"floor_id": bare_floor["id"], "name": "Hall"})
     assert plain["polygon"] is None
     twin = await api.client.post(f"{API}/zones", json={"floor_id": bare_floor["id"], "name": "Hall"}, headers=api.admin)
@@ -171,6 +171,19 @@ async def test_tags_normalise_macs_and_keep_one_holder_with_history(api: Caller,
     ]
 
 
+async def test_a_role_is_bounded_by_its_column(api: Caller) -> None:
+    # The column holds 100 characters; the schema once allowed 200, and a longer role was a 500 from the insert.
+    person = await api.made("/people", {"full_name": "Dora", "role": "r" * 100}, as_operator=True)
+    assert person["role"] == "r" * 100
+
+    created = await api.client.post(f"{API}/people", json={"full_name": "Eva", "role": "r" * 101}, headers=api.operator)
+    changed = await api.client.patch(f"{API}/people/{person['id']}", json={"role": "r" * 101}, headers=api.operator)
+
+    for refused in (created, changed):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"][0]["field"] == "body.role"
+
+
 async def test_person_groups_hold_members(api: Caller) -> None:
     person = await api.made("/people", {"full_name": "Carla"}, as_operator=True)
     group = await api.made("/person-groups", {"name": unique("Visitors")}, as_operator=True)
@@ -207,7 +220,7 @@ async def test_gateways_are_placed_on_their_floor(api: Caller, make_png: ImageMa
         json={"floor_id": other["id"], "zone_id": zone["id"]},
         headers=api.admin,
     )
-    assert wrong_zone.status_code == 422 and wrong_zone.json()["error"]["code"] == "invalid_placement"
+    assert wrong_zone.status_code == 409 and wrong_zone.json()["error"]["code"] == "zone_on_another_floor"
     unplaced = await api.client.patch(
         f"{API}/devices/gateways/{gateway['id']}", json={"floor_id": None}, headers=api.admin
     )
@@ -236,7 +249,7 @@ async def test_cameras_and_camera_groups(api: Caller) -> None:
     wrong_floor = await api.client.patch(
         f"{API}/devices/cameras/{camera['id']}", json={"floor_id": floor["id"]}, headers=api.admin
     )
-    assert wrong_floor.status_code == 422
+    assert wrong_floor.status_code == 409 and wrong_floor.json()["error"]["code"] == "floor_in_another_building"
     twin = await api.client.post(
         f"{API}/devices/cameras", json={"code": "cam-01", "building_id": building["id"]}, headers=api.admin
     )
@@ -269,6 +282,65 @@ async def test_cameras_and_camera_groups(api: Caller) -> None:
         f"{API}/devices/camera-groups/{group['id']}/members/{camera['id']}", headers=api.admin
     )
     assert gone.status_code == 404
+
+
+async def test_a_body_id_naming_nothing_is_a_404_naming_the_field(api: Caller) -> None:
+    missing = 2**62
+    building = await api.made("/buildings", {"name": unique("B")})
+    floor = await api.made("/floors", {"building_id": building["id"], "level": 0})
+    bare_floor = await api.made("/floors", {"building_id": building["id"], "level": 1})
+    group = await api.made("/person-groups", {"name": unique("G")}, as_operator=True)
+    camera_group = await api.made("/devices/camera-groups", {"name": unique("C")})
+    tag = await api.made("/tags", {"mac": "0c:0d:0e:0f:10:" + uuid.uuid4().hex[:2]}, as_operator=True)
+    cases = [
+        ("POST", "/floors", {"building_id": missing, "level": 0}, "building_not_found", "building_id"),
+        ("POST", "/zones", {"floor_id": missing, "name": "Z"}, "floor_not_found", "floor_id"),
+        ("POST", "/devices/gateways", {"mac": "0e:00:00:00:00:01", "floor_id": missing}, "floor_not_found", "floor_id"),
+        (
+            "POST",
+            "/devices/gateways",
+            {"mac": "0e:00:00:00:00:01", "floor_id": floor["id"], "zone_id": missing},
+            "zone_not_found",
+            "zone_id",
+        ),
+        ("POST", "/devices/cameras", {"code": "c", "building_id": missing}, "building_not_found", "building_id"),
+        (
+            "POST",
+            "/devices/cameras",
+            {"code": "c", "building_id": building["id"], "floor_id": missing},
+            "floor_not_found",
+            "floor_id",
+        ),
+        ("POST", "/tags", {"mac": "0e:00:00:00:00:02", "person_id": missing}, "person_not_found", "person_id"),
+        ("PUT", f"/tags/{tag['id']}/assignment", {"person_id": missing}, "person_not_found", "person_id"),
+        ("POST", f"/person-groups/{group['id']}/members", {"person_id": missing}, "person_not_found", "person_id"),
+        (
+            "POST",
+            f"/devices/camera-groups/{camera_group['id']}/members",
+            {"device_id": missing},
+            "camera_not_found",
+            "device_id",
+        ),
+    ]
+    for method, path, body, code, field in cases:
+        response = await api.client.request(method, f"{API}{path}", json=body, headers=api.admin)
+        assert response.status_code == 404, (path, response.text)
+        assert response.json()["error"]["code"] == code and response.json()["error"]["details"] == {"field": field}
+
+    plan = await api.client.post(
+        f"{API}/floor-plans",
+        data={"floor_id": str(missing), "scale_px_per_m": "20"},
+        files={"image": ("plan.png", b"not read", "image/png")},
+        headers=api.admin,
+    )
+    assert plan.status_code == 404 and plan.json()["error"]["details"] == {"field": "floor_id"}
+    placed_without_plan = await api.client.post(
+        f"{API}/devices/gateways",
+        json={"mac": "0e:00:00:00:00:03", "floor_id": bare_floor["id"], "x_px": 1, "y_px": 1},
+        headers=api.admin,
+    )
+    assert placed_without_plan.status_code == 409
+    assert placed_without_plan.json()["error"]["code"] == "floor_plan_required"
 
 
 async def test_hostile_bodies_are_refused_with_422(api: Caller) -> None:

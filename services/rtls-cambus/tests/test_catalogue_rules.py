@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
 
 from rtls_cambus.floor_plans.images import ImageRefusedError, inspect_image
-from rtls_cambus.identifiers import normalise_mac
+from rtls_cambus.identifiers import MAC_INPUT_MAX_LENGTH, MAC_INPUT_PATTERN, normalise_mac
 from rtls_cambus.zones.geometry import polygon_problem
 
 
@@ -33,6 +34,27 @@ def test_common_mac_forms_normalise_to_one(given: str) -> None:
 )
 def test_other_text_is_not_a_mac(given: str) -> None:
     assert normalise_mac(given) is None
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "aa:bb:cc:dd:ee:ff",
+        "AA-BB-CC-DD-EE-FF",
+        "aabb.ccdd.eeff",
+        " aabbccddeeff\n",
+        "",
+        "aa:bb-cc:dd:ee:ff",
+        "gg:bb:cc:dd:ee:ff",
+        "aabbccddeeff00",
+        "aa:bb:cc:dd:ee:ff\x00",
+        "0",
+    ],
+)
+def test_the_documented_mac_pattern_is_what_the_api_takes(given: str) -> None:
+    # A tag MAC of 17 arbitrary characters once passed the schema (maxLength only) and was refused.
+    documented = len(given) <= MAC_INPUT_MAX_LENGTH and re.fullmatch(MAC_INPUT_PATTERN, given) is not None
+    assert documented == (normalise_mac(given) is not None)
 
 
 def test_png_and_jpeg_sizes_come_from_their_headers(make_png: ImageMaker, make_jpeg: ImageMaker) -> None:

@@ -63,7 +63,13 @@ async def test_incident_crud_and_events(
     unknown = await client.post(
         "/api/v1/incidents", json={"title": "x", "severity": "low", "zone_id": 2**62}, headers=operator
     )
-    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_reference", unknown.text
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "zone_not_found", unknown.text
+    assert unknown.json()["error"]["details"] == {"field": "zone_id"}
+    no_group = await client.patch(
+        f"/api/v1/incidents/{incident['id']}", json={"support_group_id": 2**62}, headers=operator
+    )
+    assert no_group.status_code == 404 and no_group.json()["error"]["code"] == "support_group_not_found"
+    assert no_group.json()["error"]["details"] == {"field": "support_group_id"}
     bad = await client.post("/api/v1/incidents", json={"title": "x", "severity": "urgent"}, headers=operator)
     assert bad.status_code == 422
 
@@ -139,7 +145,9 @@ async def test_assignees_and_support_groups_take_active_users_only(
     again = await client.post("/api/v1/support-groups", json={"name": group.json()["name"]}, headers=admin)
     assert again.status_code == 409
     refused = await client.post(f"/api/v1/support-groups/{group_id}/members", json={"user_id": gone}, headers=admin)
-    assert refused.status_code == 422 and refused.json()["error"]["code"] == "user_not_assignable"
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "user_inactive"
+    unknown = await client.post(f"/api/v1/support-groups/{group_id}/members", json={"user_id": 2**62}, headers=admin)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "user_not_found"
     assert (
         await client.post(f"/api/v1/support-groups/{group_id}/members", json={"user_id": bob}, headers=admin)
     ).status_code == 204
@@ -155,9 +163,12 @@ async def test_assignees_and_support_groups_take_active_users_only(
     assert (await client.put(url, json={"user_ids": [bob, alice, bob]}, headers=operator)).json()[
         "assignee_ids"
     ] == sorted([alice, bob])
-    for user_ids in ([gone], [2**62]):
+    for user_ids, status in (([gone], 409), ([2**62], 404)):
         response = await client.put(url, json={"user_ids": user_ids}, headers=operator)
-        assert response.status_code == 422 and response.json()["error"]["details"]["user_ids"] == user_ids
+        assert response.status_code == status and response.json()["error"]["details"] == {
+            "field": "user_ids",
+            "user_ids": user_ids,
+        }
     mine = await client.get("/api/v1/incidents", params={"assignee_id": bob}, headers=operator)
     assert [item["id"] for item in mine.json()["results"]] == [incident["id"]]
 
@@ -205,6 +216,9 @@ async def test_attachments_of_accepted_types_are_stored_and_served_as_downloads(
     served = await client.get(f"{url}/{attachment['id']}", headers=viewer)
     assert served.status_code == 200 and served.content == data
     assert served.headers["content-type"] == content_type
+    described = (await client.get("/openapi.json")).json()["paths"]
+    download = described["/api/v1/incidents/{incident_id}/attachments/{attachment_id}"]["get"]
+    assert content_type in download["responses"]["200"]["content"]
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.headers["content-disposition"] == f'attachment; filename="{attachment["stored_name"]}"'
     assert (await client.get(f"{url}/{attachment['id']}")).status_code == 401
@@ -227,6 +241,8 @@ async def test_attachments_refuse_executables_html_and_oversize(
     ]:
         response = await client.post(url, files={"file": (name, data, "image/png")}, headers=operator)
         assert response.status_code == 415, (name, response.text)
+    empty = await client.post(url, files={"file": ("empty.txt", b"", "text/plain")}, headers=operator)
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "attachment_empty", empty.text
     too_big = await client.post(url, files={"file": ("big.txt", b"a" * 4097, "text/plain")}, headers=operator)
     assert too_big.status_code == 413, too_big.text
     refused = await client.post(url, files={"file": ("a.txt", b"hello", "text/plain")}, headers=viewer)

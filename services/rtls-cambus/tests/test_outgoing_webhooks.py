@@ -269,7 +269,11 @@ async def test_subscriptions_api(
     types = (await client.get("/api/v1/webhooks/event-types", headers=admin)).json()
     assert "vision.inspection.failed" in {t["type"] for t in types}
     unknown = await client.post("/api/v1/webhooks", json={**body, "event_types": ["no.such.type"]}, headers=admin)
-    assert unknown.status_code == 422
+    assert unknown.status_code == 422 and "event-types" in unknown.json()["error"]["message"]
+    for url in ("000000000", "ftp://example.com/hook", "http://user:secret@example.com/hook"):
+        not_http = await client.post("/api/v1/webhooks", json={**body, "url": url}, headers=admin)
+        assert not_http.status_code == 422, (url, not_http.text)
+        assert not_http.json()["error"]["details"][0]["field"] == "body.url"
     created = await client.post("/api/v1/webhooks", json=body, headers=admin)
     assert created.status_code == 201, created.text
     subscription = created.json()
@@ -287,6 +291,17 @@ async def test_subscriptions_api(
     )
     assert again.status_code == 202 and again.json()["msg_id"] == test.json()["msg_id"]
     assert (await client.delete(f"/api/v1/webhooks/{subscription['id']}", headers=admin)).status_code == 204
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+async def test_a_method_the_event_types_do_not_serve_is_a_405(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, method: str
+) -> None:
+    # `/event-types` sits next to `/{subscription_id}`, whose PATCH once took it and refused the id with a 422.
+    answer = await client.request(method, "/api/v1/webhooks/event-types", headers=await auth_headers("admin"))
+
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == "GET"
 
 
 def test_rotation_overlap_signs_with_both_secrets() -> None:

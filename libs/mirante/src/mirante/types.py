@@ -21,7 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
 from pydantic import (
     AfterValidator,
@@ -29,11 +29,11 @@ from pydantic import (
     BeforeValidator,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
-    JsonValue,
     StringConstraints,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from typing_extensions import TypeAliasType
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -107,12 +107,22 @@ DateTime = Annotated[AwareDatetime, BeforeValidator(rfc3339_date_time), AfterVal
 """An instant given as an RFC 3339 date-time (offset required), converted to UTC; `format: date-time` in OpenAPI."""
 
 
+def not_a_boolean(value: object) -> object:
+    """`value` unchanged, or a validation error when it is `true` or `false`, which pydantic would take as 1 or 0."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "must be an integer, not true or false")
+    return value
+
+
 @dataclass(frozen=True)
 class IntRange:
-    """The range a column can hold, kept together with any narrower bounds the field itself gives.
+    """The range a column can hold, kept together with any narrower bounds the field itself gives; booleans are
+    refused (pydantic's lax mode took `false` as 0, so `{"level": false}` was stored as level 0).
 
     Plain `Ge`/`Le` metadata on the type would override the field's own: with `count: Int64 = Field(ge=0)`
-    pydantic applied the type's `ge` last, and -1 was accepted. This intersects the two instead.
+    pydantic applied the type's `ge` last, and -1 was accepted. This intersects the two instead. Bounds given
+    after the type (`Annotated[Int32, Field(le=10)]`) are checked after it; pydantic then describes them with
+    their own names (`le`), which `mirante.web.openapi` writes as JSON Schema's (`maximum`).
     """
 
     lowest: int
@@ -122,11 +132,12 @@ class IntRange:
         schema = handler(source)
         if schema["type"] != "int":
             raise TypeError(f"IntRange bounds integers, not {schema['type']}")
-        return core_schema.int_schema(
+        bounded = core_schema.int_schema(
             ge=max(schema.get("ge", self.lowest), self.lowest),
             le=min(schema.get("le", self.highest), self.highest),
             strict=schema.get("strict"),
         )
+        return core_schema.no_info_before_validator_function(not_a_boolean, bounded)
 
 
 Int32 = Annotated[int, IntRange(INT32_MIN, INT32_MAX)]
@@ -164,7 +175,42 @@ def storable_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
-JsonObject = Annotated[dict[str, JsonValue], AfterValidator(storable_json)]
+class RefusesNulKeys:
+    """Annotation of a `dict` whose keys PostgreSQL must store: says so in the JSON Schema (`propertyNames`). The
+    check itself is `storable_json`'s, run on the whole value first."""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described["propertyNames"] = {"pattern": TEXT_PATTERN}
+        return described
+
+
+REFUSES_NUL_KEYS = RefusesNulKeys()
+
+# What `jsonb` stores, as a recursive type: named `StorableJson` in the schema, which then says "no NUL in any
+# string or key" at every depth. Pydantic's own `JsonValue` is described as `{}`, anything, so fuzzers sent NUL
+# deep inside and met a 422 on schema-valid input (or a 500 where nothing checked).
+if TYPE_CHECKING:
+    StorableJson: TypeAlias = dict[str, "StorableJson"] | list["StorableJson"] | str | int | float | bool | None
+else:
+    StorableJson = TypeAliasType(
+        "StorableJson",
+        Union[  # noqa: UP007 (a recursive alias needs the subscripted form)
+            Annotated[dict[str, "StorableJson"], REFUSES_NUL_KEYS],
+            list["StorableJson"],
+            Annotated[str, REFUSES_NUL],
+            int,
+            float,
+            bool,
+            None,
+        ],
+    )
+
+JsonData = Annotated[StorableJson, BeforeValidator(storable_json)]
+"""Any JSON value PostgreSQL `jsonb` can store (`storable_json`, checked first, so its errors are the ones
+reported): a value to compare with, a payload to keep."""
+
+JsonObject = Annotated[dict[str, StorableJson], REFUSES_NUL_KEYS, BeforeValidator(storable_json)]
 """A JSON object PostgreSQL `jsonb` can store (`storable_json`): free-form settings, specs, results."""
 
 __all__ = [
@@ -174,6 +220,7 @@ __all__ = [
     "INT64_MIN",
     "JSON_MAX_DEPTH",
     "REFUSES_NUL",
+    "REFUSES_NUL_KEYS",
     "TEXT_MAX_LENGTH",
     "TEXT_PATTERN",
     "DateTime",
@@ -181,10 +228,14 @@ __all__ = [
     "Id64",
     "Int32",
     "Int64",
+    "JsonData",
     "JsonObject",
     "RefusesNul",
+    "RefusesNulKeys",
+    "StorableJson",
     "Text",
     "in_utc",
+    "not_a_boolean",
     "rfc3339_date_time",
     "storable_json",
     "storable_text",

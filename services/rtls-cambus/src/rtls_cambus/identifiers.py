@@ -20,9 +20,12 @@ _DOTTED = re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
 _BARE = re.compile(r"[0-9A-Fa-f]{12}")
 
 
+MAC_INPUT_MAX_LENGTH: Final = 64
+
+
 def normalise_mac(value: str) -> str | None:
     """`value` as `AA:BB:CC:DD:EE:FF`, or None when it is not a MAC address in a common form."""
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > MAC_INPUT_MAX_LENGTH:
         return None
     text = value.strip()
     if _SEPARATED.fullmatch(text) or _DOTTED.fullmatch(text) or _BARE.fullmatch(text):
@@ -41,6 +44,12 @@ def _mac(value: object) -> str:
     return normalised
 
 
+MAC_INPUT_PATTERN: Final = (
+    r"^\s*([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}"
+    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}|[0-9A-Fa-f]{12})\s*$"
+)
+"""The forms `normalise_mac` takes, surrounding whitespace included, for the schema (the stored form matches it)."""
+
 MacAddress = Annotated[
     str,
     BeforeValidator(_mac),
@@ -48,6 +57,8 @@ MacAddress = Annotated[
         description="MAC address; `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`, `aabb.ccdd.eeff` and `aabbccddeeff` "
         "are accepted and stored as `AA:BB:CC:DD:EE:FF`",
         examples=["AA:BB:CC:DD:EE:FF"],
-        max_length=17,
+        max_length=MAC_INPUT_MAX_LENGTH,
+        # For clients and fuzzers only: `_mac` decides, and says what it takes.
+        json_schema_extra={"pattern": MAC_INPUT_PATTERN},
     ),
 ]

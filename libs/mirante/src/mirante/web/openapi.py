@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 
+from mirante.types import INT64_MAX, INT64_MIN
 from mirante.web.routing import is_slash_alias
 
 ERROR_SCHEMA: Final = "Error"
@@ -83,6 +84,60 @@ def _declare_errors(path: str, operation: dict[str, Any]) -> None:
             response.setdefault("description", HTTPStatus(int(code)).phrase)
 
 
+_NUMERIC_BOUNDS: Final = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+
+
+def _integer_bound(value: float) -> int:
+    """The integer a bound of an integer schema stood for before FastAPI's document model made it a float.
+
+    Below 2^53 the float holds it exactly. Beyond, it lost digits: the suite's only bounds out there are the
+    int64 limits of `mirante.types`, and `float(2**63 - 1)` is 2^63, a value no `bigint` column holds.
+    """
+    return max(INT64_MIN, min(INT64_MAX, int(value)))
+
+
+# Pydantic's names for bounds it checks after a wrapped type (`Annotated[Int32, Field(le=10)]`), and the JSON Schema
+# keyword each stands for, with how it combines with a bound the type itself gives.
+_PYDANTIC_BOUNDS: Final = {
+    "ge": ("minimum", max),
+    "gt": ("exclusiveMinimum", max),
+    "le": ("maximum", min),
+    "lt": ("exclusiveMaximum", min),
+}
+
+
+def _rename_pydantic_bounds(node: dict[str, Any]) -> None:
+    for name, (keyword, tighter) in _PYDANTIC_BOUNDS.items():
+        if name in node:
+            value = node.pop(name)
+            node[keyword] = tighter(node[keyword], value) if keyword in node else value
+    if "multiple_of" in node:
+        node["multipleOf"] = node.pop("multiple_of")
+
+
+def json_schema_bounds(node: Any) -> None:
+    """Give the numeric schemas in `node` (a document or any part of it) exact JSON Schema bounds, in place.
+
+    FastAPI validates the document through models whose `maximum` and `minimum` are floats: an `Id64` column's
+    9223372036854775807 came out as 9.223372036854776e+18, i.e. 2^63, and fuzzers generated ids past the column
+    that the schema seemed to allow (each refused with a 422 on schema-valid input). Bounds pydantic left under
+    its own names (`le` on a bounded `Int32`) become the JSON Schema keywords, which clients and fuzzers read.
+    """
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            _rename_pydantic_bounds(node)
+        if node.get("type") == "integer":
+            for key in _NUMERIC_BOUNDS:
+                value = node.get(key)
+                if isinstance(value, float) and value.is_integer():
+                    node[key] = _integer_bound(value)
+        for child in node.values():
+            json_schema_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            json_schema_bounds(child)
+
+
 def operation_names(app: FastAPI) -> dict[Operation, str]:
     """Documented operations and their ids: the route's name, suffixed by the method where names repeat."""
     named: list[tuple[Operation, str]] = []
@@ -99,7 +154,8 @@ def operation_names(app: FastAPI) -> dict[Operation, str]:
 
 
 def describe_api(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite FastAPI's document in place: the error envelope for every error status, readable operation ids.
+    """Rewrite FastAPI's document in place: the error envelope for every error status, readable operation ids,
+    integer bounds as integers.
 
     Raises `ValueError` when two operations would share an id: clients generated from the document need them
     unique.
@@ -114,6 +170,7 @@ def describe_api(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     duplicates = [name for name, count in Counter(names.values()).items() if count > 1]
     if duplicates:
         raise ValueError(f"operation ids used more than once: {sorted(duplicates)}")
+    json_schema_bounds(schema)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(_error_components())
     for name in _FASTAPI_VALIDATION_SCHEMAS:
@@ -161,6 +218,22 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
         if route.methods and regex is not None and regex.match(path):
             methods |= set(route.methods)
     return sorted(methods)
+
+
+def shadowed_paths(app: FastAPI) -> set[tuple[str, str]]:
+    """Pairs (path, template) where another route's template also matches a route's path: `/webhooks/event-types`
+    under `/webhooks/{subscription_id}`. Starlette takes the first route that matches, so the methods of the
+    template leak onto the path: a PATCH to `/webhooks/event-types` reached the subscription's PATCH and answered
+    422 for its id instead of 405. An integer id written `{subscription_id:int}` matches digits only.
+    """
+    routes = [
+        (route.path_format, route.path_regex)
+        for route in iter_route_contexts(app.routes)
+        if route.path_format and getattr(route, "path_regex", None) is not None
+    ]
+    return {
+        (path, template) for path, _ in routes for template, regex in routes if template != path and regex.match(path)
+    }
 
 
 class DescribedApp(FastAPI):

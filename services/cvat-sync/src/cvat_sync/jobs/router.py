@@ -90,7 +90,8 @@ async def _csv_body(session: AsyncSession, filters: JobFilters, sort: str, link_
         yield csv_text([csv_row(job, link_base) for job in batch])
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetail)
+# `{job_id:int}` matches digits only, so `/jobs/export.csv` never reaches the job routes, whatever the method.
+@router.get("/jobs/{job_id:int}", response_model=JobDetail)
 async def get_job(job_id: JobId, session: Session, principal: CurrentPrincipal, settings: AppSettings) -> JobDetail:
     """One job (deleted ones too) with its raw CVAT payload, its latest 200 changes and its link in CVAT."""
     job = await queries.get_job(session, job_id)
@@ -100,7 +101,7 @@ async def get_job(job_id: JobId, session: Session, principal: CurrentPrincipal, 
     return JobDetail.build(job, settings.link_base, history, history_count)
 
 
-@router.get("/jobs/{job_id}/history", response_model=Page[JobChangeOut])
+@router.get("/jobs/{job_id:int}/history", response_model=Page[JobChangeOut])
 async def get_job_history(
     job_id: JobId, session: Session, principal: CurrentPrincipal, page: Pagination
 ) -> Page[JobChangeOut]:

@@ -90,7 +90,11 @@ async def list_floors(
     return pagination.build([FloorRead.model_validate(row) for row in found], count)
 
 
-@router.post("/floors", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
+@router.post(
+    "/floors",
+    status_code=status.HTTP_201_CREATED,
+    responses={**_CONFLICT, 404: {"description": "no building `building_id`"}},
+)
 async def create_floor(session: Session, principal: AdminPrincipal, body: FloorCreate, response: Response) -> FloorRead:
     """Add a floor to a building (admins). 409 when the building has a floor at that level; 404 without it."""
     floor = await service.create_floor(session, body)

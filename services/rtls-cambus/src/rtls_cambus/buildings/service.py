@@ -24,6 +24,7 @@ from rtls_cambus.buildings.errors import (
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.buildings.repository import FloorFilters
 from rtls_cambus.buildings.schemas import BuildingCreate, FloorCreate
+from rtls_cambus.references import referenced
 
 _BUILDING_REFERENCES = {
     "fk_floors_building_id_buildings": "floors",
@@ -90,7 +91,7 @@ async def get_floor(session: AsyncSession, floor_id: int) -> Floor:
 
 
 async def create_floor(session: AsyncSession, body: FloorCreate) -> Floor:
-    await get_building(session, body.building_id)
+    await referenced(get_building(session, body.building_id), "building_id")
     floor = Floor(**rows.column_values(body.model_dump()))
     if await rows.add(session, floor):
         raise FloorExistsError(body.building_id, body.level)

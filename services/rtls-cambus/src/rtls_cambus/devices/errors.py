@@ -23,10 +23,29 @@ class CameraExistsError(ConflictError):
 
 
 class PlacementError(ValidationFailedError):
-    """A device placed somewhere that does not fit: a zone of another floor, a point off the plan."""
+    """Placement values that do not go together (a zone or point without a floor, x without y), or a point off
+    the floor's plan."""
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message, code="invalid_placement", details=[{"field": f"body.{field}", "message": message}])
+
+
+class ZoneOnAnotherFloorError(ConflictError):
+    def __init__(self, zone_id: int, zone_floor_id: int, floor_id: int) -> None:
+        super().__init__(
+            f"zone {zone_id} is on floor {zone_floor_id}, not on floor {floor_id}",
+            code="zone_on_another_floor",
+            details={"field": "zone_id", "floor_id": zone_floor_id},
+        )
+
+
+class FloorInAnotherBuildingError(ConflictError):
+    def __init__(self, floor_id: int, floor_building_id: int, building_id: int) -> None:
+        super().__init__(
+            f"floor {floor_id} is in building {floor_building_id}, not in building {building_id}",
+            code="floor_in_another_building",
+            details={"field": "floor_id", "building_id": floor_building_id},
+        )
 
 
 class CameraGroupNotFoundError(NotFoundError):

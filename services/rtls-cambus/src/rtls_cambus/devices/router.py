@@ -42,8 +42,14 @@ from rtls_cambus.fields import BuildingFilter, FloorFilter, Search, search_text
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
-_GATEWAY_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "MAC taken"}}
-_CAMERA_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "code taken in the building"}}
+_GATEWAY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such gateway, or no floor `floor_id` or zone `zone_id`"},
+    409: {"description": "MAC taken; a zone of another floor; a position on a floor without a plan"},
+}
+_CAMERA_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such camera, or no building `building_id` or floor `floor_id`"},
+    409: {"description": "code taken in the building; a floor of another building"},
+}
 
 
 @router.get("")
@@ -89,7 +95,7 @@ async def list_gateways(
     return pagination.build([GatewayRead.model_validate(device) for device in found], count)
 
 
-@router.post("/gateways", status_code=status.HTTP_201_CREATED, responses=_GATEWAY_CONFLICT)
+@router.post("/gateways", status_code=status.HTTP_201_CREATED, responses=_GATEWAY_ANSWERS)
 async def create_gateway(
     session: Session, principal: AdminPrincipal, body: GatewayCreate, response: Response
 ) -> GatewayRead:
@@ -104,7 +110,7 @@ async def get_gateway(session: Session, principal: CurrentPrincipal, gateway_id:
     return GatewayRead.model_validate(await service.get_device(session, service.GATEWAY, gateway_id))
 
 
-@router.patch("/gateways/{gateway_id}", responses=_GATEWAY_CONFLICT)
+@router.patch("/gateways/{gateway_id}", responses=_GATEWAY_ANSWERS)
 async def update_gateway(
     session: Session, principal: AdminPrincipal, gateway_id: GatewayId, body: GatewayUpdate
 ) -> GatewayRead:
@@ -141,7 +147,7 @@ async def list_cameras(
     return pagination.build([CameraRead.model_validate(device) for device in found], count)
 
 
-@router.post("/cameras", status_code=status.HTTP_201_CREATED, responses=_CAMERA_CONFLICT)
+@router.post("/cameras", status_code=status.HTTP_201_CREATED, responses=_CAMERA_ANSWERS)
 async def create_camera(
     session: Session, principal: AdminPrincipal, body: CameraCreate, response: Response
 ) -> CameraRead:
@@ -156,7 +162,7 @@ async def get_camera(session: Session, principal: CurrentPrincipal, camera_id: C
     return CameraRead.model_validate(await service.get_device(session, service.CAMERA, camera_id))
 
 
-@router.patch("/cameras/{camera_id}", responses=_CAMERA_CONFLICT)
+@router.patch("/cameras/{camera_id}", responses=_CAMERA_ANSWERS)
 async def update_camera(
     session: Session, principal: AdminPrincipal, camera_id: CameraId, body: CameraUpdate
 ) -> CameraRead:
@@ -204,7 +210,11 @@ async def delete_camera_group(session: Session, principal: AdminPrincipal, group
     await service.delete_group(session, group_id)
 
 
-@router.post("/camera-groups/{group_id}/members", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/camera-groups/{group_id}/members",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "no such group, or no camera `device_id`"}},
+)
 async def add_camera_group_member(
     session: Session, principal: AdminPrincipal, group_id: CameraGroupId, body: CameraMemberAdd
 ) -> None:

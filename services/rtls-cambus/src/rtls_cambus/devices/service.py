@@ -21,13 +21,16 @@ from rtls_cambus.devices.errors import (
     CameraGroupNotFoundError,
     CameraMemberNotFoundError,
     DeviceNotFoundError,
+    FloorInAnotherBuildingError,
     GatewayExistsError,
     PlacementError,
+    ZoneOnAnotherFloorError,
 )
 from rtls_cambus.devices.models import CameraGroup, Device
 from rtls_cambus.devices.repository import DeviceFilters
 from rtls_cambus.devices.schemas import CameraCreate, CameraGroupCreate, GatewayCreate
 from rtls_cambus.floor_plans.service import bounds_of_floor
+from rtls_cambus.references import referenced
 from rtls_cambus.zones.errors import PlanRequiredError
 from rtls_cambus.zones.service import get_zone
 
@@ -51,14 +54,16 @@ async def get_device(session: AsyncSession, kind: str, device_id: int) -> Device
 
 
 async def _gateway_placement(session: AsyncSession, placement: dict[str, Any]) -> dict[str, Any]:
-    """The placement columns checked, with the building the floor gives; 404 or 422 when they do not fit."""
+    """The placement columns checked, with the building the floor gives: 404 for a floor or zone that does not
+    exist, 409 for a zone of another floor or a position on a floor without a plan, 422 for values that do not go
+    together or a point off the plan."""
     floor_id, zone_id, x, y = (placement.get(name) for name in _PLACEMENT)
     if floor_id is None:
         for name in ("zone_id", "x_px", "y_px"):
             if placement.get(name) is not None:
                 raise PlacementError(f"{name} needs a floor_id", name)
         return {**placement, "building_id": None}
-    floor = await get_floor(session, floor_id)
+    floor = await referenced(get_floor(session, floor_id), "floor_id")
     if (x is None) != (y is None):
         raise PlacementError("give both x_px and y_px, or neither", "x_px" if x is None else "y_px")
     if x is not None and y is not None:
@@ -68,9 +73,9 @@ async def _gateway_placement(session: AsyncSession, placement: dict[str, Any]) -
         if x > bounds.width or y > bounds.height:
             raise PlacementError(f"({x}, {y}) lies outside the {bounds.width}x{bounds.height} plan", "x_px")
     if zone_id is not None:
-        zone = await get_zone(session, zone_id)
+        zone = await referenced(get_zone(session, zone_id), "zone_id")
         if zone.floor_id != floor_id:
-            raise PlacementError(f"zone {zone_id} is on another floor", "zone_id")
+            raise ZoneOnAnotherFloorError(zone_id, zone.floor_id, floor_id)
     return {**placement, "building_id": floor.building_id}
 
 
@@ -100,11 +105,11 @@ async def update_gateway(session: AsyncSession, device_id: int, changes: dict[st
 
 
 async def _camera_placement(session: AsyncSession, building_id: int, floor_id: int | None) -> None:
-    await get_building(session, building_id)
+    await referenced(get_building(session, building_id), "building_id")
     if floor_id is not None:
-        floor = await get_floor(session, floor_id)
+        floor = await referenced(get_floor(session, floor_id), "floor_id")
         if floor.building_id != building_id:
-            raise PlacementError(f"floor {floor_id} is in another building", "floor_id")
+            raise FloorInAnotherBuildingError(floor_id, floor.building_id, building_id)
 
 
 async def create_camera(session: AsyncSession, body: CameraCreate) -> Device:
@@ -172,7 +177,7 @@ async def delete_group(session: AsyncSession, group_id: int) -> None:
 
 async def add_member(session: AsyncSession, group_id: int, device_id: int) -> None:
     await get_group(session, group_id)
-    await get_device(session, CAMERA, device_id)
+    await referenced(get_device(session, CAMERA, device_id), "device_id")
     await repository.add_member(session, group_id, device_id)
 
 

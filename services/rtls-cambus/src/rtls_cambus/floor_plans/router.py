@@ -54,6 +54,7 @@ async def list_floor_plans(
     "",
     status_code=status.HTTP_201_CREATED,
     responses={
+        404: {"description": "no floor `floor_id`"},
         409: {"description": "the floor has a plan already"},
         413: {"description": "the image is too large"},
         415: {"description": "not a PNG or JPEG (SVG is refused)"},

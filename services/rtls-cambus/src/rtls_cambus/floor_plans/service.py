@@ -21,6 +21,7 @@ from rtls_cambus.floor_plans.errors import (
 from rtls_cambus.floor_plans.images import ImageRefusedError, inspect_image
 from rtls_cambus.floor_plans.models import FloorPlan
 from rtls_cambus.floor_plans.repository import PlanFilters
+from rtls_cambus.references import referenced
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ async def create_plan(
     session: AsyncSession, *, floor_id: int, data: bytes, limits: ImageLimits, values: dict[str, Any]
 ) -> FloorPlan:
     """Store a floor's plan after checking the image; 404 without the floor, 409 when it has a plan already."""
-    await get_floor(session, floor_id)
+    await referenced(get_floor(session, floor_id), "floor_id")
     content_type, width, height = check_image(data, limits)
     plan = FloorPlan(
         floor_id=floor_id,

@@ -21,6 +21,13 @@ _ALLOWED_CONTROLS: Final = frozenset(b"\t\n\r\x0c")
 
 TEXT: Final = ("text/plain; charset=utf-8", "txt")
 
+ATTACHMENT_CONTENT_TYPES: Final = (
+    *dict.fromkeys(content_type for _, content_type, _ in _SIGNATURES),
+    "image/webp",
+    TEXT[0],
+)
+"""Every type an attachment is stored and served as."""
+
 
 def sniff(data: bytes) -> tuple[str, str] | None:
     """`(content type, file extension)` of an accepted attachment, or None when the type is not accepted."""

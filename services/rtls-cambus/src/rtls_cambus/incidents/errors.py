@@ -26,18 +26,25 @@ class TransitionRefusedError(ConflictError):
         )
 
 
-class UnknownReferenceError(ValidationFailedError):
-    def __init__(self, field: str, value: int) -> None:
-        super().__init__(f"{field} {value} does not exist", code="unknown_reference", details={"field": field})
+def _listed(user_ids: list[int]) -> str:
+    return ", ".join(str(user_id) for user_id in user_ids)
 
 
-class UserNotAssignableError(ValidationFailedError):
-    def __init__(self, user_ids: list[int]) -> None:
-        listed = ", ".join(str(user_id) for user_id in user_ids)
+class UsersNotFoundError(NotFoundError):
+    def __init__(self, field: str, user_ids: list[int]) -> None:
         super().__init__(
-            f"these users do not exist or are inactive: {listed}",
-            code="user_not_assignable",
-            details={"user_ids": user_ids},
+            f"there are no users {_listed(user_ids)}",
+            code="user_not_found",
+            details={"field": field, "user_ids": user_ids},
+        )
+
+
+class UsersInactiveError(ConflictError):
+    def __init__(self, field: str, user_ids: list[int]) -> None:
+        super().__init__(
+            f"these users are inactive: {_listed(user_ids)}",
+            code="user_inactive",
+            details={"field": field, "user_ids": user_ids},
         )
 
 
@@ -78,6 +85,11 @@ class AttachmentTooLargeError(PayloadTooLargeError):
         super().__init__(
             f"the attachment is larger than {limit} bytes", code="attachment_too_large", details={"limit": limit}
         )
+
+
+class AttachmentEmptyError(ValidationFailedError):
+    def __init__(self) -> None:
+        super().__init__("the file is empty", code="attachment_empty", details={"field": "file"})
 
 
 class AttachmentTypeRefusedError(UnsupportedMediaTypeError):

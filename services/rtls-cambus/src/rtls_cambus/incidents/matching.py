@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
-
-Operator = Literal["equals", "in", "exists"]
+from typing import Any, Final
 
 PATH_PATTERN: Final = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+TEMPLATE_PATTERN: Final = r"^([^{}\x00]|\{\{|\}\}|\{[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\})*$"
+"""What `template_problem` accepts, for the schema: text, `{{`, `}}` and `{dotted.path}` placeholders (no NUL)."""
 _PLACEHOLDER: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PATH: Final = re.compile(PATH_PATTERN)
 _MISSING: Final = object()

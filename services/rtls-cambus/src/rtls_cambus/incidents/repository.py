@@ -84,10 +84,10 @@ async def set_assignees(session: AsyncSession, incident_id: int, user_ids: Seque
         await session.execute(insert(IncidentAssignee).values(rows).on_conflict_do_nothing())
 
 
-async def active_users(session: AsyncSession, user_ids: Iterable[int]) -> set[int]:
-    """Those of `user_ids` that are users of the identity API and active."""
-    query = select(User.id).where(User.id.in_(list(user_ids)), User.is_active.is_(True))
-    return set((await session.scalars(query)).all())
+async def user_states(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, bool]:
+    """Whether each of `user_ids` that is a user of the identity API is active; others are left out."""
+    query = select(User.id, User.is_active).where(User.id.in_(list(user_ids)))
+    return {row.id: row.is_active for row in await session.execute(query)}
 
 
 async def history(session: AsyncSession, incident_id: int) -> list[IncidentStatusChange]:

@@ -1,25 +1,25 @@
 """HTTP endpoints of incidents, support groups and incident rules: `/api/v1/incidents[...]`,
 `/api/v1/support-groups[...]`, `/api/v1/incident-rules[...]`.
 
-Every signed-in caller reads, attachments included; operators work incidents (open, edit, change status,
-assign, write messages, attach files); admins manage support groups and incident rules, and delete incidents.
+Callers not bound to a tenant (`deps.Suite*`: rules open incidents from any service's events, every tenant's
+among them) read, attachments included; operators work incidents (open, edit, change status, assign, write
+messages, attach files); admins manage support groups and incident rules, and delete incidents.
 An attachment is served as a download (`Content-Disposition: attachment` under its server-made name) with
 `nosniff` and a sandboxing CSP, so it never runs as a page of the API's origin.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import AdminPrincipal, OperatorPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings
+from rtls_cambus.deps import AppSettings, SuiteAdmin, SuiteOperator, SuiteViewer
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.incidents import service
+from rtls_cambus.incidents.content import ATTACHMENT_CONTENT_TYPES
 from rtls_cambus.incidents.errors import AttachmentTooLargeError
 from rtls_cambus.incidents.repository import IncidentFilters
 from rtls_cambus.incidents.schemas import (
@@ -57,6 +57,12 @@ ATTACHMENTS_PATH_PREFIX: Final = "/api/v1/incidents/"
 
 router = APIRouter(prefix="/api/v1")
 
+_PLACE_AND_GROUP: Final = "no building, floor, zone or support group of that id (`details.field` says which)"
+_USERS: Final[dict[int | str, dict[str, Any]]] = {
+    404: {"description": "no user of one of those ids (`details.user_ids`)"},
+    409: {"description": "one of those users is inactive (`details.user_ids`)"},
+}
+
 _DOWNLOAD_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -67,7 +73,7 @@ _DOWNLOAD_HEADERS: Final = {
 @router.get("/incidents", tags=["incidents"])
 async def list_incidents(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: SuiteViewer,
     pagination: Pagination,
     status: StatusFilter = None,
     severity: SeverityFilter = None,
@@ -91,10 +97,10 @@ async def list_incidents(
     "/incidents",
     tags=["incidents"],
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "unknown building, floor, zone or group; assignee not an active user"}},
+    responses={404: {"description": f"{_PLACE_AND_GROUP}, or no user among `assignee_ids`"}, 409: _USERS[409]},
 )
 async def create_incident(
-    session: Session, principal: OperatorPrincipal, body: IncidentCreate, response: Response
+    session: Session, principal: SuiteOperator, body: IncidentCreate, response: Response
 ) -> IncidentRead:
     """Open an incident (operators); it starts `open`."""
     incident = await service.create_incident(session, body, Actor.of(principal))
@@ -103,20 +109,20 @@ async def create_incident(
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"])
-async def get_incident(session: Session, principal: CurrentPrincipal, incident_id: IncidentId) -> IncidentRead:
+async def get_incident(session: Session, principal: SuiteViewer, incident_id: IncidentId) -> IncidentRead:
     return await service.read_model(session, await service.get_incident(session, incident_id))
 
 
-@router.patch("/incidents/{incident_id}", tags=["incidents"])
+@router.patch("/incidents/{incident_id}", tags=["incidents"], responses={404: {"description": _PLACE_AND_GROUP}})
 async def update_incident(
-    session: Session, principal: OperatorPrincipal, incident_id: IncidentId, body: IncidentUpdate
+    session: Session, principal: SuiteOperator, incident_id: IncidentId, body: IncidentUpdate
 ) -> IncidentRead:
     """Change title, description, severity, location or support group (operators); omitted fields stay."""
     return await service.update_incident(session, incident_id, body.changes(), Actor.of(principal))
 
 
 @router.delete("/incidents/{incident_id}", tags=["incidents"], status_code=status.HTTP_204_NO_CONTENT)
-async def delete_incident(session: Session, principal: AdminPrincipal, incident_id: IncidentId) -> None:
+async def delete_incident(session: Session, principal: SuiteAdmin, incident_id: IncidentId) -> None:
     """Delete an incident with its history, messages and attachments (admins); close it to keep it."""
     await service.delete_incident(session, incident_id)
 
@@ -127,7 +133,7 @@ async def delete_incident(session: Session, principal: AdminPrincipal, incident_
     responses={409: {"description": "the change is not allowed from the current status"}},
 )
 async def change_incident_status(
-    session: Session, principal: OperatorPrincipal, incident_id: IncidentId, body: StatusChange
+    session: Session, principal: SuiteOperator, incident_id: IncidentId, body: StatusChange
 ) -> IncidentRead:
     """Move the incident along its flow (operators): open → acknowledged → in_progress → resolved → closed, or
     resolved → in_progress to reopen it."""
@@ -135,16 +141,14 @@ async def change_incident_status(
 
 
 @router.get("/incidents/{incident_id}/history", tags=["incidents"])
-async def incident_history(
-    session: Session, principal: CurrentPrincipal, incident_id: IncidentId
-) -> list[StatusChangeRead]:
+async def incident_history(session: Session, principal: SuiteViewer, incident_id: IncidentId) -> list[StatusChangeRead]:
     """Every status the incident went through, oldest first, with who and when."""
     return [StatusChangeRead.model_validate(change) for change in await service.history(session, incident_id)]
 
 
-@router.put("/incidents/{incident_id}/assignees", tags=["incidents"])
+@router.put("/incidents/{incident_id}/assignees", tags=["incidents"], responses=_USERS)
 async def put_incident_assignees(
-    session: Session, principal: OperatorPrincipal, incident_id: IncidentId, body: AssigneesPut
+    session: Session, principal: SuiteOperator, incident_id: IncidentId, body: AssigneesPut
 ) -> IncidentRead:
     """Replace the assignees (operators): ids of active users of the identity API."""
     return await service.set_assignees(session, incident_id, body.user_ids, Actor.of(principal))
@@ -152,7 +156,7 @@ async def put_incident_assignees(
 
 @router.get("/incidents/{incident_id}/messages", tags=["incidents"])
 async def list_incident_messages(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, incident_id: IncidentId
+    session: Session, principal: SuiteViewer, pagination: Pagination, incident_id: IncidentId
 ) -> Page[MessageRead]:
     """The incident's thread, oldest first."""
     found, count = await service.list_messages(session, incident_id, offset=pagination.offset, limit=pagination.limit)
@@ -161,7 +165,7 @@ async def list_incident_messages(
 
 @router.post("/incidents/{incident_id}/messages", tags=["incidents"], status_code=status.HTTP_201_CREATED)
 async def post_incident_message(
-    session: Session, principal: OperatorPrincipal, incident_id: IncidentId, body: MessageCreate
+    session: Session, principal: SuiteOperator, incident_id: IncidentId, body: MessageCreate
 ) -> MessageRead:
     """Write to the incident's thread (operators)."""
     message = await service.post_message(session, incident_id, body.body, Actor.of(principal))
@@ -170,7 +174,7 @@ async def post_incident_message(
 
 @router.get("/incidents/{incident_id}/attachments", tags=["incidents"])
 async def list_incident_attachments(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, incident_id: IncidentId
+    session: Session, principal: SuiteViewer, pagination: Pagination, incident_id: IncidentId
 ) -> Page[AttachmentRead]:
     found, count = await service.list_attachments(
         session, incident_id, offset=pagination.offset, limit=pagination.limit
@@ -182,11 +186,15 @@ async def list_incident_attachments(
     "/incidents/{incident_id}/attachments",
     tags=["incidents"],
     status_code=status.HTTP_201_CREATED,
-    responses={413: {"description": "too large"}, 415: {"description": "not an accepted type"}},
+    responses={
+        413: {"description": "too large"},
+        415: {"description": "not an accepted type"},
+        422: {"description": "an empty file"},
+    },
 )
 async def upload_incident_attachment(
     session: Session,
-    principal: OperatorPrincipal,
+    principal: SuiteOperator,
     settings: AppSettings,
     incident_id: IncidentId,
     file: Annotated[UploadFile, File(description="PNG, JPEG, GIF, WebP, PDF or UTF-8 text, judged by content")],
@@ -205,10 +213,15 @@ async def upload_incident_attachment(
     "/incidents/{incident_id}/attachments/{attachment_id}",
     tags=["incidents"],
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "description": "the file, with the type its content was judged to be",
+            "content": {content_type: {} for content_type in ATTACHMENT_CONTENT_TYPES},
+        }
+    },
 )
 async def download_incident_attachment(
-    session: Session, principal: CurrentPrincipal, incident_id: IncidentId, attachment_id: AttachmentId
+    session: Session, principal: SuiteViewer, incident_id: IncidentId, attachment_id: AttachmentId
 ) -> Response:
     """The attached file, as a download, to signed-in callers only."""
     attachment = await service.get_attachment(session, incident_id, attachment_id, with_content=True)
@@ -226,14 +239,14 @@ async def download_incident_attachment(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def delete_incident_attachment(
-    session: Session, principal: OperatorPrincipal, incident_id: IncidentId, attachment_id: AttachmentId
+    session: Session, principal: SuiteOperator, incident_id: IncidentId, attachment_id: AttachmentId
 ) -> None:
     await service.delete_attachment(session, incident_id, attachment_id)
 
 
 @router.get("/support-groups", tags=["support groups"])
 async def list_support_groups(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, q: Search = None
+    session: Session, principal: SuiteViewer, pagination: Pagination, q: Search = None
 ) -> Page[SupportGroupRead]:
     found, count = await service.list_groups(session, search_text(q), offset=pagination.offset, limit=pagination.limit)
     return pagination.build(found, count)
@@ -243,10 +256,10 @@ async def list_support_groups(
     "/support-groups",
     tags=["support groups"],
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "name taken"}, 422: {"description": "a member is not an active user"}},
+    responses={**_USERS, 409: {"description": "name taken, or a member is inactive (`details.user_ids`)"}},
 )
 async def create_support_group(
-    session: Session, principal: AdminPrincipal, body: SupportGroupCreate, response: Response
+    session: Session, principal: SuiteAdmin, body: SupportGroupCreate, response: Response
 ) -> SupportGroupRead:
     group = await service.create_group(session, body)
     response.headers["Location"] = f"/api/v1/support-groups/{group.id}"
@@ -254,28 +267,34 @@ async def create_support_group(
 
 
 @router.get("/support-groups/{group_id}", tags=["support groups"])
-async def get_support_group(
-    session: Session, principal: CurrentPrincipal, group_id: SupportGroupId
-) -> SupportGroupRead:
+async def get_support_group(session: Session, principal: SuiteViewer, group_id: SupportGroupId) -> SupportGroupRead:
     return await service.group_read(session, await service.get_group(session, group_id))
 
 
 @router.patch("/support-groups/{group_id}", tags=["support groups"], responses={409: {"description": "name taken"}})
 async def update_support_group(
-    session: Session, principal: AdminPrincipal, group_id: SupportGroupId, body: SupportGroupUpdate
+    session: Session, principal: SuiteAdmin, group_id: SupportGroupId, body: SupportGroupUpdate
 ) -> SupportGroupRead:
     return await service.update_group(session, group_id, body.changes())
 
 
 @router.delete("/support-groups/{group_id}", tags=["support groups"], status_code=status.HTTP_204_NO_CONTENT)
-async def delete_support_group(session: Session, principal: AdminPrincipal, group_id: SupportGroupId) -> None:
+async def delete_support_group(session: Session, principal: SuiteAdmin, group_id: SupportGroupId) -> None:
     """Delete a group (admins); its incidents and rules keep going without one."""
     await service.delete_group(session, group_id)
 
 
-@router.post("/support-groups/{group_id}/members", tags=["support groups"], status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/support-groups/{group_id}/members",
+    tags=["support groups"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        404: {"description": "no such group, or no user `user_id`"},
+        409: {"description": "the user is inactive"},
+    },
+)
 async def add_support_group_member(
-    session: Session, principal: AdminPrincipal, group_id: SupportGroupId, body: MemberAdd
+    session: Session, principal: SuiteAdmin, group_id: SupportGroupId, body: MemberAdd
 ) -> None:
     """Add an active user to the group (admins); adding a member again changes nothing."""
     await service.add_member(session, group_id, body.user_id)
@@ -287,7 +306,7 @@ async def add_support_group_member(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def remove_support_group_member(
-    session: Session, principal: AdminPrincipal, group_id: SupportGroupId, user_id: UserId
+    session: Session, principal: SuiteAdmin, group_id: SupportGroupId, user_id: UserId
 ) -> None:
     await service.remove_member(session, group_id, user_id)
 
@@ -295,7 +314,7 @@ async def remove_support_group_member(
 @router.get("/incident-rules", tags=["incident rules"])
 async def list_incident_rules(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: SuiteViewer,
     pagination: Pagination,
     event_type: Annotated[EventType | None, Query(description="only rules on this event type")] = None,
 ) -> Page[RuleRead]:
@@ -307,10 +326,10 @@ async def list_incident_rules(
     "/incident-rules",
     tags=["incident rules"],
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "name taken"}, 422: {"description": "unknown support group"}},
+    responses={404: {"description": "no support group `support_group_id`"}, 409: {"description": "name taken"}},
 )
 async def create_incident_rule(
-    session: Session, principal: AdminPrincipal, body: RuleCreate, response: Response
+    session: Session, principal: SuiteAdmin, body: RuleCreate, response: Response
 ) -> RuleRead:
     """A rule that opens an incident for each event of its type whose data meets its conditions (admins)."""
     rule = await service.create_rule(session, body)
@@ -319,18 +338,23 @@ async def create_incident_rule(
 
 
 @router.get("/incident-rules/{rule_id}", tags=["incident rules"])
-async def get_incident_rule(session: Session, principal: CurrentPrincipal, rule_id: RuleId) -> RuleRead:
+async def get_incident_rule(session: Session, principal: SuiteViewer, rule_id: RuleId) -> RuleRead:
     return RuleRead.model_validate(await service.get_rule(session, rule_id))
 
 
-@router.patch("/incident-rules/{rule_id}", tags=["incident rules"])
-async def update_incident_rule(
-    session: Session, principal: AdminPrincipal, rule_id: RuleId, body: RuleUpdate
-) -> RuleRead:
+@router.patch(
+    "/incident-rules/{rule_id}",
+    tags=["incident rules"],
+    responses={
+        404: {"description": "no such rule, or no support group `support_group_id`"},
+        409: {"description": "name taken"},
+    },
+)
+async def update_incident_rule(session: Session, principal: SuiteAdmin, rule_id: RuleId, body: RuleUpdate) -> RuleRead:
     return RuleRead.model_validate(await service.update_rule(session, rule_id, body.changes()))
 
 
 @router.delete("/incident-rules/{rule_id}", tags=["incident rules"], status_code=status.HTTP_204_NO_CONTENT)
-async def delete_incident_rule(session: Session, principal: AdminPrincipal, rule_id: RuleId) -> None:
+async def delete_incident_rule(session: Session, principal: SuiteAdmin, rule_id: RuleId) -> None:
     """Delete a rule (admins); the incidents it opened stay."""
     await service.delete_rule(session, rule_id)

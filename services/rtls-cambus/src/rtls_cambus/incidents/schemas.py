@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from mirante.types import REFUSES_NUL, Id64
+from mirante.types import REFUSES_NUL, Id64, JsonData
 from mirante.web.schema import Omittable
 from rtls_cambus.fields import Body, Description, Name, Patch
-from rtls_cambus.incidents.matching import PATH_PATTERN, Operator, template_problem
+from rtls_cambus.incidents.matching import PATH_PATTERN, TEMPLATE_PATTERN, template_problem
 
 IncidentId = Annotated[Id64, Path(description="id of the incident")]
 AttachmentId = Annotated[Id64, Path(description="id of the attachment")]
@@ -189,20 +189,33 @@ class SupportGroupRead(BaseModel):
     updated_at: datetime
 
 
-class Condition(Body):
-    path: Annotated[str, StringConstraints(pattern=PATH_PATTERN, max_length=200)] = Field(
-        description="dotted path into the event's data, e.g. result.camera.id"
-    )
-    op: Operator = Field(description="equals, in (value is a list) or exists (value true, the default, or false)")
-    value: JsonValue = None
+DataPath = Annotated[
+    str,
+    StringConstraints(pattern=PATH_PATTERN, max_length=200),
+    Field(description="dotted path into the event's data, e.g. result.camera.id"),
+]
 
-    @model_validator(mode="after")
-    def _value_fits_operator(self) -> Self:
-        if self.op == "in" and not isinstance(self.value, list):
-            raise ValueError("op 'in' needs a list value")
-        if self.op == "exists" and self.value not in (None, True, False):
-            raise ValueError("op 'exists' takes true, false or no value")
-        return self
+
+class EqualsCondition(Body):
+    path: DataPath
+    op: Literal["equals"]
+    value: JsonData = Field(default=None, description="the JSON value the data must hold at the path")
+
+
+class InCondition(Body):
+    path: DataPath
+    op: Literal["in"]
+    value: list[JsonData] = Field(description="the JSON values the data may hold at the path")
+
+
+class ExistsCondition(Body):
+    path: DataPath
+    op: Literal["exists"]
+    value: StrictBool | None = Field(default=None, description="true (or no value): the path is there; false: not")
+
+
+# One model per operator, told apart by `op`, so the schema itself says which value each takes.
+Condition = Annotated[EqualsCondition | InCondition | ExistsCondition, Field(discriminator="op")]
 
 
 EventType = Annotated[
@@ -214,7 +227,12 @@ TitleTemplate = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     REFUSES_NUL,
-    Field(description="title of the incidents it opens; {dotted.path} is replaced from the event's data"),
+    # The pattern tells clients and fuzzers the grammar; `template_problem` checks it and says what is wrong.
+    Field(
+        description="title of the incidents it opens; {dotted.path} is replaced from the event's data, "
+        "{{ and }} are literal braces",
+        json_schema_extra={"pattern": TEMPLATE_PATTERN},
+    ),
 ]
 Conditions = Annotated[list[Condition], Field(max_length=20, description="all must hold")]
 
@@ -260,7 +278,7 @@ class RuleUpdate(Patch):
     def changes(self) -> dict[str, Any]:
         values = super().changes()
         if "conditions" in values and values["conditions"] is not None:
-            values["conditions"] = [condition.model_dump() for condition in self.conditions or []]
+            values["conditions"] = [condition.model_dump(mode="json") for condition in self.conditions or []]
         return values
 
 

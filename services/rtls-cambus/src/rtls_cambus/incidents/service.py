@@ -25,6 +25,7 @@ from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.incidents import repository
 from rtls_cambus.incidents.content import sniff
 from rtls_cambus.incidents.errors import (
+    AttachmentEmptyError,
     AttachmentNotFoundError,
     AttachmentTooLargeError,
     AttachmentTypeRefusedError,
@@ -35,8 +36,8 @@ from rtls_cambus.incidents.errors import (
     SupportGroupNotFoundError,
     SupportMemberNotFoundError,
     TransitionRefusedError,
-    UnknownReferenceError,
-    UserNotAssignableError,
+    UsersInactiveError,
+    UsersNotFoundError,
 )
 from rtls_cambus.incidents.models import (
     Incident,
@@ -55,6 +56,7 @@ from rtls_cambus.incidents.schemas import (
     SupportGroupCreate,
     SupportGroupRead,
 )
+from rtls_cambus.references import MissingReferenceError
 
 TRANSITIONS: Final[dict[Status, tuple[Status, ...]]] = {
     Status.open: (Status.acknowledged,),
@@ -63,7 +65,12 @@ TRANSITIONS: Final[dict[Status, tuple[Status, ...]]] = {
     Status.resolved: (Status.closed, Status.in_progress),
     Status.closed: (),
 }
-_REFERENCES: Final = ("building_id", "floor_id", "zone_id", "support_group_id")
+_REFERENCES: Final = {
+    "building_id": "building",
+    "floor_id": "floor",
+    "zone_id": "zone",
+    "support_group_id": "support group",
+}
 
 
 @dataclass(frozen=True)
@@ -107,19 +114,22 @@ async def get_incident(session: AsyncSession, incident_id: int, *, for_update: b
     return incident
 
 
-async def check_assignable(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
-    """`user_ids` without repeats, in order; 422 naming those that are not active users."""
+async def check_assignable(session: AsyncSession, user_ids: Sequence[int], field: str) -> list[int]:
+    """`user_ids` (body field `field`) without repeats, in order; 404 naming those that are no users, 409 naming
+    those that are inactive."""
     unique = list(dict.fromkeys(user_ids))
-    active = await repository.active_users(session, unique) if unique else set()
-    if missing := [user_id for user_id in unique if user_id not in active]:
-        raise UserNotAssignableError(missing)
+    states = await repository.user_states(session, unique) if unique else {}
+    if missing := [user_id for user_id in unique if user_id not in states]:
+        raise UsersNotFoundError(field, missing)
+    if inactive := [user_id for user_id in unique if not states[user_id]]:
+        raise UsersInactiveError(field, inactive)
     return unique
 
 
-def _reference_error(constraint: str, values: dict[str, Any]) -> UnknownReferenceError:
-    for name in _REFERENCES:
+def _reference_error(constraint: str, values: dict[str, Any]) -> MissingReferenceError:
+    for name, thing in _REFERENCES.items():
         if constraint.startswith(f"fk_incidents_{name}_"):
-            return UnknownReferenceError(name, values.get(name) or 0)
+            return MissingReferenceError(thing, values.get(name), name)
     raise RuntimeError(f"incident write refused by {constraint}")
 
 
@@ -130,7 +140,7 @@ async def open_incident(
     assignee_ids: Sequence[int] = (),
 ) -> IncidentRead:
     """Open an incident from `values` (columns) with its first history entry and `rtls.incident.created`."""
-    assignees = await check_assignable(session, assignee_ids)
+    assignees = await check_assignable(session, assignee_ids, "assignee_ids")
     incident = Incident(**rows.column_values(values), status=Status.open.value, created_by=_user_id(actor))
     if constraint := await rows.add(session, incident):
         raise _reference_error(constraint, values)
@@ -217,7 +227,7 @@ async def history(session: AsyncSession, incident_id: int) -> list[IncidentStatu
 
 async def set_assignees(session: AsyncSession, incident_id: int, user_ids: Sequence[int], actor: Actor) -> IncidentRead:
     incident = await get_incident(session, incident_id, for_update=True)
-    assignees = await check_assignable(session, user_ids)
+    assignees = await check_assignable(session, user_ids, "user_ids")
     await repository.set_assignees(session, incident_id, assignees)
     incident.updated_at = func.now()
     await session.flush()
@@ -271,6 +281,8 @@ async def add_attachment(
     await get_incident(session, incident_id)
     if len(data) > limit:
         raise AttachmentTooLargeError(limit)
+    if not data:
+        raise AttachmentEmptyError()
     kind = sniff(data)
     if kind is None:
         raise AttachmentTypeRefusedError()
@@ -342,7 +354,7 @@ async def get_group(session: AsyncSession, group_id: int) -> SupportGroup:
 
 
 async def create_group(session: AsyncSession, body: SupportGroupCreate) -> SupportGroupRead:
-    members = await check_assignable(session, body.member_ids)
+    members = await check_assignable(session, body.member_ids, "member_ids")
     group = SupportGroup(**rows.column_values(body.model_dump(exclude={"member_ids"})))
     if await rows.add(session, group):
         raise SupportGroupExistsError()
@@ -365,7 +377,7 @@ async def delete_group(session: AsyncSession, group_id: int) -> None:
 
 async def add_member(session: AsyncSession, group_id: int, user_id: int) -> None:
     await get_group(session, group_id)
-    await check_assignable(session, [user_id])
+    await check_assignable(session, [user_id], "user_id")
     await repository.add_members(session, group_id, [user_id])
 
 
@@ -393,7 +405,7 @@ async def get_rule(session: AsyncSession, rule_id: int) -> IncidentRule:
 
 def _rule_constraint_error(constraint: str, values: dict[str, Any]) -> Exception:
     if constraint.startswith("fk_incident_rules_support_group_id"):
-        return UnknownReferenceError("support_group_id", values.get("support_group_id") or 0)
+        return MissingReferenceError("support group", values.get("support_group_id"), "support_group_id")
     return RuleExistsError()
 
 

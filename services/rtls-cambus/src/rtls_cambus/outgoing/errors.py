@@ -20,14 +20,3 @@ class DeliveryNotFoundError(NotFoundError):
 class TargetNotAllowedError(ApiError):
     status_code = 422
     code = "webhook_target_refused"
-
-
-class UnknownEventTypeError(ApiError):
-    status_code = 422
-    code = "unknown_event_type"
-
-    def __init__(self, unknown: list[str]) -> None:
-        super().__init__(
-            "unknown event types (see /api/v1/webhooks/event-types): " + ", ".join(unknown),
-            details={"unknown": unknown},
-        )

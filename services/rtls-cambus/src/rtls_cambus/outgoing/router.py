@@ -1,4 +1,4 @@
-"""HTTP endpoints of outgoing webhooks: `/api/v1/webhooks[...]`, for admins."""
+"""HTTP endpoints of outgoing webhooks: `/api/v1/webhooks[...]`, for admins not bound to a tenant."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings
+from rtls_cambus.deps import AppSettings, SuiteAdmin
 from rtls_cambus.outgoing import service
-from rtls_cambus.outgoing.deps import Policy, SuiteAdmin
+from rtls_cambus.outgoing.deps import Policy
 from rtls_cambus.outgoing.event_types import SUITE_EVENT_TYPES
 from rtls_cambus.outgoing.models import WebhookDelivery
 from rtls_cambus.outgoing.schemas import (
@@ -28,6 +28,8 @@ from rtls_cambus.outgoing.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+# `{subscription_id:int}` matches digits only: `/event-types` is a sibling of these paths, and a PATCH or DELETE
+# there must be a 405, not a subscription route refusing its id.
 
 
 def _delivery(delivery: WebhookDelivery, attempts: list[AttemptRead] | None = None) -> DeliveryRead:
@@ -64,14 +66,14 @@ async def create_subscription(
     return SubscriptionWithSecret.model_validate(subscription)
 
 
-@router.get("/{subscription_id}")
+@router.get("/{subscription_id:int}")
 async def get_subscription(
     session: Session, principal: SuiteAdmin, subscription_id: SubscriptionId
 ) -> SubscriptionRead:
     return SubscriptionRead.model_validate(await service.get_subscription(session, subscription_id))
 
 
-@router.patch("/{subscription_id}")
+@router.patch("/{subscription_id:int}")
 async def update_subscription(
     session: Session,
     principal: SuiteAdmin,
@@ -84,12 +86,12 @@ async def update_subscription(
     return SubscriptionRead.model_validate(changed)
 
 
-@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{subscription_id:int}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_subscription(session: Session, principal: SuiteAdmin, subscription_id: SubscriptionId) -> None:
     await service.delete_subscription(session, subscription_id)
 
 
-@router.post("/{subscription_id}/rotate-secret")
+@router.post("/{subscription_id:int}/rotate-secret")
 async def rotate_secret(
     session: Session,
     principal: SuiteAdmin,
@@ -105,13 +107,13 @@ async def rotate_secret(
     return SubscriptionWithSecret.model_validate(rotated)
 
 
-@router.post("/{subscription_id}/test", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{subscription_id:int}/test", status_code=status.HTTP_202_ACCEPTED)
 async def send_test(session: Session, principal: SuiteAdmin, subscription_id: SubscriptionId) -> DeliveryRead:
     """Queue a `rtls.webhook.test` delivery to this subscription (even when disabled); follow it in the log."""
     return _delivery(await service.send_test(session, subscription_id))
 
 
-@router.get("/{subscription_id}/deliveries")
+@router.get("/{subscription_id:int}/deliveries")
 async def list_deliveries(
     session: Session,
     principal: SuiteAdmin,
@@ -130,7 +132,7 @@ async def list_deliveries(
     return pagination.build(results, count)
 
 
-@router.post("/{subscription_id}/deliveries/{delivery_id}/redeliver", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{subscription_id:int}/deliveries/{delivery_id}/redeliver", status_code=status.HTTP_202_ACCEPTED)
 async def redeliver(
     session: Session, principal: SuiteAdmin, subscription_id: SubscriptionId, delivery_id: DeliveryId
 ) -> DeliveryRead:

@@ -3,17 +3,46 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic_core import PydanticCustomError
 
-from mirante.types import Id64, Text
+from mirante.types import REFUSES_NUL, Id64, Text
+from rtls_cambus.outgoing.event_types import SUITE_EVENT_TYPES
 
 SubscriptionId = Annotated[Id64, Path(description="a webhook subscription")]
 DeliveryId = Annotated[Id64, Path(description="a delivery of that subscription")]
-Url = Annotated[Text, Field(min_length=8, max_length=2000, description="http(s) URL the events are posted to")]
-EventTypes = Annotated[list[Annotated[Text, Field(max_length=200)]], Field(min_length=1, max_length=100)]
+
+URL_PATTERN: Final = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@\x00]+([/?#][^\s\x00]*)?$"
+"""An http(s) URL with a host and no credentials; whether the host may be reached is the target policy's call."""
+
+# A string type of its own, NUL refusal last: a pattern added on top of `Text` validates but is left out of the
+# schema, which would then promise any text.
+Url = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=2000, pattern=URL_PATTERN),
+    REFUSES_NUL,
+    Field(
+        description="http(s) URL the events are posted to, without credentials; its host must resolve to addresses "
+        "the target policy allows",
+    ),
+]
+
+
+def _known_event_type(name: str) -> str:
+    if name not in SUITE_EVENT_TYPES:
+        raise PydanticCustomError(
+            "unknown_event_type", "unknown event type {name} (see /api/v1/webhooks/event-types)", {"name": name}
+        )
+    return name
+
+
+EventType = Annotated[
+    str, AfterValidator(_known_event_type), Field(json_schema_extra={"enum": sorted(SUITE_EVENT_TYPES)})
+]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=100)]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 

@@ -113,7 +113,11 @@ async def delete_person_group(session: Session, principal: OperatorPrincipal, gr
     await service.delete_group(session, group_id)
 
 
-@router.post("/person-groups/{group_id}/members", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/person-groups/{group_id}/members",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "no such group, or no person `person_id`"}},
+)
 async def add_person_group_member(
     session: Session, principal: OperatorPrincipal, group_id: GroupId, body: MemberAdd
 ) -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from mirante.types import REFUSES_NUL, Id64
 from mirante.web.schema import Omittable
-from rtls_cambus.fields import Body, Description, Name, Patch, ShortText
+from rtls_cambus.fields import Body, Description, Name, Patch
 
 PersonId = Annotated[Id64, Path(description="id of the person")]
 GroupId = Annotated[Id64, Path(description="id of the person group")]
@@ -25,6 +25,12 @@ ExternalId = Annotated[
 ]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320), REFUSES_NUL]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), REFUSES_NUL]
+JobTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=100),
+    REFUSES_NUL,
+    Field(description="job title or visitor, at most 100 characters; null or blank clears it"),
+]
 
 
 class PersonCreate(Body):
@@ -32,7 +38,7 @@ class PersonCreate(Body):
     external_id: ExternalId | None = None
     email: Email | None = None
     phone: Phone | None = None
-    role: ShortText | None = None
+    role: JobTitle | None = None
     notes: Description | None = None
     active: StrictBool = True
 
@@ -44,7 +50,7 @@ class PersonUpdate(Patch):
     external_id: ExternalId | None = None
     email: Email | None = None
     phone: Phone | None = None
-    role: ShortText | None = None
+    role: JobTitle | None = None
     notes: Description | None = None
     active: Omittable[StrictBool] = None
 

@@ -24,6 +24,7 @@ from rtls_cambus.people.errors import (
 from rtls_cambus.people.models import Person, PersonGroup
 from rtls_cambus.people.repository import PersonFilters
 from rtls_cambus.people.schemas import GroupCreate, PersonCreate
+from rtls_cambus.references import referenced
 
 
 async def list_people(
@@ -98,7 +99,7 @@ async def delete_group(session: AsyncSession, group_id: int) -> None:
 
 async def add_member(session: AsyncSession, group_id: int, person_id: int) -> None:
     await get_group(session, group_id)
-    await get_person(session, person_id)
+    await referenced(get_person(session, person_id), "person_id")
     await repository.add_member(session, group_id, person_id)
 
 

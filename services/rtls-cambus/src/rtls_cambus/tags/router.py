@@ -41,7 +41,11 @@ async def list_tags(
     return pagination.build(found, count)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "MAC taken"}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "no person `person_id`"}, 409: {"description": "MAC taken"}},
+)
 async def create_tag(session: Session, principal: OperatorPrincipal, body: TagCreate, response: Response) -> TagRead:
     """Register a tag (operators), optionally giving it to a person at once. The MAC is normalised."""
     tag = await service.create_tag(session, body)
@@ -66,7 +70,7 @@ async def delete_tag(session: Session, principal: OperatorPrincipal, tag_id: Tag
     await service.delete_tag(session, tag_id)
 
 
-@router.put("/{tag_id}/assignment")
+@router.put("/{tag_id}/assignment", responses={404: {"description": "no such tag, or no person `person_id`"}})
 async def assign_tag(
     session: Session, principal: OperatorPrincipal, tag_id: TagId, body: AssignmentSet
 ) -> AssignmentRead:

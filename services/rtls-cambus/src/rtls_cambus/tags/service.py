@@ -17,6 +17,7 @@ from mirante.bus import Event, emit
 from rtls_cambus import rows
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.people.service import get_person
+from rtls_cambus.references import referenced
 from rtls_cambus.tags import repository
 from rtls_cambus.tags.errors import TagAssignedError, TagExistsError, TagNotAssignedError, TagNotFoundError
 from rtls_cambus.tags.models import Tag, TagAssignment
@@ -50,7 +51,7 @@ async def _locked_tag(session: AsyncSession, tag_id: int) -> Tag:
 
 async def create_tag(session: AsyncSession, body: TagCreate) -> TagRead:
     if body.person_id is not None:
-        await get_person(session, body.person_id)
+        await referenced(get_person(session, body.person_id), "person_id")
     tag = Tag(**rows.column_values(body.model_dump(exclude={"person_id"})))
     if await rows.add(session, tag):
         raise TagExistsError(body.mac)
@@ -95,7 +96,7 @@ def _event(kind: str, tag: Tag, assignment: TagAssignment) -> Event:
 async def assign(session: AsyncSession, tag_id: int, person_id: int) -> TagAssignment:
     """Give the tag to `person_id`, closing whoever had it; giving it to its current holder changes nothing."""
     tag = await _locked_tag(session, tag_id)
-    await get_person(session, person_id)
+    await referenced(get_person(session, person_id), "person_id")
     current = await repository.open_assignment(session, tag_id)
     if current is not None and current.person_id == person_id:
         return current

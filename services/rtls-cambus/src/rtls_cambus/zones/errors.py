@@ -22,7 +22,9 @@ class PolygonError(ValidationFailedError):
         super().__init__(message, code="invalid_polygon", details=[{"field": "body.polygon", "message": message}])
 
 
-class PlanRequiredError(ValidationFailedError):
+class PlanRequiredError(ConflictError):
+    """The floor exists but has no plan yet: what was given is in plan pixels."""
+
     def __init__(self, floor_id: int, what: str) -> None:
         super().__init__(
             f"floor {floor_id} has no plan: upload one before giving {what}",

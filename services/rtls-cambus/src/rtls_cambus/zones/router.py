@@ -32,7 +32,14 @@ async def list_zones(
     return pagination.build([ZoneRead.model_validate(zone) for zone in found], count)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "name taken on the floor"}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        404: {"description": "no floor `floor_id`"},
+        409: {"description": "name taken on the floor, or a polygon for a floor without a plan"},
+    },
+)
 async def create_zone(session: Session, principal: AdminPrincipal, body: ZoneCreate, response: Response) -> ZoneRead:
     """Add a zone to a floor (admins); gateways join it through their `zone_id`."""
     zone = await service.create_zone(session, body)
@@ -45,7 +52,10 @@ async def get_zone(session: Session, principal: CurrentPrincipal, zone_id: ZoneI
     return ZoneRead.model_validate(await service.get_zone(session, zone_id))
 
 
-@router.patch("/{zone_id}", responses={409: {"description": "name taken on the floor"}})
+@router.patch(
+    "/{zone_id}",
+    responses={409: {"description": "name taken on the floor, or a polygon for a floor without a plan"}},
+)
 async def update_zone(session: Session, principal: AdminPrincipal, zone_id: ZoneId, body: ZoneUpdate) -> ZoneRead:
     """Change a zone's name, description, restriction or polygon (admins); null clears the polygon."""
     return ZoneRead.model_validate(await service.update_zone(session, zone_id, body.changes()))

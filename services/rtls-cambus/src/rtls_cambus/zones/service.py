@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rtls_cambus import rows
 from rtls_cambus.buildings.service import get_floor
 from rtls_cambus.floor_plans.service import bounds_of_floor
+from rtls_cambus.references import referenced
 from rtls_cambus.zones import repository
 from rtls_cambus.zones.errors import PlanRequiredError, PolygonError, ZoneExistsError, ZoneNotFoundError
 from rtls_cambus.zones.geometry import polygon_problem
@@ -48,7 +49,7 @@ async def _checked_polygon(
 
 
 async def create_zone(session: AsyncSession, body: ZoneCreate) -> Zone:
-    await get_floor(session, body.floor_id)
+    await referenced(get_floor(session, body.floor_id), "floor_id")
     values = rows.column_values(body.model_dump(exclude={"polygon"}))
     zone = Zone(**values, polygon=await _checked_polygon(session, body.floor_id, body.polygon))
     if await rows.add(session, zone):
