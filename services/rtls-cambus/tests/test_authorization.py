@@ -138,6 +138,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/incident-rules/{rule_id}"): READ,
     ("PATCH", "/api/v1/incident-rules/{rule_id}"): ADMIN,
     ("DELETE", "/api/v1/incident-rules/{rule_id}"): ADMIN,
+    ("GET", "/api/v1/dashboard/summary"): READ,
+    ("GET", "/api/v1/reports/presence/people"): READ,
+    ("GET", "/api/v1/reports/presence/people.csv"): READ,
+    ("GET", "/api/v1/reports/presence/zones"): READ,
+    ("GET", "/api/v1/reports/presence/zones.csv"): READ,
+    ("GET", "/api/v1/reports/occupancy"): READ,
+    ("GET", "/api/v1/reports/occupancy.csv"): READ,
+    ("GET", "/api/v1/reports/incidents/response-times"): READ,
+    ("GET", "/api/v1/reports/incidents/response-times.csv"): READ,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
@@ -147,6 +156,7 @@ CATALOGUE_PREFIXES += ("/api/v1/webhooks",)
 SUITE_WIDE_PREFIX = "/api/v1/webhooks"
 """Every service's events, every tenant's among them: closed to a tenant-bound admin (`outgoing.deps`)."""
 CATALOGUE_PREFIXES += ("/api/v1/incident", "/api/v1/support-groups")
+CATALOGUE_PREFIXES += ("/api/v1/dashboard", "/api/v1/reports")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
