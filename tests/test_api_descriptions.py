@@ -59,7 +59,16 @@ UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {
         ("/queue", "GET"),
         ("/inspections/{inspection_id}", "GET"),
     },
-    "rtls-cambus": _DOCS_AND_METRICS | {("/static/{name}", "GET"), ("/login", "GET"), ("/", "GET")},
+    "rtls-cambus": _DOCS_AND_METRICS
+    | {
+        ("/static/{name}", "GET"),
+        ("/login", "GET"),
+        ("/", "GET"),
+        ("/dashboard", "GET"),
+        ("/incidents", "GET"),
+        ("/incidents/{incident_id}", "GET"),
+        ("/webhooks", "GET"),
+    },
     "recording-storage": _DOCS_AND_METRICS
     | {
         ("/static/{name}", "GET"),

@@ -495,6 +495,20 @@ def test_partial_arguments_are_escaped_text_and_a_service_partial_replaces_the_l
     assert body.endswith("|<header>Ops</header>")
 
 
+def test_the_head_partial_holds_what_every_page_shares(tmp_path: Path) -> None:
+    page = '{{#> head page="Jobs & co" }}\n<script defer src="/static/jobs.js"></script>\n{{/head }}\n<body></body>'
+    kit = PageKit(write_web_dir(tmp_path, {"jobs": page}, {"jobs.js": ""}), title="Ops")
+    body = kit.page_response("jobs").body.decode()
+    library_js = version_of((LIBRARY_STATIC_DIR / "mirante.js").read_bytes())
+    assert body.startswith('<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
+    assert "<title>Jobs &amp; co · Ops</title>" in body
+    shared = body.index(f'<script defer src="/static/mirante.js?v={library_js}"></script>')
+    own = body.index(f'<script defer src="/static/jobs.js?v={version_of(b"")}"></script>')
+    assert shared < own < body.index("</head>\n<body></body>"), "the page's own files load after the library's"
+    assert re.search(r'<link rel="icon" href="/static/favicon\.svg\?v=[0-9a-f]{16}"', body)
+    assert "{{" not in body
+
+
 @pytest.mark.parametrize(
     ("page", "partials", "problem"),
     [

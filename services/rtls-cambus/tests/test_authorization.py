@@ -146,14 +146,25 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/incident-rules/{rule_id}"): READ,
     ("PATCH", "/api/v1/incident-rules/{rule_id}"): ADMIN,
     ("DELETE", "/api/v1/incident-rules/{rule_id}"): ADMIN,
+    ("GET", "/api/v1/dashboard/summary"): READ,
+    ("GET", "/api/v1/reports/presence/people"): READ,
+    ("GET", "/api/v1/reports/presence/people.csv"): READ,
+    ("GET", "/api/v1/reports/presence/zones"): READ,
+    ("GET", "/api/v1/reports/presence/zones.csv"): READ,
+    ("GET", "/api/v1/reports/occupancy"): READ,
+    ("GET", "/api/v1/reports/occupancy.csv"): READ,
+    ("GET", "/api/v1/reports/incidents/response-times"): READ,
+    ("GET", "/api/v1/reports/incidents/response-times.csv"): READ,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
 SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/incidents", "/api/v1/incident-rules", "/api/v1/support-groups")
+SUITE_WIDE_PREFIXES += ("/api/v1/reports/incidents",)
 """Every service's events, every tenant's among them: closed to callers bound to a tenant (`deps.Suite*`)."""
 CATALOGUE_PREFIXES += SUITE_WIDE_PREFIXES
+CATALOGUE_PREFIXES += ("/api/v1/dashboard", "/api/v1/reports")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:

@@ -126,6 +126,14 @@ class Settings(ServiceSettings):
         default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="largest incident attachment accepted"
     )
 
+    report_max_days: int = Field(default=92, ge=1, le=3660, description="longest period one report may cover, in days")
+    report_export_max_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="most rows one report CSV holds; a file cut there ends with a '# truncated:' line",
+    )
+
     @field_validator("mqtt_share_group", "cambus_tenant", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -7,6 +7,7 @@ from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from rtls_cambus.buildings.router import router as buildings_router
 from rtls_cambus.config import Settings
+from rtls_cambus.dashboard.router import router as dashboard_router
 from rtls_cambus.devices.router import router as devices_router
 from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
 from rtls_cambus.floor_plans.router import router as floor_plans_router
@@ -21,6 +22,7 @@ from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.positions.router import router as positions_router
 from rtls_cambus.positions.worker import sweep_silent_tags
+from rtls_cambus.reports.router import router as reports_router
 from rtls_cambus.tags.router import router as tags_router
 from rtls_cambus.web.router import router as web_router
 from rtls_cambus.zones.router import router as zones_router
@@ -49,6 +51,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             web_router,
             webhooks_router,
             incidents_router,
+            dashboard_router,
+            reports_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,

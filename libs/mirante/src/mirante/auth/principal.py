@@ -34,7 +34,7 @@ from mirante.auth.models import ApiKey, User
 from mirante.auth.repository import ApiKeyRepository, UserRepository
 from mirante.auth.roles import Role
 from mirante.auth.tokens import InvalidTokenError, TokenCodec
-from mirante.db import Session, Transactions
+from mirante.db import Session, Transactions, get_session
 from mirante.web.errors import ForbiddenError, UnauthorizedError
 from mirante.web.ratelimit import DEFAULT_CALLER_SCOPE, limit_caller, parse_rate
 
@@ -222,6 +222,23 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 DetachedPrincipal = Annotated[Principal, Depends(get_principal_detached)]
+
+
+async def streaming_session(
+    session: Annotated[AsyncSession, Depends(get_session, scope="request")],
+    principal: CurrentPrincipal,
+) -> AsyncSession:
+    """A session that stays open until a streamed body has been sent, for a caller who is signed in.
+
+    It is the ordinary `get_session` dependency with request scope, so tests that override `get_session`
+    stream what they wrote. It is resolved before the principal so that, when both share one session (as under
+    that override), the principal's shorter-lived savepoint nests inside this one and ends first. Role checks
+    go next to it (`AdminPrincipal` ...): FastAPI authenticates once per request.
+    """
+    return session
+
+
+StreamingSession = Annotated[AsyncSession, Depends(streaming_session)]
 
 PrincipalDependency = Callable[[Principal], Coroutine[Any, Any, Principal]]
 

@@ -21,6 +21,15 @@ library's of the same name), resolved once when the pages are first read:
     {{#> topbar }}<nav>…</nav>{{/topbar }}  a block: the partial puts the body at `{{> @partial-block }}`
 
 and a placeholder may name a fallback for when it is not given: `{{ previous or "Previous" }}`.
+
+Every page starts with the library's `head` partial: the doctype, the document head with its title
+(`<page> · <title>`), icon, `mirante.css` and `mirante.js`, then the page's own files from the block:
+
+    {{#> head page="Jobs" }}
+    <link rel="stylesheet" href="/static/app.css">
+    <script defer src="/static/jobs.js"></script>
+    {{/head }}
+    <body>…
 """
 
 from __future__ import annotations

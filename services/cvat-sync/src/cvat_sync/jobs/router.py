@@ -23,11 +23,11 @@ from cvat_sync.jobs.schemas import (
     JobSummary,
     SortParam,
     csv_row,
-    csv_text,
 )
 from mirante.auth import CurrentPrincipal
 from mirante.db import Session
 from mirante.types import Id64
+from mirante.web.csv_export import csv_bytes, csv_download
 from mirante.web.pagination import Page, Pagination
 
 DETAIL_HISTORY_LIMIT = 200
@@ -73,21 +73,15 @@ async def export_jobs(
     (narrow the filters for more). Cells that would start a spreadsheet formula get a leading `'`.
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return StreamingResponse(
-        _csv_body(session, filters, sort, settings.link_base),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="cvat-jobs-{stamp}.csv"',
-            "Cache-Control": "no-store",
-            "X-Export-Row-Limit": str(EXPORT_MAX_ROWS),
-        },
+    return csv_download(
+        _csv_body(session, filters, sort, settings.link_base), f"cvat-jobs-{stamp}.csv", row_limit=EXPORT_MAX_ROWS
     )
 
 
-async def _csv_body(session: AsyncSession, filters: JobFilters, sort: str, link_base: str) -> AsyncIterator[str]:
-    yield csv_text([CSV_COLUMNS])
+async def _csv_body(session: AsyncSession, filters: JobFilters, sort: str, link_base: str) -> AsyncIterator[bytes]:
+    yield csv_bytes([CSV_COLUMNS])
     async for batch in queries.stream_jobs(session, filters, sort):
-        yield csv_text([csv_row(job, link_base) for job in batch])
+        yield csv_bytes([csv_row(job, link_base) for job in batch])
 
 
 # `{job_id:int}` matches digits only, so `/jobs/export.csv` never reaches the job routes, whatever the method.

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +14,7 @@ from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.jobs.queries import MAX_SEARCH_LENGTH, JobFilters, JobStats
 from cvat_sync.jobs.service import job_link
 from mirante.types import DateTime, Id64, Text
+from mirante.web.csv_export import text_cell
 from mirante.web.errors import ValidationFailedError
 
 Status = Literal["annotation", "validation", "completed"]
@@ -245,13 +243,12 @@ class JobStatsOut(BaseModel):
 
 EXPORTED_FIELDS = tuple(name for name in SUMMARY_FIELDS if name != "deleted_at")
 CSV_COLUMNS = (*EXPORTED_FIELDS, "deleted", "cvat_link")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, str):
-        # Spreadsheets run a cell that starts like a formula; names come from CVAT users, so they are defused.
-        return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+        # Names come from CVAT users, so a spreadsheet must not run them.
+        return text_cell(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return "" if value is None else value
@@ -261,10 +258,3 @@ def csv_row(job: Job, link_base: str) -> list[Any]:
     """One export line, in `CSV_COLUMNS` order."""
     cells = [_csv_cell(getattr(job, name)) for name in EXPORTED_FIELDS]
     return [*cells, "true" if job.deleted_at is not None else "false", job_link(link_base, job)]
-
-
-def csv_text(rows: Sequence[Sequence[Any]]) -> str:
-    """`rows` as CSV text (RFC 4180 quoting, CRLF line ends)."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()

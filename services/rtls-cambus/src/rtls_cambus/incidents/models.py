@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -81,6 +82,7 @@ class Incident(Base):
         CheckConstraint(SEVERITY_CHECK, name="severity"),
         CheckConstraint(STATUS_CHECK, name="status"),
         UniqueConstraint("rule_id", "source_event_id"),
+        Index("ix_incidents_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

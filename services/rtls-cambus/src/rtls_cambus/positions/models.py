@@ -69,6 +69,7 @@ class PositionChange(_Place, Base):
 
 
 OPEN_SESSION_INDEX = "uq_presence_sessions_open"
+PERIOD_INDEX = "ix_presence_sessions_period"
 
 
 class PresenceSession(Base):
@@ -80,6 +81,8 @@ class PresenceSession(Base):
         Index("ix_presence_sessions_person_started", "person_id", "started_at"),
         Index("ix_presence_sessions_zone_started", "zone_id", "started_at"),
         Index("ix_presence_sessions_started", "started_at"),
+        # Reports ask for the sessions overlapping a period: `tstzrange(...) && tstzrange(from, to)`.
+        Index(PERIOD_INDEX, func.tstzrange(text("started_at"), text("ended_at")), postgresql_using="gist"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -9,21 +9,19 @@ schema, fetching `EXPORT_CHUNK_ROWS` rows at a time, so memory stays flat whatev
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mirante.web.csv_export import csv_lines, number_cell, stream_chunks, text_cell, time_cell
 from telemetry_ingest.queries import repository
 from telemetry_ingest.queries.buckets import BucketGrid
 from telemetry_ingest.queries.repository import AggregateBucket, Fill, Order, Reading, ReadingFilter
-from telemetry_ingest.queries.schemas import ExportKind, iso
+from telemetry_ingest.queries.schemas import ExportKind
 from telemetry_ingest.tenancy.scope import enter_tenant
 
 EXPORT_CHUNK_ROWS = 2_000
@@ -44,8 +42,7 @@ AGGREGATE_COLUMNS = (
     "filled",
     "unit",
 )
-TRUNCATED_PREFIX = "# truncated:"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_LIMIT = "the export_max_rows setting"
 
 
 @dataclass(frozen=True)
@@ -88,62 +85,33 @@ class ExportPlan:
         return bucket_line(repository.as_bucket(row), self.grid)
 
 
-def _text(value: str | None) -> str:
-    # Spreadsheets run a cell that starts like a formula; ids and units come from devices, so they are defused.
-    if value is None:
-        return ""
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
-
-
-def _time(moment: datetime | None) -> str:
-    return "" if moment is None else iso(moment)
-
-
-def _number(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
 def reading_line(reading: Reading) -> list[Any]:
     return [
-        _text(reading.device_id),
-        _text(reading.sensor),
-        _time(reading.ts),
-        _number(reading.value),
-        _text(reading.unit),
-        _time(reading.received_at),
+        text_cell(reading.device_id),
+        text_cell(reading.sensor),
+        time_cell(reading.ts),
+        number_cell(reading.value),
+        text_cell(reading.unit),
+        time_cell(reading.received_at),
     ]
 
 
 def bucket_line(bucket: AggregateBucket, grid: BucketGrid) -> list[Any]:
     return [
-        _text(bucket.device_id),
-        _text(bucket.sensor),
-        _time(bucket.bucket),
-        _time(bucket.bucket + grid.stride),
-        _number(bucket.avg),
-        _number(bucket.min),
-        _number(bucket.max),
-        _number(bucket.last),
+        text_cell(bucket.device_id),
+        text_cell(bucket.sensor),
+        time_cell(bucket.bucket),
+        time_cell(bucket.bucket + grid.stride),
+        number_cell(bucket.avg),
+        number_cell(bucket.min),
+        number_cell(bucket.max),
+        number_cell(bucket.last),
         bucket.count,
-        _time(bucket.first_ts),
-        _time(bucket.last_ts),
+        time_cell(bucket.first_ts),
+        time_cell(bucket.last_ts),
         "true" if bucket.filled else "false",
-        _text(bucket.unit),
+        text_cell(bucket.unit),
     ]
-
-
-def csv_bytes(lines: Iterable[Sequence[Any]]) -> bytes:
-    """`lines` as CSV (RFC 4180 quoting, CRLF line ends), UTF-8 encoded."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(lines)
-    return buffer.getvalue().encode()
-
-
-def truncated_line(max_rows: int) -> bytes:
-    return (
-        f"{TRUNCATED_PREFIX} the export stopped at {max_rows:,} rows (the export_max_rows setting); "
-        "narrow the filters to get the rest\r\n"
-    ).encode()
 
 
 async def csv_stream(
@@ -159,15 +127,9 @@ async def csv_stream(
         await connection.execute(text("SET TRANSACTION READ ONLY"))
         await enter_tenant(connection, plan.schema)
         await repository.tune_for_analytics(connection)
-        yield csv_bytes([plan.columns])
-        written = 0
-        chunks = repository.stream_rows(connection, statement, params, chunk_rows=chunk_rows)
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                keep = chunk[: max(plan.max_rows - written, 0)]
-                if keep:
-                    yield csv_bytes(plan.line(row) for row in keep)
-                    written += len(keep)
-                if len(keep) < len(chunk):
-                    yield truncated_line(plan.max_rows)
-                    break
+        chunks = stream_chunks(connection, statement, params, chunk_rows=chunk_rows)
+        async with aclosing(
+            csv_lines(plan.columns, chunks, plan.line, max_rows=plan.max_rows, limit=EXPORT_LIMIT)
+        ) as lines:
+            async for piece in lines:
+                yield piece

@@ -12,7 +12,7 @@ serves. Statements are assembled only from the constant fragments below; values 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -442,21 +442,6 @@ async def reading_stats(session: Executor, filters: ReadingFilter) -> ReadingSta
         first=_reading(first) if first is not None else None,
         last=_reading(last) if last is not None else None,
     )
-
-
-async def stream_rows(
-    connection: AsyncConnection, statement: TextClause, params: dict[str, Any], *, chunk_rows: int
-) -> AsyncGenerator[Sequence[Row[Any]], None]:
-    """The rows of `statement` in chunks of `chunk_rows`, fetched through a server-side cursor.
-
-    Needs an open transaction on `connection` for as long as the iteration runs.
-    """
-    result = await connection.stream(statement.execution_options(yield_per=chunk_rows), params)
-    try:
-        async for chunk in result.partitions(chunk_rows):
-            yield chunk
-    finally:
-        await result.close()
 
 
 def as_reading(row: Row[Any]) -> Reading:

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from mirante.web.csv_export import csv_download, csv_responses
 from mirante.web.errors import UnsupportedMediaTypeError, ValidationFailedError
 from mirante.web.pagination import Page
 from telemetry_ingest.deps import AppSettings
@@ -230,24 +231,17 @@ async def _export(
         order=params.order,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return StreamingResponse(
+    return csv_download(
         csv_stream(request.app.state.engine, plan),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="telemetry-{scope.slug}-{params.kind}-{stamp}.csv"',
-            "Cache-Control": "no-store",
-            "X-Export-Row-Limit": str(settings.export_max_rows),
-        },
+        f"telemetry-{scope.slug}-{params.kind}-{stamp}.csv",
+        row_limit=settings.export_max_rows,
     )
 
 
-EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"text/csv": {}},
-        "description": "the CSV file: a header line, one line per reading or bucket, and when the row cap cut it, "
-        "a last line starting with `# truncated:`",
-    }
-}
+EXPORT_RESPONSES = csv_responses(
+    "the CSV file: a header line, one line per reading or bucket, and when the row cap cut it, "
+    "a last line starting with `# truncated:`"
+)
 
 
 @router.get("/telemetry/export.csv", response_class=StreamingResponse, responses=EXPORT_RESPONSES)

@@ -86,9 +86,10 @@
   }
 
   // Calls the API with the bearer token; a missing or refused token sends the user to the login page.
-  // options: method, body (sent as JSON), query (URLSearchParams or string), signal, raw (the Response), accept.
+  // options: method, body (sent as JSON), form (a FormData sent as multipart, for uploads), query (URLSearchParams
+  // or string), signal, raw (the Response), accept.
   async function api(path, options = {}) {
-    const { method = "GET", body, query, signal, raw = false, accept = "application/json" } = options;
+    const { method = "GET", body, form, query, signal, raw = false, accept = "application/json" } = options;
     const token = getToken();
     if (!token) {
       redirectToLogin();
@@ -96,7 +97,10 @@
     }
     const headers = { Authorization: `Bearer ${token}`, Accept: accept };
     let payload;
-    if (body !== undefined) {
+    if (form !== undefined) {
+      // The browser writes the multipart Content-Type with its boundary.
+      payload = form;
+    } else if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       payload = JSON.stringify(body);
     }

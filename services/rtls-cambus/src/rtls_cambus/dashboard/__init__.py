@@ -1,0 +1,1 @@
+"""The dashboard's summary: people on site, devices online and offline, open incidents, in a few statements."""

@@ -1,0 +1,20 @@
+"""HTTP endpoint of the dashboard: `/api/v1/dashboard/summary`, viewers and up."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mirante.auth import CurrentPrincipal
+from mirante.db import Session
+from rtls_cambus.dashboard import service
+from rtls_cambus.dashboard.schemas import DashboardSummary
+from rtls_cambus.positions.deps import Params
+
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+
+
+@router.get("/summary")
+async def dashboard_summary(session: Session, principal: CurrentPrincipal, params: Params) -> DashboardSummary:
+    """What the site looks like now: people present by building and floor (heard within the freshness window),
+    gateways and cameras by status, and unresolved incidents by severity and status."""
+    return await service.summary(session, params)
