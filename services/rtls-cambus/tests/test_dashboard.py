@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.testing.plugin import HeadersFactory
 from rtls_cambus.buildings.models import Floor
+from rtls_cambus.config import Settings
 from rtls_cambus.devices.models import Device
 from rtls_cambus.incidents.models import Incident
 from rtls_cambus.people.models import Person
@@ -22,6 +24,12 @@ from rtls_cambus.positions.models import TagPosition
 from rtls_cambus.tags.models import Tag
 
 SUMMARY = "/api/v1/dashboard/summary"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The API alone: no MQTT subscriber, whose fixed client id another run on the same broker may be using."""
+    return settings.model_copy(update={"mqtt_ingest_enabled": False})
 
 
 def new_mac() -> str:

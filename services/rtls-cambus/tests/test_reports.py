@@ -26,6 +26,14 @@ from rtls_cambus.tags.models import Tag
 from rtls_cambus.zones.models import Zone
 
 API = "/api/v1/reports"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The API alone: no MQTT subscriber, whose fixed client id another run on the same broker may be using."""
+    return settings.model_copy(update={"mqtt_ingest_enabled": False})
+
+
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 
 
