@@ -64,6 +64,9 @@ async def test_each_operator_takes_its_own_value(client: httpx.AsyncClient, auth
         {"path": "result.label", "op": "in"},
         {"path": "result.label", "op": "exists", "value": 1},
         {"path": "result.label", "op": "matches", "value": "s.*"},
+        # jsonb cannot hold NUL: stored unchecked, this was a 500.
+        {"path": "result.label", "op": "equals", "value": {"key\u0000": 1}},
+        {"path": "result.label", "op": "in", "value": [["nested\u0000"]]},
     ):
         refused = await client.post(RULES, json=rule(conditions=[wrong]), headers=admin)
         assert refused.status_code == 422, (wrong, refused.text)
