@@ -6,6 +6,9 @@ from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from rtls_cambus.buildings.router import router as buildings_router
+from rtls_cambus.chatwoot.router import WEBHOOK_PATH as CHATWOOT_WEBHOOK_PATH
+from rtls_cambus.chatwoot.router import router as chatwoot_router
+from rtls_cambus.chatwoot.sync import chatwoot_worker
 from rtls_cambus.config import Settings
 from rtls_cambus.devices.router import router as devices_router
 from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
@@ -16,6 +19,8 @@ from rtls_cambus.incidents.router import router as incidents_router
 from rtls_cambus.ingest.metrics import ingest_metrics
 from rtls_cambus.ingest.router import router as ingest_router
 from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
+from rtls_cambus.notifications.router import router as notifications_router
+from rtls_cambus.notifications.worker import notifications_worker
 from rtls_cambus.outgoing.dispatcher import webhook_worker
 from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
@@ -49,6 +54,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             web_router,
             webhooks_router,
             incidents_router,
+            chatwoot_router,
+            notifications_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
@@ -57,10 +64,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "position-sweep": sweep_silent_tags,
             "webhooks": webhook_worker,
             "incident-rules": incident_rules_worker,
+            "chatwoot-sync": chatwoot_worker,
+            "mail-notifications": notifications_worker,
         },
         body_limits={
             FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK,
             ATTACHMENTS_PATH_PREFIX: settings.incident_attachment_max_bytes + _MULTIPART_SLACK,
+            CHATWOOT_WEBHOOK_PATH: settings.chatwoot_webhook_max_body_bytes,
         },
     )
     ingest_metrics(app)
