@@ -23,6 +23,7 @@ IGNORED = "ignored"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
 ACCEPTED_STATUSES = (QUEUED, PROCESSED, IGNORED)
+ACCEPTED_PREDICATE = "status IN ('queued', 'processed', 'ignored')"
 
 
 class ChatwootConversation(Base):
@@ -68,7 +69,7 @@ class ChatwootDelivery(Base):
             "uq_chatwoot_deliveries_accepted_delivery_id",
             "delivery_id",
             unique=True,
-            postgresql_where="status IN ('queued', 'processed', 'ignored')",
+            postgresql_where=ACCEPTED_PREDICATE,
         ),
         Index("ix_chatwoot_deliveries_received_at", "received_at"),
         Index("ix_chatwoot_deliveries_status", "status"),

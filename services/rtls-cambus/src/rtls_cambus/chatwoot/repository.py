@@ -6,12 +6,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate_scalars
-from rtls_cambus.chatwoot.models import ACCEPTED_STATUSES, ChatwootConversation, ChatwootDelivery, ChatwootMessage
+from rtls_cambus.chatwoot.models import (
+    ACCEPTED_PREDICATE,
+    ACCEPTED_STATUSES,
+    ChatwootConversation,
+    ChatwootDelivery,
+    ChatwootMessage,
+)
 from rtls_cambus.incidents.models import Incident, IncidentMessage
 
 
@@ -32,9 +38,9 @@ async def insert_accepted(session: AsyncSession, values: dict[str, Any]) -> int 
     statement = (
         insert(ChatwootDelivery)
         .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["delivery_id"], index_where=ChatwootDelivery.status.in_(ACCEPTED_STATUSES)
-        )
+        # The predicate as literals: PostgreSQL infers a partial index only from constants, and a generic plan of
+        # the prepared statement would hold parameters instead.
+        .on_conflict_do_nothing(index_elements=["delivery_id"], index_where=text(ACCEPTED_PREDICATE))
         .returning(ChatwootDelivery.id)
     )
     log_id: int | None = (await session.execute(statement)).scalar_one_or_none()
