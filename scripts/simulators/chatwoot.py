@@ -309,15 +309,16 @@ class ChatwootSimulator:
         if not body.get("content"):
             return JSONResponse({"error": "content is required"}, status_code=422)
         with self._lock:
-            message = self._add_message(
-                conversation_id, body["content"], body.get("message_type") or "outgoing", bool(body.get("private")), AGENT
-            )
+            kind = body.get("message_type") or "outgoing"
+            message = self._add_message(conversation_id, body["content"], kind, bool(body.get("private")), AGENT)
         return JSONResponse(message, background=BackgroundTask(self._send_webhook, message))
 
     async def _simulator_reply(self, request: Request) -> Response:
         body = await request.json()
         sent = await self.agent_reply(int(body["conversation_id"]), str(body["content"]))
-        return JSONResponse({"delivery_id": sent.delivery_id if sent else None, "status": sent.status if sent else None})
+        if sent is None:
+            return JSONResponse({"delivery_id": None, "status": None})
+        return JSONResponse({"delivery_id": sent.delivery_id, "status": sent.status})
 
     def _add_message(
         self, conversation_id: int, content: str, message_type: str, private: bool, agent: dict[str, Any]
