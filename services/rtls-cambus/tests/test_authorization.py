@@ -20,7 +20,7 @@ from mirante.testing.plugin import HeadersFactory
 from rtls_cambus.config import Settings
 from rtls_cambus.main import create_app
 
-RANK = {"viewer": 1, "operator": 2, "admin": 3}
+RANK = {"viewer": 1, "operator": 2, "admin": 3, "user": 1}
 CALLERS = {
     "anonymous": 0,
     "viewer": 1,
@@ -34,6 +34,9 @@ CALLERS = {
 }
 
 READ, OPERATE, ADMIN = "viewer", "operator", "admin"
+USER = "user"
+"""Any signed-in user, whatever the role; API keys are refused (403): what it changes is a person's own."""
+API_KEYS = {"key_viewer", "key_operator", "key_admin"}
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/buildings"): READ,
     ("POST", "/api/v1/buildings"): ADMIN,
@@ -138,15 +141,23 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/incident-rules/{rule_id}"): READ,
     ("PATCH", "/api/v1/incident-rules/{rule_id}"): ADMIN,
     ("DELETE", "/api/v1/incident-rules/{rule_id}"): ADMIN,
+    ("GET", "/api/v1/integrations/chatwoot/deliveries"): ADMIN,
+    ("GET", "/api/v1/integrations/chatwoot/deliveries/{log_id}"): ADMIN,
+    ("GET", "/api/v1/notifications/mails"): ADMIN,
+    ("GET", "/api/v1/notifications/preferences"): USER,
+    ("PUT", "/api/v1/notifications/preferences"): USER,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
+SIGNED_ROUTES = {("POST", "/api/v1/integrations/chatwoot/webhook")}
+"""Anonymous: Chatwoot proves itself with its signature or token (test_chatwoot_webhook)."""
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
 CATALOGUE_PREFIXES += ("/api/v1/webhooks",)
-SUITE_WIDE_PREFIX = "/api/v1/webhooks"
-"""Every service's events, every tenant's among them: closed to a tenant-bound admin (`outgoing.deps`)."""
-CATALOGUE_PREFIXES += ("/api/v1/incident", "/api/v1/support-groups")
+SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/integrations/chatwoot/deliveries", "/api/v1/notifications/mails")
+"""Every service's events, every tenant's among them (and the webhook and mail logs that carry them): closed to a
+tenant-bound admin (`outgoing.deps`)."""
+CATALOGUE_PREFIXES += ("/api/v1/incident", "/api/v1/support-groups", "/api/v1/integrations", "/api/v1/notifications")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -157,7 +168,7 @@ def test_every_catalogue_route_has_a_rule() -> None:
         if path.startswith(CATALOGUE_PREFIXES)
         for method in operations
     }
-    assert found == set(ROUTES) | TICKET_ROUTES
+    assert found == set(ROUTES) | TICKET_ROUTES | SIGNED_ROUTES
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -189,7 +200,7 @@ async def test_callers_get_through_only_with_the_role(
     for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
-    for name in ("attachment_id", "user_id", "rule_id"):
+    for name in ("attachment_id", "user_id", "rule_id", "log_id"):
         url = url.replace("{" + name + "}", str(2**62))
     for caller, rank in CALLERS.items():
         kwargs = (
@@ -200,6 +211,8 @@ async def test_callers_get_through_only_with_the_role(
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)
+        elif ROUTES[method, path] == USER and caller in API_KEYS:
+            assert response.status_code == 403, (caller, response.text)
         elif rank < needed:
             assert response.status_code == 403, (caller, response.text)
         else:
@@ -210,11 +223,19 @@ async def test_an_admin_bound_to_a_tenant_cannot_reach_the_suites_webhooks(
     client: httpx.AsyncClient, auth_headers: HeadersFactory
 ) -> None:
     acme_admin = await auth_headers("admin", tenant="acme")
-    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIX))
-    assert suite_wide
+    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIXES))
+    assert len(suite_wide) == 13
     for method, path in suite_wide:
-        url = path.replace("{subscription_id}", "1").replace("{delivery_id}", "1")
+        url = path.replace("{subscription_id}", "1").replace("{delivery_id}", "1").replace("{log_id}", "1")
         kwargs = {"json": {}} if method in {"POST", "PATCH"} else {}
         response = await client.request(method, url, headers=acme_admin, **kwargs)  # type: ignore[arg-type]
         assert response.status_code == 403, (method, path, response.text)
         assert "tenant 'acme'" in response.json()["error"]["message"]
+
+
+async def test_the_chatwoot_webhook_asks_no_credentials(client: httpx.AsyncClient) -> None:
+    """Anonymous by design: refused for want of a configured secret (503), not of a login (401)."""
+    answer = await client.post(
+        "/api/v1/integrations/chatwoot/webhook", json={"event": "message_created"}, headers={"X-API-Key": "mk_x"}
+    )
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "chatwoot_not_configured"

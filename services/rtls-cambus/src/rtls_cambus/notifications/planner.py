@@ -124,7 +124,9 @@ class NotificationPlanner:
             return 0
         if event.type == INCIDENT_UPDATED and change not in ("status", "assignees"):
             return 0
-        users = set(await repository.assignees_of(session, incident_id))
+        # The assignees as the event saw them: a later change must not redirect the mail about this one.
+        assignees = incident.get("assignee_ids")
+        users = {user for user in assignees if isinstance(user, int)} if isinstance(assignees, list) else set()
         group_id = incident.get("support_group_id")
         if change != "assignees" and isinstance(group_id, int):
             users |= set(await repository.members_of_group(session, group_id))

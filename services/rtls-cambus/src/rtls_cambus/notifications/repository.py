@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.models import User
 from mirante.db import paginate_scalars
-from rtls_cambus.incidents.models import IncidentAssignee, SupportGroup, SupportGroupMember
+from rtls_cambus.incidents.models import SupportGroup, SupportGroupMember
 from rtls_cambus.notifications.models import ALERT, PENDING, SENT, MailNotification, NotificationPreference
 
 
@@ -42,11 +42,6 @@ async def members_of_group_named(session: AsyncSession, name: str) -> list[int]:
         .join(SupportGroup, SupportGroup.id == SupportGroupMember.group_id)
         .where(SupportGroup.name == name)
     )
-    return list((await session.scalars(query)).all())
-
-
-async def assignees_of(session: AsyncSession, incident_id: int) -> list[int]:
-    query = select(IncidentAssignee.user_id).where(IncidentAssignee.incident_id == incident_id)
     return list((await session.scalars(query)).all())
 
 
