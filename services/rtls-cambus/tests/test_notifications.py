@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -32,6 +32,7 @@ from mirante.db import create_sessionmaker
 from mirante.settings import InfraSettings, SmtpSettings
 from mirante.testing.plugin import HeadersFactory
 from mirante.testing.streams import publish_event
+from rtls_cambus.chatwoot.models import ChatwootDelivery
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.incidents import service as incidents
@@ -43,6 +44,7 @@ from rtls_cambus.notifications.models import MailNotification
 from rtls_cambus.notifications.planner import NotificationPlanner
 from rtls_cambus.notifications.sender import MailSender
 from rtls_cambus.notifications.worker import notification_consumer
+from rtls_cambus.retention import forget_old_logs
 
 
 def free_port() -> int:
@@ -412,3 +414,42 @@ def test_the_mail_server_port_follows_its_security(security: str) -> None:
     expected = {"starttls": 587, "tls": 465, "none": 25}[security]
     assert SmtpSettings(host="mail.example.com", security=security).effective_port == expected  # type: ignore[arg-type]
     assert SmtpSettings(host="mail.example.com", port=2525, security=security).effective_port == 2525  # type: ignore[arg-type]
+
+
+async def test_old_finished_notifications_and_webhook_requests_are_forgotten(
+    infra_settings: InfraSettings, people: People, mail_server: MailServer
+) -> None:
+    settings = mail_settings(infra_settings, mail_server, people, mail_retention_days=30)
+    ana = people.users["ana"]
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    async with people.sessions() as session, session.begin():
+        for status in ("sent", "failed", "pending"):
+            session.add(
+                MailNotification(
+                    event_id=uuid.uuid4(),
+                    kind="alert",
+                    user_id=ana.id,
+                    address=people.address("ana"),
+                    subject=status,
+                    context={},
+                    status=status,
+                    created_at=long_ago,
+                )
+            )
+        old_request = ChatwootDelivery(
+            event="message_created",
+            status="rejected",
+            http_status=401,
+            body="{}",
+            body_size=2,
+            body_truncated=False,
+            body_sha256="0" * 64,
+            headers={},
+            received_at=long_ago,
+        )
+        session.add(old_request)
+    deliveries, mails = await forget_old_logs(people.sessions, settings)
+    assert deliveries >= 1 and mails >= 2
+    assert [row.subject for row in await rows_of(people, "ana")] == ["pending"]
+    async with people.sessions() as session:
+        assert await session.get(ChatwootDelivery, old_request.id) is None

@@ -187,6 +187,10 @@ class Settings(ServiceSettings):
         default="30/minute", description="webhook requests per source address that fail authentication"
     )
 
+    chatwoot_delivery_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days the Chatwoot webhook log keeps a request"
+    )
+
     # E-mail notifications; the mail server is the suite's (MIRANTE_SMTP_*).
     notifications_enabled: bool = Field(
         default=True,
@@ -210,6 +214,9 @@ class Settings(ServiceSettings):
         min_length=1,
         max_length=50,
         description="longest wait before each new try of a mail (full jitter below it); its length is the retries",
+    )
+    mail_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days a sent or failed mail notification is kept"
     )
     mail_poll_interval_seconds: float = Field(
         default=2.0, gt=0, le=60, description="seconds between two looks for mails due when nothing wakes the sender"

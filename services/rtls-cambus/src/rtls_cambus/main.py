@@ -26,6 +26,7 @@ from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.positions.router import router as positions_router
 from rtls_cambus.positions.worker import sweep_silent_tags
+from rtls_cambus.retention import retention_worker
 from rtls_cambus.tags.router import router as tags_router
 from rtls_cambus.web.router import router as web_router
 from rtls_cambus.zones.router import router as zones_router
@@ -66,6 +67,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "incident-rules": incident_rules_worker,
             "chatwoot-sync": chatwoot_worker,
             "mail-notifications": notifications_worker,
+            "log-retention": retention_worker,
         },
         body_limits={
             FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,3 +114,9 @@ async def incident(session: AsyncSession, incident_id: int) -> Incident | None:
 async def incident_message_exists(session: AsyncSession, incident_message_id: int) -> bool:
     query = select(IncidentMessage.id).where(IncidentMessage.id == incident_message_id)
     return (await session.execute(query)).first() is not None
+
+
+async def delete_deliveries_before(session: AsyncSession, moment: datetime) -> int:
+    """Forget requests received before `moment` (a queued one too: its event was long handled or dead-lettered)."""
+    statement = delete(ChatwootDelivery).where(ChatwootDelivery.received_at < moment).returning(ChatwootDelivery.id)
+    return len((await session.execute(statement)).all())

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.models import User
 from mirante.db import paginate_scalars
 from rtls_cambus.incidents.models import SupportGroup, SupportGroupMember
-from rtls_cambus.notifications.models import ALERT, PENDING, SENT, MailNotification, NotificationPreference
+from rtls_cambus.notifications.models import ALERT, FAILED, PENDING, SENT, MailNotification, NotificationPreference
 
 
 @dataclass(frozen=True)
@@ -156,3 +156,13 @@ async def list_mails(
     if filters.user_id is not None:
         query = query.where(MailNotification.user_id == filters.user_id)
     return await paginate_scalars(session, query, offset=offset, limit=limit)
+
+
+async def delete_finished_before(session: AsyncSession, moment: datetime) -> int:
+    """Forget notifications sent or failed that were made before `moment`; pending ones stay whatever their age."""
+    statement = (
+        delete(MailNotification)
+        .where(MailNotification.status.in_((SENT, FAILED)), MailNotification.created_at < moment)
+        .returning(MailNotification.id)
+    )
+    return len((await session.execute(statement)).all())
