@@ -86,7 +86,15 @@ class ChatwootClient:
     async def open_conversation(self, contact_id: int, incident_id: int, first_message: str) -> int:
         """A new open conversation of the contact in the inbox, holding `first_message`; its (display) id.
 
-        The message goes with the conversation in one call, so Chatwoot never keeps a conversation without it."""
+        The message goes with the conversation in one call, so Chatwoot never keeps a conversation without it.
+        A failure forgets the contact, so the next try looks it up again (it may have been deleted in Chatwoot)."""
+        try:
+            return await self._open_conversation(contact_id, incident_id, first_message)
+        except ChatwootError:
+            self._contact_id = None
+            raise
+
+    async def _open_conversation(self, contact_id: int, incident_id: int, first_message: str) -> int:
         answer = await self._request(
             "POST",
             "/conversations",

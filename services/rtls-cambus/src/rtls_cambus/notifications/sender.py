@@ -76,6 +76,11 @@ class MailSender:
             except asyncio.CancelledError:
                 await asyncio.shield(self._release(ids))
                 raise
+            except Exception as error:
+                # A mail that cannot even be built would fail the same way on every try.
+                logger.exception("building the mail to user %s failed", user_id)
+                await self._failed(claimed, ids, mailer.SendError(f"the mail could not be built: {error}", final=True))
+                return 0
 
     async def _deliver(self, claimed: Sequence[MailNotification], ids: list[int]) -> int:
         first = claimed[0]
