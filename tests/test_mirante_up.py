@@ -63,7 +63,9 @@ def suite_env(mirante_urls: StackUrls, database_url: str, tmp_path: Path) -> Ite
         MIRANTE_MQTT_URL=mirante_urls.mqtt_url,
         MIRANTE_DATA_DIR=str(tmp_path / "data"),
         MIRANTE_LOG_LEVEL="WARNING",
+        MIRANTE_SMTP_SINK_PORT=str(_free_port()),
     )
+    env.pop("MIRANTE_SMTP_HOST", None)
     for spec in discover_services():
         env[f"{spec.env_prefix}PORT"] = str(_free_port())
     yield env
@@ -87,6 +89,8 @@ def test_up_starts_every_service_and_ctrl_c_stops_them(suite_env: dict[str, str]
             ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
             assert ready.status_code == 200, f"{spec.name}: {ready.text}"
             assert ready.json()["status"] == "ready"
+        sink = f"smtp://127.0.0.1:{suite_env['MIRANTE_SMTP_SINK_PORT']}"
+        assert any("smtp (mail sink)" in line and sink in line for line in output.lines), output.lines
     finally:
         process.send_signal(signal.SIGINT)
         try:

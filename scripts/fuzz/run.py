@@ -87,8 +87,19 @@ def _service_env(database_url: str) -> dict[str, str]:
     env["CVAT_SYNC_CVAT_TOKEN"] = "fuzz-token"
     # Without a secret every webhook is refused with 503; with one, unsigned fuzz input gets 401.
     env["CVAT_SYNC_WEBHOOK_SECRET"] = "fuzz-webhook-secret"
-    # Login and signup are rate limited per client; the fuzzer is one client and must reach the logic behind.
+    # Chatwoot on, pointed at the discard port (conversations fail and are retried in the background); with a
+    # webhook secret, unsigned fuzz input gets 401 (without one, 503).
+    env["RTLS_CAMBUS_CHATWOOT_ENABLED"] = "true"
+    env["RTLS_CAMBUS_CHATWOOT_URL"] = "http://127.0.0.1:9"
+    env["RTLS_CAMBUS_CHATWOOT_API_TOKEN"] = "fuzz-token"
+    env["RTLS_CAMBUS_CHATWOOT_ACCOUNT_ID"] = "1"
+    env["RTLS_CAMBUS_CHATWOOT_INBOX_ID"] = "1"
+    env["RTLS_CAMBUS_CHATWOOT_WEBHOOK_SECRET"] = "fuzz-chatwoot-secret"
+    # Login, signup and webhook failures are rate limited per client; the fuzzer is one client and must reach
+    # the logic behind.
     env["MIRANTE_LOGIN_RATE_LIMIT"] = "100000/minute"
+    env["RTLS_CAMBUS_CHATWOOT_WEBHOOK_RATE_LIMIT"] = "100000/minute"
+    env["RTLS_CAMBUS_CHATWOOT_WEBHOOK_REJECTED_RATE_LIMIT"] = "100000/minute"
     return env
 
 

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from mirante.backoff import Backoff, full_jitter, retry_after_seconds
+from mirante.backoff import Backoff, full_jitter, retry_after_seconds, scheduled_delay
 from mirante.mqtt.batching import Backoff as RunnerBackoff
 
 
@@ -77,3 +77,13 @@ def test_a_missing_or_unreadable_retry_after_falls_back_to_jitter(header: str | 
 
 def test_the_mqtt_runner_keeps_its_backoff_name() -> None:
     assert RunnerBackoff is Backoff
+
+
+def test_a_schedule_bounds_each_retry_and_ends() -> None:
+    schedule = [1.0, 10.0, 100.0]
+    for attempts, step in enumerate(schedule, start=1):
+        delays = [scheduled_delay(attempts, schedule) for _ in range(50)]
+        assert all(delay is not None and 0 <= delay <= step for delay in delays)
+    assert scheduled_delay(4, schedule) is None
+    assert scheduled_delay(1, schedule, retry_after="30") == 30.0
+    assert scheduled_delay(1, schedule, retry_after="100000") == 100.0

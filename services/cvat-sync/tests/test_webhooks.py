@@ -25,11 +25,12 @@ from cvat_sync.jobs.models import Job, JobChange
 from cvat_sync.main import create_app
 from cvat_sync.models import WebhookLog
 from cvat_sync.webhooks.schemas import LogStatus
-from cvat_sync.webhooks.service import REJECTED_BODY_KEPT_BYTES, CvatWebhookReceiver, WebhookRequest
+from cvat_sync.webhooks.service import CvatWebhookReceiver, WebhookRequest
 from mirante.migrations import history_config
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory
 from mirante.webhooks import sign_sha256_hex
+from mirante.webhooks.audit import REJECTED_BODY_KEPT_BYTES
 
 SECRET = "w3bh00k"
 WEBHOOK = "/api/v1/webhooks/cvat"

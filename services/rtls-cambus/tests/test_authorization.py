@@ -24,7 +24,7 @@ from rtls_cambus.config import Settings
 from rtls_cambus.incidents.service import Actor, open_incident
 from rtls_cambus.main import create_app
 
-RANK = {"viewer": 1, "operator": 2, "admin": 3}
+RANK = {"viewer": 1, "operator": 2, "admin": 3, "user": 1}
 CALLERS = {
     "anonymous": 0,
     "viewer": 1,
@@ -42,6 +42,9 @@ CALLERS = {
 TENANT_BOUND = {"acme_viewer", "acme_operator", "acme_admin", "acme_key_admin"}
 
 READ, OPERATE, ADMIN = "viewer", "operator", "admin"
+USER = "user"
+"""Any signed-in user, whatever the role; API keys are refused (403): what it changes is a person's own."""
+API_KEYS = {"key_viewer", "key_operator", "key_admin"}
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/buildings"): READ,
     ("POST", "/api/v1/buildings"): ADMIN,
@@ -155,16 +158,24 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/reports/occupancy.csv"): READ,
     ("GET", "/api/v1/reports/incidents/response-times"): READ,
     ("GET", "/api/v1/reports/incidents/response-times.csv"): READ,
+    ("GET", "/api/v1/integrations/chatwoot/deliveries"): ADMIN,
+    ("GET", "/api/v1/integrations/chatwoot/deliveries/{log_id}"): ADMIN,
+    ("GET", "/api/v1/notifications/mails"): ADMIN,
+    ("GET", "/api/v1/notifications/preferences"): USER,
+    ("PUT", "/api/v1/notifications/preferences"): USER,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
+SIGNED_ROUTES = {("POST", "/api/v1/integrations/chatwoot/webhook")}
+"""Anonymous: Chatwoot proves itself with its signature or token (test_chatwoot_webhook)."""
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
 SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/incidents", "/api/v1/incident-rules", "/api/v1/support-groups")
-SUITE_WIDE_PREFIXES += ("/api/v1/reports/incidents",)
-"""Every service's events, every tenant's among them: closed to callers bound to a tenant (`deps.Suite*`)."""
+SUITE_WIDE_PREFIXES += ("/api/v1/reports/incidents", "/api/v1/integrations/chatwoot/deliveries", "/api/v1/notifications/mails")
+"""Every service's events, every tenant's among them (and the webhook and mail logs that carry them): closed to
+callers bound to a tenant (`deps.Suite*`)."""
 CATALOGUE_PREFIXES += SUITE_WIDE_PREFIXES
-CATALOGUE_PREFIXES += ("/api/v1/dashboard", "/api/v1/reports")
+CATALOGUE_PREFIXES += ("/api/v1/dashboard", "/api/v1/reports", "/api/v1/integrations", "/api/v1/notifications")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -175,7 +186,7 @@ def test_every_catalogue_route_has_a_rule() -> None:
         if path.startswith(CATALOGUE_PREFIXES)
         for method in operations
     }
-    assert found == set(ROUTES) | TICKET_ROUTES
+    assert found == set(ROUTES) | TICKET_ROUTES | SIGNED_ROUTES
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -217,7 +228,7 @@ async def test_callers_get_through_only_with_the_role(
     for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
-    for name in ("attachment_id", "user_id", "rule_id"):
+    for name in ("attachment_id", "user_id", "rule_id", "log_id"):
         url = url.replace("{" + name + "}", str(2**62))
     for caller, rank in CALLERS.items():
         kwargs = (
@@ -228,7 +239,11 @@ async def test_callers_get_through_only_with_the_role(
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)
-        elif rank < needed or (suite_wide and caller in TENANT_BOUND):
+        elif (
+            rank < needed
+            or (suite_wide and caller in TENANT_BOUND)
+            or (ROUTES[method, path] == USER and caller in API_KEYS)
+        ):
             assert response.status_code == 403, (caller, response.text)
         else:
             assert response.status_code not in {401, 403}, (caller, response.text)
@@ -245,6 +260,8 @@ async def test_an_admin_bound_to_a_tenant_reaches_nothing_that_spans_the_suite(
         "incident-rules",
         "support-groups",
         "reports",
+        "integrations",
+        "notifications",
     }
     for method, path in suite_wide:
         url = re.sub(r"\{[a-z_]+\}", "1", path)
@@ -269,3 +286,11 @@ async def test_an_incident_opened_by_a_rule_is_not_shown_to_a_tenant_bound_admin
     for url in ("/api/v1/incidents", f"/api/v1/incidents/{opened.id}", "/api/v1/incident-rules"):
         refused = await client.get(url, headers=acme_admin)
         assert refused.status_code == 403 and "globex" not in refused.text
+
+
+async def test_the_chatwoot_webhook_asks_no_credentials(client: httpx.AsyncClient) -> None:
+    """Anonymous by design: refused for want of a configured secret (503), not of a login (401)."""
+    answer = await client.post(
+        "/api/v1/integrations/chatwoot/webhook", json={"event": "message_created"}, headers={"X-API-Key": "mk_x"}
+    )
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "chatwoot_not_configured"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import math
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 DEFAULT_RETRY_AFTER_CAP_SECONDS = 300.0
@@ -50,6 +51,22 @@ def retry_after_seconds(
     if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), cap)
+
+
+def scheduled_delay(attempts: int, schedule: Sequence[float], retry_after: str | None = None) -> float | None:
+    """Seconds before the next try after `attempts` failed ones, or None when `schedule` is spent.
+
+    `schedule[n]` is the longest wait after the (n+1)th failure; the delay is drawn with full jitter below it. A
+    `Retry-After` header value the other side sent wins, capped at the longest step.
+    """
+    if attempts > len(schedule):
+        return None
+    if attempts < 1:
+        return 0.0
+    told = retry_after_seconds(retry_after, cap=max(schedule))
+    if told is not None:
+        return told
+    return random.uniform(0, schedule[attempts - 1])
 
 
 class Backoff:

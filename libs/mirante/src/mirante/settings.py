@@ -47,6 +47,8 @@ class CoreSettings(BaseSettings):
     # When set, /metrics needs `Authorization: Bearer <token>`; unset, /metrics is open in development and
     # answers 404 in production.
     metrics_token: SecretStr | None = None
+    # Port of the mail sink `mirante up` runs when no mail server is configured (MIRANTE_SMTP_HOST unset).
+    smtp_sink_port: int = Field(default=18025, ge=1, le=65535)
 
     @property
     def production(self) -> bool:
@@ -92,6 +94,37 @@ class MqttSettings(BaseSettings):
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
 
 
+SmtpSecurity = Literal["starttls", "tls", "none"]
+_DEFAULT_SMTP_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class SmtpSettings(BaseSettings):
+    """`MIRANTE_SMTP_*`: the mail server the suite sends mail through. Without a host no mail is sent.
+
+    `security`: `starttls` (plain connection upgraded with STARTTLS, which must succeed; port 587 by default),
+    `tls` (TLS from the first byte, port 465 by default) or `none` (plain text, for a local relay or sink).
+    """
+
+    model_config = _config("MIRANTE_SMTP_")
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: SmtpSecurity = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    validate_certs: bool = True
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+    @property
+    def effective_port(self) -> int:
+        """The port given, else the usual one for `security`."""
+        return self.port if self.port is not None else _DEFAULT_SMTP_PORTS[self.security]
+
+
 class JwtSettings(BaseSettings):
     """Token signing. One algorithm is pinned per deployment: HS256 with a secret, or RS256 with key files."""
 
@@ -126,6 +159,7 @@ class InfraSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     jwt: JwtSettings = Field(default_factory=JwtSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
     def check_production(self) -> None:
         """Refuse the development defaults when `MIRANTE_ENV=production`."""

@@ -18,10 +18,11 @@ import httpx
 import uvicorn
 
 from mirante.devstack import EmbeddedStack, StackUrls
+from mirante.devstack.mail_sink import MailSink, start_mail_sink
 from mirante.migrations import upgrade_all
 from mirante.restarts import RestartBackoff
 from mirante.service import ServiceSpec, discover_services, get_service
-from mirante.settings import CoreSettings, SettingsError
+from mirante.settings import CoreSettings, SettingsError, SmtpSettings
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,32 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _child_env(stack: EmbeddedStack) -> dict[str, str]:
+def _child_env(stack: EmbeddedStack, sink: MailSink | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["MIRANTE_DATABASE_URL"] = stack.urls.database_url
     env["MIRANTE_REDIS_URL"] = stack.urls.redis_url
     env["MIRANTE_MQTT_URL"] = stack.urls.mqtt_url
     if stack.mqtt_protocol is not None:
         env["MIRANTE_MQTT_PROTOCOL"] = stack.mqtt_protocol
+    if sink is not None:
+        env.update(sink.child_env())
     return env
+
+
+def _mail_sink(core: CoreSettings) -> MailSink | None:
+    """The local mail sink, unless a mail server is configured (`MIRANTE_SMTP_HOST`)."""
+    if SmtpSettings().configured:
+        return None
+    return start_mail_sink(core.data_dir, core.smtp_sink_port)
+
+
+def _mail_line(sink: MailSink | None) -> str:
+    smtp = SmtpSettings()
+    if sink is not None:
+        return f"  smtp (mail sink)     smtp://{sink.host}:{sink.port}   (mails kept in {sink.directory}, and logged)"
+    if smtp.configured:
+        return f"  smtp                 {smtp.host}:{smtp.effective_port} ({smtp.security})"
+    return "  smtp                 none (the mail sink did not start: see the warning above)"
 
 
 def _start(spec: ServiceSpec, env: dict[str, str]) -> RunningService:
@@ -199,7 +218,7 @@ def _restore_signals(previous: dict[int, Any]) -> None:
         signal.signal(signum, handler)
 
 
-def _print_urls(urls: StackUrls, services: list[RunningService]) -> None:
+def _print_urls(urls: StackUrls, services: list[RunningService], sink: MailSink | None) -> None:
     lines = ["", "Mirante is up:"]
     lines += [f"  {s.spec.name:<20} {s.url}   (docs {s.url}/docs)" for s in services]
     lines += [
@@ -207,6 +226,7 @@ def _print_urls(urls: StackUrls, services: list[RunningService]) -> None:
         f"  postgres             {urls.database_url}",
         f"  redis                {urls.redis_url}",
         f"  mqtt                 {urls.mqtt_url}",
+        _mail_line(sink),
         "Create an admin in another terminal: .venv/bin/mirante user create admin --role admin",
         "Press Ctrl-C to stop.",
         "",
@@ -227,16 +247,18 @@ def run_suite(names: list[str], migrate: bool = True) -> int:
     core = CoreSettings()
     stack = EmbeddedStack(core.data_dir, publish_state=True)
     services: list[RunningService] = []
+    sink: MailSink | None = None
     previous = _catch_stop_signals()
     try:
         urls = stack.start()
         if migrate:
             histories = asyncio.run(upgrade_all(urls.database_url))
             logger.info("migrated %s", ", ".join(histories))
-        env = _child_env(stack)
+        sink = _mail_sink(core)
+        env = _child_env(stack, sink)
         services.extend(_start(spec, env) for spec in specs)
         _wait_ready(services)
-        _print_urls(urls, services)
+        _print_urls(urls, services, sink)
         _supervise(services, env)
         return 0
     except (_StopRequestedError, KeyboardInterrupt):
@@ -244,23 +266,33 @@ def run_suite(names: list[str], migrate: bool = True) -> int:
         return 0
     finally:
         _stop(services)
+        if sink is not None:
+            sink.stop()
         stack.stop()
         _restore_signals(previous)
 
 
 def run_infra_only() -> int:
-    """`mirante devstack`: only Postgres, Redis and MQTT, until Ctrl-C."""
-    stack = EmbeddedStack(CoreSettings().data_dir, publish_state=True)
+    """`mirante devstack`: only Postgres, Redis, MQTT and the mail sink, until Ctrl-C."""
+    core = CoreSettings()
+    stack = EmbeddedStack(core.data_dir, publish_state=True)
+    sink: MailSink | None = None
     previous = _catch_stop_signals()
     try:
         urls = stack.start()
+        sink = _mail_sink(core)
         print(f"MIRANTE_DATABASE_URL={urls.database_url}")
         print(f"MIRANTE_REDIS_URL={urls.redis_url}")
-        print(f"MIRANTE_MQTT_URL={urls.mqtt_url}", flush=True)
+        print(f"MIRANTE_MQTT_URL={urls.mqtt_url}")
+        for name, value in (sink.child_env() if sink is not None else {}).items():
+            print(f"{name}={value}")
+        sys.stdout.flush()
         while True:
             time.sleep(1)
     except (_StopRequestedError, KeyboardInterrupt):
         return 0
     finally:
+        if sink is not None:
+            sink.stop()
         stack.stop()
         _restore_signals(previous)

@@ -1,11 +1,17 @@
 """Settings of rtls-cambus: its own variables under `RTLS_CAMBUS_`, the shared ones under `MIRANTE_`."""
 
+import email.utils
+from functools import cached_property
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from limits import RateLimitItem
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mirante.settings import ServiceSettings
+from mirante.web.ratelimit import parse_rate
+
+LINK_PLACEHOLDER = "{id}"
 
 
 class Settings(ServiceSettings):
@@ -125,6 +131,16 @@ class Settings(ServiceSettings):
     incident_attachment_max_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="largest incident attachment accepted"
     )
+    incident_url_template: str = Field(
+        default="http://127.0.0.1:8004/api/v1/incidents/{id}",
+        max_length=1000,
+        description="link to an incident in mails and Chatwoot; {id} is replaced by the incident's id",
+    )
+    alert_url_template: str = Field(
+        default="http://127.0.0.1:8004/api/v1/alert-events/{id}",
+        max_length=1000,
+        description="link to an alert in mails; {id} is replaced by the alert's id",
+    )
 
     report_max_days: int = Field(default=92, ge=1, le=3660, description="longest period one report may cover, in days")
     report_export_max_rows: int = Field(
@@ -134,10 +150,156 @@ class Settings(ServiceSettings):
         description="most rows one report CSV holds; a file cut there ends with a '# truncated:' line",
     )
 
-    @field_validator("mqtt_share_group", "cambus_tenant", mode="before")
+
+    # Chatwoot; how to connect one: docs/rtls-cambus.md, "Chatwoot".
+    chatwoot_enabled: bool = Field(
+        default=False, description="open a Chatwoot conversation per incident and mirror the thread both ways"
+    )
+    chatwoot_url: str | None = Field(
+        default=None,
+        max_length=1000,
+        pattern=r"^https?://[^\s]+$",
+        description="base URL, e.g. https://chat.example.com",
+    )
+    chatwoot_api_token: SecretStr | None = Field(
+        default=None, description="access token of the Chatwoot user or agent bot the service acts as"
+    )
+    chatwoot_account_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    chatwoot_inbox_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="the API-channel inbox where incident conversations open"
+    )
+    chatwoot_contact_identifier: str = Field(
+        default="mirante-rtls-cambus",
+        min_length=1,
+        max_length=200,
+        description="identifier of the Chatwoot contact incidents speak as (found, or made on first use)",
+    )
+    chatwoot_contact_name: str = Field(default="Mirante RTLS", min_length=1, max_length=200)
+    chatwoot_webhook_secret: SecretStr | None = Field(
+        default=None, description="the secret of the Chatwoot webhook: X-Chatwoot-Signature is required with it"
+    )
+    chatwoot_webhook_token: SecretStr | None = Field(
+        default=None,
+        description="for Chatwoot servers that do not sign webhooks: a token the webhook URL carries as ?token=",
+    )
+    chatwoot_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="one call to Chatwoot at most")
+    chatwoot_sync_enabled: bool = Field(
+        default=True, description="run the Chatwoot sync (a consumer of the rtls-cambus stream) in this process"
+    )
+    chatwoot_webhook_max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=10 * 1024 * 1024, description="largest webhook body accepted from Chatwoot"
+    )
+    chatwoot_webhook_rate_limit: str = Field(
+        default="300/minute", description="webhook requests per source address, whatever their outcome"
+    )
+    chatwoot_webhook_rejected_rate_limit: str = Field(
+        default="30/minute", description="webhook requests per source address that fail authentication"
+    )
+
+    chatwoot_delivery_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days the Chatwoot webhook log keeps a request"
+    )
+
+    # E-mail notifications; the mail server is the suite's (MIRANTE_SMTP_*).
+    notifications_enabled: bool = Field(
+        default=True,
+        description="run the mail notifications (a consumer of the rtls-cambus stream and a sender) in this process",
+    )
+    mail_from: str = Field(default="Mirante <mirante@localhost>", min_length=3, max_length=320)
+    alert_mail_support_group: str | None = Field(
+        default=None,
+        max_length=200,
+        description="name of the support group whose members get alert mails; unset: no alert mails",
+    )
+    mail_digest_window_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="after an alert mail, the alerts for the same person within this window go out as one digest",
+    )
+    mail_digest_max_items: int = Field(default=50, ge=1, le=1000, description="notifications listed in one digest")
+    mail_retry_schedule_seconds: list[float] = Field(
+        default=[10, 60, 300, 900, 3600, 7200, 21600],
+        min_length=1,
+        max_length=50,
+        description="longest wait before each new try of a mail (full jitter below it); its length is the retries",
+    )
+    mail_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days a sent or failed mail notification is kept"
+    )
+    mail_poll_interval_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="seconds between two looks for mails due when nothing wakes the sender"
+    )
+    mail_lease_seconds: float = Field(
+        default=120, gt=0, le=3600, description="mails claimed by a sender are another replica's to send after this"
+    )
+
+    @field_validator(
+        "mqtt_share_group",
+        "cambus_tenant",
+        "chatwoot_url",
+        "chatwoot_api_token",
+        "chatwoot_webhook_secret",
+        "chatwoot_webhook_token",
+        "alert_mail_support_group",
+        "chatwoot_account_id",
+        "chatwoot_inbox_id",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("incident_url_template", "alert_url_template")
+    @classmethod
+    def _a_link(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or LINK_PLACEHOLDER not in value:
+            raise ValueError(
+                f"must be an http(s) URL holding {LINK_PLACEHOLDER}, e.g. https://rtls.example.com/i/{{id}}"
+            )
+        return value
+
+    @field_validator("chatwoot_webhook_rate_limit", "chatwoot_webhook_rejected_rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        _, address = email.utils.parseaddr(value)
+        if "@" not in address or any(char in value for char in "\r\n"):
+            raise ValueError("must be an address such as 'Mirante <mirante@example.com>'")
+        return value
+
+    @model_validator(mode="after")
+    def _chatwoot_complete(self) -> Self:
+        if self.chatwoot_enabled:
+            missing = [
+                f"RTLS_CAMBUS_{name.upper()}"
+                for name in ("chatwoot_url", "chatwoot_api_token", "chatwoot_account_id", "chatwoot_inbox_id")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"RTLS_CAMBUS_CHATWOOT_ENABLED=true needs {', '.join(missing)}")
+        if self.mail_lease_seconds <= self.infra.smtp.timeout_seconds:
+            raise ValueError("mail_lease_seconds must exceed MIRANTE_SMTP_TIMEOUT_SECONDS")
+        return self
+
+    @cached_property
+    def chatwoot_webhook_rate(self) -> RateLimitItem:
+        return parse_rate(self.chatwoot_webhook_rate_limit)
+
+    @cached_property
+    def chatwoot_webhook_rejected_rate(self) -> RateLimitItem:
+        return parse_rate(self.chatwoot_webhook_rejected_rate_limit)
+
+    def incident_link(self, incident_id: int) -> str:
+        return self.incident_url_template.replace(LINK_PLACEHOLDER, str(incident_id))
+
+    def alert_link(self, alert_id: object) -> str:
+        return self.alert_url_template.replace(LINK_PLACEHOLDER, str(alert_id))
 
     @model_validator(mode="after")
     def _batch_fits_receive_maximum(self) -> Self:

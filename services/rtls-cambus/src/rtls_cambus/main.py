@@ -6,6 +6,9 @@ from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
 from rtls_cambus.buildings.router import router as buildings_router
+from rtls_cambus.chatwoot.router import WEBHOOK_PATH as CHATWOOT_WEBHOOK_PATH
+from rtls_cambus.chatwoot.router import router as chatwoot_router
+from rtls_cambus.chatwoot.sync import chatwoot_worker
 from rtls_cambus.config import Settings
 from rtls_cambus.dashboard.router import router as dashboard_router
 from rtls_cambus.devices.router import router as devices_router
@@ -17,12 +20,15 @@ from rtls_cambus.incidents.router import router as incidents_router
 from rtls_cambus.ingest.metrics import ingest_metrics
 from rtls_cambus.ingest.router import router as ingest_router
 from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, presence_worker
+from rtls_cambus.notifications.router import router as notifications_router
+from rtls_cambus.notifications.worker import notifications_worker
 from rtls_cambus.outgoing.dispatcher import webhook_worker
 from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.positions.router import router as positions_router
 from rtls_cambus.positions.worker import sweep_silent_tags
 from rtls_cambus.reports.router import router as reports_router
+from rtls_cambus.retention import retention_worker
 from rtls_cambus.tags.router import router as tags_router
 from rtls_cambus.web.router import router as web_router
 from rtls_cambus.zones.router import router as zones_router
@@ -53,6 +59,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             incidents_router,
             dashboard_router,
             reports_router,
+            chatwoot_router,
+            notifications_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
@@ -61,10 +69,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "position-sweep": sweep_silent_tags,
             "webhooks": webhook_worker,
             "incident-rules": incident_rules_worker,
+            "chatwoot-sync": chatwoot_worker,
+            "mail-notifications": notifications_worker,
+            "log-retention": retention_worker,
         },
         body_limits={
             FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK,
             ATTACHMENTS_PATH_PREFIX: settings.incident_attachment_max_bytes + _MULTIPART_SLACK,
+            CHATWOOT_WEBHOOK_PATH: settings.chatwoot_webhook_max_body_bytes,
         },
     )
     ingest_metrics(app)

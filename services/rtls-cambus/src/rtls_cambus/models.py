@@ -1,6 +1,7 @@
 """Every table of the schema, imported together so the Alembic environment sees them all."""
 
 from rtls_cambus.buildings.models import Building, Floor
+from rtls_cambus.chatwoot.models import ChatwootConversation, ChatwootDelivery, ChatwootMessage
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.floor_plans.models import FloorPlan
 from rtls_cambus.incidents.models import (
@@ -14,6 +15,7 @@ from rtls_cambus.incidents.models import (
     SupportGroupMember,
 )
 from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
+from rtls_cambus.notifications.models import MailNotification, NotificationPreference
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
 from rtls_cambus.positions.models import PositionChange, PresenceSession, TagPosition
@@ -26,6 +28,9 @@ __all__ = [
     "CameraEvent",
     "CameraGroup",
     "CameraGroupMember",
+    "ChatwootConversation",
+    "ChatwootDelivery",
+    "ChatwootMessage",
     "Device",
     "Floor",
     "FloorPlan",
@@ -35,6 +40,8 @@ __all__ = [
     "IncidentMessage",
     "IncidentRule",
     "IncidentStatusChange",
+    "MailNotification",
+    "NotificationPreference",
     "Person",
     "PersonGroup",
     "PersonGroupMember",

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cvat_sync.deps import AppSettings
-from cvat_sync.webhooks.service import Throttle, rejection_throttle
+from cvat_sync.webhooks.service import rejection_throttle
 from mirante.web.ratelimit import RateLimiter
+from mirante.webhooks.audit import Throttle
 
 
 async def get_rejection_throttle(request: Request, settings: AppSettings) -> Throttle | None:

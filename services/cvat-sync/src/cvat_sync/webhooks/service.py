@@ -8,9 +8,10 @@ is set; CVAT retries 5xx, so deliveries made meanwhile are not lost on servers t
 `event` string.
 
 A request whose signature did not verify proves nothing about its sender, so its log row keeps the headers,
-size, SHA-256 and only the first `REJECTED_BODY_KEPT_BYTES` of the body, and such requests are counted per
-source address (`CVAT_SYNC_WEBHOOK_REJECTED_RATE_LIMIT`): past the limit they get 429 with `Retry-After` and
-are not logged at all. Authenticated requests are never counted and always keep their whole body.
+size, SHA-256 and only the start of the body (the suite's limits for every webhook log, `mirante.webhooks.audit`),
+and such requests are counted per source address (`CVAT_SYNC_WEBHOOK_REJECTED_RATE_LIMIT`): past the limit
+they get 429 with `Retry-After` and are not logged at all. Authenticated requests are never counted and always
+keep their whole body.
 
 An admitted request's log row is inserted (`pending`) in the request's transaction before anything else, then
 the event is processed inside a SAVEPOINT. A processing failure rolls back to the savepoint only, so the row
@@ -33,7 +34,6 @@ CVAT sends no delivery id; a body that ended in error or was rejected is process
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -62,7 +62,8 @@ from cvat_sync.webhooks.schemas import (
     WebhookLogFilters,
 )
 from mirante.web.ratelimit import RateLimiter
-from mirante.webhooks import SHA256_SIGNATURE_HEADER, SignatureError, verify_sha256_hex
+from mirante.webhooks import SHA256_SIGNATURE_HEADER, SignatureError, audit, verify_sha256_hex
+from mirante.webhooks.audit import Throttle, db_text, kept_headers, media_type, stored_body
 
 logger = logging.getLogger(__name__)
 
@@ -72,31 +73,18 @@ JSON_MEDIA_TYPE = "application/json"
 SECRET_VARIABLE = "CVAT_SYNC_WEBHOOK_SECRET"
 # Kept for the audit; never credentials. The signature is kept: it proves nothing without the secret.
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", SHA256_SIGNATURE_HEADER.lower(), "x-forwarded-for")
-MAX_HEADER_CHARS = 512
 MAX_EVENT_CHARS = 100
 MAX_SOURCE_IP_CHARS = 64
 MAX_MESSAGE_CHARS = 2000
-# Enough to see what an unauthenticated request claimed (event, ids) without letting it fill the database.
-REJECTED_BODY_KEPT_BYTES = 4096
 THROTTLE_SCOPE = "cvat-webhook-rejected"
 PROCESSING_FAILED_MESSAGE = "processing failed unexpectedly; the details are in the service log"
 
 Ref = TypeVar("Ref", bound=BaseModel)
 
 
-Throttle = Callable[[str | None], Awaitable[None]]
-"""Counts one unauthenticated rejection from a source address; raises `RateLimitedError` (429) past the limit."""
-
-
 def rejection_throttle(limiter: RateLimiter | None, rate: RateLimitItem) -> Throttle | None:
     """The per-address limit of unauthenticated rejections on the suite's Redis limiter (None: no limiter)."""
-    if limiter is None:
-        return None
-
-    async def throttle(source_ip: str | None) -> None:
-        await limiter.hit(rate, THROTTLE_SCOPE, source_ip or "unknown")
-
-    return throttle
+    return audit.rejection_throttle(limiter, rate, THROTTLE_SCOPE)
 
 
 @dataclass(frozen=True)
@@ -153,42 +141,15 @@ class _Admission:
         return replace(self, rejection=_Rejection(http_status, code, message))
 
 
-def media_type(content_type: str | None) -> str:
-    """`application/json; charset=utf-8` → `application/json` (parameters dropped, lower case)."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def _db_text(text: str, limit: int | None = None) -> str:
-    # PostgreSQL text cannot hold NUL characters; an audit row must never fail on what a sender put in a body.
-    cleaned = text.replace("\x00", "\ufffd")
-    return cleaned if limit is None else cleaned[:limit]
-
-
 def _bigint(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BIGINT:
         return value
     return None
 
 
-def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    kept = {}
-    for name in KEPT_HEADERS:
-        value = headers.get(name)
-        if value is not None:
-            kept[name] = _db_text(value, MAX_HEADER_CHARS)
-    return kept
-
-
 def _nested_id(payload: dict[str, Any], key: str) -> int | None:
     value = payload.get(key)
     return _bigint(value.get("id")) if isinstance(value, dict) else None
-
-
-def _stored_body(body: bytes, authenticated: bool) -> tuple[str, bool]:
-    """What the log keeps of a body, and whether that is cut short: all of it once the sender proved who it
-    is, else a prefix (a multi-byte character cut in two becomes one replacement character)."""
-    kept = body if authenticated else body[:REJECTED_BODY_KEPT_BYTES]
-    return _db_text(kept.decode("utf-8", errors="replace")), len(kept) < len(body)
 
 
 def _parse_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -246,15 +207,15 @@ class CvatWebhookReceiver:
         if not admission.signature_valid and self.throttle is not None:
             await self.throttle(request.source_ip)
         payload = admission.payload or {}
-        body, truncated = _stored_body(request.body, admission.signature_valid)
+        kept = stored_body(request.body, admission.signature_valid)
         values: dict[str, Any] = {
-            "event_type": _db_text(admission.event, MAX_EVENT_CHARS) if admission.event is not None else None,
-            "body": body,
-            "body_size": len(request.body),
-            "body_truncated": truncated,
-            "body_sha256": hashlib.sha256(request.body).hexdigest(),
-            "headers": _kept_headers(request.headers),
-            "source_ip": _db_text(request.source_ip, MAX_SOURCE_IP_CHARS) if request.source_ip else None,
+            "event_type": db_text(admission.event, MAX_EVENT_CHARS) if admission.event is not None else None,
+            "body": kept.body,
+            "body_size": kept.body_size,
+            "body_truncated": kept.body_truncated,
+            "body_sha256": kept.body_sha256,
+            "headers": kept_headers(request.headers, KEPT_HEADERS),
+            "source_ip": db_text(request.source_ip, MAX_SOURCE_IP_CHARS) if request.source_ip else None,
             "signature_valid": admission.signature_valid,
             "job_id": _nested_id(payload, "job"),
             "webhook_id": _bigint(payload.get("webhook_id")) or _nested_id(payload, "webhook"),
@@ -351,7 +312,7 @@ class CvatWebhookReceiver:
     async def _finish(
         self, log_id: int, status: LogStatus, message: str, *, http_status: int = 200, code: str | None = None
     ) -> WebhookResult:
-        message = _db_text(message, MAX_MESSAGE_CHARS)
+        message = db_text(message, MAX_MESSAGE_CHARS)
         await repository.finish_log(
             self.session, log_id, status=status, error_message=message, processed_at=datetime.now(UTC)
         )

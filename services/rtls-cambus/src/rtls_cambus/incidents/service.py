@@ -51,6 +51,7 @@ from rtls_cambus.incidents.repository import IncidentFilters
 from rtls_cambus.incidents.schemas import (
     IncidentCreate,
     IncidentRead,
+    MessageRead,
     RuleCreate,
     Status,
     SupportGroupCreate,
@@ -75,7 +76,7 @@ _REFERENCES: Final = {
 
 @dataclass(frozen=True)
 class Actor:
-    """Who changes an incident: a user, an API key, or a rule."""
+    """Who changes an incident: a user, an API key, a rule, or `chatwoot` (a message from its conversation)."""
 
     kind: str
     id: int | None
@@ -250,13 +251,24 @@ async def _emit(session: AsyncSession, event_type: str, read: IncidentRead, acto
 
 
 async def post_message(session: AsyncSession, incident_id: int, body: str, actor: Actor) -> IncidentMessage:
-    await get_incident(session, incident_id)
+    """Add to the thread; `rtls.incident.updated` (`change`: `message`) carries the message to the mirrors
+    (Chatwoot), which tell their own messages apart by `author_kind`."""
+    incident = await get_incident(session, incident_id)
     message = IncidentMessage(
         incident_id=incident_id, author_id=actor.id, author_kind=actor.kind, author_name=actor.name, body=body
     )
     session.add(message)
     await session.flush()
     await session.refresh(message)
+    read = await read_model(session, incident)
+    await _emit(
+        session,
+        "rtls.incident.updated",
+        read,
+        actor,
+        change="message",
+        message=MessageRead.model_validate(message).model_dump(mode="json"),
+    )
     return message
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import cancel_and_wait, wait_event
-from mirante.backoff import retry_after_seconds
+from mirante.backoff import scheduled_delay
 from mirante.bus import Event, StreamConsumer
 from mirante.service import discover_services
 from mirante.webhooks.signatures import sign_standard
@@ -52,18 +51,6 @@ def payload_for(event: Event) -> bytes:
         "tenant": event.tenant,
     }
     return orjson.dumps(body)
-
-
-def retry_delay(attempts: int, schedule: list[float], retry_after: str | None) -> float | None:
-    """Seconds before the next attempt after `attempts` failed ones, or None when the schedule is spent.
-
-    Full jitter under the schedule's step; a `Retry-After` the receiver sent wins, capped at the longest step."""
-    if attempts > len(schedule):
-        return None
-    told = retry_after_seconds(retry_after, cap=max(schedule))
-    if told is not None:
-        return told
-    return random.uniform(0, schedule[attempts - 1])
 
 
 def stream_names(settings: Settings) -> list[str]:
@@ -188,7 +175,7 @@ class Dispatcher:
         if result.verdict is Verdict.DELIVERED:
             values.update(status=DELIVERED, delivered_at=datetime.now(UTC))
         elif result.verdict is Verdict.RETRY:
-            delay = retry_delay(attempts, self.settings.webhook_retry_schedule_seconds, result.retry_after)
+            delay = scheduled_delay(attempts, self.settings.webhook_retry_schedule_seconds, result.retry_after)
             if delay is None:
                 values["status"] = FAILED
             else:

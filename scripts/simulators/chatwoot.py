@@ -1,0 +1,429 @@
+"""A small Chatwoot: the application API calls rtls-cambus makes, and the signed webhooks Chatwoot sends.
+
+It serves, under `/api/v1/accounts/{account_id}` with the header `api_access_token`:
+`GET /contacts/search?q=`, `POST /contacts`, `POST /conversations` (with an optional first `message`),
+`POST /conversations/{id}/messages` and `GET /conversations/{id}/messages`, in Chatwoot's documented shapes
+(`{"payload": ...}` for contacts, the conversation or message object itself for the others; conversation ids are
+the display ids its API and webhooks use). Incoming messages are allowed, as in an API-channel inbox.
+
+Like Chatwoot, every message created (by the API or by an agent) is followed by a `message_created` webhook to
+`webhook_url`, after the answer: signed with `X-Chatwoot-Signature: sha256=<hex HMAC(secret, "{ts}." + body)>`,
+`X-Chatwoot-Timestamp` and `X-Chatwoot-Delivery` when a secret is set (as Chatwoot since 2026), unsigned
+otherwise (as older servers; a `?token=` may be part of the URL). An agent replies with `agent_reply`; a
+delivery is sent again, same delivery id and a fresh signature, with `resend`.
+
+Tests use `ChatwootSimulator` as a context manager (a real HTTP server on 127.0.0.1 in a background thread). It
+also runs on its own, for trying rtls-cambus without a Chatwoot:
+
+    .venv/bin/python scripts/simulators/chatwoot.py serve --port 3000 --secret chatwoot-secret \\
+        --webhook-url http://127.0.0.1:8004/api/v1/integrations/chatwoot/webhook
+    .venv/bin/python scripts/simulators/chatwoot.py reply 1 "On my way" --port 3000
+
+with rtls-cambus started with `RTLS_CAMBUS_CHATWOOT_ENABLED=true RTLS_CAMBUS_CHATWOOT_URL=http://127.0.0.1:3000
+RTLS_CAMBUS_CHATWOOT_API_TOKEN=simulator-token RTLS_CAMBUS_CHATWOOT_ACCOUNT_ID=1 RTLS_CAMBUS_CHATWOOT_INBOX_ID=1
+RTLS_CAMBUS_CHATWOOT_WEBHOOK_SECRET=chatwoot-secret`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DEFAULT_TOKEN = "simulator-token"
+AGENT = {"id": 7, "name": "Bruno Lima", "email": "bruno@example.com", "type": "user"}
+
+
+class SimulatorError(RuntimeError):
+    pass
+
+
+@dataclass
+class SentWebhook:
+    """A webhook the simulator sent: the delivery id, the exact body, and the answer's status (None: no answer)."""
+
+    delivery_id: str
+    body: bytes
+    status: int | None
+
+
+@dataclass
+class _State:
+    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    conversations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_id: int = 1
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Chatwoot's signature (lib/webhooks/trigger.rb), written out here rather than taken from the code under test."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+class ChatwootSimulator:
+    def __init__(
+        self,
+        *,
+        account_id: int = 1,
+        inbox_id: int = 1,
+        api_token: str = DEFAULT_TOKEN,
+        webhook_url: str | None = None,
+        secret: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account_id = account_id
+        self.inbox_id = inbox_id
+        self.api_token = api_token
+        self.webhook_url = webhook_url
+        self.secret = secret
+        self.host = host
+        self.port = port
+        self.fail_next = 0
+        """The next this many API calls are answered 503 (Chatwoot down)."""
+        self.requests: list[tuple[str, str]] = []
+        self.webhooks: list[SentWebhook] = []
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.app = self._build_app()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self.port == 0:
+            raise SimulatorError("the simulator is not started")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ChatwootSimulator:
+        sock = self._bind()
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="chatwoot-simulator", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise SimulatorError("the Chatwoot simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> ChatwootSimulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        sock = self._bind()
+        print(f"Chatwoot simulator on {self.url} (account {self.account_id}, inbox {self.inbox_id})", flush=True)
+        uvicorn.Server(uvicorn.Config(self.app, log_level="info", lifespan="off")).run(sockets=[sock])
+
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        return sock
+
+    # -- what tests read -------------------------------------------------------------------------------------
+
+    def conversations(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(json.dumps(conversation)) for conversation in self._state.conversations.values()]
+
+    def messages(self, conversation_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(message)
+                for message in self._state.messages.values()
+                if message["conversation_id"] == conversation_id
+            ]
+
+    def contacts(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._state.contacts.values())
+
+    # -- what tests do ---------------------------------------------------------------------------------------
+
+    async def agent_reply(
+        self, conversation_id: int, content: str, *, private: bool = False, agent: dict[str, Any] | None = None
+    ) -> SentWebhook | None:
+        """An agent answers in the conversation (`outgoing`); the webhook is sent before this returns."""
+        with self._lock:
+            message = self._add_message(conversation_id, content, "outgoing", private, agent or AGENT)
+        return await self._send_webhook(message)
+
+    async def resend(self, webhook: SentWebhook) -> SentWebhook:
+        """Send a delivery again as Chatwoot retries it: same delivery id and body, fresh timestamp and signature."""
+        return await self._post(webhook.body, webhook.delivery_id)
+
+    # -- the API ---------------------------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        base = "/api/v1/accounts/{account_id:int}"
+        return Starlette(
+            routes=[
+                Route(f"{base}/contacts/search", self._search_contacts, methods=["GET"]),
+                Route(f"{base}/contacts", self._create_contact, methods=["POST"]),
+                Route(f"{base}/conversations", self._create_conversation, methods=["POST"]),
+                Route(
+                    f"{base}/conversations/{{conversation_id:int}}/messages",
+                    self._messages,
+                    methods=["GET", "POST"],
+                ),
+                Route("/_simulator/reply", self._simulator_reply, methods=["POST"]),
+            ]
+        )
+
+    def _refusal(self, request: Request) -> Response | None:
+        with self._lock:
+            self.requests.append((request.method, request.url.path))
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return JSONResponse({"error": "service unavailable"}, status_code=503)
+        if not hmac.compare_digest(request.headers.get("api_access_token", ""), self.api_token):
+            return JSONResponse({"errors": ["Invalid Access Token"]}, status_code=401)
+        if request.path_params.get("account_id") != self.account_id:
+            return JSONResponse({"error": "Account not found"}, status_code=404)
+        return None
+
+    async def _search_contacts(self, request: Request) -> Response:
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        query = request.query_params.get("q", "")
+        with self._lock:
+            found = [
+                contact
+                for contact in self._state.contacts.values()
+                if query and query in (contact["identifier"] or "", contact["name"], contact["email"] or "")
+            ]
+        return JSONResponse({"meta": {"count": len(found), "current_page": 1}, "payload": found})
+
+    async def _create_contact(self, request: Request) -> Response:
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        body = await request.json()
+        if body.get("inbox_id") != self.inbox_id:
+            return JSONResponse({"message": "Inbox not found"}, status_code=404)
+        with self._lock:
+            if any(c["identifier"] == body.get("identifier") for c in self._state.contacts.values()):
+                return JSONResponse({"message": "Identifier has already been taken"}, status_code=422)
+            contact_id = self._state.new_id()
+            source_id = str(uuid.uuid4())
+            contact = {
+                "id": contact_id,
+                "name": body.get("name"),
+                "email": body.get("email"),
+                "phone_number": body.get("phone_number"),
+                "identifier": body.get("identifier"),
+                "custom_attributes": body.get("custom_attributes") or {},
+                "contact_inboxes": [{"source_id": source_id, "inbox": {"id": self.inbox_id, "name": "Mirante"}}],
+            }
+            self._state.contacts[contact_id] = contact
+        return JSONResponse(
+            {
+                "payload": {
+                    "contact": contact,
+                    "contact_inbox": {"inbox": {"id": self.inbox_id, "name": "Mirante"}, "source_id": source_id},
+                }
+            }
+        )
+
+    async def _create_conversation(self, request: Request) -> Response:
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        body = await request.json()
+        with self._lock:
+            contact = self._state.contacts.get(body.get("contact_id"))
+            if body.get("inbox_id") != self.inbox_id or contact is None:
+                return JSONResponse({"message": "contact or inbox not found"}, status_code=404)
+            conversation_id = self._state.new_id()
+            conversation = {
+                "id": conversation_id,
+                "account_id": self.account_id,
+                "inbox_id": self.inbox_id,
+                "status": body.get("status") or "open",
+                "custom_attributes": body.get("custom_attributes") or {},
+                "additional_attributes": body.get("additional_attributes") or {},
+                "contact_id": contact["id"],
+                "meta": {"sender": {"id": contact["id"], "name": contact["name"], "type": "contact"}},
+            }
+            self._state.conversations[conversation_id] = conversation
+            first = body.get("message")
+            message = None
+            if isinstance(first, dict) and first.get("content"):
+                message = self._add_message(
+                    conversation_id, first["content"], first.get("message_type") or "outgoing", False, AGENT
+                )
+            answer = dict(conversation, messages=[message] if message else [])
+        task = BackgroundTask(self._send_webhook, message) if message else None
+        return JSONResponse(answer, background=task)
+
+    async def _messages(self, request: Request) -> Response:
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        conversation_id = request.path_params["conversation_id"]
+        if conversation_id not in self._state.conversations:
+            return JSONResponse({"error": "Resource could not be found"}, status_code=404)
+        if request.method == "GET":
+            return JSONResponse({"payload": self.messages(conversation_id)})
+        body = await request.json()
+        if not body.get("content"):
+            return JSONResponse({"error": "content is required"}, status_code=422)
+        with self._lock:
+            kind = body.get("message_type") or "outgoing"
+            message = self._add_message(conversation_id, body["content"], kind, bool(body.get("private")), AGENT)
+        return JSONResponse(message, background=BackgroundTask(self._send_webhook, message))
+
+    async def _simulator_reply(self, request: Request) -> Response:
+        body = await request.json()
+        sent = await self.agent_reply(int(body["conversation_id"]), str(body["content"]))
+        if sent is None:
+            return JSONResponse({"delivery_id": None, "status": None})
+        return JSONResponse({"delivery_id": sent.delivery_id, "status": sent.status})
+
+    def _add_message(
+        self, conversation_id: int, content: str, message_type: str, private: bool, agent: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store a message (the lock held); incoming ones are the contact's, outgoing ones the agent's."""
+        conversation = self._state.conversations[conversation_id]
+        if message_type == "incoming":
+            contact = self._state.contacts[conversation["contact_id"]]
+            sender = {"id": contact["id"], "name": contact["name"], "type": "contact"}
+        else:
+            sender = dict(agent)
+        message = {
+            "id": self._state.new_id(),
+            "content": content,
+            "message_type": message_type,
+            "content_type": "text",
+            "content_attributes": {},
+            "private": private,
+            "source_id": None,
+            "created_at": datetime.now(UTC).isoformat(),
+            "conversation_id": conversation_id,
+            "sender": sender,
+        }
+        self._state.messages[message["id"]] = message
+        return message
+
+    # -- webhooks --------------------------------------------------------------------------------------------
+
+    async def _send_webhook(self, message: dict[str, Any]) -> SentWebhook | None:
+        if self.webhook_url is None:
+            return None
+        with self._lock:
+            conversation = self._state.conversations[message["conversation_id"]]
+            payload = {
+                "event": "message_created",
+                **{key: value for key, value in message.items() if key != "conversation_id"},
+                "conversation": {
+                    "id": conversation["id"],
+                    "inbox_id": conversation["inbox_id"],
+                    "status": conversation["status"],
+                    "custom_attributes": conversation["custom_attributes"],
+                    "additional_attributes": conversation["additional_attributes"],
+                },
+                "account": {"id": self.account_id, "name": "Mirante"},
+                "inbox": {"id": self.inbox_id, "name": "Mirante"},
+            }
+        return await self._post(json.dumps(payload).encode(), str(uuid.uuid4()))
+
+    async def _post(self, body: bytes, delivery_id: str) -> SentWebhook:
+        assert self.webhook_url is not None
+        headers = {"Content-Type": "application/json", "User-Agent": "rest-client/2.1.0"}
+        if self.secret is not None:
+            timestamp = str(int(time.time()))
+            headers.update(
+                {
+                    "X-Chatwoot-Signature": sign(self.secret, timestamp, body),
+                    "X-Chatwoot-Timestamp": timestamp,
+                    "X-Chatwoot-Delivery": delivery_id,
+                }
+            )
+        status: int | None
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                status = (await client.post(self.webhook_url, content=body, headers=headers)).status_code
+        except httpx.HTTPError:
+            status = None  # Chatwoot logs the failure; many servers never retry
+        sent = SentWebhook(delivery_id, body, status)
+        with self._lock:
+            self.webhooks.append(sent)
+        return sent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the simulator in the foreground")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--account-id", type=int, default=1)
+    serve.add_argument("--inbox-id", type=int, default=1)
+    serve.add_argument("--api-token", default=DEFAULT_TOKEN)
+    serve.add_argument("--webhook-url", help="where message_created webhooks go")
+    serve.add_argument("--secret", help="sign webhooks with this secret (unsigned without it)")
+    reply = commands.add_parser("reply", help="an agent answers in a conversation of the running simulator")
+    reply.add_argument("conversation_id", type=int)
+    reply.add_argument("content")
+    reply.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        ChatwootSimulator(
+            account_id=args.account_id,
+            inbox_id=args.inbox_id,
+            api_token=args.api_token,
+            webhook_url=args.webhook_url,
+            secret=args.secret,
+            port=args.port,
+        ).serve_forever()
+        return 0
+    answer = httpx.post(
+        f"http://127.0.0.1:{args.port}/_simulator/reply",
+        json={"conversation_id": args.conversation_id, "content": args.content},
+        timeout=10,
+    )
+    print(answer.text)
+    return 0 if answer.is_success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

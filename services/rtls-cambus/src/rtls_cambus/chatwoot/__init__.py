@@ -1,0 +1,1 @@
+"""Chatwoot: a conversation per incident, and the incident's thread mirrored both ways."""

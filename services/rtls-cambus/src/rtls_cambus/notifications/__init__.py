@@ -1,0 +1,1 @@
+"""E-mail notifications of alerts and incidents."""
