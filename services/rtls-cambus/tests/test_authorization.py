@@ -44,7 +44,7 @@ TENANT_BOUND = {"acme_viewer", "acme_operator", "acme_admin", "acme_key_admin"}
 READ, OPERATE, ADMIN = "viewer", "operator", "admin"
 USER = "user"
 """Any signed-in user, whatever the role; API keys are refused (403): what it changes is a person's own."""
-API_KEYS = {"key_viewer", "key_operator", "key_admin"}
+API_KEYS = {"key_viewer", "key_operator", "key_admin", "acme_key_admin"}
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/buildings"): READ,
     ("POST", "/api/v1/buildings"): ADMIN,
@@ -171,7 +171,11 @@ SIGNED_ROUTES = {("POST", "/api/v1/integrations/chatwoot/webhook")}
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
 SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/incidents", "/api/v1/incident-rules", "/api/v1/support-groups")
-SUITE_WIDE_PREFIXES += ("/api/v1/reports/incidents", "/api/v1/integrations/chatwoot/deliveries", "/api/v1/notifications/mails")
+SUITE_WIDE_PREFIXES += (
+    "/api/v1/reports/incidents",
+    "/api/v1/integrations/chatwoot/deliveries",
+    "/api/v1/notifications/mails",
+)
 """Every service's events, every tenant's among them (and the webhook and mail logs that carry them): closed to
 callers bound to a tenant (`deps.Suite*`)."""
 CATALOGUE_PREFIXES += SUITE_WIDE_PREFIXES

@@ -150,7 +150,6 @@ class Settings(ServiceSettings):
         description="most rows one report CSV holds; a file cut there ends with a '# truncated:' line",
     )
 
-
     # Chatwoot; how to connect one: docs/rtls-cambus.md, "Chatwoot".
     chatwoot_enabled: bool = Field(
         default=False, description="open a Chatwoot conversation per incident and mirror the thread both ways"

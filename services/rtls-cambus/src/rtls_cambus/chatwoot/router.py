@@ -20,8 +20,7 @@ from rtls_cambus.chatwoot.errors import DeliveryLogNotFoundError
 from rtls_cambus.chatwoot.models import ChatwootDelivery
 from rtls_cambus.chatwoot.receiver import ChatwootWebhookReceiver, WebhookRequest
 from rtls_cambus.chatwoot.schemas import DeliveryDetail, DeliveryLogId, DeliveryRead, DeliveryStatus, WebhookReceipt
-from rtls_cambus.deps import AppSettings
-from rtls_cambus.outgoing.deps import SuiteAdmin
+from rtls_cambus.deps import AppSettings, SuiteAdmin
 
 WEBHOOK_PATH: Final = "/api/v1/integrations/chatwoot/webhook"
 

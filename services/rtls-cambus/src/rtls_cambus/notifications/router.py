@@ -10,6 +10,7 @@ from mirante.auth import CurrentPrincipal, Principal
 from mirante.db import Session
 from mirante.web.errors import ForbiddenError
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.deps import SuiteAdmin
 from rtls_cambus.notifications import repository
 from rtls_cambus.notifications.schemas import (
     MailKind,
@@ -19,7 +20,6 @@ from rtls_cambus.notifications.schemas import (
     PreferencesRead,
     UserFilter,
 )
-from rtls_cambus.outgoing.deps import SuiteAdmin
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
