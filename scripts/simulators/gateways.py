@@ -5,6 +5,7 @@ room, staying `dwell` ticks in each. At every tick each gateway publishes
 `rtls/gateways/<mac>/beacon` with `{"readings": [{"tag_mac", "rssi"}]}` for the tags it hears: strongest in the
 tag's own room (about -55 dBm), weaker one room away (about -75 dBm), with Gaussian noise, clamped to the valid
 -127..0 dBm. `silent_gateway` makes one gateway stop publishing halfway through (it should go offline).
+`readings_per_message` splits a gateway's readings of a tick into messages of at most that many (benchmarks).
 Everything comes from a seeded generator, so a test knows where each person was at each tick (`PublishResult`).
 
     .venv/bin/python scripts/simulators/gateways.py --url mqtt://127.0.0.1:1883 --rooms 4 --people 6 --ticks 60
@@ -17,6 +18,7 @@ import asyncio
 import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -69,7 +71,11 @@ class Building:
         value = -55 - 20 * distance + self._random.gauss(0, self.noise_db)
         return max(-127, min(0, round(value)))
 
-    def messages(self, tick: int, silent_from: int | None) -> list[tuple[str, bytes]]:
+    def messages(
+        self, tick: int, silent_from: int | None, readings_per_message: int | None = None
+    ) -> list[tuple[str, bytes]]:
+        """The beacon messages of `tick`: one per gateway that hears anyone (and is not silent), or several of at
+        most `readings_per_message` readings each."""
         rooms = self.step(tick)
         out = []
         for index, gateway in enumerate(self.gateways):
@@ -80,14 +86,28 @@ class Building:
                 for tag, room in rooms.items()
                 if abs(room - index) <= 1
             ]
-            out.append((f"rtls/gateways/{gateway}/beacon", orjson.dumps({"readings": heard})))
+            size = readings_per_message or max(len(heard), 1)
+            for start in range(0, max(len(heard), 1), size):
+                out.append((f"rtls/gateways/{gateway}/beacon", orjson.dumps({"readings": heard[start : start + size]})))
         return out
 
-    async def publish(self, url: str, *, ticks: int, interval: float = 0.0, progress: bool = False) -> PublishResult:
-        result = PublishResult(silent_from_tick=ticks // 2 if self.silent_gateway else None)
+    async def publish(
+        self,
+        url: str,
+        *,
+        ticks: int,
+        interval: float = 0.0,
+        progress: bool = False,
+        first_tick: int = 0,
+        after_tick: Callable[[int, PublishResult], Awaitable[None]] | None = None,
+    ) -> PublishResult:
+        """Publish ticks `first_tick` to `first_tick + ticks - 1`; a later call with `first_tick` where the last
+        one stopped continues the same walk. `after_tick(tick, result)` runs once a tick's messages are
+        acknowledged (a test waits there for the ingest to have stored them)."""
+        result = PublishResult(silent_from_tick=first_tick + ticks // 2 if self.silent_gateway else None)
         started = time.monotonic()
         async with Publisher(url) as publisher:
-            for tick in range(ticks):
+            for tick in range(first_tick, first_tick + ticks):
                 batch = self.messages(tick, result.silent_from_tick)
                 result.rooms.append(dict(self._room))
                 await publisher.publish_many(batch)
@@ -96,6 +116,8 @@ class Building:
                 if progress:
                     rate = result.messages / max(time.monotonic() - started, 1e-6)
                     print(f"tick {tick + 1}/{ticks}: {result.messages} messages ({rate:.0f}/s)", file=sys.stderr)
+                if after_tick is not None:
+                    await after_tick(tick, result)
                 if interval:
                     await asyncio.sleep(interval)
         return result

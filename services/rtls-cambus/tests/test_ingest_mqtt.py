@@ -33,6 +33,7 @@ from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory
 from rtls_cambus.config import Settings
 from rtls_cambus.ingest.payloads import Reading
+from rtls_cambus.ingest.positions import GatewayReadings
 from rtls_cambus.ingest.repository import GatewaySeen
 from rtls_cambus.ingest.worker import sweep_once
 from rtls_cambus.main import create_app
@@ -161,8 +162,8 @@ async def test_an_unknown_gateway_registers_itself_and_its_readings_are_logged(
     gateway, tag_a, tag_b = unique_mac(), unique_mac(), unique_mac()
     forwarded: list[tuple[GatewaySeen, list[Reading], datetime]] = []
 
-    async def record(session: AsyncSession, seen: GatewaySeen, readings: Sequence[Reading], at: datetime) -> None:
-        forwarded.append((seen, list(readings), at))
+    async def record(session: AsyncSession, heard: Sequence[GatewayReadings], at: datetime) -> None:
+        forwarded.extend((seen, list(readings), at) for seen, readings in heard)
 
     app = make_app()
     async with running(app) as runner:
