@@ -12,18 +12,22 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from bench_telemetry_common import BenchStack, free_port
+from bench_telemetry_common import BenchStack, bench_stack, free_port
 
 from mirante.auth.commands import create_user
 from mirante.db import create_engine, create_sessionmaker
+from mirante.devstack import StackUrls
+from mirante.devstack.redis_server import EmbeddedRedis
 from mirante.mqtt import Publisher
 from rtls_cambus.buildings.models import Building as BuildingRow
 from rtls_cambus.buildings.models import Floor
@@ -42,6 +46,21 @@ from gateways import Building as Building  # type: ignore[import-not-found]  # n
 API = "/api/v1"
 PASSWORD = "bench-password-1234"
 Message = tuple[str, bytes]
+
+
+@asynccontextmanager
+async def rtls_stack(urls: StackUrls) -> AsyncIterator[BenchStack]:
+    """The telemetry benchmarks' stack (a bench database, a Mosquitto of its own) and a Redis of its own too: the
+    service's stream consumers read every service's stream, and on a shared Redis they would also be reading
+    whatever other work on the machine publishes, and the live feed would carry it."""
+    with tempfile.TemporaryDirectory(prefix="mirante-bench-rtls-") as folder:
+        redis = EmbeddedRedis(Path(folder))
+        redis_url = await asyncio.to_thread(redis.start, 30.0)
+        try:
+            async with bench_stack(urls) as stack:
+                yield replace(stack, redis_url=redis_url)
+        finally:
+            await asyncio.to_thread(redis.stop)
 
 
 @dataclass

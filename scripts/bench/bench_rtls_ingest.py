@@ -35,12 +35,22 @@ import aiomqtt
 import httpx
 import orjson
 from bench_http import percentile
-from bench_rtls_common import API, Building, RtlsProcess, Site, mac, make_site, publish, readings_in, traffic
+from bench_rtls_common import (
+    API,
+    Building,
+    RtlsProcess,
+    Site,
+    mac,
+    make_site,
+    publish,
+    readings_in,
+    rtls_stack,
+    traffic,
+)
 from bench_telemetry_common import (
     BenchStack,
     CountingSubscriber,
     CpuMeter,
-    bench_stack,
     describe_cpu,
     wait_for_count,
 )
@@ -358,7 +368,7 @@ async def run(urls: StackUrls) -> Report:
     rows: list[tuple[str, str]] = []
     notes: list[str] = []
     ratios: list[float] = []
-    async with bench_stack(urls) as stack:
+    async with rtls_stack(urls) as stack:
         building = Building(rooms=ROOMS, people=PEOPLE, dwell=20, seed=uuid.uuid4().int % 100_000)
         site = await make_site(stack, building, probes=int(seconds * PROBES_PER_SECOND) + 1)
         tick = 0

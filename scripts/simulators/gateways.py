@@ -87,8 +87,11 @@ class Building:
                 if abs(room - index) <= 1
             ]
             size = readings_per_message or max(len(heard), 1)
-            for start in range(0, max(len(heard), 1), size):
-                out.append((f"rtls/gateways/{gateway}/beacon", orjson.dumps({"readings": heard[start : start + size]})))
+            topic = f"rtls/gateways/{gateway}/beacon"
+            out.extend(
+                (topic, orjson.dumps({"readings": heard[start : start + size]}))
+                for start in range(0, max(len(heard), 1), size)
+            )
         return out
 
     async def publish(
