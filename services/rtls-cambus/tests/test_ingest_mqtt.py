@@ -162,8 +162,9 @@ async def test_an_unknown_gateway_registers_itself_and_its_readings_are_logged(
     gateway, tag_a, tag_b = unique_mac(), unique_mac(), unique_mac()
     forwarded: list[tuple[GatewaySeen, list[Reading], datetime]] = []
 
-    async def record(session: AsyncSession, heard: Sequence[GatewayReadings], at: datetime) -> None:
+    async def record(session: AsyncSession, heard: Sequence[GatewayReadings], at: datetime) -> int:
         forwarded.extend((seen, list(readings), at) for seen, readings in heard)
+        return 0
 
     app = make_app()
     async with running(app) as runner:

@@ -17,14 +17,15 @@ from rtls_cambus.positions.engine import EngineParams
 from rtls_cambus.positions.service import apply_batch
 
 GatewayReadings = tuple[GatewaySeen, Sequence[Reading]]
-ReadingsSink = Callable[[AsyncSession, Sequence[GatewayReadings], datetime], Awaitable[None]]
+ReadingsSink = Callable[[AsyncSession, Sequence[GatewayReadings], datetime], Awaitable[int]]
+"""Called with the batch's readings per gateway; answers how many tags moved (each move emits events)."""
 
 
 def positions_sink(params: EngineParams) -> ReadingsSink:
     """The sink that moves tags with the engine's `params` (from `engine_params(settings)`)."""
 
-    async def forward(session: AsyncSession, heard: Sequence[GatewayReadings], received_at: datetime) -> None:
+    async def forward(session: AsyncSession, heard: Sequence[GatewayReadings], received_at: datetime) -> int:
         pairs = [(gateway, [(reading.tag_mac, reading.rssi) for reading in readings]) for gateway, readings in heard]
-        await apply_batch(session, pairs, received_at, params=params)
+        return len(await apply_batch(session, pairs, received_at, params=params))
 
     return forward

@@ -55,6 +55,8 @@ class BatchOutcome:
     kinds: Counter[str] = field(default_factory=Counter)
     readings: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+    """Events the batch queued in the outbox (gateways, cameras, and the positions' moves, which emit some)."""
 
 
 @dataclass
@@ -99,6 +101,7 @@ async def store_batch(
         await _camera_message(session, batch, topic, payload)
     await repository.add_rejections(session, batch.rejections)
     await emit_many(session, SCHEMA, batch.events)
+    batch.outcome.events += len(batch.events)
     return batch.outcome
 
 
@@ -176,7 +179,7 @@ async def _store_readings(
     batch.outcome.readings = len(tag_macs)
     heard = [(gateways[mac], readings) for mac, readings in batch.readings.items() if readings]
     if heard:
-        await forward(session, heard, batch.received_at)
+        batch.outcome.events += await forward(session, heard, batch.received_at)
 
 
 async def _camera_message(
