@@ -74,6 +74,8 @@ class Site:
     probe_gateway_id: int
     probe_tags: dict[str, int]
     """MAC → tag id of tags carried by someone and never heard: the first reading places each at once."""
+    probe_people: dict[str, int]
+    """MAC → id of the person carrying that probe tag."""
     username: str
 
 
@@ -140,6 +142,9 @@ async def make_site(stack: BenchStack, building: Building, probes: int) -> Site:
                 probe_gateway=probe_gateway.mac or "",
                 probe_gateway_id=probe_gateway.id,
                 probe_tags={tag.mac: tag.id for tag in tags[len(building.tags) :]},
+                probe_people={
+                    tag.mac: person.id for tag, person in zip(tags, people, strict=True) if tag.mac in probe_macs
+                },
                 username=user.username,
             )
     finally:

@@ -34,6 +34,11 @@ class PublishResult:
     """Per tick, the room each tag was in."""
     silent_from_tick: int | None = None
 
+    def visits(self, tag: str) -> list[int]:
+        """The rooms `tag` was in, in order, each stay once: where a position engine should have placed it."""
+        rooms = [tick[tag] for tick in self.rooms]
+        return [room for index, room in enumerate(rooms) if index == 0 or rooms[index - 1] != room]
+
 
 @dataclass
 class Building:
@@ -43,16 +48,22 @@ class Building:
     noise_db: float = 3.0
     seed: int = 1
     silent_gateway: bool = False
+    start_room: int | None = None
+    """Everyone starts in this room (default: each in a room drawn at random)."""
     gateways: list[str] = field(init=False)
     tags: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.rooms < 1 or self.people < 0 or self.dwell < 1:
             raise ValueError("rooms and dwell must be at least 1, people at least 0")
+        if self.start_room is not None and not 0 <= self.start_room < self.rooms:
+            raise ValueError(f"start_room must be one of the rooms 0..{self.rooms - 1}")
         self._random = random.Random(self.seed)
         self.gateways = [self._mac(0x0A) for _ in range(self.rooms)]
         self.tags = [self._mac(0x0B) for _ in range(self.people)]
-        self._room = {tag: self._random.randrange(self.rooms) for tag in self.tags}
+        self._room = {
+            tag: self._random.randrange(self.rooms) if self.start_room is None else self.start_room for tag in self.tags
+        }
 
     def _mac(self, prefix: int) -> str:
         return ":".join(f"{byte:02X}" for byte in [prefix, *(self._random.randrange(256) for _ in range(5))])

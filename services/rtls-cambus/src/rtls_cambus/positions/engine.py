@@ -18,6 +18,7 @@ The rule (room level, cheap, explainable):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,20 +102,33 @@ def _strongest(tracks: dict[int, Track]) -> int:
 
 def observe(state: TagState, reading: Reading, params: EngineParams) -> TagState:
     """The state after one reading (unchanged when the reading is ignored)."""
-    rssi = reading.rssi + reading.offset
-    if reading.threshold is not None and rssi < reading.threshold:
+    return observe_together(state, (reading,), params)
+
+
+def observe_together(state: TagState, readings: Sequence[Reading], params: EngineParams) -> TagState:
+    """The state after readings received together (one batch, one time): every gateway's track is updated in
+    turn, then the rule is applied once at the latest reading's time, so the order in which simultaneous readings
+    happen to arrive does not decide where a tag is first placed. Unchanged when every reading is ignored."""
+    if not readings:
         return state
-    previous = state.tracks.get(reading.gateway)
-    if previous is not None and reading.at < previous.seen:
-        return state  # older than what this gateway already told: arrived out of order
-    if previous is None or reading.at - previous.seen > params.fresh_seconds:
-        level = float(rssi)
-    else:
-        alpha = params.alpha_rise if rssi > previous.level else params.alpha_fall
-        level = previous.level + alpha * (rssi - previous.level)
-    tracks = _fresh(state, reading.at, params)
-    tracks[reading.gateway] = Track(level, reading.at)
-    return _decide(state, tracks, reading.at, params)
+    now = max(reading.at for reading in readings)
+    tracks = _fresh(state, now, params)
+    changed = False
+    for reading in readings:
+        rssi = reading.rssi + reading.offset
+        if reading.threshold is not None and rssi < reading.threshold:
+            continue
+        previous = tracks.get(reading.gateway) or state.tracks.get(reading.gateway)
+        if previous is not None and reading.at < previous.seen:
+            continue  # older than what this gateway already told: arrived out of order
+        if previous is None or reading.at - previous.seen > params.fresh_seconds:
+            level = float(rssi)
+        else:
+            alpha = params.alpha_rise if rssi > previous.level else params.alpha_fall
+            level = previous.level + alpha * (rssi - previous.level)
+        tracks[reading.gateway] = Track(level, reading.at)
+        changed = True
+    return _decide(state, tracks, now, params) if changed else state
 
 
 def decide(state: TagState, now: float, params: EngineParams) -> TagState:

@@ -289,6 +289,15 @@ class HistoryFilters:
     until: datetime | None = None
 
 
+def _where_place(query: Any, table: Any, filters: HistoryFilters) -> Any:
+    """`query` narrowed to the person, tag and place of `filters` on `table`'s columns of those names."""
+    for name in ("person_id", "tag_id", "zone_id", "floor_id", "building_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            query = query.where(getattr(table, name) == value)
+    return query
+
+
 async def position_history(
     session: AsyncSession, filters: HistoryFilters, *, offset: int, limit: int
 ) -> tuple[Sequence[Row[Any]], int]:
@@ -298,15 +307,7 @@ async def position_history(
         .outerjoin(Zone, Zone.id == PositionChange.zone_id)
         .order_by(PositionChange.at, PositionChange.id)
     )
-    for column, value in (
-        (PositionChange.person_id, filters.person_id),
-        (PositionChange.tag_id, filters.tag_id),
-        (PositionChange.zone_id, filters.zone_id),
-        (PositionChange.floor_id, filters.floor_id),
-        (PositionChange.building_id, filters.building_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = _where_place(query, PositionChange, filters)
     if filters.since is not None:
         query = query.where(PositionChange.at >= filters.since)
     if filters.until is not None:
@@ -315,15 +316,8 @@ async def position_history(
 
 
 @dataclass(frozen=True)
-class SessionFilters:
-    person_id: int | None = None
-    tag_id: int | None = None
-    zone_id: int | None = None
-    floor_id: int | None = None
-    building_id: int | None = None
+class SessionFilters(HistoryFilters):
     open: bool | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 async def presence_sessions(
@@ -340,15 +334,7 @@ async def presence_sessions(
         .outerjoin(Zone, Zone.id == PresenceSession.zone_id)
         .order_by(PresenceSession.started_at.desc(), PresenceSession.id.desc())
     )
-    for column, value in (
-        (PresenceSession.person_id, filters.person_id),
-        (PresenceSession.tag_id, filters.tag_id),
-        (PresenceSession.zone_id, filters.zone_id),
-        (PresenceSession.floor_id, filters.floor_id),
-        (PresenceSession.building_id, filters.building_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = _where_place(query, PresenceSession, filters)
     if filters.open is not None:
         query = query.where(
             PresenceSession.ended_at.is_(None) if filters.open else PresenceSession.ended_at.is_not(None)

@@ -21,7 +21,7 @@ from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.people.errors import PersonNotFoundError
 from rtls_cambus.positions import repository
-from rtls_cambus.positions.engine import EngineParams, Position, Reading, TagState, decide, observe, position
+from rtls_cambus.positions.engine import EngineParams, Position, Reading, TagState, decide, observe_together, position
 from rtls_cambus.positions.errors import PeriodError
 from rtls_cambus.positions.models import PRESENT, UNKNOWN, TagPosition
 from rtls_cambus.positions.repository import PositionRow, SessionRow
@@ -132,9 +132,7 @@ async def apply_batch(
     outcomes: list[tuple[PositionRow, Position]] = []
     for row in rows:
         before = TagState.from_json(row.state)
-        state = before
-        for reading in by_tag[row.tag_id]:
-            state = observe(state, reading, params)
+        state = observe_together(before, by_tag[row.tag_id], params)
         row.state = state.to_json()
         heard_now = any(track.seen == at for track in state.tracks.values())
         if heard_now and (row.last_seen_at is None or row.last_seen_at < received_at):
