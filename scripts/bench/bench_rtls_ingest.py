@@ -74,6 +74,7 @@ LATENCY_SECONDS = 60.0
 QUICK_LATENCY_SECONDS = 10.0
 PROBES_PER_SECOND = 2.0
 API_POLL_SECONDS = 0.025
+API_POLL_AT_ONCE = 4
 PROBE_TIMEOUT_SECONDS = 30.0
 PACE_SECONDS = 0.02
 
@@ -229,9 +230,10 @@ async def _bare_subscriber(url: str, site: Site, probes: Probes, ready: asyncio.
 
 
 async def _api_poller(service: RtlsProcess, token: str, site: Site, probes: Probes, stop: asyncio.Event) -> int:
-    """Ask `GET /people/{id}/current-location` of each probe published and not yet seen there, every
-    `API_POLL_SECONDS`, until it answers the probe gateway; how many requests that took. Only outstanding probes
-    are asked, so the polling costs the service little beside the load."""
+    """Ask `GET /people/{id}/current-location` of the oldest probes published and not yet seen there (at most
+    `API_POLL_AT_ONCE`), every `API_POLL_SECONDS`, until it answers the probe gateway; how many requests that
+    took. Only outstanding probes are asked, so the polling costs the service little beside the load, and a
+    service that falls behind is not asked more and more often."""
     headers = {"Authorization": f"Bearer {token}"}
     polls = 0
     async with httpx.AsyncClient(base_url=service.base_url, headers=headers, timeout=10) as client:
@@ -245,7 +247,7 @@ async def _api_poller(service: RtlsProcess, token: str, site: Site, probes: Prob
                 probes.api.setdefault(tag, now)
 
         while not stop.is_set():
-            waiting = [tag for tag in probes.published if tag not in probes.api]
+            waiting = [tag for tag in probes.published if tag not in probes.api][:API_POLL_AT_ONCE]
             await asyncio.gather(*(ask(tag) for tag in waiting))
             polls += len(waiting)
             with contextlib.suppress(TimeoutError):

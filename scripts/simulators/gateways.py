@@ -114,6 +114,7 @@ class Building:
         progress: bool = False,
         first_tick: int = 0,
         after_tick: Callable[[int, PublishResult], Awaitable[None]] | None = None,
+        readings_per_message: int | None = None,
     ) -> PublishResult:
         """Publish ticks `first_tick` to `first_tick + ticks - 1`; a later call with `first_tick` where the last
         one stopped continues the same walk. `after_tick(tick, result)` runs once a tick's messages are
@@ -122,7 +123,7 @@ class Building:
         started = time.monotonic()
         async with Publisher(url) as publisher:
             for tick in range(first_tick, first_tick + ticks):
-                batch = self.messages(tick, result.silent_from_tick)
+                batch = self.messages(tick, result.silent_from_tick, readings_per_message)
                 result.rooms.append(dict(self._room))
                 await publisher.publish_many(batch)
                 result.messages += len(batch)
@@ -148,17 +149,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-db", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--silent-gateway", action="store_true", help="the first gateway stops halfway through")
+    parser.add_argument("--start-room", type=int, default=None, help="everyone starts in this room (0-based)")
+    parser.add_argument(
+        "--readings-per-message", type=int, default=None, help="split each gateway's readings of a tick into messages"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
         building = Building(
-            args.rooms, args.people, args.dwell, args.noise_db, args.seed, silent_gateway=args.silent_gateway
+            args.rooms,
+            args.people,
+            args.dwell,
+            args.noise_db,
+            args.seed,
+            silent_gateway=args.silent_gateway,
+            start_room=args.start_room,
         )
+        if args.readings_per_message is not None and args.readings_per_message < 1:
+            raise ValueError("readings per message must be at least 1")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"gateways: {', '.join(building.gateways)}", file=sys.stderr)
-    result = asyncio.run(building.publish(args.url, ticks=args.ticks, interval=args.interval, progress=not args.quiet))
+    result = asyncio.run(
+        building.publish(
+            args.url,
+            ticks=args.ticks,
+            interval=args.interval,
+            progress=not args.quiet,
+            readings_per_message=args.readings_per_message,
+        )
+    )
     print(orjson.dumps({"messages": result.messages, "readings": result.readings}).decode())
     return 0
 

@@ -35,6 +35,9 @@ def settings(infra_settings: InfraSettings) -> Settings:
         incident_attachment_max_bytes=4096,
         incident_rules_enabled=False,
         webhook_dispatch_enabled=False,
+        # The MQTT ingest has tests of its own, each with a client id of its own: an API test's app subscribing
+        # under the default one would take that session over from any other app using it on the broker.
+        mqtt_ingest_enabled=False,
     )
 
 

@@ -105,3 +105,5 @@ async def test_the_map_shows_a_simulated_person_in_each_room_of_the_walk(
         assert second == 1, "from the first room of a row, the only way is to the next"
         await expect(dot).to_have_attribute("data-zone-id", str(placed.zones[second]), timeout=15_000)
         await expect(page.locator("#people-body tr").first).to_contain_text(f"Room {second + 1}")
+        # Closed before the server stops, whose going away the page would report as a problem.
+        await page.context.close()
