@@ -108,6 +108,11 @@ class Run:
     def row(self) -> str:
         return f"{rate(self.readings, self.seconds)}; {self.messages / self.seconds:,.0f} messages/s"
 
+    @property
+    def cpu_per_thousand_ms(self) -> float:
+        """CPU the consumer process used per 1,000 readings, in ms: what other work on the machine moves least."""
+        return self.cpu.get("consumer", 0.0) * self.seconds / self.readings * 1e6
+
 
 def _groups(stack: BenchStack, consumers: list[int], backends: list[int] | None = None) -> dict[str, list[int]]:
     groups = {
@@ -389,6 +394,12 @@ async def run(urls: StackUrls) -> Report:
             rows.append((f"baseline: counting subscriber, {per_message} reading(s)/message", counting.row()))
             rows.append((f"**rtls-cambus, {per_message} reading(s)/message, into positions**", service.row()))
             rows.append((f"ratio, {per_message} reading(s)/message", f"{ratios[-1]:.2f}"))
+            rows.append(
+                (
+                    f"consumer CPU per 1,000 readings, {per_message} reading(s)/message: counting / rtls-cambus",
+                    f"{counting.cpu_per_thousand_ms:.0f} ms / {service.cpu_per_thousand_ms:.0f} ms",
+                )
+            )
             notes.append(
                 f"CPU in cores (2 = both cores busy), {per_message} reading(s)/message — counting: "
                 f"{describe_cpu(counting.cpu)}; rtls-cambus: {describe_cpu(service.cpu)}. The simulator finished "
