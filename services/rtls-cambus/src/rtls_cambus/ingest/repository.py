@@ -151,7 +151,7 @@ async def delete_rejections_before(session: AsyncSession, before: datetime) -> i
 
 async def building_ids_by_code(session: AsyncSession, codes: set[str]) -> dict[str, int]:
     rows = await session.execute(select(Building.code, Building.id).where(Building.code.in_(codes)))
-    return {code: building_id for code, building_id in rows.tuples() if code is not None}
+    return {code: building_id for code, building_id in rows if code is not None}
 
 
 async def floor_id(session: AsyncSession, building_id: int, level: int) -> int | None:
