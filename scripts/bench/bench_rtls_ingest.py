@@ -16,9 +16,9 @@ the simulator publishes 5,000 readings/s.
 - Latency: probe tags, each carried by someone and never heard before, are published once each by a probe
   gateway on a floor of their own (the first reading places a tag at once), at 2 per second among the load; the
   clock runs from just before the publish to the first `GET /people/{id}/current-location` of the probe's person
-  (asked every 25 ms while the probe is outstanding) that answers the probe gateway, and to the tag's
-  `rtls.position.changed` on the live feed (SSE, opened with a ticket). A bare MQTT subscriber on the probe topic
-  gives the broker's own share.
+  (asked every 50 ms while the probe is outstanding, the two oldest at a time) that answers the probe gateway,
+  and to the tag's `rtls.position.changed` on the live feed (SSE, opened with a ticket). A bare MQTT subscriber on
+  the probe topic gives the broker's own share. Probes start after a warm-up under the load (see `_warm_up`).
 """
 
 from __future__ import annotations
@@ -73,9 +73,11 @@ LOAD_PER_MESSAGE = 20
 LATENCY_SECONDS = 60.0
 QUICK_LATENCY_SECONDS = 10.0
 PROBES_PER_SECOND = 2.0
-API_POLL_SECONDS = 0.025
-API_POLL_AT_ONCE = 4
+API_POLL_SECONDS = 0.05
+API_POLL_AT_ONCE = 2
 PROBE_TIMEOUT_SECONDS = 30.0
+WARMUP_SECONDS = 10.0
+WARMUP_MAX_SECONDS = 60.0
 PACE_SECONDS = 0.02
 
 
@@ -280,20 +282,43 @@ async def _feed_reader(service: RtlsProcess, token: str, site: Site, probes: Pro
                     probes.feed.setdefault(tag, now)
 
 
-async def _load(url: str, building: Building, seconds: float, first_tick: int) -> tuple[int, float]:
-    """Publish the simulator's traffic at `LOAD_RATE` readings/s for `seconds`; (readings, seconds taken)."""
-    messages, _ = traffic(building, int(LOAD_RATE * seconds), LOAD_PER_MESSAGE, first_tick)
+@dataclass
+class Load:
+    """The load publisher's progress, and when to stop it."""
+
+    readings: int = 0
+    started: float = 0.0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _load(url: str, building: Building, first_tick: int, load: Load) -> None:
+    """Publish the simulator's traffic at `LOAD_RATE` readings/s until `load.done` is set."""
+    most = LOAD_RATE * (WARMUP_MAX_SECONDS + LATENCY_SECONDS + PROBE_TIMEOUT_SECONDS)
+    messages, _ = traffic(building, int(most), LOAD_PER_MESSAGE, first_tick)
     per_message = readings_in(messages) / len(messages)
-    started = time.perf_counter()
+    load.started = time.perf_counter()
     sent = 0
     async with Publisher(url, max_in_flight=500) as publisher:
-        while sent < len(messages):
-            due = min(len(messages), int((time.perf_counter() - started) * LOAD_RATE / per_message) + 1)
+        while sent < len(messages) and not load.done.is_set():
+            due = min(len(messages), int((time.perf_counter() - load.started) * LOAD_RATE / per_message) + 1)
             if due > sent:
                 await publisher.publish_many(messages[sent:due])
+                load.readings += readings_in(messages[sent:due])
                 sent = due
             await asyncio.sleep(PACE_SECONDS)
-    return readings_in(messages), time.perf_counter() - started
+
+
+async def _warm_up(service: RtlsProcess, client: httpx.AsyncClient, base: int, load: Load) -> float:
+    """Load for `WARMUP_SECONDS`, then until the service has stored all it was sent (at most `WARMUP_MAX_SECONDS`):
+    tags first heard, or gone stale since the last run, move all at once at the start, a burst that is not the
+    steady state measured. The seconds it took."""
+    started = time.perf_counter()
+    await asyncio.sleep(WARMUP_SECONDS)
+    while time.perf_counter() - started < WARMUP_MAX_SECONDS:
+        if await service.readings_stored(client) - base >= load.readings:
+            break
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - started
 
 
 async def _send_probes(url: str, site: Site, probes: Probes, seconds: float) -> None:
@@ -325,6 +350,7 @@ async def _all_seen(probes: Probes) -> None:
 class Latency:
     load_readings: int
     load_seconds: float
+    warm_up_seconds: float
     probes: Probes
     polls: int
     caught_up_seconds: float
@@ -343,14 +369,17 @@ async def _latency(stack: BenchStack, site: Site, seconds: float, first_tick: in
             await asyncio.wait_for(asyncio.gather(bare_ready.wait(), feed_ready.wait()), 30)
             async with httpx.AsyncClient(timeout=10) as client:
                 base = await service.readings_stored(client)
+                load = Load()
+                loading = asyncio.create_task(_load(stack.mqtt_url, site.building, first_tick, load))
+                warm_up = await _warm_up(service, client, base, load)
                 meter = CpuMeter(_groups(stack, [service.pid], await stack.backend_pids()))
                 meter.start()
-                (load_readings, load_seconds), _ = await asyncio.gather(
-                    _load(stack.mqtt_url, site.building, seconds, first_tick),
-                    _send_probes(stack.mqtt_url, site, probes, seconds),
-                )
+                await _send_probes(stack.mqtt_url, site, probes, seconds)
+                load.done.set()
+                await loading
                 cpu = meter.stop()
                 load_done = time.perf_counter()
+                load_readings, load_seconds = load.readings, load_done - load.started
                 expected = load_readings + len(probes.published)
 
                 async def stored() -> int:
@@ -368,7 +397,7 @@ async def _latency(stack: BenchStack, site: Site, seconds: float, first_tick: in
     for name, seen in (("bare subscriber", probes.bare), ("API", probes.api), ("feed", probes.feed)):
         if len(seen) != len(probes.published):
             raise RuntimeError(f"{name}: {len(seen)} of {len(probes.published)} probes seen")
-    return Latency(load_readings, load_seconds, probes, polls, caught_up, cpu)
+    return Latency(load_readings, load_seconds, warm_up, probes, polls, caught_up, cpu)
 
 
 def _p(values: list[float]) -> str:
@@ -412,9 +441,9 @@ async def run(urls: StackUrls) -> Report:
     api, feed, bare = (probes.latencies_ms(seen) for seen in (probes.api, probes.feed, probes.bare))
     rows += [
         (
-            "latency phase: load published (messages of 20 readings)",
-            f"{rate(latency.load_readings, latency.load_seconds)}; caught up {latency.caught_up_seconds:.2f} s "
-            "after the last publish",
+            "latency phase: load published (messages of 20 readings), warm-up included",
+            f"{rate(latency.load_readings, latency.load_seconds)}; warm-up {latency.warm_up_seconds:.1f} s; caught "
+            f"up {latency.caught_up_seconds:.2f} s after the last publish",
         ),
         (f"baseline: publish → bare MQTT subscriber ({len(bare)} probes): p50 / p99", _p(bare)),
         (f"**publish → position in `GET /people/{{id}}/current-location` ({len(api)} probes): p50 / p99**", _p(api)),
@@ -435,7 +464,9 @@ async def run(urls: StackUrls) -> Report:
             "benchmark's own Mosquitto on 127.0.0.1; publisher, broker, service and PostgreSQL share the cores. The "
             "readings rows stored were counted after each run: as many as published.",
             *notes,
-            f"Latency phase: {seconds:.0f} s at {LOAD_RATE:,} readings/s, people changing rooms about every 30 s; "
+            f"Latency phase: {seconds:.0f} s of probes at {LOAD_RATE:,} readings/s, people changing rooms about "
+            f"every 30 s, after a warm-up of at least {WARMUP_SECONDS:.0f} s that ends once the service has stored "
+            "all it was sent (the tags stale since the last run all move at once at first); "
             f"{len(probes.published)} probes at {PROBES_PER_SECOND:g}/s; the API asked {latency.polls:,} times. CPU "
             f"in cores: {describe_cpu(latency.cpu)}.",
             load_note(load_at_start),
