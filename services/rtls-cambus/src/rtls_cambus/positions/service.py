@@ -133,6 +133,8 @@ async def apply_batch(
     for row in rows:
         before = TagState.from_json(row.state)
         state = observe_together(before, by_tag[row.tag_id], params)
+        if state == before:
+            continue  # every reading of it ignored (below the threshold, out of order): nothing to write
         row.state = state.to_json()
         heard_now = any(track.seen == at for track in state.tracks.values())
         if heard_now and (row.last_seen_at is None or row.last_seen_at < received_at):
