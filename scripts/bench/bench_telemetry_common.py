@@ -1,14 +1,16 @@
 """What the telemetry-ingest benchmarks share: a bench database and broker, tenants, the service in child
 processes, the raw COPY ceiling, a counting subscriber, and CPU accounting from `/proc`.
 
-Run as a script, this module is the counting subscriber (`count URL GROUP CLIENT_ID`): a `SubscriberRunner` with
-the service's MQTT settings and a handler that only counts, printing its running count for the parent.
+Run as a script, this module is the counting subscriber (`count URL GROUP CLIENT_ID [TOPIC OPTIONS]`): a
+`SubscriberRunner` with the service's MQTT settings (or the JSON `OPTIONS` given) and a handler that only counts,
+printing its running count for the parent. Other services' benchmarks use it with their own topic and settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -303,11 +305,26 @@ class ServiceProcess:
 
 
 class CountingSubscriber:
-    """This module run as a child process: a `SubscriberRunner` that only counts (see `_count_main`)."""
+    """This module run as a child process: a `SubscriberRunner` that only counts (see `_count_main`).
 
-    def __init__(self, url: str, client_id: str) -> None:
+    By default it subscribes as telemetry-ingest does; `topic`, `group` (None: a plain subscription) and
+    `options` (`batch_size`, `batch_interval`, `receive_maximum`) make it another service's ceiling.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        *,
+        topic: str = TOPIC_FILTER,
+        group: str | None = SHARE_GROUP,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.client_id = client_id
+        self.topic = topic
+        self.group = group
+        self.options = options or runner_settings()
         self.count = 0
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -319,8 +336,10 @@ class CountingSubscriber:
             __file__,
             "count",
             self.url,
-            SHARE_GROUP,
+            self.group or "",
             self.client_id,
+            self.topic,
+            json.dumps(self.options),
             stdout=asyncio.subprocess.PIPE,
         )
         self._reader = asyncio.create_task(self._read())
@@ -376,9 +395,8 @@ def runner_settings() -> dict[str, Any]:
     }
 
 
-async def _count_main(url: str, group: str, client_id: str) -> None:
+async def _count_main(url: str, group: str, client_id: str, topic: str, options: dict[str, Any]) -> None:
     count = 0
-    options = runner_settings()
 
     async def handler(batch: Sequence[Message]) -> None:
         nonlocal count
@@ -387,8 +405,8 @@ async def _count_main(url: str, group: str, client_id: str) -> None:
     runner = SubscriberRunner(
         url,
         client_id=client_id,
-        topics=[TOPIC_FILTER],
-        group=group,
+        topics=[topic],
+        group=group or None,
         handler=handler,
         batch_size=options["batch_size"],
         batch_interval=options["batch_interval"],
@@ -411,6 +429,7 @@ async def _count_main(url: str, group: str, client_id: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] != "count":
-        sys.exit("usage: bench_telemetry_common.py count MQTT_URL GROUP CLIENT_ID")
-    asyncio.run(_count_main(sys.argv[2], sys.argv[3], sys.argv[4]))
+    if len(sys.argv) not in (5, 7) or sys.argv[1] != "count":
+        sys.exit("usage: bench_telemetry_common.py count MQTT_URL GROUP CLIENT_ID [TOPIC OPTIONS_JSON]")
+    given = sys.argv[5:] or [TOPIC_FILTER, json.dumps(runner_settings())]
+    asyncio.run(_count_main(sys.argv[2], sys.argv[3], sys.argv[4], given[0], json.loads(given[1])))

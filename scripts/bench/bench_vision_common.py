@@ -58,21 +58,6 @@ def quick() -> bool:
     return os.environ.get("BENCH_QUICK") == "1"
 
 
-def load_note(at_start: float) -> str:
-    """What else the machine was doing: its 1-minute load average at the start and now, against its cores."""
-    at_end, cores = os.getloadavg()[0], os.cpu_count() or 1
-    busy = (
-        "other processes shared the cores with the benchmark, so both sides of each ratio ran slower than on an "
-        "idle machine"
-        if max(at_start, at_end) > cores / 2
-        else "the machine was otherwise quiet"
-    )
-    return (
-        f"Load average of the machine (1 min) at the start / end: {at_start:.1f} / {at_end:.1f} on {cores} cores: "
-        f"{busy}."
-    )
-
-
 async def _receipt(request: Request, session: Session) -> Response:
     """The least a receiver that keeps what it is sent does: the raw body stored in the request's transaction."""
     body = await request.body()

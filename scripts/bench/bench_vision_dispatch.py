@@ -34,8 +34,8 @@ import asyncpg
 import orjson
 from bench_http import Connection, percentile, post_request
 from bench_telemetry_common import CpuMeter, describe_cpu
-from bench_vision_common import API, PIPELINE, RECEIPT_PATH, admin_key, count, load_note, quick, vision_server
-from report import Report, rate
+from bench_vision_common import API, PIPELINE, RECEIPT_PATH, admin_key, count, quick, vision_server
+from report import Report, load_note, rate
 from vision_machines import MachineFleet, ProcessingTime, SimulatedMachine  # type: ignore[import-not-found]
 
 from mirante.db import create_engine, create_sessionmaker, plain_url

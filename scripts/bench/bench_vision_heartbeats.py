@@ -28,8 +28,8 @@ import httpx
 import orjson
 from bench_http import Connection, percentile, post_request
 from bench_telemetry_common import CpuMeter, describe_cpu
-from bench_vision_common import RECEIPT_PATH, admin_key, count, load_note, quick, register_machines, vision_server
-from report import Report, rate
+from bench_vision_common import RECEIPT_PATH, admin_key, count, quick, register_machines, vision_server
+from report import Report, load_note, rate
 from vision_machines import MachineProfile, SimulatedMachine  # type: ignore[import-not-found]
 
 from mirante.devstack import StackUrls

@@ -80,3 +80,18 @@ def write_sections(reports: list[tuple[Report, str]], doc: Path = DOC) -> None:
         else:
             text = text.rstrip() + "\n\n" + section + "\n"
     doc.write_text(text)
+
+
+def load_note(at_start: float) -> str:
+    """What else the machine was doing: its 1-minute load average at the start and now, against its cores."""
+    at_end, cores = os.getloadavg()[0], os.cpu_count() or 1
+    busy = (
+        "other processes shared the cores with the benchmark, so both sides of each ratio ran slower than on an "
+        "idle machine"
+        if max(at_start, at_end) > cores / 2
+        else "the machine was otherwise quiet"
+    )
+    return (
+        f"Load average of the machine (1 min) at the start / end: {at_start:.1f} / {at_end:.1f} on {cores} cores: "
+        f"{busy}."
+    )

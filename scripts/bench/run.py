@@ -31,6 +31,7 @@ BENCHMARKS = [
     "recording_uploads",
     "vision_heartbeats",
     "vision_dispatch",
+    "rtls_ingest",
 ]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]

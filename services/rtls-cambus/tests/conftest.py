@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import httpx
 import pytest
@@ -34,6 +35,9 @@ def settings(infra_settings: InfraSettings) -> Settings:
         incident_attachment_max_bytes=4096,
         incident_rules_enabled=False,
         webhook_dispatch_enabled=False,
+        # The MQTT ingest has tests of its own, each with a client id of its own: an API test's app subscribing
+        # under the default one would take that session over from any other app using it on the broker.
+        mqtt_ingest_enabled=False,
     )
 
 
@@ -126,3 +130,78 @@ SiteMaker = Callable[[AsyncSession], Awaitable[Site]]
 def make_site() -> SiteMaker:
     """`await make_site(session)`: a small site (see `_make_site`) written in `session`."""
     return _make_site
+
+
+class SimulatedBuilding(Protocol):
+    """What placing needs of `scripts/simulators/gateways.py`'s `Building`."""
+
+    rooms: int
+    gateways: list[str]
+    tags: list[str]
+
+
+@dataclass
+class PlacedBuilding:
+    """The simulator's building as the catalogue knows it: room `i` is `zones[i]`, heard by `gateways[i]`."""
+
+    building_id: int
+    floor_id: int
+    zones: list[int]
+    gateways: list[int]
+    tags: dict[str, int]
+    """tag MAC → tag id"""
+    people: dict[str, int]
+    """tag MAC → id of the person carrying it"""
+
+
+async def _place_building(session: AsyncSession, simulated: SimulatedBuilding) -> PlacedBuilding:
+    """A building with one floor, a zone per room with the simulator's gateway placed in it, and a person carrying
+    each of the simulator's tags; flushed, not committed."""
+    building = Building(name=f"sim-{uuid.uuid4().hex[:8]}")
+    session.add(building)
+    await session.flush()
+    floor = Floor(building_id=building.id, level=0)
+    session.add(floor)
+    await session.flush()
+    zones = [Zone(floor_id=floor.id, name=f"Room {room + 1}") for room in range(simulated.rooms)]
+    session.add_all(zones)
+    await session.flush()
+    gateways = [
+        Device(
+            kind="gateway",
+            mac=mac,
+            floor_id=floor.id,
+            building_id=building.id,
+            zone_id=zones[room].id,
+            x_px=40.0 + 80 * room,
+            y_px=50.0,
+        )
+        for room, mac in enumerate(simulated.gateways)
+    ]
+    tags = [Tag(mac=mac) for mac in simulated.tags]
+    people = [Person(full_name=f"Walker {index + 1}") for index in range(len(tags))]
+    session.add_all([*gateways, *tags, *people])
+    await session.flush()
+    session.add_all(
+        TagAssignment(tag_id=tag.id, person_id=person.id, assigned_from=datetime.now(UTC) - timedelta(days=1))
+        for tag, person in zip(tags, people, strict=True)
+    )
+    await session.flush()
+    return PlacedBuilding(
+        building.id,
+        floor.id,
+        [zone.id for zone in zones],
+        [gateway.id for gateway in gateways],
+        {tag.mac: tag.id for tag in tags},
+        {tag.mac: person.id for tag, person in zip(tags, people, strict=True)},
+    )
+
+
+BuildingPlacer = Callable[[AsyncSession, SimulatedBuilding], Awaitable[PlacedBuilding]]
+
+
+@pytest.fixture(scope="session")
+def place_building() -> BuildingPlacer:
+    """`await place_building(session, Building(...))`: the simulator's building in the catalogue (see
+    `_place_building`)."""
+    return _place_building

@@ -8,13 +8,10 @@ other tests publish meanwhile, so every test uses MACs and building codes of its
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import random
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,12 +24,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mirante.devstack import StackUrls
-from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
-from mirante.mqtt import Publisher, SubscriberRunner, discard_session
+from mirante.devstack.mqtt_broker import EmbeddedMqttBroker
+from mirante.mqtt import Publisher, discard_session
 from mirante.settings import InfraSettings
+from mirante.testing.mqtt import MqttSessions, running, unique_client_id, wait_for_scalar
 from mirante.testing.plugin import ClientFactory
+from mirante.testing.streams import wait_until
 from rtls_cambus.config import Settings
 from rtls_cambus.ingest.payloads import Reading
+from rtls_cambus.ingest.positions import GatewayReadings
 from rtls_cambus.ingest.repository import GatewaySeen
 from rtls_cambus.ingest.worker import sweep_once
 from rtls_cambus.main import create_app
@@ -42,81 +42,32 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.append(str(REPO_ROOT))
 
 from scripts.simulators.cameras import CameraFleet  # noqa: E402
-from scripts.simulators.gateways import Building  # noqa: E402
+from scripts.simulators.gateways import Building, PublishResult  # noqa: E402
 
 AppFactory = Callable[..., FastAPI]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def mqtt5_broker() -> None:
-    if os.environ.get("MIRANTE_MQTT_PROTOCOL") == "3.1.1":
-        pytest.skip("the embedded amqtt broker speaks MQTT 3.1.1 only and drops messages queued for offline sessions")
+pytestmark = pytest.mark.usefixtures("mqtt5_broker")
+CLIENT_PREFIX = "rtls-cambus-test"
 
 
 @pytest.fixture
-async def make_app(infra_settings: InfraSettings, mirante_urls: StackUrls) -> AsyncIterator[AppFactory]:
-    infra = infra_settings.model_copy(
-        update={"mqtt": infra_settings.mqtt.model_copy(update={"session_expiry_seconds": 600})}
-    )
-    client_ids: set[str] = set()
+def make_app(mqtt_sessions: MqttSessions) -> AppFactory:
+    """`make_app(**settings)`: an app whose MQTT worker has a client id of this test's own (its broker session is
+    removed after the test), small batches, and no presence sweep or maintenance running in the background."""
 
     def make(client_id: str | None = None, **overrides: Any) -> FastAPI:
-        client_id = client_id or unique_client_id()
-        client_ids.add(client_id)
         options: dict[str, Any] = {
-            "mqtt_client_id": client_id,
+            "mqtt_client_id": mqtt_sessions.track(client_id or unique_client_id(CLIENT_PREFIX)),
             "ingest_batch_size": 200,
             "ingest_batch_interval_seconds": 0.05,
             "presence_check_interval_seconds": 3600,
             "maintenance_interval_seconds": 3600,
         }
         options.update(overrides)
-        return create_app(Settings(infra=infra, **options))
+        return create_app(Settings(infra=mqtt_sessions.infra, **options))
 
-    yield make
-    for client_id in client_ids:
-        await discard_session(mirante_urls.mqtt_url, client_id, protocol=infra.mqtt.protocol)
-
-
-@contextlib.asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[SubscriberRunner]:
-    """The app started (lifespan), until its MQTT subscriber is connected; stopped when the block ends."""
-    async with app.router.lifespan_context(app):
-        runner: SubscriberRunner | None = None
-
-        def connected() -> bool:
-            nonlocal runner
-            runner = getattr(app.state, "mqtt_ingest_runner", None)
-            return runner is not None and runner.connected.is_set()
-
-        await wait_until(connected, within=10)
-        assert runner is not None
-        yield runner
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def wait_for_scalar(engine: AsyncEngine, query: str, expected: Any, within: float = 20.0, **params: Any) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        async with engine.connect() as connection:
-            value = await connection.scalar(text(query), params)
-        if value == expected or loop.time() > deadline:
-            assert value == expected, f"{value!r} instead of {expected!r}: {query}"
-            return value
-        await asyncio.sleep(0.1)
-
-
-def unique_client_id() -> str:
-    return f"rtls-cambus-test-{uuid.uuid4().hex[:10]}"
+    return make
 
 
 def unique_mac() -> str:
@@ -161,8 +112,9 @@ async def test_an_unknown_gateway_registers_itself_and_its_readings_are_logged(
     gateway, tag_a, tag_b = unique_mac(), unique_mac(), unique_mac()
     forwarded: list[tuple[GatewaySeen, list[Reading], datetime]] = []
 
-    async def record(session: AsyncSession, seen: GatewaySeen, readings: Sequence[Reading], at: datetime) -> None:
-        forwarded.append((seen, list(readings), at))
+    async def record(session: AsyncSession, heard: Sequence[GatewayReadings], at: datetime) -> int:
+        forwarded.extend((seen, list(readings), at) for seen, readings in heard)
+        return 0
 
     app = make_app()
     async with running(app) as runner:
@@ -173,7 +125,7 @@ async def test_an_unknown_gateway_registers_itself_and_its_readings_are_logged(
         await wait_for_scalar(
             db_engine, "SELECT count(*) FROM rtls_cambus.gateway_readings WHERE gateway_mac = :m", 3, m=gateway
         )
-        await wait_until(lambda: runner.acked >= 2)
+        await wait_until(lambda: runner.acked >= 2, within=15)
 
     async with db_engine.connect() as connection:
         device = (
@@ -225,7 +177,7 @@ async def test_bad_payloads_are_counted_and_kept_and_never_stop_the_consumer(
         await wait_for_scalar(
             db_engine, "SELECT count(*) FROM rtls_cambus.gateway_readings WHERE gateway_mac = :m", 2, m=gateway
         )
-        await wait_until(lambda: runner.acked >= 6)
+        await wait_until(lambda: runner.acked >= 6, within=15)
         assert runner.handler_failures == 0
 
     async with db_engine.connect() as connection:
@@ -399,21 +351,6 @@ async def test_cameras_register_and_their_events_keep_one_id_from_new_to_end(
     assert (await client.get("/api/v1/devices/cameras/999999999/events", headers=headers)).status_code == 404
 
 
-@pytest.fixture
-def own_mosquitto(tmp_path: Path) -> Iterator[EmbeddedMqttBroker]:
-    """A Mosquitto of this test alone, persistence on, on a fixed free port, that the test may restart."""
-    if find_mosquitto() is None:
-        pytest.skip("no mosquitto binary installed: the broker-restart test needs a real Mosquitto")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    broker = EmbeddedMqttBroker(tmp_path / "broker", kind="mosquitto", port=port)
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
 async def test_gateway_traffic_published_while_the_service_and_the_broker_restart_is_all_stored(
     own_mosquitto: EmbeddedMqttBroker, make_app: AppFactory, infra_settings: InfraSettings, db_engine: AsyncEngine
 ) -> None:
@@ -421,7 +358,7 @@ async def test_gateway_traffic_published_while_the_service_and_the_broker_restar
     infra = infra_settings.model_copy(
         update={"mqtt": infra_settings.mqtt.model_copy(update={"url": url, "session_expiry_seconds": 600})}
     )
-    client_id = unique_client_id()
+    client_id = unique_client_id(CLIENT_PREFIX)
 
     def app() -> FastAPI:
         return create_app(
@@ -445,7 +382,7 @@ async def test_gateway_traffic_published_while_the_service_and_the_broker_restar
         assert first.subscriptions[0] == "rtls/gateways/+/+"
         async with Publisher(url) as publisher:
             await publisher.publish_many(messages[:100])
-        await wait_until(lambda: first.acked >= 20)
+        await wait_until(lambda: first.acked >= 20, within=15)
     # The service is down: these wait in its session, across the broker's restart.
     async with Publisher(url) as publisher:
         await publisher.publish_many(messages[100:200])
@@ -523,3 +460,41 @@ async def test_a_beacon_heard_over_mqtt_places_the_tag_in_the_gateways_zone(
         )
     entered = await outbox_events(db_engine, "rtls.person.zone_entered", f"person/{site.person.id}")
     assert [event["zone_id"] for event in entered] == [site.zones[0].id], "a far weaker gateway takes nobody over"
+
+
+async def test_a_person_walking_room_to_room_over_the_broker_switches_once_per_room_change_under_noise(
+    make_app: AppFactory, mirante_urls: StackUrls, db_engine: AsyncEngine, place_building: Any
+) -> None:
+    # Four stays of ten ticks in a row of three rooms, with 4 dB of RSSI noise; the next tick is published once the
+    # last one is stored and a quarter of a second later, so the engine's clock (when a batch was received) runs
+    # at least that fast and the 0.6 s dwell time passes within a stay.
+    # Starting in room 0, gateway 0 (the strongest) is published first, however the broker's deliveries split a tick
+    # into batches; a first reading from a neighbour would place the tag there and count a switch too many.
+    building = Building(rooms=3, people=1, dwell=10, noise_db=4.0, seed=uuid.uuid4().int % 10**6, start_room=0)
+    async with AsyncSession(db_engine, expire_on_commit=False) as session:
+        placed = await place_building(session, building)
+        await session.commit()
+    tag = building.tags[0]
+    stored = "SELECT count(*) FROM rtls_cambus.gateway_readings WHERE gateway_mac = ANY(:g)"
+
+    async def tick_stored(tick: int, sent: PublishResult) -> None:
+        await wait_for_scalar(db_engine, stored, sent.readings, g=building.gateways)
+
+    async with running(make_app(position_dwell_seconds=0.6)):
+        walk = await building.publish(mirante_urls.mqtt_url, ticks=40, interval=0.25, after_tick=tick_stored)
+
+    visited = walk.visits(tag)
+    assert len(visited) == 4
+    async with db_engine.connect() as connection:
+        changes = list(
+            await connection.scalars(
+                text("SELECT zone_id FROM rtls_cambus.position_changes WHERE tag_id = :t ORDER BY at, id"),
+                {"t": placed.tags[tag]},
+            )
+        )
+    assert changes == [placed.zones[room] for room in visited]
+    person = f"person/{placed.people[tag]}"
+    entered = await outbox_events(db_engine, "rtls.person.zone_entered", person)
+    exited = await outbox_events(db_engine, "rtls.person.zone_exited", person)
+    assert [event["zone_id"] for event in entered] == changes
+    assert [event["zone_id"] for event in exited] == changes[:-1]

@@ -72,10 +72,10 @@ async def live(mirante_urls: StackUrls, infra_settings: InfraSettings, make_site
                 session, username=f"viewer-{uuid.uuid4().hex[:8]}", password="live-pass-1234", role="viewer"
             )
             token = TokenCodec.from_settings(infra.jwt).issue(user.id, username=user.username, role=user.role).token
-        async with (
-            LiveServer(create_app(Settings(infra=infra))) as a,
-            LiveServer(create_app(Settings(infra=infra))) as b,
-        ):
+        # Readings are applied directly here (the MQTT ingest has tests of its own): two replicas subscribing under
+        # the default client id would keep taking the one session from each other.
+        settings = Settings(infra=infra, mqtt_ingest_enabled=False)
+        async with LiveServer(create_app(settings)) as a, LiveServer(create_app(settings)) as b:
             yield Live((a.url, b.url), engine, site, token)
     finally:
         await engine.dispose()

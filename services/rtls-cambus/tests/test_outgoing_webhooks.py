@@ -100,6 +100,7 @@ def webhook_settings(infra: InfraSettings, **overrides: object) -> Settings:
         "webhook_retry_schedule_seconds": [0.0, 0.0, 0.0],
         "webhook_timeout_seconds": 5,
         "webhook_lease_seconds": 30,
+        "mqtt_ingest_enabled": False,
     }
     values.update(overrides)
     return Settings(infra=infra, **values)  # type: ignore[arg-type]

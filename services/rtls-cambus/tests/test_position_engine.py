@@ -7,7 +7,15 @@ import random
 
 import pytest
 
-from rtls_cambus.positions.engine import EngineParams, Reading, TagState, decide, observe, position
+from rtls_cambus.positions.engine import (
+    EngineParams,
+    Reading,
+    TagState,
+    decide,
+    observe,
+    observe_together,
+    position,
+)
 
 PARAMS = EngineParams()
 # Three rooms in a row, a gateway in each, 8 m apart; a path loss of 25 dB per decade of distance (≈ indoor).
@@ -106,6 +114,17 @@ def test_silence_makes_the_position_unknown_and_a_stale_room_is_left_at_once() -
     # Room 1 went quiet; a weak room 2 takes over without waiting for the margin or the dwell.
     state = observe(state, Reading(2, -85, 31.0), PARAMS)
     assert position(state).gateway == 2
+
+
+def test_readings_received_together_place_a_new_tag_at_the_strongest_whatever_their_order() -> None:
+    near, far = Reading(1, -55, 5.0), Reading(2, -75, 5.0)
+    for readings in ([near, far], [far, near]):
+        state = observe_together(TagState(), readings, PARAMS)
+        assert position(state).gateway == 1 and set(state.tracks) == {1, 2}
+    # One at a time, the first heard places the tag and the second must beat it by the margin for the dwell time.
+    assert position(observe(observe(TagState(), far, PARAMS), near, PARAMS)).gateway == 2
+    ignored = Reading(3, -90, 5.0, threshold=-80)
+    assert observe_together(TagState(), [ignored], PARAMS) == TagState()
 
 
 def test_out_of_order_readings_of_a_gateway_are_ignored() -> None:

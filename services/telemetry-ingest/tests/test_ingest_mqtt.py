@@ -8,12 +8,9 @@ meanwhile: tests use tenants of their own and look only at those (other tenants 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mirante.devstack import StackUrls
-from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
-from mirante.mqtt import Publisher, SubscriberRunner, discard_session
+from mirante.devstack.mqtt_broker import EmbeddedMqttBroker
+from mirante.mqtt import Publisher
 from mirante.settings import InfraSettings
+from mirante.testing.mqtt import MqttSessions, running, unique_client_id, wait_for_scalar
+from mirante.testing.streams import wait_until
 from telemetry_ingest.config import Settings
 from telemetry_ingest.ingest import writer as writer_module
 from telemetry_ingest.ingest.worker import TOPIC_FILTER, default_client_id
@@ -49,28 +48,19 @@ TenantFactory = Callable[..., Awaitable[str]]
 AppFactory = Callable[..., FastAPI]
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def mqtt5_broker() -> None:
-    if os.environ.get("MIRANTE_MQTT_PROTOCOL") == "3.1.1":
-        pytest.skip("the embedded amqtt broker speaks MQTT 3.1.1 only and drops messages queued for offline sessions")
+pytestmark = pytest.mark.usefixtures("mqtt5_broker")
+CLIENT_PREFIX = "telemetry-ingest-test"
 
 
 @pytest.fixture
-async def make_app(infra_settings: InfraSettings, mirante_urls: StackUrls) -> AsyncIterator[AppFactory]:
+def make_app(mqtt_sessions: MqttSessions) -> AppFactory:
     """`make_app(client_id)`: an app whose MQTT worker uses `client_id` and this test's own subscription group;
     the broker sessions of those client ids are removed after the test."""
     group = f"ingest-test-{uuid.uuid4().hex[:10]}"
-    infra = infra_settings.model_copy(
-        update={"mqtt": infra_settings.mqtt.model_copy(update={"session_expiry_seconds": 600})}
-    )
-    client_ids: set[str] = set()
 
     def make(client_id: str, **overrides: Any) -> FastAPI:
-        client_ids.add(client_id)
         options: dict[str, Any] = {
-            "mqtt_client_id": client_id,
+            "mqtt_client_id": mqtt_sessions.track(client_id),
             "mqtt_share_group": group,
             "ingest_batch_size": 200,
             "ingest_batch_interval_seconds": 0.05,
@@ -78,53 +68,9 @@ async def make_app(infra_settings: InfraSettings, mirante_urls: StackUrls) -> As
             "retention_enabled": False,
         }
         options.update(overrides)
-        return create_app(Settings(infra=infra, **options))
+        return create_app(Settings(infra=mqtt_sessions.infra, **options))
 
-    yield make
-    for client_id in client_ids:
-        await discard_session(mirante_urls.mqtt_url, client_id, protocol=infra.mqtt.protocol)
-
-
-@contextlib.asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[SubscriberRunner]:
-    """The app started (lifespan), until its MQTT subscriber is connected; stopped when the block ends."""
-    async with app.router.lifespan_context(app):
-        runner: SubscriberRunner | None = None
-
-        def connected() -> bool:
-            nonlocal runner
-            runner = getattr(app.state, "mqtt_ingest_runner", None)
-            return runner is not None and runner.connected.is_set()
-
-        await wait_until(connected, within=10)
-        assert runner is not None
-        yield runner
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def wait_for_count(engine: AsyncEngine, query: str, expected: int, within: float = 20.0, **params: Any) -> int:
-    """Poll `query` (a count) until it reaches `expected`; returns the last count (raising if it stays short)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        async with engine.connect() as connection:
-            count = int(await connection.scalar(text(query), params) or 0)
-        if count >= expected or loop.time() > deadline:
-            assert count == expected, f"{count} rows instead of {expected}: {query}"
-            return count
-        await asyncio.sleep(0.1)
-
-
-def unique_client_id() -> str:
-    return f"telemetry-ingest-test-{uuid.uuid4().hex[:10]}"
+    return make
 
 
 def topic(tenant: str, device: str = "dev-1", sensor: str = "temperature") -> str:
@@ -148,7 +94,7 @@ async def test_published_readings_are_stored_rejected_or_unrouted(
 ) -> None:
     slug = await make_tenant(committed=True)
     missing = f"{slug}-nobody"
-    app = make_app(unique_client_id())
+    app = make_app(unique_client_id(CLIENT_PREFIX))
     async with running(app) as runner:
         assert runner.subscriptions == (f"$share/{app.state.settings.mqtt_share_group}/{TOPIC_FILTER}",)
         await mqtt_publisher.publish(topic(slug, "ahu-1"), orjson.dumps(reading(21.5, 3)))
@@ -161,12 +107,12 @@ async def test_published_readings_are_stored_rejected_or_unrouted(
         # Late: an older reading arriving last must not replace the latest value.
         await mqtt_publisher.publish(topic(slug, "ahu-1"), orjson.dumps(reading(10, 30)))
 
-        await wait_for_count(db_engine, readings_count(slug), 5)
-        await wait_for_count(db_engine, rejected_count(slug), 2)
-        await wait_for_count(
+        await wait_for_scalar(db_engine, readings_count(slug), 5)
+        await wait_for_scalar(db_engine, rejected_count(slug), 2)
+        await wait_for_scalar(
             db_engine, "SELECT count(*) FROM telemetry_ingest.unrouted_messages WHERE topic = :t", 1, t=topic(missing)
         )
-        await wait_until(lambda: runner.acked >= 6)
+        await wait_until(lambda: runner.acked >= 6, within=15)
 
     async with db_engine.connect() as connection:
         latest = await connection.execute(
@@ -202,15 +148,17 @@ async def test_a_redelivered_message_is_stored_once_and_counted_as_duplicate(
 ) -> None:
     slug = await make_tenant(committed=True)
     payload = orjson.dumps([reading(1, 2), reading(2, 1)])
-    app = make_app(unique_client_id())
+    app = make_app(unique_client_id(CLIENT_PREFIX))
     async with running(app) as runner:
         await mqtt_publisher.publish(topic(slug), payload)
-        await wait_for_count(db_engine, readings_count(slug), 2)
+        await wait_for_scalar(db_engine, readings_count(slug), 2)
         await mqtt_publisher.publish(topic(slug), payload)
         registry: CollectorRegistry = app.state.metrics_registry
-        await wait_until(lambda: registry.get_sample_value("telemetry_readings_duplicate_total", {"tenant": slug}) == 2)
+        await wait_until(
+            lambda: registry.get_sample_value("telemetry_readings_duplicate_total", {"tenant": slug}) == 2, within=15
+        )
         assert runner.handler_failures == 0
-    assert await wait_for_count(db_engine, readings_count(slug), 2) == 2
+    assert await wait_for_scalar(db_engine, readings_count(slug), 2) == 2
 
 
 async def test_a_failed_batch_is_delivered_again_and_nothing_is_lost(
@@ -234,17 +182,21 @@ async def test_a_failed_batch_is_delivered_again_and_nothing_is_lost(
         return await evaluate(session, tenant, rows, rules)
 
     monkeypatch.setattr(writer_module, "evaluate_thresholds", fail_once_for_this_tenant)
-    app = make_app(unique_client_id())
+    app = make_app(unique_client_id(CLIENT_PREFIX))
     async with running(app) as runner:
         await mqtt_publisher.publish_many(
             (topic(slug, f"dev-{index % 4}"), orjson.dumps(reading(index, index / 10))) for index in range(40)
         )
-        await wait_for_count(db_engine, readings_count(slug), 40)
+        await wait_for_scalar(db_engine, readings_count(slug), 40)
         assert runner.handler_failures == 1
         assert failures == [slug]
         registry: CollectorRegistry = app.state.metrics_registry
         assert registry.get_sample_value("telemetry_mqtt_subscriber_failed_batches") == 1
-        assert registry.get_sample_value("telemetry_readings_written_total", {"tenant": slug}) == 40
+        # Counted once the batch's commit returned, a moment after its rows became visible.
+        written = {"tenant": slug}
+        await wait_until(
+            lambda: registry.get_sample_value("telemetry_readings_written_total", written) == 40, within=15
+        )
         assert registry.get_sample_value("telemetry_readings_duplicate_total", {"tenant": slug}) is None
 
 
@@ -253,7 +205,7 @@ async def test_a_restart_while_devices_publish_loses_and_doubles_nothing(
 ) -> None:
     tenants = [await make_tenant(committed=True), await make_tenant(committed=True)]
     fleet = DeviceFleet(tenants, 6, seed=7, timestamp_format="mixed")
-    client_id = unique_client_id()
+    client_id = unique_client_id(CLIENT_PREFIX)
     publishing: asyncio.Task[Any] | None = None
 
     first = make_app(client_id)
@@ -261,7 +213,7 @@ async def test_a_restart_while_devices_publish_loses_and_doubles_nothing(
         publishing = asyncio.create_task(
             fleet.publish(mirante_urls.mqtt_url, count=2400, readings_per_message=6, rate=1500, bad_fraction=0.05)
         )
-        await wait_until(lambda: runner.acked >= 20)
+        await wait_until(lambda: runner.acked >= 20, within=15)
     # Stopped while devices keep publishing: what arrives meanwhile waits in the broker's session.
     assert not publishing.done()
     result = await publishing
@@ -271,7 +223,7 @@ async def test_a_restart_while_devices_publish_loses_and_doubles_nothing(
     async with running(second) as resumed:
         assert resumed.session_present is True
         total = " + ".join(f"({readings_count(slug)})" for slug in tenants)
-        await wait_for_count(db_engine, f"SELECT {total}", len(result.expected), within=30)
+        await wait_for_scalar(db_engine, f"SELECT {total}", len(result.expected), within=30)
 
     stored: set[tuple[str, str, str, datetime]] = set()
     async with db_engine.connect() as connection:
@@ -292,7 +244,7 @@ async def test_a_restart_while_devices_publish_loses_and_doubles_nothing(
 
 
 async def test_the_worker_can_be_switched_off(make_app: AppFactory) -> None:
-    app = make_app(unique_client_id(), mqtt_ingest_enabled=False)
+    app = make_app(unique_client_id(CLIENT_PREFIX), mqtt_ingest_enabled=False)
     async with app.router.lifespan_context(app):
         await asyncio.sleep(0.2)
         assert getattr(app.state, "mqtt_ingest_runner", None) is None
@@ -316,27 +268,12 @@ async def test_the_default_subscription_is_plain_and_a_share_group_is_an_explici
     make_app: AppFactory,
 ) -> None:
     # make_app sets a share group; None and "" stand for leaving TELEMETRY_INGEST_MQTT_SHARE_GROUP unset or empty.
-    async with running(make_app(unique_client_id(), mqtt_share_group=None)) as plain:
+    async with running(make_app(unique_client_id(CLIENT_PREFIX), mqtt_share_group=None)) as plain:
         assert plain.subscriptions == (TOPIC_FILTER,)
         assert plain.shared is False
-    async with running(make_app(unique_client_id(), mqtt_share_group="")) as empty:
+    async with running(make_app(unique_client_id(CLIENT_PREFIX), mqtt_share_group="")) as empty:
         assert empty.subscriptions == (TOPIC_FILTER,)
     assert Settings.model_fields["mqtt_share_group"].default is None
-
-
-@pytest.fixture
-def own_mosquitto(tmp_path: Path) -> Iterator[EmbeddedMqttBroker]:
-    """A Mosquitto of this test alone, persistence on, on a fixed free port, that the test may restart."""
-    if find_mosquitto() is None:
-        pytest.skip("no mosquitto binary installed: the broker-restart test needs a real Mosquitto")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    broker = EmbeddedMqttBroker(tmp_path / "broker", kind="mosquitto", port=port)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def test_readings_queued_across_a_broker_restart_are_all_stored_once(
@@ -354,7 +291,7 @@ async def test_readings_queued_across_a_broker_restart_are_all_stored_once(
     )
     settings = Settings(
         infra=infra,
-        mqtt_client_id=unique_client_id(),
+        mqtt_client_id=unique_client_id(CLIENT_PREFIX),
         ingest_batch_size=200,
         ingest_batch_interval_seconds=0.05,
         upgrade_tenants_on_start=False,
@@ -374,8 +311,8 @@ async def test_readings_queued_across_a_broker_restart_are_all_stored_once(
 
     async with running(create_app(settings)) as resumed:
         assert resumed.session_present is True
-        await wait_for_count(db_engine, readings_count(slug), len(readings))
-        await wait_until(lambda: resumed.acked == len(readings))
+        await wait_for_scalar(db_engine, readings_count(slug), len(readings))
+        await wait_until(lambda: resumed.acked == len(readings), within=15)
     async with db_engine.connect() as connection:
         stored = await connection.scalars(text(f'SELECT value FROM "{schema_for(slug)}".readings'))
         assert sorted(stored) == [float(index) for index in range(len(readings))]

@@ -91,7 +91,21 @@ async def _outbox_relay(app: FastAPI) -> None:
         redis=app.state.redis,
         stream=app.state.spec.stream,
     )
-    await relay.run()
+    # Kept on the app so a worker that commits events can wake it (`wake_outbox_relay`) instead of leaving them
+    # for the next poll.
+    app.state.outbox_relay = relay
+    try:
+        await relay.run()
+    finally:
+        app.state.outbox_relay = None
+
+
+def wake_outbox_relay(app: FastAPI) -> None:
+    """Have the app's outbox relay look for events now (just after a commit that emitted some); a no-op when the
+    app runs no relay."""
+    relay: OutboxRelay | None = getattr(app.state, "outbox_relay", None)
+    if relay is not None:
+        relay.wake()
 
 
 def build_service_app(

@@ -59,6 +59,13 @@ def plain_url(url: str | URL) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+PREPARED_STATEMENT_CACHE_SIZE = 500
+"""Statements each connection keeps prepared (the driver's default is 100). Savepoints have a name per position
+in their transaction (`sa_savepoint_1`, `_2`, ...), each a statement of its own: a stream consumer's batch of 50
+handlers alone fills 100 entries with SAVEPOINT and RELEASE, and then every other statement on that pooled
+connection was evicted and prepared again (a round trip each) on its next use."""
+
+
 def create_engine(url: str, settings: DatabaseSettings | None = None, *, pooled: bool = True) -> AsyncEngine:
     """An async engine whose pool drops connections the server has closed and recycles old ones, so a
     restarted server does not break it. Every engine of the suite is built here, from `settings` (the
@@ -74,7 +81,12 @@ def create_engine(url: str, settings: DatabaseSettings | None = None, *, pooled:
         if pooled
         else {"poolclass": NullPool}
     )
-    engine = create_async_engine(async_url(url), echo=options.echo, **pool)
+    engine = create_async_engine(
+        async_url(url),
+        echo=options.echo,
+        connect_args={"prepared_statement_cache_size": PREPARED_STATEMENT_CACHE_SIZE},
+        **pool,
+    )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
     return engine
 

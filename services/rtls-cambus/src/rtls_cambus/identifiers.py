@@ -18,6 +18,7 @@ MAC_PATTERN: Final = r"[0-9A-F]{2}(:[0-9A-F]{2}){5}"
 _SEPARATED = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
 _DOTTED = re.compile(r"[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
 _BARE = re.compile(r"[0-9A-Fa-f]{12}")
+_CANONICAL = re.compile(MAC_PATTERN)
 
 
 MAC_INPUT_MAX_LENGTH: Final = 64
@@ -28,6 +29,8 @@ def normalise_mac(value: str) -> str | None:
     if not isinstance(value, str) or len(value) > MAC_INPUT_MAX_LENGTH:
         return None
     text = value.strip()
+    if _CANONICAL.fullmatch(text):
+        return text  # the usual case on the ingest's path: one match, no rebuilding
     if _SEPARATED.fullmatch(text) or _DOTTED.fullmatch(text) or _BARE.fullmatch(text):
         digits = re.sub(r"[^0-9A-Fa-f]", "", text).upper()
         return ":".join(digits[index : index + 2] for index in range(0, 12, 2))

@@ -4,7 +4,8 @@ Tests run against real servers: those named by `MIRANTE_DATABASE_URL`, `MIRANTE_
 `MIRANTE_MQTT_URL` when set, otherwise embedded ones started for the run. Every run gets a fresh database
 with every installed Alembic history applied; `db_session` rolls back after each test. The browser fixtures
 (`browser`, `open_page`, `page_problems`, `serve_app`) come from `mirante.testing.browser`; tests using them are
-marked `browser` and skipped when Chromium or Playwright is missing.
+marked `browser` and skipped when Chromium or Playwright is missing. The MQTT ingest fixtures (`mqtt_sessions`,
+`mqtt5_broker`, `own_mosquitto`) come from `mirante.testing.mqtt`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mirante.mqtt import Publisher
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
 from mirante.testing.browser import browser, browser_unavailable, open_page, page_problems, serve_app
 from mirante.testing.database import create_test_database, drop_test_database
+from mirante.testing.mqtt import mqtt5_broker, mqtt_sessions, own_mosquitto
 
 __all__ = [
     "auth_headers",
@@ -46,8 +48,11 @@ __all__ = [
     "infra_settings",
     "make_client",
     "mirante_urls",
+    "mqtt5_broker",
     "mqtt_publisher",
+    "mqtt_sessions",
     "open_page",
+    "own_mosquitto",
     "page_problems",
     "redis_client",
     "serve_app",

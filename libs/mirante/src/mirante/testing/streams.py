@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,14 +67,20 @@ async def read_events(redis: Redis, stream: str, start: str = "-", end: str = "+
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[bool]], *, within: float = DEFAULT_TIMEOUT_SECONDS, what: str = "condition"
+    check: Callable[[], Awaitable[bool] | bool], *, within: float = DEFAULT_TIMEOUT_SECONDS, what: str = "condition"
 ) -> None:
-    """Poll `check` until it returns true; raises `WaitTimeoutError` naming `what` after `within` s."""
+    """Poll `check` (a plain or an async callable) until it returns true; raises `WaitTimeoutError` naming `what`
+    after `within` s."""
     deadline = time.monotonic() + within
-    while not await check():
+    while not await _holds(check):
         if time.monotonic() >= deadline:
             raise WaitTimeoutError(f"timed out after {within:.1f} s waiting for {what}")
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _holds(check: Callable[[], Awaitable[bool] | bool]) -> bool:
+    outcome = check()
+    return bool(await outcome) if inspect.isawaitable(outcome) else bool(outcome)
 
 
 async def wait_for_stream_length(

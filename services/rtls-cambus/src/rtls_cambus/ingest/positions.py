@@ -1,7 +1,7 @@
 """Where the ingest hands beacon readings to the position engine.
 
-The sink runs in the batch's transaction, after the readings and the gateway's presence are written, once per
-gateway with readings, with that gateway's readings of the batch in arrival order.
+The sink runs in the batch's transaction, after the readings and the gateways' presence are written, once per
+batch, with each gateway that reported readings and its readings of the batch in arrival order.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rtls_cambus.ingest.payloads import Reading
 from rtls_cambus.ingest.repository import GatewaySeen
 from rtls_cambus.positions.engine import EngineParams
-from rtls_cambus.positions.service import apply_readings
+from rtls_cambus.positions.service import apply_batch
 
-ReadingsSink = Callable[[AsyncSession, GatewaySeen, Sequence[Reading], datetime], Awaitable[None]]
+GatewayReadings = tuple[GatewaySeen, Sequence[Reading]]
+ReadingsSink = Callable[[AsyncSession, Sequence[GatewayReadings], datetime], Awaitable[int]]
+"""Called with the batch's readings per gateway; answers how many tags moved (each move emits events)."""
 
 
 def positions_sink(params: EngineParams) -> ReadingsSink:
     """The sink that moves tags with the engine's `params` (from `engine_params(settings)`)."""
 
-    async def forward(
-        session: AsyncSession, gateway: GatewaySeen, readings: Sequence[Reading], received_at: datetime
-    ) -> None:
-        pairs = [(reading.tag_mac, reading.rssi) for reading in readings]
-        await apply_readings(session, gateway, pairs, received_at, params=params)
+    async def forward(session: AsyncSession, heard: Sequence[GatewayReadings], received_at: datetime) -> int:
+        pairs = [(gateway, [(reading.tag_mac, reading.rssi) for reading in readings]) for gateway, readings in heard]
+        return len(await apply_batch(session, pairs, received_at, params=params))
 
     return forward

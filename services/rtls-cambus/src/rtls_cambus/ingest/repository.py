@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.db import paginate_scalars
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import Device
-from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage, gateway_readings
+from rtls_cambus.ingest.models import CamBusCollector, CameraEvent, RejectedMessage
 from rtls_cambus.ingest.payloads import CameraEventPayload
 
 
@@ -79,6 +79,15 @@ _SWEEP_SILENT = text(
 )
 
 
+# Arrays rather than a row of parameters per reading: one short statement for a whole batch, prepared once.
+_ADD_READINGS = text(
+    "INSERT INTO rtls_cambus.gateway_readings (received_at, gateway_id, gateway_mac, tag_mac, rssi)"
+    " SELECT :at, r.gateway_id, r.gateway_mac, r.tag_mac, r.rssi"
+    " FROM unnest(CAST(:gateway_ids AS bigint[]), CAST(:gateway_macs AS text[]), CAST(:tag_macs AS text[]),"
+    " CAST(:rssis AS smallint[])) AS r(gateway_id, gateway_mac, tag_mac, rssi)"
+)
+
+
 def _seen(rows: Sequence[Any]) -> list[GatewaySeen]:
     return [GatewaySeen(**row._mapping) for row in rows]
 
@@ -106,9 +115,26 @@ async def mark_silent_gateways_offline(session: AsyncSession, before: datetime) 
     return _seen((await session.execute(_SWEEP_SILENT, {"before": before})).all())
 
 
-async def add_readings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(gateway_readings), rows)
+async def add_readings(
+    session: AsyncSession,
+    received_at: datetime,
+    gateway_ids: list[int],
+    gateway_macs: list[str],
+    tag_macs: list[str],
+    rssis: list[int],
+) -> None:
+    """Readings received at `received_at`, one per position of the lists, in one statement."""
+    if tag_macs:
+        await session.execute(
+            _ADD_READINGS,
+            {
+                "at": received_at,
+                "gateway_ids": gateway_ids,
+                "gateway_macs": gateway_macs,
+                "tag_macs": tag_macs,
+                "rssis": rssis,
+            },
+        )
 
 
 async def add_rejections(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -125,7 +151,7 @@ async def delete_rejections_before(session: AsyncSession, before: datetime) -> i
 
 async def building_ids_by_code(session: AsyncSession, codes: set[str]) -> dict[str, int]:
     rows = await session.execute(select(Building.code, Building.id).where(Building.code.in_(codes)))
-    return {code: building_id for code, building_id in rows.tuples() if code is not None}
+    return {code: building_id for code, building_id in rows if code is not None}
 
 
 async def floor_id(session: AsyncSession, building_id: int, level: int) -> int | None:

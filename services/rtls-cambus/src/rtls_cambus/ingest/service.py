@@ -55,6 +55,8 @@ class BatchOutcome:
     kinds: Counter[str] = field(default_factory=Counter)
     readings: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+    """Events the batch queued in the outbox (gateways, cameras, and the positions' moves, which emit some)."""
 
 
 @dataclass
@@ -99,6 +101,7 @@ async def store_batch(
         await _camera_message(session, batch, topic, payload)
     await repository.add_rejections(session, batch.rejections)
     await emit_many(session, SCHEMA, batch.events)
+    batch.outcome.events += len(batch.events)
     return batch.outcome
 
 
@@ -163,22 +166,20 @@ async def _gateway_presence(session: AsyncSession, batch: _Batch) -> dict[str, G
 async def _store_readings(
     session: AsyncSession, batch: _Batch, gateways: dict[str, GatewaySeen], forward: ReadingsSink
 ) -> None:
-    rows = [
-        {
-            "received_at": batch.received_at,
-            "gateway_id": gateways[mac].id,
-            "gateway_mac": mac,
-            "tag_mac": reading.tag_mac,
-            "rssi": reading.rssi,
-        }
-        for mac, readings in batch.readings.items()
-        for reading in readings
-    ]
-    await repository.add_readings(session, rows)
-    batch.outcome.readings = len(rows)
+    gateway_ids: list[int] = []
+    gateway_macs: list[str] = []
+    tag_macs: list[str] = []
+    rssis: list[int] = []
     for mac, readings in batch.readings.items():
-        if readings:
-            await forward(session, gateways[mac], readings, batch.received_at)
+        gateway_ids += [gateways[mac].id] * len(readings)
+        gateway_macs += [mac] * len(readings)
+        tag_macs += [reading.tag_mac for reading in readings]
+        rssis += [reading.rssi for reading in readings]
+    await repository.add_readings(session, batch.received_at, gateway_ids, gateway_macs, tag_macs, rssis)
+    batch.outcome.readings = len(tag_macs)
+    heard = [(gateways[mac], readings) for mac, readings in batch.readings.items() if readings]
+    if heard:
+        batch.outcome.events += await forward(session, heard, batch.received_at)
 
 
 async def _camera_message(

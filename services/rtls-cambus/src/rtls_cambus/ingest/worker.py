@@ -11,10 +11,11 @@ Mosquitto 2.0). The sweep and the maintenance are safe on any number of replicas
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -23,6 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import cancel_and_wait
+from mirante.app import wake_outbox_relay
 from mirante.mqtt import Message, SubscriberRunner
 from rtls_cambus.config import Settings
 from rtls_cambus.ingest import partitions, repository
@@ -55,6 +57,9 @@ class IngestPipeline:
     metrics: IngestMetrics
     max_readings: int
     forward: ReadingsSink
+    committed_events: Callable[[], None] = lambda: None
+    """Called after a commit that queued events: the app wakes its outbox relay, so the live feed and the
+    other consumers get them now rather than at the relay's next poll."""
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         received_at = datetime.now(UTC)
@@ -62,6 +67,8 @@ class IngestPipeline:
             outcome = await store_batch(
                 session, messages, received_at, max_readings=self.max_readings, forward=self.forward
             )
+        if outcome.events:
+            self.committed_events()
         self.metrics.record(outcome.kinds, outcome.readings, outcome.rejected)
 
 
@@ -72,6 +79,7 @@ def build_runner(app: FastAPI) -> SubscriberRunner:
         ingest_metrics(app),
         settings.ingest_max_readings_per_message,
         positions_sink(engine_params(settings)),
+        functools.partial(wake_outbox_relay, app),
     )
     app.state.ingest_pipeline = pipeline
     return SubscriberRunner(

@@ -17,11 +17,13 @@ The rule (room level, cheap, explainable):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EngineParams:
     alpha_rise: float = 0.5
     alpha_fall: float = 0.2
@@ -36,7 +38,7 @@ class EngineParams:
             raise ValueError("fresh_seconds must be positive, margin_db and dwell_seconds not negative")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Track:
     """The smoothed RSSI of one gateway for this tag and when it last heard the tag (seconds, caller's clock)."""
 
@@ -44,7 +46,7 @@ class Track:
     seen: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagState:
     tracks: dict[int, Track] = field(default_factory=dict)
     current: int | None = None
@@ -67,7 +69,7 @@ class TagState:
         return cls(tracks, data.get("current"), data.get("challenger"), data.get("challenger_since"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     gateway: int
     rssi: int
@@ -76,7 +78,7 @@ class Reading:
     threshold: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """Where the engine puts the tag: a gateway (None: unknown), its smoothed level and lead over the next one."""
 
@@ -91,31 +93,52 @@ def _fresh(state: TagState, now: float, params: EngineParams) -> dict[int, Track
 
 def _strongest(tracks: dict[int, Track]) -> int:
     # Ties go to the lowest gateway id, so the same readings always give the same answer.
-    return min(tracks, key=lambda gateway: (-tracks[gateway].level, gateway))
+    best, best_level = -1, -math.inf
+    for gateway, track in tracks.items():
+        if track.level > best_level or (track.level == best_level and gateway < best):
+            best, best_level = gateway, track.level
+    return best
 
 
 def observe(state: TagState, reading: Reading, params: EngineParams) -> TagState:
     """The state after one reading (unchanged when the reading is ignored)."""
-    rssi = reading.rssi + reading.offset
-    if reading.threshold is not None and rssi < reading.threshold:
+    return observe_together(state, (reading,), params)
+
+
+def observe_together(state: TagState, readings: Sequence[Reading], params: EngineParams) -> TagState:
+    """The state after readings received together (one batch, one time): every gateway's track is updated in
+    turn, then the rule is applied once at the latest reading's time, so the order in which simultaneous readings
+    happen to arrive does not decide where a tag is first placed. Unchanged when every reading is ignored."""
+    if not readings:
         return state
-    previous = state.tracks.get(reading.gateway)
-    if previous is not None and reading.at < previous.seen:
-        return state  # older than what this gateway already told: arrived out of order
-    if previous is None or reading.at - previous.seen > params.fresh_seconds:
-        level = float(rssi)
-    else:
-        alpha = params.alpha_rise if rssi > previous.level else params.alpha_fall
-        level = previous.level + alpha * (rssi - previous.level)
-    tracks = _fresh(state, reading.at, params)
-    tracks[reading.gateway] = Track(level, reading.at)
-    return decide(replace(state, tracks=tracks), reading.at, params)
+    now = max(reading.at for reading in readings)
+    tracks = _fresh(state, now, params)
+    changed = False
+    for reading in readings:
+        rssi = reading.rssi + reading.offset
+        if reading.threshold is not None and rssi < reading.threshold:
+            continue
+        previous = tracks.get(reading.gateway) or state.tracks.get(reading.gateway)
+        if previous is not None and reading.at < previous.seen:
+            continue  # older than what this gateway already told: arrived out of order
+        if previous is None or reading.at - previous.seen > params.fresh_seconds:
+            level = float(rssi)
+        else:
+            alpha = params.alpha_rise if rssi > previous.level else params.alpha_fall
+            level = previous.level + alpha * (rssi - previous.level)
+        tracks[reading.gateway] = Track(level, reading.at)
+        changed = True
+    return _decide(state, tracks, now, params) if changed else state
 
 
 def decide(state: TagState, now: float, params: EngineParams) -> TagState:
     """Apply the switching rule at `now`: the incumbent holds unless a challenger has led by the margin long
     enough; with no fresh gateway the position becomes unknown."""
-    fresh = _fresh(state, now, params)
+    return _decide(state, _fresh(state, now, params), now, params)
+
+
+def _decide(state: TagState, fresh: dict[int, Track], now: float, params: EngineParams) -> TagState:
+    # `fresh`: the state's tracks still fresh at `now` (observe has just added its reading's), computed once.
     if not fresh:
         return TagState({}, None, None, None)
     best = _strongest(fresh)

@@ -3,60 +3,156 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, insert, select, update
+import orjson
+from sqlalchemy import Row, and_, exists, select, text
 from sqlalchemy.dialects.postgresql import array
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate, paginate_scalars
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.devices.models import Device
 from rtls_cambus.people.models import Person, PersonGroupMember
-from rtls_cambus.positions.models import PRESENT, PositionChange, PresenceSession, TagPosition
+from rtls_cambus.positions.models import PositionChange, PresenceSession, TagPosition
 from rtls_cambus.tags.models import Tag, TagAssignment
 from rtls_cambus.zones.models import Zone
+
+# Statements of the ingest's hot path, built once: arrays rather than IN lists, so each is one prepared statement
+# whatever the batch size.
+_TAGS_BY_MAC = text(
+    "SELECT t.mac, t.id, a.person_id FROM rtls_cambus.tags t"
+    " LEFT JOIN rtls_cambus.tag_assignments a ON a.tag_id = t.id AND a.assigned_to IS NULL"
+    " WHERE t.mac = ANY(CAST(:macs AS text[]))"
+)
+_CREATE_POSITIONS = text(
+    "INSERT INTO rtls_cambus.tag_positions (tag_id) SELECT unnest(CAST(:ids AS bigint[])) ORDER BY 1"
+    " ON CONFLICT DO NOTHING"
+)
+_LOCK_POSITIONS = text(
+    "SELECT tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi, lead_db,"
+    " since, last_seen_at, state FROM rtls_cambus.tag_positions WHERE tag_id = ANY(CAST(:ids AS bigint[]))"
+    " ORDER BY tag_id FOR UPDATE"
+)
+_SILENT_POSITIONS = text(
+    "SELECT tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi, lead_db,"
+    " since, last_seen_at, state FROM rtls_cambus.tag_positions WHERE status = 'present' AND last_seen_at < :before"
+    " ORDER BY tag_id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+_WRITE_POSITIONS = text(
+    "UPDATE rtls_cambus.tag_positions p SET person_id = v.person_id, status = v.status, gateway_id = v.gateway_id,"
+    " zone_id = v.zone_id, floor_id = v.floor_id, building_id = v.building_id, x_px = v.x_px, y_px = v.y_px,"
+    " rssi = v.rssi, lead_db = v.lead_db, since = v.since, last_seen_at = v.last_seen_at,"
+    " state = CAST(v.state AS jsonb), updated_at = now()"
+    " FROM unnest(CAST(:tag_id AS bigint[]), CAST(:person_id AS bigint[]), CAST(:status AS text[]),"
+    " CAST(:gateway_id AS bigint[]), CAST(:zone_id AS bigint[]), CAST(:floor_id AS bigint[]),"
+    " CAST(:building_id AS bigint[]), CAST(:x_px AS float8[]), CAST(:y_px AS float8[]), CAST(:rssi AS float8[]),"
+    " CAST(:lead_db AS float8[]), CAST(:since AS timestamptz[]), CAST(:last_seen_at AS timestamptz[]),"
+    " CAST(:state AS text[]))"
+    " AS v(tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi, lead_db, since,"
+    " last_seen_at, state)"
+    " WHERE p.tag_id = v.tag_id"
+)
+_CLOSE_SESSIONS = text(
+    "UPDATE rtls_cambus.presence_sessions SET ended_at = greatest(started_at, :at)"
+    " WHERE tag_id = ANY(CAST(:tag_ids AS bigint[])) AND ended_at IS NULL"
+    " RETURNING id, person_id, tag_id, zone_id, floor_id, building_id, started_at, ended_at"
+)
+_OPEN_SESSIONS = text(
+    "INSERT INTO rtls_cambus.presence_sessions (person_id, tag_id, zone_id, floor_id, building_id, started_at)"
+    " SELECT v.person_id, v.tag_id, v.zone_id, v.floor_id, v.building_id, :at"
+    " FROM unnest(CAST(:person_id AS bigint[]), CAST(:tag_id AS bigint[]), CAST(:zone_id AS bigint[]),"
+    " CAST(:floor_id AS bigint[]), CAST(:building_id AS bigint[]))"
+    " AS v(person_id, tag_id, zone_id, floor_id, building_id) ORDER BY v.tag_id"
+    " RETURNING id, person_id, tag_id, zone_id, floor_id, building_id, started_at, ended_at"
+)
+_ADD_CHANGES = text(
+    "INSERT INTO rtls_cambus.position_changes"
+    " (tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi, at)"
+    " SELECT v.*, :at FROM unnest(CAST(:tag_id AS bigint[]), CAST(:person_id AS bigint[]), CAST(:status AS text[]),"
+    " CAST(:gateway_id AS bigint[]), CAST(:zone_id AS bigint[]), CAST(:floor_id AS bigint[]),"
+    " CAST(:building_id AS bigint[]), CAST(:x_px AS float8[]), CAST(:y_px AS float8[]), CAST(:rssi AS float8[]))"
+    " AS v(tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi)"
+)
+_CHANGE_FIELDS = ("tag_id", "person_id", "status", "gateway_id", "zone_id", "floor_id", "building_id", "x_px", "y_px")
+
+
+@dataclass(slots=True)
+class PositionRow:
+    """A tag's row of `tag_positions` as the engine reads and rewrites it (`state` is the engine's JSON)."""
+
+    tag_id: int
+    person_id: int | None
+    status: str
+    gateway_id: int | None
+    zone_id: int | None
+    floor_id: int | None
+    building_id: int | None
+    x_px: float | None
+    y_px: float | None
+    rssi: float | None
+    lead_db: float | None
+    since: datetime | None
+    last_seen_at: datetime | None
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A presence session as written (opened or closed)."""
+
+    id: int
+    person_id: int
+    tag_id: int
+    zone_id: int
+    floor_id: int | None
+    building_id: int | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+_ROW_FIELDS = tuple(field.name for field in fields(PositionRow) if field.name != "state")
 
 
 async def tags_by_mac(session: AsyncSession, macs: Sequence[str]) -> dict[str, tuple[int, int | None]]:
     """`{mac: (tag_id, person_id of the open assignment or None)}` for the registered tags among `macs`."""
-    rows = await session.execute(
-        select(Tag.mac, Tag.id, TagAssignment.person_id)
-        .outerjoin(TagAssignment, and_(TagAssignment.tag_id == Tag.id, TagAssignment.assigned_to.is_(None)))
-        .where(Tag.mac.in_(macs))
-    )
+    rows = await session.execute(_TAGS_BY_MAC, {"macs": list(macs)})
     return {mac: (tag_id, person_id) for mac, tag_id, person_id in rows}
 
 
-async def locked_positions(session: AsyncSession, tag_ids: Sequence[int]) -> list[TagPosition]:
+async def locked_positions(session: AsyncSession, tag_ids: Sequence[int]) -> list[PositionRow]:
     """The position rows of `tag_ids`, created when missing, locked for this transaction in id order (two
-    messages naming the same tags lock them in the same order, so they queue rather than deadlock)."""
-    await session.execute(
-        pg_insert(TagPosition).values([{"tag_id": tag_id} for tag_id in tag_ids]).on_conflict_do_nothing()
-    )
-    found = await session.scalars(
-        select(TagPosition)
-        .where(TagPosition.tag_id.in_(tag_ids))
-        .order_by(TagPosition.tag_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return list(found)
+    batches naming the same tags lock them in the same order, so they queue rather than deadlock)."""
+    ids = sorted(tag_ids)
+    await session.execute(_CREATE_POSITIONS, {"ids": ids})
+    return [PositionRow(**row._mapping) for row in await session.execute(_LOCK_POSITIONS, {"ids": ids})]
 
 
-async def silent_positions(session: AsyncSession, seen_before: datetime, limit: int) -> list[TagPosition]:
+async def silent_positions(session: AsyncSession, seen_before: datetime, limit: int) -> list[PositionRow]:
     """Up to `limit` present tags last heard before `seen_before`, locked; rows another replica holds are skipped."""
-    found = await session.scalars(
-        select(TagPosition)
-        .where(TagPosition.status == PRESENT, TagPosition.last_seen_at < seen_before)
-        .order_by(TagPosition.tag_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(found)
+    rows = await session.execute(_SILENT_POSITIONS, {"before": seen_before, "limit": limit})
+    return [PositionRow(**row._mapping) for row in rows]
+
+
+def _columns(rows: Sequence[Any], fields: Sequence[str]) -> dict[str, list[Any]]:
+    return {name: [getattr(row, name) for row in rows] for name in fields}
+
+
+async def write_positions(session: AsyncSession, rows: Sequence[PositionRow]) -> None:
+    """Write back every field of `rows` in one statement."""
+    if not rows:
+        return
+    values = _columns(rows, _ROW_FIELDS)
+    values["state"] = [orjson.dumps(row.state).decode() for row in rows]
+    await session.execute(_WRITE_POSITIONS, values)
+
+
+async def add_changes(session: AsyncSession, rows: Sequence[PositionRow], at: datetime) -> None:
+    """One `position_changes` row per row of `rows` (their place now), at `at`, in one statement."""
+    if rows:
+        await session.execute(_ADD_CHANGES, {**_columns(rows, (*_CHANGE_FIELDS, "rssi")), "at": at})
 
 
 async def gateways(session: AsyncSession, ids: Sequence[int]) -> dict[int, Device]:
@@ -64,19 +160,20 @@ async def gateways(session: AsyncSession, ids: Sequence[int]) -> dict[int, Devic
     return {device.id: device for device in found}
 
 
-async def close_sessions(session: AsyncSession, tag_id: int, at: datetime) -> list[PresenceSession]:
-    found = await session.scalars(
-        update(PresenceSession)
-        .where(PresenceSession.tag_id == tag_id, PresenceSession.ended_at.is_(None))
-        .values(ended_at=func.greatest(PresenceSession.started_at, at))
-        .returning(PresenceSession)
-    )
-    return list(found)
+async def close_sessions(session: AsyncSession, tag_ids: Sequence[int], at: datetime) -> list[SessionRow]:
+    """Close the open sessions of `tag_ids` at `at` (never before they started); those closed."""
+    if not tag_ids:
+        return []
+    rows = await session.execute(_CLOSE_SESSIONS, {"tag_ids": list(tag_ids), "at": at})
+    return [SessionRow(**row._mapping) for row in rows]
 
 
-async def open_session(session: AsyncSession, values: dict[str, Any]) -> PresenceSession:
-    found = await session.scalars(insert(PresenceSession).values(values).returning(PresenceSession))
-    return found.one()
+async def open_sessions(session: AsyncSession, rows: Sequence[PositionRow], at: datetime) -> list[SessionRow]:
+    """Open a session for each of `rows` in its zone, carried by its `person_id`, from `at`; those opened."""
+    if not rows:
+        return []
+    values = _columns(rows, ("person_id", "tag_id", "zone_id", "floor_id", "building_id"))
+    return [SessionRow(**row._mapping) for row in await session.execute(_OPEN_SESSIONS, {**values, "at": at})]
 
 
 # -- reads -------------------------------------------------------------------------------------------------------
@@ -192,6 +289,15 @@ class HistoryFilters:
     until: datetime | None = None
 
 
+def _where_place(query: Any, table: Any, filters: HistoryFilters) -> Any:
+    """`query` narrowed to the person, tag and place of `filters` on `table`'s columns of those names."""
+    for name in ("person_id", "tag_id", "zone_id", "floor_id", "building_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            query = query.where(getattr(table, name) == value)
+    return query
+
+
 async def position_history(
     session: AsyncSession, filters: HistoryFilters, *, offset: int, limit: int
 ) -> tuple[Sequence[Row[Any]], int]:
@@ -201,15 +307,7 @@ async def position_history(
         .outerjoin(Zone, Zone.id == PositionChange.zone_id)
         .order_by(PositionChange.at, PositionChange.id)
     )
-    for column, value in (
-        (PositionChange.person_id, filters.person_id),
-        (PositionChange.tag_id, filters.tag_id),
-        (PositionChange.zone_id, filters.zone_id),
-        (PositionChange.floor_id, filters.floor_id),
-        (PositionChange.building_id, filters.building_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = _where_place(query, PositionChange, filters)
     if filters.since is not None:
         query = query.where(PositionChange.at >= filters.since)
     if filters.until is not None:
@@ -218,15 +316,8 @@ async def position_history(
 
 
 @dataclass(frozen=True)
-class SessionFilters:
-    person_id: int | None = None
-    tag_id: int | None = None
-    zone_id: int | None = None
-    floor_id: int | None = None
-    building_id: int | None = None
+class SessionFilters(HistoryFilters):
     open: bool | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 async def presence_sessions(
@@ -243,15 +334,7 @@ async def presence_sessions(
         .outerjoin(Zone, Zone.id == PresenceSession.zone_id)
         .order_by(PresenceSession.started_at.desc(), PresenceSession.id.desc())
     )
-    for column, value in (
-        (PresenceSession.person_id, filters.person_id),
-        (PresenceSession.tag_id, filters.tag_id),
-        (PresenceSession.zone_id, filters.zone_id),
-        (PresenceSession.floor_id, filters.floor_id),
-        (PresenceSession.building_id, filters.building_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = _where_place(query, PresenceSession, filters)
     if filters.open is not None:
         query = query.where(
             PresenceSession.ended_at.is_(None) if filters.open else PresenceSession.ended_at.is_not(None)

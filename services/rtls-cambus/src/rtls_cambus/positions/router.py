@@ -18,24 +18,15 @@ from rtls_cambus.deps import AppSettings
 from rtls_cambus.fields import BuildingFilter, FloorFilter
 from rtls_cambus.people.schemas import PersonId
 from rtls_cambus.positions import feed, service
-from rtls_cambus.positions.deps import Params
-from rtls_cambus.positions.repository import HistoryFilters, PositionFilters, SessionFilters
+from rtls_cambus.positions.deps import CurrentFilters, HistoryQuery, Params, SessionQuery
 from rtls_cambus.positions.schemas import (
     CurrentPosition,
     FeedTicket,
     FreshFilter,
-    From,
     GatewayTags,
-    GroupFilter,
-    OpenFilter,
-    PersonFilter,
     PersonLocation,
     PositionChangeRead,
     PresenceSessionRead,
-    StatusFilter,
-    TagFilter,
-    To,
-    ZoneFilter,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["positions"])
@@ -48,23 +39,10 @@ async def current_positions(
     principal: CurrentPrincipal,
     pagination: Pagination,
     params: Params,
-    building_id: BuildingFilter = None,
-    floor_id: FloorFilter = None,
-    zone_id: ZoneFilter = None,
-    group_id: GroupFilter = None,
-    person_id: PersonFilter = None,
-    status: StatusFilter = None,
+    filters: CurrentFilters,
     fresh: FreshFilter = None,
 ) -> Page[CurrentPosition]:
     """Every tag's current position (one row per tag that has been heard), by tag id."""
-    filters = PositionFilters(
-        building_id=building_id,
-        floor_id=floor_id,
-        zone_id=zone_id,
-        group_id=group_id,
-        person_id=person_id,
-        status=status,
-    )
     found, count = await service.current_positions(
         session, filters, fresh, params, offset=pagination.offset, limit=pagination.limit
     )
@@ -98,56 +76,18 @@ async def person_current_location(
 
 @router.get("/positions/history")
 async def position_history(
-    session: Session,
-    principal: CurrentPrincipal,
-    pagination: Pagination,
-    person_id: PersonFilter = None,
-    tag_id: TagFilter = None,
-    zone_id: ZoneFilter = None,
-    floor_id: FloorFilter = None,
-    building_id: BuildingFilter = None,
-    since: From = None,
-    until: To = None,
+    session: Session, principal: CurrentPrincipal, pagination: Pagination, filters: HistoryQuery
 ) -> Page[PositionChangeRead]:
     """Position changes (not every reading) in `[from, to)`, oldest first: a person's trail with `person_id`."""
-    filters = HistoryFilters(
-        person_id=person_id,
-        tag_id=tag_id,
-        zone_id=zone_id,
-        floor_id=floor_id,
-        building_id=building_id,
-        since=since,
-        until=until,
-    )
     found, count = await service.position_history(session, filters, offset=pagination.offset, limit=pagination.limit)
     return pagination.build(found, count)
 
 
 @router.get("/presence-sessions")
 async def presence_sessions(
-    session: Session,
-    principal: CurrentPrincipal,
-    pagination: Pagination,
-    person_id: PersonFilter = None,
-    tag_id: TagFilter = None,
-    zone_id: ZoneFilter = None,
-    floor_id: FloorFilter = None,
-    building_id: BuildingFilter = None,
-    open: OpenFilter = None,
-    since: From = None,
-    until: To = None,
+    session: Session, principal: CurrentPrincipal, pagination: Pagination, filters: SessionQuery
 ) -> Page[PresenceSessionRead]:
     """Who was in which zone from when to when, newest first; `from`/`to` keep sessions overlapping the period."""
-    filters = SessionFilters(
-        person_id=person_id,
-        tag_id=tag_id,
-        zone_id=zone_id,
-        floor_id=floor_id,
-        building_id=building_id,
-        open=open,
-        since=since,
-        until=until,
-    )
     found, count = await service.presence_sessions(session, filters, offset=pagination.offset, limit=pagination.limit)
     return pagination.build(found, count)
 

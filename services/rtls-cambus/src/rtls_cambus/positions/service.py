@@ -21,9 +21,10 @@ from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.people.errors import PersonNotFoundError
 from rtls_cambus.positions import repository
-from rtls_cambus.positions.engine import EngineParams, Position, Reading, TagState, decide, observe, position
+from rtls_cambus.positions.engine import EngineParams, Position, Reading, TagState, decide, observe_together, position
 from rtls_cambus.positions.errors import PeriodError
-from rtls_cambus.positions.models import PRESENT, UNKNOWN, PositionChange, PresenceSession, TagPosition
+from rtls_cambus.positions.models import PRESENT, UNKNOWN, TagPosition
+from rtls_cambus.positions.repository import PositionRow, SessionRow
 from rtls_cambus.positions.schemas import (
     CurrentPosition,
     GatewayTags,
@@ -85,6 +86,10 @@ class PlacedGateway(Protocol):
     def y_px(self) -> float | None: ...
 
 
+Heard = tuple[PlacedGateway, Sequence[tuple[str, int]]]
+"""One gateway and the `(tag_mac, rssi)` pairs it reported, in arrival order."""
+
+
 async def apply_readings(
     session: AsyncSession,
     gateway: PlacedGateway,
@@ -95,34 +100,48 @@ async def apply_readings(
 ) -> list[Move]:
     """Feed one gateway message (`(tag_mac, rssi)` pairs, MACs normalised) to the engine of each tag in it.
 
-    Only registered tags get positions, and only gateways placed on a floor position anyone. Never commits;
-    the caller's transaction holds the tags' row locks until it does. Pass `params=engine_params(settings)`.
+    `apply_batch` with a single gateway; see there."""
+    return await apply_batch(session, [(gateway, readings)], received_at, params=params)
+
+
+async def apply_batch(
+    session: AsyncSession, heard: Sequence[Heard], received_at: datetime, *, params: EngineParams = DEFAULT_PARAMS
+) -> list[Move]:
+    """Feed what several gateways heard at `received_at` to the engine of each tag, gateway after gateway in the
+    order given, each gateway's readings in their order; the tags that moved.
+
+    Only registered tags get positions, and only gateways placed on a floor position anyone. The statements do
+    not depend on the number of gateways or tags: one to find the tags, two to create and lock their rows, one to
+    write them back, and for the tags that moved one each for history, sessions and events. Never commits; the
+    caller's transaction holds the tags' row locks until it does. Pass `params=engine_params(settings)`.
     """
-    if gateway.floor_id is None or not readings:
+    placed = [(gateway, readings) for gateway, readings in heard if gateway.floor_id is not None and readings]
+    if not placed:
         return []
-    tags = await repository.tags_by_mac(session, list({mac for mac, _ in readings}))
+    tags = await repository.tags_by_mac(session, sorted({mac for _, readings in placed for mac, _ in readings}))
     if not tags:
         return []
-    by_tag: dict[int, list[int]] = defaultdict(list)
-    for mac, rssi in readings:
-        if mac in tags:
-            by_tag[tags[mac][0]].append(rssi)
-    holders = dict(tags.values())
-    rows = await repository.locked_positions(session, sorted(by_tag))
     at = received_at.timestamp()
-    outcomes: list[tuple[TagPosition, Position]] = []
+    by_tag: dict[int, list[Reading]] = defaultdict(list)
+    for gateway, readings in placed:
+        for mac, rssi in readings:
+            if mac in tags:
+                by_tag[tags[mac][0]].append(Reading(gateway.id, rssi, at, gateway.rssi_offset, gateway.rssi_threshold))
+    holders = dict(tags.values())
+    rows = await repository.locked_positions(session, list(by_tag))
+    outcomes: list[tuple[PositionRow, Position]] = []
     for row in rows:
-        state = TagState.from_json(row.state)
-        before = state
-        for rssi in by_tag[row.tag_id]:
-            state = observe(state, Reading(gateway.id, rssi, at, gateway.rssi_offset, gateway.rssi_threshold), params)
+        before = TagState.from_json(row.state)
+        state = observe_together(before, by_tag[row.tag_id], params)
+        if state == before:
+            continue  # every reading of it ignored (below the threshold, out of order): nothing to write
         row.state = state.to_json()
-        heard = gateway.id in state.tracks and state.tracks[gateway.id].seen == at
-        if heard and (row.last_seen_at is None or row.last_seen_at < received_at):
+        heard_now = any(track.seen == at for track in state.tracks.values())
+        if heard_now and (row.last_seen_at is None or row.last_seen_at < received_at):
             row.last_seen_at = received_at
-        if state != before:
-            outcomes.append((row, position(state)))
-    return await _settle(session, outcomes, received_at, holders, known={gateway.id: gateway})
+        outcomes.append((row, position(state)))
+    known = {gateway.id: gateway for gateway, _ in placed}
+    return await _settle(session, outcomes, received_at, holders, known=known)
 
 
 async def expire_silent(session: AsyncSession, now: datetime, params: EngineParams = DEFAULT_PARAMS) -> int:
@@ -140,62 +159,62 @@ async def expire_silent(session: AsyncSession, now: datetime, params: EnginePara
 
 async def _settle(
     session: AsyncSession,
-    outcomes: list[tuple[TagPosition, Position]],
+    outcomes: list[tuple[PositionRow, Position]],
     at: datetime,
     holders: dict[int, int | None],
     *,
     known: Mapping[int, PlacedGateway],
 ) -> list[Move]:
-    """Write what the engine decided: levels for tags that stayed, a change (history, sessions, events) for
-    tags that moved."""
+    """Write what the engine decided: levels and state for every row, and for the tags that moved a change
+    (history, sessions, events)."""
     moving = [(row, place) for row, place in outcomes if _moved(row, place)]
     wanted = {place.gateway for _, place in moving if place.gateway is not None} - set(known)
     devices: dict[int, PlacedGateway] = {
         **known,
         **(await repository.gateways(session, sorted(wanted)) if wanted else {}),
     }
-    events: list[Event] = []
-    moves: list[Move] = []
+    moved: list[PositionRow] = []
+    zone_changed: list[PositionRow] = []
     for row, place in outcomes:
         row.rssi, row.lead_db = place.level, place.lead_db
         if not _moved(row, place):
             continue
-        person_id = holders.get(row.tag_id, row.person_id)
-        device = devices.get(place.gateway) if place.gateway is not None else None
         old_zone = row.zone_id
-        _place(row, device, person_id, at)
-        session.add(
-            PositionChange(
-                tag_id=row.tag_id,
-                person_id=person_id,
-                status=row.status,
-                gateway_id=row.gateway_id,
-                zone_id=row.zone_id,
-                floor_id=row.floor_id,
-                building_id=row.building_id,
-                x_px=row.x_px,
-                y_px=row.y_px,
-                rssi=row.rssi,
-                at=at,
-            )
-        )
-        events.append(_position_event(row))
+        _place(row, devices.get(place.gateway) if place.gateway is not None else None, holders, at)
+        moved.append(row)
         if old_zone != row.zone_id:
-            events += await _zone_change(session, row, person_id, at)
-        moves.append(Move(row.tag_id, person_id, row.gateway_id, row.zone_id, at))
-    await session.flush()
+            zone_changed.append(row)
+    await repository.write_positions(session, [row for row, _ in outcomes])
+    if not moved:
+        return []
+    await repository.add_changes(session, moved, at)
+    closed = await repository.close_sessions(session, [row.tag_id for row in zone_changed], at)
+    opened = await repository.open_sessions(
+        session, [row for row in zone_changed if row.zone_id is not None and row.person_id is not None], at
+    )
+    exits: dict[int, list[Event]] = defaultdict(list)
+    for presence in closed:
+        exits[presence.tag_id].append(_session_event(ZONE_EXITED, presence))
+    enters = {presence.tag_id: _session_event(ZONE_ENTERED, presence) for presence in opened}
+    events: list[Event] = []
+    for row in moved:
+        # Per tag: where it is now, then the zone it left, then the one it entered.
+        events.append(_position_event(row))
+        events += exits.pop(row.tag_id, [])
+        if row.tag_id in enters:
+            events.append(enters[row.tag_id])
     await emit_many(session, SCHEMA, events)
-    return moves
+    return [Move(row.tag_id, row.person_id, row.gateway_id, row.zone_id, at) for row in moved]
 
 
-def _moved(row: TagPosition, place: Position) -> bool:
+def _moved(row: PositionRow, place: Position) -> bool:
     if place.gateway is None:
         return row.status != UNKNOWN
     return row.status != PRESENT or row.gateway_id != place.gateway
 
 
-def _place(row: TagPosition, device: PlacedGateway | None, person_id: int | None, at: datetime) -> None:
-    row.person_id = person_id
+def _place(row: PositionRow, device: PlacedGateway | None, holders: dict[int, int | None], at: datetime) -> None:
+    row.person_id = holders.get(row.tag_id, row.person_id)
     row.since = at
     row.status = PRESENT if device is not None else UNKNOWN
     row.gateway_id = device.id if device else None
@@ -208,32 +227,11 @@ def _place(row: TagPosition, device: PlacedGateway | None, person_id: int | None
         row.rssi = row.lead_db = None
 
 
-async def _zone_change(session: AsyncSession, row: TagPosition, person_id: int | None, at: datetime) -> list[Event]:
-    """Close the tag's open presence session and open one in the new zone (exit first, then enter)."""
-    events = [
-        _session_event(ZONE_EXITED, closed) for closed in await repository.close_sessions(session, row.tag_id, at)
-    ]
-    if row.zone_id is not None and person_id is not None:
-        opened = await repository.open_session(
-            session,
-            {
-                "person_id": person_id,
-                "tag_id": row.tag_id,
-                "zone_id": row.zone_id,
-                "floor_id": row.floor_id,
-                "building_id": row.building_id,
-                "started_at": at,
-            },
-        )
-        events.append(_session_event(ZONE_ENTERED, opened))
-    return events
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
-def _position_event(row: TagPosition) -> Event:
+def _position_event(row: PositionRow) -> Event:
     data: dict[str, Any] = {
         "tag_id": row.tag_id,
         "person_id": row.person_id,
@@ -250,7 +248,7 @@ def _position_event(row: TagPosition) -> Event:
     return Event(source=SOURCE, type=POSITION_CHANGED, subject=f"tag/{row.tag_id}", data=data)
 
 
-def _session_event(kind: str, presence: PresenceSession) -> Event:
+def _session_event(kind: str, presence: SessionRow) -> Event:
     return Event(
         source=SOURCE,
         type=kind,
