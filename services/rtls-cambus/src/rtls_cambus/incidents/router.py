@@ -17,6 +17,7 @@ from mirante.auth import CurrentPrincipal
 from mirante.auth.principal import AdminPrincipal, OperatorPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.conditions import EventType
 from rtls_cambus.deps import AppSettings
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.incidents import service
@@ -27,7 +28,6 @@ from rtls_cambus.incidents.schemas import (
     AssigneesPut,
     AttachmentId,
     AttachmentRead,
-    EventType,
     GroupFilter,
     IncidentCreate,
     IncidentId,

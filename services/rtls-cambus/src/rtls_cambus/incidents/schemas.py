@@ -7,12 +7,12 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from mirante.types import REFUSES_NUL, Id64
 from mirante.web.schema import Omittable
+from rtls_cambus.conditions import Conditions, EventType, template_problem
 from rtls_cambus.fields import Body, Description, Name, Patch
-from rtls_cambus.incidents.matching import PATH_PATTERN, Operator, template_problem
 
 IncidentId = Annotated[Id64, Path(description="id of the incident")]
 AttachmentId = Annotated[Id64, Path(description="id of the attachment")]
@@ -189,34 +189,12 @@ class SupportGroupRead(BaseModel):
     updated_at: datetime
 
 
-class Condition(Body):
-    path: Annotated[str, StringConstraints(pattern=PATH_PATTERN, max_length=200)] = Field(
-        description="dotted path into the event's data, e.g. result.camera.id"
-    )
-    op: Operator = Field(description="equals, in (value is a list) or exists (value true, the default, or false)")
-    value: JsonValue = None
-
-    @model_validator(mode="after")
-    def _value_fits_operator(self) -> Self:
-        if self.op == "in" and not isinstance(self.value, list):
-            raise ValueError("op 'in' needs a list value")
-        if self.op == "exists" and self.value not in (None, True, False):
-            raise ValueError("op 'exists' takes true, false or no value")
-        return self
-
-
-EventType = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=200),
-    Field(description="a suite event type, e.g. vision.inspection.failed or rtls.alert.created"),
-]
 TitleTemplate = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     REFUSES_NUL,
     Field(description="title of the incidents it opens; {dotted.path} is replaced from the event's data"),
 ]
-Conditions = Annotated[list[Condition], Field(max_length=20, description="all must hold")]
 
 
 def _check_rule(event_type: str | None, template: str | None) -> None:
