@@ -5,6 +5,8 @@ from fastapi import FastAPI
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
+from rtls_cambus.alerts.engine import alert_checks_worker, alert_events_worker, install_alert_engine
+from rtls_cambus.alerts.router import router as alerts_router
 from rtls_cambus.buildings.router import router as buildings_router
 from rtls_cambus.config import Settings
 from rtls_cambus.devices.router import router as devices_router
@@ -49,6 +51,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             web_router,
             webhooks_router,
             incidents_router,
+            alerts_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
@@ -57,11 +60,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "position-sweep": sweep_silent_tags,
             "webhooks": webhook_worker,
             "incident-rules": incident_rules_worker,
+            "alert-events": alert_events_worker,
+            "alert-checks": alert_checks_worker,
         },
         body_limits={
             FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK,
             ATTACHMENTS_PATH_PREFIX: settings.incident_attachment_max_bytes + _MULTIPART_SLACK,
         },
+        on_startup=[install_alert_engine],
     )
     ingest_metrics(app)
     return app

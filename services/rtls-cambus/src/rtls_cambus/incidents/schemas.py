@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from mirante.types import REFUSES_NUL, Id64
 from mirante.web.schema import Omittable
 from rtls_cambus.conditions import Conditions, EventType, template_problem
-from rtls_cambus.fields import Body, Description, Name, Patch
+from rtls_cambus.fields import Body, Description, Name, Patch, Severity
 
 IncidentId = Annotated[Id64, Path(description="id of the incident")]
 AttachmentId = Annotated[Id64, Path(description="id of the attachment")]
@@ -21,13 +21,6 @@ RuleId = Annotated[Id64, Path(description="id of the incident rule")]
 UserId = Annotated[Id64, Path(description="id of the user (identity API)")]
 
 MAX_ASSIGNEES = 50
-
-
-class Severity(StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
 
 
 class Status(StrEnum):
