@@ -34,6 +34,7 @@ def settings(infra_settings: InfraSettings) -> Settings:
         incident_attachment_max_bytes=4096,
         incident_rules_enabled=False,
         webhook_dispatch_enabled=False,
+        alert_engine_enabled=False,
     )
 
 

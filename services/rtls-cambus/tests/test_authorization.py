@@ -138,15 +138,29 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/incident-rules/{rule_id}"): READ,
     ("PATCH", "/api/v1/incident-rules/{rule_id}"): ADMIN,
     ("DELETE", "/api/v1/incident-rules/{rule_id}"): ADMIN,
+    ("GET", "/api/v1/alert-rules"): READ,
+    ("POST", "/api/v1/alert-rules"): OPERATE,
+    ("GET", "/api/v1/alert-rules/{rule_id}"): READ,
+    ("PATCH", "/api/v1/alert-rules/{rule_id}"): OPERATE,
+    ("DELETE", "/api/v1/alert-rules/{rule_id}"): OPERATE,
+    ("GET", "/api/v1/alert-events"): READ,
+    ("GET", "/api/v1/alert-events/{alert_id}"): READ,
+    ("POST", "/api/v1/alert-events/{alert_id}/acknowledge"): OPERATE,
+    ("POST", "/api/v1/alert-events/{alert_id}/resolve"): OPERATE,
+    ("GET", "/api/v1/reports/alerts"): READ,
+    ("GET", "/api/v1/reports/alerts.csv"): READ,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
 CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
 CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
 CATALOGUE_PREFIXES += ("/api/v1/webhooks",)
-SUITE_WIDE_PREFIX = "/api/v1/webhooks"
-"""Every service's events, every tenant's among them: closed to a tenant-bound admin (`outgoing.deps`)."""
+SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/alert-rules")
+"""Every service's events, every tenant's among them: closed to tenant-bound accounts (`outgoing.deps`,
+`alerts.deps`). Alerts themselves are open to them, each seeing only its tenant's (test_alerts_api)."""
+TENANT_BOUND = {"acme_viewer"}
 CATALOGUE_PREFIXES += ("/api/v1/incident", "/api/v1/support-groups")
+CATALOGUE_PREFIXES += ("/api/v1/alert-", "/api/v1/reports/alerts")
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -189,7 +203,7 @@ async def test_callers_get_through_only_with_the_role(
     for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
-    for name in ("attachment_id", "user_id", "rule_id"):
+    for name in ("attachment_id", "user_id", "rule_id", "alert_id"):
         url = url.replace("{" + name + "}", str(2**62))
     for caller, rank in CALLERS.items():
         kwargs = (
@@ -200,20 +214,20 @@ async def test_callers_get_through_only_with_the_role(
         response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)
-        elif rank < needed:
+        elif rank < needed or (caller in TENANT_BOUND and path.startswith(SUITE_WIDE_PREFIXES)):
             assert response.status_code == 403, (caller, response.text)
         else:
             assert response.status_code not in {401, 403}, (caller, response.text)
 
 
-async def test_an_admin_bound_to_a_tenant_cannot_reach_the_suites_webhooks(
+async def test_an_admin_bound_to_a_tenant_cannot_reach_the_suites_webhooks_or_alert_rules(
     client: httpx.AsyncClient, auth_headers: HeadersFactory
 ) -> None:
     acme_admin = await auth_headers("admin", tenant="acme")
-    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIX))
-    assert suite_wide
+    suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIXES))
+    assert {path.split("/")[3] for _, path in suite_wide} == {"webhooks", "alert-rules"}
     for method, path in suite_wide:
-        url = path.replace("{subscription_id}", "1").replace("{delivery_id}", "1")
+        url = path.replace("{subscription_id}", "1").replace("{delivery_id}", "1").replace("{rule_id}", "1")
         kwargs = {"json": {}} if method in {"POST", "PATCH"} else {}
         response = await client.request(method, url, headers=acme_admin, **kwargs)  # type: ignore[arg-type]
         assert response.status_code == 403, (method, path, response.text)
