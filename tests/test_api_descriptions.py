@@ -53,7 +53,7 @@ UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {
         ("/queue", "GET"),
         ("/inspections/{inspection_id}", "GET"),
     },
-    "rtls-cambus": _DOCS_AND_METRICS | {("/static/{name}", "GET"), ("/login", "GET"), ("/", "GET")},
+    "rtls-cambus": _DOCS_AND_METRICS | {("/static/{name}", "GET"), ("/login", "GET"), ("/", "GET"), ("/alerts", "GET")},
     "recording-storage": _DOCS_AND_METRICS
     | {
         ("/static/{name}", "GET"),
