@@ -31,6 +31,8 @@ BENCHMARKS = [
     "recording_uploads",
     "vision_heartbeats",
     "vision_dispatch",
+    "alert_evaluations",
+    "alert_latency",
 ]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]

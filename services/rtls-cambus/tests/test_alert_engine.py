@@ -19,7 +19,7 @@ from rtls_cambus.alerts import service
 from rtls_cambus.alerts.engine import AlertEngine
 from rtls_cambus.alerts.models import AlertEvent
 from rtls_cambus.alerts.repository import open_alerts_by_severity
-from rtls_cambus.alerts.schemas import rule_adapter
+from rtls_cambus.alerts.schemas import AlertRuleUpdate, rule_adapter
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
@@ -380,3 +380,19 @@ async def test_a_tag_never_heard_counts_from_when_it_was_given(bench: Bench, db_
     await bench.engine.check(bench.session)
     [alert] = await bench.alerts(rule_id)
     assert alert.details["last_seen_at"] == (MONDAY_9 - timedelta(hours=3)).isoformat()
+
+
+async def test_rule_changes_reach_an_engine_that_read_the_rules_before(bench: Bench, db_session: AsyncSession) -> None:
+    engine = AlertEngine(refresh_seconds=0, clock=bench.clock)
+    first = await bench.rule(kind="zone_entry", zone_id=bench.site.zones[1].id)
+    assert [alert.rule_id for alert in await engine.handle_event(db_session, bench.entered(501))] == [first]
+    await service.update_rule(db_session, first, AlertRuleUpdate(enabled=False))
+    second = await bench.rule(kind="zone_entry", zone_id=bench.site.zones[1].id)
+    assert [alert.rule_id for alert in await engine.handle_event(db_session, bench.entered(502))] == [second]
+
+
+async def test_a_rule_deleted_after_the_engine_read_it_raises_nothing(bench: Bench) -> None:
+    rule_id = await bench.rule(kind="zone_entry", zone_id=bench.site.zones[1].id, cooldown_seconds=60)
+    assert len(await bench.event(bench.entered(601))) == 1
+    await service.delete_rule(bench.session, rule_id)
+    assert await bench.event(bench.entered(602)) == [], "the engine's copy of the rules still has it"

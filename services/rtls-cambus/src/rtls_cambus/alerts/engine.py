@@ -36,7 +36,7 @@ from rtls_cambus.alerts.evaluation import (
     EventFacts,
     RuleSet,
     SiteSnapshot,
-    evaluate_event,
+    evaluate_rules,
     evaluate_timed,
 )
 from rtls_cambus.alerts.models import AlertEvent
@@ -61,17 +61,24 @@ class AlertEngine:
         self.refresh_seconds = refresh_seconds
         self.clock = clock
         self._rules: RuleSet | None = None
-        self._loaded_at = 0.0
+        self._fingerprint: str | None = None
+        self._checked_at = 0.0
 
     def invalidate(self) -> None:
         """Read the rules again on the next use."""
         self._rules = None
 
     async def rules(self, session: AsyncSession) -> RuleSet:
-        if self._rules is None or time.monotonic() - self._loaded_at >= self.refresh_seconds:
+        """The enabled rules, compiled; every `refresh_seconds` a one-row look tells whether any rule changed, and
+        only then are they read again."""
+        if self._rules is not None and time.monotonic() - self._checked_at < self.refresh_seconds:
+            return self._rules
+        fingerprint = await repository.rules_fingerprint(session)
+        if self._rules is None or fingerprint != self._fingerprint:
             rows = await repository.enabled_rules(session)
             self._rules = RuleSet.of(CompiledRule.of(row) for row in rows)
-            self._loaded_at = time.monotonic()
+            self._fingerprint = fingerprint
+        self._checked_at = time.monotonic()
         return self._rules
 
     async def handle_event(self, session: AsyncSession, event: Event) -> list[AlertEvent]:
@@ -81,8 +88,8 @@ class AlertEngine:
         rules = (await self.rules(session)).by_trigger.get(event.type)
         if not rules:
             return []
-        facts = await _facts(session, event)
-        situations = [found for rule in rules if (found := evaluate_event(rule, event, facts)) is not None]
+        facts = await _facts(session, event, rules)
+        situations = evaluate_rules(rules, event, facts)
         return await service.raise_alerts(session, situations, self.clock())
 
     async def check(self, session: AsyncSession) -> list[AlertEvent]:
@@ -97,18 +104,23 @@ class AlertEngine:
         return await service.raise_alerts(session, situations, now)
 
 
-async def _facts(session: AsyncSession, event: Event) -> EventFacts:
+async def _facts(session: AsyncSession, event: Event, rules: tuple[CompiledRule, ...]) -> EventFacts:
+    """What the rules need to know beyond the event, read only when one of them needs it."""
     data = event.data
     if event.type == ZONE_ENTERED:
         zone, person = data.get("zone_id"), data.get("person_id")
-        if isinstance(zone, int) and isinstance(person, int):
-            restricted, groups = await repository.zone_facts(session, zone, person)
-            return EventFacts(restricted_zone=restricted, person_groups=groups)
+        restricted = any(rule.kind is Kind.zone_entry and rule.zone_id is None for rule in rules)
+        groups = any(rule.person_group_id is not None for rule in rules)
+        if isinstance(zone, int) and isinstance(person, int) and (restricted or groups):
+            flagged, group_ids = await repository.zone_facts(
+                session, zone, person, restricted=restricted, groups=groups
+            )
+            return EventFacts(restricted_zone=flagged, person_groups=group_ids)
     elif event.type == CAMERA_EVENT:
         camera = data.get("camera_id")
         if isinstance(camera, int):
-            floor, groups = await repository.camera_facts(session, camera)
-            return EventFacts(camera_groups=groups, camera_floor_id=floor)
+            floor, camera_groups = await repository.camera_facts(session, camera)
+            return EventFacts(camera_groups=camera_groups, camera_floor_id=floor)
     return EventFacts()
 
 

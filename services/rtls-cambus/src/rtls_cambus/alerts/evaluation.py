@@ -16,7 +16,7 @@ Which rules run where:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeGuard
@@ -196,31 +196,77 @@ def key(prefix: str, text: str) -> str:
 # -- on events -----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What the rules look at in an event, read from its data once for all the rules it triggers."""
+
+    event: Event
+    facts: EventFacts
+    person_id: int | None
+    zone_id: int | None
+    floor_id: int | None
+    building_id: int | None
+    session_id: int | None
+    gateway_id: int | None
+    camera_id: int | None
+    stored_id: int | None
+    analytic: str | None
+    label: str | None
+    score: float | None
+    at: datetime
+
+    @classmethod
+    def of(cls, event: Event, facts: EventFacts) -> EventView:
+        data = event.data
+        scores = [float(value) for value in (data.get("score"), data.get("top_score")) if _number(value)]
+        return cls(
+            event=event,
+            facts=facts,
+            person_id=_int(data, "person_id"),
+            zone_id=_int(data, "zone_id"),
+            floor_id=_int(data, "floor_id"),
+            building_id=_int(data, "building_id"),
+            session_id=_int(data, "session_id"),
+            gateway_id=_int(data, "gateway_id"),
+            camera_id=_int(data, "camera_id"),
+            stored_id=_int(data, "id"),
+            analytic=_folded(data.get("analytic")),
+            label=_folded(data.get("label")),
+            score=max(scores) if scores else None,
+            at=_time(data.get("started_at")) or event.time,
+        )
+
+
 def evaluate_event(rule: CompiledRule, event: Event, facts: EventFacts) -> Situation | None:
     """The situation `event` makes for `rule` (one of the rules its type triggers), or None."""
+    found = evaluate_rules((rule,), event, facts)
+    return found[0] if found else None
+
+
+def evaluate_rules(rules: Iterable[CompiledRule], event: Event, facts: EventFacts) -> list[Situation]:
+    """The situations `event` makes for `rules` (those its type triggers)."""
     if event.type.startswith(REFUSED_EVENT_PREFIXES):
+        return []
+    view = EventView.of(event, facts)
+    found = []
+    for rule in rules:
+        evaluator = _ON_EVENTS.get(rule.kind)
+        situation = evaluator(rule, view) if evaluator is not None else None
+        if situation is not None:
+            found.append(situation)
+    return found
+
+
+def _zone_entered(rule: CompiledRule, view: EventView) -> Situation | None:
+    person, zone, session = view.person_id, view.zone_id, view.session_id
+    # The most selective test first: most zone rules are about one person or one zone.
+    if rule.person_id is not None and rule.person_id != person:
         return None
-    match rule.kind:
-        case Kind.zone_entry:
-            return _zone_entered(rule, event, facts)
-        case Kind.gateway_offline:
-            return _gateway_offline(rule, event)
-        case Kind.camera_event:
-            return _camera_event(rule, event, facts)
-        case Kind.suite_event:
-            return _suite_event(rule, event)
-    return None
-
-
-def _zone_entered(rule: CompiledRule, event: Event, facts: EventFacts) -> Situation | None:
-    data = event.data
-    person, zone, session = _int(data, "person_id"), _int(data, "zone_id"), _int(data, "session_id")
     if person is None or zone is None or session is None:
         return None
-    if not _zone_fits(rule, zone, facts.restricted_zone) or not rule.targets(person, facts.person_groups):
+    if not _zone_fits(rule, zone, view.facts.restricted_zone) or not rule.targets(person, view.facts.person_groups):
         return None
-    entered = _time(data.get("started_at")) or event.time
-    if rule.window is not None and not rule.window.contains(entered):
+    if rule.window is not None and not rule.window.contains(view.at):
         return None
     return Situation(
         rule,
@@ -228,24 +274,23 @@ def _zone_entered(rule: CompiledRule, event: Event, facts: EventFacts) -> Situat
         key("person", str(person)),
         person_id=person,
         zone_id=zone,
-        floor_id=_int(data, "floor_id"),
-        building_id=_int(data, "building_id"),
-        source_event_id=event.id,
-        source_event_type=event.type,
-        tenant=event.tenant,
-        details={"session_id": session, "entered_at": entered.isoformat(), "dwell_seconds": 0},
+        floor_id=view.floor_id,
+        building_id=view.building_id,
+        source_event_id=view.event.id,
+        source_event_type=view.event.type,
+        tenant=view.event.tenant,
+        details={"session_id": session, "entered_at": view.at.isoformat(), "dwell_seconds": 0},
     )
 
 
-def _gateway_offline(rule: CompiledRule, event: Event) -> Situation | None:
-    data = event.data
-    gateway = _int(data, "gateway_id")
+def _gateway_offline(rule: CompiledRule, view: EventView) -> Situation | None:
+    gateway = view.gateway_id
     if gateway is None:
         return None
-    floor, building = _int(data, "floor_id"), _int(data, "building_id")
-    wanted = ((rule.gateway_id, gateway), (rule.floor_id, floor), (rule.building_id, building))
+    wanted = ((rule.gateway_id, gateway), (rule.floor_id, view.floor_id), (rule.building_id, view.building_id))
     if any(expected is not None and expected != actual for expected, actual in wanted):
         return None
+    data = view.event.data
     last_seen = data.get("last_seen_at")
     return Situation(
         rule,
@@ -253,55 +298,54 @@ def _gateway_offline(rule: CompiledRule, event: Event) -> Situation | None:
         key("gateway", f"{gateway}:{last_seen}"),
         key("gateway", str(gateway)),
         gateway_id=gateway,
-        zone_id=_int(data, "zone_id"),
-        floor_id=floor,
-        building_id=building,
-        source_event_id=event.id,
-        source_event_type=event.type,
-        tenant=event.tenant,
+        zone_id=view.zone_id,
+        floor_id=view.floor_id,
+        building_id=view.building_id,
+        source_event_id=view.event.id,
+        source_event_type=view.event.type,
+        tenant=view.event.tenant,
         details={"mac": data.get("mac"), "last_seen_at": last_seen, "reason": data.get("reason")},
     )
 
 
-def _camera_event(rule: CompiledRule, event: Event, facts: EventFacts) -> Situation | None:
-    data = event.data
-    camera, stored = _int(data, "camera_id"), _int(data, "id")
+def _camera_event(rule: CompiledRule, view: EventView) -> Situation | None:
+    camera, stored = view.camera_id, view.stored_id
     if camera is None or stored is None:
         return None
     if rule.camera_id is not None and camera != rule.camera_id:
         return None
-    if rule.camera_group_id is not None and rule.camera_group_id not in facts.camera_groups:
+    if rule.camera_group_id is not None and rule.camera_group_id not in view.facts.camera_groups:
         return None
-    if rule.analytic is not None and _folded(data.get("analytic")) != rule.analytic:
+    if rule.analytic is not None and view.analytic != rule.analytic:
         return None
-    if rule.label is not None and _folded(data.get("label")) != rule.label:
+    if rule.label is not None and view.label != rule.label:
         return None
-    scores = [float(value) for value in (data.get("score"), data.get("top_score")) if _number(value)]
-    score = max(scores) if scores else None
-    if rule.min_score is not None and (score is None or score < rule.min_score):
+    if rule.min_score is not None and (view.score is None or view.score < rule.min_score):
         return None
+    data = view.event.data
     return Situation(
         rule,
         # One alert per camera event, over its new, update and end messages.
         key("camera_event", str(stored)),
         key("camera", str(camera)),
         camera_id=camera,
-        floor_id=facts.camera_floor_id,
-        building_id=_int(data, "building_id"),
-        source_event_id=event.id,
-        source_event_type=event.type,
-        tenant=event.tenant,
+        floor_id=view.facts.camera_floor_id,
+        building_id=view.building_id,
+        source_event_id=view.event.id,
+        source_event_type=view.event.type,
+        tenant=view.event.tenant,
         details={
             "camera_event_id": stored,
             "camera_code": data.get("camera_code"),
             "analytic": data.get("analytic"),
             "label": data.get("label"),
-            "score": score,
+            "score": view.score,
         },
     )
 
 
-def _suite_event(rule: CompiledRule, event: Event) -> Situation | None:
+def _suite_event(rule: CompiledRule, view: EventView) -> Situation | None:
+    event = view.event
     if not matches(event.data, rule.conditions):
         return None
     message = None
@@ -324,6 +368,14 @@ def _suite_event(rule: CompiledRule, event: Event) -> Situation | None:
 
 def _event_message(event: Event) -> str:
     return f"{event.type}" + (f" ({event.subject})" if event.subject else "")
+
+
+_ON_EVENTS: Final[dict[Kind, Callable[[CompiledRule, EventView], Situation | None]]] = {
+    Kind.zone_entry: _zone_entered,
+    Kind.gateway_offline: _gateway_offline,
+    Kind.camera_event: _camera_event,
+    Kind.suite_event: _suite_event,
+}
 
 
 # -- the periodic check ----------------------------------------------------------------------------------------------

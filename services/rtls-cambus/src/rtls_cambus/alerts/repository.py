@@ -10,9 +10,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, func, literal, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnClause,
+    ColumnElement,
+    Insert,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -145,74 +158,147 @@ async def existing_situations(session: AsyncSession, keys: Iterable[tuple[int, s
     return {(rule_id, dedup_key) for rule_id, dedup_key in await session.execute(query) if rule_id is not None}
 
 
-async def claim_cooldown(session: AsyncSession, rule_id: int, cooldown_key: str, now: datetime, seconds: int) -> bool:
-    """Record an alert of the rule about the subject at `now`, unless one was recorded less than `seconds` before.
+@dataclass(frozen=True)
+class PreparedAlert:
+    """An alert about to be inserted: its id, and the names of what it is about (None for what it is not about)."""
 
-    One statement: a replica racing for the same subject waits on the row and then sees the other's time."""
-    statement = (
-        insert(AlertCooldown)
-        .values(rule_id=rule_id, cooldown_key=cooldown_key, last_alert_at=now)
-        .on_conflict_do_update(
-            index_elements=[AlertCooldown.rule_id, AlertCooldown.cooldown_key],
-            set_={"last_alert_at": now},
-            where=AlertCooldown.last_alert_at <= now - timedelta(seconds=seconds),
-        )
-        .returning(AlertCooldown.rule_id)
-    )
-    return (await session.execute(statement)).first() is not None
+    alert_id: int
+    names: dict[str, str | None]
 
 
-async def insert_alert(session: AsyncSession, values: dict[str, Any]) -> AlertEvent | None:
-    """Insert an alert; None when the rule already has one for this situation (another replica was first)."""
-    statement = (
-        insert(AlertEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[AlertEvent.rule_id, AlertEvent.dedup_key])
-        .returning(AlertEvent)
-    )
-    alert: AlertEvent | None = (await session.execute(statement)).scalar_one_or_none()
-    return alert
+_NEXT_ALERT_ID: Final[ColumnClause[int]] = literal_column("nextval('rtls_cambus.alert_events_id_seq')", BigInteger())
 
 
-async def names(
+async def prepare_alert(
     session: AsyncSession,
+    rule_id: int,
+    dedup_key: str,
     *,
+    now: datetime,
+    cooldown: tuple[str, int] | None,
     person_id: int | None,
     zone_id: int | None,
     gateway_id: int | None,
     camera_id: int | None,
-) -> dict[str, str | None]:
-    """Display names of what an alert is about (None for what it is not about or that no longer exists)."""
+) -> PreparedAlert | None:
+    """In one round trip: None when the rule no longer exists, already alerted about this situation, or (with a
+    `cooldown` of (subject, seconds)) alerted about the subject within the cooldown; else the cooldown is claimed
+    for `now` and the new alert's id and names are answered.
 
-    def name_of(column: Any, where: Any) -> Any:
-        return select(column).where(where).scalar_subquery()
+    The claim is an upsert on (rule, subject) that only moves the time forward once the cooldown has passed, so a
+    replica racing for the same subject waits on the row and then sees the other's time."""
+    rule_exists = select(AlertRule.id).where(AlertRule.id == rule_id).exists()
+    known = select(AlertEvent.id).where(AlertEvent.rule_id == rule_id, AlertEvent.dedup_key == dedup_key).exists()
+    claimed: Any = literal(True)
+    query_ctes = []
+    if cooldown is not None:
+        subject, seconds = cooldown
+        upsert = insert(AlertCooldown)
+        claim = (
+            upsert.from_select(
+                ["rule_id", "cooldown_key", "last_alert_at"],
+                select(literal(rule_id), literal(subject), literal(now, AlertCooldown.last_alert_at.type)).where(
+                    rule_exists, ~known
+                ),
+            )
+            .on_conflict_do_update(
+                index_elements=[AlertCooldown.rule_id, AlertCooldown.cooldown_key],
+                set_={"last_alert_at": upsert.excluded.last_alert_at},
+                where=AlertCooldown.last_alert_at <= now - timedelta(seconds=seconds),
+            )
+            .returning(AlertCooldown.rule_id)
+            .cte("claim")
+        )
+        query_ctes.append(claim)
+        claimed = select(claim.c.rule_id).exists()
+
+    def name_of(column: Any, where: Any, wanted: int | None) -> Any:
+        return select(column).where(where).scalar_subquery() if wanted is not None else literal(None)
 
     device_name = func.coalesce(Device.name, Device.mac, Device.code)
     query = select(
-        name_of(Person.full_name, Person.id == person_id).label("person") if person_id else literal(None),
-        name_of(Zone.name, Zone.id == zone_id).label("zone") if zone_id else literal(None),
-        name_of(device_name, Device.id == gateway_id).label("gateway") if gateway_id else literal(None),
-        name_of(device_name, Device.id == camera_id).label("camera") if camera_id else literal(None),
+        rule_exists.label("rule_exists"),
+        known.label("known"),
+        claimed.label("claimed"),
+        _NEXT_ALERT_ID.label("alert_id"),
+        name_of(Person.full_name, Person.id == person_id, person_id).label("person"),
+        name_of(Zone.name, Zone.id == zone_id, zone_id).label("zone"),
+        name_of(device_name, Device.id == gateway_id, gateway_id).label("gateway"),
+        name_of(device_name, Device.id == camera_id, camera_id).label("camera"),
     )
-    person, zone, gateway, camera = (await session.execute(query)).one()
-    return {"person": person, "zone": zone, "gateway": gateway, "camera": camera}
+    for cte in query_ctes:
+        query = query.add_cte(cte)
+    row = (await session.execute(query)).one()
+    if not row.rule_exists or row.known or not row.claimed:
+        return None
+    names = {"person": row.person, "zone": row.zone, "gateway": row.gateway, "camera": row.camera}
+    return PreparedAlert(row.alert_id, names)
+
+
+ALERT_PREFIX: Final = "alert_"
+
+
+@cache
+def _insert_with_event(columns: tuple[str, ...], outbox: Insert) -> Insert:
+    """The alert's INSERT carrying its `rtls.alert.created` outbox row as a data-modifying CTE: one round trip."""
+    table = AlertEvent.__table__
+    values = {name: bindparam(ALERT_PREFIX + name, type_=table.c[name].type) for name in columns}
+    return insert(AlertEvent).values(values).add_cte(outbox.cte("alert_outbox"))
+
+
+async def insert_alert(session: AsyncSession, values: dict[str, Any], event: tuple[Insert, dict[str, Any]]) -> None:
+    """Insert a prepared alert (`values` with its id) and its event (`mirante.bus.outbox_insert`), together.
+
+    Should another replica have raised the same situation since it was prepared, the unique (rule, dedup key) fails
+    the statement, alert and event alike; the caller's transaction is then retried and finds the alert there."""
+    outbox, parameters = event
+    statement = _insert_with_event(tuple(values), outbox)
+    await session.execute(statement, {**{ALERT_PREFIX + name: value for name, value in values.items()}, **parameters})
 
 
 # -- what the engine evaluates ---------------------------------------------------------------------------------------
 
 
-async def zone_facts(session: AsyncSession, zone_id: int, person_id: int) -> tuple[bool, frozenset[int]]:
-    """Whether the zone is flagged restricted, and the person's groups."""
-    restricted = await session.scalar(select(Zone.restricted).where(Zone.id == zone_id))
-    groups = await session.scalars(select(PersonGroupMember.group_id).where(PersonGroupMember.person_id == person_id))
-    return bool(restricted), frozenset(groups.all())
+async def zone_facts(
+    session: AsyncSession, zone_id: int, person_id: int, *, restricted: bool, groups: bool
+) -> tuple[bool, frozenset[int]]:
+    """Whether the zone is flagged restricted, and the person's groups (each read only when asked for), in one
+    round trip."""
+    restricted_column = (
+        select(Zone.restricted).where(Zone.id == zone_id).scalar_subquery() if restricted else literal(False)
+    )
+    groups_column = (
+        select(func.array_agg(PersonGroupMember.group_id))
+        .where(PersonGroupMember.person_id == person_id)
+        .scalar_subquery()
+        if groups
+        else literal(None)
+    )
+    flagged, group_ids = (await session.execute(select(restricted_column, groups_column))).one()
+    return bool(flagged), frozenset(group_ids or ())
 
 
 async def camera_facts(session: AsyncSession, camera_id: int) -> tuple[int | None, frozenset[int]]:
-    """The camera's floor and its groups."""
-    floor = await session.scalar(select(Device.floor_id).where(Device.id == camera_id))
-    groups = await session.scalars(select(CameraGroupMember.group_id).where(CameraGroupMember.device_id == camera_id))
-    return floor, frozenset(groups.all())
+    """The camera's floor and its groups, in one round trip."""
+    query = select(
+        select(Device.floor_id).where(Device.id == camera_id).scalar_subquery(),
+        select(func.array_agg(CameraGroupMember.group_id))
+        .where(CameraGroupMember.device_id == camera_id)
+        .scalar_subquery(),
+    )
+    floor, group_ids = (await session.execute(query)).one()
+    return floor, frozenset(group_ids or ())
+
+
+_FINGERPRINT: Final = text(
+    "SELECT md5(coalesce(string_agg(id::text || ':' || xmin::text, ',' ORDER BY id), '')) FROM rtls_cambus.alert_rules"
+)
+
+
+async def rules_fingerprint(session: AsyncSession) -> str:
+    """A value that changes whenever a rule is created, changed or deleted (ids and row versions), read in one small
+    answer, so replicas reload the rules only when they changed."""
+    return str(await session.scalar(_FINGERPRINT))
 
 
 async def try_check_lock(session: AsyncSession) -> bool:

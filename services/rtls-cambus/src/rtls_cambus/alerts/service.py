@@ -19,11 +19,10 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
-from mirante.bus import Event, emit
+from mirante.bus import Event, emit, outbox_insert
 from rtls_cambus import rows
 from rtls_cambus.alerts import repository
 from rtls_cambus.alerts.errors import (
@@ -64,6 +63,28 @@ TRANSITIONS: Final[dict[AlertStatus, tuple[AlertStatus, ...]]] = {
 }
 _STORED: Final = ("id", "created_at", "updated_at")
 _DEVICE_REFERENCES: Final = {"gateway_id": "gateway", "camera_id": "camera"}
+_INSERTED: Final = (
+    "id",
+    "rule_id",
+    "rule_name",
+    "kind",
+    "severity",
+    "status",
+    "message",
+    "dedup_key",
+    "cooldown_key",
+    "person_id",
+    "zone_id",
+    "floor_id",
+    "building_id",
+    "gateway_id",
+    "camera_id",
+    "source_event_id",
+    "source_event_type",
+    "tenant",
+    "details",
+    "created_at",
+)
 
 
 # -- rules -----------------------------------------------------------------------------------------------------------
@@ -168,71 +189,66 @@ async def delete_rule(session: AsyncSession, rule_id: int) -> None:
 
 async def raise_alerts(session: AsyncSession, situations: Sequence[Situation], now: datetime) -> list[AlertEvent]:
     """Raise an alert for each situation not alerted yet and not held back by its rule's cooldown; those raised."""
-    if not situations:
-        return []
-    known = await repository.existing_situations(session, [(item.rule.id, item.dedup_key) for item in situations])
+    if len(situations) > 1:
+        # The periodic check finds the same situations round after round: one look skips those alerted already.
+        known = await repository.existing_situations(session, [(item.rule.id, item.dedup_key) for item in situations])
+        situations = [item for item in situations if (item.rule.id, item.dedup_key) not in known]
     raised = []
+    seen: set[tuple[int, str]] = set()
     for situation in situations:
         identity = (situation.rule.id, situation.dedup_key)
-        if identity in known:
+        if identity in seen:
             continue
-        known.add(identity)
-        try:
-            async with session.begin_nested():
-                alert = await _raise(session, situation, now)
-        except IntegrityError:
-            # The rule was deleted since the engine read it: nothing to raise for it.
-            logger.info("alert rule %s is gone; situation %s dropped", situation.rule.id, situation.dedup_key)
-            continue
+        seen.add(identity)
+        alert = await _raise(session, situation, now)
         if alert is not None:
             raised.append(alert)
     return raised
 
 
 async def _raise(session: AsyncSession, situation: Situation, now: datetime) -> AlertEvent | None:
+    """Two round trips: the checks, cooldown claim, id and names; then the alert with its event."""
     rule = situation.rule
-    if rule.cooldown_seconds and not await repository.claim_cooldown(
-        session, rule.id, situation.cooldown_key, now, rule.cooldown_seconds
-    ):
-        return None
-    names = (
-        {}
-        if situation.message
-        else await repository.names(
-            session,
-            person_id=situation.person_id,
-            zone_id=situation.zone_id,
-            gateway_id=situation.gateway_id,
-            camera_id=situation.camera_id,
-        )
-    )
-    alert = await repository.insert_alert(
+    prepared = await repository.prepare_alert(
         session,
-        {
-            "rule_id": rule.id,
-            "rule_name": rule.name,
-            "kind": rule.kind.value,
-            "severity": rule.severity,
-            "status": AlertStatus.open.value,
-            "message": compose(situation, names),
-            "dedup_key": situation.dedup_key,
-            "cooldown_key": situation.cooldown_key,
-            "person_id": situation.person_id,
-            "zone_id": situation.zone_id,
-            "floor_id": situation.floor_id,
-            "building_id": situation.building_id,
-            "gateway_id": situation.gateway_id,
-            "camera_id": situation.camera_id,
-            "source_event_id": situation.source_event_id,
-            "source_event_type": situation.source_event_type,
-            "tenant": situation.tenant,
-            "details": situation.details,
-            "created_at": now,
-        },
+        rule.id,
+        situation.dedup_key,
+        now=now,
+        cooldown=(situation.cooldown_key, rule.cooldown_seconds) if rule.cooldown_seconds else None,
+        person_id=situation.person_id if not situation.message else None,
+        zone_id=situation.zone_id if not situation.message else None,
+        gateway_id=situation.gateway_id if not situation.message else None,
+        camera_id=situation.camera_id if not situation.message else None,
     )
-    if alert is not None:
-        await _emit(session, ALERT_CREATED, alert)
-        logger.info("alert %s raised by rule %s (%s): %s", alert.id, rule.id, rule.kind.value, alert.message)
+    if prepared is None:
+        return None
+    alert = AlertEvent(
+        id=prepared.alert_id,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        kind=rule.kind.value,
+        severity=rule.severity,
+        status=AlertStatus.open.value,
+        message=compose(situation, prepared.names),
+        dedup_key=situation.dedup_key,
+        cooldown_key=situation.cooldown_key,
+        person_id=situation.person_id,
+        zone_id=situation.zone_id,
+        floor_id=situation.floor_id,
+        building_id=situation.building_id,
+        gateway_id=situation.gateway_id,
+        camera_id=situation.camera_id,
+        source_event_id=situation.source_event_id,
+        source_event_type=situation.source_event_type,
+        tenant=situation.tenant,
+        details=situation.details,
+        created_at=now,
+    )
+    values = {column: getattr(alert, column) for column in _INSERTED}
+    outbox = outbox_insert(SCHEMA, [_event(ALERT_CREATED, alert)])
+    assert outbox is not None
+    await repository.insert_alert(session, values, outbox)
+    logger.info("alert %s raised by rule %s (%s): %s", alert.id, rule.id, rule.kind.value, alert.message)
     return alert
 
 
@@ -270,11 +286,10 @@ def alert_payload(alert: AlertEvent) -> dict[str, Any]:
     }
 
 
-async def _emit(session: AsyncSession, event_type: str, alert: AlertEvent) -> None:
-    event = Event(
+def _event(event_type: str, alert: AlertEvent) -> Event:
+    return Event(
         source=SOURCE, type=event_type, subject=f"alert/{alert.id}", tenant=alert.tenant, data=alert_payload(alert)
     )
-    await emit(session, SCHEMA, event)
 
 
 # -- alerts ----------------------------------------------------------------------------------------------------------
@@ -331,5 +346,5 @@ async def change_status(
     setattr(alert, "acknowledge_note" if step == "acknowledged" else "resolve_note", note or None)
     await session.flush()
     await session.refresh(alert)
-    await _emit(session, ALERT_ACKNOWLEDGED if step == "acknowledged" else ALERT_RESOLVED, alert)
+    await emit(session, SCHEMA, _event(ALERT_ACKNOWLEDGED if step == "acknowledged" else ALERT_RESOLVED, alert))
     return alert_read(alert)
