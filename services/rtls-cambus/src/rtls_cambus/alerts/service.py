@@ -1,10 +1,12 @@
 """Alert rules, raising alerts, and working them (acknowledge, resolve). Runs in the caller's transaction.
 
-Raising: a situation already alerted (same rule and `dedup_key`) is skipped; then the rule's cooldown for the
-subject is claimed (one statement, so replicas racing for it queue on the row); then the alert is inserted with
-`ON CONFLICT DO NOTHING` on (rule, dedup key) and `rtls.alert.created` goes to the outbox in the same
-transaction. A situation held back by the cooldown is not recorded: when the periodic check still finds it after
-the cooldown, it raises its alert then.
+Raising: one statement skips a situation already alerted (same rule and `dedup_key`) or a rule deleted since the
+engine read it, claims the rule's cooldown for the subject (replicas racing for it queue on the row) and answers
+the new alert's id and the names its message needs; a second inserts the alert with its `rtls.alert.created` outbox
+row. Should another replica raise the same situation in between, the unique (rule, dedup key) fails the insert and
+the caller's transaction is retried (the event redelivered, the check run again), finding the alert there. A
+situation held back by the cooldown is not recorded: when the periodic check still finds it after the cooldown,
+it raises its alert then.
 
 Status flow: open → acknowledged → resolved, or open → resolved at once; resolved is final. Anything else is a
 409. Each change records who and when and emits `rtls.alert.acknowledged` or `rtls.alert.resolved`.
