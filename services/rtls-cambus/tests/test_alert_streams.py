@@ -8,9 +8,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.bus import Event, OutboxRelay
@@ -77,6 +79,14 @@ def entered(site: Any, session_id: int) -> Event:
             "building_id": site.building.id,
         },
     )
+
+
+async def waiting_on_a_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    async with sessionmaker() as session:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(await session.scalar(query))
 
 
 async def alerts_of(sessionmaker: async_sessionmaker[AsyncSession], rule_id: int) -> list[AlertEvent]:
@@ -170,3 +180,30 @@ async def test_an_alert_opens_an_incident_through_an_incident_rule(
             await session.execute(delete(IncidentRule).where(IncidentRule.id == incident_rule_id))
     assert incident.title == f"Ana Souza entered zone Lab (alert {alert_id})"
     assert incident.source_event_type == "rtls.alert.created" and incident.severity == "critical"
+
+
+async def test_two_replicas_racing_for_one_situation_raise_one_alert(
+    committed: tuple[async_sessionmaker[AsyncSession], Any, int],
+) -> None:
+    sessionmaker, site, rule_id = committed
+    event = entered(site, 9201)
+    first = sessionmaker()
+    await first.begin()
+    try:
+        assert len(await AlertEngine().handle_event(first, event)) == 1
+
+        async def other_replica() -> None:
+            async with sessionmaker() as session, session.begin():
+                await AlertEngine().handle_event(session, event)
+
+        racing = asyncio.create_task(other_replica())
+        await eventually(lambda: waiting_on_a_lock(sessionmaker))
+        assert not racing.done(), "the second insert waits for the first transaction"
+        await first.commit()
+    finally:
+        await first.close()
+    with pytest.raises(IntegrityError):
+        await asyncio.wait_for(racing, GUARD_SECONDS)
+    assert [alert.dedup_key for alert in await alerts_of(sessionmaker, rule_id)].count("session:9201") == 1
+    async with sessionmaker() as session, session.begin():
+        assert await AlertEngine().handle_event(session, event) == [], "retried, it finds the alert there"
