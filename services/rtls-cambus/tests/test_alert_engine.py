@@ -343,12 +343,21 @@ async def test_a_suite_event_with_conditions_and_a_message_template_keeps_its_te
         )
 
     assert await bench.event(failed("L9")) == []
+    [odd] = await bench.event(
+        Event(
+            source="mirante/vision-orchestrator",
+            type="vision.inspection.failed",
+            subject="inspection/\u00008",
+            data={"inspection_id": "8\u0000", "result": {"line": "L1"}},
+        )
+    )
+    assert odd.message == "Inspection 8 failed on line L1" and odd.cooldown_key == "subject:inspection/8"
     event = failed("L2")
     [alert] = await bench.event(event)
     assert alert.message == "Inspection 7 failed on line L2" and alert.tenant == "acme"
     assert alert.source_event_type == "vision.inspection.failed"
     assert await bench.event(event) == []
-    assert len(await bench.alerts(rule_id)) == 1
+    assert len(await bench.alerts(rule_id)) == 2
 
 
 async def test_alerts_about_alerts_are_never_evaluated(bench: Bench) -> None:

@@ -92,6 +92,15 @@ async def test_each_kind_of_rule_is_created_read_and_listed(
         ({"kind": "earthquake"}, "kind"),
         ({"kind": "zone_entry", "zone_id": 2**63}, "zone_id"),
         ({"kind": "zone_entry", "cooldown_seconds": -1}, "cooldown_seconds"),
+        ({"kind": "zone_entry", "name": "a\u0000b"}, "NUL"),
+        (
+            {
+                "kind": "suite_event",
+                "event_type": "a.b",
+                "conditions": [{"path": "x", "op": "in", "value": ["\u0000"]}],
+            },
+            "NUL",
+        ),
     ],
 )
 async def test_invalid_rules_are_refused_with_what_is_wrong(
@@ -337,3 +346,17 @@ async def _check_report(client: httpx.AsyncClient, auth_headers: HeadersFactory,
         for path in ("/api/v1/reports/alerts", "/api/v1/reports/alerts.csv"):
             refused = await client.get(path, params=params, headers=viewer)
             assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_report_range", params
+
+
+async def test_incident_rules_share_the_condition_language_and_refuse_nul_too(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory
+) -> None:
+    body = {
+        "name": unique(),
+        "severity": "low",
+        "event_type": "rtls.alert.created",
+        "title_template": "{message}",
+        "conditions": [{"path": "severity", "op": "equals", "value": {"k\u0000": 1}}],
+    }
+    response = await client.post("/api/v1/incident-rules", json=body, headers=await auth_headers("admin"))
+    assert response.status_code == 422 and "NUL" in response.text, response.text

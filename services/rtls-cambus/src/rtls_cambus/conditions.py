@@ -116,7 +116,19 @@ class Condition(Body):
             raise ValueError("op 'in' needs a list value")
         if self.op == "exists" and self.value not in (None, True, False):
             raise ValueError("op 'exists' takes true, false or no value")
+        if _holds_nul(self.value):
+            raise ValueError("value must not contain a NUL character (U+0000): rules are stored as JSON")
         return self
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
 
 
 EventType = Annotated[

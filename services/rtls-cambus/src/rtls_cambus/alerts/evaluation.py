@@ -186,8 +186,21 @@ class SiteSnapshot:
     zone_places: Mapping[int, tuple[int | None, int | None]] = field(default_factory=dict)
 
 
+def storable(value: Any) -> Any:
+    """`value` with NUL characters dropped from its text: PostgreSQL text and JSONB cannot hold them, and an event
+    of another service may carry one (in its subject, say)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(name): storable(item) for name, item in value.items()}
+    return value
+
+
 def key(prefix: str, text: str) -> str:
     """`prefix:text`, with text too long for the column replaced by its digest."""
+    text = storable(text)
     if len(text) > _KEY_MAX:
         text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     return f"{prefix}:{text}"

@@ -35,7 +35,7 @@ from rtls_cambus.alerts.errors import (
     AlertTransitionRefusedError,
     UnknownReferenceError,
 )
-from rtls_cambus.alerts.evaluation import Situation
+from rtls_cambus.alerts.evaluation import Situation, storable
 from rtls_cambus.alerts.messages import compose
 from rtls_cambus.alerts.models import AlertEvent, AlertRule
 from rtls_cambus.alerts.repository import AlertFilters, RuleFilters
@@ -231,7 +231,7 @@ async def _raise(session: AsyncSession, situation: Situation, now: datetime) -> 
         kind=rule.kind.value,
         severity=rule.severity,
         status=AlertStatus.open.value,
-        message=compose(situation, prepared.names),
+        message=storable(compose(situation, prepared.names)),
         dedup_key=situation.dedup_key,
         cooldown_key=situation.cooldown_key,
         person_id=situation.person_id,
@@ -242,8 +242,8 @@ async def _raise(session: AsyncSession, situation: Situation, now: datetime) -> 
         camera_id=situation.camera_id,
         source_event_id=situation.source_event_id,
         source_event_type=situation.source_event_type,
-        tenant=situation.tenant,
-        details=situation.details,
+        tenant=storable(situation.tenant),
+        details=storable(situation.details),
         created_at=now,
     )
     values = {column: getattr(alert, column) for column in _INSERTED}
