@@ -11,6 +11,7 @@ rate of the evaluation alone (no database) is shown beside it.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 
@@ -25,6 +26,7 @@ from bench_alerts_common import (
     publish,
     quick,
 )
+from bench_vision_common import load_note
 from redis.asyncio import Redis
 from report import Report, rate
 from sqlalchemy import func, select
@@ -90,6 +92,7 @@ async def _pure_rate(site: AlertSite, count: int) -> tuple[int, float]:
 
 async def run(urls: StackUrls) -> Report:
     count = 100 if quick() else 2_000
+    load_at_start = os.getloadavg()[0]
     redis = Redis.from_url(urls.redis_url, socket_timeout=30)
     bare_runs: list[float] = []
     engine_runs: list[float] = []
@@ -139,5 +142,6 @@ async def run(urls: StackUrls) -> Report:
             "An event that no rule holds for costs no query beyond the consumer's own: the rules ask for no facts "
             "(each names its zone and person) and nothing is raised. One that raises an alert costs two round trips "
             "(checks, cooldown, id and names; then the alert with its outbox row).",
+            load_note(load_at_start),
         ],
     )

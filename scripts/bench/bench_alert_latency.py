@@ -9,6 +9,7 @@ raising the alert add to the consumer's own path (read, inbox, commit).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from bench_alerts_common import (
@@ -22,6 +23,7 @@ from bench_alerts_common import (
     percentile,
     quick,
 )
+from bench_vision_common import load_note
 from redis.asyncio import Redis
 from report import Report
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +70,7 @@ def _ms(values: list[float]) -> str:
 
 async def run(urls: StackUrls) -> Report:
     count = 50 if quick() else 600
+    load_at_start = os.getloadavg()[0]
     redis = Redis.from_url(urls.redis_url, socket_timeout=30)
     try:
         async with alert_site(urls) as site:
@@ -97,5 +100,6 @@ async def run(urls: StackUrls) -> Report:
             "got in one transaction and acknowledges after the commit.",
             "In the service the alert's `rtls.alert.created` then leaves through the outbox relay, which adds its own "
             "delay (see the event bus section).",
+            load_note(load_at_start),
         ],
     )
