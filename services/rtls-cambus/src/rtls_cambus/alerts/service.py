@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,7 +139,7 @@ def _constraint_error(constraint: str, values: dict[str, Any]) -> Exception:
     return AlertRuleExistsError()
 
 
-async def create_rule(session: AsyncSession, body: Any) -> AlertRuleRead:
+async def create_rule(session: AsyncSession, body: BaseModel) -> AlertRuleRead:
     """Store a rule from one of the kinds' bodies (`AlertRuleCreate`)."""
     values = body.model_dump(mode="json")
     await _check_devices(session, values)
