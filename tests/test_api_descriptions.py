@@ -68,6 +68,7 @@ UNDOCUMENTED: dict[str, set[tuple[str, str]]] = {
         ("/incidents", "GET"),
         ("/incidents/{incident_id}", "GET"),
         ("/webhooks", "GET"),
+        ("/alerts", "GET"),
     },
     "recording-storage": _DOCS_AND_METRICS
     | {

@@ -32,6 +32,8 @@ BENCHMARKS = [
     "vision_heartbeats",
     "vision_dispatch",
     "rtls_ingest",
+    "alert_evaluations",
+    "alert_latency",
 ]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]

@@ -38,6 +38,7 @@ def settings(infra_settings: InfraSettings) -> Settings:
         # The MQTT ingest has tests of its own, each with a client id of its own: an API test's app subscribing
         # under the default one would take that session over from any other app using it on the broker.
         mqtt_ingest_enabled=False,
+        alert_engine_enabled=False,
     )
 
 

@@ -163,6 +163,17 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/notifications/mails"): ADMIN,
     ("GET", "/api/v1/notifications/preferences"): USER,
     ("PUT", "/api/v1/notifications/preferences"): USER,
+    ("GET", "/api/v1/alert-rules"): READ,
+    ("POST", "/api/v1/alert-rules"): OPERATE,
+    ("GET", "/api/v1/alert-rules/{rule_id}"): READ,
+    ("PATCH", "/api/v1/alert-rules/{rule_id}"): OPERATE,
+    ("DELETE", "/api/v1/alert-rules/{rule_id}"): OPERATE,
+    ("GET", "/api/v1/alert-events"): READ,
+    ("GET", "/api/v1/alert-events/{alert_id}"): READ,
+    ("POST", "/api/v1/alert-events/{alert_id}/acknowledge"): OPERATE,
+    ("POST", "/api/v1/alert-events/{alert_id}/resolve"): OPERATE,
+    ("GET", "/api/v1/reports/alerts"): READ,
+    ("GET", "/api/v1/reports/alerts.csv"): READ,
 }
 TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
@@ -175,11 +186,14 @@ SUITE_WIDE_PREFIXES += (
     "/api/v1/reports/incidents",
     "/api/v1/integrations/chatwoot/deliveries",
     "/api/v1/notifications/mails",
+    "/api/v1/alert-rules",
 )
 """Every service's events, every tenant's among them (and the webhook and mail logs that carry them): closed to
-callers bound to a tenant (`deps.Suite*`)."""
+callers bound to a tenant (`deps.Suite*`). Alerts themselves are open to them, each seeing only its tenant's
+(test_alerts_api)."""
 CATALOGUE_PREFIXES += SUITE_WIDE_PREFIXES
 CATALOGUE_PREFIXES += ("/api/v1/dashboard", "/api/v1/reports", "/api/v1/integrations", "/api/v1/notifications")
+CATALOGUE_PREFIXES += ("/api/v1/alert-",)
 
 
 def test_every_catalogue_route_has_a_rule() -> None:
@@ -232,7 +246,7 @@ async def test_callers_get_through_only_with_the_role(
     for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
         url = url.replace("{" + name + "}", str(2**62))
     url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
-    for name in ("attachment_id", "user_id", "rule_id", "log_id"):
+    for name in ("attachment_id", "user_id", "rule_id", "log_id", "alert_id"):
         url = url.replace("{" + name + "}", str(2**62))
     for caller, rank in CALLERS.items():
         kwargs = (
@@ -266,6 +280,7 @@ async def test_an_admin_bound_to_a_tenant_reaches_nothing_that_spans_the_suite(
         "reports",
         "integrations",
         "notifications",
+        "alert-rules",
     }
     for method, path in suite_wide:
         url = re.sub(r"\{[a-z_]+\}", "1", path)

@@ -1,4 +1,5 @@
-"""The dashboard's summary: people present by building and floor, devices by status, unresolved incidents.
+"""The dashboard's summary: people present by building and floor, devices by status, unresolved alerts and
+incidents.
 
 Other tests of the run may have committed rows, so the site-wide counts are compared before and after this
 test's rows; a new building's counts are its own.
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.testing.plugin import HeadersFactory
+from rtls_cambus.alerts.models import AlertEvent
 from rtls_cambus.buildings.models import Floor
 from rtls_cambus.config import Settings
 from rtls_cambus.devices.models import Device
@@ -113,6 +115,53 @@ async def test_the_summary_counts_who_is_on_site_devices_and_open_incidents(
         },
     }
     assert datetime.fromisoformat(summary["generated_at"]) >= now
+
+
+def _alert(severity: str, status: str, tenant: str | None) -> AlertEvent:
+    key = uuid.uuid4().hex
+    return AlertEvent(
+        rule_name="r",
+        kind="suite_event",
+        severity=severity,
+        status=status,
+        message="m",
+        dedup_key=key,
+        cooldown_key=key,
+        tenant=tenant,
+    )
+
+
+async def test_alerts_are_counted_within_the_callers_reach_and_incidents_for_the_whole_suite_only(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession
+) -> None:
+    viewer, acme_viewer = await auth_headers("viewer"), await auth_headers("viewer", tenant="acme")
+    before = {
+        name: (await client.get(SUMMARY, headers=headers)).json()
+        for name, headers in (("suite", viewer), ("acme", acme_viewer))
+    }
+    db_session.add_all(
+        [
+            _alert("high", "open", None),
+            _alert("high", "acknowledged", "acme"),
+            _alert("critical", "open", "globex"),
+            _alert("low", "resolved", "acme"),
+        ]
+    )
+    await db_session.flush()
+
+    suite = (await client.get(SUMMARY, headers=viewer)).json()
+    acme = (await client.get(SUMMARY, headers=acme_viewer)).json()
+
+    assert _minus(suite["alerts"], before["suite"]["alerts"]) == {
+        "total": 3,
+        "by_severity": {"low": 0, "medium": 0, "high": 2, "critical": 1},
+    }
+    assert _minus(acme["alerts"], before["acme"]["alerts"]) == {
+        "total": 1,
+        "by_severity": {"low": 0, "medium": 0, "high": 1, "critical": 0},
+    }
+    assert suite["incidents"] is not None
+    assert acme["incidents"] is None
 
 
 async def test_the_summary_is_for_signed_in_callers(client: httpx.AsyncClient) -> None:

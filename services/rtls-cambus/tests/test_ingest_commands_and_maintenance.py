@@ -46,6 +46,7 @@ def app_settings(infra: InfraSettings, **overrides: Any) -> Settings:
         mqtt_ingest_enabled=False,
         webhook_dispatch_enabled=False,
         incident_rules_enabled=False,
+        alert_engine_enabled=False,
         **overrides,
     )
 

@@ -261,7 +261,7 @@ async def test_subscriptions_api(
     body = {"url": receiver.url, "event_types": ["rtls.gateway.offline"]}
     # The API alone: the stream readers cannot see this test's rolled-back rows, and their shutdown under the
     # test's open transaction is not what is tested here (the dispatcher has tests of its own above).
-    quiet = {"webhook_dispatch_enabled": False, "incident_rules_enabled": False}
+    quiet = {"webhook_dispatch_enabled": False, "incident_rules_enabled": False, "alert_engine_enabled": False}
     closed: httpx.AsyncClient = await make_client(create_app(Settings(infra=infra_settings, **quiet)))  # type: ignore[arg-type]
     refused = await closed.post("/api/v1/webhooks", json=body, headers=admin)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "webhook_target_refused"

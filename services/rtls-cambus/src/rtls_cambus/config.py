@@ -128,6 +128,20 @@ class Settings(ServiceSettings):
         max_length=100,
         description="streams the incident rules read (JSON list); empty: every installed service's events:<name>",
     )
+    alert_engine_enabled: bool = Field(
+        default=True, description="evaluate alert rules on the event streams and in the periodic check"
+    )
+    alert_event_streams: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="streams the alert rules read (JSON list); empty: every installed service's events:<name>",
+    )
+    alert_check_interval_seconds: float = Field(
+        default=10, gt=0, le=3600, description="seconds between two checks of dwell, absence and not-seen rules"
+    )
+    alert_rules_refresh_seconds: float = Field(
+        default=2, ge=0, le=300, description="a changed alert rule takes effect within this many seconds"
+    )
     incident_attachment_max_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="largest incident attachment accepted"
     )

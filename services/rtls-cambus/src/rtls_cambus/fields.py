@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Self
 
 from fastapi import Query
@@ -38,6 +39,15 @@ Search = Annotated[
     Text | None,
     Query(max_length=SEARCH_MAX_LENGTH, description="part of the name (any case)"),
 ]
+
+
+class Severity(StrEnum):
+    """How urgent an incident or an alert is."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
 
 
 class Body(BaseModel):

@@ -5,6 +5,8 @@ from fastapi import FastAPI
 from mirante.app import build_service_app
 from mirante.service import ServiceSpec
 from mirante.settings import ServiceSettings
+from rtls_cambus.alerts.engine import alert_checks_worker, alert_events_worker, install_alert_engine
+from rtls_cambus.alerts.router import router as alerts_router
 from rtls_cambus.buildings.router import router as buildings_router
 from rtls_cambus.chatwoot.router import WEBHOOK_PATH as CHATWOOT_WEBHOOK_PATH
 from rtls_cambus.chatwoot.router import router as chatwoot_router
@@ -61,6 +63,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             reports_router,
             chatwoot_router,
             notifications_router,
+            alerts_router,
         ],
         workers={
             "mqtt-ingest": mqtt_ingest_worker,
@@ -72,12 +75,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "chatwoot-sync": chatwoot_worker,
             "mail-notifications": notifications_worker,
             "log-retention": retention_worker,
+            "alert-events": alert_events_worker,
+            "alert-checks": alert_checks_worker,
         },
         body_limits={
             FLOOR_PLANS_PATH: settings.floor_plan_max_bytes + _MULTIPART_SLACK,
             ATTACHMENTS_PATH_PREFIX: settings.incident_attachment_max_bytes + _MULTIPART_SLACK,
             CHATWOOT_WEBHOOK_PATH: settings.chatwoot_webhook_max_body_bytes,
         },
+        on_startup=[install_alert_engine],
     )
     ingest_metrics(app)
     return app

@@ -1,5 +1,6 @@
 """Every table of the schema, imported together so the Alembic environment sees them all."""
 
+from rtls_cambus.alerts.models import AlertCooldown, AlertEvent, AlertRule
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.chatwoot.models import ChatwootConversation, ChatwootDelivery, ChatwootMessage
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
@@ -23,6 +24,9 @@ from rtls_cambus.tags.models import Tag, TagAssignment
 from rtls_cambus.zones.models import Zone
 
 __all__ = [
+    "AlertCooldown",
+    "AlertEvent",
+    "AlertRule",
     "Building",
     "CamBusCollector",
     "CameraEvent",

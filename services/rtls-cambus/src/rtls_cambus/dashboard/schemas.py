@@ -53,9 +53,17 @@ class OpenIncidents(BaseModel):
     by_status: StatusCounts
 
 
+class OpenAlerts(BaseModel):
+    total: int = Field(description="alerts not yet resolved (open or acknowledged) within the caller's reach")
+    by_severity: SeverityCounts
+
+
 class DashboardSummary(BaseModel):
     generated_at: datetime
     people_on_site: PeopleOnSite
     gateways: DeviceCounts
     cameras: DeviceCounts
-    incidents: OpenIncidents
+    incidents: OpenIncidents | None = Field(
+        description="null for a caller bound to a tenant: incidents span the whole suite, every tenant's among them"
+    )
+    alerts: OpenAlerts

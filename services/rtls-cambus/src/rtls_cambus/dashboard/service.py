@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rtls_cambus.alerts.repository import open_alerts_by_severity
 from rtls_cambus.dashboard import repository
 from rtls_cambus.dashboard.repository import BUILDING_ROW, FLOOR_ROW, TOTAL_ROW
 from rtls_cambus.dashboard.schemas import (
@@ -17,6 +18,7 @@ from rtls_cambus.dashboard.schemas import (
     DashboardSummary,
     DeviceCounts,
     FloorPeople,
+    OpenAlerts,
     OpenIncidents,
     PeopleOnSite,
     SeverityCounts,
@@ -50,13 +52,17 @@ def _devices(counts: Counter[tuple[str, str]], kind: str) -> DeviceCounts:
     return DeviceCounts(total=sum(by_status.values()), **by_status)
 
 
-async def summary(session: AsyncSession, params: EngineParams) -> DashboardSummary:
-    """Everything the dashboard shows, as of now."""
+async def summary(
+    session: AsyncSession, params: EngineParams, *, reach: str | None, suite_wide: bool
+) -> DashboardSummary:
+    """Everything the dashboard shows, as of now: alerts within `reach` (a tenant, or None for all), incidents only
+    for callers of the whole suite (`suite_wide`)."""
     now = datetime.now(UTC)
     people = await repository.people_on_site(session, now - timedelta(seconds=params.fresh_seconds))
     devices: Counter[tuple[str, str]] = Counter()
     severities: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
+    alerts = await open_alerts_by_severity(session, reach)
     for row in await repository.section_counts(session):
         if row.section == "incident":
             severities[row.key] += row.amount
@@ -72,5 +78,8 @@ async def summary(session: AsyncSession, params: EngineParams) -> DashboardSumma
             total=sum(severities.values()),
             by_severity=SeverityCounts(**severities),
             by_status=StatusCounts(**statuses),
-        ),
+        )
+        if suite_wide
+        else None,
+        alerts=OpenAlerts(total=sum(alerts.values()), by_severity=SeverityCounts(**alerts)),
     )

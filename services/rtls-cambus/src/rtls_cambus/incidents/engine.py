@@ -3,8 +3,8 @@
 The library's consumer brings at-least-once delivery with an inbox, so an event seen again (redelivered,
 reclaimed, or published twice with the same id) is skipped before the handler runs; the unique (rule, event)
 key on incidents makes that hold even for an inbox row deleted by retention. Matching is on the event type
-only, so any event of the suite (`vision.inspection.failed`, later `rtls.alert.created`) is one more type a
-rule can name. Events about incidents themselves never match (rules on them are refused), which keeps the
+only, so any event of the suite (`vision.inspection.failed`, `rtls.alert.created`) is one more type a rule
+can name. Events about incidents themselves never match (rules on them are refused), which keeps the
 engine from feeding on its own output.
 """
 
@@ -20,15 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.bus import Event, StreamConsumer
 from mirante.service import discover_services
+from rtls_cambus.conditions import matches, render_template
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA
 from rtls_cambus.incidents import repository, service
-from rtls_cambus.incidents.matching import matches, render_title
 from rtls_cambus.incidents.service import Actor
 
 logger = logging.getLogger(__name__)
 
 GROUP: Final = "rtls-cambus-incident-rules"
+TITLE_MAX_LENGTH: Final = 500
 
 
 async def apply_rules(session: AsyncSession, event: Event) -> None:
@@ -39,7 +40,7 @@ async def apply_rules(session: AsyncSession, event: Event) -> None:
         if await repository.incident_for_event(session, rule.id, event.id) is not None:
             continue
         values = {
-            "title": render_title(rule.title_template, event.data),
+            "title": render_template(rule.title_template, event.data, max_length=TITLE_MAX_LENGTH, fallback="Incident"),
             "description": f"Opened by incident rule {rule.name!r} from event {event.type} {event.id}"
             + (f" ({event.subject})" if event.subject else ""),
             "severity": rule.severity,

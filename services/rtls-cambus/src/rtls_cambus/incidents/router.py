@@ -16,6 +16,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.conditions import EventType
 from rtls_cambus.deps import AppSettings, SuiteAdmin, SuiteOperator, SuiteViewer
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.incidents import service
@@ -27,7 +28,6 @@ from rtls_cambus.incidents.schemas import (
     AssigneesPut,
     AttachmentId,
     AttachmentRead,
-    EventType,
     GroupFilter,
     IncidentCreate,
     IncidentId,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from mirante.types import REFUSES_NUL, Id64, JsonData
+from mirante.types import REFUSES_NUL, Id64
 from mirante.web.schema import Omittable
-from rtls_cambus.fields import Body, Description, Name, Patch
-from rtls_cambus.incidents.matching import PATH_PATTERN, TEMPLATE_PATTERN, template_problem
+from rtls_cambus.conditions import TEMPLATE_PATTERN, Conditions, EventType, template_problem
+from rtls_cambus.fields import Body, Description, Name, Patch, Severity
 
 IncidentId = Annotated[Id64, Path(description="id of the incident")]
 AttachmentId = Annotated[Id64, Path(description="id of the attachment")]
@@ -21,13 +21,6 @@ RuleId = Annotated[Id64, Path(description="id of the incident rule")]
 UserId = Annotated[Id64, Path(description="id of the user (identity API)")]
 
 MAX_ASSIGNEES = 50
-
-
-class Severity(StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
 
 
 class Status(StrEnum):
@@ -189,40 +182,6 @@ class SupportGroupRead(BaseModel):
     updated_at: datetime
 
 
-DataPath = Annotated[
-    str,
-    StringConstraints(pattern=PATH_PATTERN, max_length=200),
-    Field(description="dotted path into the event's data, e.g. result.camera.id"),
-]
-
-
-class EqualsCondition(Body):
-    path: DataPath
-    op: Literal["equals"]
-    value: JsonData = Field(default=None, description="the JSON value the data must hold at the path")
-
-
-class InCondition(Body):
-    path: DataPath
-    op: Literal["in"]
-    value: list[JsonData] = Field(description="the JSON values the data may hold at the path")
-
-
-class ExistsCondition(Body):
-    path: DataPath
-    op: Literal["exists"]
-    value: StrictBool | None = Field(default=None, description="true (or no value): the path is there; false: not")
-
-
-# One model per operator, told apart by `op`, so the schema itself says which value each takes.
-Condition = Annotated[EqualsCondition | InCondition | ExistsCondition, Field(discriminator="op")]
-
-
-EventType = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=200),
-    Field(description="a suite event type, e.g. vision.inspection.failed or rtls.alert.created"),
-]
 TitleTemplate = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
@@ -234,7 +193,6 @@ TitleTemplate = Annotated[
         json_schema_extra={"pattern": TEMPLATE_PATTERN},
     ),
 ]
-Conditions = Annotated[list[Condition], Field(max_length=20, description="all must hold")]
 
 
 def _check_rule(event_type: str | None, template: str | None) -> None:

@@ -9,7 +9,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from mirante.types import DateTime, Id64
-from rtls_cambus.incidents.schemas import Severity
+from rtls_cambus.fields import Severity
 from rtls_cambus.reports.periods import BucketSize
 
 PeriodStart = Annotated[DateTime, Query(alias="from", description="start of the period (RFC 3339 with offset)")]

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate
 from mirante.web.csv_export import csv_lines, number_cell, stream_chunks, text_cell, time_cell
-from rtls_cambus.incidents.schemas import Severity
+from rtls_cambus.fields import Severity
 from rtls_cambus.reports import repository
 from rtls_cambus.reports.periods import BucketSize, Period, buckets, time_zone
 from rtls_cambus.reports.repository import IncidentFilters, PresenceFilters

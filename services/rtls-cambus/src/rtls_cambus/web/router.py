@@ -1,7 +1,7 @@
-"""The service's web pages: the live map, the dashboard, the incident board and an incident's page, and the
-webhook subscriptions with their delivery log. HTML shells whose scripts read the REST API with the user's own
-credentials, so the API decides what each shows: viewers and up read, operators also work incidents, and the
-webhook page is for admins of the whole suite."""
+"""The service's web pages: the live map, the alerts inbox, the dashboard, the incident board and an incident's
+page, and the webhook subscriptions with their delivery log. HTML shells whose scripts read the REST API (and the
+live feed) with the user's own credentials, so the API decides what each shows: viewers and up read, operators
+also work alerts and incidents, and the webhook page is for admins of the whole suite."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ pages = PageKit(Path(__file__).resolve().parent, title="RTLS")
 router = pages.router
 
 pages.add_page("/", "map", "The live map: a floor plan with its gateways, zones and the people on it.")
+pages.add_page("/alerts", "alerts", "The alerts inbox: open alerts to acknowledge and resolve.")
 pages.add_page("/dashboard", "dashboard", "Who is on site by building and floor, devices online, open incidents.")
 pages.add_page("/incidents", "incidents", "The incident board: a column per status, with filters.")
 pages.add_page("/webhooks", "webhooks", "Webhook subscriptions and each one's delivery log, with redelivery.")

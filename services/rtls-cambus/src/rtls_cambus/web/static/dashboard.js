@@ -48,13 +48,21 @@
       card("people", "People on site", formatNumber(summary.people_on_site.total)),
       devices("gateways", "Gateways", summary.gateways),
       devices("cameras", "Cameras", summary.cameras),
-      card("incidents", "Open incidents", formatNumber(summary.incidents.total),
-        `${formatNumber(summary.incidents.by_status.open)} not yet acknowledged`, "/incidents"),
+      card("alerts", "Unresolved alerts", formatNumber(summary.alerts.total), null, "/alerts"),
     );
-    clear($("incident-cards")).append(...SEVERITIES.map((severity) =>
-      card(`severity-${severity}`, severity, formatNumber(summary.incidents.by_severity[severity]), null,
-        `/incidents?severity=${severity}`)));
+    clear($("alert-cards")).append(...SEVERITIES.map((severity) =>
+      card(`alert-severity-${severity}`, severity, formatNumber(summary.alerts.by_severity[severity]), null,
+        `/alerts?severity=${severity}`)));
     showPeople(summary.people_on_site);
+    // Incidents span the whole suite: a caller bound to a tenant gets none (null).
+    const incidents = summary.incidents;
+    $("incidents-part").hidden = !incidents;
+    if (!incidents) return;
+    $("site-cards").append(card("incidents", "Open incidents", formatNumber(incidents.total),
+      `${formatNumber(incidents.by_status.open)} not yet acknowledged`, "/incidents"));
+    clear($("incident-cards")).append(...SEVERITIES.map((severity) =>
+      card(`severity-${severity}`, severity, formatNumber(incidents.by_severity[severity]), null,
+        `/incidents?severity=${severity}`)));
   }
 
   async function load() {

@@ -1,11 +1,12 @@
-"""Matching a suite event against an incident rule, and filling a rule's title from the event's payload.
+"""The condition language of incident and alert rules: matching a suite event's payload, and filling a
+template (an incident's title, an alert's message) from it.
 
 Conditions address the event's `data` by dotted paths (`result.camera.id`); a list index is a path segment too
 (`defects.0.label`). Three operators: `equals` (the value at the path equals the given JSON value), `in` (it is
 one of the given values) and `exists` (the path is there; `value: false` asks that it is not). All conditions of
 a rule must hold.
 
-The title template substitutes `{dotted.path}` from the payload and nothing else: no attribute access, no
+A template substitutes `{dotted.path}` from the payload and nothing else: no attribute access, no
 format specs, no expressions, so a template cannot reach anything but the event's own data. `{{` and `}}` are
 literal braces; a path the payload lacks becomes an empty string.
 """
@@ -14,7 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import Field, StrictBool, StringConstraints
+
+from mirante.types import JsonData
+from rtls_cambus.fields import Body
 
 PATH_PATTERN: Final = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 TEMPLATE_PATTERN: Final = r"^([^{}\x00]|\{\{|\}\}|\{[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\})*$"
@@ -22,7 +28,6 @@ TEMPLATE_PATTERN: Final = r"^([^{}\x00]|\{\{|\}\}|\{[A-Za-z0-9_\-]+(\.[A-Za-z0-9
 _PLACEHOLDER: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PATH: Final = re.compile(PATH_PATTERN)
 _MISSING: Final = object()
-TITLE_MAX_LENGTH: Final = 500
 
 
 def lookup(data: Any, path: str) -> Any:
@@ -74,7 +79,10 @@ def template_problem(template: str) -> str | None:
     return None
 
 
-def render_title(template: str, data: Mapping[str, Any]) -> str:
+def render_template(template: str, data: Mapping[str, Any], *, max_length: int, fallback: str) -> str:
+    """`template` with each `{dotted.path}` replaced from `data`, on one line, cut at `max_length`; `fallback`
+    when that leaves nothing."""
+
     def substitute(match: re.Match[str]) -> str:
         token = match.group(0)
         if token in ("{{", "}}"):
@@ -87,10 +95,47 @@ def render_title(template: str, data: Mapping[str, Any]) -> str:
         return value if isinstance(value, str) else _json_text(value)
 
     title = " ".join(_PLACEHOLDER.sub(substitute, template).replace("\x00", "").split())
-    return title[:TITLE_MAX_LENGTH] or "Incident"
+    return title[:max_length] or fallback
 
 
 def _json_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+DataPath = Annotated[
+    str,
+    StringConstraints(pattern=PATH_PATTERN, max_length=200),
+    Field(description="dotted path into the event's data, e.g. result.camera.id"),
+]
+
+
+class EqualsCondition(Body):
+    path: DataPath
+    op: Literal["equals"]
+    value: JsonData = Field(default=None, description="the JSON value the data must hold at the path")
+
+
+class InCondition(Body):
+    path: DataPath
+    op: Literal["in"]
+    value: list[JsonData] = Field(description="the JSON values the data may hold at the path")
+
+
+class ExistsCondition(Body):
+    path: DataPath
+    op: Literal["exists"]
+    value: StrictBool | None = Field(default=None, description="true (or no value): the path is there; false: not")
+
+
+# One model per operator, told apart by `op`, so the schema itself says which value each takes.
+Condition = Annotated[EqualsCondition | InCondition | ExistsCondition, Field(discriminator="op")]
+
+
+EventType = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=200),
+    Field(description="a suite event type, e.g. vision.inspection.failed or rtls.alert.created"),
+]
+Conditions = Annotated[list[Condition], Field(max_length=20, description="all must hold")]
