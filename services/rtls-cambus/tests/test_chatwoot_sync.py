@@ -24,10 +24,11 @@ from rtls_cambus.chatwoot.client import ChatwootClient, ChatwootConfig, build_ht
 from rtls_cambus.chatwoot.models import ChatwootConversation, ChatwootDelivery, ChatwootMessage
 from rtls_cambus.chatwoot.sync import ChatwootSync, chatwoot_consumer
 from rtls_cambus.config import Settings
+from rtls_cambus.fields import Severity
 from rtls_cambus.identifiers import SCHEMA
 from rtls_cambus.incidents import service as incidents
 from rtls_cambus.incidents.models import Incident, IncidentMessage
-from rtls_cambus.incidents.schemas import IncidentCreate, Severity
+from rtls_cambus.incidents.schemas import IncidentCreate
 from rtls_cambus.incidents.service import Actor
 from rtls_cambus.main import create_app
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from mirante.testing.plugin import HeadersFactory
-from rtls_cambus.incidents.matching import TEMPLATE_PATTERN, template_problem
+from rtls_cambus.conditions import TEMPLATE_PATTERN, template_problem
 
 RULES = "/api/v1/incident-rules"
 

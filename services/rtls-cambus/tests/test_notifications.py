@@ -34,10 +34,11 @@ from mirante.testing.plugin import HeadersFactory
 from mirante.testing.streams import publish_event
 from rtls_cambus.chatwoot.models import ChatwootDelivery
 from rtls_cambus.config import Settings
+from rtls_cambus.fields import Severity
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.incidents import service as incidents
 from rtls_cambus.incidents.models import Incident, SupportGroup, SupportGroupMember
-from rtls_cambus.incidents.schemas import IncidentCreate, Severity, Status
+from rtls_cambus.incidents.schemas import IncidentCreate, Status
 from rtls_cambus.incidents.service import Actor
 from rtls_cambus.notifications import repository
 from rtls_cambus.notifications.models import MailNotification
