@@ -17,8 +17,11 @@ help: ## list the targets
 uv: ## install uv when it is missing
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
 
-install: uv ## create .venv with every package of the workspace
-	@$(UV) sync --frozen --all-packages
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (containers, CI images), Python would
+# otherwise compile every module it imports again in each process (each test run, command, server).
+install: uv ## create .venv with every package of the workspace, compiled to bytecode
+	@$(UV) sync --frozen --all-packages --compile-bytecode
+	@.venv/bin/python -m compileall -q -j 0 libs services scripts tests
 
 browsers: ## Debian's chromium for the page tests (needs root or sudo; or MIRANTE_CHROMIUM=/path/to/chromium)
 	@scripts/install-chromium.sh

@@ -38,7 +38,7 @@ from mirante.migrations import (
     upgrade_all,
 )
 from mirante.service import discover_services
-from mirante.testing.database import drop_test_database
+from mirante.testing.database import create_test_database, drop_test_database
 
 HISTORIES = installed_histories()
 
@@ -151,6 +151,30 @@ async def test_upgrade_all_again_changes_nothing(database_url: str, db_engine: A
 
     assert histories == HISTORIES
     assert await schema_state(db_engine) == before
+
+
+async def test_copies_of_the_migrated_template_are_at_head_and_apart(
+    mirante_urls: StackUrls, migrated_template: str
+) -> None:
+    copies = [
+        await create_test_database(mirante_urls.database_url, prefix="mirante_copy", template=migrated_template)
+        for _ in range(2)
+    ]
+    try:
+        connections = [await asyncpg.connect(plain_url(url)) for url in copies]
+        try:
+            for connection in connections:
+                for history in HISTORIES:
+                    versions = await connection.fetch(f'SELECT version_num FROM "{history}".{VERSION_TABLE}')
+                    assert [row["version_num"] for row in versions] == [head_of(history)], history
+            await connections[0].execute("CREATE TABLE public.only_in_the_first ()")
+            assert await connections[1].fetchval("SELECT to_regclass('public.only_in_the_first')") is None
+        finally:
+            for connection in connections:
+                await connection.close()
+    finally:
+        for url in copies:
+            await drop_test_database(mirante_urls.database_url, url)
 
 
 def _autogenerate_diff(connection: Connection, history: str) -> list[Any]:

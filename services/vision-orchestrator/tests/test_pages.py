@@ -143,8 +143,10 @@ async def change_machine(site: Site, key: str, **values: Any) -> None:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def site(mirante_urls: StackUrls, infra_settings: InfraSettings) -> AsyncIterator[Site]:
-    database_url = await create_test_database(mirante_urls.database_url, prefix="vision_pages_test")
+async def site(mirante_urls: StackUrls, migrated_template: str, infra_settings: InfraSettings) -> AsyncIterator[Site]:
+    database_url = await create_test_database(
+        mirante_urls.database_url, prefix="vision_pages_test", template=migrated_template
+    )
     try:
         infra = infra_settings.model_copy(
             update={"database": DatabaseSettings(url=database_url, pool_size=5, max_overflow=5)}
