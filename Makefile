@@ -3,6 +3,9 @@ SHELL := /bin/bash
 # uv from the PATH, else the one pip installs (run as a module, so its install folder need not be on the PATH).
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test` (0 runs the tests in one process). Each has its own database and, when
+# no MIRANTE_*_URL is set, its own embedded servers; a test file runs whole in one of them.
+TEST_WORKERS ?= 2
 # Bounds of `make fuzz`: examples per operation, seconds per service, services (comma-separated; empty = all).
 FUZZ_EXAMPLES ?= 50
 FUZZ_SECONDS ?= 120
@@ -30,7 +33,7 @@ run: install ## start Postgres, Redis, MQTT (embedded unless MIRANTE_*_URL are s
 	@$(UV) run --frozen mirante up
 
 test: install browsers ## run the whole test suite against real servers (installs chromium for the page tests)
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 fuzz: install ## schemathesis against every service's OpenAPI (FUZZ_EXAMPLES, FUZZ_SECONDS, FUZZ_SERVICES)
 	@$(UV) run --frozen python scripts/fuzz/run.py --examples $(FUZZ_EXAMPLES) --seconds $(FUZZ_SECONDS) \
