@@ -139,10 +139,12 @@ def mirante_urls() -> Iterator[StackUrls]:
 
 @contextmanager
 def embedded_stack_dir() -> Iterator[Path]:
-    """The data folder of a run's embedded stack: `MIRANTE_TEST_DATA_DIR`, else a `scratch_data_dir()`."""
+    """The data folder of a run's embedded stack: `MIRANTE_TEST_DATA_DIR` (a folder in it per pytest-xdist
+    worker, each of which runs its own stack), else a `scratch_data_dir()`."""
     given = os.environ.get("MIRANTE_TEST_DATA_DIR")
     if given:
-        yield Path(given)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        yield Path(given) / worker if worker else Path(given)
         return
     with scratch_data_dir() as made:
         yield made
