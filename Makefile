@@ -3,6 +3,9 @@ SHELL := /bin/bash
 # uv from the PATH, else the one pip installs (run as a module, so its install folder need not be on the PATH).
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test` (0 runs the tests in one process). Each has its own database and, when
+# no MIRANTE_*_URL is set, its own embedded servers; a test file runs whole in one of them.
+TEST_WORKERS ?= 2
 # Bounds of `make fuzz`: examples per operation, seconds per service, services (comma-separated; empty = all).
 FUZZ_EXAMPLES ?= 50
 FUZZ_SECONDS ?= 120
@@ -17,8 +20,11 @@ help: ## list the targets
 uv: ## install uv when it is missing
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
 
-install: uv ## create .venv with every package of the workspace
-	@$(UV) sync --frozen --all-packages
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (containers, CI images), Python would
+# otherwise compile every module it imports again in each process (each test run, command, server).
+install: uv ## create .venv with every package of the workspace, compiled to bytecode
+	@$(UV) sync --frozen --all-packages --compile-bytecode
+	@.venv/bin/python -m compileall -q -j 0 libs services scripts tests
 
 browsers: ## Debian's chromium for the page tests (needs root or sudo; or MIRANTE_CHROMIUM=/path/to/chromium)
 	@scripts/install-chromium.sh
@@ -27,7 +33,7 @@ run: install ## start Postgres, Redis, MQTT (embedded unless MIRANTE_*_URL are s
 	@$(UV) run --frozen mirante up
 
 test: install browsers ## run the whole test suite against real servers (installs chromium for the page tests)
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 fuzz: install ## schemathesis against every service's OpenAPI (FUZZ_EXAMPLES, FUZZ_SECONDS, FUZZ_SERVICES)
 	@$(UV) run --frozen python scripts/fuzz/run.py --examples $(FUZZ_EXAMPLES) --seconds $(FUZZ_SECONDS) \

@@ -185,9 +185,9 @@ def run_page(page: Path, shell: Shell, substitute: dict[str, str]) -> None:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def page_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
+async def page_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
     """A database of the page's own, migrated: ids the page shows (run 1, log 1) start from 1."""
-    url = await create_test_database(mirante_urls.database_url, prefix="docs_quickstart")
+    url = await create_test_database(mirante_urls.database_url, prefix="docs_quickstart", template=migrated_template)
     try:
         yield url
     finally:

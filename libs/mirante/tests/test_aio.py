@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from mirante.aio import cancel_and_wait, wait_event
+from mirante import aio
+from mirante.aio import cancel_all_and_wait, cancel_and_wait, raise_if_cancel_requested, wait_event
 
 
 async def test_wait_event_says_whether_the_event_was_set() -> None:
@@ -61,3 +63,42 @@ async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> No
     inner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await inner
+
+
+async def swallow_one_cancellation() -> None:
+    """What redis-py's `asyncio.wait_for` does on Python 3.11 to a cancellation arriving as a write completes."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(10)
+
+
+async def test_a_loop_stops_at_its_next_turn_after_a_swallowed_cancellation() -> None:
+    turns = 0
+
+    async def loop() -> None:
+        nonlocal turns
+        while True:
+            raise_if_cancel_requested()
+            turns += 1
+            await swallow_one_cancellation()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert turns == 1
+    raise_if_cancel_requested()  # this task was never asked to stop
+
+
+async def test_a_task_that_swallowed_its_cancellation_is_cancelled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aio, "RECANCEL_AFTER_SECONDS", 0.05)
+
+    async def swallows_then_waits() -> None:
+        await swallow_one_cancellation()
+        await asyncio.sleep(10)
+
+    quick = asyncio.create_task(asyncio.sleep(10))
+    deaf = asyncio.create_task(swallows_then_waits())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_all_and_wait([quick, deaf]), timeout=5)
+    assert quick.cancelled() and deaf.cancelled()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -650,6 +651,33 @@ async def test_stop_returns_promptly_when_idle(
 
     await asyncio.wait_for(task, timeout=1)
     assert consumer.stats.loop_errors == 0
+
+
+async def test_a_cancellation_swallowed_on_its_way_still_ends_the_consumer(
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    schema: str,
+    streams: Streams,
+) -> None:
+    # redis-py on Python 3.11 can swallow a cancellation (its writes go through `asyncio.wait_for`); here the
+    # handler swallows it, deterministically. The consumer must still end rather than read on for ever.
+    handling = asyncio.Event()
+
+    async def swallowing_handler(session: AsyncSession, event: Event) -> None:
+        handling.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)
+
+    consumer = make_consumer(redis_client, sessionmaker, schema, streams, swallowing_handler, block_ms=300)
+    await consumer.ensure_groups()
+    task = asyncio.create_task(consumer.run())
+    await publish_event(redis_client, streams.events, new_event())
+    await handling.wait()
+    task.cancel()
+
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert task in done, "the consumer ran on after its cancellation"
+    assert task.cancelled()
 
 
 async def test_configuration_is_checked(

@@ -117,9 +117,9 @@ async def run_mirante(arguments: list[str], env: Mapping[str, str], cwd: Path) -
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def databases(mirante_urls: StackUrls) -> AsyncIterator[CliDatabases]:
+async def databases(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[CliDatabases]:
     """A migrated database (with one user already in it) and an empty one, both only for this module."""
-    migrated = await create_test_database(mirante_urls.database_url, prefix="mirante_cli")
+    migrated = await create_test_database(mirante_urls.database_url, prefix="mirante_cli", template=migrated_template)
     empty = await create_empty_database(mirante_urls.database_url)
     engine = create_engine(migrated, DatabaseSettings(pool_size=1, max_overflow=0))
     try:

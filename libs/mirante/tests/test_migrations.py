@@ -38,7 +38,7 @@ from mirante.migrations import (
     upgrade_all,
 )
 from mirante.service import discover_services
-from mirante.testing.database import drop_test_database
+from mirante.testing.database import create_test_database, drop_test_database
 
 HISTORIES = installed_histories()
 
@@ -151,6 +151,26 @@ async def test_upgrade_all_again_changes_nothing(database_url: str, db_engine: A
 
     assert histories == HISTORIES
     assert await schema_state(db_engine) == before
+
+
+async def test_a_copy_of_the_migrated_template_is_at_head_and_apart(
+    mirante_urls: StackUrls, migrated_template: str, db_engine: AsyncEngine
+) -> None:
+    # The run's database is a copy too: a table made in a new copy must not show up in it.
+    url = await create_test_database(mirante_urls.database_url, prefix="mirante_copy", template=migrated_template)
+    try:
+        connection = await asyncpg.connect(plain_url(url))
+        try:
+            for history in HISTORIES:
+                versions = await connection.fetch(f'SELECT version_num FROM "{history}".{VERSION_TABLE}')
+                assert [row["version_num"] for row in versions] == [head_of(history)], history
+            await connection.execute("CREATE TABLE public.only_in_the_copy ()")
+        finally:
+            await connection.close()
+        async with db_engine.connect() as run_database:
+            assert await run_database.scalar(text("SELECT to_regclass('public.only_in_the_copy')")) is None
+    finally:
+        await drop_test_database(mirante_urls.database_url, url)
 
 
 def _autogenerate_diff(connection: Connection, history: str) -> list[Any]:

@@ -94,7 +94,8 @@ async def running(runner: SubscriberRunner) -> AsyncIterator[asyncio.Task[None]]
     """Run the subscriber in a task until the block ends, then cancel it."""
     task = asyncio.create_task(runner.run())
     try:
-        await asyncio.wait_for(runner.connected.wait(), 5)
+        # Generous: a (re)connection to a broker on a machine busy with other runs can take seconds.
+        await asyncio.wait_for(runner.connected.wait(), 30)
         yield task
     finally:
         task.cancel()

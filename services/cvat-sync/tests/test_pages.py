@@ -227,9 +227,11 @@ async def forget_published_events(database_url: str, redis: Redis, since: str) -
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def site(mirante_urls: StackUrls, infra_settings: InfraSettings) -> AsyncIterator[Site]:
+async def site(mirante_urls: StackUrls, migrated_template: str, infra_settings: InfraSettings) -> AsyncIterator[Site]:
     """The seeded server most tests browse."""
-    database_url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_pages_test")
+    database_url = await create_test_database(
+        mirante_urls.database_url, prefix="cvat_sync_pages_test", template=migrated_template
+    )
     try:
         seeded = await add_users(database_url, infra_settings, ("viewer", "operator", "admin"))
         await seed_jobs(database_url)
@@ -492,10 +494,16 @@ async def test_admins_browse_the_webhook_log_and_open_an_entry(site: Site, site_
 
 
 async def test_operators_sync_and_follow_the_run_to_its_end(
-    mirante_urls: StackUrls, infra_settings: InfraSettings, redis_client: Redis, site_page: SitePage
+    mirante_urls: StackUrls,
+    infra_settings: InfraSettings,
+    redis_client: Redis,
+    site_page: SitePage,
+    migrated_template: str,
 ) -> None:
     since = f"{int(time.time() * 1000)}-0"
-    database_url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_pages_sync_test")
+    database_url = await create_test_database(
+        mirante_urls.database_url, prefix="cvat_sync_pages_sync_test", template=migrated_template
+    )
     try:
         site = await add_users(database_url, infra_settings, ("operator",))
         with (

@@ -47,9 +47,9 @@ TABLES = "cvat_sync.job_history, cvat_sync.jobs, cvat_sync.sync_runs, cvat_sync.
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sync_engine_db(mirante_urls: StackUrls) -> AsyncIterator[AsyncEngine]:
+async def sync_engine_db(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[AsyncEngine]:
     """A database for this module only: the sync commits batch by batch, so rollback isolation is not an option."""
-    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_test")
+    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_test", template=migrated_template)
     engine = create_engine(url, DatabaseSettings(pool_size=5, max_overflow=5))
     try:
         yield engine

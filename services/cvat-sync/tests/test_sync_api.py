@@ -189,9 +189,9 @@ async def test_without_cvat_credentials_nothing_is_queued(
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def own_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
+async def own_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
     """The worker commits; a database of its own keeps that away from the other tests."""
-    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_api_test")
+    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_api_test", template=migrated_template)
     try:
         yield url
     finally:

@@ -37,8 +37,8 @@ TABLES = "cvat_sync.job_history, cvat_sync.jobs, cvat_sync.sync_runs, cvat_sync.
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def cli_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
-    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_cli_test")
+async def cli_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
+    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_cli_test", template=migrated_template)
     try:
         yield url
     finally:
@@ -117,9 +117,9 @@ async def rows(engine: AsyncEngine, sql: str) -> list[Any]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def second_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
+async def second_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
     """For the failing run, so it can run beside the successful one (one run at a time per database)."""
-    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_cli_test")
+    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_cli_test", template=migrated_template)
     try:
         yield url
     finally:

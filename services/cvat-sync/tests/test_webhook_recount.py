@@ -48,9 +48,11 @@ def sim() -> Iterator[CvatSimulator]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def own_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
+async def own_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
     """The app's workers commit; a database of its own keeps that away from the other tests."""
-    url = await create_test_database(mirante_urls.database_url, prefix="cvat_sync_recount_test")
+    url = await create_test_database(
+        mirante_urls.database_url, prefix="cvat_sync_recount_test", template=migrated_template
+    )
     try:
         yield url
     finally:

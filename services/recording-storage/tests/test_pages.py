@@ -250,8 +250,12 @@ async def upload(client: httpx.AsyncClient, key: dict[str, str], video: bytes, *
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def site(mirante_urls: StackUrls, infra_settings: InfraSettings, tmp_path_factory: Any) -> AsyncIterator[Site]:
-    database_url = await create_test_database(mirante_urls.database_url, prefix="recording_pages_test")
+async def site(
+    mirante_urls: StackUrls, migrated_template: str, infra_settings: InfraSettings, tmp_path_factory: Any
+) -> AsyncIterator[Site]:
+    database_url = await create_test_database(
+        mirante_urls.database_url, prefix="recording_pages_test", template=migrated_template
+    )
     site = Site()
     try:
         engine = create_engine(database_url)

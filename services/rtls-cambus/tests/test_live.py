@@ -59,8 +59,12 @@ class Live:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def live(mirante_urls: StackUrls, infra_settings: InfraSettings, make_site: Any) -> AsyncIterator[Live]:
-    database_url = await create_test_database(mirante_urls.database_url, prefix="rtls_live_test")
+async def live(
+    mirante_urls: StackUrls, migrated_template: str, infra_settings: InfraSettings, make_site: Any
+) -> AsyncIterator[Live]:
+    database_url = await create_test_database(
+        mirante_urls.database_url, prefix="rtls_live_test", template=migrated_template
+    )
     engine = create_engine(database_url)
     try:
         infra = infra_settings.model_copy(

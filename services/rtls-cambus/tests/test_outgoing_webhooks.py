@@ -259,8 +259,8 @@ async def test_subscriptions_api(
     receiver: Receiver = await start_receiver()  # type: ignore[operator]
     admin = await auth_headers("admin")
     body = {"url": receiver.url, "event_types": ["rtls.gateway.offline"]}
-    # The API alone: the stream readers cannot see this test's rolled-back rows, and their shutdown under the
-    # test's open transaction is not what is tested here (the dispatcher has tests of its own above).
+    # The API alone: the stream readers cannot see this test's rolled-back rows (the dispatcher has tests of its
+    # own above), and they would only slow the app's start and stop.
     quiet = {"webhook_dispatch_enabled": False, "incident_rules_enabled": False, "alert_engine_enabled": False}
     closed: httpx.AsyncClient = await make_client(create_app(Settings(infra=infra_settings, **quiet)))  # type: ignore[arg-type]
     refused = await closed.post("/api/v1/webhooks", json=body, headers=admin)

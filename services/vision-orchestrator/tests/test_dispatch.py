@@ -158,8 +158,8 @@ INSPECTIONS = 120
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def own_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
-    url = await create_test_database(mirante_urls.database_url, prefix="vision_dispatch")
+async def own_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
+    url = await create_test_database(mirante_urls.database_url, prefix="vision_dispatch", template=migrated_template)
     try:
         yield url
     finally:

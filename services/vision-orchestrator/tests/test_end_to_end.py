@@ -54,8 +54,8 @@ PIPELINE = {
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def own_database(mirante_urls: StackUrls) -> AsyncIterator[str]:
-    url = await create_test_database(mirante_urls.database_url, prefix="vision_e2e")
+async def own_database(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
+    url = await create_test_database(mirante_urls.database_url, prefix="vision_e2e", template=migrated_template)
     try:
         yield url
     finally:

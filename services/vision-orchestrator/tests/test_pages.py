@@ -143,8 +143,10 @@ async def change_machine(site: Site, key: str, **values: Any) -> None:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def site(mirante_urls: StackUrls, infra_settings: InfraSettings) -> AsyncIterator[Site]:
-    database_url = await create_test_database(mirante_urls.database_url, prefix="vision_pages_test")
+async def site(mirante_urls: StackUrls, migrated_template: str, infra_settings: InfraSettings) -> AsyncIterator[Site]:
+    database_url = await create_test_database(
+        mirante_urls.database_url, prefix="vision_pages_test", template=migrated_template
+    )
     try:
         infra = infra_settings.model_copy(
             update={"database": DatabaseSettings(url=database_url, pool_size=5, max_overflow=5)}
@@ -282,7 +284,8 @@ async def test_the_board_shows_each_machine_and_follows_a_change_live(site: Site
 
 
 async def test_the_board_filters_by_status_and_keeps_them_in_the_url(site: Site, site_page: SitePage) -> None:
-    await change_machine(site, "c", status="online")
+    # A fresh heartbeat, or the server's presence check turns the machine offline again within seconds.
+    await change_machine(site, "c", status="online", last_heartbeat=func.now())
     try:
         page = await site_page(site, "operator")
         await page.goto("/machines")
@@ -294,7 +297,7 @@ async def test_the_board_filters_by_status_and_keeps_them_in_the_url(site: Site,
         await page.locator("#machines-body button", has_text="Reset filters").click()
         await expect(page.locator("#machines-body tr[data-machine-id]")).to_have_count(3)
     finally:
-        await change_machine(site, "c", status="offline")
+        await change_machine(site, "c", status="offline", last_heartbeat=None)
 
 
 async def test_admins_toggle_maintenance_from_the_board(site: Site, site_page: SitePage) -> None:

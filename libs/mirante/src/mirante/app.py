@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from mirante.aio import cancel_all_and_wait, raise_if_cancel_requested
 from mirante.auth.passwords import password_work
 from mirante.auth.router import router as identity_router
 from mirante.auth.tokens import TokenCodec
@@ -73,6 +74,7 @@ async def _supervise(name: str, worker: Worker, app: FastAPI) -> None:
     """Keep a worker alive: a crash is logged and the worker restarted with growing delays."""
     backoff = Backoff(WORKER_RESTART_BASE_SECONDS, WORKER_RESTART_CAP_SECONDS)
     while True:
+        raise_if_cancel_requested()
         try:
             await worker(app)
             return
@@ -161,9 +163,7 @@ def build_service_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all_and_wait(tasks)
             await redis.aclose()
             await app.state.rate_limiter.aclose()
             await engine.dispose()

@@ -36,7 +36,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.aio import wait_event
+from mirante.aio import raise_if_cancel_requested, wait_event
 from mirante.backoff import Backoff
 from mirante.bus.batch_transaction import Applicable, BatchApplier
 from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, RecentErrors, dead_letter_fields
@@ -163,6 +163,7 @@ class StreamConsumer:
         backoff = Backoff(FAILURE_BACKOFF_BASE_SECONDS, FAILURE_BACKOFF_CAP_SECONDS)
         next_reclaim = time.monotonic()
         while not self.stopping:
+            raise_if_cancel_requested()
             try:
                 if not started:
                     await self.ensure_groups()

@@ -24,7 +24,7 @@ from sqlalchemy import ARRAY, CursorResult, any_, bindparam, delete, func, selec
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.aio import wait_event
+from mirante.aio import raise_if_cancel_requested, wait_event
 from mirante.backoff import Backoff
 from mirante.bus.envelope import FIELD_EVENT, FIELD_ID, FIELD_TYPE
 from mirante.bus.tables import outbox_table
@@ -159,6 +159,7 @@ class OutboxRelay:
         backoff = Backoff(FAILURE_BACKOFF_BASE_SECONDS, FAILURE_BACKOFF_CAP_SECONDS)
         next_cleanup = time.monotonic()
         while not self._stopping.is_set():
+            raise_if_cancel_requested()
             # Cleared before the work, so a wake() that arrives during a batch cuts the next sleep short.
             self._wake.clear()
             if time.monotonic() >= next_cleanup:

@@ -2,7 +2,8 @@
 
 Tests run against real servers: those named by `MIRANTE_DATABASE_URL`, `MIRANTE_REDIS_URL` and
 `MIRANTE_MQTT_URL` when set, otherwise embedded ones started for the run. Every run gets a fresh database
-with every installed Alembic history applied; `db_session` rolls back after each test. The browser fixtures
+with every installed Alembic history applied (a copy of `migrated_template`, which tests needing a database of
+their own copy too); `db_session` rolls back after each test. The browser fixtures
 (`browser`, `open_page`, `page_problems`, `serve_app`) come from `mirante.testing.browser`; tests using them are
 marked `browser` and skipped when Chromium or Playwright is missing. The MQTT ingest fixtures (`mqtt_sessions`,
 `mqtt5_broker`, `own_mosquitto`) come from `mirante.testing.mqtt`.
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -35,7 +36,8 @@ from mirante.devstack import EmbeddedStack, StackUrls
 from mirante.mqtt import Publisher
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
 from mirante.testing.browser import browser, browser_unavailable, open_page, page_problems, serve_app
-from mirante.testing.database import create_test_database, drop_test_database
+from mirante.testing.database import create_test_database, database_name, drop_test_database
+from mirante.testing.hangs import DUMP_BEFORE_TIMEOUT_SECONDS, TaskDumpTimer, install_dump_signal
 from mirante.testing.mqtt import mqtt5_broker, mqtt_sessions, own_mosquitto
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "db_session",
     "infra_settings",
     "make_client",
+    "migrated_template",
     "mirante_urls",
     "mqtt5_broker",
     "mqtt_publisher",
@@ -70,8 +73,29 @@ class HeadersFactory(Protocol):
 BROWSER_MARKER = "browser: drives headless Chromium (skipped when Chromium or Playwright is missing)"
 
 
+DUMPS_TASKS = pytest.StashKey[bool]()
+TASK_DUMP_TIMER = pytest.StashKey[TaskDumpTimer]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", BROWSER_MARKER)
+    config.stash[DUMPS_TASKS] = install_dump_signal()
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """A few seconds before pytest-timeout fails a test, print what its asyncio tasks are waiting on."""
+    if item.config.stash.get(DUMPS_TASKS, False) and settings.timeout > 2 * DUMP_BEFORE_TIMEOUT_SECONDS:
+        timer = TaskDumpTimer(settings.timeout - DUMP_BEFORE_TIMEOUT_SECONDS)
+        item.stash[TASK_DUMP_TIMER] = timer
+        timer.start()
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    timer = item.stash.get(TASK_DUMP_TIMER, None)
+    if timer is not None:
+        timer.cancel()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -120,10 +144,12 @@ def mirante_urls() -> Iterator[StackUrls]:
 
 @contextmanager
 def embedded_stack_dir() -> Iterator[Path]:
-    """The data folder of a run's embedded stack: `MIRANTE_TEST_DATA_DIR`, else a `scratch_data_dir()`."""
+    """The data folder of a run's embedded stack: `MIRANTE_TEST_DATA_DIR` (a folder in it per pytest-xdist
+    worker, each of which runs its own stack), else a `scratch_data_dir()`."""
     given = os.environ.get("MIRANTE_TEST_DATA_DIR")
     if given:
-        yield Path(given)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        yield Path(given) / worker if worker else Path(given)
         return
     with scratch_data_dir() as made:
         yield made
@@ -145,9 +171,20 @@ def scratch_data_dir() -> Iterator[Path]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def database_url(mirante_urls: StackUrls) -> AsyncIterator[str]:
+async def migrated_template(mirante_urls: StackUrls) -> AsyncIterator[str]:
+    """Name of a database migrated to head once for this run, never connected to again: every database of the
+    run is a copy of it (`create_test_database(server_url, template=migrated_template)`). Dropped afterwards."""
+    url = await create_test_database(mirante_urls.database_url, prefix="mirante_template")
+    try:
+        yield database_name(url)
+    finally:
+        await drop_test_database(mirante_urls.database_url, url)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(mirante_urls: StackUrls, migrated_template: str) -> AsyncIterator[str]:
     """URL of a database created for this run and migrated to head; dropped afterwards."""
-    url = await create_test_database(mirante_urls.database_url)
+    url = await create_test_database(mirante_urls.database_url, template=migrated_template)
     try:
         yield url
     finally:

@@ -53,7 +53,8 @@ def tcp_check(url: str, default_port: int) -> ReadinessCheck:
 async def _run(name: str, check: ReadinessCheck) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):  # not wait_for, which can lose a cancellation on 3.11
+            await check()
     except Exception as exc:  # any failure means "not ready"; the reason is reported, not raised
         # The endpoint is unauthenticated: it names the kind of failure, the log keeps the details (hosts, ports).
         logger.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)

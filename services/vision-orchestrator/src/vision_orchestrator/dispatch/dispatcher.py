@@ -11,7 +11,6 @@ a second transaction that only acts if the inspection is still on that machine u
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mirante.aio import raise_if_cancel_requested, wait_event
 from mirante.backoff import Backoff, full_jitter
 from mirante.bus import Event, emit
 from mirante.db import plain_url
@@ -125,6 +125,7 @@ class Dispatcher:
         assert self._database_url is not None
         backoff = Backoff(self._settings.listen_retry_base_seconds, self._settings.listen_retry_cap_seconds)
         while True:
+            raise_if_cancel_requested()
             connection: asyncpg.Connection | None = None
             try:
                 connection = await asyncpg.connect(plain_url(self._database_url), timeout=10)
@@ -153,6 +154,7 @@ class Dispatcher:
         try:
             chores_due = 0.0
             while True:
+                raise_if_cancel_requested()
                 self._wake.clear()
                 # A wake-up (a freed slot, new work) claims at once; the chores run on the periodic pass, at
                 # most once per interval however often wake-ups come.
@@ -167,8 +169,8 @@ class Dispatcher:
                 except Exception:
                     self.stats["pass_errors"] += 1
                     logger.exception("dispatch pass failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_interval_seconds)
+                # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives as the wake-up does.
+                await wait_event(self._wake, self._settings.dispatch_interval_seconds)
         finally:
             if listener is not None:
                 listener.cancel()
