@@ -219,9 +219,14 @@ async def test_chatwoot_down_then_up_opens_one_conversation(world: World) -> Non
     assert simulator.fail_next == 0
     assert world.consumer.stats.failures >= 1  # type: ignore[attr-defined]
     assert [c["custom_attributes"]["mirante_incident_id"] for c in simulator.conversations()].count(incident_id) == 1
-    async with world.sessions() as session:
-        stored = await session.get(ChatwootConversation, incident_id)
-    assert stored is not None and stored.conversation_id == conversation["id"]
+
+    async def stored_link() -> ChatwootConversation | None:
+        # Chatwoot has the conversation before the sync's transaction that records it commits.
+        async with world.sessions() as session:
+            return await session.get(ChatwootConversation, incident_id)
+
+    stored = await wait_for(stored_link, "the conversation recorded")
+    assert stored.conversation_id == conversation["id"]
 
     # A message written while the conversation exists goes to it; none is lost to the outage.
     await world.post(incident_id, "Power is back")
