@@ -59,6 +59,15 @@ class UploadSession(Base):
         CheckConstraint(f"video_sha256 IS NULL OR video_sha256 {SHA256_CHECK}", name="video_sha256_hex"),
         Index("ix_upload_sessions_status_expires_at", "status", "expires_at"),
         Index("ix_upload_sessions_owner", "owner_kind", "owner_id"),
+        # One open session per recording: concurrent create-session calls for it cannot both insert one.
+        Index(
+            "uq_upload_sessions_open_client_session",
+            "owner_kind",
+            "owner_id",
+            "client_session_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+        ),
     )
 
 
