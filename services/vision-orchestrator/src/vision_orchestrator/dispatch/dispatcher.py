@@ -167,8 +167,11 @@ class Dispatcher:
                 except Exception:
                     self.stats["pass_errors"] += 1
                     logger.exception("dispatch pass failed")
+                # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` loses a cancellation that arrives as
+                # the event is set, and the app's shutdown then waited for this loop for ever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_interval_seconds)
+                    async with asyncio.timeout(self._settings.dispatch_interval_seconds):
+                        await self._wake.wait()
         finally:
             if listener is not None:
                 listener.cancel()
