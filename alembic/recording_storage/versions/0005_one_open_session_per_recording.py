@@ -1,4 +1,5 @@
-"""One open upload session per recording: the recorder's session id is unique among an owner's open sessions.
+"""One open upload session per recording: the recorder's session id is unique among an owner's open sessions; and
+an index to find a recording by its recorder's session id once its session's row is gone.
 
 Two create-session calls for the same recording at once could each find no session and insert one; the index makes
 the second insert conflict, and the service answers it with the session the first one opened. Duplicates an older
@@ -22,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "recording_storage"
 INDEX = "uq_upload_sessions_open_client_session"
+RECORDINGS_INDEX = "ix_recordings_owner_client_session"
 
 
 def upgrade() -> None:
@@ -53,7 +55,9 @@ def upgrade() -> None:
         schema=SCHEMA,
         postgresql_where=sa.text("status = 'open'"),
     )
+    op.create_index(RECORDINGS_INDEX, "recordings", ["owner_kind", "owner_id", "client_session_id"], schema=SCHEMA)
 
 
 def downgrade() -> None:
+    op.drop_index(RECORDINGS_INDEX, "recordings", schema=SCHEMA)
     op.drop_index(INDEX, "upload_sessions", schema=SCHEMA)

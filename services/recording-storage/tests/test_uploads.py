@@ -214,7 +214,7 @@ async def test_create_session_again_answers_the_open_session_of_that_recording(
 
 
 async def test_create_session_for_a_finished_recording_names_it(
-    client: httpx.AsyncClient, api: Any, uploader: dict[str, str]
+    client: httpx.AsyncClient, api: Any, uploader: dict[str, str], db_session: AsyncSession
 ) -> None:
     body = api.session_body(VIDEO)
     recording = await api.upload_recording(uploader, VIDEO, session_id=body["session_id"])
@@ -222,6 +222,14 @@ async def test_create_session_for_a_finished_recording_names_it(
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "session_finished"
     assert again.json()["error"]["details"] == {"recording_id": recording["id"]}
+
+    # Once the sweeper removed the finished session's row, the recording itself still answers.
+    await db_session.execute(
+        text("DELETE FROM recording_storage.upload_sessions WHERE client_session_id = :c"), {"c": body["session_id"]}
+    )
+    after_purge = await client.post("/api/v1/uploads/create-session", json=body, headers=uploader)
+    assert after_purge.status_code == 409, after_purge.text
+    assert after_purge.json()["error"]["details"] == {"recording_id": recording["id"]}
 
 
 async def test_create_session_after_the_open_one_ran_out_of_time_expires_it_and_opens_another(

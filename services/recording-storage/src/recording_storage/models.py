@@ -141,4 +141,5 @@ class Recording(Base):
         Index("ix_recordings_server_name", "server_name"),
         Index("ix_recordings_server_ip", "server_ip"),
         Index("ix_recordings_tenant_created_at", "tenant", "created_at"),
+        Index("ix_recordings_owner_client_session", "owner_kind", "owner_id", "client_session_id"),
     )

@@ -126,6 +126,11 @@ async def create_session(
         await _expire_now(db, storage, previous)
     elif previous is not None and not _is_expired(previous, now):
         return _reused(previous, body, settings, base_url)
+    if previous is None or previous.status == "expired":
+        # A finished session's row goes some time after its recording appeared: the recording still answers.
+        done = await recordings_repository.of_client_session(db, caller.kind, caller.id, body.session_id)
+        if done is not None:
+            raise SessionFinishedError(done.session_id, str(done.id))
     upload = UploadSession(
         id=f"ups_{uuid.uuid4().hex}",
         client_session_id=body.session_id,
