@@ -214,7 +214,7 @@ async def test_create_session_again_answers_the_open_session_of_that_recording(
 
 
 async def test_create_session_for_a_finished_recording_names_it(
-    client: httpx.AsyncClient, api: Any, uploader: dict[str, str]
+    client: httpx.AsyncClient, api: Any, uploader: dict[str, str], db_session: AsyncSession
 ) -> None:
     body = api.session_body(VIDEO)
     recording = await api.upload_recording(uploader, VIDEO, session_id=body["session_id"])
@@ -222,3 +222,50 @@ async def test_create_session_for_a_finished_recording_names_it(
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "session_finished"
     assert again.json()["error"]["details"] == {"recording_id": recording["id"]}
+
+    # Once the sweeper removed the finished session's row, the recording itself still answers.
+    await db_session.execute(
+        text("DELETE FROM recording_storage.upload_sessions WHERE client_session_id = :c"), {"c": body["session_id"]}
+    )
+    after_purge = await client.post("/api/v1/uploads/create-session", json=body, headers=uploader)
+    assert after_purge.status_code == 409, after_purge.text
+    assert after_purge.json()["error"]["details"] == {"recording_id": recording["id"]}
+
+
+async def test_create_session_after_the_open_one_ran_out_of_time_expires_it_and_opens_another(
+    client: httpx.AsyncClient, api: Any, uploader: dict[str, str], db_session: AsyncSession
+) -> None:
+    body = api.session_body(VIDEO)
+    first = await api.create_session(uploader, VIDEO, session_id=body["session_id"])
+    assert (await api.send(first["video_upload_url"], uploader, VIDEO[:500])).status_code == 200
+    await db_session.execute(
+        text("UPDATE recording_storage.upload_sessions SET expires_at = now() - interval '1 second' WHERE id = :id"),
+        {"id": first["session_id"]},
+    )
+
+    again = await client.post("/api/v1/uploads/create-session", json=body, headers=uploader)
+
+    assert again.status_code == 201, again.text
+    assert again.json()["session_id"] != first["session_id"]
+    rows = (
+        await db_session.execute(
+            text(
+                "SELECT id, status FROM recording_storage.upload_sessions WHERE client_session_id = :c ORDER BY "
+                "created_at"
+            ),
+            {"c": body["session_id"]},
+        )
+    ).all()
+    assert [(row.id, row.status) for row in rows] == [
+        (first["session_id"], "expired"),
+        (again.json()["session_id"], "open"),
+    ]
+    expired = (
+        await db_session.execute(
+            text("SELECT envelope FROM recording_storage.outbox WHERE subject = :s"),
+            {"s": f"upload-session/{first['session_id']}"},
+        )
+    ).scalar_one()
+    assert expired["type"] == "recording.upload.expired"
+    assert expired["data"]["received"] == {"video": 500, "metadata": 0}
+    assert (await client.get(f"/api/v1/uploads/{first['session_id']}/status", headers=uploader)).status_code == 410

@@ -313,3 +313,32 @@ async def test_two_dispatchers_never_assign_twice_nor_overfill_a_machine(
             await server.stop()
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_wake_up_arriving_with_the_shutdown_does_not_keep_the_dispatcher_running(
+    infra_settings: InfraSettings,
+) -> None:
+    settings = Settings(infra=infra_settings, dispatch_interval_seconds=60)
+    for steps in range(6):
+        dispatcher = Dispatcher(
+            async_sessionmaker(), settings, MachineClient(connect_timeout=0.5, read_timeout=1.0), database_url=None
+        )
+        passed = asyncio.Event()
+
+        async def no_work(*, chores: bool = True, passed: asyncio.Event = passed) -> int:
+            passed.set()
+            return 0
+
+        dispatcher.run_pass = no_work  # type: ignore[method-assign]
+        task = asyncio.create_task(dispatcher.run())
+        await passed.wait()
+        await asyncio.sleep(0)  # into its wait for the next wake-up
+        # The wake-up and the cancellation land together, a few loop steps apart.
+        dispatcher.wake()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=10)
+        await dispatcher.close()
+        assert done, f"the dispatcher kept running after a wake-up {steps} step(s) before its cancellation"

@@ -59,6 +59,15 @@ class UploadSession(Base):
         CheckConstraint(f"video_sha256 IS NULL OR video_sha256 {SHA256_CHECK}", name="video_sha256_hex"),
         Index("ix_upload_sessions_status_expires_at", "status", "expires_at"),
         Index("ix_upload_sessions_owner", "owner_kind", "owner_id"),
+        # One open session per recording: concurrent create-session calls for it cannot both insert one.
+        Index(
+            "uq_upload_sessions_open_client_session",
+            "owner_kind",
+            "owner_id",
+            "client_session_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+        ),
     )
 
 
@@ -132,4 +141,5 @@ class Recording(Base):
         Index("ix_recordings_server_name", "server_name"),
         Index("ix_recordings_server_ip", "server_ip"),
         Index("ix_recordings_tenant_created_at", "tenant", "created_at"),
+        Index("ix_recordings_owner_client_session", "owner_kind", "owner_id", "client_session_id"),
     )

@@ -84,3 +84,20 @@ async def remove(session: AsyncSession, recordings: Sequence[Recording]) -> None
     for recording in recordings:
         await session.delete(recording)
     await session.flush()
+
+
+async def of_client_session(
+    session: AsyncSession, owner_kind: str, owner_id: int, client_session_id: str
+) -> Recording | None:
+    """The owner's newest recording uploaded under the recorder's session id."""
+    statement = (
+        select(Recording)
+        .where(
+            Recording.owner_kind == owner_kind,
+            Recording.owner_id == owner_id,
+            Recording.client_session_id == client_session_id,
+        )
+        .order_by(Recording.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()

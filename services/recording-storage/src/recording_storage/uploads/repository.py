@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,17 +26,33 @@ def _is_lock_busy(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
-async def add_session(session: AsyncSession, upload: UploadSession, kinds: Sequence[str]) -> None:
-    session.add(upload)
-    await session.flush()
+async def add_session(session: AsyncSession, upload: UploadSession, kinds: Sequence[str]) -> bool:
+    """Insert the session and its files; False, inserting nothing, when the owner has an open session for the same
+    recording already. A concurrent insert for it waits on the unique index until the other transaction ends, so
+    the session that won is committed (and visible to the next statement) when this answers False."""
+    values = {column.key: getattr(upload, column.key) for column in UploadSession.__table__.columns}
+    statement = (
+        insert(UploadSession)
+        .values(values)
+        .on_conflict_do_nothing(
+            index_elements=[UploadSession.owner_kind, UploadSession.owner_id, UploadSession.client_session_id],
+            # A literal, as in the index: a bound parameter would not let PostgreSQL match the partial index.
+            index_where=text("status = 'open'"),
+        )
+        .returning(UploadSession.id)
+    )
+    if (await session.execute(statement)).scalar_one_or_none() is None:
+        return False
     session.add_all(UploadFile(session_id=upload.id, kind=kind) for kind in kinds)
     await session.flush()
+    return True
 
 
 async def latest_for_client_session(
     session: AsyncSession, owner_kind: str, owner_id: int, client_session_id: str
 ) -> UploadSession | None:
-    """The owner's newest upload session carrying the recorder's session id."""
+    """The owner's session carrying the recorder's session id: the open one (there is at most one), else the
+    newest."""
     statement = (
         select(UploadSession)
         .where(
@@ -43,8 +60,9 @@ async def latest_for_client_session(
             UploadSession.owner_id == owner_id,
             UploadSession.client_session_id == client_session_id,
         )
-        .order_by(UploadSession.created_at.desc())
+        .order_by((UploadSession.status == "open").desc(), UploadSession.created_at.desc())
         .limit(1)
+        .execution_options(populate_existing=True)
     )
     return (await session.execute(statement)).scalar_one_or_none()
 

@@ -56,22 +56,29 @@ def _error(error: ApiError, headers: dict[str, str]) -> JSONResponse:
         **AUTH_RESPONSES,
         409: {
             "description": "the recorder's session_id names a finished session (session_finished, with its "
-            "recording_id) or an open one that declared another file (session_id_in_use)"
+            "recording_id) or an open one that declared another file (session_id_in_use), or its expired session "
+            "is still held by a request (upload_in_progress, with Retry-After)"
         },
         413: {"description": "a declared size is above the configured maximum"},
     },
 )
 async def create_session(
-    request: Request, body: CreateSession, session: Session, caller: UploadCaller, settings: AppSettings
+    request: Request,
+    body: CreateSession,
+    session: Session,
+    caller: UploadCaller,
+    settings: AppSettings,
+    storage: StorageDep,
 ) -> SessionCreated:
     """Open an upload session for a recording: where to send its video and metadata, and until when.
 
     The body is the recorder's (`session_id`, `connection_info`, `file_size`, `metadata` with `start_time` and
     `recorder_settings`), plus optionally `sha256` (of the video, checked at finalize) and `metadata_size`.
     Sent again with the same `session_id` while that session is open and declares the same file, it answers
-    the same session (a retry is safe); once that session expired, a new one.
+    the same session (a retry is safe, also when calls race: they all answer the one session that opened); once
+    that session expired, a new one.
     """
-    return await service.create_session(session, caller, body, settings, str(request.base_url))
+    return await service.create_session(session, caller, body, storage, settings, str(request.base_url))
 
 
 @router.get("/{session_id}/status", response_model=SessionStatus, responses=SESSION_RESPONSES)
@@ -158,7 +165,7 @@ async def upload_file(
         **SESSION_RESPONSES,
         409: {
             "description": "a file is incomplete (upload_incomplete: the answer says which and how far), or a request "
-            "is still sending one (upload_in_progress, with Retry-After)"
+            "is still sending one or another finish is hashing the video (upload_in_progress, with Retry-After)"
         },
         422: {
             "description": "the video's SHA-256 is not the declared one, or the metadata is not JSON; the "
@@ -168,14 +175,17 @@ async def upload_file(
 )
 async def finalize(
     session_id: SessionIdPath,
-    session: Session,
-    caller: UploadCaller,
+    transactions: Transactions,
+    caller: StreamingUploadCaller,
     settings: AppSettings,
     storage: StorageDep,
     background: BackgroundTasks,
 ) -> Response:
-    """Check the files and make the recording visible, atomically; finishing again answers the same recording."""
-    finished = await service.finalize(session, caller, session_id, storage, settings)
+    """Check the files and make the recording visible, atomically; finishing again answers the same recording.
+
+    A video sent in several requests is read once here to hash it; meanwhile the session's other requests
+    answer 409 `upload_in_progress`."""
+    finished = await service.finalize(transactions, caller, session_id, storage, settings)
     if isinstance(finished.outcome, ApiError):
         return _error(finished.outcome, {})
     for key in finished.leftovers:

@@ -13,8 +13,9 @@ the file was taken over.
 
 Hashing: a request that starts a file at byte 0 hashes it as it is written; when it also finishes the file the
 digest is kept and finishing reads nothing again. A hash object cannot be stored, so a file that arrived in
-several requests (resumed, or sent in pieces) is hashed at finish by reading it once. Re-reading the received
-prefix at each resume instead would cost a client sending many pieces a read per piece (quadratic).
+several requests (resumed, or sent in pieces) is hashed at finish by reading it once, under a lease like an
+upload's and with no transaction open. Re-reading the received prefix at each resume instead would cost a client
+sending many pieces a read per piece (quadratic).
 
 Some outcomes change state and still answer an error (an idle body keeps what arrived; a checksum mismatch drops
 the video's bytes): those are returned with the error rather than raised, so their transaction commits.
@@ -110,17 +111,26 @@ def upload_urls(base_url: str, session_id: str) -> dict[str, str]:
 
 
 async def create_session(
-    db: AsyncSession, caller: Principal, body: CreateSession, settings: Settings, base_url: str
+    db: AsyncSession, caller: Principal, body: CreateSession, storage: Storage, settings: Settings, base_url: str
 ) -> SessionCreated:
-    """A new session for `caller`, after checking the declared sizes against the limits (413)."""
+    """A new session for `caller`, after checking the declared sizes against the limits (413). Calls racing for
+    the same recording open one session between them: the one whose insert lands first; the others answer it."""
     if body.file_size > settings.max_video_bytes:
         raise DeclaredSizeTooLargeError("the video", body.file_size, settings.max_video_bytes)
     if body.metadata_size is not None and body.metadata_size > settings.max_metadata_bytes:
         raise DeclaredSizeTooLargeError("the metadata file", body.metadata_size, settings.max_metadata_bytes)
     now = _now()
     previous = await repository.latest_for_client_session(db, caller.kind, caller.id, body.session_id)
-    if previous is not None and not _is_expired(previous, now):
+    if previous is not None and previous.status == "open" and _is_expired(previous, now):
+        # Past its time but not swept yet: expire it now, so the new session may be the recording's open one.
+        await _expire_now(db, storage, previous)
+    elif previous is not None and not _is_expired(previous, now):
         return _reused(previous, body, settings, base_url)
+    if previous is None or previous.status == "expired":
+        # A finished session's row goes some time after its recording appeared: the recording still answers.
+        done = await recordings_repository.of_client_session(db, caller.kind, caller.id, body.session_id)
+        if done is not None:
+            raise SessionFinishedError(done.session_id, str(done.id))
     upload = UploadSession(
         id=f"ups_{uuid.uuid4().hex}",
         client_session_id=body.session_id,
@@ -134,9 +144,29 @@ async def create_session(
         details=body.details(),
         created_at=now,
         expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
+        finished_at=None,
+        recording_id=None,
     )
-    await repository.add_session(db, upload, FILE_KINDS)
-    return _created(upload, settings, base_url)
+    if await repository.add_session(db, upload, FILE_KINDS):
+        return _created(upload, settings, base_url)
+    winner = await repository.latest_for_client_session(db, caller.kind, caller.id, body.session_id)
+    if winner is None or _is_expired(winner, now):
+        raise UploadBusyError(f"the upload session of {body.session_id!r}")
+    logger.info("create-session for %r raced another call; answering its session %s", body.session_id, winner.id)
+    return _reused(winner, body, settings, base_url)
+
+
+async def _expire_now(db: AsyncSession, storage: Storage, upload: UploadSession) -> None:
+    """Expire one open session past its time, as the sweeper would; 409 while a request still holds it."""
+    try:
+        locked = await repository.lock_session(db, upload.id, shared=False)
+    except repository.LockBusyError:
+        raise UploadBusyError(f"the expired upload session {upload.id!r}") from None
+    if locked is None or locked.status != "open":
+        return
+    if await repository.leased_kinds(db, upload.id):
+        raise UploadBusyError(f"the expired upload session {upload.id!r}")
+    await _expire(db, storage, [locked])
 
 
 def _reused(previous: UploadSession, body: CreateSession, settings: Settings, base_url: str) -> SessionCreated:
@@ -468,6 +498,8 @@ async def receive_file(
     declared = declared_size(upload, kind)
     complete = received == declared if declared is not None else ended_cleanly
     digest = appender.hasher.hexdigest() if complete and appender.hasher is not None else None
+    if digest is None and complete and received == prior[0]:
+        digest = prior[2]  # nothing arrived (an empty body at the end): the digest known before still holds
     released = await _release(transactions, lease, received=received, complete=complete, sha256=digest)
     if released is None:
         raise UploadInProgressError(kind, None, None, _now())
@@ -534,10 +566,69 @@ async def _drop_file(db: AsyncSession, storage: Storage, file: UploadFile) -> No
 
 
 async def finalize(
-    db: AsyncSession, caller: Principal, session_id: str, storage: Storage, settings: Settings
+    transactions: TransactionFactory, caller: Principal, session_id: str, storage: Storage, settings: Settings
 ) -> Finished:
     """Check the files (sizes, the video's SHA-256, the metadata's JSON) and make the recording visible: its row
-    and its files appear in this transaction. Finishing a finished session answers its recording again."""
+    and its files appear in one transaction. Finishing a finished session answers its recording again.
+
+    A video that arrived in several requests has no digest yet and is read once to hash it, with no transaction
+    or connection held (a file of several GB takes a while): the video is leased for the hash as an upload
+    leases it, so no upload or other finish touches it meanwhile (they get 409 `upload_in_progress`), and the
+    digest is recorded with the lease's release, so a finish that fails later never hashes it again.
+    """
+    async with transactions() as db:
+        checked = await _checked_files(db, caller, session_id, storage)
+        if isinstance(checked, Finished):
+            return checked
+        upload, video, metadata = checked
+        if video.sha256 is not None:
+            return await _make_visible(db, storage, upload, video, metadata)
+        token = uuid.uuid4()
+        began = time.monotonic()
+        if await repository.claim_file(db, session_id, "video", token, settings.upload_lease_seconds) is None:
+            raise UploadInProgressError("video", video.received, None, _now())
+    lease = _Lease(transactions, session_id, "video", token, settings.upload_lease_seconds, began)
+    try:
+        digest = await _hash_under_lease(storage, lease, video.received)
+    except BaseException:
+        await _release_quietly(transactions, lease, (video.received, video.complete, None))
+        raise
+    if await _release(transactions, lease, received=video.received, complete=True, sha256=digest) is None:
+        raise UploadInProgressError("video", None, None, _now())
+    async with transactions() as db:
+        checked = await _checked_files(db, caller, session_id, storage)
+        if isinstance(checked, Finished):
+            return checked
+        upload, video, metadata = checked
+        if video.sha256 is None:
+            # Another request reached the video between the hash and this transaction: try again.
+            raise UploadInProgressError("video", video.received, None, _now())
+        return await _make_visible(db, storage, upload, video, metadata)
+
+
+async def _hash_under_lease(storage: Storage, lease: _Lease, size: int) -> str:
+    """The SHA-256 of the video's `size` stored bytes, its lease renewed every third of its length meanwhile
+    (reading may stall, as sealing a multipart object can); `LeaseLostError` when another request took it."""
+    hashing = asyncio.ensure_future(_stored_sha256(storage, part_key(lease.session_id, lease.kind), size))
+    try:
+        while True:
+            done, _ = await asyncio.wait([hashing], timeout=max(lease.seconds / 3 - lease.age(), 0))
+            if done:
+                return hashing.result()
+            await lease.renew(size)
+    except LeaseLostError:
+        raise UploadInProgressError(lease.kind, None, None, _now()) from None
+    finally:
+        if not hashing.done():
+            hashing.cancel()
+            await asyncio.wait([hashing])
+
+
+async def _checked_files(
+    db: AsyncSession, caller: Principal, session_id: str, storage: Storage
+) -> Finished | tuple[UploadSession, UploadFile, UploadFile]:
+    """With the session locked: its recording when finished already; else its files once each is complete, held
+    by no request and in storage; an error to answer otherwise (raised, or returned when it changed state)."""
     existing = await _owned_session(db, caller, session_id)
     if existing.status == "completed" and existing.recording_id is not None:
         recording = await recordings_repository.get(db, existing.recording_id)
@@ -550,27 +641,39 @@ async def finalize(
         raise UploadInProgressError(busy.kind, busy.received, busy.lease_until, _now())
     files = await repository.files_of(db, session_id)
     video, metadata = files["video"], files["metadata"]
-    has_metadata = metadata.received > 0 or bool(upload.metadata_size)
     problems = {
         file.kind: {"received": file.received, "size": declared_size(upload, file.kind)}
         for file in (video, metadata)
-        if not file.complete and (file.kind == "video" or has_metadata)
+        if not file.complete and (file.kind == "video" or _has_metadata(upload, metadata))
     }
     if problems:
         raise UploadIncompleteError(problems)
 
-    for file in (video, metadata) if has_metadata else (video,):
+    for file in (video, metadata) if _has_metadata(upload, metadata) else (video,):
         held = await storage.size(part_key(session_id, file.kind)) or 0
         if held < file.received:
             await repository.set_file_state(db, file, received=held, complete=False, sha256=None, now=_now())
             return Finished(StoredDataLostError(file.kind, held))
+    return upload, video, metadata
 
-    video_key = part_key(session_id, "video")
-    digest = video.sha256 or await _stored_sha256(storage, video_key, video.received)
+
+def _has_metadata(upload: UploadSession, metadata: UploadFile) -> bool:
+    return metadata.received > 0 or bool(upload.metadata_size)
+
+
+async def _make_visible(
+    db: AsyncSession, storage: Storage, upload: UploadSession, video: UploadFile, metadata: UploadFile
+) -> Finished:
+    """Check the video's digest and the metadata, then insert the recording, close the session and commit the
+    files to the recording's keys, all in `db`'s transaction."""
+    session_id = upload.id
+    digest = video.sha256
+    assert digest is not None
     if upload.video_sha256 is not None and digest != upload.video_sha256:
         await _drop_file(db, storage, video)
         return Finished(ChecksumMismatchError(upload.video_sha256, digest))
-    metadata_key = part_key(session_id, "metadata")
+    has_metadata = _has_metadata(upload, metadata)
+    video_key, metadata_key = part_key(session_id, "video"), part_key(session_id, "metadata")
     if has_metadata:
         problem = _metadata_problem(await _read_small(storage, metadata_key, metadata.received))
         if problem is not None:
@@ -629,6 +732,11 @@ async def expire_sessions(db: AsyncSession, storage: Storage, now: datetime, lim
     nobody will ever remove.
     """
     sessions = await repository.lock_expired_open_sessions(db, now, limit)
+    await _expire(db, storage, sessions)
+    return len(sessions)
+
+
+async def _expire(db: AsyncSession, storage: Storage, sessions: list[UploadSession]) -> None:
     expired = []
     for upload in sessions:
         files = await repository.files_of(db, upload.id)
@@ -637,7 +745,6 @@ async def expire_sessions(db: AsyncSession, storage: Storage, now: datetime, lim
             await storage.delete(part_key(upload.id, kind))
     await repository.mark_expired(db, [upload.id for upload in sessions])
     await emit_many(db, events.SCHEMA, expired)
-    return len(sessions)
 
 
 async def purge_sessions(db: AsyncSession, storage: Storage, now: datetime, ttl: timedelta, limit: int) -> int:

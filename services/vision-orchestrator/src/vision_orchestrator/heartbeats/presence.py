@@ -32,9 +32,8 @@ def _machine_event(kind: str, machine_id: str, data: dict[str, Any]) -> Event:
 
 async def record_heartbeat(session: AsyncSession, machine_id: str, values: dict[str, Any]) -> datetime:
     """Store the heartbeat and refresh the machine's presence; the time it was received."""
-    received_at = await repository.add_heartbeat(session, {"machine_id": machine_id, **values})
     status = MachineStatus(values["status"])
-    previous = await repository.set_presence(session, machine_id, status, heartbeat_at=received_at)
+    received_at, previous = await repository.record_heartbeat(session, {"machine_id": machine_id, **values})
     if previous == MachineStatus.offline:
         await emit(
             session,
@@ -54,7 +53,7 @@ async def record_status(session: AsyncSession, machine_id: str, status: MachineS
         if status is not MachineStatus.offline:
             logger.info("machine %s reported %s while offline; its next heartbeat brings it back", machine_id, status)
         return current
-    previous = await repository.set_presence(session, machine_id, status, heartbeat_at=None)
+    previous = await repository.set_presence(session, machine_id, status)
     if status is MachineStatus.offline and previous != MachineStatus.offline:
         await emit(
             session,

@@ -3,22 +3,60 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from vision_orchestrator.tables import Heartbeat, Machine, MachineStatus
 
-_ADD_HEARTBEAT = insert(Heartbeat).returning(Heartbeat.received_at)
+HEARTBEAT_COLUMNS = ("machine_id", "reported_at", "status", "system_info", "performance_metrics")
 
 
-async def add_heartbeat(session: AsyncSession, values: dict[str, Any]) -> datetime:
-    """Store a heartbeat; the time it was received (the partition key)."""
-    received_at: datetime | None = await session.scalar(_ADD_HEARTBEAT, values)
-    assert received_at is not None
-    return received_at
+def _record_heartbeat_statement() -> Any:
+    # One statement, one round trip: the heartbeat's row in the time series, and the machine's presence with the
+    # status it had (read under the row's lock, which orders this with a concurrent offline sweep).
+    heartbeats, machines = cast(Table, Heartbeat.__table__), cast(Table, Machine.__table__)
+    beat = (
+        insert(heartbeats)
+        .values({name: bindparam(name, type_=heartbeats.c[name].type) for name in HEARTBEAT_COLUMNS})
+        .returning(heartbeats.c.received_at)
+        .cte("beat")
+    )
+    before = machines.alias("before")
+    previous = (
+        select(before.c.id, before.c.status)
+        .where(before.c.id == bindparam("machine_id", type_=machines.c.id.type))
+        .with_for_update()
+        .cte("previous")
+    )
+    status = bindparam("status", type_=machines.c.status.type)
+    moved = (
+        update(machines)
+        .where(machines.c.id == previous.c.id)
+        .values(
+            status=status,
+            status_changed_at=case((machines.c.status != status, func.now()), else_=machines.c.status_changed_at),
+            last_heartbeat=select(beat.c.received_at).scalar_subquery(),
+        )
+        .returning(previous.c.status.label("previous_status"))
+        .cte("moved")
+    )
+    return select(beat.c.received_at, select(moved.c.previous_status).scalar_subquery().label("previous_status"))
+
+
+_RECORD_HEARTBEAT = _record_heartbeat_statement()
+
+
+async def record_heartbeat(session: AsyncSession, values: dict[str, Any]) -> tuple[datetime, str | None]:
+    """Store a heartbeat (`values` holds every column of `HEARTBEAT_COLUMNS`) and set its machine's status and
+    last heartbeat; the time it was received (the partition key) and the status the machine had, None when there
+    is no such machine."""
+    row = (await session.execute(_RECORD_HEARTBEAT, values)).one()
+    received_at: datetime = row.received_at
+    previous_status: str | None = row.previous_status
+    return received_at, previous_status
 
 
 async def latest_heartbeat(session: AsyncSession, machine_id: str) -> Heartbeat | None:
@@ -28,7 +66,7 @@ async def latest_heartbeat(session: AsyncSession, machine_id: str) -> Heartbeat 
     return (await session.scalars(statement)).one_or_none()
 
 
-def _presence_statement(*, with_heartbeat: bool) -> Any:
+def _presence_statement() -> Any:
     # Built once at import: an `aliased` entity and its locked subquery cost more to construct per call than
     # the statement does to run.
     before = aliased(Machine)
@@ -39,36 +77,27 @@ def _presence_statement(*, with_heartbeat: bool) -> Any:
         .subquery("previous")
     )
     status = bindparam("new_status", type_=Machine.status.type)
-    values: dict[str, Any] = {
-        "status": status,
-        "status_changed_at": case((Machine.status != status, func.now()), else_=Machine.status_changed_at),
-    }
-    if with_heartbeat:
-        values["last_heartbeat"] = bindparam("heartbeat_at", type_=Machine.last_heartbeat.type)
     return (
         update(Machine)
         .where(Machine.id == previous.c.id)
-        .values(**values)
+        .values(
+            status=status,
+            status_changed_at=case((Machine.status != status, func.now()), else_=Machine.status_changed_at),
+        )
         .returning(previous.c.status)
         .execution_options(synchronize_session=False)
     )
 
 
-_SET_PRESENCE = _presence_statement(with_heartbeat=False)
-_SET_PRESENCE_AND_HEARTBEAT = _presence_statement(with_heartbeat=True)
+_SET_PRESENCE = _presence_statement()
 
 
-async def set_presence(
-    session: AsyncSession, machine_id: str, status: MachineStatus, *, heartbeat_at: datetime | None
-) -> str | None:
-    """Set the machine's status (and its last heartbeat when given) in one statement; the status it had, or None
-    when there is no such machine. The row lock orders this with a concurrent offline sweep."""
-    params: dict[str, Any] = {"machine_id": machine_id, "new_status": status.value}
-    if heartbeat_at is None:
-        statement = _SET_PRESENCE
-    else:
-        statement, params["heartbeat_at"] = _SET_PRESENCE_AND_HEARTBEAT, heartbeat_at
-    previous_status: str | None = await session.scalar(statement, params)
+async def set_presence(session: AsyncSession, machine_id: str, status: MachineStatus) -> str | None:
+    """Set the machine's status in one statement; the status it had, or None when there is no such machine. The
+    row lock orders this with a concurrent offline sweep."""
+    previous_status: str | None = await session.scalar(
+        _SET_PRESENCE, {"machine_id": machine_id, "new_status": status.value}
+    )
     return previous_status
 
 
