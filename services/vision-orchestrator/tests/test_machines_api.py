@@ -80,6 +80,8 @@ async def test_register_returns_every_field_and_the_credential_once(
     [
         ("ip_address", "999.1.1.1"),
         ("ip_address", "machine.local"),
+        ("ip_address", 0),
+        ("ip_address", 3232235877),
         ("port", 0),
         ("port", 65536),
         ("max_concurrent_inspections", 0),

@@ -14,7 +14,7 @@ routes with their credential (`machines.deps.MachineCaller`), never these.
 This module imports only `config` and the library, so any feature can import it without an import loop.
 """
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
 
@@ -51,6 +51,10 @@ def check_vision_access(principal: Principal, role: Role) -> Principal:
 
 
 USER_RATE_SCOPE: Final = "vision-users"
+USER_RATE_LIMITED: Final[dict[int | str, dict[str, Any]]] = {
+    429: {"description": "the caller's quota (`user_rate_limit`) is spent: retry after `Retry-After` seconds"}
+}
+"""Declared by every router of the user API, whose routes all count against the caller's quota."""
 
 
 def _user_rate(request: Request) -> str | None:

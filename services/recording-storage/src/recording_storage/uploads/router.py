@@ -108,7 +108,12 @@ async def session_status(session_id: SessionIdPath, session: Session, caller: Up
             "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                 "multipart/form-data": {
-                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                    # Other fields are skipped; the file part is the body's bytes (a form without one is 400).
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
                 },
             },
         },

@@ -9,10 +9,10 @@ from mirante.web.pagination import Page, Pagination
 from mirante.web.routing import SlashRouter
 from vision_orchestrator.catalogue import service
 from vision_orchestrator.catalogue.schemas import InspectionTypeCreate, InspectionTypeRead, InspectionTypeUpdate
-from vision_orchestrator.deps import Admin, Viewer, actor_of
+from vision_orchestrator.deps import USER_RATE_LIMITED, Admin, Viewer, actor_of
 from vision_orchestrator.identifiers import TypeNamePath
 
-router = SlashRouter(prefix="/api/v1/inspection-types", tags=["inspection types"])
+router = SlashRouter(prefix="/api/v1/inspection-types", tags=["inspection types"], responses=USER_RATE_LIMITED)
 
 
 @router.get("/")

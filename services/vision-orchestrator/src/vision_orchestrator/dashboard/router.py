@@ -8,9 +8,9 @@ from mirante.db import Session
 from mirante.web.routing import SlashRouter
 from vision_orchestrator.dashboard import service
 from vision_orchestrator.dashboard.schemas import Dashboard
-from vision_orchestrator.deps import AppSettings, Viewer
+from vision_orchestrator.deps import USER_RATE_LIMITED, AppSettings, Viewer
 
-router = SlashRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+router = SlashRouter(prefix="/api/v1/dashboard", tags=["dashboard"], responses=USER_RATE_LIMITED)
 
 
 @router.get("/")

@@ -10,15 +10,15 @@ from fastapi import BackgroundTasks, Depends, Query, Response, status
 from mirante.db import Session
 from mirante.types import Int32
 from mirante.web.routing import SlashRouter
-from vision_orchestrator.deps import AppSettings, Operator, Viewer, actor_of
+from vision_orchestrator.deps import USER_RATE_LIMITED, AppSettings, Operator, Viewer, actor_of
 from vision_orchestrator.dispatch import service
 from vision_orchestrator.dispatch.dispatcher import Dispatcher
 from vision_orchestrator.dispatch.schemas import DispatchResult, DistributeRequest, QueueView, SendRequest
 from vision_orchestrator.identifiers import InspectionIdPath
 from vision_orchestrator.inspections.schemas import CancelRequest, InspectionDetail
 
-router = SlashRouter(prefix="/api/v1/orchestrator", tags=["orchestrator"])
-inspection_moves = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"])
+router = SlashRouter(prefix="/api/v1/orchestrator", tags=["orchestrator"], responses=USER_RATE_LIMITED)
+inspection_moves = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"], responses=USER_RATE_LIMITED)
 
 DispatcherDep = Annotated[Dispatcher, Depends(service.dispatcher_of)]
 

@@ -12,7 +12,7 @@ from fastapi import Query, Response, status
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
 from mirante.web.routing import SlashRouter
-from vision_orchestrator.deps import Operator, Viewer, actor_of
+from vision_orchestrator.deps import USER_RATE_LIMITED, Operator, Viewer, actor_of
 from vision_orchestrator.identifiers import InspectionIdPath
 from vision_orchestrator.inspections import service
 from vision_orchestrator.inspections.schemas import (
@@ -24,7 +24,7 @@ from vision_orchestrator.inspections.schemas import (
     InspectionWrite,
 )
 
-router = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"])
+router = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"], responses=USER_RATE_LIMITED)
 
 NOT_PENDING: dict[int | str, dict[str, Any]] = {409: {"description": "the inspection is no longer pending"}}
 

@@ -10,7 +10,7 @@ from fastapi import Query, Response, status
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
 from mirante.web.routing import SlashRouter
-from vision_orchestrator.deps import Admin, Viewer, actor_of
+from vision_orchestrator.deps import USER_RATE_LIMITED, Admin, Viewer, actor_of
 from vision_orchestrator.identifiers import MachineIdPath
 from vision_orchestrator.machines import service
 from vision_orchestrator.machines.schemas import (
@@ -24,7 +24,7 @@ from vision_orchestrator.machines.schemas import (
     MachineWrite,
 )
 
-router = SlashRouter(prefix="/api/v1/machines", tags=["machines"])
+router = SlashRouter(prefix="/api/v1/machines", tags=["machines"], responses=USER_RATE_LIMITED)
 
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "another machine has that name"}}
 

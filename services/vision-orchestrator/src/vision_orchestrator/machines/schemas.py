@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Query
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     IPvAnyAddress,
@@ -33,8 +34,18 @@ Capacity = Annotated[Int32, Field(ge=1, le=MAX_CAPACITY, description="inspection
 SupportedTypes = Annotated[
     list[TypeName], Field(max_length=MAX_TYPES, description="names from /api/v1/inspection-types/")
 ]
+
+
+def _text_only(value: object) -> object:
+    # Lax parsing takes an integer for an address (0 is 0.0.0.0); the contract's address is a string.
+    if not isinstance(value, str | IPv4Address | IPv6Address):
+        raise ValueError("an IP address is a string, e.g. '192.168.1.101'")
+    return value
+
+
 IpAddress = Annotated[
     IPvAnyAddress,
+    BeforeValidator(_text_only),
     WithJsonSchema({"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}),
     Field(examples=["192.168.1.101"]),
 ]

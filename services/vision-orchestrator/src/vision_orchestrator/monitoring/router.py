@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from mirante.db import Session
 from mirante.web.routing import SlashRouter
-from vision_orchestrator.deps import Viewer
+from vision_orchestrator.deps import USER_RATE_LIMITED, Viewer
 from vision_orchestrator.identifiers import MachineIdPath
 from vision_orchestrator.monitoring import service
 from vision_orchestrator.monitoring.schemas import MachineStatistics, MachineStatusRead, StatisticsQuery
 
-router = SlashRouter(prefix="/api/v1/machines", tags=["machines"])
+router = SlashRouter(prefix="/api/v1/machines", tags=["machines"], responses=USER_RATE_LIMITED)
 
 
 @router.get("/{machine_id}/status/")
