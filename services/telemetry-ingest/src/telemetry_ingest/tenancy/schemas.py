@@ -17,7 +17,11 @@ TenantName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
     REFUSES_NUL,
-    Field(description=f"display name, 1 to {NAME_MAX_LENGTH} characters"),
+    # Declared for clients and the fuzz gate: a name of spaces alone is empty once trimmed, and refused.
+    Field(
+        description=f"display name, 1 to {NAME_MAX_LENGTH} characters, not only spaces",
+        json_schema_extra={"pattern": r"\S"},
+    ),
 ]
 RetentionDays = Annotated[
     int,
