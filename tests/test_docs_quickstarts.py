@@ -3,14 +3,16 @@
 A page marks the shell blocks a reader runs with `<!-- docs-test: run -->` just above the fence, and the output
 it promises with `<!-- docs-test: output -->` above the fence that follows. A block marked `poll` instead of `run`
 reads something that appears a moment later (a reading stored after its publication): it runs again until its
-output shows, for a few seconds at most, so it must change nothing. This test starts the services the
-page needs (cvat-sync and telemetry-ingest on real ports, with a database of their own, the run's Redis and MQTT
-broker, and the CVAT simulator), runs the marked blocks in order in one bash session from the repository root
-(so variables such as `$TOKEN` carry from block to block, as in a terminal), and checks each promised output:
-every line of it must appear in the block's standard output, in order, with `…` standing for any text.
+output shows, for a few seconds at most, so it must change nothing. A block marked `interrupt` runs until the
+reader presses Ctrl-C (a simulator left running): it is stopped with SIGINT once its promised output has shown.
+This test starts the services the page needs (cvat-sync, telemetry-ingest and vision-orchestrator on real ports,
+with a database of their own, the run's Redis and MQTT broker, and the CVAT simulator), runs the marked blocks in
+order in one bash session from the repository root (so variables such as `$TOKEN` carry from block to block, as
+in a terminal), and checks each promised output: every line of it must appear in the block's standard output,
+in order, with `…` standing for any text.
 
-The addresses the docs use (`127.0.0.1:8001`, `:8002`, the embedded broker's `mqtt://127.0.0.1:18830`, the
-simulator's `127.0.0.1:8080`) are replaced by those of the servers started here; nothing else is changed. The
+The addresses the docs use (`127.0.0.1:8001`, `:8002`, `:8003`, the embedded broker's `mqtt://127.0.0.1:18830`,
+the simulator's `127.0.0.1:8080`) are replaced by those of the servers started here; nothing else is changed. The
 block marked `<!-- docs-test: environment -->` (the variables the page gives `make run`) configures the services.
 Not covered: `make run` itself (`tests/test_mirante_up.py` is), the pages in a browser (each service's
 `test_pages.py`/`test_ops_pages.py` are), and blocks not marked `run` (commands for other machines, deployment).
@@ -25,6 +27,7 @@ import os
 import queue
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -53,17 +56,20 @@ from scripts.simulators.cvat import CvatSimulator  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-MARK = re.compile(r"<!-- docs-test: (run|poll|output|environment) -->")
-RUNNABLE = ("run", "poll")
+MARK = re.compile(r"<!-- docs-test: (run|poll|interrupt|output|environment) -->")
+RUNNABLE = ("run", "poll", "interrupt")
 BLOCK_TIMEOUT_SECONDS = 90.0
 POLL_SECONDS = 15.0
 DOCS_ADDRESSES = {
     "cvat_sync": ("127.0.0.1:8001", "localhost:8001"),
     "telemetry_ingest": ("127.0.0.1:8002", "localhost:8002"),
+    "vision_orchestrator": ("127.0.0.1:8003", "localhost:8003"),
 }
 DOCS_BROKER = "mqtt://127.0.0.1:18830"
 DOCS_SIMULATOR = "http://127.0.0.1:8080"
-SERVICE_ENV_PREFIXES = ("CVAT_SYNC_", "TELEMETRY_INGEST_")
+SERVICE_ENV_PREFIXES = ("CVAT_SYNC_", "TELEMETRY_INGEST_", "VISION_ORCHESTRATOR_")
+# Exit statuses of a program stopped with Ctrl-C: it handled the interrupt and ended cleanly, or died of it.
+INTERRUPTED_STATUSES = (0, 128 + signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,40 @@ class Shell:
                 return int(line.split()[1]), "\n".join(output)
             output.append(line)
 
+    def run_until(self, script: str, expected: str) -> tuple[int, str]:
+        """Run `script` as a job of its own (job control on, so SIGINT reaches it as a terminal's Ctrl-C would),
+        stop it with SIGINT once its output holds `expected` (or after the block timeout), and return its exit
+        status and standard output. Variables it sets stay in its job, as in a terminal's background job."""
+        marker = f"docs-test-{uuid.uuid4().hex}"
+        assert self._process.stdin is not None
+        self._process.stdin.write(
+            f"set -m\n{{\n{script}\n}} < /dev/null &\nprintf '\\n{marker}-job %s\\n' $!\n"
+            f"wait $!\nprintf '\\n{marker} %s\\n' $?\nset +m\n"
+        )
+        self._process.stdin.flush()
+        output: list[str] = []
+        job: int | None = None
+        interrupted_at: float | None = None
+        deadline = time.monotonic() + BLOCK_TIMEOUT_SECONDS
+        while True:
+            now = time.monotonic()
+            if job is not None and interrupted_at is None and (promised(expected, "\n".join(output)) or now > deadline):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(job, signal.SIGINT)
+                interrupted_at = now
+            if interrupted_at is not None and now > interrupted_at + BLOCK_TIMEOUT_SECONDS:
+                raise AssertionError(f"still running {BLOCK_TIMEOUT_SECONDS:.0f} s after Ctrl-C; output:\n{output}")
+            try:
+                line = self._lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line.startswith(f"{marker}-job "):
+                job = int(line.split()[1])
+            elif line.startswith(f"{marker} "):
+                return int(line.split()[1]), "\n".join(output)
+            else:
+                output.append(line)
+
     def close(self) -> None:
         if self._process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -168,13 +208,18 @@ def run_page(page: Path, shell: Shell, substitute: dict[str, str]) -> None:
             script = script.replace(shown, actual)
         following = blocks[index + 1] if index + 1 < len(blocks) else None
         expected = following.text if following is not None and following.kind == "output" else None
-        poll_until = time.monotonic() + (POLL_SECONDS if block.kind == "poll" else 0.0)
-        while True:
-            status, output = shell.run(script)
-            if expected is None or promised(expected, output) or time.monotonic() > poll_until:
-                break
-            time.sleep(0.5)
         where = f"{block.page}:{block.line}"
+        poll_until = time.monotonic() + (POLL_SECONDS if block.kind == "poll" else 0.0)
+        if block.kind == "interrupt":
+            assert expected is not None, f"{where}: a block stopped with Ctrl-C needs the output it waits for"
+            status, output = shell.run_until(script, expected)
+            status = 0 if status in INTERRUPTED_STATUSES else status
+        else:
+            while True:
+                status, output = shell.run(script)
+                if expected is None or promised(expected, output) or time.monotonic() > poll_until:
+                    break
+                time.sleep(0.5)
         stderr = "\n".join(shell.errors[-30:])
         assert status == 0, f"{where}: exit status {status}\nstdout:\n{output}\nstderr:\n{stderr}"
         if expected is not None:
@@ -276,9 +321,23 @@ async def test_cvat_sync_without_a_cvat(infra: InfraSettings, shell: Shell, monk
             await asyncio.to_thread(run_page, page, shell, substitute)
 
 
+async def test_vision_machines_quick_start(infra: InfraSettings, shell: Shell) -> None:
+    from vision_orchestrator.config import Settings
+    from vision_orchestrator.main import create_app
+
+    settings = Settings(infra=infra)
+    app = create_app(settings)
+    server = LiveServer(app, name="vision-orchestrator")
+    settings.public_url = server.url  # the callbacks the machines are given
+    async with server:
+        await asyncio.to_thread(
+            run_page, ROOT / "docs" / "vision-machines.md", shell, addresses("vision_orchestrator", server.url)
+        )
+
+
 def test_the_marks_are_where_they_belong() -> None:
     """Each output follows a block that runs, and the cvat-sync page's environment names the settings used."""
-    for page in (ROOT / "docs" / "telemetry-ingest.md", ROOT / "docs" / "cvat-sync.md"):
+    for page in (ROOT / "docs" / name for name in ("telemetry-ingest.md", "cvat-sync.md", "vision-machines.md")):
         blocks = marked_blocks(page)
         for previous, block in itertools.pairwise(blocks):
             if block.kind == "output":

@@ -201,6 +201,11 @@ class _StopRequestedError(Exception):
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # Only the first stop signal interrupts: a Ctrl-C under `make run` arrives twice (from the terminal, to the
+    # whole process group, and again forwarded by `uv run`), and a second raise would abort the stopping itself.
+    # The stopping is bounded (STOP_TIMEOUT_SECONDS, then SIGKILL), so ignoring the later ones loses nothing.
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
     raise _StopRequestedError
 
 
