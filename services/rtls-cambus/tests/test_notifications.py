@@ -5,20 +5,15 @@ then up (retried, sent once), a refused recipient, and the preferences API."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,6 +25,7 @@ from mirante.bus import Event
 from mirante.bus.tables import outbox_table
 from mirante.db import create_sessionmaker
 from mirante.settings import InfraSettings, SmtpSettings
+from mirante.testing.mail import MailServer
 from mirante.testing.plugin import HeadersFactory
 from mirante.testing.streams import publish_event
 from rtls_cambus.chatwoot.models import ChatwootDelivery
@@ -46,67 +42,6 @@ from rtls_cambus.notifications.planner import NotificationPlanner
 from rtls_cambus.notifications.sender import MailSender
 from rtls_cambus.notifications.worker import notification_consumer
 from rtls_cambus.retention import forget_old_logs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Caught:
-    sender: str
-    recipients: list[str]
-    message: EmailMessage
-
-    def part(self, subtype: str) -> str:
-        body = self.message.get_body(preferencelist=(subtype,))
-        assert body is not None
-        return str(body.get_content())
-
-
-@dataclass
-class MailServer:
-    """aiosmtpd keeping what it is sent; it refuses any recipient whose address starts with `bounce`."""
-
-    port: int
-    caught: list[Caught] = field(default_factory=list)
-    controller: Controller | None = None
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
-        if address.startswith("bounce"):
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.caught.append(Caught(envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 Message accepted"
-
-    def start(self) -> None:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def to(self, address: str) -> list[Caught]:
-        return [caught for caught in self.caught if address in caught.recipients]
-
-
-@pytest.fixture
-def mail_server() -> Iterator[MailServer]:
-    """A mail server on a free port, not started: tests start it (or leave it down)."""
-    server = MailServer(free_port())
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from mirante.devstack import StackUrls
 from mirante.devstack.mqtt_broker import EmbeddedMqttBroker, find_mosquitto
 from mirante.mqtt import SubscriberRunner, discard_session
 from mirante.settings import InfraSettings
+from mirante.testing.network import free_port
 from mirante.testing.streams import WaitTimeoutError, wait_until
 
 SESSION_EXPIRY_SECONDS = 600
@@ -92,10 +92,7 @@ def own_mosquitto(tmp_path: Path) -> Iterator[EmbeddedMqttBroker]:
     """A Mosquitto of this test alone, persistence on, on a fixed free port, that the test may restart."""
     if find_mosquitto() is None:
         pytest.skip("no mosquitto binary installed: this test restarts a real Mosquitto")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    broker = EmbeddedMqttBroker(tmp_path / "broker", kind="mosquitto", port=port)
+    broker = EmbeddedMqttBroker(tmp_path / "broker", kind="mosquitto", port=free_port())
     try:
         yield broker
     finally:

@@ -6,7 +6,9 @@ with every installed Alembic history applied (a copy of `migrated_template`, whi
 their own copy too); `db_session` rolls back after each test. The browser fixtures
 (`browser`, `open_page`, `page_problems`, `serve_app`) come from `mirante.testing.browser`; tests using them are
 marked `browser` and skipped when Chromium or Playwright is missing. The MQTT ingest fixtures (`mqtt_sessions`,
-`mqtt5_broker`, `own_mosquitto`) come from `mirante.testing.mqtt`.
+`mqtt5_broker`, `own_mosquitto`) come from `mirante.testing.mqtt`, `own_redis` (a Redis of a test's own) from
+`mirante.testing.streams`, `mail_server` (an SMTP server catching mail) from `mirante.testing.mail`, and
+`start_webhook_receiver` (an HTTP receiver checking Standard Webhooks signatures) from `mirante.testing.webhooks`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, Redi
 from mirante.testing.browser import browser, browser_unavailable, open_page, page_problems, serve_app
 from mirante.testing.database import create_test_database, database_name, drop_test_database
 from mirante.testing.hangs import DUMP_BEFORE_TIMEOUT_SECONDS, TaskDumpTimer, install_dump_signal
+from mirante.testing.mail import mail_server
 from mirante.testing.mqtt import mqtt5_broker, mqtt_sessions, own_mosquitto
+from mirante.testing.streams import own_redis
+from mirante.testing.webhooks import start_webhook_receiver
 
 __all__ = [
     "auth_headers",
@@ -48,6 +53,7 @@ __all__ = [
     "db_engine",
     "db_session",
     "infra_settings",
+    "mail_server",
     "make_client",
     "migrated_template",
     "mirante_urls",
@@ -56,9 +62,11 @@ __all__ = [
     "mqtt_sessions",
     "open_page",
     "own_mosquitto",
+    "own_redis",
     "page_problems",
     "redis_client",
     "serve_app",
+    "start_webhook_receiver",
 ]
 
 ClientFactory = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]

@@ -1,16 +1,21 @@
-"""Test helpers for the event bus: publish and read stream entries, wait for them, scratch bus schemas."""
+"""Test helpers for the event bus: publish and read stream entries, wait for them and for consumer groups, scratch
+bus schemas, and a Redis of a test's own (`own_redis`, registered by the `mirante` pytest plugin)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 from sqlalchemy import text
@@ -19,9 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mirante.bus.envelope import Event
 from mirante.bus.tables import bus_tables
 from mirante.db import checked_identifier
+from mirante.devstack.errors import StackError
+from mirante.devstack.redis_server import EmbeddedRedis
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 POLL_SECONDS = 0.02
+OWN_REDIS_START_SECONDS = 30.0
 
 
 class WaitTimeoutError(AssertionError):
@@ -138,6 +146,38 @@ async def wait_until_acknowledged(
     await wait_until(nothing_pending, within=within, what=f"group {group} to acknowledge all of {stream}")
 
 
+async def consumer_groups(redis: Redis, stream: str) -> set[str]:
+    """Names of the consumer groups on `stream` (none when the stream does not exist)."""
+    if not await redis.exists(stream):
+        return set()
+    groups: Any = await redis.xinfo_groups(stream)
+    return {_text(group["name"]) for group in groups}
+
+
+async def wait_for_consumer_groups(
+    redis: Redis, groups: Mapping[str, Sequence[str]], *, within: float = DEFAULT_TIMEOUT_SECONDS
+) -> None:
+    """Wait until each stream holds the groups named for it (`{stream: [group, ...]}`).
+
+    A new group starts at the end of its stream, so an event published before an app's consumers have created
+    their groups is never read by them: a test waits for the groups before it publishes."""
+    missing: dict[str, set[str]] = {}
+
+    async def all_there() -> bool:
+        missing.clear()
+        for stream, names in groups.items():
+            absent = set(names) - await consumer_groups(redis, stream)
+            if absent:
+                missing[stream] = absent
+        return not missing
+
+    try:
+        await wait_until(all_there, within=within, what="the consumer groups")
+    except WaitTimeoutError as error:
+        described = "; ".join(f"{stream}: {', '.join(sorted(names))}" for stream, names in sorted(missing.items()))
+        raise WaitTimeoutError(f"{error} (missing {described})") from None
+
+
 async def delete_streams(redis: Redis, *streams: str) -> None:
     """Delete the streams (with their consumer groups)."""
     if streams:
@@ -157,6 +197,28 @@ async def scratch_bus_schema(engine: AsyncEngine, prefix: str = "bus_test") -> A
     finally:
         async with engine.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def own_redis() -> Iterator[str]:
+    """The URL of a Redis of this test alone (the embedded stack's `redis-server`), stopped after the test.
+
+    For tests that run an app with its stream consumers under their fixed group names: on the run's Redis, which
+    other runs on the machine share, any app of theirs running at the same time would join those groups and take
+    a share of the test's events (and its own events would reach the test's app). Skipped where the embedded
+    Redis is not installed (`mirante[embedded]`)."""
+    # Not under pytest's tmp_path: the server's Unix socket path must stay short (about 100 bytes at most).
+    folder = Path(tempfile.mkdtemp(prefix="mirante-redis-"))
+    server = EmbeddedRedis(folder)
+    try:
+        try:
+            url = server.start(OWN_REDIS_START_SECONDS)
+        except StackError as error:
+            pytest.skip(f"no Redis of the test's own: {error}")
+        yield url
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _text(value: bytes | str) -> str:

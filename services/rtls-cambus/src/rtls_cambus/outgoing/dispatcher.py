@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "rtls-cambus-webhooks"
 SCHEMA = "rtls_cambus"
+INTERRUPTED = "interrupted: the service stopped before the answer came; sent again with the same webhook-id"
 
 
 def payload_for(event: Event) -> bytes:
@@ -135,17 +137,30 @@ class Dispatcher:
 
     async def _deliver(self, item: repository.Claimed) -> None:
         recorded = False
+        cut: WebhookAttempt | None = None
         try:
             headers = sign_standard(item.secrets, item.payload, msg_id=item.msg_id)
             attempted_at = datetime.now(UTC)
-            result = await send(
-                self.client,
-                self.policy,
-                item.url,
-                item.payload,
-                headers,
-                timeout_seconds=self.settings.webhook_timeout_seconds,
-            )
+            started = time.monotonic()
+            try:
+                result = await send(
+                    self.client,
+                    self.policy,
+                    item.url,
+                    item.payload,
+                    headers,
+                    timeout_seconds=self.settings.webhook_timeout_seconds,
+                )
+            except asyncio.CancelledError:
+                # The request may have reached the receiver, which will see the same webhook-id again: the log
+                # says so rather than leave a request nobody can account for.
+                cut = WebhookAttempt(
+                    delivery_id=item.id,
+                    attempted_at=attempted_at,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    error=INTERRUPTED,
+                )
+                raise
             await self._record(item, attempted_at, result)
             recorded = True
         finally:
@@ -155,12 +170,16 @@ class Dispatcher:
             else:
                 self.in_flight.pop(item.subscription_id, None)
             if not recorded:
-                await asyncio.shield(self._release(item.id))
+                await asyncio.shield(self._release(item.id, cut))
 
-    async def _release(self, delivery_id: int) -> None:
+    async def _release(self, delivery_id: int, cut: WebhookAttempt | None = None) -> None:
+        """Give the delivery back for an attempt now; an attempt cut off is logged, not counted: the retry
+        schedule is for the receiver's failures, not for this service stopping."""
         try:
             async with self.sessionmaker() as session, session.begin():
-                await repository.release(session, [delivery_id])
+                if cut is not None:
+                    await repository.add_attempt(session, cut)
+                await repository.release(session, [delivery_id], last_error=cut.error if cut is not None else None)
         except Exception:
             logger.exception("releasing webhook delivery %s failed; its lease will expire", delivery_id)
 

@@ -170,8 +170,12 @@ async def finish(session: AsyncSession, delivery_id: int, **values: object) -> N
     )
 
 
-async def release(session: AsyncSession, delivery_ids: Sequence[int]) -> None:
-    await session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)).values(locked_until=None))
+async def release(session: AsyncSession, delivery_ids: Sequence[int], *, last_error: str | None = None) -> None:
+    """End the leases (the deliveries are due again at once); `last_error`, when given, says why."""
+    values: dict[str, object] = {"locked_until": None}
+    if last_error is not None:
+        values["last_error"] = last_error
+    await session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)).values(**values))
 
 
 async def disable_subscription(session: AsyncSession, subscription_id: int, reason: str) -> None:
