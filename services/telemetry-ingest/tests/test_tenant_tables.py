@@ -79,7 +79,9 @@ async def test_the_tenant_tables_description_matches_the_migrated_schema(
     diff = await connection.run_sync(_description_diff, schema, partitions)
     assert diff == [], f"tenancy/tables.py and the tenant migrations differ: {diff}"
     keys = await connection.run_sync(_primary_keys, schema)
-    assert keys == {name: [column.name for column in table.primary_key] for name, table in tenant_metadata.tables.items()}
+    assert keys == {
+        name: [column.name for column in table.primary_key] for name, table in tenant_metadata.tables.items()
+    }
 
 
 def test_threshold_shapes_name_the_columns_of_the_description() -> None:
