@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from mirante.testing.plugin import ClientFactory
 from recording_storage.config import Settings
 from recording_storage.main import create_app
-from recording_storage.recordings.signing import ContentUrlExpiredError, ContentUrlInvalidError, ContentUrlSigner
+from recording_storage.recordings.errors import ContentUrlExpiredError, ContentUrlInvalidError
+from recording_storage.recordings.signing import ContentUrlSigner
 
 VIDEO = os.urandom(5_000)
 

@@ -12,7 +12,7 @@ import pytest
 
 from recording_storage.storage.keys import part_key
 from recording_storage.storage.local import LocalStorage
-from recording_storage.uploads.service import _Appender
+from recording_storage.uploads.receiving import Appender
 
 BUFFER = 4
 
@@ -52,7 +52,7 @@ class GatedWriter:
 
 async def test_the_next_buffer_is_gathered_while_one_is_stored() -> None:
     writer = GatedWriter()
-    appender = _Appender(writer, hashlib.sha256(), BUFFER)
+    appender = Appender(writer, hashlib.sha256(), BUFFER)
     await appender.add(b"abcd")  # a full buffer: its store starts and the request goes on
     await _turns()
     assert writer.started == 1
@@ -75,7 +75,7 @@ async def test_the_next_buffer_is_gathered_while_one_is_stored() -> None:
 
 async def test_a_cancelled_request_leaves_the_store_to_finish_before_the_writer_is_dropped() -> None:
     writer = GatedWriter()
-    appender = _Appender(writer, None, BUFFER)
+    appender = Appender(writer, None, BUFFER)
     await appender.add(b"abcd")
     waiting = asyncio.ensure_future(appender.add(b"efgh"))
     await _turns()
@@ -92,7 +92,7 @@ async def test_a_cancelled_request_leaves_the_store_to_finish_before_the_writer_
 
 async def test_a_failed_store_reaches_the_request() -> None:
     writer = GatedWriter(fail=True)
-    appender = _Appender(writer, None, BUFFER)
+    appender = Appender(writer, None, BUFFER)
     await appender.add(b"abcd")
     writer.gate.set()
     with pytest.raises(OSError, match="disk full"):

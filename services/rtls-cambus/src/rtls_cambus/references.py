@@ -16,15 +16,6 @@ from mirante.web.errors import NotFoundError
 T = TypeVar("T")
 
 
-class MissingReferenceError(NotFoundError):
-    """`field` of the body names a `thing` that does not exist."""
-
-    def __init__(self, thing: str, value: object, field: str) -> None:
-        super().__init__(
-            f"there is no {thing} {value}", code=f"{thing.replace(' ', '_')}_not_found", details={"field": field}
-        )
-
-
 async def referenced(lookup: Awaitable[T], field: str) -> T:
     """What `lookup` finds; when it finds nothing, its 404 also names `field`, the body field that gave the id."""
     try:

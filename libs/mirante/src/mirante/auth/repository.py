@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mirante.auth.models import ApiKey, User
 from mirante.auth.schemas import UserFilters
+from mirante.db import paginate_scalars
 
 # last_used_at is informative; writing it at most this often keeps API-key requests read-mostly.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -47,10 +48,8 @@ class UserRepository:
         conditions = self._conditions(filters)
         if tenant is not None:
             conditions.append(User.tenant == tenant)
-        page = select(User).where(*conditions).order_by(User.id).offset(offset).limit(limit)
-        count = await self.session.scalar(select(func.count()).select_from(User).where(*conditions))
-        users = (await self.session.execute(page)).scalars().all()
-        return users, int(count or 0)
+        statement = select(User).where(*conditions).order_by(User.id)
+        return await paginate_scalars(self.session, statement, offset=offset, limit=limit)
 
     async def list_all(self, *, tenant: str | None = None) -> Sequence[User]:
         """Every user ordered by username; only `tenant`'s when set. For the command line, which pages nothing."""
@@ -103,11 +102,8 @@ class ApiKeyRepository:
         conditions: list[ColumnElement[bool]] = [] if include_revoked else [ApiKey.revoked_at.is_(None)]
         if tenant is not None:
             conditions.append(ApiKey.tenant == tenant)
-        count = await self.session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
-        keys = await self.session.execute(
-            select(ApiKey).where(*conditions).order_by(ApiKey.id).offset(offset).limit(limit)
-        )
-        return keys.scalars().all(), int(count or 0)
+        statement = select(ApiKey).where(*conditions).order_by(ApiKey.id)
+        return await paginate_scalars(self.session, statement, offset=offset, limit=limit)
 
     async def touch_last_used(self, key: ApiKey, now: datetime) -> None:
         """Record use when the stored time is older than the resolution.

@@ -49,7 +49,7 @@ class PageParams:
         )
 
 
-def page_params(
+async def page_params(
     request: Request,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     page_size: Annotated[int | None, Query(ge=1, description="items per page (capped)")] = None,

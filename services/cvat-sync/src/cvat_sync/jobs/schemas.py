@@ -44,7 +44,7 @@ def _search_text(q: str | None) -> str | None:
     return q.strip()
 
 
-def job_filters(
+async def job_filters(
     q: Annotated[
         Text | None,
         Query(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mirante.web.errors import ApiError, NotFoundError
+from mirante.web.errors import ApiError, ForbiddenError, NotFoundError
 
 
 class RecordingNotFoundError(NotFoundError):
@@ -26,3 +26,17 @@ class RangeNotSatisfiableError(ApiError):
             details={"size": size},
             headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
         )
+
+
+class ContentUrlExpiredError(ForbiddenError):
+    code = "content_url_expired"
+
+    def __init__(self) -> None:
+        super().__init__("this content URL has expired: ask POST /recordings/{id}/content-url for a new one")
+
+
+class ContentUrlInvalidError(ForbiddenError):
+    code = "content_url_invalid"
+
+    def __init__(self) -> None:
+        super().__init__("this content URL's signature does not match it")

@@ -19,24 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from mirante.web.errors import ForbiddenError
+from recording_storage.recordings.errors import ContentUrlExpiredError, ContentUrlInvalidError
 
 SIGNATURE_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _CONTEXT: Final = b"recording-storage content url v1"
-
-
-class ContentUrlExpiredError(ForbiddenError):
-    code = "content_url_expired"
-
-    def __init__(self) -> None:
-        super().__init__("this content URL has expired: ask POST /recordings/{id}/content-url for a new one")
-
-
-class ContentUrlInvalidError(ForbiddenError):
-    code = "content_url_invalid"
-
-    def __init__(self) -> None:
-        super().__init__("this content URL's signature does not match it")
 
 
 def _encode(mac: bytes) -> str:

@@ -14,7 +14,7 @@ from mirante.db import Session, Transactions
 from mirante.web.errors import ApiError, error_response
 from recording_storage.deps import AppSettings, StorageDep
 from recording_storage.recordings.schemas import RecordingRead
-from recording_storage.uploads import service
+from recording_storage.uploads import finishing, receiving, service
 from recording_storage.uploads.body import body_chunks, is_multipart
 from recording_storage.uploads.deps import UPLOAD_SCOPE, StreamingUploadCaller, UploadCaller
 from recording_storage.uploads.errors import UPLOAD_OFFSET_HEADER
@@ -144,7 +144,7 @@ async def upload_file(
     short keeps what arrived: ask the status, then continue with `Upload-Offset`.
     """
     content_length = request.headers.get("content-length")
-    answer = await service.receive_file(
+    answer = await receiving.receive_file(
         transactions,
         caller,
         session_id,
@@ -190,7 +190,7 @@ async def finalize(
 
     A video sent in several requests is read once here to hash it; meanwhile the session's other requests
     answer 409 `upload_in_progress`."""
-    finished = await service.finalize(transactions, caller, session_id, storage, settings)
+    finished = await finishing.finalize(transactions, caller, session_id, storage, settings)
     if isinstance(finished.outcome, ApiError):
         return _error(finished.outcome, {})
     for key in finished.leftovers:

@@ -230,7 +230,7 @@ class CredentialIssued(BaseModel):
     publish_topic: str = Field(description="where the device publishes; `{sensor_type}` is each sensor's name")
 
 
-def device_filters(
+async def device_filters(
     q: Annotated[
         StorableText | None,
         Query(max_length=TEXT_MAX_LENGTH, description="part of the device id or name (any case)"),

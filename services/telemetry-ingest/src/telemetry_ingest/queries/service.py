@@ -124,6 +124,9 @@ async def readings(
     """One page of raw readings, newest first, and the exact number matching."""
     await repository.tune_for_analytics(session)
     rows = await repository.reading_page(session, filters, offset=offset, limit=limit)
+    # Not `mirante.db.paginate`: a window count over raw readings makes the page read and sort every matching
+    # row, where the page alone stops after `limit` rows of the partitions' index scans. The count runs apart,
+    # and not at all when a first page is not full.
     if offset == 0 and len(rows) < limit:
         return rows, len(rows)
     return rows, await repository.count_readings(session, filters)

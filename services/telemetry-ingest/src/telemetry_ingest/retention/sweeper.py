@@ -19,16 +19,16 @@ from datetime import UTC, date, datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.partitions import day_bounds
 from telemetry_ingest.config import Settings
 from telemetry_ingest.tenancy.models import Tenant
-from telemetry_ingest.tenancy.naming import quoted
 from telemetry_ingest.tenancy.partitions import MissingReadingsTableError, drop_partitions_before
 from telemetry_ingest.tenancy.repository import all_tenants
+from telemetry_ingest.tenancy.tables import in_tenant, rejected_readings
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ async def sweep_tenant(
     )
     dropped = await drop_partitions_before(session, schema, cutoff)
     deleted = await session.execute(
-        text(f"DELETE FROM {quoted(schema)}.rejected_readings WHERE received_at < :cutoff"),  # noqa: S608
-        {"cutoff": day_bounds(cutoff)[0]},
+        delete(rejected_readings).where(rejected_readings.c.received_at < day_bounds(cutoff)[0]),
+        execution_options=in_tenant(schema),
     )
     return TenantRetention(
         slug=tenant.slug,

@@ -41,7 +41,7 @@ async def dispatcher_worker(app: FastAPI) -> None:
         await dispatcher.close()
 
 
-def dispatcher_of(request: Request) -> Dispatcher:
+async def dispatcher_of(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 

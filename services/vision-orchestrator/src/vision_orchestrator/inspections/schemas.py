@@ -147,7 +147,7 @@ class InspectionFilters(BaseModel):
     created_after: datetime | None = None
 
 
-def inspection_filters(
+async def inspection_filters(
     status: Annotated[InspectionStatus | None, Query(description="one status of the flow")] = None,
     machine_id: Annotated[MachineId | None, Query(description="assigned to this machine or targeting it")] = None,
     inspection_type: Annotated[TypeName | None, Query(description="of this type")] = None,

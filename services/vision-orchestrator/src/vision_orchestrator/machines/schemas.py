@@ -199,7 +199,7 @@ class MachineFilters(BaseModel):
     location: Place | None = None
 
 
-def machine_filters(
+async def machine_filters(
     status: Annotated[MachineStatus | None, Query(description="online, busy or offline")] = None,
     maintenance: Annotated[bool | None, Query(description="in maintenance or not")] = None,
     is_available: Annotated[bool | None, Query(description="available for dispatch or not")] = None,

@@ -89,7 +89,7 @@ def _instant(value: datetime | date | None) -> datetime | None:
     return datetime.combine(value, time(), tzinfo=UTC)
 
 
-def statistics_window(
+async def statistics_window(
     period: Annotated[Period, Query(description="bucket size of the series: hour, day, week or month")] = Period.day,
     start_date: Annotated[
         DateTime | date | None, Query(description="RFC 3339 time or a date (UTC midnight); default: see the docs")
