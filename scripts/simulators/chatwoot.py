@@ -1,10 +1,17 @@
 """A small Chatwoot: the application API calls rtls-cambus makes, and the signed webhooks Chatwoot sends.
 
 It serves, under `/api/v1/accounts/{account_id}` with the header `api_access_token`:
-`GET /contacts/search?q=`, `POST /contacts`, `POST /conversations` (with an optional first `message`),
+`GET /contacts/search?q=`, `POST /contacts`, `POST /contacts/{id}/contact_inboxes`,
+`GET /contacts/{id}/conversations`, `POST /conversations` (with an optional first `message`),
 `POST /conversations/{id}/messages` and `GET /conversations/{id}/messages`, in Chatwoot's documented shapes
-(`{"payload": ...}` for contacts, the conversation or message object itself for the others; conversation ids are
-the display ids its API and webhooks use). Incoming messages are allowed, as in an API-channel inbox.
+(`{"payload": ...}` for contacts and lists, the conversation, message or contact inbox object itself for the
+others; conversation ids are the display ids its API and webhooks use). Incoming messages are allowed, as in an
+API-channel inbox.
+
+As Chatwoot: a contact reaches an inbox through a contact inbox and its `source_id` (made with the contact when
+`POST /contacts` names the inbox, or later with `POST /contacts/{id}/contact_inboxes`), and `POST /conversations`
+requires that `source_id`; the search matches any part of the identifier (case-sensitive), name or e-mail and
+answers one page of 15; a contact's conversations are its 20 newest, newest first, with no further pages.
 
 Like Chatwoot, every message created (by the API or by an agent) is followed by a `message_created` webhook to
 `webhook_url`, after the answer: signed with `X-Chatwoot-Signature: sha256=<hex HMAC(secret, "{ts}." + body)>`,
@@ -48,6 +55,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 DEFAULT_TOKEN = "simulator-token"
+SEARCH_PAGE_SIZE = 15
+CONTACT_CONVERSATIONS_LIMIT = 20
 AGENT = {"id": 7, "name": "Bruno Lima", "email": "bruno@example.com", "type": "user"}
 
 
@@ -67,6 +76,8 @@ class SentWebhook:
 @dataclass
 class _State:
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    contact_inboxes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """source_id -> {"contact_id", "inbox_id"}."""
     conversations: dict[int, dict[str, Any]] = field(default_factory=dict)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1
@@ -179,9 +190,23 @@ class ChatwootSimulator:
 
     def contacts(self) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self._state.contacts.values())
+            return [self._contact_view(contact) for contact in self._state.contacts.values()]
 
     # -- what tests do ---------------------------------------------------------------------------------------
+
+    def add_contact(self, identifier: str, name: str) -> dict[str, Any]:
+        """A contact made by hand in Chatwoot, in no inbox yet."""
+        with self._lock:
+            contact_id = self._state.new_id()
+            self._state.contacts[contact_id] = {
+                "id": contact_id,
+                "name": name,
+                "email": None,
+                "phone_number": None,
+                "identifier": identifier,
+                "custom_attributes": {},
+            }
+            return self._contact_view(self._state.contacts[contact_id])
 
     async def agent_reply(
         self, conversation_id: int, content: str, *, private: bool = False, agent: dict[str, Any] | None = None
@@ -203,6 +228,12 @@ class ChatwootSimulator:
             routes=[
                 Route(f"{base}/contacts/search", self._search_contacts, methods=["GET"]),
                 Route(f"{base}/contacts", self._create_contact, methods=["POST"]),
+                Route(
+                    f"{base}/contacts/{{contact_id:int}}/contact_inboxes", self._create_contact_inbox, methods=["POST"]
+                ),
+                Route(
+                    f"{base}/contacts/{{contact_id:int}}/conversations", self._contact_conversations, methods=["GET"]
+                ),
                 Route(f"{base}/conversations", self._create_conversation, methods=["POST"]),
                 Route(
                     f"{base}/conversations/{{conversation_id:int}}/messages",
@@ -228,53 +259,98 @@ class ChatwootSimulator:
     async def _search_contacts(self, request: Request) -> Response:
         if (refused := self._refusal(request)) is not None:
             return refused
-        query = request.query_params.get("q", "")
+        query = request.query_params.get("q", "").strip()
+        if not query:
+            return JSONResponse({"error": "Specify search string with parameter q"}, status_code=422)
+        page = int(request.query_params.get("page") or 1)
         with self._lock:
             found = [
-                contact
+                self._contact_view(contact)
                 for contact in self._state.contacts.values()
-                if query and query in (contact["identifier"] or "", contact["name"], contact["email"] or "")
+                if query in (contact["identifier"] or "")
+                or query.lower() in (contact["name"] or "").lower()
+                or query.lower() in (contact["email"] or "").lower()
             ]
-        return JSONResponse({"meta": {"count": len(found), "current_page": 1}, "payload": found})
+        start = (page - 1) * SEARCH_PAGE_SIZE
+        shown = found[start : start + SEARCH_PAGE_SIZE]
+        has_more = len(found) > start + SEARCH_PAGE_SIZE
+        meta = {"count": len(shown), "current_page": page, "has_more": has_more}
+        return JSONResponse({"meta": meta, "payload": shown})
 
     async def _create_contact(self, request: Request) -> Response:
         if (refused := self._refusal(request)) is not None:
             return refused
         body = await request.json()
-        if body.get("inbox_id") != self.inbox_id:
+        inbox_id = body.get("inbox_id")
+        if inbox_id is not None and inbox_id != self.inbox_id:
             return JSONResponse({"message": "Inbox not found"}, status_code=404)
         with self._lock:
-            if any(c["identifier"] == body.get("identifier") for c in self._state.contacts.values()):
+            identifier = body.get("identifier")
+            if identifier and any(c["identifier"] == identifier for c in self._state.contacts.values()):
                 return JSONResponse({"message": "Identifier has already been taken"}, status_code=422)
             contact_id = self._state.new_id()
-            source_id = str(uuid.uuid4())
-            contact = {
+            self._state.contacts[contact_id] = {
                 "id": contact_id,
                 "name": body.get("name"),
                 "email": body.get("email"),
                 "phone_number": body.get("phone_number"),
-                "identifier": body.get("identifier"),
+                "identifier": identifier,
                 "custom_attributes": body.get("custom_attributes") or {},
-                "contact_inboxes": [{"source_id": source_id, "inbox": {"id": self.inbox_id, "name": "Mirante"}}],
             }
-            self._state.contacts[contact_id] = contact
+            contact_inbox = None if inbox_id is None else self._add_contact_inbox(contact_id, None)
+            contact = self._contact_view(self._state.contacts[contact_id])
         return JSONResponse(
             {
                 "payload": {
                     "contact": contact,
-                    "contact_inbox": {"inbox": {"id": self.inbox_id, "name": "Mirante"}, "source_id": source_id},
+                    "contact_inbox": contact_inbox or {"inbox": None, "source_id": None},
                 }
             }
         )
+
+    async def _create_contact_inbox(self, request: Request) -> Response:
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        body = await request.json()
+        with self._lock:
+            if request.path_params["contact_id"] not in self._state.contacts:
+                return JSONResponse({"error": "Resource could not be found"}, status_code=404)
+            if body.get("inbox_id") != self.inbox_id:
+                return JSONResponse({"error": "Resource could not be found"}, status_code=404)
+            source_id = body.get("source_id")
+            if source_id is not None and str(source_id) in self._state.contact_inboxes:
+                return JSONResponse({"message": "Source has already been taken"}, status_code=422)
+            made = self._add_contact_inbox(request.path_params["contact_id"], source_id)
+        return JSONResponse(made)
+
+    async def _contact_conversations(self, request: Request) -> Response:
+        if (refused := self._refusal(request)) is not None:
+            return refused
+        contact_id = request.path_params["contact_id"]
+        with self._lock:
+            if contact_id not in self._state.contacts:
+                return JSONResponse({"error": "Resource could not be found"}, status_code=404)
+            theirs = [c for c in self._state.conversations.values() if c["contact_id"] == contact_id]
+            newest = sorted(theirs, key=lambda c: c["id"], reverse=True)[:CONTACT_CONVERSATIONS_LIMIT]
+            payload = [json.loads(json.dumps(conversation)) for conversation in newest]
+        return JSONResponse({"payload": payload})
 
     async def _create_conversation(self, request: Request) -> Response:
         if (refused := self._refusal(request)) is not None:
             return refused
         body = await request.json()
+        source_id = body.get("source_id")
+        if not isinstance(source_id, str) or not source_id:
+            return JSONResponse({"error": "source_id is required"}, status_code=422)
         with self._lock:
-            contact = self._state.contacts.get(body.get("contact_id"))
-            if body.get("inbox_id") != self.inbox_id or contact is None:
+            contact_inbox = self._state.contact_inboxes.get(source_id)
+            if contact_inbox is None:
+                return JSONResponse({"error": "Resource could not be found"}, status_code=404)
+            contact = self._state.contacts.get(body.get("contact_id", contact_inbox["contact_id"]))
+            if body.get("inbox_id", contact_inbox["inbox_id"]) != self.inbox_id or contact is None:
                 return JSONResponse({"message": "contact or inbox not found"}, status_code=404)
+            if (contact["id"], self.inbox_id) != (contact_inbox["contact_id"], contact_inbox["inbox_id"]):
+                return JSONResponse({"error": "source_id belongs to another contact or inbox"}, status_code=422)
             conversation_id = self._state.new_id()
             conversation = {
                 "id": conversation_id,
@@ -284,6 +360,7 @@ class ChatwootSimulator:
                 "custom_attributes": body.get("custom_attributes") or {},
                 "additional_attributes": body.get("additional_attributes") or {},
                 "contact_id": contact["id"],
+                "contact_inbox": {"source_id": source_id},
                 "meta": {"sender": {"id": contact["id"], "name": contact["name"], "type": "contact"}},
             }
             self._state.conversations[conversation_id] = conversation
@@ -319,6 +396,21 @@ class ChatwootSimulator:
         if sent is None:
             return JSONResponse({"delivery_id": None, "status": None})
         return JSONResponse({"delivery_id": sent.delivery_id, "status": sent.status})
+
+    def _add_contact_inbox(self, contact_id: int, source_id: str | None) -> dict[str, Any]:
+        """Link the contact to the inbox (the lock held); the contact inbox as Chatwoot answers it."""
+        made = str(source_id) if source_id is not None else str(uuid.uuid4())
+        self._state.contact_inboxes[made] = {"contact_id": contact_id, "inbox_id": self.inbox_id}
+        return {"source_id": made, "inbox": {"id": self.inbox_id, "name": "Mirante"}}
+
+    def _contact_view(self, contact: dict[str, Any]) -> dict[str, Any]:
+        """The contact as Chatwoot's contact endpoints answer it, with its contact inboxes (the lock held)."""
+        inboxes = [
+            {"source_id": source_id, "inbox": {"id": link["inbox_id"], "name": "Mirante"}}
+            for source_id, link in self._state.contact_inboxes.items()
+            if link["contact_id"] == contact["id"]
+        ]
+        return json.loads(json.dumps(dict(contact, contact_inboxes=inboxes)))  # type: ignore[no-any-return]
 
     def _add_message(
         self, conversation_id: int, content: str, message_type: str, private: bool, agent: dict[str, Any]

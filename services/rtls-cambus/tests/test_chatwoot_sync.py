@@ -1,6 +1,7 @@
 """The Chatwoot sync end to end against the Chatwoot simulator (a real HTTP server on 127.0.0.1 speaking the
 application API and sending signed webhooks), the service on a real port receiving them, and the sync as a
-consumer group on the real rtls-cambus stream: conversation per incident, both directions, no echo, retries."""
+consumer group on the real rtls-cambus stream: conversation per incident, both directions, no echo, retries, and
+one conversation per incident when a transaction fails after Chatwoot accepted it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest_asyncio
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.bus.tables import inbox_table, outbox_table
@@ -128,6 +129,7 @@ async def world(
             task = asyncio.create_task(consumer.run())
             made = World(simulator, settings, sessions)
             made.consumer = consumer  # type: ignore[attr-defined]
+            made.sync = sync  # type: ignore[attr-defined]
             made.group = group  # type: ignore[attr-defined]
             try:
                 yield made
@@ -144,9 +146,13 @@ async def test_an_incident_and_its_thread_mirror_both_ways_without_echo(world: W
     incident_id = await world.open_incident("Intrusion in the lab")
 
     conversation = await wait_for(lambda: world.conversation_of(incident_id), "a conversation for the incident")
+    # The incident speaks as a contact of its own, and its conversation names the contact inbox's source_id.
     [contact] = simulator.contacts()
-    assert contact["identifier"] == world.settings.chatwoot_contact_identifier
+    assert contact["identifier"] == f"incident-{incident_id}@{world.settings.chatwoot_contact_identifier}"
     assert conversation["contact_id"] == contact["id"] and conversation["inbox_id"] == 5
+    [contact_inbox] = contact["contact_inboxes"]
+    assert contact_inbox["inbox"]["id"] == 5
+    assert conversation["contact_inbox"]["source_id"] == contact_inbox["source_id"]
     [opening] = simulator.messages(conversation["id"])
     assert opening["message_type"] == "incoming"
     assert f"Incident #{incident_id} (high): Intrusion in the lab" in opening["content"]
@@ -233,6 +239,96 @@ async def test_chatwoot_down_then_up_opens_one_conversation(world: World) -> Non
     await wait_for(lambda: _messages_with(simulator, conversation["id"], "Ana: Power is back"), "the message")
 
 
+async def test_a_contact_outside_the_inbox_gets_a_contact_inbox_first(world: World) -> None:
+    simulator = world.simulator
+    # Chatwoot refuses everything until the contact exists, so no attempt gets ahead of it.
+    simulator.fail_next = 1_000_000
+    incident_id = await world.open_incident("Tailgating at the loading dock")
+    identifier = f"incident-{incident_id}@{world.settings.chatwoot_contact_identifier}"
+    made_by_hand = simulator.add_contact(identifier, "Loading dock")
+    assert made_by_hand["contact_inboxes"] == []
+    simulator.fail_next = 0
+
+    conversation = await wait_for(lambda: world.conversation_of(incident_id), "a conversation for the incident")
+    [contact] = [c for c in simulator.contacts() if c["identifier"] == identifier]
+    assert contact["id"] == made_by_hand["id"] and conversation["contact_id"] == contact["id"]
+    [contact_inbox] = contact["contact_inboxes"]
+    assert contact_inbox["inbox"]["id"] == 5
+    assert conversation["contact_inbox"]["source_id"] == contact_inbox["source_id"]
+    assert ("POST", f"/api/v1/accounts/3/contacts/{contact['id']}/contact_inboxes") in simulator.requests
+
+
+async def test_a_commit_that_fails_after_chatwoot_opened_the_conversation_reuses_it(world: World) -> None:
+    """Chatwoot accepts the conversation, then the transaction recording it fails at its commit (a deferred
+    trigger raises once, as a lost connection or a failing disk would): the redelivered event links the same
+    conversation instead of opening a second one."""
+    simulator = world.simulator
+    tag = uuid.uuid4().hex[:12]
+    title = f"Smoke in server room {tag}"
+    failures, function, trigger = f"{SCHEMA}.cw_commit_failures_{tag}", f"{SCHEMA}.cw_fail_commit_{tag}", f"cw_{tag}"
+    statements = [
+        f"CREATE SEQUENCE {failures}",
+        f"""CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM {SCHEMA}.incidents WHERE id = NEW.incident_id AND title = '{title}') THEN
+                IF nextval('{failures}') = 1 THEN
+                    RAISE EXCEPTION 'the first commit linking incident % fails', NEW.incident_id;
+                END IF;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        f"""CREATE CONSTRAINT TRIGGER {trigger} AFTER INSERT ON {SCHEMA}.chatwoot_conversations
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()""",
+    ]
+    async with world.sessions() as session, session.begin():
+        for statement in statements:
+            await session.execute(text(statement))
+    try:
+        incident_id = await world.open_incident(title)
+
+        async def stored_link() -> ChatwootConversation | None:
+            async with world.sessions() as session:
+                return await session.get(ChatwootConversation, incident_id)
+
+        stored = await wait_for(stored_link, "the conversation recorded by the redelivered event")
+        async with world.sessions() as session:
+            attempts = (await session.execute(text(f"SELECT last_value FROM {failures}"))).scalar_one()
+        assert attempts == 2  # the first commit failed, the second went through
+        mine = _conversations_of(simulator, incident_id)
+        assert [c["id"] for c in mine] == [stored.conversation_id]
+        assert len(simulator.messages(stored.conversation_id)) == 1  # its opening message, once
+        contact_id = mine[0]["contact_id"]
+        assert ("GET", f"/api/v1/accounts/3/contacts/{contact_id}/conversations") in simulator.requests
+    finally:
+        async with world.sessions() as session, session.begin():
+            await session.execute(text(f"DROP TRIGGER {trigger} ON {SCHEMA}.chatwoot_conversations"))
+            await session.execute(text(f"DROP FUNCTION {function}()"))
+            await session.execute(text(f"DROP SEQUENCE {failures}"))
+
+
+async def test_members_opening_one_incident_at_once_open_one_conversation(world: World) -> None:
+    """Three members reach the same incident at the same moment (its creation on one, messages on others), with
+    the sync's consumer a fourth: they take turns, and the later ones find the first one's link."""
+    simulator = world.simulator
+    sync: ChatwootSync = world.sync  # type: ignore[attr-defined]
+    incident_id = await world.open_incident("Door held open in wing C")
+
+    async def one_member() -> int | None:
+        async with world.sessions() as session, session.begin():
+            return await sync.conversation_for(session, incident_id)
+
+    results = await asyncio.gather(*(one_member() for _ in range(3)), return_exceptions=True)
+    created = await _incident_event(world, "rtls.incident.created", incident_id)
+    await wait_for(lambda: _handled_by(world, created), "the creation handled by the consumer too")
+    mine = _conversations_of(simulator, incident_id)
+    assert len(mine) == 1
+    assert results == [mine[0]["id"]] * 3
+
+
+def _conversations_of(simulator: ChatwootSimulator, incident_id: int) -> list[dict[str, Any]]:
+    return [c for c in simulator.conversations() if c["custom_attributes"].get("mirante_incident_id") == incident_id]
+
+
 async def _messages_with(simulator: ChatwootSimulator, conversation_id: int, content: str) -> list[dict[str, Any]]:
     return [message for message in simulator.messages(conversation_id) if message["content"] == content]
 
@@ -257,6 +353,16 @@ async def _message_event(world: World, message_id: int) -> uuid.UUID:
         if message.get("id") == message_id:
             return event_id  # type: ignore[no-any-return]
     raise AssertionError(f"no event for incident message {message_id}")
+
+
+async def _incident_event(world: World, event_type: str, incident_id: int) -> uuid.UUID:
+    table = outbox_table(SCHEMA)
+    async with world.sessions() as session:
+        rows = (await session.execute(select(table.c.id, table.c.envelope).where(table.c.type == event_type))).all()
+    for event_id, envelope in rows:
+        if (envelope["data"].get("incident") or {}).get("id") == incident_id:
+            return event_id  # type: ignore[no-any-return]
+    raise AssertionError(f"no {event_type} event for incident {incident_id}")
 
 
 async def _handled_by(world: World, event_id: uuid.UUID) -> bool:

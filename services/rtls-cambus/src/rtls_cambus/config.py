@@ -175,7 +175,8 @@ class Settings(ServiceSettings):
         description="base URL, e.g. https://chat.example.com",
     )
     chatwoot_api_token: SecretStr | None = Field(
-        default=None, description="access token of the Chatwoot user or agent bot the service acts as"
+        default=None,
+        description="access token of the Chatwoot user the service acts as (agent-bot tokens cannot manage contacts)",
     )
     chatwoot_account_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     chatwoot_inbox_id: int | None = Field(
@@ -185,9 +186,14 @@ class Settings(ServiceSettings):
         default="mirante-rtls-cambus",
         min_length=1,
         max_length=200,
-        description="identifier of the Chatwoot contact incidents speak as (found, or made on first use)",
+        description="namespace of the Chatwoot contacts incidents speak as: incident N is contact incident-N@<this>",
     )
-    chatwoot_contact_name: str = Field(default="Mirante RTLS", min_length=1, max_length=200)
+    chatwoot_contact_name: str = Field(
+        default="Mirante RTLS",
+        min_length=1,
+        max_length=200,
+        description="in the name of each incident's contact: 'Incident #N (<this>)'",
+    )
     chatwoot_webhook_secret: SecretStr | None = Field(
         default=None, description="the secret of the Chatwoot webhook: X-Chatwoot-Signature is required with it"
     )

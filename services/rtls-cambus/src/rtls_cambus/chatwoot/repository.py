@@ -87,6 +87,15 @@ async def conversation_of(session: AsyncSession, incident_id: int) -> ChatwootCo
     return await session.get(ChatwootConversation, incident_id)
 
 
+async def lock_conversation_opening(session: AsyncSession, incident_id: int) -> None:
+    """Wait for any other transaction opening this incident's conversation to end (the lock is released with
+    this transaction). A hash of the incident id is the key: a collision only makes two incidents wait."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('rtls_cambus.chatwoot_conversations', :incident_id))"),
+        {"incident_id": incident_id},
+    )
+
+
 async def incident_of_conversation(session: AsyncSession, account_id: int, conversation_id: int) -> int | None:
     query = select(ChatwootConversation.incident_id).where(
         ChatwootConversation.account_id == account_id, ChatwootConversation.conversation_id == conversation_id

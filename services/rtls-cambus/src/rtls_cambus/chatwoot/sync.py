@@ -1,8 +1,8 @@
 """The Chatwoot sync: a member of a consumer group on the rtls-cambus stream that keeps each incident's thread and
 its Chatwoot conversation the same, both ways, without echo.
 
-- `rtls.incident.created` opens a conversation in the configured inbox, as the service's contact, with a first
-  message naming the incident and linking to it.
+- `rtls.incident.created` opens a conversation in the configured inbox, as the incident's own contact, with a
+  first message naming the incident and linking to it.
 - `rtls.incident.updated` with `change: message` posts the message to the conversation (opening it first if
   the incident has none yet) and records the Chatwoot message id against the incident message.
 - `rtls.chatwoot.delivery_received` (a webhook the receiver accepted) adds an agent's reply to the thread.
@@ -14,6 +14,12 @@ never in a request: a failure leaves the event pending, and the library's consum
 `MIN_IDLE_MS`, dead-lettered after `MAX_DELIVERIES`), so an outage of Chatwoot delays the mirror without losing
 it. One event per transaction (`batch_size=1`), so a batch that fails as a whole never replays calls that
 already reached Chatwoot.
+
+Opening is idempotent. When Chatwoot accepted a conversation but the transaction recording it failed (a crash,
+a database error, a lost answer), the event comes again: the incident's contact then exists already, and the
+conversation it holds for the incident is linked instead of a second one being opened. Replicas opening the
+same incident's conversation at once (its creation and a message handled by two members) take turns on a
+transaction-level advisory lock, so the second finds the first one's link.
 """
 
 from __future__ import annotations
@@ -103,25 +109,38 @@ class ChatwootSync:
         known = await repository.conversation_of(session, incident_id)
         if known is not None:
             return known.conversation_id
+        await repository.lock_conversation_opening(session, incident_id)
+        # Read again under the lock (a miss is never cached by the session): another member may have linked it.
+        known = await repository.conversation_of(session, incident_id)
+        if known is not None:
+            return known.conversation_id
         incident = await repository.incident(session, incident_id)
         if incident is None:
             return None
-        read = (await incidents.read_model(session, incident)).model_dump(mode="json")
-        contact_id = await self.client.contact_id()
-        conversation_id = await self.client.open_conversation(
-            contact_id, incident_id, opening_message(read, self.settings.incident_link(incident_id))
-        )
+        contact = await self.client.incident_contact(incident_id)
+        conversation_id = None if contact.made_now else await self.client.find_conversation(contact.id, incident_id)
+        if conversation_id is not None:
+            logger.info(
+                "incident %s: Chatwoot conversation %s was opened by an attempt that did not commit; linked now",
+                incident_id,
+                conversation_id,
+            )
+        else:
+            read = (await incidents.read_model(session, incident)).model_dump(mode="json")
+            conversation_id = await self.client.open_conversation(
+                contact, incident_id, opening_message(read, self.settings.incident_link(incident_id))
+            )
+            logger.info("incident %s opened Chatwoot conversation %s", incident_id, conversation_id)
         session.add(
             ChatwootConversation(
                 incident_id=incident_id,
                 account_id=self.account_id,
                 inbox_id=self.client.config.inbox_id,
                 conversation_id=conversation_id,
-                contact_id=contact_id,
+                contact_id=contact.id,
             )
         )
         await session.flush()
-        logger.info("incident %s opened Chatwoot conversation %s", incident_id, conversation_id)
         return conversation_id
 
     async def mirror_out(self, session: AsyncSession, data: dict[str, Any]) -> None:
