@@ -219,16 +219,17 @@ AlertRuleCreate = Annotated[
 ]
 rule_adapter: TypeAdapter[AlertRuleCreate] = TypeAdapter(AlertRuleCreate)
 
-REFERENCE_FIELDS: Final = (
-    "zone_id",
-    "person_id",
-    "person_group_id",
-    "gateway_id",
-    "camera_id",
-    "camera_group_id",
-    "building_id",
-    "floor_id",
-)
+REFERENCE_FIELDS: Final = {
+    "zone_id": "zone",
+    "person_id": "person",
+    "person_group_id": "person group",
+    "gateway_id": "gateway",
+    "camera_id": "camera",
+    "camera_group_id": "camera group",
+    "building_id": "building",
+    "floor_id": "floor",
+}
+"""The fields that name other records, with what each names (its 404 when it names nothing)."""
 COLUMN_FIELDS: Final = frozenset(
     {"name", "description", "kind", "enabled", "severity", "cooldown_seconds", "event_type", *REFERENCE_FIELDS}
 )

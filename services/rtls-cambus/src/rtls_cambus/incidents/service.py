@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
 from mirante.bus import Event, emit
+from mirante.web.errors import MissingReferenceError
 from rtls_cambus import rows
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.incidents import repository
@@ -57,7 +58,6 @@ from rtls_cambus.incidents.schemas import (
     SupportGroupCreate,
     SupportGroupRead,
 )
-from rtls_cambus.references import MissingReferenceError
 
 TRANSITIONS: Final[dict[Status, tuple[Status, ...]]] = {
     Status.open: (Status.acknowledged,),
