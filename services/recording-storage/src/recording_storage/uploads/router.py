@@ -26,6 +26,7 @@ from recording_storage.uploads.schemas import (
     SessionIdPath,
     SessionStatus,
 )
+from recording_storage.uploads.service import MAX_OFFSET
 
 UPLOADS_PATH: Final = "/api/v1/uploads"
 CREATE_SESSION_PATH: Final = f"{UPLOADS_PATH}/create-session"
@@ -124,7 +125,7 @@ async def session_status(session_id: SessionIdPath, session: Session, caller: Up
                 "required": False,
                 "description": "byte of the file this body starts at; it must be the server's offset (see status). "
                 "Without it the file starts over at 0",
-                "schema": {"type": "integer", "minimum": 0},
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             }
         ],
     },

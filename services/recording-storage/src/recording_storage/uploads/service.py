@@ -40,6 +40,7 @@ from starlette.requests import ClientDisconnect
 from mirante.auth.principal import Principal
 from mirante.bus.outbox import emit, emit_many
 from mirante.db import TransactionFactory
+from mirante.types import INT64_MAX
 from mirante.web.errors import ApiError
 from recording_storage import events
 from recording_storage.config import Settings
@@ -73,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX: Final = "/api/v1"
 MAX_OFFSET_DIGITS: Final = 19
+MAX_OFFSET: Final = INT64_MAX
+"""The largest `Upload-Offset` (a `bigint`), as the API description declares it."""
 
 
 def _now() -> datetime:
@@ -256,7 +259,7 @@ def parse_offset(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > MAX_OFFSET_DIGITS:
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_OFFSET_DIGITS or int(text) > MAX_OFFSET:
         raise InvalidOffsetError(value)
     return int(text)
 
