@@ -13,19 +13,17 @@ import asyncio
 import collections
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
-import httpx
 from bench_http import Connection, post_request
+from bench_process import ServiceServer, cpu_seconds
 from fastapi import FastAPI, Request, Response
 from report import Report, rate
 from sqlalchemy import text
@@ -163,12 +161,6 @@ def _stat_fields(pid: int | str) -> list[str] | None:
     return [name, *rest.split()]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far; 0.0 where /proc is not available."""
-    fields = _stat_fields(pid)
-    return 0.0 if fields is None else (int(fields[12]) + int(fields[13])) / os.sysconf("SC_CLK_TCK")
-
-
 def _postgres_cpu_seconds() -> float:
     """CPU time of every PostgreSQL process on this machine, ended backends included (their time is in the
     postmaster's children's time); 0.0 where /proc is not available."""
@@ -192,71 +184,21 @@ class Run(NamedTuple):
 
 
 async def _measure(
-    port: int,
-    server: subprocess.Popen[bytes],
+    server: ServiceServer,
     path: str,
     deliveries: Sequence[tuple[bytes, dict[str, str]]],
     expect: str | None,
 ) -> Run:
     """Time and CPU per request for sending `deliveries`."""
-    server_cpu, database_cpu, client_cpu = _cpu_seconds(server.pid), _postgres_cpu_seconds(), time.process_time()
-    seconds = await _send_all(port, path, deliveries, expect)
+    server_cpu, database_cpu, client_cpu = cpu_seconds(server.pid), _postgres_cpu_seconds(), time.process_time()
+    seconds = await _send_all(server.port, path, deliveries, expect)
     count = len(deliveries)
     return Run(
         seconds,
-        (_cpu_seconds(server.pid) - server_cpu) * 1000 / count,
+        (cpu_seconds(server.pid) - server_cpu) * 1000 / count,
         (_postgres_cpu_seconds() - database_cpu) * 1000 / count,
         (time.process_time() - client_cpu) * 1000 / count,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _start_server(urls: StackUrls, database_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MIRANTE_DATABASE_URL": database_url,
-        "MIRANTE_REDIS_URL": urls.redis_url,
-        "MIRANTE_MQTT_URL": urls.mqtt_url,
-        "MIRANTE_LOG_LEVEL": "WARNING",
-        "CVAT_SYNC_WEBHOOK_SECRET": SECRET,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench_cvat_webhooks:bench_app",
-        "--factory",
-        "--app-dir",
-        str(HERE),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(command, env=env)
-
-
-async def _wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the benchmark server exited with code {server.returncode}")
-        try:
-            if (await client.get("/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the benchmark server did not become ready within 60 s")
 
 
 async def _written(database_url: str) -> dict[str, int]:
@@ -287,29 +229,29 @@ async def run(urls: StackUrls) -> Report:
     updates = rounds[0]
     database_url = await create_test_database(urls.database_url, prefix="mirante_bench")
     await _create_receipts_table(database_url)
-    port = _free_port()
-    server = _start_server(urls, database_url, port)
+    server = ServiceServer(
+        "cvat-sync",
+        "bench_cvat_webhooks:bench_app",
+        replace(urls, database_url=database_url),
+        env_prefix="CVAT_SYNC_",
+        settings={"webhook_secret": SECRET},
+        app_dir=HERE,
+    )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            await _wait_ready(client, server)
-        await _send_all(port, BARE_PATH, updates[:WARMUP], expect=None)
-        await _send_all(port, RECEIPT_PATH, updates[:WARMUP], expect=None)
-        bare_runs = [await _measure(port, server, BARE_PATH, updates, expect=None)]
-        creating = await _measure(port, server, WEBHOOK_PATH, creates, expect="success")
+        await server.wait_ready()
+        await _send_all(server.port, BARE_PATH, updates[:WARMUP], expect=None)
+        await _send_all(server.port, RECEIPT_PATH, updates[:WARMUP], expect=None)
+        bare_runs = [await _measure(server, BARE_PATH, updates, expect=None)]
+        creating = await _measure(server, WEBHOOK_PATH, creates, expect="success")
         # Receipts and updates alternate, and each pair gives a ratio: a machine whose speed drifts moves both
         # runs of a pair alike, where a single baseline would be compared with updates run at another speed.
         receipt_runs, update_runs = [], []
         for deliveries in rounds:
-            receipt_runs.append(await _measure(port, server, RECEIPT_PATH, updates, expect=None))
-            update_runs.append(await _measure(port, server, WEBHOOK_PATH, deliveries, expect="success"))
-        bare_runs.append(await _measure(port, server, BARE_PATH, updates, expect=None))
+            receipt_runs.append(await _measure(server, RECEIPT_PATH, updates, expect=None))
+            update_runs.append(await _measure(server, WEBHOOK_PATH, deliveries, expect="success"))
+        bare_runs.append(await _measure(server, BARE_PATH, updates, expect=None))
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
     try:
         written = await _written(database_url)
     finally:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,10 +28,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
+from bench_process import ServiceServer, cpu_seconds, free_port
 from fastapi import FastAPI, Request, Response
 from report import Report
 
@@ -73,19 +73,6 @@ def bench_app() -> FastAPI:
     app = create_app()
     app.add_api_route(DISCARD_PATH, _discard, methods=["POST"], include_in_schema=False)
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process used so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_kib(pid: int) -> int:
@@ -183,26 +170,18 @@ async def _api_key(database_url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {plaintext}"}
 
 
-def _start_server(
-    urls: StackUrls, database_url: str, storage: Path, port: int, extra: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MIRANTE_DATABASE_URL": database_url,
-        "MIRANTE_REDIS_URL": urls.redis_url,
-        "MIRANTE_MQTT_URL": urls.mqtt_url,
-        "MIRANTE_LOG_LEVEL": "WARNING",
-        "MIRANTE_DATABASE_POOL_SIZE": str(CLIENTS + 4),
-        "RECORDING_STORAGE_STORAGE_DIR": str(storage),
-        "RECORDING_STORAGE_MAX_VIDEO_BYTES": str(2 * GIB),
-        "RECORDING_STORAGE_SWEEP_ENABLED": "false",
-        **(extra or {}),
-    }
-    command = [
-        sys.executable, "-m", "uvicorn", "bench_recording_uploads:bench_app", "--factory", "--app-dir", str(HERE),
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    return subprocess.Popen(command, env=env)
+def _server(
+    urls: StackUrls, database_url: str, storage: Path, environment: dict[str, str] | None = None
+) -> ServiceServer:
+    return ServiceServer(
+        "recording-storage",
+        "bench_recording_uploads:bench_app",
+        replace(urls, database_url=database_url),
+        env_prefix="RECORDING_STORAGE_",
+        settings={"storage_dir": str(storage), "max_video_bytes": str(2 * GIB), "sweep_enabled": "false"},
+        environment={"MIRANTE_DATABASE_POOL_SIZE": str(CLIENTS + 4), **(environment or {})},
+        app_dir=HERE,
+    )
 
 
 def _start_moto(port: int) -> subprocess.Popen[bytes]:
@@ -228,20 +207,6 @@ async def _create_bucket(endpoint: str) -> None:
             await asyncio.sleep(0.2)
 
 
-async def _wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the benchmark server exited with code {server.returncode}")
-        try:
-            if (await client.get("/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the benchmark server did not become ready within 60 s")
-
-
 def _speed(size: int, seconds: float) -> str:
     return f"{size / MIB / seconds:,.0f} MiB/s ({size / MIB:,.0f} MiB in {seconds:.2f} s)"
 
@@ -254,13 +219,12 @@ async def run(urls: StackUrls) -> Report:
     large_sha, small_sha, client_sha = _sha256_of(LARGE), _sha256_of(SMALL), _sha256_of(PER_CLIENT)
     database_url = await create_test_database(urls.database_url, prefix="mirante_bench")
     storage = Path(tempfile.mkdtemp(prefix="mirante-bench-recordings-"))
-    port = _free_port()
-    server = _start_server(urls, database_url, storage, port)
+    server = _server(urls, database_url, storage)
     try:
         headers = await _api_key(database_url)
         timeout = httpx.Timeout(600, connect=30)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
-            await _wait_ready(client, server)
+        await server.wait_ready()
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=timeout) as client:
             await _discard_upload(client, 16 * MIB)
             await _upload(client, headers, 16 * MIB, _sha256_of(16 * MIB))
             idle_kib = _rss_kib(server.pid)
@@ -272,15 +236,15 @@ async def run(urls: StackUrls) -> Report:
             cpu: list[tuple[float, float]] = []
             large_peak = 0
             for _ in range(ROUNDS):
-                before = _cpu_seconds(server.pid)
+                before = cpu_seconds(server.pid)
                 bare = await _discard_upload(client, LARGE)
-                between = _cpu_seconds(server.pid)
+                between = cpu_seconds(server.pid)
                 async with RssWatch(server.pid) as watch:
                     real = await _upload(client, headers, LARGE, large_sha)
-                cpu.append((between - before, _cpu_seconds(server.pid) - between))
+                cpu.append((between - before, cpu_seconds(server.pid) - between))
                 large_peak = max(large_peak, watch.peak_kib)
                 pairs.append((bare, real))
-        clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout) for _ in range(CLIENTS)]
+        clients = [httpx.AsyncClient(base_url=server.base_url, timeout=timeout) for _ in range(CLIENTS)]
         try:
             started = time.perf_counter()
             await asyncio.gather(*(_discard_upload(each, PER_CLIENT) for each in clients))
@@ -293,8 +257,7 @@ async def run(urls: StackUrls) -> Report:
             for each in clients:
                 await each.aclose()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
         shutil.rmtree(storage, ignore_errors=True)
         await drop_test_database(urls.database_url, database_url)
 
@@ -383,10 +346,10 @@ async def _s3_phase(urls: StackUrls) -> S3Figures:
     sha256 = _sha256_of(S3_SIZE)
     database_url = await create_test_database(urls.database_url, prefix="mirante_bench")
     storage = Path(tempfile.mkdtemp(prefix="mirante-bench-recordings-"))
-    moto_port, s3_port, local_port = _free_port(), _free_port(), _free_port()
+    moto_port = free_port()
     moto = _start_moto(moto_port)
     endpoint = f"http://127.0.0.1:{moto_port}"
-    servers: list[subprocess.Popen[bytes]] = []
+    servers: list[ServiceServer] = []
     try:
         await _create_bucket(endpoint)
         s3_env = {
@@ -396,17 +359,18 @@ async def _s3_phase(urls: StackUrls) -> S3Figures:
             "RECORDING_STORAGE_S3_ENDPOINT_URL": endpoint,
             "RECORDING_STORAGE_S3_REGION": "us-east-1",
         }
-        s3_server = _start_server(urls, database_url, storage, s3_port, s3_env)
-        local_server = _start_server(urls, database_url, storage, local_port)
-        servers = [s3_server, local_server]
+        s3_server = _server(urls, database_url, storage, s3_env)
+        servers.append(s3_server)
+        local_server = _server(urls, database_url, storage)
+        servers.append(local_server)
         headers = await _api_key(database_url)
         timeout = httpx.Timeout(600, connect=30)
+        await s3_server.wait_ready()
+        await local_server.wait_ready()
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{s3_port}", timeout=timeout) as on_s3,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{local_port}", timeout=timeout) as on_disk,
+            httpx.AsyncClient(base_url=s3_server.base_url, timeout=timeout) as on_s3,
+            httpx.AsyncClient(base_url=local_server.base_url, timeout=timeout) as on_disk,
         ):
-            await _wait_ready(on_s3, s3_server)
-            await _wait_ready(on_disk, local_server)
             await _upload(on_s3, headers, 16 * MIB, _sha256_of(16 * MIB))
             await _upload(on_disk, headers, 16 * MIB, _sha256_of(16 * MIB))
             pairs: list[tuple[float, float]] = []
@@ -416,16 +380,15 @@ async def _s3_phase(urls: StackUrls) -> S3Figures:
             for _ in range(ROUNDS):
                 local.append(await _upload(on_disk, headers, S3_SIZE, sha256))
                 bare = await _discard_upload(on_s3, S3_SIZE)
-                app_before, moto_before = _cpu_seconds(s3_server.pid), _cpu_seconds(moto.pid)
+                app_before, moto_before = cpu_seconds(s3_server.pid), cpu_seconds(moto.pid)
                 async with RssWatch(s3_server.pid) as watch:
                     real = await _upload(on_s3, headers, S3_SIZE, sha256)
-                cpu.append((_cpu_seconds(s3_server.pid) - app_before, _cpu_seconds(moto.pid) - moto_before))
+                cpu.append((cpu_seconds(s3_server.pid) - app_before, cpu_seconds(moto.pid) - moto_before))
                 peak = max(peak, watch.peak_kib)
                 pairs.append((bare, real))
     finally:
         for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
         moto.terminate()
         moto.wait(timeout=30)
         shutil.rmtree(storage, ignore_errors=True)

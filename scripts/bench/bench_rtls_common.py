@@ -8,9 +8,6 @@ traffic is traffic of placed gateways and registered, assigned tags: every readi
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from bench_telemetry_common import BenchStack, bench_stack, free_port
+from bench_process import ServiceServer
+from bench_telemetry_common import BenchStack, bench_stack
 
 from mirante.auth.commands import create_user
 from mirante.db import create_engine, create_sessionmaker
@@ -183,59 +181,20 @@ async def publish(url: str, messages: Sequence[Message], connections: int = 2, i
     return time.perf_counter() - started
 
 
-class RtlsProcess:
+class RtlsProcess(ServiceServer):
     """rtls-cambus under uvicorn on 127.0.0.1 in a child process, configured as in production through its
-    environment, but for a run-specific MQTT client id."""
+    environment, but for a run-specific MQTT client id; ready once its subscriber holds its subscription."""
 
     def __init__(self, stack: BenchStack, client_id: str, **settings: str) -> None:
-        self.port = free_port()
-        self.client_id = client_id
-        env = {
-            **os.environ,
-            "MIRANTE_DATABASE_URL": stack.database_url,
-            "MIRANTE_REDIS_URL": stack.redis_url,
-            "MIRANTE_MQTT_URL": stack.mqtt_url,
-            "MIRANTE_LOG_LEVEL": "WARNING",
-            "RTLS_CAMBUS_MQTT_CLIENT_ID": client_id,
-            **{f"RTLS_CAMBUS_{name.upper()}": value for name, value in settings.items()},
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
+        super().__init__(
+            "rtls-cambus",
             "rtls_cambus.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        self.process = subprocess.Popen(command, env=env)
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def wait_ready(self) -> None:
-        """Until `/ready` answers 200 and the MQTT subscriber holds its subscription."""
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"rtls-cambus exited with code {self.process.returncode}")
-                try:
-                    if (await client.get("/ready")).status_code == 200 and (
-                        "rtls_mqtt_subscriber_connected 1.0" in (await client.get("/metrics")).text
-                    ):
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError("rtls-cambus did not become ready within 60 s")
+            stack.urls,
+            env_prefix="RTLS_CAMBUS_",
+            settings={"mqtt_client_id": client_id, **settings},
+            ready_metric="rtls_mqtt_subscriber_connected 1.0",
+        )
+        self.client_id = client_id
 
     async def readings_stored(self, client: httpx.AsyncClient) -> int:
         """The service's own count of readings committed (`rtls_ingest_readings_stored_total`)."""
@@ -250,12 +209,3 @@ class RtlsProcess:
             answer.raise_for_status()
             token: str = answer.json()["access_token"]
             return token
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()

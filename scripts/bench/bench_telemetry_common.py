@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
+from bench_process import ServiceServer, cpu_seconds, free_port
 
 from mirante.db import create_engine, create_sessionmaker, plain_url
 from mirante.devstack import StackUrls
@@ -56,15 +55,6 @@ SHARE_GROUP = "telemetry-ingest"
 COUNT_REPORT_INTERVAL = 0.05
 STALL_SECONDS = 60.0
 """A run fails when the stored count has not moved for this long (readings are missing, not merely late)."""
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process `pid` has used so far; 0.0 when it is gone or /proc is unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -109,13 +99,6 @@ def describe_cpu(used: dict[str, float]) -> str:
     return ", ".join(f"{name} {cores:.2f}" for name, cores in used.items())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class BenchStack:
     """A migrated bench database on the given PostgreSQL, the given Redis, and a Mosquitto of the benchmark's own
@@ -125,6 +108,11 @@ class BenchStack:
     redis_url: str
     mqtt_url: str
     broker_pid: int | None
+
+    @property
+    def urls(self) -> StackUrls:
+        """The bench database, Redis and the benchmark's broker, as a service process is given them."""
+        return StackUrls(self.database_url, self.redis_url, self.mqtt_url)
 
     async def connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(plain_url(self.database_url))
@@ -237,71 +225,25 @@ async def copy_ceiling(stack: BenchStack, rows: Sequence[Row]) -> float:
     return elapsed
 
 
-class ServiceProcess:
-    """telemetry-ingest under uvicorn on 127.0.0.1, in a child process configured through its environment."""
+class ServiceProcess(ServiceServer):
+    """telemetry-ingest under uvicorn on 127.0.0.1, in a child process configured through its environment; with
+    `mqtt`, ready once its subscriber holds its subscription."""
 
     def __init__(self, stack: BenchStack, *, mqtt: bool, client_id: str | None = None, **settings: str) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "MIRANTE_DATABASE_URL": stack.database_url,
-            "MIRANTE_REDIS_URL": stack.redis_url,
-            "MIRANTE_MQTT_URL": stack.mqtt_url,
-            "MIRANTE_LOG_LEVEL": "WARNING",
-            "TELEMETRY_INGEST_MQTT_INGEST_ENABLED": "true" if mqtt else "false",
-            "TELEMETRY_INGEST_RETENTION_ENABLED": "false",
-            "TELEMETRY_INGEST_UPGRADE_TENANTS_ON_START": "false",
-            **{f"TELEMETRY_INGEST_{name.upper()}": value for name, value in settings.items()},
-        }
-        if client_id is not None:
-            env["TELEMETRY_INGEST_MQTT_CLIENT_ID"] = client_id
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
+        super().__init__(
+            "telemetry-ingest",
             "telemetry_ingest.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        self.process = subprocess.Popen(command, env=env)
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def wait_ready(self, *, subscribed: bool) -> None:
-        """Until `/ready` answers 200 and, with `subscribed`, the MQTT subscriber holds its subscription."""
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"telemetry-ingest exited with code {self.process.returncode}")
-                try:
-                    if (await client.get("/ready")).status_code == 200 and (
-                        not subscribed
-                        or "telemetry_mqtt_subscriber_connected 1.0" in (await client.get("/metrics")).text
-                    ):
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError("telemetry-ingest did not become ready within 60 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stack.urls,
+            env_prefix="TELEMETRY_INGEST_",
+            settings={
+                "mqtt_ingest_enabled": "true" if mqtt else "false",
+                "retention_enabled": "false",
+                "upgrade_tenants_on_start": "false",
+                **({"mqtt_client_id": client_id} if client_id is not None else {}),
+                **settings,
+            },
+            ready_metric="telemetry_mqtt_subscriber_connected 1.0" if mqtt else None,
+        )
 
 
 class CountingSubscriber:

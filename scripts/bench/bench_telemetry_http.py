@@ -132,7 +132,7 @@ async def run(urls: StackUrls) -> Report:
         headers = {"X-API-Key": await _api_key(stack), "Content-Type": "application/json"}
         service = ServiceProcess(stack, mqtt=False, ingest_max_messages_per_request="10000")
         try:
-            await service.wait_ready(subscribed=False)
+            await service.wait_ready()
             limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
             async with httpx.AsyncClient(base_url=service.base_url, limits=limits, timeout=120) as client:
                 for per_message, per_request in CONFIGURATIONS:

@@ -100,7 +100,7 @@ async def _service(stack: BenchStack, readings_per_message: int, readings: int, 
     messages = -(-readings // readings_per_message)
     try:
         for service in services:
-            await service.wait_ready(subscribed=True)
+            await service.wait_ready()
         # A message for an unknown tenant goes through the whole pipeline (into unrouted_messages): once it is
         # there, every worker is subscribed and its database pool is open.
         await DeviceFleet([f"warm{uuid.uuid4().hex[:8]}"], 4 * workers, seed=2).publish(

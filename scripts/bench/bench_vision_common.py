@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from bench_telemetry_common import free_port
+from bench_process import ServiceServer, free_port
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 
@@ -74,68 +72,26 @@ def bench_app() -> FastAPI:
     return app
 
 
-class VisionServer:
+class VisionServer(ServiceServer):
     """vision-orchestrator (with the receipt route) under uvicorn on 127.0.0.1, in a child process."""
 
     def __init__(self, urls: StackUrls, database_url: str, **settings: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.database_url = database_url
-        env = {
-            **os.environ,
-            "MIRANTE_DATABASE_URL": database_url,
-            "MIRANTE_REDIS_URL": urls.redis_url,
-            "MIRANTE_MQTT_URL": urls.mqtt_url,
-            "MIRANTE_LOG_LEVEL": "WARNING",
-            # Registering a thousand machines is a thousand user calls: the bench's API key is not limited.
-            "VISION_ORCHESTRATOR_USER_RATE_LIMIT": "none",
-            "VISION_ORCHESTRATOR_PUBLIC_URL": self.base_url,
-            **{f"VISION_ORCHESTRATOR_{name.upper()}": value for name, value in settings.items()},
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
+        port = free_port()
+        super().__init__(
+            "vision-orchestrator",
             "bench_vision_common:bench_app",
-            "--factory",
-            "--app-dir",
-            str(HERE),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        self.process = subprocess.Popen(command, env=env)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"vision-orchestrator exited with code {self.process.returncode}")
-                try:
-                    if (await client.get("/ready")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError("vision-orchestrator did not become ready within 60 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            replace(urls, database_url=database_url),
+            env_prefix="VISION_ORCHESTRATOR_",
+            settings={
+                # Registering a thousand machines is a thousand user calls: the bench's API key is not limited.
+                "user_rate_limit": "none",
+                "public_url": f"http://127.0.0.1:{port}",
+                **settings,
+            },
+            app_dir=HERE,
+            port=port,
+        )
+        self.database_url = database_url
 
 
 @asynccontextmanager

@@ -20,8 +20,10 @@ from mirante.types import (
     INT32_MAX,
     INT64_MAX,
     INT64_MIN,
+    NOT_BLANK_PATTERN,
     TEXT_MAX_LENGTH,
     TEXT_PATTERN,
+    WHITE_SPACE,
     DateTime,
     Id32,
     Id64,
@@ -29,6 +31,8 @@ from mirante.types import (
     Int64,
     JsonData,
     JsonObject,
+    NotBlank,
+    NotBlankText,
     Text,
 )
 from mirante.web.errors import error_response
@@ -357,3 +361,85 @@ def test_the_schema_shows_the_narrower_of_the_two_bounds() -> None:
     assert (fields["assigned"]["minimum"], fields["assigned"]["maximum"]) == (0, INT64_MAX)
     assert (fields["annotated"]["minimum"], fields["annotated"]["maximum"]) == (-(2**31), 10)
     assert (fields["plain"]["minimum"], fields["plain"]["maximum"]) == (1, INT64_MAX)
+
+
+class Named(BaseModel):
+    name: NotBlankText
+    label: Annotated[str, NotBlank(max_length=5)] | None = None
+
+
+@router.post("/named")
+async def create_named(named: Named, session: Session) -> Named:
+    stored = (await session.execute(text("SELECT CAST(:name AS text)"), {"name": named.name})).scalar_one()
+    return named.model_copy(update={"name": stored})
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("Lobby", "Lobby"), ("  Lobby east  ", "Lobby east"), ("\u00a0\ufeffCafé ✓\n", "Café ✓"), ("a  b", "a  b")],
+)
+async def test_not_blank_text_is_stored_trimmed(client: httpx.AsyncClient, given: str, stored: str) -> None:
+    response = await client.post("/typed/named", json={"name": given})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == stored
+
+
+@pytest.mark.parametrize("given", ["", " ", "   \t\n", "\u00a0", "\u00a0 \u3000", "\ufeff", "\x1c", "\u0085"])
+async def test_not_blank_text_of_white_space_alone_is_422_naming_it(client: httpx.AsyncClient, given: str) -> None:
+    fields = invalid_fields(await client.post("/typed/named", json={"name": given}))
+
+    assert fields == {"body.name": "must not be empty or only white space"}
+
+
+async def test_not_blank_text_refuses_nul(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/typed/named", content=b'{"name": " a\\u0000b "}', headers={"content-type": "application/json"}
+    )
+
+    assert invalid_fields(response) == {"body.name": "must not contain a NUL character (U+0000)"}
+
+
+def test_not_blank_text_bounds_the_value_as_sent_as_the_schema_does() -> None:
+    assert Named(name="n", label="abcde").label == "abcde"
+    with pytest.raises(ValidationError) as raised:
+        Named(name="n", label=" abcde ")
+    assert [(error["loc"], error["msg"]) for error in raised.value.errors()] == [
+        (("label",), "String should have at most 5 characters")
+    ]
+    with pytest.raises(ValidationError):
+        Named(name="x" * (TEXT_MAX_LENGTH + 1))
+
+
+def test_the_schema_of_not_blank_text_declares_the_pattern_and_the_bound() -> None:
+    properties = Named.model_json_schema()["properties"]
+
+    assert properties["name"] == {
+        "title": "Name",
+        "type": "string",
+        "minLength": 1,
+        "maxLength": TEXT_MAX_LENGTH,
+        "pattern": NOT_BLANK_PATTERN,
+    }
+    assert properties["label"]["anyOf"][0] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 5,
+        "pattern": NOT_BLANK_PATTERN,
+    }
+
+
+def test_the_not_blank_pattern_admits_exactly_what_the_validator_keeps() -> None:
+    # Every character alone: the pattern and the validator agree (white space of either regex engine, NUL).
+    pattern = re.compile(NOT_BLANK_PATTERN)
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        character = chr(code)
+        kept = character != "\x00" and character.strip(WHITE_SPACE) != ""
+        assert (pattern.fullmatch(character) is not None) == kept, hex(code)
+    assert {chr(code) for code in range(0x110000) if chr(code).isspace()} <= set(WHITE_SPACE)
+    for text_value in ("  a  ", "\u00a0a\u00a0", "a\nb", "{x}"):
+        assert pattern.fullmatch(text_value)
+    for text_value in ("", "  ", "\u00a0", " a\x00", "\x00a"):
+        assert not pattern.fullmatch(text_value)

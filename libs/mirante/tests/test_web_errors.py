@@ -21,12 +21,14 @@ from mirante.web.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    MissingReferenceError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
+    referenced,
 )
 
 LEAKED_SECRET = "postgres-password-hunter2"
@@ -42,6 +44,11 @@ API_ERRORS: dict[str, tuple[ApiError, int, str]] = {
     "invalid": (ValidationFailedError("bad field", details=[{"field": "x", "message": "no"}]), 422, "validation_error"),
     "rate_limited": (RateLimitedError("slow down", headers={"Retry-After": "7"}), 429, "rate_limited"),
     "custom_status": (ApiError("gone for good", status_code=410, code="gone"), 410, "gone"),
+    "missing_reference": (
+        MissingReferenceError("support group", 7, "support_group_id"),
+        404,
+        "support_group_not_found",
+    ),
 }
 
 errors_router = APIRouter(prefix="/errors")
@@ -128,6 +135,37 @@ async def test_api_errors_render_their_status_code_and_message(client: httpx.Asy
         assert "details" not in error
     else:
         assert error["details"] == raised.details
+
+
+def test_a_body_id_naming_nothing_is_a_404_of_that_record_naming_the_field() -> None:
+    single = MissingReferenceError("support group", 7, "support_group_id")
+    listed = MissingReferenceError("machine", "'a', 'b'", "preferred_machines", machine_ids=["a", "b"])
+    worded = MissingReferenceError("inspection type", "'x'", "inspection_type", message="add 'x' first")
+
+    assert (single.status_code, single.code, single.message) == (
+        404,
+        "support_group_not_found",
+        "there is no support group 7",
+    )
+    assert single.details == {"field": "support_group_id"}
+    assert (listed.code, listed.details) == (
+        "machine_not_found",
+        {"field": "preferred_machines", "machine_ids": ["a", "b"]},
+    )
+    assert (worded.code, worded.message) == ("inspection_type_not_found", "add 'x' first")
+
+
+async def test_referenced_adds_the_body_field_to_a_lookups_404() -> None:
+    async def lookup(found: bool) -> str:
+        if not found:
+            raise NotFoundError("there is no floor 3", code="floor_not_found", details={"other": 1})
+        return "floor 3"
+
+    assert await referenced(lookup(True), "floor_id") == "floor 3"
+    with pytest.raises(NotFoundError) as missing:
+        await referenced(lookup(False), "floor_id")
+    assert (missing.value.code, missing.value.message) == ("floor_not_found", "there is no floor 3")
+    assert missing.value.details == {"field": "floor_id"}
 
 
 async def test_api_error_headers_reach_the_client(client: httpx.AsyncClient) -> None:

@@ -43,6 +43,7 @@ async def test_create_session_validates_the_body(client: httpx.AsyncClient, api:
         api.session_body(VIDEO, sha256="xyz"),
         api.session_body(VIDEO, metadata={"start_time": "yesterday"}),
         api.session_body(VIDEO, session_id="a\x00b"),
+        api.session_body(VIDEO, session_id=" \u00a0 "),
         {"session_id": "x"},
     ]
     for body in bad:

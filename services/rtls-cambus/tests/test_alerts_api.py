@@ -117,17 +117,17 @@ async def test_references_must_exist_and_be_of_the_right_kind(
 ) -> None:
     site = await make_site(db_session)
     operator = await auth_headers("operator")
-    for body, field in (
-        ({"kind": "zone_entry", "zone_id": 2**62}, "zone_id"),
-        ({"kind": "zone_entry", "person_group_id": 2**62}, "person_group_id"),
-        ({"kind": "gateway_offline", "floor_id": 2**62}, "floor_id"),
-        ({"kind": "camera_event", "camera_id": site.gateways[0].id}, "camera_id"),
-        ({"kind": "gateway_offline", "gateway_id": 2**62}, "gateway_id"),
+    for body, field, code in (
+        ({"kind": "zone_entry", "zone_id": 2**62}, "zone_id", "zone_not_found"),
+        ({"kind": "zone_entry", "person_group_id": 2**62}, "person_group_id", "person_group_not_found"),
+        ({"kind": "gateway_offline", "floor_id": 2**62}, "floor_id", "floor_not_found"),
+        ({"kind": "camera_event", "camera_id": site.gateways[0].id}, "camera_id", "camera_not_found"),
+        ({"kind": "gateway_offline", "gateway_id": 2**62}, "gateway_id", "gateway_not_found"),
     ):
         response = await create(client, operator, **body)
-        assert response.status_code == 422, response.text
+        assert response.status_code == 404, response.text
         error = response.json()["error"]
-        assert error["code"] == "unknown_reference" and error["details"]["field"] == field, error
+        assert error["code"] == code and error["details"] == {"field": field}, error
 
 
 async def test_names_are_unique_and_patches_keep_to_the_rules_kind(
@@ -158,7 +158,8 @@ async def test_names_are_unique_and_patches_keep_to_the_rules_kind(
     null = await client.patch(url, json={"name": None}, headers=operator)
     assert null.status_code == 422
     unknown_zone = await client.patch(url, json={"zone_id": 2**62}, headers=operator)
-    assert unknown_zone.status_code == 422 and unknown_zone.json()["error"]["code"] == "unknown_reference"
+    assert unknown_zone.status_code == 404 and unknown_zone.json()["error"]["code"] == "zone_not_found"
+    assert unknown_zone.json()["error"]["details"] == {"field": "zone_id"}
     renamed = await client.patch(url, json={"name": first["name"] + "-2"}, headers=operator)
     assert renamed.status_code == 200
 

@@ -347,6 +347,7 @@ async def test_hostile_bodies_are_refused_with_422(api: Caller) -> None:
     bodies = [
         ("/buildings", {"name": "a\u0000b"}),
         ("/buildings", {"name": "x", "description": "\u0000"}),
+        ("/buildings", {"name": " \u00a0 "}),
         ("/floors", {"building_id": 2**63, "level": 0}),
         ("/floors", {"building_id": 1, "level": 2**31}),
         ("/people", {"full_name": ""}),
@@ -360,6 +361,15 @@ async def test_hostile_bodies_are_refused_with_422(api: Caller) -> None:
         response = await api.client.post(f"{API}{path}", json=body, headers=api.admin)
         assert response.status_code == 422, (path, body, response.text)
         assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_names_are_stored_trimmed(api: Caller) -> None:
+    name = unique("Lobby")
+    building = await api.made("/buildings", {"name": f"\u00a0 {name}  "})
+
+    assert building["name"] == name
+    fetched = await api.client.get(f"{API}/buildings/{building['id']}", headers=api.operator)
+    assert fetched.json()["name"] == name
 
 
 async def test_hostile_filters_are_refused_with_422(api: Caller) -> None:

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from mirante.testing.plugin import HeadersFactory
-from rtls_cambus.conditions import TEMPLATE_PATTERN, template_problem
+from mirante.types import WHITE_SPACE
+from rtls_cambus.conditions import NOT_BLANK_TEMPLATE_PATTERN, TEMPLATE_PATTERN, template_problem
 
 RULES = "/api/v1/incident-rules"
 
@@ -40,10 +41,29 @@ def rule(**changes: object) -> dict[str, object]:
         "{{a}",
         "{a b}",
         "{}",
+        "",
+        "  ",
+        "\u00a0{{",
+        " {a} ",
+        "\ufeff",
     ],
 )
 def test_the_documented_template_pattern_is_what_the_check_accepts(template: str) -> None:
     assert (re.fullmatch(TEMPLATE_PATTERN, template) is not None) == (template_problem(template) is None)
+    not_blank = template_problem(template) is None and template.strip(WHITE_SPACE) != ""
+    assert (re.fullmatch(NOT_BLANK_TEMPLATE_PATTERN, template) is not None) == not_blank
+
+
+@pytest.mark.parametrize("template", ["   ", "\u00a0"])
+async def test_a_title_template_of_white_space_alone_is_422(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, template: str
+) -> None:
+    response = await client.post(RULES, json=rule(title_template=template), headers=await auth_headers("admin"))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {"field": "body.title_template", "message": "must not be empty or only white space"}
+    ]
 
 
 async def test_each_operator_takes_its_own_value(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:

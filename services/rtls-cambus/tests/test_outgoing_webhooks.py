@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from rtls_cambus.outgoing import repository
 from rtls_cambus.outgoing.dispatcher import Dispatcher, build_client
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.outgoing.ssrf import TargetPolicy, TargetRefusedError
+from rtls_cambus.retention import forget_old_logs
 
 LOCAL = ["127.0.0.0/8"]
 
@@ -126,6 +128,62 @@ async def test_gone_disables_and_other_4xx_is_final(
     # A disabled subscription gets no new deliveries.
     async with sessions() as session, session.begin():
         assert await repository.enqueue(session, uuid.uuid4(), "rtls.gateway.offline", b"{}", gone_sub) == []
+
+
+async def test_retention_forgets_finished_deliveries_and_their_attempts_but_never_pending_ones(
+    infra_settings: InfraSettings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    settings = webhook_settings(infra_settings, webhook_delivery_retention_days=7)
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=8), now - timedelta(days=6)
+    subscription_id = await subscribe(sessions, "http://127.0.0.1:9/hook", generate_standard_secret())
+    # (status, created, next attempt due, delivered): old creation alone never decides, the finish does.
+    shapes = {
+        "delivered long ago": ("delivered", old, old, old),
+        "failed long ago": ("failed", old, old, None),
+        "pending for long": ("pending", old, old, None),
+        "redelivered, pending again": ("pending", old, now, old),
+        "delivered lately after long retries": ("delivered", old, recent, recent),
+        "failed lately after long retries": ("failed", old, recent, None),
+    }
+    ids: dict[str, int] = {}
+    async with sessions() as session, session.begin():
+        for name, (status, created, due, delivered) in shapes.items():
+            delivery = WebhookDelivery(
+                subscription_id=subscription_id,
+                msg_id=repository.new_msg_id(),
+                event_id=uuid.uuid4(),
+                event_type="rtls.gateway.offline",
+                payload=b"{}",
+                status=status,
+                attempts=1,
+                next_attempt_at=due,
+                created_at=created,
+                delivered_at=delivered,
+            )
+            session.add(delivery)
+            await session.flush()
+            session.add(WebhookAttempt(delivery_id=delivery.id, attempted_at=due, duration_ms=3, status_code=503))
+            ids[name] = delivery.id
+
+    forgotten = await forget_old_logs(sessions, settings, now=now)
+
+    async with sessions() as session:
+        kept = set(await session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.id.in_(ids.values()))))
+        with_attempts = set(
+            await session.scalars(
+                select(WebhookAttempt.delivery_id).where(WebhookAttempt.delivery_id.in_(ids.values()))
+            )
+        )
+    assert {name for name, delivery_id in ids.items() if delivery_id in kept} == {
+        "pending for long",
+        "redelivered, pending again",
+        "delivered lately after long retries",
+        "failed lately after long retries",
+    }
+    assert with_attempts == kept
+    assert forgotten.webhook_deliveries >= 2
+    assert (await forget_old_logs(sessions, settings, now=now)).webhook_deliveries == 0
 
 
 async def test_a_restart_mid_delivery_sends_it_again_with_the_same_id(

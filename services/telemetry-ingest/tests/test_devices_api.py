@@ -331,6 +331,7 @@ BAD_REGISTRATIONS: list[dict[str, Any]] = [
     {"device_id": "x" * 129},
     {"device_id": "d1", "colour": "red"},
     {"device_id": "d1", "name": ""},
+    {"device_id": "d1", "name": "\u00a0 "},
     {"device_id": "d1", "name": "x" * 201},
     {"device_id": "d1", "labels": {"bad key": "1"}},
     {"device_id": "d1", "labels": {"floor": 3}},

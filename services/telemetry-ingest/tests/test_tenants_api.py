@@ -105,7 +105,8 @@ async def test_retention_defaults_to_the_setting(
         ({"slug": "tenant_acme", "name": "x"}, "body.slug", "must not start with 'tenant_'"),
         ({"slug": "", "name": "x"}, "body.slug", "invalid tenant slug"),
         ({"name": "x"}, "body.slug", "Field required"),
-        ({"slug": "okslug", "name": "   "}, "body.name", "at least 1 character"),
+        ({"slug": "okslug", "name": "   "}, "body.name", "must not be empty or only white space"),
+        ({"slug": "okslug", "name": "\u00a0"}, "body.name", "must not be empty or only white space"),
         ({"slug": "okslug", "name": "x" * 201}, "body.name", "at most 200"),
         ({"slug": "okslug", "name": "x", "retention_days": 0}, "body.retention_days", "greater than or equal to 1"),
         ({"slug": "okslug", "name": "x", "retention_days": 3651}, "body.retention_days", "less than or equal to 3650"),
@@ -278,7 +279,7 @@ async def test_staff_admins_rename_and_change_retention(
         ({"name": None}, "name cannot be null"),
         ({"retention_days": None}, "retention_days cannot be null"),
         ({"retention_days": 0}, "greater than or equal to 1"),
-        ({"name": ""}, "at least 1 character"),
+        ({"name": ""}, "must not be empty or only white space"),
         ({"slug": "renamed"}, "Extra inputs"),
     ],
 )

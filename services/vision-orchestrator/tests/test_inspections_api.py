@@ -151,8 +151,7 @@ async def test_an_invalid_pipeline_is_422_naming_the_tool_or_connection(
         ({"priority": 0}, "body.priority"),
         ({"priority": 2**40}, "body.priority"),
         ({"name": "a\x00"}, "body.name"),
-        ({"inspection_type": "x_ray"}, "body.inspection_type"),
-        ({"target_machine_id": "mv_000000000000"}, "body.target_machine_id"),
+        ({"inspection_type": "X ray"}, "body.inspection_type"),
         ({"target_machine_id": "machine-1"}, "body.target_machine_id"),
         ({"pipeline_config": {"tools": []}}, "body.pipeline_config.tools"),
         ({"pipeline_config": pipeline(tools=[{"name": "image_source", "parameters": {"k": "\x00"}}])},
@@ -168,15 +167,49 @@ async def test_invalid_fields_are_422_naming_them(
     assert [detail["field"] for detail in response.json()["error"]["details"]] == [field]
 
 
-async def test_a_target_machine_must_declare_the_type(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:
+@pytest.mark.parametrize(
+    ("fields", "code", "details"),
+    [
+        (
+            {"inspection_type": "x_ray"},
+            "inspection_type_not_found",
+            {"field": "inspection_type", "names": ["x_ray"]},
+        ),
+        ({"target_machine_id": "mv_000000000000"}, "machine_not_found", {"field": "target_machine_id"}),
+    ],
+)
+async def test_a_body_naming_a_type_or_machine_that_does_not_exist_is_404_naming_the_field(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, fields: dict[str, Any], code: str, details: Any
+) -> None:
+    operator = await auth_headers("operator")
+    created = await client.post(INSPECTIONS, json=inspection_body(**fields), headers=operator)
+    existing = await create(client, operator)
+    changed = await client.patch(f"{INSPECTIONS}{existing['id']}/", json=fields, headers=operator)
+    replaced = await client.put(f"{INSPECTIONS}{existing['id']}/", json=inspection_body(**fields), headers=operator)
+
+    for response in (created, changed, replaced):
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["details"]) == (code, details)
+    assert (await client.get(f"{INSPECTIONS}{existing['id']}/", headers=operator)).json()["name"] == existing["name"]
+
+
+async def test_a_target_machine_that_does_not_declare_the_type_is_409(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory
+) -> None:
     machine_id = await machine(client, await auth_headers("admin"), ["color_filter"])
 
     response = await client.post(
         INSPECTIONS, json=inspection_body(target_machine_id=machine_id), headers=await auth_headers("operator")
     )
 
-    assert response.status_code == 422
-    assert "does not declare the type 'blob_detection'" in response.json()["error"]["message"]
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["details"]) == (
+        "machine_lacks_type",
+        {"field": "target_machine_id", "inspection_type": "blob_detection"},
+    )
+    assert "does not declare the inspection type 'blob_detection'" in error["message"]
 
 
 async def test_filters_and_absolute_page_links(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:

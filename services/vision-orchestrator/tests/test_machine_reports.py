@@ -250,6 +250,7 @@ async def test_results_nobody_wants_are_refused(
 
     unknown = await post(result(machine["id"], "ins_000000000000"))
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_inspection")
+    assert unknown.json()["error"]["details"] == {"field": "inspection_id"}
     foreign = await post(result(machine["id"], theirs))
     assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "not_assigned")
     impersonating = await post(result(other["id"], theirs))

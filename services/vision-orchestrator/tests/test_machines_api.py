@@ -101,21 +101,23 @@ async def test_invalid_fields_are_422_naming_them(
     assert [detail["field"] for detail in response.json()["error"]["details"]] == [f"body.{field}"]
 
 
-async def test_an_unknown_inspection_type_is_422_naming_it(
+async def test_an_unknown_inspection_type_is_404_naming_the_field_and_the_types(
     client: httpx.AsyncClient, auth_headers: HeadersFactory
 ) -> None:
-    response = await client.post(
-        MACHINES,
-        json=machine_body(supported_inspection_types=["blob_detection", "x_ray"]),
-        headers=await auth_headers("admin"),
+    admin = await auth_headers("admin")
+    types = ["blob_detection", "x_ray", "sonar"]
+    registered = await client.post(MACHINES, json=machine_body(supported_inspection_types=types), headers=admin)
+    existing = await register(client, admin)
+    changed = await client.patch(
+        f"{MACHINES}{existing['id']}/", json={"supported_inspection_types": types}, headers=admin
     )
 
-    assert response.status_code == 422
-    error = response.json()["error"]
-    assert error["code"] == "unknown_inspection_type"
-    assert error["details"] == [
-        {"field": "body.supported_inspection_types", "message": "unknown inspection type 'x_ray'"}
-    ]
+    for response in (registered, changed):
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert error["code"] == "inspection_type_not_found"
+        assert error["details"] == {"field": "supported_inspection_types", "names": ["sonar", "x_ray"]}
+        assert "'sonar', 'x_ray'" in error["message"]
 
 
 async def test_a_taken_name_is_409(client: httpx.AsyncClient, auth_headers: HeadersFactory) -> None:

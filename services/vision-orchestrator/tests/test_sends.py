@@ -4,7 +4,8 @@
   sent again under the same attempt by the periodic pass, which a machine that has it answers as a duplicate;
 - `/inspections/{id}/send/` to a machine that refuses answers 202 with the reason, the inspection pending for
   that machine, and a dispatcher tries again with backoff until the machine takes it;
-- `/orchestrator/distribute/` answers 409 naming why no machine can take the inspection, and changes nothing.
+- `/orchestrator/distribute/` answers 409 naming why no machine can take the inspection, and changes nothing;
+  a body naming a machine that does not exist is a 404 naming the field, before anything is tried.
 
 The machines are small scripted HTTP servers; the app runs under uvicorn with its dispatcher off, so the only
 dispatcher that moves work is the one a test starts.
@@ -385,6 +386,56 @@ async def test_distribute_answers_409_naming_why_no_machine_can_take_it_and_chan
             f"{API}/orchestrator/distribute/", json={"inspection_id": "ins_000000000000"}
         )
         assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "inspection_not_found"
+        assert unknown.json()["error"]["details"] == {"field": "inspection_id"}
+
+
+async def test_a_body_naming_a_machine_that_does_not_exist_is_404_naming_the_field(
+    orchestrator: Orchestrator,
+) -> None:
+    async with machines_up(ScriptedMachine()) as servers:
+        machine_id = await orchestrator.register(servers[0].port, capacity=2)
+        other_kind = await orchestrator.register(servers[0].port, supported_inspection_types=["edge_detection"])
+        inspection_id = await orchestrator.create()
+        nothing = "mv_000000000000"
+
+        refusals = {
+            "distribute, target": (
+                await orchestrator.http.post(
+                    f"{API}/orchestrator/distribute/",
+                    json={"inspection_id": inspection_id, "target_machine_id": nothing},
+                ),
+                {"field": "target_machine_id"},
+            ),
+            "distribute, preferred": (
+                await orchestrator.http.post(
+                    f"{API}/orchestrator/distribute/",
+                    json={"inspection_id": inspection_id, "preferred_machines": [machine_id, nothing]},
+                ),
+                {"field": "preferred_machines", "machine_ids": [nothing]},
+            ),
+            "send": (
+                await orchestrator.http.post(
+                    f"{API}/inspections/{inspection_id}/send/", json={"target_machine_id": nothing}
+                ),
+                {"field": "target_machine_id"},
+            ),
+        }
+        for case, (answer, details) in refusals.items():
+            assert answer.status_code == 404, (case, answer.text)
+            error = answer.json()["error"]
+            assert (error["code"], error["details"]) == ("machine_not_found", details), case
+
+        lacking = await orchestrator.http.post(
+            f"{API}/inspections/{inspection_id}/send/", json={"target_machine_id": other_kind}
+        )
+        assert lacking.status_code == 409, lacking.text
+        assert lacking.json()["error"]["code"] == "machine_lacks_type"
+        assert lacking.json()["error"]["details"] == {"field": "target_machine_id", "inspection_type": "blob_detection"}
+
+        untouched = await orchestrator.row(inspection_id)
+        assert (untouched.status, untouched.target_machine_id, untouched.dispatch_attempts) == ("pending", None, 0)
+        assert await orchestrator.moves(inspection_id) == ["pending"]
 
 
 async def test_an_assignment_never_answered_is_sent_again_under_the_same_attempt(

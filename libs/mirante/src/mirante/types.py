@@ -77,6 +77,61 @@ REFUSES_NUL = RefusesNul()
 Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH), REFUSES_NUL]
 """Text PostgreSQL can store: no NUL, at most `TEXT_MAX_LENGTH` characters."""
 
+# Written out rather than `\s`, which differs between regex engines: Python's (the validator's, and the fuzzers'
+# built on hypothesis) also counts U+001C..U+001F and U+0085, ECMA-262's (JSON Schema's, browsers') also U+FEFF.
+# Trimming removes all of them, and every engine reads the pattern below the same way.
+WHITE_SPACE_CLASS = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+WHITE_SPACE = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+"""What `NotBlankText` trims: white space in Python's sense (`str.isspace`) or in ECMA-262's; `WHITE_SPACE_CLASS`
+is the same set as the inside of a regex character class, for patterns of text that must not be blank."""
+
+NOT_BLANK_PATTERN = f"^[{WHITE_SPACE_CLASS}]*[^{WHITE_SPACE_CLASS}\\x00][^\\x00]*$"
+"""What `NotBlankText` admits, as the JSON Schema `pattern`: a character other than `WHITE_SPACE`, and no NUL. One
+pattern, because a schema holds one: `\\S` alone would stop saying that NUL is refused."""
+
+
+def trimmed_not_blank(value: str) -> str:
+    """`value` without the white space around it, or a validation error when nothing else is left or it holds NUL."""
+    trimmed = storable_text(value).strip(WHITE_SPACE)
+    if not trimmed:
+        raise PydanticCustomError("text_blank", "must not be empty or only white space")
+    return trimmed
+
+
+@dataclass(frozen=True)
+class NotBlank:
+    """Annotation of a `str` that must hold more than white space: at most `max_length` characters as sent (the
+    bound the schema publishes), no NUL, trimmed, then refused when empty (`trimmed_not_blank`). The JSON Schema
+    says so (`minLength` 1, `NOT_BLANK_PATTERN`), so a name of spaces alone is invalid for clients and fuzzers too,
+    not valid by the schema and refused after trimming.
+
+    Give a narrower bound here (`Annotated[str, NotBlank(max_length=200)]`) rather than with `Field(max_length=)`
+    after it, which pydantic would check on the trimmed value, not on the one the schema describes.
+    """
+
+    max_length: int = TEXT_MAX_LENGTH
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        if source is not str:
+            raise TypeError(f"NotBlank annotates str, not {source!r}")
+        return core_schema.no_info_after_validator_function(
+            trimmed_not_blank, core_schema.str_schema(max_length=self.max_length)
+        )
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described.update(minLength=1, pattern=NOT_BLANK_PATTERN)
+        return described
+
+
+NotBlankText = Annotated[str, NotBlank()]
+"""Text with something in it besides white space, stored trimmed: names, titles, messages. At most
+`TEXT_MAX_LENGTH` characters; `Annotated[str, NotBlank(max_length=...)]` for a narrower bound."""
+
 # RFC 3339's `date-time` (section 5.6) with its `T` and `Z` in either case. Pydantic alone would also take
 # numbers as Unix timestamps (`0.5`), dates without a time, times without seconds and times without an offset.
 _RFC3339_DATE_TIME = re.compile(
@@ -219,10 +274,13 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "JSON_MAX_DEPTH",
+    "NOT_BLANK_PATTERN",
     "REFUSES_NUL",
     "REFUSES_NUL_KEYS",
     "TEXT_MAX_LENGTH",
     "TEXT_PATTERN",
+    "WHITE_SPACE",
+    "WHITE_SPACE_CLASS",
     "DateTime",
     "Id32",
     "Id64",
@@ -230,6 +288,8 @@ __all__ = [
     "Int64",
     "JsonData",
     "JsonObject",
+    "NotBlank",
+    "NotBlankText",
     "RefusesNul",
     "RefusesNulKeys",
     "StorableJson",
@@ -239,4 +299,5 @@ __all__ = [
     "rfc3339_date_time",
     "storable_json",
     "storable_text",
+    "trimmed_not_blank",
 ]

@@ -19,12 +19,17 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
 
-from mirante.types import JsonData
+from mirante.types import WHITE_SPACE_CLASS, JsonData
 from rtls_cambus.fields import Body
 
 PATH_PATTERN: Final = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
-TEMPLATE_PATTERN: Final = r"^([^{}\x00]|\{\{|\}\}|\{[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\})*$"
+_BRACES: Final = r"\{\{|\}\}|\{[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\}"
+TEMPLATE_PATTERN: Final = rf"^([^{{}}\x00]|{_BRACES})*$"
 """What `template_problem` accepts, for the schema: text, `{{`, `}}` and `{dotted.path}` placeholders (no NUL)."""
+NOT_BLANK_TEMPLATE_PATTERN: Final = (
+    rf"^[{WHITE_SPACE_CLASS}]*([^{{}}{WHITE_SPACE_CLASS}\x00]|{_BRACES})([^{{}}\x00]|{_BRACES})*$"
+)
+"""`TEMPLATE_PATTERN` for a template that must hold more than white space (`mirante.types.NotBlank`)."""
 _PLACEHOLDER: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PATH: Final = re.compile(PATH_PATTERN)
 _MISSING: Final = object()

@@ -102,6 +102,13 @@ class Settings(ServiceSettings):
         max_length=50,
         description="longest wait before each retry (full jitter draws below it); its length is the number of retries",
     )
+    webhook_delivery_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="days a finished webhook delivery (delivered, or failed for good) is kept with its attempts, "
+        "counted from when it finished; pending ones are kept whatever their age",
+    )
     webhook_max_concurrency: int = Field(default=64, ge=1, le=10_000, description="attempts in flight per replica")
     webhook_max_per_subscription: int = Field(
         default=4, ge=1, le=1000, description="attempts in flight to one subscription per replica"

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Final, Self
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from mirante.types import REFUSES_NUL, Id64, Text
+from mirante.types import REFUSES_NUL, Id64, NotBlank, Text
 from rtls_cambus.rows import column_values
 
 NAME_MAX_LENGTH: Final = 200
@@ -16,9 +16,8 @@ SEARCH_MAX_LENGTH: Final = 200
 
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
-    REFUSES_NUL,
-    Field(description=f"1 to {NAME_MAX_LENGTH} characters"),
+    NotBlank(max_length=NAME_MAX_LENGTH),
+    Field(description=f"1 to {NAME_MAX_LENGTH} characters, not only white space"),
 ]
 
 

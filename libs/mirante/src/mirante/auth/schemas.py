@@ -20,7 +20,7 @@ from mirante.auth.apikeys import MAX_SCOPES, SCOPE_PATTERN, normalize_scopes
 from mirante.auth.models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from mirante.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from mirante.auth.roles import Role
-from mirante.types import REFUSES_NUL, DateTime, Text
+from mirante.types import REFUSES_NUL, DateTime, NotBlank, Text
 from mirante.web.schema import Omittable
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,149}$"
@@ -133,7 +133,7 @@ class UserFilters(BaseModel):
 
 
 class ApiKeyCreate(_Input):
-    name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=API_KEY_NAME_MAX_LENGTH)]
+    name: Annotated[str, NotBlank(max_length=API_KEY_NAME_MAX_LENGTH)]
     scopes: Annotated[
         list[Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]], Field(min_length=1, max_length=MAX_SCOPES)
     ]

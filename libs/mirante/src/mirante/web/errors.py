@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mirante.web.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -79,6 +81,33 @@ class ValidationFailedError(ApiError):
 
 class RateLimitedError(ApiError):
     status_code, code = 429, "rate_limited"
+
+
+class MissingReferenceError(NotFoundError):
+    """`field` of a request body names a `thing` that does not exist.
+
+    One rule across the suite for ids (and names) in a body that point at other records: one that names nothing is
+    a 404 with that record's `<thing>_not_found` code, as the same id in a path would be, and `details.field` names
+    the body field (`floor_id`, `target_machine_id`). A record that exists but cannot be used that way (a floor
+    without a plan, an inactive user, a machine that does not run the type) is a 409 (a `ConflictError` whose
+    details also name the field). A 422 stays for values that are wrong in themselves, whatever is stored.
+    """
+
+    def __init__(self, thing: str, value: object, field: str, *, message: str | None = None, **details: Any) -> None:
+        super().__init__(
+            message or f"there is no {thing} {value}",
+            code=f"{thing.replace(' ', '_')}_not_found",
+            details={"field": field, **details},
+        )
+
+
+async def referenced(lookup: Awaitable[T], field: str) -> T:
+    """What `lookup` finds; when it raises a 404, that 404 also names `field`, the body field that gave the id
+    (`MissingReferenceError`'s rule, for a lookup that already answers the record's own 404)."""
+    try:
+        return await lookup
+    except NotFoundError as missing:
+        raise NotFoundError(missing.message, code=missing.code, details={"field": field}) from None
 
 
 INTERNAL_ERROR_MESSAGE = "internal server error"

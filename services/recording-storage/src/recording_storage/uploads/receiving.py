@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 
 from mirante.auth.principal import Principal
 from mirante.db import TransactionFactory
+from mirante.types import INT64_MAX
 from mirante.web.errors import ApiError
 from recording_storage.config import Settings
 from recording_storage.models import UploadFile, UploadSession
@@ -45,6 +46,8 @@ from recording_storage.uploads.schemas import FileReceipt
 from recording_storage.uploads.sessions import declared_size, open_session, size_limit, utc_now
 
 MAX_OFFSET_DIGITS: Final = 19
+MAX_OFFSET: Final = INT64_MAX
+"""The largest `Upload-Offset` (a `bigint`), as the API description declares it."""
 
 
 @dataclass
@@ -59,7 +62,7 @@ def parse_offset(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > MAX_OFFSET_DIGITS:
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_OFFSET_DIGITS or int(text) > MAX_OFFSET:
         raise InvalidOffsetError(value)
     return int(text)
 

@@ -18,6 +18,7 @@ from recording_storage.uploads import finishing, receiving, service
 from recording_storage.uploads.body import body_chunks, is_multipart
 from recording_storage.uploads.deps import UPLOAD_SCOPE, StreamingUploadCaller, UploadCaller
 from recording_storage.uploads.errors import UPLOAD_OFFSET_HEADER
+from recording_storage.uploads.receiving import MAX_OFFSET
 from recording_storage.uploads.schemas import (
     CreateSession,
     FileKindQuery,
@@ -124,7 +125,7 @@ async def session_status(session_id: SessionIdPath, session: Session, caller: Up
                 "required": False,
                 "description": "byte of the file this body starts at; it must be the server's offset (see status). "
                 "Without it the file starts over at 0",
-                "schema": {"type": "integer", "minimum": 0},
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             }
         ],
     },

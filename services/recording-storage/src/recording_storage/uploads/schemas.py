@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from mirante.types import REFUSES_NUL, DateTime, Int32, Int64
+from mirante.types import REFUSES_NUL, DateTime, Int32, Int64, NotBlank
 
 SESSION_ID_PATTERN: Final = r"^ups_[0-9a-f]{32}$"
 _NAIVE_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?")
@@ -103,8 +103,8 @@ class CreateSession(BaseModel):
         }
     )
 
-    session_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), REFUSES_NUL] = (
-        Field(description="the recorder's own id of the recorded session")
+    session_id: Annotated[str, NotBlank(max_length=200)] = Field(
+        description="the recorder's own id of the recorded session"
     )
     connection_info: ConnectionInfo
     file_size: Size = Field(description="size of the video in bytes")

@@ -20,11 +20,6 @@ class AlertRuleInvalidError(ValidationFailedError):
         super().__init__("; ".join(problems), code="alert_rule_invalid", details={"problems": problems})
 
 
-class UnknownReferenceError(ValidationFailedError):
-    def __init__(self, field: str, value: int) -> None:
-        super().__init__(f"{field} {value} does not exist", code="unknown_reference", details={"field": field})
-
-
 class AlertNotFoundError(NotFoundError):
     def __init__(self, alert_id: int) -> None:
         super().__init__(f"there is no alert {alert_id}", code="alert_not_found")

@@ -47,8 +47,12 @@ from rtls_cambus.fields import Search, search_text
 router = APIRouter(prefix="/api/v1")
 
 _RULE_REFUSALS: Final[dict[int | str, dict[str, Any]]] = {
+    404: {
+        "description": "a zone, person, group, gateway, camera, floor or building of the body names nothing "
+        "(`details.field` names the field)"
+    },
     409: {"description": "another rule has this name"},
-    422: {"description": "invalid rule (a field of another kind, an unknown zone, person, group or device...)"},
+    422: {"description": "invalid rule (a field of another kind, both a person and a group, an unknown time zone...)"},
 }
 _REPORT_REFUSALS: Final[dict[int | str, dict[str, Any]]] = {
     422: {"description": "`to` not after `from`, too many periods, or an unknown time zone"}

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, Literal, Self
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, model_validator
 
-from mirante.types import REFUSES_NUL, DateTime, Id64
+from mirante.types import DateTime, Id64, NotBlank
 from mirante.web.schema import Omittable
 from rtls_cambus.alerts.schedule import WEEKDAYS, timezone_problem
 from rtls_cambus.conditions import Conditions, EventType, template_problem
@@ -84,16 +84,10 @@ Cooldown = Annotated[
 ]
 MessageTemplate = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX_LENGTH),
-    REFUSES_NUL,
-    Field(description="the alert's message; {dotted.path} is replaced from the event's data"),
+    NotBlank(max_length=MESSAGE_MAX_LENGTH),
+    Field(description="the alert's message, not only white space; {dotted.path} is replaced from the event's data"),
 ]
-Label = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    REFUSES_NUL,
-    Field(description="compared without regard to case"),
-]
+Label = Annotated[str, NotBlank(max_length=100), Field(description="compared without regard to case")]
 Score = Annotated[float, Field(ge=0, le=1, description="0 to 1; the event's best score must reach it")]
 DwellSeconds = Annotated[int, Field(ge=0, le=DAY_SECONDS, description="seconds")]
 NotSeenSeconds = Annotated[int, Field(ge=60, le=30 * DAY_SECONDS, description="seconds, one minute to 30 days")]
@@ -225,16 +219,17 @@ AlertRuleCreate = Annotated[
 ]
 rule_adapter: TypeAdapter[AlertRuleCreate] = TypeAdapter(AlertRuleCreate)
 
-REFERENCE_FIELDS: Final = (
-    "zone_id",
-    "person_id",
-    "person_group_id",
-    "gateway_id",
-    "camera_id",
-    "camera_group_id",
-    "building_id",
-    "floor_id",
-)
+REFERENCE_FIELDS: Final = {
+    "zone_id": "zone",
+    "person_id": "person",
+    "person_group_id": "person group",
+    "gateway_id": "gateway",
+    "camera_id": "camera",
+    "camera_group_id": "camera group",
+    "building_id": "building",
+    "floor_id": "floor",
+}
+"""The fields that name other records, with what each names (its 404 when it names nothing)."""
 COLUMN_FIELDS: Final = frozenset(
     {"name", "description", "kind", "enabled", "severity", "cooldown_seconds", "event_type", *REFERENCE_FIELDS}
 )

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
 from mirante.bus import Event, emit, outbox_insert
+from mirante.web.errors import MissingReferenceError
 from rtls_cambus import rows
 from rtls_cambus.alerts import repository
 from rtls_cambus.alerts.errors import (
@@ -33,7 +34,6 @@ from rtls_cambus.alerts.errors import (
     AlertRuleInvalidError,
     AlertRuleNotFoundError,
     AlertTransitionRefusedError,
-    UnknownReferenceError,
 )
 from rtls_cambus.alerts.evaluation import Situation, storable
 from rtls_cambus.alerts.messages import compose
@@ -64,7 +64,7 @@ TRANSITIONS: Final[dict[AlertStatus, tuple[AlertStatus, ...]]] = {
     AlertStatus.resolved: (),
 }
 _STORED: Final = ("id", "created_at", "updated_at")
-_DEVICE_REFERENCES: Final = {"gateway_id": "gateway", "camera_id": "camera"}
+_DEVICE_REFERENCES: Final = ("gateway_id", "camera_id")
 _INSERTED: Final = (
     "id",
     "rule_id",
@@ -123,19 +123,21 @@ async def get_rule(session: AsyncSession, rule_id: int) -> AlertRule:
 
 
 async def _check_devices(session: AsyncSession, values: dict[str, Any]) -> None:
-    for field, kind in _DEVICE_REFERENCES.items():
+    # Gateways and cameras share one table, so the foreign key alone would take a gateway as a camera; a device
+    # of the other kind is, as in the path `/devices/cameras/{id}`, no camera at all.
+    for field in _DEVICE_REFERENCES:
         device_id = values.get(field)
         if device_id is None:
             continue
-        found = await session.scalar(select(Device.kind).where(Device.id == device_id))
-        if found != kind:
-            raise UnknownReferenceError(field, device_id)
+        kind = REFERENCE_FIELDS[field]
+        if await session.scalar(select(Device.kind).where(Device.id == device_id)) != kind:
+            raise MissingReferenceError(kind, device_id, field)
 
 
 def _constraint_error(constraint: str, values: dict[str, Any]) -> Exception:
-    for name in REFERENCE_FIELDS:
+    for name, thing in REFERENCE_FIELDS.items():
         if constraint.startswith(f"fk_alert_rules_{name}_"):
-            return UnknownReferenceError(name, values.get(name) or 0)
+            return MissingReferenceError(thing, values.get(name), name)
     return AlertRuleExistsError()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.web.errors import referenced
 from rtls_cambus import rows
 from rtls_cambus.buildings import repository
 from rtls_cambus.buildings.errors import (
@@ -24,7 +25,6 @@ from rtls_cambus.buildings.errors import (
 from rtls_cambus.buildings.models import Building, Floor
 from rtls_cambus.buildings.repository import FloorFilters
 from rtls_cambus.buildings.schemas import BuildingCreate, FloorCreate
-from rtls_cambus.references import referenced
 
 _BUILDING_REFERENCES = {
     "fk_floors_building_id_buildings": "floors",

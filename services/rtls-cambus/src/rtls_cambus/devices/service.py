@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.web.errors import referenced
 from rtls_cambus import rows
 from rtls_cambus.buildings.service import get_building, get_floor
 from rtls_cambus.devices import repository
@@ -30,7 +31,6 @@ from rtls_cambus.devices.models import CameraGroup, Device
 from rtls_cambus.devices.repository import DeviceFilters
 from rtls_cambus.devices.schemas import CameraCreate, CameraGroupCreate, GatewayCreate
 from rtls_cambus.floor_plans.service import bounds_of_floor
-from rtls_cambus.references import referenced
 from rtls_cambus.zones.errors import PlanRequiredError
 from rtls_cambus.zones.service import get_zone
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.web.errors import referenced
 from rtls_cambus import rows
 from rtls_cambus.buildings.service import get_floor
 from rtls_cambus.floor_plans import repository
@@ -21,7 +22,6 @@ from rtls_cambus.floor_plans.errors import (
 from rtls_cambus.floor_plans.images import ImageRefusedError, inspect_image
 from rtls_cambus.floor_plans.models import FloorPlan
 from rtls_cambus.floor_plans.repository import PlanFilters
-from rtls_cambus.references import referenced
 
 
 @dataclass(frozen=True, slots=True)

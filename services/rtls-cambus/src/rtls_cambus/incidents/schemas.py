@@ -7,11 +7,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from mirante.types import REFUSES_NUL, Id64
+from mirante.types import Id64, NotBlank
 from mirante.web.schema import Omittable
-from rtls_cambus.conditions import TEMPLATE_PATTERN, Conditions, EventType, template_problem
+from rtls_cambus.conditions import NOT_BLANK_TEMPLATE_PATTERN, Conditions, EventType, template_problem
 from rtls_cambus.fields import Body, Description, Name, Patch, Severity
 
 IncidentId = Annotated[Id64, Path(description="id of the incident")]
@@ -31,17 +31,9 @@ class Status(StrEnum):
     closed = "closed"
 
 
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    REFUSES_NUL,
-    Field(description="1 to 500 characters"),
-]
+Title = Annotated[str, NotBlank(max_length=500), Field(description="1 to 500 characters, not only white space")]
 MessageBody = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
-    REFUSES_NUL,
-    Field(description="1 to 10,000 characters"),
+    str, NotBlank(max_length=10_000), Field(description="1 to 10,000 characters, not only white space")
 ]
 UserIds = Annotated[list[Id64], Field(max_length=MAX_ASSIGNEES, description="ids of active users (identity API)")]
 
@@ -184,13 +176,12 @@ class SupportGroupRead(BaseModel):
 
 TitleTemplate = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    REFUSES_NUL,
+    NotBlank(max_length=500),
     # The pattern tells clients and fuzzers the grammar; `template_problem` checks it and says what is wrong.
     Field(
         description="title of the incidents it opens; {dotted.path} is replaced from the event's data, "
         "{{ and }} are literal braces",
-        json_schema_extra={"pattern": TEMPLATE_PATTERN},
+        json_schema_extra={"pattern": NOT_BLANK_TEMPLATE_PATTERN},
     ),
 ]
 

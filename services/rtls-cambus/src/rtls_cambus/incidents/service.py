@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
 from mirante.bus import Event, emit
+from mirante.web.errors import MissingReferenceError
 from rtls_cambus import rows
-from rtls_cambus.errors import MissingReferenceError
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.incidents import repository
 from rtls_cambus.incidents.content import sniff

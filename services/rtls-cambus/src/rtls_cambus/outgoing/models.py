@@ -52,6 +52,9 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id"),
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
+        # Retention's two halves: when a delivered one was delivered, when a failed one's last attempt was due.
+        Index("ix_webhook_deliveries_delivered_at", "delivered_at", postgresql_where="status = 'delivered'"),
+        Index("ix_webhook_deliveries_failed_at", "next_attempt_at", postgresql_where="status = 'failed'"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -7,12 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate_scalars
-from rtls_cambus.outgoing.models import PENDING, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from rtls_cambus.outgoing.models import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 # Rows looked at per claim: enough to fill free slots even when a few subscriptions are at their bound.
 CLAIM_WINDOW = 500
@@ -213,3 +220,22 @@ async def attempts_of(session: AsyncSession, delivery_ids: Sequence[int]) -> lis
             )
         ).all()
     )
+
+
+async def delete_finished_before(session: AsyncSession, moment: datetime) -> int:
+    """Forget deliveries that finished before `moment`, their attempts with them (the foreign key cascades): a
+    delivered one by when it was delivered, a failed one by when its last attempt was due (`next_attempt_at`,
+    which a final answer leaves as it was). Pending ones stay whatever their age; a redelivered one is pending
+    again. How many deliveries went."""
+    gone = (
+        delete(WebhookDelivery)
+        .where(
+            or_(
+                and_(WebhookDelivery.status == DELIVERED, WebhookDelivery.delivered_at < moment),
+                and_(WebhookDelivery.status == FAILED, WebhookDelivery.next_attempt_at < moment),
+            )
+        )
+        .returning(WebhookDelivery.id)
+        .cte("gone")
+    )
+    return int(await session.scalar(select(func.count()).select_from(gone)) or 0)

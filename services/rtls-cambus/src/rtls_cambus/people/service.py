@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.web.errors import referenced
 from rtls_cambus import rows
 from rtls_cambus.people import repository
 from rtls_cambus.people.errors import (
@@ -24,7 +25,6 @@ from rtls_cambus.people.errors import (
 from rtls_cambus.people.models import Person, PersonGroup
 from rtls_cambus.people.repository import PersonFilters
 from rtls_cambus.people.schemas import GroupCreate, PersonCreate
-from rtls_cambus.references import referenced
 
 
 async def list_people(

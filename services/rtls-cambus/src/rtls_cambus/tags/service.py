@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit
+from mirante.web.errors import referenced
 from rtls_cambus import rows
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.people.service import get_person
-from rtls_cambus.references import referenced
 from rtls_cambus.tags import repository
 from rtls_cambus.tags.errors import TagAssignedError, TagExistsError, TagNotAssignedError, TagNotFoundError
 from rtls_cambus.tags.models import Tag, TagAssignment

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.web.errors import referenced
 from rtls_cambus import rows
 from rtls_cambus.buildings.service import get_floor
 from rtls_cambus.floor_plans.service import bounds_of_floor
-from rtls_cambus.references import referenced
 from rtls_cambus.zones import repository
 from rtls_cambus.zones.errors import PlanRequiredError, PolygonError, ZoneExistsError, ZoneNotFoundError
 from rtls_cambus.zones.geometry import polygon_problem

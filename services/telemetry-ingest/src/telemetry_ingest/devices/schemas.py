@@ -10,7 +10,7 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Row
 
-from mirante.types import REFUSES_NUL, TEXT_PATTERN
+from mirante.types import REFUSES_NUL, TEXT_PATTERN, NotBlank
 from mirante.types import Text as StorableText
 from mirante.web.errors import ValidationFailedError
 from mirante.web.schema import Omittable
@@ -39,15 +39,16 @@ DeviceSort = Literal["device_id", "-device_id", "name", "-name", "first_seen", "
 
 Text = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX_LENGTH),
-    REFUSES_NUL,
-    Field(description=f"1 to {TEXT_MAX_LENGTH} characters; null clears it"),
+    NotBlank(max_length=TEXT_MAX_LENGTH),
+    Field(description=f"1 to {TEXT_MAX_LENGTH} characters, not only white space; null clears it"),
 ]
 Unit = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_UNIT_LENGTH),
-    REFUSES_NUL,
-    Field(description=f"display unit, 1 to {MAX_UNIT_LENGTH} characters; null clears it", examples=["celsius"]),
+    NotBlank(max_length=MAX_UNIT_LENGTH),
+    Field(
+        description=f"display unit, 1 to {MAX_UNIT_LENGTH} characters, not only white space; null clears it",
+        examples=["celsius"],
+    ),
 ]
 
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mirante.auth.schemas import TENANT_SLUG_PATTERN
-from mirante.types import REFUSES_NUL
+from mirante.types import NotBlank
 from mirante.web.schema import Omittable
 from telemetry_ingest.tenancy.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, NAME_MAX_LENGTH, Tenant
 from telemetry_ingest.tenancy.naming import SCHEMA_PREFIX, check_new_slug
 
 TenantName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
-    REFUSES_NUL,
-    # Declared for clients and the fuzz gate: a name of spaces alone is empty once trimmed, and refused.
-    Field(
-        description=f"display name, 1 to {NAME_MAX_LENGTH} characters, not only spaces",
-        json_schema_extra={"pattern": r"\S"},
-    ),
+    NotBlank(max_length=NAME_MAX_LENGTH),
+    Field(description=f"display name, 1 to {NAME_MAX_LENGTH} characters, not only white space"),
 ]
 RetentionDays = Annotated[
     int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mirante.web.errors import ConflictError, NotFoundError, ValidationFailedError
+from mirante.web.errors import ConflictError, MissingReferenceError, NotFoundError
 
 
 class InspectionTypeNotFoundError(NotFoundError):
@@ -26,13 +26,17 @@ class InspectionTypeInUseError(ConflictError):
         )
 
 
-class UnknownInspectionTypesError(ValidationFailedError):
-    """Types a request names that the catalogue does not have; `field` is where the request named them."""
+class UnknownInspectionTypesError(MissingReferenceError):
+    """Types a body names that the catalogue does not have (404 `inspection_type_not_found`); `field` is the body
+    field that named them, `details.names` lists them."""
 
     def __init__(self, field: str, names: Iterable[str]) -> None:
         unknown = sorted(set(names))
+        listed = ", ".join(repr(name) for name in unknown)
         super().__init__(
-            f"unknown inspection types: {', '.join(unknown)} (add them to /api/v1/inspection-types/ first)",
-            code="unknown_inspection_type",
-            details=[{"field": field, "message": f"unknown inspection type {name!r}"} for name in unknown],
+            "inspection type",
+            listed,
+            field,
+            message=f"the catalogue has no inspection type {listed} (add it to /api/v1/inspection-types/ first)",
+            names=unknown,
         )

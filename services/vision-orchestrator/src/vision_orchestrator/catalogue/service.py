@@ -62,7 +62,7 @@ async def remove_type(session: AsyncSession, name: str, actor: str) -> None:
 
 
 async def check_known(session: AsyncSession, field: str, names: Iterable[str]) -> None:
-    """422 (`UnknownInspectionTypesError`, naming `field`) when the catalogue lacks any of `names`."""
+    """404 (`UnknownInspectionTypesError`, naming the body field `field`) when the catalogue lacks any of `names`."""
     missing = await repository.missing_types(session, names)
     if missing:
         raise UnknownInspectionTypesError(field, missing)

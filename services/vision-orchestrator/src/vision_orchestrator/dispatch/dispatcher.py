@@ -36,9 +36,10 @@ from vision_orchestrator.identifiers import SCHEMA, SOURCE
 from vision_orchestrator.inspections.errors import (
     InspectionNotFoundError,
     InspectionNotPendingError,
-    UnknownTargetMachineError,
+    MachineLacksTypeError,
+    unknown_machine,
 )
-from vision_orchestrator.inspections.service import transition
+from vision_orchestrator.inspections.service import TARGET_FIELD, transition
 from vision_orchestrator.lifecycle import InspectionStatus
 from vision_orchestrator.tables import DropReason, Inspection, Machine
 
@@ -48,7 +49,6 @@ INSPECTION_ASSIGNED = "vision.inspection.assigned"
 SYSTEM = "system:dispatcher"
 SUCCESS_WINDOW = timedelta(days=7)
 CHORE_BATCH = 200
-TARGET_FIELD = "body.target_machine_id"
 
 
 @dataclass(frozen=True)
@@ -388,11 +388,9 @@ class Dispatcher:
             inspection = await self._pending(session, inspection_id)
             target = await repository.get_machine(session, machine_id)
             if target is None:
-                raise UnknownTargetMachineError(TARGET_FIELD, machine_id)
+                raise unknown_machine(TARGET_FIELD, machine_id)
             if inspection.inspection_type not in target.supported_inspection_types:
-                raise UnknownTargetMachineError(
-                    TARGET_FIELD, machine_id, f"machine {machine_id!r} does not run {inspection.inspection_type!r}"
-                )
+                raise MachineLacksTypeError(TARGET_FIELD, machine_id, inspection.inspection_type)
             await repository.set_target(session, inspection_id, machine_id)
             if priority is not None:
                 await repository.set_priority(session, inspection_id, priority)

@@ -92,6 +92,11 @@ async def get_machine(session: AsyncSession, machine_id: str) -> Machine | None:
     return await session.get(Machine, machine_id, populate_existing=True)
 
 
+async def existing_machine_ids(session: AsyncSession, machine_ids: Iterable[str]) -> set[str]:
+    """The ids among `machine_ids` that name a machine."""
+    return set(await session.scalars(select(Machine.id).where(Machine.id.in_(list(machine_ids)))))
+
+
 async def success_counts(
     session: AsyncSession, machine_ids: Iterable[str], since: datetime
 ) -> dict[str, dict[str, tuple[int, int]]]:

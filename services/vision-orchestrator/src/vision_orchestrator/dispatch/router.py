@@ -27,7 +27,10 @@ DispatcherDep = Annotated[Dispatcher, Depends(service.dispatcher_of)]
     "/distribute/",
     responses={
         202: {"description": "the chosen machine did not take it; it is pending again and will be retried"},
-        404: {"description": "no such inspection"},
+        404: {
+            "description": "`inspection_id`, `target_machine_id` or one of `preferred_machines` names nothing "
+            "(`details.field` names the field)"
+        },
         409: {"description": "the inspection is not pending, or no machine can take it now (the reason says why)"},
     },
 )
@@ -79,8 +82,11 @@ async def cancel_inspection(
     "/{inspection_id}/send/",
     responses={
         202: {"description": "the machine cannot take it now; it stays pending for that machine, retried"},
-        409: {"description": "the inspection is not pending"},
-        422: {"description": "the machine does not exist or does not run the inspection's type"},
+        404: {"description": "no such inspection, or `target_machine_id` names no machine (`details.field`)"},
+        409: {
+            "description": "the inspection is not pending, or the machine does not declare its type "
+            "(`machine_lacks_type`)"
+        },
     },
 )
 async def send_inspection(

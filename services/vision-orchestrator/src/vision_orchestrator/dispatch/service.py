@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.web.errors import MissingReferenceError
 from vision_orchestrator.config import Settings, Strategy
 from vision_orchestrator.dispatch import repository
 from vision_orchestrator.dispatch.client import MachineClient
@@ -13,7 +14,7 @@ from vision_orchestrator.dispatch.dispatcher import Dispatcher, Outcome
 from vision_orchestrator.dispatch.queue import queue_view
 from vision_orchestrator.dispatch.schemas import DispatchResult, DistributeRequest, QueueView, SendRequest
 from vision_orchestrator.dispatch.strategies import Place, Want
-from vision_orchestrator.inspections.errors import InspectionNotFoundError
+from vision_orchestrator.inspections.errors import unknown_machine
 from vision_orchestrator.inspections.schemas import CancelRequest, InspectionDetail
 from vision_orchestrator.inspections.service import cancel_inspection, get_inspection
 
@@ -75,12 +76,24 @@ async def _place(session: AsyncSession, body: DistributeRequest, target: str | N
     return Place()
 
 
+async def _check_machines(session: AsyncSession, body: DistributeRequest) -> None:
+    """404 naming the field when `target_machine_id` or one of `preferred_machines` names no machine."""
+    if body.target_machine_id is not None and await repository.get_machine(session, body.target_machine_id) is None:
+        raise unknown_machine("target_machine_id", body.target_machine_id)
+    preferred = list(dict.fromkeys(body.preferred_machines))
+    existing = await repository.existing_machine_ids(session, preferred) if preferred else set()
+    if missing := [machine_id for machine_id in preferred if machine_id not in existing]:
+        listed = ", ".join(repr(machine_id) for machine_id in missing)
+        raise MissingReferenceError("machine", listed, "preferred_machines", machine_ids=missing)
+
+
 async def distribute(
     dispatcher: Dispatcher, session: AsyncSession, body: DistributeRequest, actor: str
 ) -> DispatchResult:
     inspection = await repository.get_inspection(session, body.inspection_id)
     if inspection is None:
-        raise InspectionNotFoundError(body.inspection_id)
+        raise MissingReferenceError("inspection", repr(body.inspection_id), "inspection_id")
+    await _check_machines(session, body)
     target = body.target_machine_id or inspection.target_machine_id
     want = Want(
         inspection.inspection_type,

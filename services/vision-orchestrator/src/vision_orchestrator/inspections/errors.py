@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mirante.web.errors import ConflictError, NotFoundError, ValidationFailedError
+from mirante.web.errors import ConflictError, MissingReferenceError, NotFoundError, ValidationFailedError
 
 
 class InspectionNotFoundError(NotFoundError):
@@ -20,10 +20,20 @@ class InvalidPipelineError(ValidationFailedError):
         )
 
 
-class UnknownTargetMachineError(ValidationFailedError):
-    def __init__(self, field: str, machine_id: str, message: str | None = None) -> None:
-        text = message or f"no machine {machine_id!r}"
-        super().__init__(text, code="invalid_target_machine", details=[{"field": field, "message": text}])
+def unknown_machine(field: str, machine_id: str) -> MissingReferenceError:
+    """The 404 of a body field naming a machine that does not exist (`machine_not_found`, naming the field)."""
+    return MissingReferenceError("machine", repr(machine_id), field)
+
+
+class MachineLacksTypeError(ConflictError):
+    """The machine a body names exists but does not declare the inspection's type, so it cannot run it."""
+
+    def __init__(self, field: str, machine_id: str, inspection_type: str) -> None:
+        super().__init__(
+            f"machine {machine_id!r} does not declare the inspection type {inspection_type!r}",
+            code="machine_lacks_type",
+            details={"field": field, "inspection_type": inspection_type},
+        )
 
 
 class InspectionNotPendingError(ConflictError):

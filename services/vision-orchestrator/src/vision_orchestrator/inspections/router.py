@@ -26,7 +26,19 @@ from vision_orchestrator.inspections.schemas import (
 
 router = SlashRouter(prefix="/api/v1/inspections", tags=["inspections"], responses=USER_RATE_LIMITED)
 
-NOT_PENDING: dict[int | str, dict[str, Any]] = {409: {"description": "the inspection is no longer pending"}}
+_MISSING_REFERENCE = (
+    "`inspection_type` is not in the catalogue (`inspection_type_not_found`) or `target_machine_id` names no machine "
+    "(`machine_not_found`); `details.field` names the field"
+)
+_TARGET_LACKS_TYPE = "the target machine does not declare the inspection's type (`machine_lacks_type`)"
+CREATE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": _MISSING_REFERENCE},
+    409: {"description": _TARGET_LACKS_TYPE},
+}
+CHANGE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": f"no such inspection, or {_MISSING_REFERENCE}"},
+    409: {"description": f"the inspection is no longer pending, or {_TARGET_LACKS_TYPE}"},
+}
 
 
 @router.get("/")
@@ -46,12 +58,13 @@ async def list_inspections(
     return pagination.build(inspections, count)
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post("/", status_code=status.HTTP_201_CREATED, responses=CREATE_REFUSALS)
 async def create_inspection(
     session: Session, principal: Operator, body: InspectionWrite, response: Response
 ) -> InspectionDetail:
     """Queue an inspection (operators); it starts pending. 422 names the tool or connection at fault in an
-    invalid pipeline, an unknown type, or a target machine that is unknown or lacks the type."""
+    invalid pipeline; 404 names a type or target machine that does not exist; 409 when the target lacks the
+    type."""
     created = await service.create_inspection(session, body.model_dump(by_alias=True), actor_of(principal))
     response.headers["Location"] = f"/api/v1/inspections/{created.id}/"
     return created
@@ -63,7 +76,7 @@ async def get_inspection(session: Session, principal: Viewer, inspection_id: Ins
     return await service.get_inspection(session, inspection_id)
 
 
-@router.put("/{inspection_id}/", responses=NOT_PENDING)
+@router.put("/{inspection_id}/", responses=CHANGE_REFUSALS)
 async def replace_inspection(
     session: Session, principal: Operator, inspection_id: InspectionIdPath, body: InspectionWrite
 ) -> InspectionDetail:
@@ -71,7 +84,7 @@ async def replace_inspection(
     return await service.update_inspection(session, inspection_id, body.model_dump(by_alias=True))
 
 
-@router.patch("/{inspection_id}/", responses=NOT_PENDING)
+@router.patch("/{inspection_id}/", responses=CHANGE_REFUSALS)
 async def update_inspection(
     session: Session, principal: Operator, inspection_id: InspectionIdPath, body: InspectionUpdate
 ) -> InspectionDetail:

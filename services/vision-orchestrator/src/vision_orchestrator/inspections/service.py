@@ -20,7 +20,8 @@ from vision_orchestrator.inspections.errors import (
     InspectionNotPendingError,
     InvalidPipelineError,
     InvalidTransitionError,
-    UnknownTargetMachineError,
+    MachineLacksTypeError,
+    unknown_machine,
 )
 from vision_orchestrator.inspections.pipeline import PipelineConfig, problems
 from vision_orchestrator.inspections.schemas import InspectionDetail, InspectionFilters, InspectionRead
@@ -30,6 +31,7 @@ from vision_orchestrator.tables import DropReason, Inspection, InspectionStatusC
 logger = logging.getLogger(__name__)
 
 INSPECTION_CANCELLED = "vision.inspection.cancelled"
+TARGET_FIELD = "target_machine_id"
 
 
 async def list_inspections(
@@ -63,21 +65,19 @@ async def _checked_pipeline(session: AsyncSession, config: PipelineConfig) -> di
 
 
 async def _check_target(session: AsyncSession, machine_id: str, inspection_type: str) -> None:
-    field = "body.target_machine_id"
     types = await repository.machine_types(session, machine_id)
     if types is None:
-        raise UnknownTargetMachineError(field, machine_id)
+        raise unknown_machine(TARGET_FIELD, machine_id)
     if inspection_type not in types:
-        raise UnknownTargetMachineError(
-            field, machine_id, f"machine {machine_id!r} does not declare the type {inspection_type!r}"
-        )
+        raise MachineLacksTypeError(TARGET_FIELD, machine_id, inspection_type)
 
 
 async def _checked(session: AsyncSession, values: dict[str, Any], current: Inspection | None) -> dict[str, Any]:
-    """`values` with the pipeline as stored, after the checks that need the database (422 on a failure)."""
+    """`values` with the pipeline as stored, after the checks that need the database: 422 for an invalid
+    pipeline, 404 for a type or target machine that does not exist, 409 for a target that lacks the type."""
     checked = dict(values)
     if "inspection_type" in values:
-        await check_known(session, "body.inspection_type", [values["inspection_type"]])
+        await check_known(session, "inspection_type", [values["inspection_type"]])
     if "pipeline_config" in values:
         checked["pipeline_config"] = await _checked_pipeline(
             session, PipelineConfig.model_validate(values["pipeline_config"])
@@ -90,8 +90,8 @@ async def _checked(session: AsyncSession, values: dict[str, Any], current: Inspe
 
 
 async def create_inspection(session: AsyncSession, values: dict[str, Any], actor: str) -> InspectionDetail:
-    """A new pending inspection, its creation recorded in the history. 422 for an invalid pipeline, an unknown
-    type, or a target machine that does not exist or does not declare the type."""
+    """A new pending inspection, its creation recorded in the history. 422 for an invalid pipeline; 404 for a
+    type or a target machine that does not exist; 409 for a target machine that does not declare the type."""
     checked = await _checked(session, values, None)
     inspection = await repository.add_inspection(
         session, {"id": new_inspection_id(), "created_by": actor, "status": InspectionStatus.pending.value, **checked}

@@ -27,6 +27,19 @@ from vision_orchestrator.machines.schemas import (
 router = SlashRouter(prefix="/api/v1/machines", tags=["machines"], responses=USER_RATE_LIMITED)
 
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "another machine has that name"}}
+UNKNOWN_TYPES: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "a type of `supported_inspection_types` is not in the catalogue "
+        "(`inspection_type_not_found`, `details.field` and `details.names`)"
+    }
+}
+CHANGE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "no such machine, or a type of `supported_inspection_types` is not in the catalogue "
+        "(`inspection_type_not_found`, `details.field` and `details.names`)"
+    },
+    **NAME_TAKEN,
+}
 
 
 @router.get("/")
@@ -44,13 +57,13 @@ async def list_machines(
     return pagination.build(machines, count)
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, responses=NAME_TAKEN)
+@router.post("/", status_code=status.HTTP_201_CREATED, responses={**UNKNOWN_TYPES, **NAME_TAKEN})
 async def register_machine(
     session: Session, principal: Admin, body: MachineWrite, response: Response
 ) -> MachineRegistered:
     """Register a machine (admins). The answer holds its credential, shown only this once.
 
-    The machine is offline until its first heartbeat. 422 when it declares a type the catalogue lacks.
+    The machine is offline until its first heartbeat. 404 when it declares a type the catalogue lacks.
     """
     machine = await service.register_machine(session, body, actor_of(principal))
     response.headers["Location"] = f"/api/v1/machines/{machine.id}/"
@@ -64,7 +77,7 @@ async def get_machine(session: Session, principal: Viewer, machine_id: MachineId
     return await service.get_machine(session, machine_id)
 
 
-@router.put("/{machine_id}/", responses=NAME_TAKEN)
+@router.put("/{machine_id}/", responses=CHANGE_REFUSALS)
 async def replace_machine(
     session: Session, principal: Admin, machine_id: MachineIdPath, body: MachineWrite
 ) -> MachineRead:
@@ -72,7 +85,7 @@ async def replace_machine(
     return await service.update_machine(session, machine_id, body.model_dump())
 
 
-@router.patch("/{machine_id}/", responses=NAME_TAKEN)
+@router.patch("/{machine_id}/", responses=CHANGE_REFUSALS)
 async def update_machine(
     session: Session, principal: Admin, machine_id: MachineIdPath, body: MachineUpdate
 ) -> MachineRead:

@@ -33,7 +33,7 @@ from vision_orchestrator.tables import Machine, MachineCredential
 
 logger = logging.getLogger(__name__)
 
-TYPES_FIELD = "body.supported_inspection_types"
+TYPES_FIELD = "supported_inspection_types"
 
 
 async def list_machines(
@@ -57,7 +57,7 @@ async def get_machine(session: AsyncSession, machine_id: str) -> MachineRead:
 async def register_machine(session: AsyncSession, body: MachineWrite, actor: str) -> MachineRegistered:
     """A new machine (offline until its first heartbeat) and its first credential, shown only in this answer.
 
-    422 when it declares a type the catalogue lacks; 409 when its name is taken.
+    404 when it declares a type the catalogue lacks; 409 when its name is taken.
     """
     await check_known(session, TYPES_FIELD, body.supported_inspection_types)
     machine = await repository.insert_machine(session, {"id": new_machine_id(), **storable(body.model_dump())})
@@ -74,7 +74,8 @@ async def register_machine(session: AsyncSession, body: MachineWrite, actor: str
 
 
 async def update_machine(session: AsyncSession, machine_id: str, changes: dict[str, Any]) -> MachineRead:
-    """Change a machine's fields (PUT gives them all, PATCH some); 404, 409 (name taken), 422 (unknown types)."""
+    """Change a machine's fields (PUT gives them all, PATCH some); 404 (no such machine, or a type
+    the catalogue lacks), 409 (name taken)."""
     await _machine(session, machine_id, for_update=True)
     if "supported_inspection_types" in changes:
         await check_known(session, TYPES_FIELD, changes["supported_inspection_types"])

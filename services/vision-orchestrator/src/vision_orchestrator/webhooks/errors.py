@@ -16,8 +16,11 @@ class NotYourInspectionError(ForbiddenError):
 
 
 class UnknownInspectionError(NotFoundError):
+    # The machine protocol's own code (machines act on it), with the suite's `details.field` for a body id.
     def __init__(self, inspection_id: str) -> None:
-        super().__init__(f"no inspection {inspection_id!r}", code="unknown_inspection")
+        super().__init__(
+            f"no inspection {inspection_id!r}", code="unknown_inspection", details={"field": "inspection_id"}
+        )
 
 
 class InspectionCancelledError(ConflictError):
