@@ -41,6 +41,7 @@ async def test_create_session_validates_the_body(client: httpx.AsyncClient, api:
     bad = [
         api.session_body(VIDEO, file_size=-1),
         api.session_body(VIDEO, sha256="xyz"),
+        api.session_body(VIDEO, sha256=f" {hashlib.sha256(VIDEO).hexdigest()}"),
         api.session_body(VIDEO, metadata={"start_time": "yesterday"}),
         api.session_body(VIDEO, session_id="a\x00b"),
         api.session_body(VIDEO, session_id=" \u00a0 "),

@@ -355,6 +355,9 @@ async def test_hostile_bodies_are_refused_with_422(api: Caller) -> None:
         ("/devices/gateways", {"mac": "aa:bb:cc:dd:ee:ff", "rssi_offset": 2**63}),
         ("/devices/gateways", {"mac": "aa:bb:cc:dd:ee:ff", "x_px": "NaN", "y_px": 1, "floor_id": 1}),
         ("/devices/cameras", {"code": "c", "building_id": 1, "info": {"n": "nul \u0000 inside"}}),
+        # A code is what the topics carry, so the schema's pattern is the whole rule: no trimming into one.
+        ("/devices/cameras", {"code": " cam-01", "building_id": 1}),
+        ("/buildings", {"name": "x", "code": "hq "}),
         ("/zones", {"floor_id": 1, "name": "z", "polygon": [[0, 0], [1, 1], ["Infinity", 1]]}),
     ]
     for path, body in bodies:

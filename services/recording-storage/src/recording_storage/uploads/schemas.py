@@ -24,7 +24,7 @@ Size = Annotated[Int64, Field(ge=0)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255), REFUSES_NUL]
 Sha256 = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[0-9a-fA-F]{64}$"),
+    StringConstraints(to_lower=True, pattern=r"^[0-9a-fA-F]{64}$"),
     Field(description="SHA-256 of the video, 64 hex digits"),
 ]
 

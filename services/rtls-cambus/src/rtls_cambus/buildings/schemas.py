@@ -17,7 +17,7 @@ FloorId = Annotated[Id64, Path(description="id of the floor")]
 
 Code = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"),
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"),
     REFUSES_NUL,
     Field(description="short name as the CAM-BUS topics carry it: 1 to 64 of `A-Z a-z 0-9 _ . -`", examples=["hq"]),
 ]

@@ -34,7 +34,7 @@ RssiThreshold = Annotated[
 ]
 CameraCode = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$"),
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$"),
     REFUSES_NUL,
     Field(description="code as the CAM-BUS topics carry it: 1 to 100 of `A-Z a-z 0-9 _ . : -`", examples=["cam-01"]),
 ]
