@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import date
@@ -22,6 +23,7 @@ from mirante.types import (
     INT32_MAX,
     INT64_MAX,
     INT64_MIN,
+    JSON_NUMBER,
     LATEST_YEAR,
     TEXT_MAX_LENGTH,
     TEXT_PATTERN,
@@ -396,3 +398,18 @@ def test_the_schema_shows_the_narrower_of_the_two_bounds() -> None:
     assert (fields["assigned"]["minimum"], fields["assigned"]["maximum"]) == (0, INT64_MAX)
     assert (fields["annotated"]["minimum"], fields["annotated"]["maximum"]) == (-(2**31), 10)
     assert (fields["plain"]["minimum"], fields["plain"]["maximum"]) == (1, INT64_MAX)
+
+
+class Counted(BaseModel):
+    count: Annotated[int, JSON_NUMBER] = 0
+    ratio: Annotated[float, JSON_NUMBER] = 0.0
+
+
+@pytest.mark.parametrize("given", [{"count": "6"}, {"count": True}, {"ratio": "0.5"}, {"ratio": False}])
+def test_a_body_number_must_be_a_json_number(given: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="must be a number, not text or true/false"):
+        Counted.model_validate_json(json.dumps(given))
+
+
+def test_a_body_number_takes_what_json_schema_calls_one() -> None:
+    assert Counted.model_validate_json('{"count": 6.0, "ratio": 1}') == Counted(count=6, ratio=1.0)
