@@ -1,4 +1,6 @@
-"""No route of any service answers 500 to hostile path or query values: NUL, integers past int32 and int64.
+"""No route of any service answers 500 to hostile path or query values: NUL, integers past int32 and int64, and
+dates at the ends of the calendar (year 1 reached PostgreSQL as -infinity; a default window computed back from it
+overflowed Python's dates).
 
 Every documented operation of every installed service is called once per parameter and hostile value, the
 other parameters holding ordinary values, as a staff admin (so authorization lets the request reach its
@@ -35,6 +37,10 @@ HOSTILE_VALUES = {
     "int64+1": str(2**63),
     "uint64+1": str(2**64),
     "int64-1": str(-(2**63) - 1),
+    "first-instant": "0001-01-01T00:00:00Z",
+    "last-instant": "9999-12-31T23:59:59.999999Z",
+    "first-date": "0001-01-01",
+    "last-date": "9999-12-31",
 }
 
 # The path parameter of telemetry's tenant-scoped routes: given a real tenant, so the tenant check lets them through.

@@ -1,9 +1,11 @@
-"""`mirante.types`: text and integers from outside are refused with a 422 naming the field, not a driver 500."""
+"""`mirante.types`: text, integers and dates from outside are refused with a 422 naming the field, not a 500."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import date
 from typing import Annotated
 
 import httpx
@@ -17,13 +19,18 @@ from mirante.settings import InfraSettings
 from mirante.testing.apps import library_app
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from mirante.types import (
+    EARLIEST_YEAR,
     INT32_MAX,
     INT64_MAX,
     INT64_MIN,
+    JSON_NUMBER,
+    LATEST_YEAR,
     NOT_BLANK_PATTERN,
     TEXT_MAX_LENGTH,
     TEXT_PATTERN,
     WHITE_SPACE,
+    YEAR_PATTERN,
+    Date,
     DateTime,
     Id32,
     Id64,
@@ -271,7 +278,8 @@ async def test_nul_in_the_user_search_is_422(client: httpx.AsyncClient, auth_hea
     [
         ("2025-10-17T08:00:00Z", "2025-10-17T08:00:00+00:00"),
         ("2025-10-17t05:00:00.250-03:00", "2025-10-17T08:00:00.250000+00:00"),
-        ("0001-01-01T23:59:00+23:59", "0001-01-01T00:00:00+00:00"),
+        ("1900-01-01T00:30:00+01:00", "1899-12-31T23:30:00+00:00"),
+        ("8999-12-31T23:59:59-23:59", "9000-01-01T23:58:59+00:00"),
     ],
 )
 async def test_an_rfc_3339_date_time_is_read_in_utc(client: httpx.AsyncClient, given: str, in_utc: str) -> None:
@@ -302,11 +310,44 @@ async def test_anything_but_an_rfc_3339_date_time_is_422_naming_the_parameter(
     assert fields == {"query.since": "must be an RFC 3339 date-time with an offset, such as 2025-10-17T08:00:00Z"}
 
 
-@pytest.mark.parametrize("given", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
-async def test_a_date_time_beyond_the_years_python_holds_in_utc_is_422(client: httpx.AsyncClient, given: str) -> None:
+@pytest.mark.parametrize(
+    "given",
+    [
+        "0001-01-01T00:00:00Z",  # asyncpg sends it as -infinity
+        "0001-01-01T00:00:00+00:01",  # before year 1 in UTC
+        "1899-12-31T23:59:59Z",
+        "9000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",  # asyncpg sends it as infinity
+    ],
+)
+async def test_a_date_time_outside_the_years_taken_is_422(client: httpx.AsyncClient, given: str) -> None:
     fields = invalid_fields(await client.get("/typed/moments", params={"since": given}))
 
-    assert fields == {"query.since": "must fall between the years 1 and 9999 in UTC"}
+    assert fields == {"query.since": "must fall between the years 1900 and 8999"}
+
+
+class Dated(BaseModel):
+    moment: DateTime | None = None
+    day: Date | None = None
+
+
+@pytest.mark.parametrize("given", ["0001-01-01", "1899-12-31", "9000-01-01", "9999-12-31"])
+def test_a_date_outside_the_years_taken_is_refused(given: str) -> None:
+    with pytest.raises(ValidationError, match="must fall between the years 1900 and 8999"):
+        Dated(day=given)
+    assert Dated(day="1900-01-01").day == date(1900, 1, 1)
+    assert Dated(day="8999-12-31").day == date(8999, 12, 31)
+
+
+def test_the_description_of_dates_states_the_years_the_validator_takes() -> None:
+    properties = Dated.model_json_schema()["properties"]
+    moment, day = properties["moment"]["anyOf"][0], properties["day"]["anyOf"][0]
+
+    assert (moment["format"], moment["pattern"]) == ("date-time", YEAR_PATTERN)
+    assert (day["format"], day["pattern"]) == ("date", YEAR_PATTERN)
+    for year in (1, 999, 1899, 1900, 2025, 8999, 9000, 9999):
+        taken = EARLIEST_YEAR <= year <= LATEST_YEAR
+        assert bool(re.search(YEAR_PATTERN, f"{year:04d}-06-15")) is taken, year
 
 
 def test_the_description_of_text_refuses_nul_as_the_validator_does() -> None:
@@ -443,3 +484,18 @@ def test_the_not_blank_pattern_admits_exactly_what_the_validator_keeps() -> None
         assert pattern.fullmatch(text_value)
     for text_value in ("", "  ", "\u00a0", " a\x00", "\x00a"):
         assert not pattern.fullmatch(text_value)
+
+
+class Counted(BaseModel):
+    count: Annotated[int, JSON_NUMBER] = 0
+    ratio: Annotated[float, JSON_NUMBER] = 0.0
+
+
+@pytest.mark.parametrize("given", [{"count": "6"}, {"count": True}, {"ratio": "0.5"}, {"ratio": False}])
+def test_a_body_number_must_be_a_json_number(given: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="must be a number, not text or true/false"):
+        Counted.model_validate_json(json.dumps(given))
+
+
+def test_a_body_number_takes_what_json_schema_calls_one() -> None:
+    assert Counted.model_validate_json('{"count": 6.0, "ratio": 1}') == Counted(count=6, ratio=1.0)

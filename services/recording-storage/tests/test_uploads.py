@@ -43,6 +43,9 @@ async def test_create_session_validates_the_body(client: httpx.AsyncClient, api:
         api.session_body(VIDEO, sha256="xyz"),
         api.session_body(VIDEO, sha256=f" {hashlib.sha256(VIDEO).hexdigest()}"),
         api.session_body(VIDEO, metadata={"start_time": "yesterday"}),
+        # asyncpg would store these as -infinity and infinity.
+        api.session_body(VIDEO, metadata={"start_time": "0001-01-01T00:00:00"}),
+        api.session_body(VIDEO, metadata={"start_time": "9999-12-31T23:59:59.999999"}),
         api.session_body(VIDEO, session_id="a\x00b"),
         api.session_body(VIDEO, session_id=" \u00a0 "),
         {"session_id": "x"},

@@ -110,6 +110,9 @@ async def test_retention_defaults_to_the_setting(
         ({"slug": "okslug", "name": "x" * 201}, "body.name", "at most 200"),
         ({"slug": "okslug", "name": "x", "retention_days": 0}, "body.retention_days", "greater than or equal to 1"),
         ({"slug": "okslug", "name": "x", "retention_days": 3651}, "body.retention_days", "less than or equal to 3650"),
+        ({"slug": "okslug", "name": "x", "retention_days": "6"}, "body.retention_days", "must be a number"),
+        ({"slug": "okslug", "name": "x", "retention_days": True}, "body.retention_days", "must be a number"),
+        ({"slug": "okslug", "name": "x", "retention_days": 6.5}, "body.retention_days", "valid integer"),
         ({"slug": "okslug", "name": "x", "schema_name": "public"}, "body.schema_name", "Extra inputs"),
     ],
 )
@@ -271,6 +274,9 @@ async def test_staff_admins_rename_and_change_retention(
     assert tuple(stored) == ("New name", 30)
     unchanged = await client.patch(f"{TENANTS}/{slug}", json={}, headers=headers)
     assert unchanged.status_code == 200 and unchanged.json()["retention_days"] == 30
+    # JSON Schema's integer: a number without a fractional part, however written.
+    written_as_float = await client.patch(f"{TENANTS}/{slug}", json={"retention_days": 31.0}, headers=headers)
+    assert written_as_float.status_code == 200 and written_as_float.json()["retention_days"] == 31
 
 
 @pytest.mark.parametrize(
@@ -279,6 +285,7 @@ async def test_staff_admins_rename_and_change_retention(
         ({"name": None}, "name cannot be null"),
         ({"retention_days": None}, "retention_days cannot be null"),
         ({"retention_days": 0}, "greater than or equal to 1"),
+        ({"retention_days": "30"}, "must be a number"),
         ({"name": ""}, "must not be empty or only white space"),
         ({"slug": "renamed"}, "Extra inputs"),
     ],

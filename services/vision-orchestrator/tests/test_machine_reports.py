@@ -295,6 +295,9 @@ async def test_hostile_bodies_are_refused_cleanly(client: httpx.AsyncClient, aut
 
     out_of_range = heartbeat(machine["id"], performance_metrics={"success_rate": 101})
     assert (await client.post(f"{WEBHOOKS}/heartbeat/", json=out_of_range, headers=headers)).status_code == 422
+    # asyncpg would store year 1's first instant as -infinity.
+    first_instant = heartbeat(machine["id"], timestamp="0001-01-01T00:00:00Z")
+    assert (await client.post(f"{WEBHOOKS}/heartbeat/", json=first_instant, headers=headers)).status_code == 422
     raw_nul = b'{"machine_id": "' + machine["id"].encode() + b'\x00", "status": "online"}'
     assert (await client.post(f"{WEBHOOKS}/heartbeat/", content=raw_nul, headers=headers)).status_code in (400, 422)
     nul_result = result(machine["id"], "ins_000000000000", results={"label": "a\u0000b"})
@@ -468,6 +471,9 @@ async def test_statistics_refuse_a_bad_window(client: httpx.AsyncClient, auth_he
         "start_date=2025-08-13&end_date=2025-08-12",
         "period=hour&start_date=2020-01-01&end_date=2025-01-01",
         "start_date=yesterday",
+        # The default window reaches back from the end: from year 1 it left Python's dates (a 500).
+        "end_date=0001-01-01",
+        "end_date=0001-01-01T00:00:00Z",
     ):
         response = await client.get(f"{url}?{query}", headers=viewer)
         assert response.status_code == 422, (query, response.text)

@@ -5,7 +5,9 @@ text cannot hold NUL, and asyncpg cannot send an integer beyond the column's typ
 was a 500 (and a NUL in an export filter cut the CSV after its 200). With these types
 the request is refused with a 422 naming the field before any handler runs. They work the same in `Query`,
 `Path`, `Body` and pydantic models; constraints given there (`Query(max_length=40)`, `Path(le=99)`) narrow
-the type's own bounds. `DateTime` takes only RFC 3339 date-times, as `format: date-time` promises:
+the type's own bounds. `DateTime` takes only RFC 3339 date-times, as `format: date-time` promises, and `DateTime`
+and `Date` only years 1900 to 8999 (year 1 reached PostgreSQL as -infinity, and a default window computed back
+from it overflowed Python's dates: both were 500s):
 
 ```python
 async def get_job(job_id: Annotated[Id64, Path(description="CVAT job id")]) -> Job: ...
@@ -20,8 +22,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
@@ -150,6 +152,48 @@ def rfc3339_date_time(value: object) -> object:
     return value
 
 
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 8999
+"""The years `DateTime` and `Date` take, as written (before a date-time is turned to UTC).
+
+Far enough inside Python's years 1 to 9999 for any offset, default window or bucket arithmetic never to leave
+them, and inside what PostgreSQL stores as a date (asyncpg sends year 1's first instant as -infinity). No reading,
+job, recording or report of the suite falls outside them; a value that does is a corrupt clock or a probe.
+"""
+YEAR_PATTERN = "^(19[0-9]{2}|[2-8][0-9]{3})-"
+"""The years of `EARLIEST_YEAR` to `LATEST_YEAR`, as the JSON Schema `pattern` of a date or date-time text."""
+
+_Dated = TypeVar("_Dated", bound=date)
+
+
+def within_years(value: _Dated) -> _Dated:
+    """`value` unchanged when its year (as written) is within `EARLIEST_YEAR`..`LATEST_YEAR`, else a validation
+    error."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise PydanticCustomError(
+            "date_year",
+            "must fall between the years {earliest} and {latest}",
+            {"earliest": EARLIEST_YEAR, "latest": LATEST_YEAR},
+        )
+    return value
+
+
+class WithinYears:
+    """Annotation of a `date` or `datetime`: refuses years outside `EARLIEST_YEAR`..`LATEST_YEAR` (`within_years`)
+    and says so in the JSON Schema (`YEAR_PATTERN`), so clients and fuzzers know it before they send one."""
+
+    def __get_pydantic_core_schema__(self, source: type[Any], handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(within_years, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        described = handler(schema)
+        described.setdefault("pattern", YEAR_PATTERN)
+        return described
+
+
+WITHIN_YEARS = WithinYears()
+
+
 def in_utc(value: datetime) -> datetime:
     """The same instant in UTC, or a validation error when it falls outside the years Python can hold."""
     try:
@@ -158,8 +202,12 @@ def in_utc(value: datetime) -> datetime:
         raise PydanticCustomError("datetime_range", "must fall between the years 1 and 9999 in UTC") from None
 
 
-DateTime = Annotated[AwareDatetime, BeforeValidator(rfc3339_date_time), AfterValidator(in_utc)]
-"""An instant given as an RFC 3339 date-time (offset required), converted to UTC; `format: date-time` in OpenAPI."""
+DateTime = Annotated[AwareDatetime, BeforeValidator(rfc3339_date_time), WITHIN_YEARS, AfterValidator(in_utc)]
+"""An instant given as an RFC 3339 date-time (offset required) of a year within `EARLIEST_YEAR`..`LATEST_YEAR`,
+converted to UTC; `format: date-time` in OpenAPI."""
+
+Date = Annotated[date, WITHIN_YEARS]
+"""A calendar date (`2025-10-17`) of a year within `EARLIEST_YEAR`..`LATEST_YEAR`; `format: date` in OpenAPI."""
 
 
 def not_a_boolean(value: object) -> object:
@@ -167,6 +215,21 @@ def not_a_boolean(value: object) -> object:
     if isinstance(value, bool):
         raise PydanticCustomError("int_type", "must be an integer, not true or false")
     return value
+
+
+def a_json_number(value: object) -> object:
+    """`value` unchanged, or a validation error when it is text or `true`/`false`.
+
+    For numbers of request bodies, where the schema admits JSON numbers only: pydantic's lax mode took `"6"` as 6
+    and `true` as 1. (Query and path values arrive as text, so parameters cannot use it.)
+    """
+    if isinstance(value, str | bytes | bool):
+        raise PydanticCustomError("number_type", "must be a number, not text or true/false")
+    return value
+
+
+JSON_NUMBER = BeforeValidator(a_json_number)
+"""Annotation of a body's `int` or `float`: only a JSON number is taken (`a_json_number`)."""
 
 
 @dataclass(frozen=True)
@@ -269,11 +332,14 @@ JsonObject = Annotated[dict[str, StorableJson], REFUSES_NUL_KEYS, BeforeValidato
 """A JSON object PostgreSQL `jsonb` can store (`storable_json`): free-form settings, specs, results."""
 
 __all__ = [
+    "EARLIEST_YEAR",
     "INT32_MAX",
     "INT32_MIN",
     "INT64_MAX",
     "INT64_MIN",
     "JSON_MAX_DEPTH",
+    "JSON_NUMBER",
+    "LATEST_YEAR",
     "NOT_BLANK_PATTERN",
     "REFUSES_NUL",
     "REFUSES_NUL_KEYS",
@@ -281,6 +347,9 @@ __all__ = [
     "TEXT_PATTERN",
     "WHITE_SPACE",
     "WHITE_SPACE_CLASS",
+    "WITHIN_YEARS",
+    "YEAR_PATTERN",
+    "Date",
     "DateTime",
     "Id32",
     "Id64",
@@ -294,10 +363,13 @@ __all__ = [
     "RefusesNulKeys",
     "StorableJson",
     "Text",
+    "WithinYears",
+    "a_json_number",
     "in_utc",
     "not_a_boolean",
     "rfc3339_date_time",
     "storable_json",
     "storable_text",
     "trimmed_not_blank",
+    "within_years",
 ]

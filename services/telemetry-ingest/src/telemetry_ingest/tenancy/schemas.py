@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mirante.auth.schemas import TENANT_SLUG_PATTERN
-from mirante.types import NotBlank
+from mirante.types import JSON_NUMBER, NotBlank
 from mirante.web.schema import Omittable
 from telemetry_ingest.tenancy.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, NAME_MAX_LENGTH, Tenant
 from telemetry_ingest.tenancy.naming import SCHEMA_PREFIX, check_new_slug
@@ -20,6 +20,7 @@ TenantName = Annotated[
 ]
 RetentionDays = Annotated[
     int,
+    JSON_NUMBER,
     Field(
         ge=MIN_RETENTION_DAYS,
         le=MAX_RETENTION_DAYS,

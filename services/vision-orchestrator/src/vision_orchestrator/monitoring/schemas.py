@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
-from mirante.types import DateTime
+from mirante.types import Date, DateTime
 from mirante.web.errors import ValidationFailedError
 from vision_orchestrator.tables import MachineStatus
 
@@ -92,9 +92,9 @@ def _instant(value: datetime | date | None) -> datetime | None:
 async def statistics_window(
     period: Annotated[Period, Query(description="bucket size of the series: hour, day, week or month")] = Period.day,
     start_date: Annotated[
-        DateTime | date | None, Query(description="RFC 3339 time or a date (UTC midnight); default: see the docs")
+        DateTime | Date | None, Query(description="RFC 3339 time or a date (UTC midnight); default: see the docs")
     ] = None,
-    end_date: Annotated[DateTime | date | None, Query(description="RFC 3339 time or a date; default now")] = None,
+    end_date: Annotated[DateTime | Date | None, Query(description="RFC 3339 time or a date; default now")] = None,
 ) -> StatisticsWindow:
     end = _instant(end_date) or datetime.now(UTC)
     start = _instant(start_date) or end - DEFAULT_SPAN[period]
