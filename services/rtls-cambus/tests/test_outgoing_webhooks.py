@@ -8,18 +8,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
+import orjson
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mirante.bus import Event
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from mirante.webhooks.signatures import generate_standard_secret, verify_standard
 from rtls_cambus.config import Settings
 from rtls_cambus.main import create_app
 from rtls_cambus.outgoing import repository
-from rtls_cambus.outgoing.dispatcher import Dispatcher, build_client
+from rtls_cambus.outgoing.dispatcher import MAX_ROUNDS, Dispatcher, build_client
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.outgoing.ssrf import TargetPolicy, TargetRefusedError
 
@@ -39,7 +41,10 @@ class Receiver:
     statuses: list[int] = field(default_factory=lambda: [200])
     extra_headers: dict[str, str] = field(default_factory=dict)
     hold: asyncio.Event | None = None
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     server: asyncio.Server | None = None
 
@@ -57,8 +62,14 @@ class Receiver:
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.received.append(Received(headers, body))
             self.arrived.set()
-            if self.hold is not None:
-                await self.hold.wait()
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if self.hold is not None:
+                    await self.hold.wait()
+                await asyncio.sleep(self.delay)
+            finally:
+                self.in_flight -= 1
             code = self.statuses[min(len(self.received) - 1, len(self.statuses) - 1)]
             extra = "".join(f"{k}: {v}\r\n" for k, v in self.extra_headers.items())
             writer.write(f"HTTP/1.1 {code} X\r\nContent-Length: 2\r\n{extra}Connection: close\r\n\r\nok".encode())
@@ -219,6 +230,94 @@ async def test_a_slow_receiver_does_not_delay_another(
         hold.set()
         for delivery_id in [fast_id, *slow_ids]:
             assert (await drain(dispatcher, delivery_id, sessions)).status == "delivered"
+
+
+async def test_a_batch_of_events_makes_its_deliveries_in_one_go_and_wakes_the_poller_after_the_commit(
+    infra_settings: InfraSettings, sessions: async_sessionmaker[AsyncSession], start_receiver: object
+) -> None:
+    receiver: Receiver = await start_receiver()  # type: ignore[operator]
+    subscription_id = await subscribe(sessions, receiver.url, generate_standard_secret())
+    events = [
+        Event(source="mirante/test", type=type_, data={"n": n})
+        for n, type_ in enumerate(["rtls.gateway.offline", "rtls.gateway.online", "rtls.gateway.offline"])
+    ]
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, webhook_settings(infra_settings), client)
+        async with sessions() as session, session.begin():
+            await dispatcher.handle_events(session, events)
+            await dispatcher.handle_events(session, events[:1])  # seen again: no second delivery
+            assert not dispatcher.wake_requested, "woken before the commit, the poller would find nothing"
+        assert dispatcher.wake_requested
+    async with sessions() as session:
+        made = (
+            await session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.subscription_id == subscription_id)
+                .order_by(WebhookDelivery.id)
+            )
+        ).all()
+    assert [delivery.event_id for delivery in made] == [events[0].event_uuid, events[2].event_uuid]
+    assert [orjson.loads(delivery.payload)["id"] for delivery in made] == [events[0].id, events[2].id]
+    assert len({delivery.msg_id for delivery in made}) == 2
+    assert all(delivery.msg_id.startswith("msg_") for delivery in made)
+
+
+async def test_a_fast_receiver_gets_its_deliveries_without_waiting_for_the_poller_within_its_bound(
+    infra_settings: InfraSettings, sessions: async_sessionmaker[AsyncSession], start_receiver: object
+) -> None:
+    receiver: Receiver = await start_receiver(delay=0.01)  # type: ignore[operator]
+    subscription_id = await subscribe(sessions, receiver.url, generate_standard_secret())
+    delivery_ids = [await enqueue_to(sessions, subscription_id) for _ in range(30)]
+    settings = webhook_settings(infra_settings, webhook_max_per_subscription=2)
+    looks = 0
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, settings, client)
+        while True:
+            looks += await dispatcher.poll_once() > 0
+            while dispatcher.tasks:  # what the lane held, sent as its slots freed
+                await asyncio.gather(*list(dispatcher.tasks))
+            async with sessions() as session:
+                pending = await session.scalar(
+                    select(func.count())
+                    .select_from(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == "pending")
+                )
+            if pending == 0:
+                break
+            assert looks < 30, "every delivery waited for a look of its own"
+    assert receiver.most_in_flight == 2, "never more than the subscription's bound at once"
+    assert len(receiver.received) == 30
+    # The first look takes one round (the receiver's pace is unknown: 2), then the lane holds 8 rounds (16, 12).
+    assert looks == 3
+    assert dispatcher.capacity(subscription_id) == 2 * MAX_ROUNDS
+
+
+async def test_a_delivery_that_waited_past_what_its_lease_covers_is_given_back_unsent(
+    infra_settings: InfraSettings, sessions: async_sessionmaker[AsyncSession], start_receiver: object
+) -> None:
+    hold = asyncio.Event()
+    receiver: Receiver = await start_receiver(hold=hold)  # type: ignore[operator]
+    subscription_id = await subscribe(sessions, receiver.url, generate_standard_secret())
+    first, *others = [await enqueue_to(sessions, subscription_id) for _ in range(3)]
+    settings = webhook_settings(
+        infra_settings, webhook_max_per_subscription=1, webhook_timeout_seconds=0.5, webhook_lease_seconds=0.8
+    )
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, settings, client)
+        dispatcher.pace[subscription_id] = 0.01  # known to be fast: its lane holds several rounds
+        assert await dispatcher.poll_once() == 3
+        await asyncio.gather(*list(dispatcher.tasks))  # the first times out; then the others' leases are too short
+        while dispatcher.tasks:
+            await asyncio.gather(*list(dispatcher.tasks))
+    hold.set()
+    assert len(receiver.received) == 1
+    async with sessions() as session:
+        sent = await session.get(WebhookDelivery, first)
+        assert sent is not None and sent.attempts == 1 and sent.last_error is not None
+        for delivery_id in others:
+            given_back = await session.get(WebhookDelivery, delivery_id)
+            assert given_back is not None
+            assert (given_back.status, given_back.attempts, given_back.locked_until) == ("pending", 0, None)
 
 
 @pytest.mark.parametrize(
