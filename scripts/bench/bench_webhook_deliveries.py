@@ -492,13 +492,17 @@ async def run(urls: StackUrls) -> Report:
         target="≥ 0.7",
         notes=[
             f"{count:,} events of about {len(payload_for(make_events(1)[0]))} bytes per run, best of {ROUNDS} "
-            "interleaved runs each (seconds, plain / signed: "
-            f"{seconds_of(plain)} / {seconds_of(signed)}). A signed run "
-            "starts at the first XADD and ends when every delivery is recorded as delivered; each of its events "
-            "goes through the webhook stream consumer (consumer group, inbox, one pending delivery), the "
-            "dispatcher's claim, the Standard Webhooks signature, the POST, and the attempt row.",
+            f"interleaved runs each (seconds, plain / signed: {seconds_of(plain)} / {seconds_of(signed)}). A signed "
+            "run starts at the first XADD and ends when every delivery is recorded as delivered; each of its events "
+            "goes through the webhook stream consumer (consumer group, inbox, the batch's deliveries in one "
+            "statement), the dispatcher's claim, the Standard Webhooks signature, the POST, and the attempt log. "
+            "rtls-cambus runs under uvicorn (on uvloop) with its default webhook settings (4 attempts at a time "
+            "per subscription); the receiver and the poster run on uvloop too.",
             f"The receiver (a bare asyncio HTTP/1.1 server in its own process) checked {verified} signatures "
-            f"(one request in {VERIFY_EVERY}), all valid, and saw no event twice.",
+            f"(one request in {VERIFY_EVERY}), all valid, and saw no event twice; {stats['connections']} new "
+            "connection(s) were opened to it during the last signed run (kept-alive ones are reused).",
+            "CPU is each process's user and system time from /proc over the run (the poster's its own), divided by "
+            "the requests; the PostgreSQL backends are those connected to the bench database. Redis is not counted.",
             f"Latencies are measured at {LATENCY_RATE} events (or posts) per second, from XADD (or the start of "
             "the post) to the request's arrival at the receiver, on the machine's monotonic clock.",
             load_note(load_at_start),
