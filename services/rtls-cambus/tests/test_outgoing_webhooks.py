@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,7 +22,7 @@ from mirante.webhooks.signatures import generate_standard_secret, verify_standar
 from rtls_cambus.config import Settings
 from rtls_cambus.main import create_app
 from rtls_cambus.outgoing import repository
-from rtls_cambus.outgoing.dispatcher import MAX_ROUNDS, Dispatcher, build_client
+from rtls_cambus.outgoing.dispatcher import MAX_ROUNDS, Dispatcher, build_client, delivery_consumer
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.outgoing.ssrf import TargetPolicy, TargetRefusedError
 
@@ -260,6 +261,50 @@ async def test_a_batch_of_events_makes_its_deliveries_in_one_go_and_wakes_the_po
     assert [orjson.loads(delivery.payload)["id"] for delivery in made] == [events[0].id, events[2].id]
     assert len({delivery.msg_id for delivery in made}) == 2
     assert all(delivery.msg_id.startswith("msg_") for delivery in made)
+
+
+async def test_an_event_on_a_stream_reaches_its_subscriber_signed_without_waiting_for_the_poll_interval(
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_receiver: object,
+    redis_client: Redis,
+) -> None:
+    receiver: Receiver = await start_receiver()  # type: ignore[operator]
+    secret = generate_standard_secret()
+    await subscribe(sessions, receiver.url, secret)
+    stream = f"events:webhooks-test-{uuid.uuid4().hex[:8]}"
+    # Woken only by the consumer's commit: the poller's own look comes a minute later.
+    settings = webhook_settings(infra_settings, webhook_poll_interval_seconds=60)
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, settings, client)
+        consumer = delivery_consumer(
+            redis_client, sessions, dispatcher, [stream], group=f"webhooks-{uuid.uuid4().hex[:8]}", block_ms=100
+        )
+        await consumer.ensure_groups()
+        consuming = asyncio.create_task(consumer.run())
+        polling = asyncio.create_task(dispatcher.run())
+        try:
+            await asyncio.sleep(0.2)  # the poller has looked once and waits
+            events = [
+                Event(source="mirante/test", type=kind, subject="gateway/7", data={"gateway_id": 7})
+                for kind in ("rtls.gateway.offline", "rtls.gateway.online", "rtls.gateway.offline")
+            ]
+            for event in events:
+                await redis_client.xadd(stream, event.to_fields())  # type: ignore[arg-type]
+            async with asyncio.timeout(10):
+                while len(receiver.received) < 2:
+                    receiver.arrived.clear()
+                    await receiver.arrived.wait()
+        finally:
+            consumer.stop()
+            polling.cancel()
+            await asyncio.gather(consuming, polling, return_exceptions=True)
+            await redis_client.delete(stream)
+    assert sorted(orjson.loads(request.body)["id"] for request in receiver.received) == sorted(
+        [events[0].id, events[2].id]
+    )
+    for request in receiver.received:
+        verify_standard(secret, request.headers, request.body)
 
 
 async def test_a_fast_receiver_gets_its_deliveries_without_waiting_for_the_poller_within_its_bound(

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -380,6 +381,28 @@ def build_client(max_connections: int = DEFAULT_MAX_CONCURRENCY) -> httpx.AsyncC
     )
 
 
+def delivery_consumer(
+    redis: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    dispatcher: Dispatcher,
+    streams: list[str],
+    *,
+    group: str = CONSUMER_GROUP,
+    block_ms: int = 2_000,
+) -> StreamConsumer:
+    """The stream consumer that makes the deliveries of `dispatcher`, a batch of events at a time."""
+    return StreamConsumer(
+        redis,
+        sessionmaker,
+        streams,
+        group,
+        f"{group}-{socket.gethostname()}",
+        BatchHandler(dispatcher.handle_events),
+        SCHEMA,
+        block_ms=block_ms,
+    )
+
+
 async def webhook_worker(app: FastAPI) -> None:
     """Consume every service's stream into deliveries and send them, for the app's lifetime."""
     settings: Settings = app.state.settings
@@ -389,15 +412,7 @@ async def webhook_worker(app: FastAPI) -> None:
     async with build_client(settings.webhook_max_concurrency) as client:
         dispatcher = Dispatcher(app.state.sessionmaker, settings, client)
         app.state.webhook_dispatcher = dispatcher
-        consumer = StreamConsumer(
-            app.state.redis,
-            app.state.sessionmaker,
-            stream_names(settings),
-            CONSUMER_GROUP,
-            f"{CONSUMER_GROUP}-{socket.gethostname()}",
-            BatchHandler(dispatcher.handle_events),
-            SCHEMA,
-        )
+        consumer = delivery_consumer(app.state.redis, app.state.sessionmaker, dispatcher, stream_names(settings))
         consuming = asyncio.create_task(consumer.run(), name="webhook-consumer")
         try:
             await dispatcher.run()
