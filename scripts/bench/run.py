@@ -34,6 +34,7 @@ BENCHMARKS = [
     "rtls_ingest",
     "alert_evaluations",
     "alert_latency",
+    "webhook_deliveries",
 ]
 
 Benchmark = Callable[[StackUrls], Awaitable[Report]]

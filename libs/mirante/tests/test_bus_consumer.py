@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, select, tex
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import registry
 
-from mirante.bus import Outcome, StreamConsumer, delete_old_inbox_rows
+from mirante.bus import BatchHandler, Outcome, StreamConsumer, delete_old_inbox_rows
 from mirante.bus.envelope import Event
 from mirante.bus.tables import inbox_table
 from mirante.devstack import StackUrls
@@ -351,6 +351,70 @@ async def test_a_failing_handler_rolls_back_only_its_own_entry_of_the_batch(
     assert calls[6:] == [raises_after_writing, breaks_a_statement]
     assert (consumer.stats.processed, consumer.stats.failures, consumer.stats.duplicates) == (6, 2, 0)
     assert await effect_count(db_engine, schema) == 6
+    assert await pending_count(redis_client, streams.events, streams.group) == 0
+
+
+def recording_batch_handler(schema: str, calls: list[list[str]], poison: set[str]) -> BatchHandler:
+    record = text(f'INSERT INTO "{schema}".effects (event_id) SELECT unnest(CAST(:event_ids AS uuid[]))')
+
+    async def apply(session: AsyncSession, events: Sequence[Event]) -> None:
+        calls.append([event.id for event in events])
+        await session.execute(record, {"event_ids": [event.event_uuid for event in events]})
+        if poison & {event.id for event in events}:
+            raise RuntimeError("this batch holds an event the handler cannot take")
+
+    return BatchHandler(apply)
+
+
+async def test_a_batch_handler_takes_the_new_events_of_a_batch_in_one_call(
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    schema: str,
+    streams: Streams,
+) -> None:
+    calls: list[list[str]] = []
+    events = [new_event(n) for n in range(4)]
+    consumer = make_consumer(
+        redis_client, sessionmaker, schema, streams, recording_batch_handler(schema, calls, set()), batch_size=10
+    )
+    await publish_before_reading(redis_client, consumer, [*events, events[1]])
+
+    assert await consumer.read_new() == 5
+    assert calls == [[event.id for event in events]], "one call, each new event once, in stream order"
+    assert (consumer.stats.processed, consumer.stats.duplicates, consumer.stats.failures) == (4, 1, 0)
+    assert await effect_count(db_engine, schema) == 4
+    assert len(await inbox_times(db_engine, schema)) == 1, "the batch must be one transaction"
+    assert await pending_count(redis_client, streams.events, streams.group) == 0
+
+
+async def test_a_failing_batch_handler_is_applied_one_event_at_a_time_and_the_poison_fails_alone(
+    redis_client: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine,
+    schema: str,
+    streams: Streams,
+) -> None:
+    calls: list[list[str]] = []
+    events = [new_event(n) for n in range(3)]
+    poison = {events[1].id}
+    consumer = make_consumer(
+        redis_client, sessionmaker, schema, streams, recording_batch_handler(schema, calls, poison), batch_size=10
+    )
+    await publish_before_reading(redis_client, consumer, events)
+
+    assert await consumer.read_new() == 3
+    assert calls == [[event.id for event in events], *([event.id] for event in events)]
+    assert (consumer.stats.processed, consumer.stats.failures, consumer.stats.batch_fallbacks) == (2, 1, 1)
+    assert await effect_count(db_engine, schema) == 2, "nothing of the failed calls may be kept"
+    assert await inbox_count(db_engine, schema) == 2
+    assert await pending_count(redis_client, streams.events, streams.group) == 1
+
+    poison.clear()
+    await asyncio.sleep(consumer.min_idle_ms / 1000 + 0.05)
+    assert await consumer.reclaim_idle() == 1
+    assert calls[-1] == [events[1].id]
+    assert await effect_count(db_engine, schema) == 3
     assert await pending_count(redis_client, streams.events, streams.group) == 0
 
 

@@ -1,6 +1,6 @@
 """The alert engine against the real database: each kind of rule on events and in the periodic check, one alert
 per situation (an event seen twice, a check seeing the same situation again), cooldowns, schedules, tenants and the
-`rtls.alert.created` event in the outbox."""
+`rtls.alert.created` event in the outbox; alerts resolved by the engine when their situation ends."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.auth.principal import Principal
+from mirante.auth.roles import Role
 from mirante.bus import Event
 from mirante.bus.tables import outbox_table
 from rtls_cambus.alerts import service
 from rtls_cambus.alerts.engine import AlertEngine
+from rtls_cambus.alerts.errors import AlertTransitionRefusedError
 from rtls_cambus.alerts.models import AlertEvent
 from rtls_cambus.alerts.repository import open_alerts_by_severity
-from rtls_cambus.alerts.schemas import AlertRuleUpdate, rule_adapter
+from rtls_cambus.alerts.schemas import AlertRuleUpdate, AlertStatus, rule_adapter
 from rtls_cambus.devices.models import CameraGroup, CameraGroupMember, Device
 from rtls_cambus.identifiers import SCHEMA, SOURCE
 from rtls_cambus.people.models import Person, PersonGroup, PersonGroupMember
@@ -74,10 +78,26 @@ class Bench:
     async def event(self, event: Event) -> list[AlertEvent]:
         return await self.engine.handle_event(self.session, event)
 
-    def entered(self, session_id: int, *, person_id: int | None = None, zone_id: int | None = None) -> Event:
+    async def resolved_events(self, alert_id: int) -> list[dict[str, Any]]:
+        """The data of the `rtls.alert.resolved` events queued for the alert."""
+        outbox = outbox_table(SCHEMA)
+        query = select(outbox.c.envelope).where(
+            outbox.c.subject == f"alert/{alert_id}", outbox.c.type == "rtls.alert.resolved"
+        )
+        return [envelope["data"] for envelope in (await self.session.scalars(query)).all()]
+
+    async def refreshed(self, alert: AlertEvent) -> AlertEvent:
+        """The alert as stored now (those the engine answers are copies, not rows of the session)."""
+        stored = await self.session.get(AlertEvent, alert.id, populate_existing=True)
+        assert stored is not None
+        return stored
+
+    def entered(
+        self, session_id: int, *, person_id: int | None = None, zone_id: int | None = None, exited: bool = False
+    ) -> Event:
         return Event(
             source=SOURCE,
-            type="rtls.person.zone_entered",
+            type="rtls.person.zone_exited" if exited else "rtls.person.zone_entered",
             subject=f"person/{person_id or self.site.person.id}",
             data={
                 "session_id": session_id,
@@ -103,6 +123,11 @@ class Bench:
         self.session.add(row)
         await self.session.flush()
         return row
+
+
+@pytest.fixture
+def principal() -> Principal:
+    return Principal(kind="user", id=1, name="operator-on-duty", role=Role.operator)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -405,3 +430,191 @@ async def test_a_rule_deleted_after_the_engine_read_it_raises_nothing(bench: Ben
     assert len(await bench.event(bench.entered(601))) == 1
     await service.delete_rule(bench.session, rule_id)
     assert await bench.event(bench.entered(602)) == [], "the engine's copy of the rules still has it"
+
+
+# -- resolved when the situation ends ----------------------------------------------------------------------------
+
+
+def gateway_event(bench: Bench, gateway: Device, status: str, last_seen: datetime) -> Event:
+    return Event(
+        source=SOURCE,
+        type=f"rtls.gateway.{status}",
+        subject=f"gateway/{gateway.id}",
+        data={
+            "gateway_id": gateway.id,
+            "mac": gateway.mac,
+            "status": status,
+            "building_id": bench.site.building.id,
+            "floor_id": bench.site.floor.id,
+            "zone_id": gateway.zone_id,
+            "last_seen_at": last_seen.isoformat(),
+            "at": bench.clock.now.isoformat(),
+        },
+    )
+
+
+async def test_a_gateway_offline_alert_is_resolved_when_the_gateway_is_back_online_acknowledged_or_not(
+    bench: Bench, principal: Principal
+) -> None:
+    gateway, other = bench.site.gateways[0], bench.site.gateways[1]
+    rule_id = await bench.rule(kind="gateway_offline", floor_id=bench.site.floor.id)
+    manual = await bench.rule(kind="gateway_offline", gateway_id=gateway.id, auto_resolve=False)
+    went = bench.clock.now - timedelta(minutes=3)
+    [alert, kept] = await bench.event(gateway_event(bench, gateway, "offline", went))
+    [elsewhere] = await bench.event(gateway_event(bench, other, "offline", went))
+    assert (alert.rule_id, kept.rule_id, alert.auto_resolve, kept.auto_resolve) == (rule_id, manual, True, False)
+    await service.change_status(bench.session, alert.id, AlertStatus.acknowledged, "on it", principal, None)
+
+    bench.clock.now += timedelta(minutes=5)
+    online = gateway_event(bench, gateway, "online", bench.clock.now)
+    assert await bench.event(online) == []
+    alert = await bench.refreshed(alert)
+    assert alert.status == "resolved" and alert.resolved_at == bench.clock.now
+    assert (alert.resolved_by_kind, alert.resolved_by_id, alert.resolved_by_name) == ("system", None, "alert engine")
+    assert alert.resolve_note == "The gateway is back online."
+    assert alert.acknowledged_by_kind == "user", "who acknowledged it stays"
+    assert (await bench.refreshed(kept)).status == "open", "a rule that resolves by hand"
+    assert (await bench.refreshed(elsewhere)).status == "open", "another gateway is still offline"
+    [resolved] = await bench.resolved_events(alert.id)
+    assert resolved["status"] == "resolved" and resolved["resolved_by"] == {
+        "kind": "system",
+        "id": None,
+        "name": "alert engine",
+    }
+
+    bench.clock.now += timedelta(minutes=1)
+    assert await bench.event(online) == [], "the same event delivered again"
+    assert (await bench.refreshed(alert)).resolved_at == bench.clock.now - timedelta(minutes=1)
+    assert len(await bench.resolved_events(alert.id)) == 1, "resolved once, one event"
+    with pytest.raises(AlertTransitionRefusedError):
+        await service.change_status(bench.session, alert.id, AlertStatus.resolved, None, principal, None)
+    assert len(await bench.event(gateway_event(bench, gateway, "offline", bench.clock.now))) == 2, "a new spell"
+
+
+async def test_a_restricted_zone_alert_is_resolved_when_the_person_leaves_the_zone(bench: Bench) -> None:
+    rule_id = await bench.rule(kind="zone_entry", zone_id=bench.site.zones[1].id)
+    inside = await bench.presence(minutes_ago=1)
+    [alert] = await bench.event(bench.entered(inside.id))
+    await bench.engine.check(bench.session)
+    assert (await bench.refreshed(alert)).status == "open", "the person is still inside"
+    assert await bench.event(bench.entered(inside.id + 1000, exited=True)) == []
+    assert (await bench.refreshed(alert)).status == "open", "another stay ended"
+
+    inside.ended_at = bench.clock.now
+    await bench.session.flush()
+    await bench.event(bench.entered(inside.id, exited=True))
+    alert = await bench.refreshed(alert)
+    assert alert.status == "resolved" and alert.resolve_note == "The person left the zone."
+
+    # A stay whose end the engine never heard of: the periodic check finds its session closed.
+    dwell_rule = await bench.rule(kind="zone_entry", zone_id=bench.site.zones[1].id, min_dwell_seconds=60)
+    second = await bench.presence(minutes_ago=5, person_id=bench.site.person.id)
+    await bench.engine.check(bench.session)
+    [dwelling] = await bench.alerts(dwell_rule)
+    assert dwelling.details["session_id"] == second.id and dwelling.status == "open"
+    second.ended_at = bench.clock.now
+    await bench.session.flush()
+    bench.clock.now += timedelta(seconds=10)
+    await bench.engine.check(bench.session)
+    assert (await bench.refreshed(dwelling)).status == "resolved"
+    # The rule without a dwell is evaluated by the check too: it raised about the second stay, now over as well.
+    assert [(item.details["session_id"], item.status) for item in await bench.alerts(rule_id)] == [
+        (inside.id, "resolved"),
+        (second.id, "resolved"),
+    ]
+
+
+async def test_an_absence_alert_is_resolved_when_the_person_is_back_in_the_zone(bench: Bench) -> None:
+    shift = {"days": ["mon"], "start": "08:00", "end": "18:00"}
+    rule_id = await bench.rule(
+        kind="zone_absence", zone_id=bench.site.zones[0].id, person_id=bench.site.person.id, schedule=shift
+    )
+    await bench.engine.check(bench.session)
+    [alert] = await bench.alerts(rule_id)
+    assert alert.status == "open" and alert.auto_resolve
+    assert await bench.event(bench.entered(701, zone_id=bench.site.zones[1].id)) == []
+    assert (await bench.refreshed(alert)).status == "open", "in another zone"
+    await bench.event(bench.entered(702, zone_id=bench.site.zones[0].id))
+    alert = await bench.refreshed(alert)
+    assert alert.status == "resolved" and alert.resolve_note == "The person is back in the zone."
+
+    # Missed by the events: the check finds the person inside.
+    bench.clock.now += timedelta(days=7)
+    await bench.engine.check(bench.session)
+    [_, next_week] = await bench.alerts(rule_id)
+    await bench.presence(minutes_ago=0, zone=0)
+    bench.clock.now += timedelta(minutes=1)
+    await bench.engine.check(bench.session)
+    assert (await bench.refreshed(next_week)).status == "resolved"
+
+
+async def test_a_person_not_seen_alert_is_resolved_when_the_person_is_heard_again(
+    bench: Bench, db_session: AsyncSession
+) -> None:
+    position = TagPosition(tag_id=bench.site.tag.id, last_seen_at=MONDAY_9 - timedelta(hours=2))
+    db_session.add(position)
+    await db_session.flush()
+    rule_id = await bench.rule(kind="person_not_seen", person_id=bench.site.person.id, not_seen_seconds=3600)
+    await bench.engine.check(bench.session)
+    [alert] = await bench.alerts(rule_id)
+    await bench.engine.check(bench.session)
+    assert (await bench.refreshed(alert)).status == "open"
+    position.last_seen_at = bench.clock.now
+    await db_session.flush()
+    await bench.engine.check(bench.session)
+    alert = await bench.refreshed(alert)
+    assert alert.status == "resolved" and alert.resolve_note == "The person was heard again."
+    assert len(await bench.alerts(rule_id)) == 1, "heard again: no new alert"
+
+    # Lost again, then walking into a zone: the event resolves it at once.
+    bench.clock.now += timedelta(hours=2)
+    await bench.engine.check(bench.session)
+    [_, again] = await bench.alerts(rule_id)
+    await bench.event(bench.entered(801))
+    assert (await bench.refreshed(again)).status == "resolved"
+
+
+def camera_end(bench: Bench, camera: Device, stored: int, message_type: str) -> Event:
+    return Event(
+        source=SOURCE,
+        type="rtls.camera.event",
+        subject=f"camera/{camera.id}",
+        data={
+            "id": stored,
+            "camera_id": camera.id,
+            "analytic": "intrusion",
+            "message_type": message_type,
+            "label": "person",
+            "score": 0.9,
+        },
+    )
+
+
+async def test_camera_alerts_stay_until_resolved_by_hand_unless_the_rule_resolves_them_when_the_event_ends(
+    bench: Bench, db_session: AsyncSession
+) -> None:
+    camera = Device(kind="camera", code=f"cam-{uuid.uuid4().hex[:6]}", building_id=bench.site.building.id)
+    db_session.add(camera)
+    await db_session.flush()
+    kept = await bench.rule(kind="camera_event", camera_id=camera.id)
+    ending = await bench.rule(kind="camera_event", camera_id=camera.id, auto_resolve=True)
+    raised = await bench.event(camera_end(bench, camera, 11, "new"))
+    by_rule = {alert.rule_id: alert for alert in raised}
+    assert (by_rule[kept].auto_resolve, by_rule[ending].auto_resolve) == (False, True)
+    await bench.event(camera_end(bench, camera, 11, "update"))
+    assert {(await bench.refreshed(alert)).status for alert in raised} == {"open"}
+    await bench.event(camera_end(bench, camera, 11, "end"))
+    assert (await bench.refreshed(by_rule[kept])).status == "open"
+    resolved = await bench.refreshed(by_rule[ending])
+    assert resolved.status == "resolved" and resolved.resolve_note == "The camera ended its analytic event."
+
+
+async def test_suite_event_alerts_are_resolved_by_hand(bench: Bench) -> None:
+    rule_id = await bench.rule(kind="suite_event", event_type="vision.inspection.failed")
+    event = Event(source="mirante/vision-orchestrator", type="vision.inspection.failed", data={"inspection_id": 3})
+    [alert] = await bench.event(event)
+    assert not alert.auto_resolve
+    bench.clock.now += timedelta(hours=1)
+    await bench.engine.check(bench.session)
+    assert (await bench.refreshed(alert)).status == "open"
+    assert len(await bench.alerts(rule_id)) == 1

@@ -1,5 +1,6 @@
 """Alert rules, alerts and the alerts report over HTTP: CRUD and validation of each kind, filters and pages,
-acknowledge and resolve with who and when (impossible changes 409), tenants, JSON and CSV reports."""
+acknowledge and resolve with who and when (impossible changes 409), alerts the engine resolved, tenants, JSON and
+CSV reports."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import httpx
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from mirante.bus import Event
 from mirante.bus.tables import outbox_table
 from mirante.db import create_sessionmaker
 from mirante.testing.plugin import HeadersFactory
+from rtls_cambus.alerts.engine import AlertEngine
 from rtls_cambus.alerts.models import AlertEvent
 from rtls_cambus.devices.models import Device
-from rtls_cambus.identifiers import SCHEMA
+from rtls_cambus.identifiers import SCHEMA, SOURCE
 
 RULES = "/api/v1/alert-rules"
 ALERTS = "/api/v1/alert-events"
@@ -238,6 +241,72 @@ async def test_alerts_are_acknowledged_then_resolved_with_who_and_when(
     types = (await db_session.scalars(select(outbox.c.type).where(outbox.c.subject == f"alert/{alert.id}"))).all()
     assert sorted(types) == ["rtls.alert.acknowledged", "rtls.alert.resolved"]
     assert (await client.post(f"{ALERTS}/{2**62}/resolve", headers=operator)).status_code == 404
+
+
+async def test_rules_say_whether_their_alerts_resolve_themselves(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession, make_site: Any
+) -> None:
+    site = await make_site(db_session)
+    operator = await auth_headers("operator")
+    gateway = (await create(client, operator, kind="gateway_offline", gateway_id=site.gateways[0].id)).json()
+    camera = (await create(client, operator, kind="camera_event", analytic="intrusion")).json()
+    absence = await create(
+        client,
+        operator,
+        kind="zone_absence",
+        zone_id=site.zones[0].id,
+        person_id=site.person.id,
+        schedule=NIGHT,
+        auto_resolve=False,
+    )
+    assert (gateway["auto_resolve"], camera["auto_resolve"], absence.json()["auto_resolve"]) == (True, False, False)
+    event_rule = (await create(client, operator, kind="suite_event", event_type="vision.inspection.failed")).json()
+    assert "auto_resolve" not in event_rule
+
+    changed = await client.patch(f"{RULES}/{gateway['id']}", json={"auto_resolve": False}, headers=operator)
+    assert changed.status_code == 200 and changed.json()["auto_resolve"] is False
+    refused = await client.patch(f"{RULES}/{event_rule['id']}", json={"auto_resolve": True}, headers=operator)
+    assert refused.status_code == 422 and "auto_resolve does not apply to a suite_event rule" in refused.text
+    not_null = await client.patch(f"{RULES}/{camera['id']}", json={"auto_resolve": None}, headers=operator)
+    assert not_null.status_code == 422 and "auto_resolve cannot be null" in not_null.text
+    created = await create(client, operator, kind="suite_event", event_type="a.b.c", auto_resolve=True)
+    assert created.status_code == 422 and "auto_resolve" in created.text
+
+
+async def test_an_alert_the_engine_resolved_shows_the_system_resolved_it_and_when(
+    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession, make_site: Any
+) -> None:
+    site = await make_site(db_session)
+    operator, viewer = await auth_headers("operator"), await auth_headers("viewer")
+    gateway = site.gateways[0]
+    rule = await create(client, operator, kind="gateway_offline", gateway_id=gateway.id, cooldown_seconds=0)
+    engine = AlertEngine()
+
+    def status_event(status: str) -> Event:
+        data = {"gateway_id": gateway.id, "mac": gateway.mac, "status": status, "last_seen_at": "2026-03-02T09:00Z"}
+        return Event(source=SOURCE, type=f"rtls.gateway.{status}", subject=f"gateway/{gateway.id}", data=data)
+
+    [raised] = await engine.handle_event(db_session, status_event("offline"))
+    url = f"{ALERTS}/{raised.id}"
+    opened = (await client.get(url, headers=viewer)).json()
+    assert (opened["rule_id"], opened["status"], opened["auto_resolve"]) == (rule.json()["id"], "open", True)
+    acknowledged = await client.post(f"{url}/acknowledge", headers=operator)
+    assert acknowledged.status_code == 200, acknowledged.text
+
+    assert await engine.handle_event(db_session, status_event("online")) == []
+    resolved = (await client.get(url, headers=viewer)).json()
+    assert resolved["status"] == "resolved" and resolved["resolved_at"] is not None
+    assert resolved["resolved_by"] == {"kind": "system", "id": None, "name": "alert engine"}
+    assert resolved["resolve_note"] == "The gateway is back online."
+    assert resolved["acknowledged_by"]["kind"] == "user"
+    listed = await client.get(ALERTS, params={"status": "resolved", "rule_id": opened["rule_id"]}, headers=viewer)
+    assert [alert["id"] for alert in listed.json()["results"]] == [raised.id]
+
+    final = await client.post(f"{url}/resolve", headers=operator)
+    assert final.status_code == 409 and final.json()["error"]["code"] == "alert_transition_refused"
+    outbox = outbox_table(SCHEMA)
+    types = (await db_session.scalars(select(outbox.c.type).where(outbox.c.subject == f"alert/{raised.id}"))).all()
+    assert sorted(types) == ["rtls.alert.acknowledged", "rtls.alert.created", "rtls.alert.resolved"]
 
 
 async def test_alerts_are_filtered_paged_and_kept_within_a_tenant(

@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, select
+from redis.asyncio import Redis
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mirante.bus import Event
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from mirante.testing.webhooks import WebhookReceiverStarter
@@ -20,7 +23,7 @@ from mirante.webhooks.signatures import generate_standard_secret, verify_standar
 from rtls_cambus.config import Settings
 from rtls_cambus.main import create_app
 from rtls_cambus.outgoing import repository
-from rtls_cambus.outgoing.dispatcher import Dispatcher, build_client
+from rtls_cambus.outgoing.dispatcher import MAX_ROUNDS, Dispatcher, build_client, delivery_consumer
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.outgoing.ssrf import TargetPolicy, TargetRefusedError
 from rtls_cambus.retention import forget_old_logs
@@ -232,6 +235,144 @@ async def test_a_slow_receiver_does_not_delay_another(
         hold.set()
         for delivery_id in [fast_id, *slow_ids]:
             assert (await drain(dispatcher, delivery_id, sessions)).status == "delivered"
+
+
+async def test_a_batch_of_events_makes_its_deliveries_in_one_go_and_wakes_the_poller_after_the_commit(
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_webhook_receiver: WebhookReceiverStarter,
+) -> None:
+    receiver = await start_webhook_receiver()
+    subscription_id = await subscribe(sessions, receiver.url, generate_standard_secret())
+    events = [
+        Event(source="mirante/test", type=type_, data={"n": n})
+        for n, type_ in enumerate(["rtls.gateway.offline", "rtls.gateway.online", "rtls.gateway.offline"])
+    ]
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, webhook_settings(infra_settings), client)
+        async with sessions() as session, session.begin():
+            await dispatcher.handle_events(session, events)
+            await dispatcher.handle_events(session, events[:1])  # seen again: no second delivery
+            assert not dispatcher.wake_requested, "woken before the commit, the poller would find nothing"
+        assert dispatcher.wake_requested
+    async with sessions() as session:
+        made = (
+            await session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.subscription_id == subscription_id)
+                .order_by(WebhookDelivery.id)
+            )
+        ).all()
+    assert [delivery.event_id for delivery in made] == [events[0].event_uuid, events[2].event_uuid]
+    assert [orjson.loads(delivery.payload)["id"] for delivery in made] == [events[0].id, events[2].id]
+    assert len({delivery.msg_id for delivery in made}) == 2
+    assert all(delivery.msg_id.startswith("msg_") for delivery in made)
+
+
+async def test_an_event_on_a_stream_reaches_its_subscriber_signed_without_waiting_for_the_poll_interval(
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_webhook_receiver: WebhookReceiverStarter,
+    redis_client: Redis,
+) -> None:
+    receiver = await start_webhook_receiver()
+    secret = generate_standard_secret()
+    await subscribe(sessions, receiver.url, secret)
+    stream = f"events:webhooks-test-{uuid.uuid4().hex[:8]}"
+    # Woken only by the consumer's commit: the poller's own look comes a minute later.
+    settings = webhook_settings(infra_settings, webhook_poll_interval_seconds=60)
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, settings, client)
+        consumer = delivery_consumer(
+            redis_client, sessions, dispatcher, [stream], group=f"webhooks-{uuid.uuid4().hex[:8]}", block_ms=100
+        )
+        await consumer.ensure_groups()
+        consuming = asyncio.create_task(consumer.run())
+        polling = asyncio.create_task(dispatcher.run())
+        try:
+            await asyncio.sleep(0.2)  # the poller has looked once and waits
+            events = [
+                Event(source="mirante/test", type=kind, subject="gateway/7", data={"gateway_id": 7})
+                for kind in ("rtls.gateway.offline", "rtls.gateway.online", "rtls.gateway.offline")
+            ]
+            for event in events:
+                await redis_client.xadd(stream, event.to_fields())  # type: ignore[arg-type]
+            async with asyncio.timeout(10):
+                while len(receiver.received) < 2:
+                    receiver.arrived.clear()
+                    await receiver.arrived.wait()
+        finally:
+            consumer.stop()
+            polling.cancel()
+            await asyncio.gather(consuming, polling, return_exceptions=True)
+            await redis_client.delete(stream)
+    assert sorted(orjson.loads(request.body)["id"] for request in receiver.received) == sorted(
+        [events[0].id, events[2].id]
+    )
+    for request in receiver.received:
+        verify_standard(secret, request.headers, request.body)
+
+
+async def test_a_fast_receiver_gets_its_deliveries_without_waiting_for_the_poller_within_its_bound(
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_webhook_receiver: WebhookReceiverStarter,
+) -> None:
+    receiver = await start_webhook_receiver(delay=0.01)
+    subscription_id = await subscribe(sessions, receiver.url, generate_standard_secret())
+    delivery_ids = [await enqueue_to(sessions, subscription_id) for _ in range(30)]
+    settings = webhook_settings(infra_settings, webhook_max_per_subscription=2)
+    looks = 0
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, settings, client)
+        while True:
+            looks += await dispatcher.poll_once() > 0
+            while dispatcher.tasks:  # what the lane held, sent as its slots freed
+                await asyncio.gather(*list(dispatcher.tasks))
+            async with sessions() as session:
+                pending = await session.scalar(
+                    select(func.count())
+                    .select_from(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == "pending")
+                )
+            if pending == 0:
+                break
+            assert looks < 30, "every delivery waited for a look of its own"
+    assert receiver.most_in_flight == 2, "never more than the subscription's bound at once"
+    assert len(receiver.received) == 30
+    # The first look takes one round (the receiver's pace is unknown: 2), then the lane holds 8 rounds (16, 12).
+    assert looks == 3
+    assert dispatcher.capacity(subscription_id) == 2 * MAX_ROUNDS
+
+
+async def test_a_delivery_that_waited_past_what_its_lease_covers_is_given_back_unsent(
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_webhook_receiver: WebhookReceiverStarter,
+) -> None:
+    hold = asyncio.Event()
+    receiver = await start_webhook_receiver(hold=hold)
+    subscription_id = await subscribe(sessions, receiver.url, generate_standard_secret())
+    first, *others = [await enqueue_to(sessions, subscription_id) for _ in range(3)]
+    settings = webhook_settings(
+        infra_settings, webhook_max_per_subscription=1, webhook_timeout_seconds=0.5, webhook_lease_seconds=0.8
+    )
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, settings, client)
+        dispatcher.pace[subscription_id] = 0.01  # known to be fast: its lane holds several rounds
+        assert await dispatcher.poll_once() == 3
+        await asyncio.gather(*list(dispatcher.tasks))  # the first times out; then the others' leases are too short
+        while dispatcher.tasks:
+            await asyncio.gather(*list(dispatcher.tasks))
+    hold.set()
+    assert len(receiver.received) == 1
+    async with sessions() as session:
+        sent = await session.get(WebhookDelivery, first)
+        assert sent is not None and sent.attempts == 1 and sent.last_error is not None
+        for delivery_id in others:
+            given_back = await session.get(WebhookDelivery, delivery_id)
+            assert given_back is not None
+            assert (given_back.status, given_back.attempts, given_back.locked_until) == ("pending", 0, None)
 
 
 @pytest.mark.parametrize(

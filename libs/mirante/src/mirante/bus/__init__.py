@@ -3,7 +3,7 @@
 from mirante.bus.consumer import StreamConsumer
 from mirante.bus.dead_letters import DEAD_LETTER_STREAM
 from mirante.bus.envelope import Event, InvalidEventError
-from mirante.bus.handlers import Handler, HandlerCommitError
+from mirante.bus.handlers import BatchHandler, Handler, HandlerCommitError
 from mirante.bus.inbox import delete_old_inbox_rows
 from mirante.bus.outbox import emit, emit_many, outbox_insert
 from mirante.bus.outcomes import ConsumerStats, Outcome
@@ -11,6 +11,7 @@ from mirante.bus.relay import OutboxRelay, RelayStats
 
 __all__ = [
     "DEAD_LETTER_STREAM",
+    "BatchHandler",
     "ConsumerStats",
     "Event",
     "Handler",

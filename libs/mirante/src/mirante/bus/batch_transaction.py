@@ -3,7 +3,8 @@
 The batch's inbox rows go in with one statement; each new event's handler runs in its own savepoint, so a
 handler that raises rolls back only its savepoint and its inbox row. When the transaction as a whole fails
 (its commit, or a handler that broke it), the entries are applied again one transaction each, so one poison
-entry cannot hold the others back.
+entry cannot hold the others back. A `BatchHandler` takes all the new events in one call, without savepoints;
+its failure fails the transaction, which is then applied one entry at a time the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.bus.envelope import Event
-from mirante.bus.handlers import Handler, allow_commit, refuse_commits_by_handlers, run_handler
+from mirante.bus.handlers import BatchHandler, Handler, allow_commit, refuse_commits_by_handlers, run_handler
 from mirante.bus.inbox import Inbox
 from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.stream_entries import Delivery, Entry
@@ -45,7 +46,7 @@ class BatchApplier:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        handler: Handler,
+        handler: Handler | BatchHandler,
         inbox: Inbox,
         stats: ConsumerStats,
         record_failure: FailureRecorder,
@@ -94,6 +95,10 @@ class BatchApplier:
             refuse_commits_by_handlers(session)
             async with session.begin():
                 new_events = await self._inbox.record(session, [item.event for item in items])
+                if isinstance(self._handler, BatchHandler):
+                    outcomes = await self._apply_all_at_once(self._handler, session, items, new_events)
+                    allow_commit(session)
+                    return outcomes
                 forgotten: set[uuid.UUID] = set()
                 outcomes = []
                 for position, item in enumerate(items):
@@ -118,4 +123,23 @@ class BatchApplier:
                     failed.add(position)
                     outcomes.append(Outcome.FAILED)
                 allow_commit(session)
+        return outcomes
+
+    @staticmethod
+    async def _apply_all_at_once(
+        handler: BatchHandler, session: AsyncSession, items: Sequence[Applicable], new_events: set[uuid.UUID]
+    ) -> list[Outcome]:
+        """The batch handler's call with the new events; raises (nothing kept) when it fails."""
+        fresh: list[Event] = []
+        outcomes = []
+        for item in items:
+            event_id = item.event.event_uuid
+            if event_id in new_events:
+                new_events.discard(event_id)
+                fresh.append(item.event)
+                outcomes.append(Outcome.PROCESSED)
+            else:
+                outcomes.append(Outcome.DUPLICATE)
+        if fresh:
+            await handler.apply(session, fresh)
         return outcomes

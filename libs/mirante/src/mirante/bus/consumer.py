@@ -9,7 +9,8 @@ are the entries acknowledged, with one `XACK` per stream: a crash before that le
 member of the group takes them over with `XAUTOCLAIM` once they have been idle for `min_idle_ms`, and the
 inbox skips what had already been committed. When the batch transaction as a whole fails (its commit, or a
 handler that broke the transaction), its entries are applied again one transaction each, so one poison
-entry cannot hold the others back.
+entry cannot hold the others back. A `BatchHandler` gets all the new events of a batch in one call instead,
+without savepoints; when it raises, the batch is applied one event per transaction in the same way.
 
 A new group starts at the end of each stream (`$`): it sees the events published from then on. Pass
 `start_from="0"` to have it read each stream from the beginning. An existing group keeps its position.
@@ -41,7 +42,7 @@ from mirante.backoff import Backoff
 from mirante.bus.batch_transaction import Applicable, BatchApplier
 from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, RecentErrors, dead_letter_fields
 from mirante.bus.envelope import Event, InvalidEventError
-from mirante.bus.handlers import Handler
+from mirante.bus.handlers import BatchHandler, Handler
 from mirante.bus.inbox import Inbox
 from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.stream_entries import (
@@ -81,7 +82,8 @@ class StreamConsumer:
     Each handler that writes gets a subtransaction id from its savepoint. PostgreSQL keeps at most 64 of a
     transaction's subtransaction ids in shared memory; beyond that, other sessions' snapshots have to look
     them up in `pg_subtrans`, which slows the whole server down. Keep `batch_size` at most 64 when handlers
-    write (the default is 50).
+    write (the default is 50). A `BatchHandler` takes the new events of a batch in one call, with no
+    savepoint: one for the whole batch only when it fails and the batch is applied one event at a time.
     """
 
     def __init__(
@@ -91,7 +93,7 @@ class StreamConsumer:
         streams: str | Sequence[str],
         group: str,
         consumer_name: str,
-        handler: Handler,
+        handler: Handler | BatchHandler,
         schema_for_inbox: str,
         *,
         start_from: str = START_NEW,

@@ -6,7 +6,8 @@ leave the savepoint it was given as the current one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
@@ -20,6 +21,21 @@ Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 The transaction holds a whole batch, so a handler must leave it as it found it: no `commit()`, no
 `rollback()`, no savepoint left open. It may raise; that undoes its own work only."""
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that applies all the new events of a batch in one call, with no savepoint per event.
+
+    `await apply(session, events)` runs in the consumer's batch transaction with the events never handled
+    before (in stream order, each once), under the same rules as a `Handler`: flush, never commit. When it
+    raises, nothing of the batch is kept and the batch is applied again one event per transaction, so one
+    event it cannot take fails alone, as with a `Handler`. For handlers that do the same for each event:
+    one statement for a whole batch instead of a savepoint and statements for each event.
+    """
+
+    apply: Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
+
 
 _COMMIT_ALLOWED = "mirante.bus.consumer.commit_allowed"
 

@@ -62,6 +62,8 @@ class WebhookReceiver:
     extra_headers: dict[str, str] = field(default_factory=dict)
     hold: asyncio.Event | None = None
     """When given, each request waits for it before it is answered."""
+    delay: float = 0.0
+    """Seconds each request takes to answer (after `hold`), as a slow receiver would."""
     port: int = 0
     tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS
     received: list[ReceivedWebhook] = field(default_factory=list, init=False)
@@ -69,6 +71,9 @@ class WebhookReceiver:
     _server: asyncio.Server | None = field(default=None, init=False)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set, init=False)
     _accepted: int = field(default=0, init=False)
+    in_flight: int = field(default=0, init=False)
+    most_in_flight: int = field(default=0, init=False)
+    """The most requests the receiver held unanswered at once."""
 
     @property
     def url(self) -> str:
@@ -132,10 +137,16 @@ class WebhookReceiver:
             item = ReceivedWebhook(headers, body, verified)
             self.received.append(item)
             self.arrived.set()
-            if self.hold is not None:
-                await self.hold.wait()
-                if reader.at_eof():
-                    return
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if self.hold is not None:
+                    await self.hold.wait()
+                    if reader.at_eof():
+                        return
+                await asyncio.sleep(self.delay)
+            finally:
+                self.in_flight -= 1
             if verified is False:
                 code = UNAUTHORIZED
             else:
@@ -162,14 +173,15 @@ class WebhookReceiverStarter(Protocol):
         secret: str | None = None,
         extra_headers: dict[str, str] | None = None,
         hold: asyncio.Event | None = None,
+        delay: float = 0.0,
         port: int = 0,
     ) -> WebhookReceiver: ...
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def start_webhook_receiver() -> AsyncIterator[WebhookReceiverStarter]:
-    """`await start_webhook_receiver(statuses=..., secret=..., hold=..., port=...)`: a started `WebhookReceiver`,
-    closed after the test."""
+    """`await start_webhook_receiver(statuses=..., secret=..., hold=..., delay=..., port=...)`: a started
+    `WebhookReceiver`, closed after the test."""
     started: list[WebhookReceiver] = []
 
     async def start(
@@ -178,10 +190,16 @@ async def start_webhook_receiver() -> AsyncIterator[WebhookReceiverStarter]:
         secret: str | None = None,
         extra_headers: dict[str, str] | None = None,
         hold: asyncio.Event | None = None,
+        delay: float = 0.0,
         port: int = 0,
     ) -> WebhookReceiver:
         receiver = WebhookReceiver(
-            statuses=list(statuses), secret=secret, extra_headers=dict(extra_headers or {}), hold=hold, port=port
+            statuses=list(statuses),
+            secret=secret,
+            extra_headers=dict(extra_headers or {}),
+            hold=hold,
+            delay=delay,
+            port=port,
         )
         started.append(receiver)
         return await receiver.start()

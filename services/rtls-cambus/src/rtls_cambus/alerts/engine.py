@@ -10,6 +10,11 @@ against a snapshot of the site, under a transaction-level advisory lock so one r
 
 Rules are read from the database and compiled at most every `RTLS_CAMBUS_ALERT_RULES_REFRESH_SECONDS`: a changed
 rule takes effect within that time on every replica, and an event does not pay for reading a thousand rules.
+
+Alerts whose situation ends are resolved (`resolution`): by the event that ends it, and by the periodic check from
+the site's state. So that an event that ends nothing costs nothing, the engine knows which kinds of alerts may
+still be resolved (read with the rules' fingerprint, and every alert it raises itself); an alert another replica
+raised in the last refresh interval is left to the periodic check.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from rtls_cambus.alerts.evaluation import (
     evaluate_timed,
 )
 from rtls_cambus.alerts.models import AlertEvent
+from rtls_cambus.alerts.resolution import endings
 from rtls_cambus.alerts.schemas import REFUSED_EVENT_PREFIXES, Kind
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA
@@ -63,6 +69,10 @@ class AlertEngine:
         self._rules: RuleSet | None = None
         self._fingerprint: str | None = None
         self._checked_at = 0.0
+        self._to_resolve: frozenset[str] = frozenset()
+        """Kinds of the alerts that may still be resolved, as of the last look."""
+        self._raised: dict[str, float] = {}
+        """Kind → when this engine last raised an alert of it that may be resolved (a look may not see it yet)."""
 
     def invalidate(self) -> None:
         """Read the rules again on the next use."""
@@ -73,7 +83,9 @@ class AlertEngine:
         only then are they read again."""
         if self._rules is not None and time.monotonic() - self._checked_at < self.refresh_seconds:
             return self._rules
-        fingerprint = await repository.rules_fingerprint(session)
+        fingerprint, to_resolve = await repository.rules_state(session)
+        recent = time.monotonic() - 2 * self.refresh_seconds
+        self._to_resolve = to_resolve | {kind for kind, at in self._raised.items() if at >= recent}
         if self._rules is None or fingerprint != self._fingerprint:
             rows = await repository.enabled_rules(session)
             self._rules = RuleSet.of(CompiledRule.of(row) for row in rows)
@@ -81,27 +93,46 @@ class AlertEngine:
         self._checked_at = time.monotonic()
         return self._rules
 
+    def _note_raised(self, raised: list[AlertEvent]) -> None:
+        kinds = {alert.kind for alert in raised if alert.auto_resolve}
+        if kinds:
+            self._to_resolve |= kinds
+            now = time.monotonic()
+            self._raised.update(dict.fromkeys(kinds, now))
+
     async def handle_event(self, session: AsyncSession, event: Event) -> list[AlertEvent]:
-        """The consumer's handler: the rules `event.type` triggers, evaluated; the alerts raised."""
+        """The consumer's handler: the rules `event.type` triggers, evaluated, and the alerts whose situation the
+        event ends, resolved; the alerts raised."""
         if event.type.startswith(REFUSED_EVENT_PREFIXES):
             return []
-        rules = (await self.rules(session)).by_trigger.get(event.type)
-        if not rules:
-            return []
-        facts = await _facts(session, event, rules)
-        situations = evaluate_rules(rules, event, facts)
-        return await service.raise_alerts(session, situations, self.clock())
+        ruleset = await self.rules(session)
+        raised: list[AlertEvent] = []
+        if rules := ruleset.by_trigger.get(event.type):
+            facts = await _facts(session, event, rules)
+            situations = evaluate_rules(rules, event, facts)
+            raised = await service.raise_alerts(session, situations, self.clock())
+            self._note_raised(raised)
+        ended = [ending for ending in endings(event) if ending.kind.value in self._to_resolve]
+        if ended:
+            await service.resolve_ended(session, self.clock(), ended)
+        return raised
 
     async def check(self, session: AsyncSession) -> list[AlertEvent]:
-        """One periodic check: the time rules evaluated against the site now; the alerts raised. Does nothing
-        while another replica's check holds the lock."""
+        """One periodic check: the alerts whose situation is over resolved, then the time rules evaluated against
+        the site now; the alerts raised. Does nothing while another replica's check holds the lock."""
         rules = (await self.rules(session)).timed
-        if not rules or not await repository.try_check_lock(session):
+        if not (rules or self._to_resolve) or not await repository.try_check_lock(session):
             return []
         now = self.clock()
+        if self._to_resolve:
+            await service.resolve_ended(session, now)
+        if not rules:
+            return []
         site = await _snapshot(session, rules, now)
         situations = [found for rule in rules for found in evaluate_timed(rule, site, now)]
-        return await service.raise_alerts(session, situations, now)
+        raised = await service.raise_alerts(session, situations, now)
+        self._note_raised(raised)
+        return raised
 
 
 async def _facts(session: AsyncSession, event: Event, rules: tuple[CompiledRule, ...]) -> EventFacts:

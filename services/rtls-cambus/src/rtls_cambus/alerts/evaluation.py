@@ -31,6 +31,9 @@ ZONE_ENTERED: Final = "rtls.person.zone_entered"
 GATEWAY_OFFLINE: Final = "rtls.gateway.offline"
 CAMERA_EVENT: Final = "rtls.camera.event"
 TIMED_KINDS: Final = frozenset({Kind.zone_entry, Kind.zone_absence, Kind.person_not_seen})
+RESOLVED_WHEN_OVER: Final = frozenset({Kind.zone_entry, Kind.zone_absence, Kind.person_not_seen, Kind.gateway_offline})
+"""Kinds whose rules resolve their alerts when the situation ends unless told otherwise (`auto_resolve`); a camera
+rule does so only when told to, and a suite event rule never (an event has no end)."""
 PLACE_FIELDS: Final = ("person_id", "zone_id", "floor_id", "building_id", "gateway_id", "camera_id")
 _KEY_MAX: Final = 180
 
@@ -62,6 +65,7 @@ class CompiledRule:
     min_score: float | None = None
     conditions: tuple[Mapping[str, Any], ...] = ()
     message_template: str | None = None
+    auto_resolve: bool = False
 
     @classmethod
     def of(cls, row: AlertRule) -> CompiledRule:
@@ -91,6 +95,7 @@ class CompiledRule:
             min_score=params.get("min_score"),
             conditions=tuple(params.get("conditions") or ()),
             message_template=params.get("message_template"),
+            auto_resolve=bool(params.get("auto_resolve", Kind(row.kind) in RESOLVED_WHEN_OVER)),
         )
 
     @property

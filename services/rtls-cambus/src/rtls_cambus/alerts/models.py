@@ -91,6 +91,8 @@ class AlertEvent(Base):
         Index("ix_alert_events_status_severity", "status", "severity"),
         Index("ix_alert_events_person_id_created_at", "person_id", "created_at"),
         Index("ix_alert_events_zone_id_created_at", "zone_id", "created_at"),
+        # The few alerts the engine may still resolve: what every look for an ended situation starts from.
+        Index("ix_alert_events_to_resolve", "kind", postgresql_where=text("auto_resolve AND status <> 'resolved'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -116,6 +118,9 @@ class AlertEvent(Base):
         String(100), index=True, comment="the source event's tenant; null for the site's own alerts"
     )
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    auto_resolve: Mapped[bool] = mapped_column(
+        Boolean, server_default="false", comment="the engine resolves it when its situation ends (from its rule)"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by_id: Mapped[int | None] = mapped_column(BigInteger, comment="identity user or API key id")
@@ -124,7 +129,7 @@ class AlertEvent(Base):
     acknowledge_note: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_by_id: Mapped[int | None] = mapped_column(BigInteger)
-    resolved_by_kind: Mapped[str | None] = mapped_column(String(20))
+    resolved_by_kind: Mapped[str | None] = mapped_column(String(20), comment="user, api_key or system")
     resolved_by_name: Mapped[str | None] = mapped_column(String(200))
     resolve_note: Mapped[str | None] = mapped_column(Text)
 

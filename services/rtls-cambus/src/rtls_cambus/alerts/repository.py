@@ -17,14 +17,20 @@ from sqlalchemy import (
     BigInteger,
     ColumnClause,
     ColumnElement,
+    DateTime,
     Insert,
+    and_,
     bindparam,
+    case,
+    exists,
     func,
     literal,
     literal_column,
+    or_,
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,8 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mirante.db import paginate_scalars
 from rtls_cambus.alerts.evaluation import OpenSession
 from rtls_cambus.alerts.models import SEVERITIES, AlertCooldown, AlertEvent, AlertRule
+from rtls_cambus.alerts.resolution import ENGINE, NOTES, SYSTEM, Ending
+from rtls_cambus.alerts.schemas import Kind
 from rtls_cambus.buildings.models import Floor
 from rtls_cambus.devices.models import CameraGroupMember, Device
+from rtls_cambus.ingest.models import CameraEvent
 from rtls_cambus.people.models import Person, PersonGroupMember
 from rtls_cambus.positions.models import PresenceSession, TagPosition
 from rtls_cambus.rows import like_pattern
@@ -290,15 +299,20 @@ async def camera_facts(session: AsyncSession, camera_id: int) -> tuple[int | Non
     return floor, frozenset(group_ids or ())
 
 
-_FINGERPRINT: Final = text(
-    "SELECT md5(coalesce(string_agg(id::text || ':' || xmin::text, ',' ORDER BY id), '')) FROM rtls_cambus.alert_rules"
+_RULES_STATE: Final = text(
+    "SELECT (SELECT md5(coalesce(string_agg(id::text || ':' || xmin::text, ',' ORDER BY id), ''))"
+    " FROM rtls_cambus.alert_rules),"
+    " (SELECT coalesce(array_agg(DISTINCT kind), '{}') FROM rtls_cambus.alert_events"
+    " WHERE auto_resolve AND status <> 'resolved')"
 )
 
 
-async def rules_fingerprint(session: AsyncSession) -> str:
-    """A value that changes whenever a rule is created, changed or deleted (ids and row versions), read in one small
-    answer, so replicas reload the rules only when they changed."""
-    return str(await session.scalar(_FINGERPRINT))
+async def rules_state(session: AsyncSession) -> tuple[str, frozenset[str]]:
+    """A value that changes whenever a rule is created, changed or deleted (ids and row versions), so replicas
+    reload the rules only when they changed; and the kinds of the alerts the engine may still resolve. One small
+    answer."""
+    fingerprint, kinds = (await session.execute(_RULES_STATE)).one()
+    return str(fingerprint), frozenset(kinds)
 
 
 async def try_check_lock(session: AsyncSession) -> bool:
@@ -370,3 +384,73 @@ async def zone_places(session: AsyncSession, zone_ids: Iterable[int]) -> dict[in
         .where(Zone.id.in_(list(zone_ids)))
     )
     return {zone: (floor, building) for zone, floor, building in await session.execute(query)}
+
+
+# -- resolving -------------------------------------------------------------------------------------------------------
+
+
+def _ended(ending: Ending) -> ColumnElement[bool]:
+    picked = [AlertEvent.kind == ending.kind.value]
+    for column, value in (
+        (AlertEvent.dedup_key, ending.dedup_key),
+        (AlertEvent.person_id, ending.person_id),
+        (AlertEvent.zone_id, ending.zone_id),
+        (AlertEvent.gateway_id, ending.gateway_id),
+    ):
+        if value is not None:
+            picked.append(column == value)
+    return and_(*picked)
+
+
+def _over_now() -> ColumnElement[bool]:
+    """Alerts whose situation the site's state shows is over, each kind its own way (see `resolution`)."""
+    details = AlertEvent.details
+    session_id = details["session_id"].astext.cast(BigInteger)
+    last_seen = details["last_seen_at"].astext.cast(DateTime(timezone=True))
+    camera_event_id = details["camera_event_id"].astext.cast(BigInteger)
+    over = {
+        Kind.gateway_offline: exists().where(Device.id == AlertEvent.gateway_id, Device.status == "online"),
+        Kind.zone_entry: and_(
+            details.has_key("session_id"),
+            ~exists().where(PresenceSession.id == session_id, PresenceSession.ended_at.is_(None)),
+        ),
+        Kind.zone_absence: exists().where(
+            PresenceSession.person_id == AlertEvent.person_id,
+            PresenceSession.zone_id == AlertEvent.zone_id,
+            or_(PresenceSession.ended_at.is_(None), PresenceSession.ended_at > AlertEvent.created_at),
+        ),
+        Kind.person_not_seen: exists().where(
+            TagAssignment.person_id == AlertEvent.person_id,
+            TagAssignment.assigned_to.is_(None),
+            TagPosition.tag_id == TagAssignment.tag_id,
+            TagPosition.last_seen_at > last_seen,
+        ),
+        Kind.camera_event: exists().where(CameraEvent.id == camera_event_id, CameraEvent.type == "end"),
+    }
+    return or_(*(and_(AlertEvent.kind == kind.value, condition) for kind, condition in over.items()))
+
+
+async def resolve_ended(
+    session: AsyncSession, now: datetime, endings: Sequence[Ending] | None = None
+) -> list[AlertEvent]:
+    """Resolve, as the system, the unresolved alerts marked `auto_resolve` whose situation is over: those the
+    `endings` of an event pick, or (None) those the site's state shows over. One statement; an alert resolved
+    meanwhile (by hand, or by another replica) is left as it is, so running it again changes nothing."""
+    if endings is not None and not endings:
+        return []
+    condition = or_(*(_ended(ending) for ending in endings)) if endings is not None else _over_now()
+    statement = (
+        update(AlertEvent)
+        .where(AlertEvent.auto_resolve.is_(True), AlertEvent.status.in_(UNRESOLVED), condition)
+        .values(
+            status="resolved",
+            resolved_at=now,
+            resolved_by_kind=SYSTEM,
+            resolved_by_id=None,
+            resolved_by_name=ENGINE,
+            resolve_note=case({kind.value: note for kind, note in NOTES.items()}, value=AlertEvent.kind),
+        )
+        .returning(AlertEvent)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return list((await session.scalars(statement)).all())

@@ -90,6 +90,10 @@ MessageTemplate = Annotated[
 Label = Annotated[str, NotBlank(max_length=100), Field(description="compared without regard to case")]
 Score = Annotated[float, Field(ge=0, le=1, description="0 to 1; the event's best score must reach it")]
 DwellSeconds = Annotated[int, Field(ge=0, le=DAY_SECONDS, description="seconds")]
+AutoResolve = Annotated[
+    StrictBool,
+    Field(description="the alert engine resolves the rule's alerts when their situation ends (see each kind)"),
+]
 NotSeenSeconds = Annotated[int, Field(ge=60, le=30 * DAY_SECONDS, description="seconds, one minute to 30 days")]
 
 
@@ -116,6 +120,7 @@ class ZoneEntryRule(_RuleFields):
     person_group_id: Id64 | None = Field(default=None, description="only people of this group; neither: everyone")
     schedule: Schedule | None = Field(default=None, description="when it applies; null: always")
     min_dwell_seconds: DwellSeconds = 0
+    auto_resolve: AutoResolve = Field(default=True, description="resolve the alert when the person leaves the zone")
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -132,6 +137,7 @@ class ZoneAbsenceRule(_RuleFields):
     person_group_id: Id64 | None = Field(default=None, description="each person of this group is expected")
     schedule: Schedule
     min_absence_seconds: Annotated[int, Field(ge=0, le=DAY_SECONDS, description="seconds")] = 300
+    auto_resolve: AutoResolve = Field(default=True, description="resolve the alert when the person is back in the zone")
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -149,6 +155,7 @@ class PersonNotSeenRule(_RuleFields):
     person_group_id: Id64 | None = Field(default=None, description="people of this group; neither: everyone")
     not_seen_seconds: NotSeenSeconds
     schedule: Schedule | None = Field(default=None, description="when it applies; null: always")
+    auto_resolve: AutoResolve = Field(default=True, description="resolve the alert when the person is heard again")
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -163,6 +170,7 @@ class GatewayOfflineRule(_RuleFields):
     gateway_id: Id64 | None = Field(default=None, description="only this gateway")
     floor_id: Id64 | None = Field(default=None, description="only gateways of this floor")
     building_id: Id64 | None = Field(default=None, description="only gateways of this building; none: any gateway")
+    auto_resolve: AutoResolve = Field(default=True, description="resolve the alert when the gateway is back online")
 
 
 class CameraEventRule(_RuleFields):
@@ -174,6 +182,11 @@ class CameraEventRule(_RuleFields):
     min_score: Score | None = None
     camera_id: Id64 | None = Field(default=None, description="only this camera (or give camera_group_id)")
     camera_group_id: Id64 | None = Field(default=None, description="only cameras of this group; neither: any")
+    auto_resolve: AutoResolve = Field(
+        default=False,
+        description="resolve the alert when the camera ends its analytic event (its `end` message); off by "
+        "default: a detection is something to look at, and the object leaving the view does not mean anyone has",
+    )
 
     @model_validator(mode="after")
     def _one_camera(self) -> Self:
@@ -191,7 +204,8 @@ def _check_suite_rule(event_type: str | None, template: str | None) -> None:
 
 
 class SuiteEventRule(_RuleFields):
-    """Any event of the suite whose data meets the conditions (e.g. vision.inspection.failed)."""
+    """Any event of the suite whose data meets the conditions (e.g. vision.inspection.failed). An event has no end,
+    so its alerts are resolved by hand."""
 
     kind: Literal["suite_event"]
     event_type: EventType
@@ -293,6 +307,7 @@ class AlertRuleUpdate(Patch):
             "min_dwell_seconds",
             "min_absence_seconds",
             "not_seen_seconds",
+            "auto_resolve",
         }
     )
 
@@ -319,6 +334,7 @@ class AlertRuleUpdate(Patch):
     event_type: Omittable[EventType] = None
     conditions: Omittable[Conditions] = None
     message_template: MessageTemplate | None = None
+    auto_resolve: Omittable[StrictBool] = None
 
     def sent(self) -> dict[str, Any]:
         """The fields the client sent, as plain values."""
@@ -331,9 +347,10 @@ SeverityFilter = Annotated[Severity | None, Query(description="only of this seve
 
 
 class ActorRead(BaseModel):
-    """Who acknowledged or resolved an alert: a user or an API key."""
+    """Who acknowledged or resolved an alert: a user, an API key, or the system (the alert engine, resolving an
+    alert whose situation ended; no id)."""
 
-    kind: str
+    kind: str = Field(description="user, api_key or system")
     id: int | None
     name: str
 
@@ -356,6 +373,7 @@ class AlertRead(BaseModel):
     source_event_type: str | None
     tenant: str | None
     details: dict[str, Any]
+    auto_resolve: bool = Field(description="the engine resolves it when its situation ends (from its rule)")
     created_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: ActorRead | None

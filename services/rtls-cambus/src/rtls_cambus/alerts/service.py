@@ -9,7 +9,9 @@ situation held back by the cooldown is not recorded: when the periodic check sti
 it raises its alert then.
 
 Status flow: open → acknowledged → resolved, or open → resolved at once; resolved is final. Anything else is a
-409. Each change records who and when and emits `rtls.alert.acknowledged` or `rtls.alert.resolved`.
+409. Each change records who and when and emits `rtls.alert.acknowledged` or `rtls.alert.resolved`. The engine
+resolves the alerts of rules with `auto_resolve` when their situation ends (`resolution`), open or acknowledged
+alike, as the system (`resolved_by.kind` `system`), with the same event.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
-from mirante.bus import Event, emit, outbox_insert
+from mirante.bus import Event, emit, emit_many, outbox_insert
 from mirante.web.errors import MissingReferenceError
 from rtls_cambus import rows
 from rtls_cambus.alerts import repository
@@ -39,6 +41,7 @@ from rtls_cambus.alerts.evaluation import Situation, storable
 from rtls_cambus.alerts.messages import compose
 from rtls_cambus.alerts.models import AlertEvent, AlertRule
 from rtls_cambus.alerts.repository import AlertFilters, RuleFilters
+from rtls_cambus.alerts.resolution import Ending
 from rtls_cambus.alerts.schemas import (
     COLUMN_FIELDS,
     REFERENCE_FIELDS,
@@ -85,6 +88,7 @@ _INSERTED: Final = (
     "source_event_type",
     "tenant",
     "details",
+    "auto_resolve",
     "created_at",
 )
 
@@ -246,6 +250,7 @@ async def _raise(session: AsyncSession, situation: Situation, now: datetime) -> 
         source_event_type=situation.source_event_type,
         tenant=storable(situation.tenant),
         details=storable(situation.details),
+        auto_resolve=rule.auto_resolve,
         created_at=now,
     )
     values = {column: getattr(alert, column) for column in _INSERTED}
@@ -254,6 +259,18 @@ async def _raise(session: AsyncSession, situation: Situation, now: datetime) -> 
     await repository.insert_alert(session, values, outbox)
     logger.info("alert %s raised by rule %s (%s): %s", alert.id, rule.id, rule.kind.value, alert.message)
     return alert
+
+
+async def resolve_ended(
+    session: AsyncSession, now: datetime, endings: Sequence[Ending] | None = None
+) -> list[AlertEvent]:
+    """Resolve the alerts whose situation is over (those `endings` pick, or, None, those the site shows over) with
+    their `rtls.alert.resolved` events; those resolved. Idempotent: an alert resolved already is left alone."""
+    resolved = await repository.resolve_ended(session, now, endings)
+    await emit_many(session, SCHEMA, [_event(ALERT_RESOLVED, alert) for alert in resolved])
+    for alert in resolved:
+        logger.info("alert %s (%s) resolved by the engine: %s", alert.id, alert.kind, alert.resolve_note)
+    return resolved
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -282,6 +299,7 @@ def alert_payload(alert: AlertEvent) -> dict[str, Any]:
         "camera_id": alert.camera_id,
         "source_event_id": alert.source_event_id,
         "source_event_type": alert.source_event_type,
+        "auto_resolve": alert.auto_resolve,
         "created_at": _iso(alert.created_at),
         "acknowledged_at": _iso(alert.acknowledged_at),
         "acknowledged_by": _actor(alert.acknowledged_by_kind, alert.acknowledged_by_id, alert.acknowledged_by_name),

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate_scalars
-from rtls_cambus.outgoing.models import (
-    DELIVERED,
-    FAILED,
-    PENDING,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookSubscription,
-)
-
-# Rows looked at per claim: enough to fill free slots even when a few subscriptions are at their bound.
-CLAIM_WINDOW = 500
+from rtls_cambus.outgoing.models import DELIVERED, FAILED, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Claimed:
     attempts: int
     url: str
     secrets: list[str]
+    lease_until: datetime
 
 
 def new_msg_id() -> str:
@@ -49,42 +55,129 @@ async def list_subscriptions(
     return await paginate_scalars(session, statement, offset=offset, limit=limit)
 
 
+_ENQUEUE = text(
+    """
+    INSERT INTO rtls_cambus.webhook_deliveries (subscription_id, msg_id, event_id, event_type, payload)
+    SELECT s.id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.event_id, e.event_type, e.payload
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS varchar[]), CAST(:payloads AS bytea[]))
+         WITH ORDINALITY AS e(event_id, event_type, payload, position)
+    JOIN rtls_cambus.webhook_subscriptions AS s ON s.enabled AND e.event_type = ANY(s.event_types)
+    ORDER BY e.position, s.id
+    ON CONFLICT (subscription_id, event_id) DO NOTHING
+    RETURNING id
+    """
+).bindparams(
+    bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("event_types", type_=ARRAY(String)),
+    bindparam("payloads", type_=ARRAY(LargeBinary)),
+)
+
+_ENQUEUE_TO_ONE = text(
+    """
+    INSERT INTO rtls_cambus.webhook_deliveries (subscription_id, msg_id, event_id, event_type, payload)
+    SELECT id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), :event_id, :event_type, :payload
+    FROM rtls_cambus.webhook_subscriptions
+    WHERE enabled AND id = :subscription_id
+    ON CONFLICT (subscription_id, event_id) DO NOTHING
+    RETURNING id
+    """
+).bindparams(
+    bindparam("event_id", type_=UUID(as_uuid=True)),
+    bindparam("event_type", type_=String),
+    bindparam("payload", type_=LargeBinary),
+    bindparam("subscription_id", type_=BigInteger),
+)
+
+
+@dataclass(frozen=True)
+class Deliverable:
+    """An event as its deliveries need it: its id, its type and the body every subscription gets."""
+
+    event_id: uuid.UUID
+    event_type: str
+    payload: bytes
+
+
+async def enqueue_many(session: AsyncSession, events: Sequence[Deliverable]) -> list[int]:
+    """One pending delivery per enabled subscription to each event's type, in the order of `events`; an event
+    seen again makes no second delivery. The ids of the deliveries made. One statement for all the events."""
+    if not events:
+        return []
+    result = await session.execute(
+        _ENQUEUE,
+        {
+            "event_ids": [event.event_id for event in events],
+            "event_types": [event.event_type for event in events],
+            "payloads": [event.payload for event in events],
+        },
+    )
+    return list(result.scalars().all())
+
+
 async def enqueue(
     session: AsyncSession, event_id: uuid.UUID, event_type: str, payload: bytes, subscription_id: int | None = None
 ) -> list[int]:
-    """One pending delivery per enabled subscription to `event_type` (or to `subscription_id` only); an event
-    seen again makes no second delivery. The ids of the deliveries made."""
-    chosen = select(
-        WebhookSubscription.id,
-        literal(event_id).label("event_id"),
-        literal(event_type).label("event_type"),
-        literal(payload).label("payload"),
-    ).where(WebhookSubscription.enabled)
+    """`enqueue_many` of one event, or its delivery to subscription `subscription_id` only (when enabled)."""
     if subscription_id is None:
-        chosen = chosen.where(WebhookSubscription.event_types.contains([event_type]))
-    else:
-        chosen = chosen.where(WebhookSubscription.id == subscription_id)
-    rows = (await session.execute(chosen)).all()
-    if not rows:
-        return []
-    statement = (
-        insert(WebhookDelivery)
-        .values(
-            [
-                {
-                    "subscription_id": row[0],
-                    "msg_id": new_msg_id(),
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "payload": payload,
-                }
-                for row in rows
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
-        .returning(WebhookDelivery.id)
+        return await enqueue_many(session, [Deliverable(event_id, event_type, payload)])
+    result = await session.execute(
+        _ENQUEUE_TO_ONE,
+        {"event_id": event_id, "event_type": event_type, "payload": payload, "subscription_id": subscription_id},
     )
-    return list((await session.scalars(statement)).all())
+    return list(result.scalars().all())
+
+
+# For each subscription (an index probe each), its oldest due deliveries up to what its bound leaves free, then
+# the oldest of those overall: a subscription with a backlog at its bound never hides the others' deliveries.
+# Only the chosen rows are locked (SKIP LOCKED: what another replica is claiming at this moment is left to it)
+# and checked again under the lock, and the lease is taken in the same statement.
+_CLAIM = text(
+    """
+    WITH room AS (
+        SELECT * FROM unnest(CAST(:room_ids AS bigint[]), CAST(:room_counts AS integer[])) AS room(id, deliveries)
+    ),
+    chosen AS (
+        SELECT due.id
+        FROM rtls_cambus.webhook_subscriptions AS s
+        LEFT JOIN room ON room.id = s.id
+        CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at
+            FROM rtls_cambus.webhook_deliveries AS d
+            WHERE d.subscription_id = s.id
+              AND d.status = 'pending'
+              AND d.next_attempt_at <= :now
+              AND (d.locked_until IS NULL OR d.locked_until < :now)
+              AND d.id <> ALL(CAST(:held_ids AS bigint[]))
+            ORDER BY d.next_attempt_at, d.id
+            LIMIT greatest(0, coalesce(room.deliveries, :default_room))
+        ) AS due
+        ORDER BY due.next_attempt_at, due.id
+        LIMIT :free
+    ),
+    locked AS (
+        SELECT d.id
+        FROM rtls_cambus.webhook_deliveries AS d
+        WHERE d.id IN (SELECT id FROM chosen)
+          AND d.status = 'pending'
+          AND (d.locked_until IS NULL OR d.locked_until < :now)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE rtls_cambus.webhook_deliveries AS d
+    SET locked_until = :lease_until
+    FROM rtls_cambus.webhook_subscriptions AS s
+    WHERE d.id IN (SELECT id FROM locked) AND s.id = d.subscription_id
+    RETURNING d.id, d.subscription_id, d.msg_id, d.payload, d.attempts, d.next_attempt_at,
+              s.url, s.secret, s.previous_secret, s.previous_secret_expires_at
+    """
+).bindparams(
+    bindparam("room_ids", type_=ARRAY(BigInteger)),
+    bindparam("room_counts", type_=ARRAY(Integer)),
+    bindparam("held_ids", type_=ARRAY(BigInteger)),
+    bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("lease_until", type_=DateTime(timezone=True)),
+    bindparam("default_room", type_=Integer),
+    bindparam("free", type_=Integer),
+)
 
 
 async def claim_due(
@@ -93,54 +186,30 @@ async def claim_due(
     lease_until: datetime,
     *,
     free: int,
-    per_subscription: int,
-    in_flight: dict[int, int],
+    room: dict[int, int],
+    default_room: int,
+    held_ids: Collection[int],
 ) -> list[Claimed]:
-    """Lease due deliveries (`FOR UPDATE SKIP LOCKED`: replicas never take the same one) up to `free` in all and
-    up to `per_subscription` per subscription, counting what this dispatcher is already sending."""
-    due = (
-        select(WebhookDelivery.id, WebhookDelivery.subscription_id)
-        .where(
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
-        )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(CLAIM_WINDOW)
-        .with_for_update(skip_locked=True)
-    )
-    chosen: list[int] = []
-    counts = dict(in_flight)
-    for delivery_id, subscription_id in (await session.execute(due)).all():
-        if len(chosen) >= free:
-            break
-        if counts.get(subscription_id, 0) >= per_subscription:
-            continue
-        counts[subscription_id] = counts.get(subscription_id, 0) + 1
-        chosen.append(delivery_id)
-    if not chosen:
-        return []
-    await session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.id.in_(chosen)).values(locked_until=lease_until)
-    )
-    rows = (
-        await session.execute(
-            select(
-                WebhookDelivery.id,
-                WebhookDelivery.subscription_id,
-                WebhookDelivery.msg_id,
-                WebhookDelivery.payload,
-                WebhookDelivery.attempts,
-                WebhookSubscription.url,
-                WebhookSubscription.secret,
-                WebhookSubscription.previous_secret,
-                WebhookSubscription.previous_secret_expires_at,
-            )
-            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-            .where(WebhookDelivery.id.in_(chosen))
-            .order_by(WebhookDelivery.next_attempt_at)
+    """Lease due deliveries, oldest first, up to `free` in all and, per subscription, up to its `room`
+    (subscription id → deliveries; `default_room` for the others). `held_ids`, what the dispatcher holds, are
+    never claimed again, even when a lease ran out. One statement, committed at once."""
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    result = (
+        await connection.execute(
+            _CLAIM,
+            {
+                "room_ids": list(room),
+                "room_counts": list(room.values()),
+                "held_ids": list(held_ids),
+                "now": now,
+                "lease_until": lease_until,
+                "default_room": default_room,
+                "free": free,
+            },
         )
     ).all()
+    # RETURNING follows no order: sent oldest first, as chosen.
+    rows = sorted(result, key=lambda row: (row.next_attempt_at, row.id))
     return [
         Claimed(
             id=row.id,
@@ -150,6 +219,7 @@ async def claim_due(
             attempts=row.attempts,
             url=row.url,
             secrets=signing_secrets(row.secret, row.previous_secret, row.previous_secret_expires_at, now),
+            lease_until=lease_until,
         )
         for row in rows
     ]
@@ -164,17 +234,106 @@ def signing_secrets(
     return [secret]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """An attempt to log and what it makes of its delivery (`next_attempt_at` set for a retry)."""
+
+    delivery_id: int
+    subscription_id: int
+    attempted_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    excerpt: str | None
+    attempts: int
+    status: str
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    gone: bool = False
+    """The receiver answered 410: its subscription is disabled."""
+
+
+# The attempts logged and their deliveries updated (those still pending: one finished meanwhile, by a manual
+# redelivery's attempt, stays as it is), and the subscriptions that answered 410 disabled, in one statement.
+_RECORD = text(
+    """
+    WITH outcome AS (
+        SELECT *
+        FROM unnest(
+            CAST(:delivery_ids AS bigint[]), CAST(:attempted_at AS timestamptz[]), CAST(:durations_ms AS integer[]),
+            CAST(:status_codes AS integer[]), CAST(:errors AS varchar[]), CAST(:excerpts AS text[]),
+            CAST(:attempts AS integer[]), CAST(:statuses AS varchar[]), CAST(:retry_at AS timestamptz[]),
+            CAST(:delivered_at AS timestamptz[])
+        ) AS o(delivery_id, attempted_at, duration_ms, status_code, error, excerpt, attempts, status, retry_at,
+               delivered_at)
+    ),
+    logged AS (
+        INSERT INTO rtls_cambus.webhook_attempts
+            (delivery_id, attempted_at, duration_ms, status_code, error, response_excerpt)
+        SELECT delivery_id, attempted_at, duration_ms, status_code, error, excerpt FROM outcome
+    ),
+    disabled AS (
+        UPDATE rtls_cambus.webhook_subscriptions
+        SET enabled = false, disabled_reason = :gone_reason, updated_at = now()
+        WHERE id = ANY(CAST(:gone_subscriptions AS bigint[]))
+    )
+    UPDATE rtls_cambus.webhook_deliveries AS d
+    SET locked_until = NULL,
+        attempts = o.attempts,
+        status = o.status,
+        last_status_code = o.status_code,
+        last_error = o.error,
+        next_attempt_at = coalesce(o.retry_at, d.next_attempt_at),
+        delivered_at = coalesce(o.delivered_at, d.delivered_at)
+    FROM outcome AS o
+    WHERE d.id = o.delivery_id AND d.status = 'pending'
+    """
+).bindparams(
+    bindparam("delivery_ids", type_=ARRAY(BigInteger)),
+    bindparam("attempted_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("durations_ms", type_=ARRAY(Integer)),
+    bindparam("status_codes", type_=ARRAY(Integer)),
+    bindparam("errors", type_=ARRAY(String)),
+    bindparam("excerpts", type_=ARRAY(Text)),
+    bindparam("attempts", type_=ARRAY(Integer)),
+    bindparam("statuses", type_=ARRAY(String)),
+    bindparam("retry_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("delivered_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("gone_subscriptions", type_=ARRAY(BigInteger)),
+    bindparam("gone_reason", type_=String),
+)
+
+GONE_REASON = "the receiver answered 410 Gone"
+
+
+async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+    """Log each attempt, update its delivery and disable the subscriptions whose receiver answered 410: one
+    statement, committed at once, whatever the number of attempts."""
+    if not outcomes:
+        return
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await connection.execute(
+        _RECORD,
+        {
+            "delivery_ids": [outcome.delivery_id for outcome in outcomes],
+            "attempted_at": [outcome.attempted_at for outcome in outcomes],
+            "durations_ms": [outcome.duration_ms for outcome in outcomes],
+            "status_codes": [outcome.status_code for outcome in outcomes],
+            "errors": [outcome.error for outcome in outcomes],
+            "excerpts": [outcome.excerpt for outcome in outcomes],
+            "attempts": [outcome.attempts for outcome in outcomes],
+            "statuses": [outcome.status for outcome in outcomes],
+            "retry_at": [outcome.next_attempt_at for outcome in outcomes],
+            "delivered_at": [outcome.delivered_at for outcome in outcomes],
+            "gone_subscriptions": sorted({outcome.subscription_id for outcome in outcomes if outcome.gone}),
+            "gone_reason": GONE_REASON,
+        },
+    )
+
+
 async def add_attempt(session: AsyncSession, attempt: WebhookAttempt) -> None:
     session.add(attempt)
     await session.flush()
-
-
-async def finish(session: AsyncSession, delivery_id: int, **values: object) -> None:
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
-        .values(locked_until=None, **values)
-    )
 
 
 async def release(session: AsyncSession, delivery_ids: Sequence[int], *, last_error: str | None = None) -> None:
@@ -183,14 +342,6 @@ async def release(session: AsyncSession, delivery_ids: Sequence[int], *, last_er
     if last_error is not None:
         values["last_error"] = last_error
     await session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)).values(**values))
-
-
-async def disable_subscription(session: AsyncSession, subscription_id: int, reason: str) -> None:
-    await session.execute(
-        update(WebhookSubscription)
-        .where(WebhookSubscription.id == subscription_id)
-        .values(enabled=False, disabled_reason=reason)
-    )
 
 
 async def get_delivery(session: AsyncSession, subscription_id: int, delivery_id: int) -> WebhookDelivery | None:
