@@ -22,7 +22,7 @@ from rtls_cambus.alerts.engine import AlertEngine, alert_consumer
 from rtls_cambus.alerts.models import AlertEvent, AlertRule
 from rtls_cambus.alerts.schemas import rule_adapter
 from rtls_cambus.identifiers import SCHEMA, SOURCE
-from rtls_cambus.incidents.engine import incident_rule_consumer
+from rtls_cambus.incidents.engine import incident_rule_consumer, rule_interest
 from rtls_cambus.incidents.models import Incident, IncidentRule
 
 GUARD_SECONDS = 20
@@ -154,6 +154,7 @@ async def test_an_alert_opens_an_incident_through_an_incident_rule(
         redis_client,
         sessionmaker,
         [stream],
+        rule_interest(sessionmaker, max_age=2),
         group=f"incidents-{uuid.uuid4().hex[:8]}",
         consumer_name="test",
         start_from="0",

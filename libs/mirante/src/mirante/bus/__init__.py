@@ -5,6 +5,7 @@ from mirante.bus.dead_letters import DEAD_LETTER_STREAM
 from mirante.bus.envelope import Event, InvalidEventError
 from mirante.bus.handlers import Handler, HandlerCommitError
 from mirante.bus.inbox import delete_old_inbox_rows
+from mirante.bus.interest import Prefilter, TypeInterest, accept_only
 from mirante.bus.outbox import emit, emit_many, outbox_insert
 from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.relay import OutboxRelay, RelayStats
@@ -18,8 +19,11 @@ __all__ = [
     "InvalidEventError",
     "OutboxRelay",
     "Outcome",
+    "Prefilter",
     "RelayStats",
     "StreamConsumer",
+    "TypeInterest",
+    "accept_only",
     "delete_old_inbox_rows",
     "emit",
     "emit_many",

@@ -18,9 +18,12 @@ Poison entries (not a valid envelope, or delivered more than `max_deliveries` ti
 dead-letter stream first and acknowledged after, so a crash in between duplicates a dead letter instead
 of losing the entry.
 
+A consumer given a `prefilter` (see `interest`) asks it which events of a batch its handler needs; the others
+are acknowledged with the batch without an inbox row or a savepoint (outcome `SKIPPED`).
+
 The parts live beside this module: `stream_entries` (reading replies), `inbox` (dedupe), `handlers` (a handler
-in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `dead_letters`,
-`outcomes`.
+in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `interest` (prefilters),
+`dead_letters`, `outcomes`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, Recen
 from mirante.bus.envelope import Event, InvalidEventError
 from mirante.bus.handlers import Handler
 from mirante.bus.inbox import Inbox
+from mirante.bus.interest import Prefilter
 from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.stream_entries import (
     CURSOR_DONE,
@@ -82,6 +86,10 @@ class StreamConsumer:
     transaction's subtransaction ids in shared memory; beyond that, other sessions' snapshots have to look
     them up in `pg_subtrans`, which slows the whole server down. Keep `batch_size` at most 64 when handlers
     write (the default is 50).
+
+    `prefilter` (see `mirante.bus.interest`) tells, per batch, which events the handler needs; the others cost
+    no database work. An event it turned down is not in the inbox, so a later delivery of it (a reclaim) asks
+    the prefilter again.
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class StreamConsumer:
         reclaim_interval: float | None = None,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         dead_letter_stream: str = DEAD_LETTER_STREAM,
+        prefilter: Prefilter | None = None,
     ) -> None:
         names = [streams] if isinstance(streams, str) else list(streams)
         if not names or not all(names) or len(set(names)) != len(names):
@@ -129,6 +138,7 @@ class StreamConsumer:
         self.reclaim_interval = reclaim_interval if reclaim_interval is not None else min_idle_ms / 1000
         self.max_deliveries = max_deliveries
         self.dead_letter_stream = dead_letter_stream
+        self.prefilter = prefilter
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
         self._last_errors = RecentErrors()
@@ -240,7 +250,8 @@ class StreamConsumer:
         return outcome
 
     async def _handle_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        """Screen out the entries that never reach a handler, apply the rest in one transaction, then ack."""
+        """Screen out the entries that never reach a handler and those the prefilter turns down, apply the rest in
+        one transaction, then ack."""
         outcomes: dict[int, Outcome] = {}
         applicable: dict[int, Applicable] = {}
         for position, delivery in enumerate(deliveries):
@@ -250,13 +261,18 @@ class StreamConsumer:
                 outcomes[position] = screened
             else:
                 applicable[position] = screened
+        skipped = {position: applicable.pop(position) for position in await self._unwanted(applicable)}
         applied = await self._applier.apply(list(applicable.values()))
         done = [
             item.entry
             for item, outcome in zip(applicable.values(), applied, strict=True)
             if outcome is not Outcome.FAILED
         ]
-        await self._acknowledge_all(done)
+        await self._acknowledge_all(done + [item.entry for item in skipped.values()])
+        for position, item in skipped.items():
+            outcomes[position] = Outcome.SKIPPED
+            self._last_errors.pop(item.entry.stream, item.entry.entry_id)
+            self.stats.count(Outcome.SKIPPED)
         for position, item, outcome in zip(applicable, applicable.values(), applied, strict=True):
             outcomes[position] = outcome
             if outcome is Outcome.FAILED:
@@ -270,6 +286,24 @@ class StreamConsumer:
             else:
                 logger.debug("handled event %s (%s) from %s", item.event.id, item.event.type, item.entry.stream)
         return [outcomes[position] for position in sorted(outcomes)]
+
+    async def _unwanted(self, applicable: dict[int, Applicable]) -> list[int]:
+        """The positions of the events the prefilter turns down (none without one, or when it fails)."""
+        if self.prefilter is None or not applicable:
+            return []
+        try:
+            wanted = await self.prefilter([item.event for item in applicable.values()])
+            if len(wanted) != len(applicable):
+                raise ValueError(f"it answered {len(wanted)} times for {len(applicable)} events")
+        except Exception as error:
+            logger.warning(
+                "the prefilter of %s failed (%s: %s); the whole batch goes to the handler",
+                self.group,
+                type(error).__name__,
+                error,
+            )
+            return []
+        return [position for position, keep in zip(applicable, wanted, strict=True) if not keep]
 
     async def _screen(self, delivery: Delivery) -> Outcome | Applicable:
         """The outcome of an entry that needs no handler (deleted, malformed, over the limit), else its event."""

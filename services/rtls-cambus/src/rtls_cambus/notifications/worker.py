@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import cancel_and_wait
-from mirante.bus import StreamConsumer
+from mirante.bus import StreamConsumer, accept_only
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA
 from rtls_cambus.notifications.planner import NotificationPlanner
@@ -44,6 +44,7 @@ def notification_consumer(
         planner.handle,
         SCHEMA,
         block_ms=block_ms,
+        prefilter=accept_only(planner.wants),
     )
 
 

@@ -231,6 +231,7 @@ async def webhook_worker(app: FastAPI) -> None:
             f"{CONSUMER_GROUP}-{socket.gethostname()}",
             dispatcher.handle_event,
             SCHEMA,
+            prefilter=app.state.webhook_interest.prefilter,
         )
         consuming = asyncio.create_task(consumer.run(), name="webhook-consumer")
         try:

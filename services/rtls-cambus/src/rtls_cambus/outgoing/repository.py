@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, literal, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,12 @@ async def list_subscriptions(
 ) -> tuple[list[WebhookSubscription], int]:
     statement = select(WebhookSubscription).order_by(WebhookSubscription.id)
     return await paginate_scalars(session, statement, offset=offset, limit=limit)
+
+
+async def subscribed_event_types(session: AsyncSession) -> list[str]:
+    """Every type an enabled subscription names: the dispatcher's consumer skips the others."""
+    query = select(func.unnest(WebhookSubscription.event_types)).where(WebhookSubscription.enabled).distinct()
+    return list((await session.scalars(query)).all())
 
 
 async def enqueue(
