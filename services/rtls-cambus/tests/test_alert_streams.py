@@ -1,5 +1,6 @@
 """The alert engine on real Redis streams through the library's consumer: an event delivered twice raises one
-alert; and an alert, relayed from the outbox to the service's stream, opens an incident through an incident rule."""
+alert, one of a type no rule is on is skipped; and an alert, relayed from the outbox to the service's stream, opens
+an incident through an incident rule."""
 
 from __future__ import annotations
 
@@ -122,6 +123,33 @@ async def test_an_event_delivered_twice_through_the_consumer_raises_one_alert(
     found = await alerts_of(sessionmaker, rule_id)
     assert sorted(alert.dedup_key for alert in found) == ["session:9001", "session:9002"]
     assert consumer.stats.duplicates == 1
+
+
+async def test_an_event_no_rule_is_triggered_by_is_skipped_unparsed(
+    committed: tuple[async_sessionmaker[AsyncSession], Any, int], redis_client: Redis
+) -> None:
+    sessionmaker, site, rule_id = committed
+    stream = f"events:alerts-test-{uuid.uuid4().hex[:8]}"
+    consumer = alert_consumer(
+        redis_client, sessionmaker, AlertEngine(), [stream], group=f"alerts-{uuid.uuid4().hex[:8]}", block_ms=100
+    )
+    await consumer.ensure_groups()
+    exited = Event(source=SOURCE, type="rtls.person.zone_exited", data={"person_id": site.person.id})
+    task = asyncio.create_task(consumer.run())
+    try:
+        await redis_client.xadd(stream, exited.to_fields())  # type: ignore[arg-type]
+        await redis_client.xadd(stream, entered(site, 9003).to_fields())  # type: ignore[arg-type]
+
+        async def both_seen() -> bool:
+            return consumer.stats.processed + consumer.stats.skipped >= 2
+
+        await eventually(both_seen)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, GUARD_SECONDS)
+        await redis_client.delete(stream)
+    assert (consumer.stats.processed, consumer.stats.skipped) == (1, 1)
+    assert [alert.dedup_key for alert in await alerts_of(sessionmaker, rule_id)].count("session:9003") == 1
 
 
 async def test_an_alert_opens_an_incident_through_an_incident_rule(

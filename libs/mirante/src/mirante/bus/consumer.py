@@ -18,11 +18,12 @@ Poison entries (not a valid envelope, or delivered more than `max_deliveries` ti
 dead-letter stream first and acknowledged after, so a crash in between duplicates a dead letter instead
 of losing the entry.
 
-A consumer given a `prefilter` (see `interest`) asks it which events of a batch its handler needs; the others
-are acknowledged with the batch without an inbox row or a savepoint (outcome `SKIPPED`).
+A consumer given `wanted_types` (see `interest`) asks it once per batch which event types its handler needs; an
+entry of another type (its `type` field) is acknowledged with the batch, its envelope not even parsed, without an
+inbox row or a savepoint (outcome `SKIPPED`).
 
 The parts live beside this module: `stream_entries` (reading replies), `inbox` (dedupe), `handlers` (a handler
-in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `interest` (prefilters),
+in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `interest` (wanted types),
 `dead_letters`, `outcomes`.
 """
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -46,7 +47,7 @@ from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, Recen
 from mirante.bus.envelope import Event, InvalidEventError
 from mirante.bus.handlers import Handler
 from mirante.bus.inbox import Inbox
-from mirante.bus.interest import Prefilter
+from mirante.bus.interest import WantedTypes
 from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.stream_entries import (
     CURSOR_DONE,
@@ -57,6 +58,7 @@ from mirante.bus.stream_entries import (
     claimed_entries,
     delivery_counts,
     entries_by_stream,
+    entry_type,
 )
 from mirante.web.request_id import bind_request_id
 
@@ -87,9 +89,9 @@ class StreamConsumer:
     them up in `pg_subtrans`, which slows the whole server down. Keep `batch_size` at most 64 when handlers
     write (the default is 50).
 
-    `prefilter` (see `mirante.bus.interest`) tells, per batch, which events the handler needs; the others cost
-    no database work. An event it turned down is not in the inbox, so a later delivery of it (a reclaim) asks
-    the prefilter again.
+    `wanted_types` (see `mirante.bus.interest`) tells, per batch, which event types the handler needs; entries of
+    other types cost no parsing and no database work. An entry skipped so is not in the inbox, so a later
+    delivery of it (a reclaim) is judged again.
     """
 
     def __init__(
@@ -109,7 +111,7 @@ class StreamConsumer:
         reclaim_interval: float | None = None,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         dead_letter_stream: str = DEAD_LETTER_STREAM,
-        prefilter: Prefilter | None = None,
+        wanted_types: WantedTypes | None = None,
     ) -> None:
         names = [streams] if isinstance(streams, str) else list(streams)
         if not names or not all(names) or len(set(names)) != len(names):
@@ -138,7 +140,7 @@ class StreamConsumer:
         self.reclaim_interval = reclaim_interval if reclaim_interval is not None else min_idle_ms / 1000
         self.max_deliveries = max_deliveries
         self.dead_letter_stream = dead_letter_stream
-        self.prefilter = prefilter
+        self.wanted_types = wanted_types
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
         self._last_errors = RecentErrors()
@@ -250,28 +252,32 @@ class StreamConsumer:
         return outcome
 
     async def _handle_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        """Screen out the entries that never reach a handler and those the prefilter turns down, apply the rest in
-        one transaction, then ack."""
+        """Screen out the entries that never reach a handler (types not wanted among them), apply the rest in one
+        transaction, then ack."""
         outcomes: dict[int, Outcome] = {}
         applicable: dict[int, Applicable] = {}
+        skipped: list[Entry] = []
+        wanted = await self._wanted_types() if deliveries else None
         for position, delivery in enumerate(deliveries):
+            if wanted is not None and (kind := entry_type(delivery.entry.fields)) is not None and kind not in wanted:
+                outcomes[position] = Outcome.SKIPPED
+                skipped.append(delivery.entry)
+                continue
             screened = await self._screen(delivery)
             if isinstance(screened, Outcome):
                 self.stats.count(screened)
                 outcomes[position] = screened
             else:
                 applicable[position] = screened
-        skipped = {position: applicable.pop(position) for position in await self._unwanted(applicable)}
         applied = await self._applier.apply(list(applicable.values()))
         done = [
             item.entry
             for item, outcome in zip(applicable.values(), applied, strict=True)
             if outcome is not Outcome.FAILED
         ]
-        await self._acknowledge_all(done + [item.entry for item in skipped.values()])
-        for position, item in skipped.items():
-            outcomes[position] = Outcome.SKIPPED
-            self._last_errors.pop(item.entry.stream, item.entry.entry_id)
+        await self._acknowledge_all(done + skipped)
+        for entry in skipped:
+            self._last_errors.pop(entry.stream, entry.entry_id)
             self.stats.count(Outcome.SKIPPED)
         for position, item, outcome in zip(applicable, applicable.values(), applied, strict=True):
             outcomes[position] = outcome
@@ -287,23 +293,20 @@ class StreamConsumer:
                 logger.debug("handled event %s (%s) from %s", item.event.id, item.event.type, item.entry.stream)
         return [outcomes[position] for position in sorted(outcomes)]
 
-    async def _unwanted(self, applicable: dict[int, Applicable]) -> list[int]:
-        """The positions of the events the prefilter turns down (none without one, or when it fails)."""
-        if self.prefilter is None or not applicable:
-            return []
+    async def _wanted_types(self) -> Container[str] | None:
+        """The types the handler needs for this batch; None (all of them) without `wanted_types` or when it fails."""
+        if self.wanted_types is None:
+            return None
         try:
-            wanted = await self.prefilter([item.event for item in applicable.values()])
-            if len(wanted) != len(applicable):
-                raise ValueError(f"it answered {len(wanted)} times for {len(applicable)} events")
+            return await self.wanted_types()
         except Exception as error:
             logger.warning(
-                "the prefilter of %s failed (%s: %s); the whole batch goes to the handler",
+                "the wanted types of %s could not be read (%s: %s); the whole batch goes to the handler",
                 self.group,
                 type(error).__name__,
                 error,
             )
-            return []
-        return [position for position, keep in zip(applicable, wanted, strict=True) if not keep]
+            return None
 
     async def _screen(self, delivery: Delivery) -> Outcome | Applicable:
         """The outcome of an entry that needs no handler (deleted, malformed, over the limit), else its event."""

@@ -1,30 +1,30 @@
-"""Which events of a batch a consumer's handler needs, decided before any database work: its prefilter.
+"""Which event types a consumer's handler needs, asked once per batch before any other work on it.
 
-A `StreamConsumer` given a prefilter asks it once per batch; an event it turns down is acknowledged with the
-batch (outcome `SKIPPED`) without an inbox row, a savepoint or a handler call. That is for handlers that act on
-few of the events they read, such as those of webhook subscriptions or rules reading every stream of the suite:
-otherwise each event of a busy stream costs them a savepoint and a statement to find that nothing wants it.
+A `StreamConsumer` given `wanted_types` reads each entry's `type` field (written beside the envelope for
+readers like this one) and acknowledges, with the rest of its batch, an entry of a type not wanted: no envelope
+parsed, no inbox row, no savepoint, no statement (outcome `SKIPPED`). That is for handlers that act on few of the
+events they read, such as those of webhook subscriptions or rules on every stream of the suite: otherwise each
+event of a busy stream costs them a parse, a savepoint and a statement to find that nothing wants it.
 
-- `accept_only(wanted)`: a fixed rule (the types and source a handler knows).
+- `fixed_types(types)`: the types a handler knows, always the same.
 - `TypeInterest`: the types some rows name (subscriptions, rules), read from the database and kept for a
   bounded time; see its guarantee.
 
-A prefilter that raises turns nothing down: the whole batch goes to the handler, as without one.
+When `wanted_types` raises, nothing is skipped: the whole batch goes to the handler, as without it. An entry
+whose `type` field is missing or not text is never skipped (it is screened, and dead-lettered when malformed).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Container, Iterable
 
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from mirante.bus.envelope import Event
-
-Prefilter = Callable[[Sequence[Event]], Awaitable[Sequence[bool]]]
-"""`await prefilter(events)`: for each event of a batch, in order, whether the handler needs it."""
+WantedTypes = Callable[[], Awaitable[Container[str]]]
+"""`await wanted_types()`: the event types the handler needs now; asked once per batch."""
 
 TypesLoader = Callable[[AsyncSession], Awaitable[Iterable[str]]]
 """`await load(session)`: every event type the handler can act on now (an enabled row names it)."""
@@ -32,13 +32,14 @@ TypesLoader = Callable[[AsyncSession], Awaitable[Iterable[str]]]
 Clock = Callable[[], float]
 
 
-def accept_only(wanted: Callable[[Event], bool]) -> Prefilter:
-    """A prefilter that passes the events `wanted` holds for, and no others."""
+def fixed_types(types: Collection[str]) -> WantedTypes:
+    """A `wanted_types` that always answers `types`."""
+    wanted = frozenset(types)
 
-    async def prefilter(events: Sequence[Event]) -> list[bool]:
-        return [wanted(event) for event in events]
+    async def answer() -> frozenset[str]:
+        return wanted
 
-    return prefilter
+    return answer
 
 
 class TypeInterest:
@@ -52,8 +53,8 @@ class TypeInterest:
     - made anywhere else (another replica, a script, SQL by hand): the event is never skipped when the consumer
       reads it more than `max_age` seconds after the commit.
 
-    A change that makes a type unwanted needs neither: the handler finds nothing to do for it, as it did before
-    there was a prefilter.
+    A change that makes a type unwanted needs neither: the handler finds nothing to do for it, as it would without
+    `wanted_types`.
     """
 
     def __init__(
@@ -92,7 +93,8 @@ class TypeInterest:
         self.bump()
 
     async def types(self) -> frozenset[str]:
-        """The wanted types: those kept, or read now when they are older than `max_age` or were bumped."""
+        """The wanted types (the consumer's `wanted_types`): those kept, or read now when they are older than
+        `max_age` or were bumped."""
         if self._types is not None and self._clock() < self._fresh_until:
             return self._types
         # Measured before the read, so the types are never kept longer than `max_age` after the rows they show.
@@ -105,8 +107,3 @@ class TypeInterest:
         if generation == self._generation:
             self._types, self._fresh_until = loaded, started + self.max_age
         return loaded
-
-    async def prefilter(self, events: Sequence[Event]) -> list[bool]:
-        """The consumer's prefilter: an event is wanted when its type is."""
-        wanted = await self.types()
-        return [event.type in wanted for event in events]

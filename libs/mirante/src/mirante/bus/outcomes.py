@@ -16,7 +16,7 @@ class Outcome(StrEnum):
     MISSING = "missing"
     """The entry was deleted from the stream while pending; it is acknowledged and dropped."""
     SKIPPED = "skipped"
-    """The consumer's prefilter said its handler does not need the event; acknowledged without an inbox row."""
+    """The entry's type is not one the handler needs (`wanted_types`); acknowledged unparsed, without an inbox row."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Final
@@ -82,16 +82,13 @@ class AlertEngine:
         self._checked_at = time.monotonic()
         return self._rules
 
-    async def prefilter(self, sessionmaker: async_sessionmaker[AsyncSession], events: Sequence[Event]) -> list[bool]:
-        """The consumer's prefilter: whether an enabled rule is triggered by each event's type, from the same rules
-        `handle_event` reads, so an event no rule is on costs no statement. `handle_event` must act on no other."""
+    async def wanted_types(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Container[str]:
+        """The consumer's `wanted_types`: those some enabled rule is triggered by, from the rules `handle_event`
+        reads, so an event no rule is on costs no statement. `handle_event` must act on no other type."""
         if self._rules is not None and time.monotonic() - self._checked_at < self.refresh_seconds:
-            rules = self._rules
-        else:
-            async with sessionmaker() as session:
-                rules = await self.rules(session)
-        triggers = rules.by_trigger
-        return [event.type in triggers and not event.type.startswith(REFUSED_EVENT_PREFIXES) for event in events]
+            return self._rules.by_trigger
+        async with sessionmaker() as session:
+            return (await self.rules(session)).by_trigger
 
     async def handle_event(self, session: AsyncSession, event: Event) -> list[AlertEvent]:
         """The consumer's handler: the rules `event.type` triggers, evaluated; the alerts raised."""
@@ -195,7 +192,7 @@ def alert_consumer(
         start_from=start_from,
         block_ms=block_ms,
         batch_size=batch_size,
-        prefilter=partial(engine.prefilter, sessionmaker),
+        wanted_types=partial(engine.wanted_types, sessionmaker),
     )
 
 

@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.bus import Event, StreamConsumer, accept_only
+from mirante.bus import Event, StreamConsumer, fixed_types
 from rtls_cambus.chatwoot import repository
 from rtls_cambus.chatwoot.client import ChatwootClient, ChatwootConfig, build_http_client
 from rtls_cambus.chatwoot.models import (
@@ -57,7 +57,8 @@ _INCOMING = ("incoming", 0)
 _OUTGOING = ("outgoing", 1)
 
 
-_HANDLED_TYPES: Final = frozenset({"rtls.incident.created", "rtls.incident.updated", DELIVERY_EVENT})
+HANDLED_TYPES: Final = frozenset({"rtls.incident.created", "rtls.incident.updated", DELIVERY_EVENT})
+"""The only types `ChatwootSync.handle` acts on: the consumer skips the others unparsed."""
 
 
 def _int(value: Any) -> int | None:
@@ -85,14 +86,9 @@ class ChatwootSync:
     def account_id(self) -> int:
         return self.client.config.account_id
 
-    @staticmethod
-    def wants(event: Event) -> bool:
-        """Whether `handle` acts on an event of this source and type: the consumer skips the others unread."""
-        return event.source == SOURCE and event.type in _HANDLED_TYPES
-
     async def handle(self, session: AsyncSession, event: Event) -> None:
         """The consumer's handler; events of other sources and types pass by."""
-        if not self.wants(event):
+        if event.source != SOURCE:
             return
         if event.type == "rtls.incident.created":
             incident = event.data.get("incident")
@@ -251,7 +247,7 @@ def chatwoot_consumer(
         block_ms=block_ms,
         min_idle_ms=min_idle_ms,
         max_deliveries=MAX_DELIVERIES,
-        prefilter=accept_only(sync.wants),
+        wanted_types=fixed_types(HANDLED_TYPES),
     )
 
 

@@ -92,7 +92,7 @@ def incident_rule_consumer(
         SCHEMA,
         start_from=start_from,
         block_ms=block_ms,
-        prefilter=interest.prefilter,
+        wanted_types=interest.types,
     )
 
 

@@ -38,7 +38,8 @@ from rtls_cambus.notifications.repository import Recipient
 ALERT_CREATED: Final = "rtls.alert.created"
 INCIDENT_CREATED: Final = "rtls.incident.created"
 INCIDENT_UPDATED: Final = "rtls.incident.updated"
-_PLANNED_TYPES: Final = frozenset({ALERT_CREATED, INCIDENT_CREATED, INCIDENT_UPDATED})
+PLANNED_TYPES: Final = frozenset({ALERT_CREATED, INCIDENT_CREATED, INCIDENT_UPDATED})
+"""The only types `handle` acts on: the consumer skips the others unparsed."""
 MAX_SUBJECT_CHARS: Final = 200
 _ALERT_FIELDS: Final = (
     "alert_id",
@@ -70,14 +71,9 @@ class NotificationPlanner:
         self.settings = settings
         self.on_planned = on_planned
 
-    @staticmethod
-    def wants(event: Event) -> bool:
-        """Whether `handle` acts on an event of this source and type: the consumer skips the others unread."""
-        return event.source == SOURCE and event.type in _PLANNED_TYPES
-
     async def handle(self, session: AsyncSession, event: Event, now: datetime | None = None) -> None:
         """The consumer's handler: the notifications `event` calls for (none for other types)."""
-        if not self.wants(event):
+        if event.source != SOURCE:
             return
         now = now or datetime.now(UTC)
         if event.type == ALERT_CREATED:

@@ -231,7 +231,7 @@ async def webhook_worker(app: FastAPI) -> None:
             f"{CONSUMER_GROUP}-{socket.gethostname()}",
             dispatcher.handle_event,
             SCHEMA,
-            prefilter=app.state.webhook_interest.prefilter,
+            wanted_types=app.state.webhook_interest.types,
         )
         consuming = asyncio.create_task(consumer.run(), name="webhook-consumer")
         try:

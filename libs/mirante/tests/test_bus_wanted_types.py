@@ -1,11 +1,11 @@
-"""A consumer's prefilter: events it turns down cost no statement and are acknowledged; `TypeInterest` keeps the
-wanted types and never skips an event a change committed before needs (at once after a bump in this process,
-after `max_age` otherwise)."""
+"""A consumer's `wanted_types`: entries of other types cost no parsing and no statement and are acknowledged;
+`TypeInterest` keeps the wanted types and never skips an event a change committed before needs (at once after a
+bump in this process, after `max_age` otherwise)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,9 +16,9 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mirante.bus import Event, Outcome, StreamConsumer, TypeInterest, accept_only
+from mirante.bus import Event, Outcome, StreamConsumer, TypeInterest, WantedTypes, fixed_types
 from mirante.bus.tables import inbox_table
-from mirante.testing.streams import pending_count, publish_event
+from mirante.testing.streams import pending_count, publish_event, read_records
 
 WANTED = "test.thing.wanted"
 OTHER = "test.thing.other"
@@ -65,10 +65,19 @@ def consumer_on(
     schema: str,
     stream: str,
     handler: Recorder,
-    prefilter: Any,
+    wanted_types: WantedTypes,
 ) -> StreamConsumer:
     return StreamConsumer(
-        redis, sessionmaker, stream, f"group-{stream}", "worker", handler, schema, block_ms=50, prefilter=prefilter
+        redis,
+        sessionmaker,
+        stream,
+        f"group-{stream}",
+        "worker",
+        handler,
+        schema,
+        block_ms=50,
+        dead_letter_stream=f"{stream}-dead",
+        wanted_types=wanted_types,
     )
 
 
@@ -92,9 +101,12 @@ def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
         sqlalchemy_event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def read_one_batch(redis: Redis, consumer: StreamConsumer, *events: Event) -> None:
+async def read_one_batch(redis: Redis, consumer: StreamConsumer, *events: Event | dict[str, str]) -> None:
     for item in events:
-        await publish_event(redis, consumer.streams[0], item)
+        if isinstance(item, Event):
+            await publish_event(redis, consumer.streams[0], item)
+        else:
+            await redis.xadd(consumer.streams[0], item)  # type: ignore[arg-type]
     assert await consumer.read_new() == len(events)
 
 
@@ -110,9 +122,7 @@ async def test_events_turned_down_cost_no_statement_and_are_acknowledged(
     stream: str,
 ) -> None:
     handler = Recorder()
-    consumer = consumer_on(
-        redis_client, sessionmaker, schema, stream, handler, accept_only(lambda event: event.type == WANTED)
-    )
+    consumer = consumer_on(redis_client, sessionmaker, schema, stream, handler, fixed_types({WANTED}))
     await consumer.ensure_groups()
 
     with statements_on(db_engine) as sent:
@@ -129,10 +139,29 @@ async def test_events_turned_down_cost_no_statement_and_are_acknowledged(
     assert await pending_count(redis_client, stream, consumer.group) == 0
 
 
+async def test_an_entry_is_judged_by_its_type_field_and_one_without_it_is_screened(
+    redis_client: Redis, sessionmaker: async_sessionmaker[AsyncSession], schema: str, stream: str
+) -> None:
+    handler = Recorder()
+    consumer = consumer_on(redis_client, sessionmaker, schema, stream, handler, fixed_types({WANTED}))
+    await consumer.ensure_groups()
+    unwanted_and_broken = {"id": "1", "type": OTHER, "event": "{not json"}
+    no_type = {"id": "2", "event": "{}"}
+    wanted_and_broken = {"id": "3", "type": WANTED, "event": "{not json"}
+
+    await read_one_batch(redis_client, consumer, unwanted_and_broken, no_type, wanted_and_broken)
+
+    assert (consumer.stats.skipped, consumer.stats.dead_lettered) == (1, 2)
+    dead = await read_records(redis_client, f"{stream}-dead")
+    assert sorted(record.fields["original.id"] for record in dead) == ["2", "3"]
+    assert await pending_count(redis_client, stream, consumer.group) == 0
+    await redis_client.delete(f"{stream}-dead")
+
+
 async def test_the_outcome_of_a_skipped_entry_is_reported(
     redis_client: Redis, sessionmaker: async_sessionmaker[AsyncSession], schema: str, stream: str
 ) -> None:
-    consumer = consumer_on(redis_client, sessionmaker, schema, stream, Recorder(), accept_only(lambda _event: False))
+    consumer = consumer_on(redis_client, sessionmaker, schema, stream, Recorder(), fixed_types(()))
     await consumer.ensure_groups()
     item = new(OTHER)
     entry_id = await publish_event(redis_client, stream, item)
@@ -142,22 +171,17 @@ async def test_the_outcome_of_a_skipped_entry_is_reported(
     assert outcome is Outcome.SKIPPED
 
 
-async def test_a_failing_prefilter_lets_the_whole_batch_through(
+async def test_wanted_types_that_cannot_be_read_let_the_whole_batch_through(
     redis_client: Redis, sessionmaker: async_sessionmaker[AsyncSession], schema: str, stream: str
 ) -> None:
-    async def broken(events: Sequence[Event]) -> list[bool]:
+    async def broken() -> frozenset[str]:
         raise RuntimeError("the rules table is gone")
 
-    async def short(events: Sequence[Event]) -> list[bool]:
-        return [False]
-
-    for prefilter in (broken, short):
-        handler = Recorder()
-        consumer = consumer_on(redis_client, sessionmaker, schema, f"{stream}-{prefilter.__name__}", handler, prefilter)
-        await consumer.ensure_groups()
-        await read_one_batch(redis_client, consumer, new(OTHER), new(WANTED))
-        assert len(handler.seen) == 2 and consumer.stats.skipped == 0
-        await redis_client.delete(consumer.streams[0])
+    handler = Recorder()
+    consumer = consumer_on(redis_client, sessionmaker, schema, stream, handler, broken)
+    await consumer.ensure_groups()
+    await read_one_batch(redis_client, consumer, new(OTHER), new(WANTED))
+    assert len(handler.seen) == 2 and consumer.stats.skipped == 0
 
 
 async def test_a_change_bumped_after_commit_applies_to_every_event_read_after_it(
@@ -170,7 +194,7 @@ async def test_a_change_bumped_after_commit_applies_to_every_event_read_after_it
     # An hour of `max_age`: only the bump can make the consumer see the change.
     interest = TypeInterest(sessionmaker, loader(interest_table), max_age=3600)
     handler = Recorder()
-    consumer = consumer_on(redis_client, sessionmaker, schema, stream, handler, interest.prefilter)
+    consumer = consumer_on(redis_client, sessionmaker, schema, stream, handler, interest.types)
     await consumer.ensure_groups()
     await read_one_batch(redis_client, consumer, new(WANTED))
     assert handler.seen == [] and interest.loads == 1
@@ -209,7 +233,7 @@ async def test_a_change_made_elsewhere_applies_once_max_age_has_passed(
 ) -> None:
     clock = Clock()
     interest = TypeInterest(sessionmaker, loader(interest_table), max_age=2.0, clock=clock)
-    assert await interest.prefilter([new(WANTED)]) == [False]
+    assert await interest.types() == frozenset()
     async with sessionmaker() as session, session.begin():
         await session.execute(
             text(f"INSERT INTO {interest_table} VALUES (:type, true), (:other, false)"),
@@ -220,9 +244,9 @@ async def test_a_change_made_elsewhere_applies_once_max_age_has_passed(
         )
 
     clock.now += 1.9
-    assert await interest.prefilter([new(WANTED)]) == [False], "kept for max_age"
+    assert await interest.types() == frozenset(), "kept for max_age"
     clock.now += 0.1
-    assert await interest.prefilter([new(WANTED), new(OTHER)]) == [True, False]
+    assert await interest.types() == {WANTED}
     assert interest.loads == 2
 
 
