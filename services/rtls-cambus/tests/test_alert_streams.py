@@ -1,5 +1,6 @@
 """The alert engine on real Redis streams through the library's consumer: an event delivered twice raises one
-alert; and an alert, relayed from the outbox to the service's stream, opens an incident through an incident rule."""
+alert, one of a type no rule is on is skipped; and an alert, relayed from the outbox to the service's stream, opens
+an incident through an incident rule."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from rtls_cambus.alerts.engine import AlertEngine, alert_consumer
 from rtls_cambus.alerts.models import AlertEvent, AlertRule
 from rtls_cambus.alerts.schemas import rule_adapter
 from rtls_cambus.identifiers import SCHEMA, SOURCE
-from rtls_cambus.incidents.engine import incident_rule_consumer
+from rtls_cambus.incidents.engine import incident_rule_consumer, rule_interest
 from rtls_cambus.incidents.models import Incident, IncidentRule
 
 GUARD_SECONDS = 20
@@ -124,6 +125,34 @@ async def test_an_event_delivered_twice_through_the_consumer_raises_one_alert(
     assert consumer.stats.duplicates == 1
 
 
+async def test_an_event_no_rule_is_triggered_by_is_skipped_unparsed(
+    committed: tuple[async_sessionmaker[AsyncSession], Any, int], redis_client: Redis
+) -> None:
+    sessionmaker, site, rule_id = committed
+    stream = f"events:alerts-test-{uuid.uuid4().hex[:8]}"
+    consumer = alert_consumer(
+        redis_client, sessionmaker, AlertEngine(), [stream], group=f"alerts-{uuid.uuid4().hex[:8]}", block_ms=100
+    )
+    await consumer.ensure_groups()
+    # Neither a rule's trigger nor the end of an alert that may be open (a zone exit may end a zone-entry alert).
+    unrelated = Event(source=SOURCE, type="rtls.camera.registered", data={"camera_id": 1})
+    task = asyncio.create_task(consumer.run())
+    try:
+        await redis_client.xadd(stream, unrelated.to_fields())  # type: ignore[arg-type]
+        await redis_client.xadd(stream, entered(site, 9003).to_fields())  # type: ignore[arg-type]
+
+        async def both_seen() -> bool:
+            return consumer.stats.processed + consumer.stats.skipped >= 2
+
+        await eventually(both_seen)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, GUARD_SECONDS)
+        await redis_client.delete(stream)
+    assert (consumer.stats.processed, consumer.stats.skipped) == (1, 1)
+    assert [alert.dedup_key for alert in await alerts_of(sessionmaker, rule_id)].count("session:9003") == 1
+
+
 async def test_an_alert_opens_an_incident_through_an_incident_rule(
     committed: tuple[async_sessionmaker[AsyncSession], Any, int], redis_client: Redis
 ) -> None:
@@ -154,6 +183,7 @@ async def test_an_alert_opens_an_incident_through_an_incident_rule(
         redis_client,
         sessionmaker,
         [stream],
+        rule_interest(sessionmaker, max_age=2),
         group=f"incidents-{uuid.uuid4().hex[:8]}",
         consumer_name="test",
         start_from="0",

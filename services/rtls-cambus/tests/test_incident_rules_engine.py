@@ -1,10 +1,12 @@
 """The incident rule engine end to end: an event on the vision stream opens one incident through a rule, on the
-real Redis and PostgreSQL; the same event delivered again opens none."""
+real Redis and PostgreSQL; the same event delivered again opens none; events of types no rule is on are skipped,
+and a rule saved applies to the next event at once."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from sqlalchemy import delete, func, select
@@ -12,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from mirante.bus import Event
 from mirante.db import create_sessionmaker
-from rtls_cambus.incidents.engine import incident_rule_consumer
+from rtls_cambus.incidents import service
+from rtls_cambus.incidents.engine import incident_rule_consumer, rule_interest
 from rtls_cambus.incidents.models import Incident, IncidentRule, SupportGroup
+from rtls_cambus.incidents.schemas import RuleCreate
 
 VISION_STREAM = "events:vision-orchestrator"
 
@@ -54,6 +58,7 @@ async def test_a_vision_failure_opens_one_incident_for_the_rules_group(
         redis_client,
         sessionmaker,
         [VISION_STREAM],
+        rule_interest(sessionmaker, max_age=2),
         group=f"incident-rules-test-{marker}",
         consumer_name="test",
         block_ms=100,
@@ -112,3 +117,56 @@ async def test_a_vision_failure_opens_one_incident_for_the_rules_group(
 
 async def _non_empty(query) -> bool:  # type: ignore[no-untyped-def]
     return bool(await query())
+
+
+async def test_events_no_rule_is_on_are_skipped_until_a_rule_saved_here_names_their_type(
+    db_engine: AsyncEngine, redis_client: Redis
+) -> None:
+    sessionmaker: async_sessionmaker = create_sessionmaker(db_engine)  # type: ignore[type-arg]
+    marker = uuid.uuid4().hex
+    stream = f"events:incident-rules-test-{marker}"
+    # Read again only when bumped: a rule must apply at once to events read after the transaction saving it.
+    interest = rule_interest(sessionmaker, max_age=300)
+    consumer = incident_rule_consumer(
+        redis_client, sessionmaker, [stream], interest, group=f"incident-rules-{marker}", consumer_name="test"
+    )
+    await consumer.ensure_groups()
+    body = RuleCreate.model_validate(
+        {
+            "name": f"Expired upload {marker}",
+            "event_type": "recording.upload.expired",
+            "conditions": [{"path": "marker", "op": "equals", "value": marker}],
+            "title_template": "Upload {upload_id} expired",
+            "severity": "low",
+        }
+    )
+    before = Event(source="mirante/recording-storage", type=body.event_type, data={"marker": marker, "upload_id": 1})
+    after = Event(source="mirante/recording-storage", type=body.event_type, data={"marker": marker, "upload_id": 2})
+    task = asyncio.create_task(consumer.run())
+    rule_id = None
+    try:
+        await redis_client.xadd(stream, before.to_fields())  # type: ignore[arg-type]
+        await wait_for(_true_when(lambda: consumer.stats.skipped == 1))
+        async with sessionmaker() as session, session.begin():
+            rule_id = (await service.create_rule(session, body, interest)).id
+        await redis_client.xadd(stream, after.to_fields())  # type: ignore[arg-type]
+        await wait_for(_true_when(lambda: consumer.stats.processed == 1))
+        async with sessionmaker() as session:
+            opened = (await session.scalars(select(Incident).where(Incident.rule_id == rule_id))).all()
+        assert [incident.source_event_id for incident in opened] == [after.id]
+        assert consumer.stats.skipped == 1
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 10)
+        await redis_client.delete(stream)
+        if rule_id is not None:
+            async with sessionmaker() as session, session.begin():
+                await session.execute(delete(Incident).where(Incident.rule_id == rule_id))
+                await session.execute(delete(IncidentRule).where(IncidentRule.id == rule_id))
+
+
+def _true_when(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def holds() -> bool:
+        return bool(check())
+
+    return holds

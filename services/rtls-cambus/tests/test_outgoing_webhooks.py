@@ -1,4 +1,5 @@
-"""Outgoing webhooks against the real database and small real HTTP receivers on 127.0.0.1."""
+"""Outgoing webhooks against the real database and small real HTTP receivers on 127.0.0.1; the dispatcher's
+consumer skipping types no subscription names, and a new subscription getting the next event at once."""
 
 from __future__ import annotations
 
@@ -15,15 +16,20 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mirante.auth.commands import create_user
+from mirante.auth.models import User
+from mirante.auth.service import issue_token
+from mirante.auth.tokens import TokenCodec
 from mirante.bus import Event
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory, HeadersFactory
+from mirante.testing.streams import wait_until
 from mirante.testing.webhooks import WebhookReceiverStarter
 from mirante.webhooks.signatures import generate_standard_secret, verify_standard
 from rtls_cambus.config import Settings
 from rtls_cambus.main import create_app
 from rtls_cambus.outgoing import repository
-from rtls_cambus.outgoing.dispatcher import MAX_ROUNDS, Dispatcher, build_client, delivery_consumer
+from rtls_cambus.outgoing.dispatcher import CONSUMER_GROUP, MAX_ROUNDS, Dispatcher, build_client, delivery_consumer
 from rtls_cambus.outgoing.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from rtls_cambus.outgoing.ssrf import TargetPolicy, TargetRefusedError
 from rtls_cambus.retention import forget_old_logs
@@ -468,3 +474,63 @@ def test_rotation_overlap_signs_with_both_secrets() -> None:
     now = datetime.now(UTC)
     assert repository.signing_secrets("a", "b", now + timedelta(seconds=5), now) == ["a", "b"]
     assert repository.signing_secrets("a", "b", now - timedelta(seconds=5), now) == ["a"]
+
+
+async def consumed(redis: Redis, stream: str, group: str, entry_id: str) -> bool:
+    """Whether `group` has read `stream` up to `entry_id` and acknowledged everything it read."""
+    for info in await redis.xinfo_groups(stream):
+        if info["name"].decode() == group:
+            read_to = tuple(int(part) for part in info["last-delivered-id"].decode().split("-"))
+            return read_to >= tuple(int(part) for part in entry_id.split("-")) and info["pending"] == 0
+    return False
+
+
+async def test_a_subscription_saved_through_the_api_gets_the_next_event_of_its_type(
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_webhook_receiver: WebhookReceiverStarter,
+) -> None:
+    """The app's dispatcher skips events no subscription names; the commit of a subscription made through the app
+    bumps what it knows, so the next event goes out although the types are otherwise read only every 300 s."""
+    receiver = await start_webhook_receiver()
+    stream = f"events:webhooks-test-{uuid.uuid4().hex}"
+    settings = webhook_settings(
+        infra_settings,
+        webhook_streams=[stream],
+        event_interest_refresh_seconds=300,
+        incident_rules_enabled=False,
+        alert_engine_enabled=False,
+    )
+    async with sessions() as session, session.begin():
+        admin = await create_user(session, username=f"hooks-{uuid.uuid4().hex[:8]}", password="x" * 16, role="admin")
+    headers = {"Authorization": f"Bearer {issue_token(TokenCodec.from_settings(infra_settings.jwt), admin).token}"}
+    event_type = "rtls.camera.registered"
+    before, after = (Event(source="mirante/rtls-cambus", type=event_type, data={"n": n}) for n in (1, 2))
+    app = create_app(settings)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+        ):
+            await wait_until(lambda: redis_client.exists(stream), what="the dispatcher's consumer group")
+            entry_id = (await redis_client.xadd(stream, before.to_fields())).decode()  # type: ignore[arg-type]
+            await wait_until(lambda: consumed(redis_client, stream, CONSUMER_GROUP, entry_id), what="the skip")
+            created = await client.post(
+                "/api/v1/webhooks", json={"url": receiver.url, "event_types": [event_type]}, headers=headers
+            )
+            assert created.status_code == 201, created.text
+            sessions.made.append(created.json()["id"])  # type: ignore[attr-defined]
+            await redis_client.xadd(stream, after.to_fields())  # type: ignore[arg-type]
+            await asyncio.wait_for(receiver.arrived.wait(), 20)
+        assert [orjson.loads(item.body)["id"] for item in receiver.received] == [after.id]
+        async with sessions() as session:
+            made = await session.scalars(
+                select(WebhookDelivery.event_id).where(WebhookDelivery.event_type == event_type)
+            )
+            assert list(made.all()) == [after.event_uuid], "the event published before the subscription was skipped"
+    finally:
+        await redis_client.delete(stream)
+        async with sessions() as session, session.begin():
+            await session.execute(delete(User).where(User.id == admin.id))

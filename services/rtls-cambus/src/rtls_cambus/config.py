@@ -149,6 +149,14 @@ class Settings(ServiceSettings):
     alert_rules_refresh_seconds: float = Field(
         default=2, ge=0, le=300, description="a changed alert rule takes effect within this many seconds"
     )
+    event_interest_refresh_seconds: float = Field(
+        default=2,
+        ge=0,
+        le=300,
+        description="the event types webhook subscriptions and incident rules name are read again after this many "
+        "seconds; their consumers skip other types without a statement, so a subscription or rule saved through "
+        "another replica applies to events read this long after it was saved (through this one, at once)",
+    )
     incident_attachment_max_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="largest incident attachment accepted"
     )

@@ -16,7 +16,7 @@ from rtls_cambus.dashboard.router import router as dashboard_router
 from rtls_cambus.devices.router import router as devices_router
 from rtls_cambus.floor_plans.router import FLOOR_PLANS_PATH
 from rtls_cambus.floor_plans.router import router as floor_plans_router
-from rtls_cambus.incidents.engine import incident_rules_worker
+from rtls_cambus.incidents.engine import incident_rules_worker, install_rule_interest
 from rtls_cambus.incidents.router import ATTACHMENTS_PATH_PREFIX
 from rtls_cambus.incidents.router import router as incidents_router
 from rtls_cambus.ingest.metrics import ingest_metrics
@@ -25,6 +25,7 @@ from rtls_cambus.ingest.worker import maintenance_worker, mqtt_ingest_worker, pr
 from rtls_cambus.notifications.router import router as notifications_router
 from rtls_cambus.notifications.worker import notifications_worker
 from rtls_cambus.outgoing.dispatcher import webhook_worker
+from rtls_cambus.outgoing.interest import install_webhook_interest
 from rtls_cambus.outgoing.router import router as webhooks_router
 from rtls_cambus.people.router import router as people_router
 from rtls_cambus.positions.router import router as positions_router
@@ -83,7 +84,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             ATTACHMENTS_PATH_PREFIX: settings.incident_attachment_max_bytes + _MULTIPART_SLACK,
             CHATWOOT_WEBHOOK_PATH: settings.chatwoot_webhook_max_body_bytes,
         },
-        on_startup=[install_alert_engine],
+        on_startup=[install_alert_engine, install_webhook_interest, install_rule_interest],
     )
     ingest_metrics(app)
     return app

@@ -19,9 +19,13 @@ Poison entries (not a valid envelope, or delivered more than `max_deliveries` ti
 dead-letter stream first and acknowledged after, so a crash in between duplicates a dead letter instead
 of losing the entry.
 
+A consumer given `wanted_types` (see `interest`) asks it once per batch which event types its handler needs; an
+entry of another type (its `type` field) is acknowledged with the batch, its envelope not even parsed, without an
+inbox row or a savepoint (outcome `SKIPPED`).
+
 The parts live beside this module: `stream_entries` (reading replies), `inbox` (dedupe), `handlers` (a handler
-in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `dead_letters`,
-`outcomes`.
+in its savepoint), `batch_transaction` (a batch in one transaction, or one by one), `interest` (wanted types),
+`dead_letters`, `outcomes`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -44,6 +48,7 @@ from mirante.bus.dead_letters import DEAD_LETTER_STREAM, DeadLetterReason, Recen
 from mirante.bus.envelope import Event, InvalidEventError
 from mirante.bus.handlers import BatchHandler, Handler
 from mirante.bus.inbox import Inbox
+from mirante.bus.interest import WantedTypes
 from mirante.bus.outcomes import ConsumerStats, Outcome
 from mirante.bus.stream_entries import (
     CURSOR_DONE,
@@ -54,6 +59,7 @@ from mirante.bus.stream_entries import (
     claimed_entries,
     delivery_counts,
     entries_by_stream,
+    entry_type,
 )
 from mirante.web.request_id import bind_request_id
 
@@ -84,6 +90,10 @@ class StreamConsumer:
     them up in `pg_subtrans`, which slows the whole server down. Keep `batch_size` at most 64 when handlers
     write (the default is 50). A `BatchHandler` takes the new events of a batch in one call, with no
     savepoint: one for the whole batch only when it fails and the batch is applied one event at a time.
+
+    `wanted_types` (see `mirante.bus.interest`) tells, per batch, which event types the handler needs; entries of
+    other types cost no parsing and no database work. An entry skipped so is not in the inbox, so a later
+    delivery of it (a reclaim) is judged again.
     """
 
     def __init__(
@@ -103,6 +113,7 @@ class StreamConsumer:
         reclaim_interval: float | None = None,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         dead_letter_stream: str = DEAD_LETTER_STREAM,
+        wanted_types: WantedTypes | None = None,
     ) -> None:
         names = [streams] if isinstance(streams, str) else list(streams)
         if not names or not all(names) or len(set(names)) != len(names):
@@ -131,6 +142,7 @@ class StreamConsumer:
         self.reclaim_interval = reclaim_interval if reclaim_interval is not None else min_idle_ms / 1000
         self.max_deliveries = max_deliveries
         self.dead_letter_stream = dead_letter_stream
+        self.wanted_types = wanted_types
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
         self._last_errors = RecentErrors()
@@ -242,10 +254,17 @@ class StreamConsumer:
         return outcome
 
     async def _handle_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        """Screen out the entries that never reach a handler, apply the rest in one transaction, then ack."""
+        """Screen out the entries that never reach a handler (types not wanted among them), apply the rest in one
+        transaction, then ack."""
         outcomes: dict[int, Outcome] = {}
         applicable: dict[int, Applicable] = {}
+        skipped: list[Entry] = []
+        wanted = await self._wanted_types() if deliveries else None
         for position, delivery in enumerate(deliveries):
+            if wanted is not None and (kind := entry_type(delivery.entry.fields)) is not None and kind not in wanted:
+                outcomes[position] = Outcome.SKIPPED
+                skipped.append(delivery.entry)
+                continue
             screened = await self._screen(delivery)
             if isinstance(screened, Outcome):
                 self.stats.count(screened)
@@ -258,7 +277,10 @@ class StreamConsumer:
             for item, outcome in zip(applicable.values(), applied, strict=True)
             if outcome is not Outcome.FAILED
         ]
-        await self._acknowledge_all(done)
+        await self._acknowledge_all(done + skipped)
+        for entry in skipped:
+            self._last_errors.pop(entry.stream, entry.entry_id)
+            self.stats.count(Outcome.SKIPPED)
         for position, item, outcome in zip(applicable, applicable.values(), applied, strict=True):
             outcomes[position] = outcome
             if outcome is Outcome.FAILED:
@@ -272,6 +294,21 @@ class StreamConsumer:
             else:
                 logger.debug("handled event %s (%s) from %s", item.event.id, item.event.type, item.entry.stream)
         return [outcomes[position] for position in sorted(outcomes)]
+
+    async def _wanted_types(self) -> Container[str] | None:
+        """The types the handler needs for this batch; None (all of them) without `wanted_types` or when it fails."""
+        if self.wanted_types is None:
+            return None
+        try:
+            return await self.wanted_types()
+        except Exception as error:
+            logger.warning(
+                "the wanted types of %s could not be read (%s: %s); the whole batch goes to the handler",
+                self.group,
+                type(error).__name__,
+                error,
+            )
+            return None
 
     async def _screen(self, delivery: Delivery) -> Outcome | Applicable:
         """The outcome of an entry that needs no handler (deleted, malformed, over the limit), else its event."""

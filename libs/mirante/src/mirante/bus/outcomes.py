@@ -15,6 +15,8 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     MISSING = "missing"
     """The entry was deleted from the stream while pending; it is acknowledged and dropped."""
+    SKIPPED = "skipped"
+    """The entry's type is not one the handler needs (`wanted_types`); acknowledged unparsed, without an inbox row."""
 
 
 @dataclass
@@ -26,6 +28,7 @@ class ConsumerStats:
     failures: int = 0
     dead_lettered: int = 0
     missing: int = 0
+    skipped: int = 0
     reclaimed: int = 0
     loop_errors: int = 0
     batch_fallbacks: int = 0
@@ -44,3 +47,5 @@ class ConsumerStats:
                 self.dead_lettered += 1
             case Outcome.MISSING:
                 self.missing += 1
+            case Outcome.SKIPPED:
+                self.skipped += 1

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-import orjson
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import ARRAY, CursorResult, any_, bindparam, delete, func, select, update
+from sqlalchemy import ARRAY, CursorResult, Text, any_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -104,8 +103,9 @@ class OutboxRelay:
         """Publish up to `batch_size` of the oldest unpublished rows; returns how many were published."""
         outbox = self._outbox
         async with self._sessionmaker() as session, session.begin():
+            # The envelope as PostgreSQL's text: the stream entry carries it as it is, never decoded here.
             claimed = await session.execute(
-                select(outbox.c.id, outbox.c.type, outbox.c.envelope)
+                select(outbox.c.id, outbox.c.type, outbox.c.envelope.cast(Text).label("envelope"))
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.created_at, outbox.c.id)
                 .limit(self.batch_size)
@@ -197,5 +197,5 @@ class OutboxRelay:
             logger.info("deleted %d published outbox rows of %s", deleted, self.schema)
 
 
-def _entry_fields(event_id: Any, event_type: str, envelope: Any) -> dict[FieldT, EncodableT]:
-    return {FIELD_ID: str(event_id), FIELD_TYPE: event_type, FIELD_EVENT: orjson.dumps(envelope).decode()}
+def _entry_fields(event_id: Any, event_type: str, envelope: str) -> dict[FieldT, EncodableT]:
+    return {FIELD_ID: str(event_id), FIELD_TYPE: event_type, FIELD_EVENT: envelope}

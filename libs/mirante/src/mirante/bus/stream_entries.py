@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mirante.bus.envelope import FIELD_TYPE
+
 EntryFields = Mapping[Any, Any]
 """The field map of a stream entry as redis-py returns it (bytes or str keys and values)."""
 
@@ -34,6 +36,20 @@ class Delivery:
 def text(value: bytes | str) -> str:
     """`value` as text, whether redis-py decoded it or not."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def entry_type(fields: EntryFields) -> str | None:
+    """The `type` field of an entry, read without parsing its envelope; None when missing or not UTF-8 text."""
+    value = fields.get(FIELD_TYPE, fields.get(_FIELD_TYPE_BYTES))
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+_FIELD_TYPE_BYTES = FIELD_TYPE.encode()
 
 
 def entries_by_stream(response: Any) -> list[list[Entry]]:

@@ -29,6 +29,7 @@ from mirante.mqtt.connection import (
 )
 from mirante.mqtt.errors import MqttConfigError
 from mirante.mqtt.message import BatchHandler, Message
+from mirante.mqtt.publish_decoding import decode_plain_publishes_directly
 from mirante.mqtt.topics import qos1_subscription, subscription_filters
 from mirante.mqtt.url import MqttEndpoint
 
@@ -193,6 +194,8 @@ class SubscriberRunner:
         )
         on_connack(client, self._record_session_present)
         client._client.manual_ack_set(True)
+        if self.protocol == "5":
+            decode_plain_publishes_directly(client._client)
         async with client:
             self._log_connected()
             await self._subscribe(client)

@@ -23,8 +23,9 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Final
 
 from fastapi import FastAPI
@@ -45,7 +46,7 @@ from rtls_cambus.alerts.evaluation import (
     evaluate_timed,
 )
 from rtls_cambus.alerts.models import AlertEvent
-from rtls_cambus.alerts.resolution import endings
+from rtls_cambus.alerts.resolution import ENDED_BY, endings
 from rtls_cambus.alerts.schemas import REFUSED_EVENT_PREFIXES, Kind
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA
@@ -99,6 +100,17 @@ class AlertEngine:
             self._to_resolve |= kinds
             now = time.monotonic()
             self._raised.update(dict.fromkeys(kinds, now))
+
+    async def wanted_types(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Container[str]:
+        """The consumer's `wanted_types`: those some enabled rule is triggered by, and those that can end an alert
+        that may still be resolved, so an event that can do neither costs no statement. `handle_event` must act
+        on no other type."""
+        ruleset = self._rules
+        if ruleset is None or time.monotonic() - self._checked_at >= self.refresh_seconds:
+            async with sessionmaker() as session:
+                ruleset = await self.rules(session)
+        ending = {event_type for kind in self._to_resolve for event_type in ENDED_BY.get(kind, ())}
+        return ending.union(ruleset.by_trigger) if ending else ruleset.by_trigger
 
     async def handle_event(self, session: AsyncSession, event: Event) -> list[AlertEvent]:
         """The consumer's handler: the rules `event.type` triggers, evaluated, and the alerts whose situation the
@@ -214,6 +226,7 @@ def alert_consumer(
         start_from=start_from,
         block_ms=block_ms,
         batch_size=batch_size,
+        wanted_types=partial(engine.wanted_types, sessionmaker),
     )
 
 

@@ -31,6 +31,16 @@ SYSTEM: Final = "system"
 ENGINE: Final = "alert engine"
 """`resolved_by.name` of an alert the engine resolved."""
 
+ENDED_BY: Final[dict[str, frozenset[str]]] = {
+    Kind.gateway_offline.value: frozenset({GATEWAY_ONLINE}),
+    Kind.zone_entry.value: frozenset({ZONE_EXITED}),
+    Kind.zone_absence.value: frozenset({ZONE_ENTERED}),
+    Kind.person_not_seen.value: frozenset({ZONE_ENTERED}),
+    Kind.camera_event.value: frozenset({CAMERA_EVENT}),
+}
+"""Kind → the event types `endings` reads for it: the engine's consumer must not skip them while such alerts may
+still be resolved."""
+
 NOTES: Final[dict[Kind, str]] = {
     Kind.gateway_offline: "The gateway is back online.",
     Kind.zone_entry: "The person left the zone.",

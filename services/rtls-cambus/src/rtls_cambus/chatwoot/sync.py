@@ -33,7 +33,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.bus import Event, StreamConsumer
+from mirante.bus import Event, StreamConsumer, fixed_types
 from rtls_cambus.chatwoot import repository
 from rtls_cambus.chatwoot.client import ChatwootClient, ChatwootConfig, build_http_client
 from rtls_cambus.chatwoot.models import (
@@ -61,6 +61,10 @@ MAX_MESSAGE_CHARS: Final = 10_000
 MAX_AUTHOR_CHARS: Final = 200
 _INCOMING = ("incoming", 0)
 _OUTGOING = ("outgoing", 1)
+
+
+HANDLED_TYPES: Final = frozenset({"rtls.incident.created", "rtls.incident.updated", DELIVERY_EVENT})
+"""The only types `ChatwootSync.handle` acts on: the consumer skips the others unparsed."""
 
 
 def _int(value: Any) -> int | None:
@@ -262,6 +266,7 @@ def chatwoot_consumer(
         block_ms=block_ms,
         min_idle_ms=min_idle_ms,
         max_deliveries=MAX_DELIVERIES,
+        wanted_types=fixed_types(HANDLED_TYPES),
     )
 
 

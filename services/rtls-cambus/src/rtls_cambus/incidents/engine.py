@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.bus import Event, StreamConsumer
+from mirante.bus import Event, StreamConsumer, TypeInterest
 from mirante.service import discover_services
 from rtls_cambus.conditions import matches, render_template
 from rtls_cambus.config import Settings
@@ -60,10 +60,22 @@ def event_streams(settings: Settings) -> list[str]:
     return [spec.stream for spec in discover_services()]
 
 
+def rule_interest(sessionmaker: async_sessionmaker[AsyncSession], max_age: float) -> TypeInterest:
+    """The types enabled rules are on: the engine's consumer skips every other event before any statement."""
+    return TypeInterest(sessionmaker, repository.ruled_event_types, max_age=max_age)
+
+
+def install_rule_interest(app: FastAPI) -> None:
+    """One per app, shared by the rules API (which bumps it) and the engine's consumer."""
+    settings: Settings = app.state.settings
+    app.state.incident_rule_interest = rule_interest(app.state.sessionmaker, settings.event_interest_refresh_seconds)
+
+
 def incident_rule_consumer(
     redis: Redis,
     sessionmaker: async_sessionmaker[AsyncSession],
     streams: list[str],
+    interest: TypeInterest,
     *,
     group: str = GROUP,
     consumer_name: str | None = None,
@@ -80,6 +92,7 @@ def incident_rule_consumer(
         SCHEMA,
         start_from=start_from,
         block_ms=block_ms,
+        wanted_types=interest.types,
     )
 
 
@@ -87,7 +100,9 @@ async def incident_rules_worker(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     if not settings.incident_rules_enabled:
         return
-    consumer = incident_rule_consumer(app.state.redis, app.state.sessionmaker, event_streams(settings))
+    consumer = incident_rule_consumer(
+        app.state.redis, app.state.sessionmaker, event_streams(settings), app.state.incident_rule_interest
+    )
     try:
         await consumer.run()
     finally:

@@ -186,6 +186,12 @@ async def get_rule(session: AsyncSession, rule_id: int) -> IncidentRule | None:
     return await session.get(IncidentRule, rule_id)
 
 
+async def ruled_event_types(session: AsyncSession) -> list[str]:
+    """Every type an enabled rule is on: the engine's consumer skips the others."""
+    query = select(IncidentRule.event_type).where(IncidentRule.enabled.is_(True)).distinct()
+    return list((await session.scalars(query)).all())
+
+
 async def enabled_rules_for(session: AsyncSession, event_type: str) -> list[IncidentRule]:
     query = (
         select(IncidentRule)

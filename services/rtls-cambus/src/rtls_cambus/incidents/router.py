@@ -21,6 +21,7 @@ from rtls_cambus.deps import AppSettings, SuiteAdmin, SuiteOperator, SuiteViewer
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.incidents import service
 from rtls_cambus.incidents.content import ATTACHMENT_CONTENT_TYPES
+from rtls_cambus.incidents.deps import RuleInterest
 from rtls_cambus.incidents.errors import AttachmentTooLargeError
 from rtls_cambus.incidents.repository import IncidentFilters
 from rtls_cambus.incidents.schemas import (
@@ -329,10 +330,10 @@ async def list_incident_rules(
     responses={404: {"description": "no support group `support_group_id`"}, 409: {"description": "name taken"}},
 )
 async def create_incident_rule(
-    session: Session, principal: SuiteAdmin, body: RuleCreate, response: Response
+    session: Session, principal: SuiteAdmin, interest: RuleInterest, body: RuleCreate, response: Response
 ) -> RuleRead:
     """A rule that opens an incident for each event of its type whose data meets its conditions (admins)."""
-    rule = await service.create_rule(session, body)
+    rule = await service.create_rule(session, body, interest)
     response.headers["Location"] = f"/api/v1/incident-rules/{rule.id}"
     return RuleRead.model_validate(rule)
 
@@ -350,8 +351,10 @@ async def get_incident_rule(session: Session, principal: SuiteViewer, rule_id: R
         409: {"description": "name taken"},
     },
 )
-async def update_incident_rule(session: Session, principal: SuiteAdmin, rule_id: RuleId, body: RuleUpdate) -> RuleRead:
-    return RuleRead.model_validate(await service.update_rule(session, rule_id, body.changes()))
+async def update_incident_rule(
+    session: Session, principal: SuiteAdmin, interest: RuleInterest, rule_id: RuleId, body: RuleUpdate
+) -> RuleRead:
+    return RuleRead.model_validate(await service.update_rule(session, rule_id, body.changes(), interest))
 
 
 @router.delete("/incident-rules/{rule_id}", tags=["incident rules"], status_code=status.HTTP_204_NO_CONTENT)

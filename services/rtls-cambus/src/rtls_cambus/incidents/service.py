@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.auth.principal import Principal
-from mirante.bus import Event, emit
+from mirante.bus import Event, TypeInterest, emit
 from mirante.web.errors import MissingReferenceError
 from rtls_cambus import rows
 from rtls_cambus.identifiers import SCHEMA, SOURCE
@@ -421,21 +421,27 @@ def _rule_constraint_error(constraint: str, values: dict[str, Any]) -> Exception
     return RuleExistsError()
 
 
-async def create_rule(session: AsyncSession, body: RuleCreate) -> IncidentRule:
+async def create_rule(session: AsyncSession, body: RuleCreate, interest: TypeInterest) -> IncidentRule:
+    """A new rule; it applies to every event this replica's engine reads once it is committed."""
     values = body.model_dump(mode="json")
     rule = IncidentRule(**values)
     if constraint := await rows.add(session, rule):
         raise _rule_constraint_error(constraint, values)
+    interest.bump_after_commit(session)
     await session.refresh(rule)
     return rule
 
 
-async def update_rule(session: AsyncSession, rule_id: int, changes: dict[str, Any]) -> IncidentRule:
+async def update_rule(
+    session: AsyncSession, rule_id: int, changes: dict[str, Any], interest: TypeInterest
+) -> IncidentRule:
     rule = await get_rule(session, rule_id)
     if "severity" in changes and changes["severity"] is not None:
         changes["severity"] = str(changes["severity"])
     if constraint := await rows.change(session, rule, changes):
         raise _rule_constraint_error(constraint, changes)
+    if "event_type" in changes or "enabled" in changes:
+        interest.bump_after_commit(session)
     await session.refresh(rule)
     return rule
 

@@ -38,6 +38,8 @@ from rtls_cambus.notifications.repository import Recipient
 ALERT_CREATED: Final = "rtls.alert.created"
 INCIDENT_CREATED: Final = "rtls.incident.created"
 INCIDENT_UPDATED: Final = "rtls.incident.updated"
+PLANNED_TYPES: Final = frozenset({ALERT_CREATED, INCIDENT_CREATED, INCIDENT_UPDATED})
+"""The only types `handle` acts on: the consumer skips the others unparsed."""
 MAX_SUBJECT_CHARS: Final = 200
 _ALERT_FIELDS: Final = (
     "alert_id",

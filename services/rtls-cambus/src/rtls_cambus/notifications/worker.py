@@ -14,10 +14,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.aio import cancel_and_wait
-from mirante.bus import StreamConsumer
+from mirante.bus import StreamConsumer, fixed_types
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA
-from rtls_cambus.notifications.planner import NotificationPlanner
+from rtls_cambus.notifications.planner import PLANNED_TYPES, NotificationPlanner
 from rtls_cambus.notifications.sender import MailSender
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def notification_consumer(
         planner.handle,
         SCHEMA,
         block_ms=block_ms,
+        wanted_types=fixed_types(PLANNED_TYPES),
     )
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from mirante.aio import cancel_and_wait, wait_event
 from mirante.backoff import scheduled_delay
-from mirante.bus import BatchHandler, Event, StreamConsumer
+from mirante.bus import BatchHandler, Event, StreamConsumer, WantedTypes
 from mirante.service import discover_services
 from mirante.webhooks.signatures import sign_standard
 from rtls_cambus.config import Settings
@@ -408,8 +408,10 @@ def delivery_consumer(
     *,
     group: str = CONSUMER_GROUP,
     block_ms: int = 2_000,
+    wanted_types: WantedTypes | None = None,
 ) -> StreamConsumer:
-    """The stream consumer that makes the deliveries of `dispatcher`, a batch of events at a time."""
+    """The stream consumer that makes the deliveries of `dispatcher`, a batch of events at a time; with
+    `wanted_types`, events of types no subscription names are skipped."""
     return StreamConsumer(
         redis,
         sessionmaker,
@@ -419,6 +421,7 @@ def delivery_consumer(
         BatchHandler(dispatcher.handle_events),
         SCHEMA,
         block_ms=block_ms,
+        wanted_types=wanted_types,
     )
 
 
@@ -431,7 +434,13 @@ async def webhook_worker(app: FastAPI) -> None:
     async with build_client(settings.webhook_max_concurrency) as client:
         dispatcher = Dispatcher(app.state.sessionmaker, settings, client)
         app.state.webhook_dispatcher = dispatcher
-        consumer = delivery_consumer(app.state.redis, app.state.sessionmaker, dispatcher, stream_names(settings))
+        consumer = delivery_consumer(
+            app.state.redis,
+            app.state.sessionmaker,
+            dispatcher,
+            stream_names(settings),
+            wanted_types=app.state.webhook_interest.types,
+        )
         consuming = asyncio.create_task(consumer.run(), name="webhook-consumer")
         try:
             await dispatcher.run()

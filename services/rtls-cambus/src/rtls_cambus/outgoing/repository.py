@@ -114,6 +114,12 @@ async def enqueue_many(session: AsyncSession, events: Sequence[Deliverable]) -> 
     return list(result.scalars().all())
 
 
+async def subscribed_event_types(session: AsyncSession) -> list[str]:
+    """Every type an enabled subscription names: the dispatcher's consumer skips the others."""
+    query = select(func.unnest(WebhookSubscription.event_types)).where(WebhookSubscription.enabled).distinct()
+    return list((await session.scalars(query)).all())
+
+
 async def enqueue(
     session: AsyncSession, event_id: uuid.UUID, event_type: str, payload: bytes, subscription_id: int | None = None
 ) -> list[int]:

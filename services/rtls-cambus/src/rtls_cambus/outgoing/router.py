@@ -10,7 +10,7 @@ from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
 from rtls_cambus.deps import AppSettings, SuiteAdmin
 from rtls_cambus.outgoing import service
-from rtls_cambus.outgoing.deps import Policy
+from rtls_cambus.outgoing.deps import Policy, WebhookInterest
 from rtls_cambus.outgoing.event_types import SUITE_EVENT_TYPES
 from rtls_cambus.outgoing.models import WebhookDelivery
 from rtls_cambus.outgoing.schemas import (
@@ -57,11 +57,16 @@ async def list_subscriptions(session: Session, principal: SuiteAdmin, pagination
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_subscription(
-    session: Session, principal: SuiteAdmin, policy: Policy, body: SubscriptionCreate, response: Response
+    session: Session,
+    principal: SuiteAdmin,
+    policy: Policy,
+    interest: WebhookInterest,
+    body: SubscriptionCreate,
+    response: Response,
 ) -> SubscriptionWithSecret:
     """Subscribe a URL to event types. The answer holds the secret, which is never shown again. 422 when the URL
     is refused by the target policy or a type is unknown."""
-    subscription = await service.create_subscription(session, policy, body)
+    subscription = await service.create_subscription(session, policy, body, interest)
     response.headers["Location"] = f"/api/v1/webhooks/{subscription.id}"
     return SubscriptionWithSecret.model_validate(subscription)
 
@@ -78,11 +83,12 @@ async def update_subscription(
     session: Session,
     principal: SuiteAdmin,
     policy: Policy,
+    interest: WebhookInterest,
     subscription_id: SubscriptionId,
     body: SubscriptionUpdate,
 ) -> SubscriptionRead:
     """Change a subscription; enabling it again clears why it was disabled."""
-    changed = await service.update_subscription(session, policy, subscription_id, body.changes())
+    changed = await service.update_subscription(session, policy, subscription_id, body.changes(), interest)
     return SubscriptionRead.model_validate(changed)
 
 

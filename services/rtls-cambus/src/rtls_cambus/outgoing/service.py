@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mirante.bus import Event
+from mirante.bus import Event, TypeInterest
 from mirante.webhooks.signatures import generate_standard_secret
 from rtls_cambus.outgoing import repository
 from rtls_cambus.outgoing.dispatcher import payload_for
@@ -37,8 +37,9 @@ async def check_url(policy: TargetPolicy, url: str) -> None:
 
 
 async def create_subscription(
-    session: AsyncSession, policy: TargetPolicy, body: SubscriptionCreate
+    session: AsyncSession, policy: TargetPolicy, body: SubscriptionCreate, interest: TypeInterest
 ) -> WebhookSubscription:
+    """A new subscription; it applies to every event this replica's dispatcher reads once it is committed."""
     await check_url(policy, body.url)
     subscription = WebhookSubscription(
         url=body.url,
@@ -49,6 +50,7 @@ async def create_subscription(
     )
     session.add(subscription)
     await session.flush()
+    interest.bump_after_commit(session)
     await session.refresh(subscription)
     return subscription
 
@@ -67,7 +69,11 @@ async def get_subscription(session: AsyncSession, subscription_id: int) -> Webho
 
 
 async def update_subscription(
-    session: AsyncSession, policy: TargetPolicy, subscription_id: int, changes: dict[str, Any]
+    session: AsyncSession,
+    policy: TargetPolicy,
+    subscription_id: int,
+    changes: dict[str, Any],
+    interest: TypeInterest,
 ) -> WebhookSubscription:
     subscription = await get_subscription(session, subscription_id)
     for required in ("url", "event_types", "enabled"):
@@ -82,6 +88,8 @@ async def update_subscription(
     for name, value in changes.items():
         setattr(subscription, name, value)
     await session.flush()
+    if "event_types" in changes or "enabled" in changes:
+        interest.bump_after_commit(session)
     await session.refresh(subscription)
     return subscription
 

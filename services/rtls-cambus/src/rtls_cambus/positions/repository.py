@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -33,12 +33,13 @@ _CREATE_POSITIONS = text(
 )
 _LOCK_POSITIONS = text(
     "SELECT tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi, lead_db,"
-    " since, last_seen_at, state FROM rtls_cambus.tag_positions WHERE tag_id = ANY(CAST(:ids AS bigint[]))"
-    " ORDER BY tag_id FOR UPDATE"
+    " since, last_seen_at, CAST(state AS text) AS state FROM rtls_cambus.tag_positions"
+    " WHERE tag_id = ANY(CAST(:ids AS bigint[])) ORDER BY tag_id FOR UPDATE"
 )
 _SILENT_POSITIONS = text(
     "SELECT tag_id, person_id, status, gateway_id, zone_id, floor_id, building_id, x_px, y_px, rssi, lead_db,"
-    " since, last_seen_at, state FROM rtls_cambus.tag_positions WHERE status = 'present' AND last_seen_at < :before"
+    " since, last_seen_at, CAST(state AS text) AS state FROM rtls_cambus.tag_positions"
+    " WHERE status = 'present' AND last_seen_at < :before"
     " ORDER BY tag_id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 _WRITE_POSITIONS = text(
@@ -127,13 +128,18 @@ async def locked_positions(session: AsyncSession, tag_ids: Sequence[int]) -> lis
     batches naming the same tags lock them in the same order, so they queue rather than deadlock)."""
     ids = sorted(tag_ids)
     await session.execute(_CREATE_POSITIONS, {"ids": ids})
-    return [PositionRow(**row._mapping) for row in await session.execute(_LOCK_POSITIONS, {"ids": ids})]
+    return _position_rows(await session.execute(_LOCK_POSITIONS, {"ids": ids}))
 
 
 async def silent_positions(session: AsyncSession, seen_before: datetime, limit: int) -> list[PositionRow]:
     """Up to `limit` present tags last heard before `seen_before`, locked; rows another replica holds are skipped."""
-    rows = await session.execute(_SILENT_POSITIONS, {"before": seen_before, "limit": limit})
-    return [PositionRow(**row._mapping) for row in rows]
+    return _position_rows(await session.execute(_SILENT_POSITIONS, {"before": seen_before, "limit": limit}))
+
+
+def _position_rows(rows: Iterable[Row[Any]]) -> list[PositionRow]:
+    # The state is selected as text: orjson decodes it several times faster than the standard library's json,
+    # which the driver's jsonb codec uses.
+    return [PositionRow(**{**row._mapping, "state": orjson.loads(row.state)}) for row in rows]
 
 
 def _columns(rows: Sequence[Any], fields: Sequence[str]) -> dict[str, list[Any]]:
