@@ -153,6 +153,48 @@ async def test_an_event_no_rule_is_triggered_by_is_skipped_unparsed(
     assert [alert.dedup_key for alert in await alerts_of(sessionmaker, rule_id)].count("session:9003") == 1
 
 
+async def test_a_zone_exit_through_the_consumer_resolves_the_entry_alert_it_ends(
+    committed: tuple[async_sessionmaker[AsyncSession], Any, int], redis_client: Redis
+) -> None:
+    """The consumer skips types no rule is triggered by, but not those that end an alert it raised: the exit of
+    the presence session resolves that session's alert, as the system, and no other."""
+    sessionmaker, site, rule_id = committed
+    stream = f"events:alerts-test-{uuid.uuid4().hex[:8]}"
+    consumer = alert_consumer(
+        redis_client, sessionmaker, AlertEngine(), [stream], group=f"alerts-{uuid.uuid4().hex[:8]}", block_ms=100
+    )
+    await consumer.ensure_groups()
+    exited = Event(
+        source=SOURCE,
+        type="rtls.person.zone_exited",
+        subject=f"person/{site.person.id}",
+        data={"session_id": 9005, "person_id": site.person.id, "zone_id": site.zones[1].id},
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await redis_client.xadd(stream, entered(site, 9005).to_fields())  # type: ignore[arg-type]
+        await redis_client.xadd(stream, entered(site, 9006).to_fields())  # type: ignore[arg-type]
+
+        async def raised() -> bool:
+            return len(await alerts_of(sessionmaker, rule_id)) >= 2
+
+        await eventually(raised)
+        await redis_client.xadd(stream, exited.to_fields())  # type: ignore[arg-type]
+
+        async def resolved() -> bool:
+            return any(alert.status == "resolved" for alert in await alerts_of(sessionmaker, rule_id))
+
+        await eventually(resolved)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, GUARD_SECONDS)
+        await redis_client.delete(stream)
+    states = {
+        alert.dedup_key: (alert.status, alert.resolved_by_kind) for alert in await alerts_of(sessionmaker, rule_id)
+    }
+    assert states == {"session:9005": ("resolved", "system"), "session:9006": ("open", None)}
+
+
 async def test_an_alert_opens_an_incident_through_an_incident_rule(
     committed: tuple[async_sessionmaker[AsyncSession], Any, int], redis_client: Redis
 ) -> None:
