@@ -77,12 +77,9 @@ KEYS: dict[str, tuple[list[str], Role, str | None]] = {
 CALLERS = (ANONYMOUS, SCRAPER, *USERS, *KEYS)
 WITHOUT_CREDENTIALS = frozenset({ANONYMOUS, SCRAPER})
 
-READERS = frozenset(
-    {"viewer", "operator", "admin", "staff", "key_viewer", "key_operator", "key_admin", "key_cvat_viewer"}
-    | {"key_cvat_admin"}
-)
-OPERATORS = frozenset({"operator", "admin", "staff", "key_operator", "key_admin", "key_cvat_admin"})
 ADMINS = frozenset({"admin", "staff", "key_admin", "key_cvat_admin"})
+OPERATORS = ADMINS | {"operator", "key_operator"}
+READERS = OPERATORS | {"viewer", "key_viewer", "key_cvat_viewer"}
 
 
 def expect(allowed: frozenset[str], success: int) -> dict[str, int]:

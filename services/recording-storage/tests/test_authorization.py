@@ -85,20 +85,15 @@ WITHOUT_CREDENTIALS = frozenset({ANONYMOUS, SCRAPER})
 OWNER = "key_upload"
 """Opened the sessions of the world and uploaded its suite-wide recording."""
 
-UPLOADERS = frozenset(
-    {"operator", "admin", "staff", "acme_operator", "acme_admin", "beta_admin"}
-    | {"key_upload", "key_upload_other", "key_acme_upload", "key_star"}
-)
-SUITE_READERS = frozenset({"viewer", "operator", "admin", "staff", "key_read", "key_admin_scoped", "key_star"})
-ACME_READERS = frozenset({"acme_viewer", "acme_operator", "acme_admin", "key_acme_read"})
-BETA_READERS = frozenset({"beta_admin"})
-STATISTICIANS = frozenset(
-    {"operator", "admin", "staff", "acme_operator", "acme_admin", "beta_admin", "key_read", "key_admin_scoped"}
-    | {"key_star"}
-)
 SUITE_DELETERS = frozenset({"admin", "staff", "key_admin_scoped", "key_star"})
 ACME_DELETERS = frozenset({"acme_admin"})
 BETA_DELETERS = frozenset({"beta_admin"})
+SUITE_READERS = SUITE_DELETERS | {"viewer", "operator", "key_read"}
+ACME_READERS = ACME_DELETERS | {"acme_viewer", "acme_operator", "key_acme_read"}
+BETA_READERS = BETA_DELETERS
+STATISTICIANS = SUITE_DELETERS | {"operator", "key_read", "acme_operator", "acme_admin", "beta_admin"}
+UPLOADING_USERS = frozenset({"operator", "admin", "staff", "acme_operator", "acme_admin", "beta_admin"})
+UPLOADERS = UPLOADING_USERS | {"key_upload", "key_upload_other", "key_acme_upload", "key_star"}
 
 
 def expect(allowed: frozenset[str], success: int, *, hidden: frozenset[str] = frozenset()) -> dict[str, int]:

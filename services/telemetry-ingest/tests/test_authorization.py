@@ -99,16 +99,9 @@ KEYS: dict[str, tuple[list[str], Role, str | None]] = {
 CALLERS = (ANONYMOUS, SCRAPER, DEVICE, BROKER, *USERS, *KEYS)
 WITHOUT_CREDENTIALS = frozenset({ANONYMOUS, SCRAPER, DEVICE, BROKER})
 
-READERS = {
-    A: frozenset({"staff", "staff_viewer", "a_viewer", "a_operator", "a_admin", "key_a_read", "key_a_write"})
-    | {"key_a_admin"},
-    B: frozenset({"staff", "staff_viewer", "b_admin"}),
-}
-OPERATORS = {
-    A: frozenset({"staff", "a_operator", "a_admin", "key_a_write", "key_a_admin"}),
-    B: frozenset({"staff", "b_admin"}),
-}
 ADMINS = {A: frozenset({"staff", "a_admin", "key_a_admin"}), B: frozenset({"staff", "b_admin"})}
+OPERATORS = {A: ADMINS[A] | {"a_operator", "key_a_write"}, B: ADMINS[B]}
+READERS = {A: OPERATORS[A] | {"staff_viewer", "a_viewer", "key_a_read"}, B: OPERATORS[B] | {"staff_viewer"}}
 TENANT_LISTERS = READERS[A] | READERS[B]
 INGESTERS = frozenset({"key_admin", "key_ingest", "key_a_admin", "key_a_ingest"})
 STAFF = frozenset({"staff", "staff_viewer"})
