@@ -1,4 +1,4 @@
-"""Finding, reading (with Range) and deleting recordings, and who may call each route."""
+"""Finding, reading (with Range) and deleting recordings; who may call each route is test_authorization's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mirante.auth.roles import Role
 from mirante.testing.plugin import HeadersFactory
 
 
@@ -120,64 +119,3 @@ async def test_tenants_see_only_their_recordings(
     assert (await client.get(url, headers=await auth_headers("viewer"))).status_code == 200
     beta_admin = await auth_headers("admin", tenant="beta")
     assert (await client.delete(url, headers=beta_admin)).status_code == 404
-
-
-CALLERS = (
-    "anonymous",
-    "viewer",
-    "operator",
-    "admin",
-    "key_upload",
-    "key_read",
-    "key_admin_scoped",
-    "key_admin_unscoped",
-    "key_star",
-)
-# Who may call each route (others: 401 for anonymous, else 403).
-ALLOWED = {
-    "create": {"operator", "admin", "key_upload", "key_star"},
-    "list": {"viewer", "operator", "admin", "key_read", "key_star", "key_admin_scoped"},
-    "delete": {"admin", "key_admin_scoped", "key_star"},
-}
-
-
-@pytest.fixture
-async def callers(auth_headers: HeadersFactory, make_key: Any) -> dict[str, dict[str, str]]:
-    return {
-        "anonymous": {},
-        "viewer": await auth_headers("viewer"),
-        "operator": await auth_headers("operator"),
-        "admin": await auth_headers("admin"),
-        "key_upload": await make_key(["recordings:upload"]),
-        "key_read": await make_key(["recordings:read"]),
-        "key_admin_scoped": await make_key(["recordings:admin", "recordings:read"], role=Role.admin),
-        "key_admin_unscoped": await make_key(["telemetry:ingest"], role=Role.admin),
-        "key_star": await make_key(["*"], role=Role.admin),
-    }
-
-
-@pytest.mark.parametrize("caller", CALLERS)
-async def test_principal_route_matrix(
-    client: httpx.AsyncClient, api: Any, uploader: dict[str, str], callers: dict[str, dict[str, str]], caller: str
-) -> None:
-    headers = callers[caller]
-    recording = await api.upload_recording(uploader, VIDEO)
-
-    def expected(route: str, ok: int) -> int:
-        if caller in ALLOWED[route]:
-            return ok
-        return 401 if caller == "anonymous" else 403
-
-    create = await client.post("/api/v1/uploads/create-session", json=api.session_body(VIDEO), headers=headers)
-    assert create.status_code == expected("create", 201)
-    listed = await client.get("/api/v1/recordings", headers=headers)
-    assert listed.status_code == expected("list", 200)
-    one = await client.get(f"/api/v1/recordings/{recording['id']}", headers=headers)
-    assert one.status_code == expected("list", 200)
-    content = await client.get(f"/api/v1/recordings/{recording['id']}/content", headers=headers)
-    assert content.status_code == expected("list", 200)
-    # Another principal's session is not found by anyone but its owner.
-    status = await client.get(f"/api/v1/uploads/{recording['session_id']}/status", headers=headers)
-    assert status.status_code == expected("create", 404)
-    deleted = await client.delete(f"/api/v1/recordings/{recording['id']}", headers=headers)
-    assert deleted.status_code == expected("delete", 204)

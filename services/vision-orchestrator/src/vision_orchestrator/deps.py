@@ -8,7 +8,7 @@ within its quota (`user_rate_limit`, 1,000 requests an hour by default, across t
 - admins also manage machines (and their credentials) and the catalogue.
 
 The fleet belongs to no tenant: like a suite-wide identity, it is out of reach of a tenant-bound principal
-(`mirante.auth.policy.can_see`), who gets 403 whatever its role. Staff reach it. Machines call their own
+(`mirante.auth.policy.check_suite_access`), who gets 403 whatever its role. Staff reach it. Machines call their own
 routes with their credential (`machines.deps.MachineCaller`), never these.
 
 This module imports only `config` and the library, so any feature can import it without an import loop.
@@ -19,9 +19,8 @@ from typing import Annotated, Any, Final
 from fastapi import Depends, Request
 
 from mirante.auth import Principal, Role
-from mirante.auth.policy import can_see
+from mirante.auth.policy import check_suite_access
 from mirante.auth.principal import rate_limited
-from mirante.web.errors import ForbiddenError
 from vision_orchestrator.config import Settings
 
 VISION_SCOPE: Final = "vision"
@@ -39,15 +38,7 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 
 def check_vision_access(principal: Principal, role: Role) -> Principal:
     """`principal` when it may act with `role` on the fleet; 403 naming what it lacks otherwise."""
-    if not can_see(principal, None):
-        raise ForbiddenError(
-            f"the vision fleet belongs to no tenant; an account of tenant {principal.tenant!r} cannot reach it"
-        )
-    if not principal.has_scope(VISION_SCOPE):
-        raise ForbiddenError(f"this API key lacks the scope {VISION_SCOPE!r}")
-    if not principal.has_role(role):
-        raise ForbiddenError(f"this action needs the {role.value} role (you have {principal.role.value})")
-    return principal
+    return check_suite_access(principal, role, VISION_SCOPE, "the vision fleet")
 
 
 USER_RATE_SCOPE: Final = "vision-users"

@@ -5,6 +5,9 @@
 - Staff: only staff may grant staff or change a staff account (its password, role, tenant or state).
 - Grants never exceed the caller: no role above its own, and an API key cannot give a new key scopes it
   does not hold itself.
+
+Services apply the same reach to their own data: what belongs to no tenant (the vision fleet, the CVAT job
+mirror) is out of reach of a tenant-bound principal (`check_suite_access`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mirante.auth.apikeys import WILDCARD_SCOPE
-from mirante.auth.principal import Principal
+from mirante.auth.principal import Principal, check_role, check_scope
 from mirante.auth.roles import Role
 from mirante.web.errors import ForbiddenError
 
@@ -31,6 +34,20 @@ def can_see(actor: Principal, tenant: str | None) -> bool:
     """True when an identity of `tenant` (None: suite-wide) is within `actor`'s reach."""
     reach = tenant_reach(actor)
     return reach is None or reach == tenant
+
+
+def check_suite_access(actor: Principal, role: Role, scope: str, what: str) -> Principal:
+    """`actor` when it may act with `role` on `what`, data of the whole suite that belongs to no tenant; 403
+    naming what it lacks otherwise.
+
+    Like a suite-wide identity, such data is out of reach of a tenant-bound principal whatever its role (staff
+    reach it); an API key also needs `scope` (or `*`).
+    """
+    if not can_see(actor, None):
+        raise ForbiddenError(f"{what} belongs to no tenant; an account of tenant {actor.tenant!r} cannot reach it")
+    check_scope(actor, scope)
+    check_role(actor, role)
+    return actor
 
 
 def tenant_for_new(actor: Principal, requested: str | None, given: bool) -> str | None:

@@ -243,15 +243,26 @@ StreamingSession = Annotated[AsyncSession, Depends(streaming_session)]
 PrincipalDependency = Callable[[Principal], Coroutine[Any, Any, Principal]]
 
 
+def check_role(principal: Principal, role: Role) -> None:
+    """403 unless `principal` has `role` or a higher one."""
+    if not principal.has_role(role):
+        raise ForbiddenError(f"this action needs the {role.value} role (you have {principal.role.value})")
+
+
+def check_scope(principal: Principal, scope: str) -> None:
+    """403 for an API key holding neither `scope` nor `*` (users pass: roles govern them)."""
+    if not principal.has_scope(scope):
+        raise ForbiddenError(f"this API key lacks the scope {scope!r}")
+
+
 def require_role(role: Role) -> PrincipalDependency:
     """A dependency admitting principals with `role` or a higher one (403 otherwise)."""
 
-    async def check_role(principal: CurrentPrincipal) -> Principal:
-        if not principal.has_role(role):
-            raise ForbiddenError(f"this action needs the {role.value} role (you have {principal.role.value})")
+    async def role_checked(principal: CurrentPrincipal) -> Principal:
+        check_role(principal, role)
         return principal
 
-    return check_role
+    return role_checked
 
 
 def require_staff() -> PrincipalDependency:
@@ -268,12 +279,11 @@ def require_staff() -> PrincipalDependency:
 def require_scope(scope: str) -> PrincipalDependency:
     """A dependency admitting users and API keys holding `scope` or `*` (403 otherwise)."""
 
-    async def check_scope(principal: CurrentPrincipal) -> Principal:
-        if not principal.has_scope(scope):
-            raise ForbiddenError(f"this API key lacks the scope {scope!r}")
+    async def scope_checked(principal: CurrentPrincipal) -> Principal:
+        check_scope(principal, scope)
         return principal
 
-    return check_scope
+    return scope_checked
 
 
 RateSetting = str | Callable[[Request], str | None] | None

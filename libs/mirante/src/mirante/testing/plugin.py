@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,11 +29,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from mirante.auth.commands import create_user
 from mirante.auth.passwords import PasswordHasher, ScryptParameters, set_password_hasher
-from mirante.auth.service import issue_token
 from mirante.auth.tokens import TokenCodec
-from mirante.db import TransactionFactory, create_engine, get_session, get_transactions
+from mirante.db import create_engine
 from mirante.devstack import EmbeddedStack, StackUrls
 from mirante.mqtt import Publisher
 from mirante.settings import DatabaseSettings, InfraSettings, MqttSettings, RedisSettings
@@ -41,6 +39,7 @@ from mirante.testing.browser import browser, browser_unavailable, open_page, pag
 from mirante.testing.database import create_test_database, database_name, drop_test_database
 from mirante.testing.hangs import DUMP_BEFORE_TIMEOUT_SECONDS, TaskDumpTimer, install_dump_signal
 from mirante.testing.mail import mail_server
+from mirante.testing.matrix import rolled_back_session, serve_on_session, user_headers
 from mirante.testing.mqtt import mqtt5_broker, mqtt_sessions, own_mosquitto
 from mirante.testing.streams import own_redis
 from mirante.testing.webhooks import start_webhook_receiver
@@ -221,17 +220,8 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session inside a transaction that is rolled back after the test (commits become savepoints)."""
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        session = AsyncSession(
-            bind=connection, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
-        )
-        try:
-            yield session
-        finally:
-            await session.close()
-            if transaction.is_active:
-                await transaction.rollback()
+    async with rolled_back_session(db_engine) as session:
+        yield session
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -260,23 +250,7 @@ async def make_client(db_session: AsyncSession) -> AsyncIterator[ClientFactory]:
     async with AsyncExitStack() as stack:
 
         async def factory(app: FastAPI) -> httpx.AsyncClient:
-            async def test_session() -> AsyncIterator[AsyncSession]:
-                async with db_session.begin_nested():
-                    yield db_session
-
-            async def test_transactions() -> TransactionFactory:
-                @asynccontextmanager
-                async def transaction() -> AsyncIterator[AsyncSession]:
-                    async with db_session.begin_nested():
-                        yield db_session
-
-                return transaction
-
-            app.dependency_overrides[get_session] = test_session
-            app.dependency_overrides[get_transactions] = test_transactions
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            transport = httpx.ASGITransport(app=app)
-            return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://testserver"))
+            return await serve_on_session(stack, app, db_session)
 
         yield factory
 
@@ -288,9 +262,6 @@ async def auth_headers(db_session: AsyncSession, infra_settings: InfraSettings) 
 
     async def make(role: str = "viewer", *, staff: bool = False, tenant: str | None = None) -> dict[str, str]:
         username = f"{role}-{uuid.uuid4().hex[:10]}"
-        user = await create_user(
-            db_session, username=username, password="test-password-1234", role=role, staff=staff, tenant=tenant
-        )
-        return {"Authorization": f"Bearer {issue_token(codec, user).token}"}
+        return await user_headers(db_session, codec, username, role, staff=staff, tenant=tenant)
 
     return make

@@ -1,4 +1,4 @@
-"""HTTP endpoints of the jobs feature: list, detail, history, stats and CSV export (any signed-in role reads)."""
+"""HTTP endpoints of the jobs feature: list, detail, history, stats and CSV export (viewers, `deps.CvatViewer`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cvat_sync.deps import AppSettings
+from cvat_sync.deps import AppSettings, CvatViewer
 from cvat_sync.jobs import queries
 from cvat_sync.jobs.deps import ExportSession, JobFilterParams
 from cvat_sync.jobs.errors import JobNotFoundError
@@ -24,7 +24,6 @@ from cvat_sync.jobs.schemas import (
     SortParam,
     csv_row,
 )
-from mirante.auth import CurrentPrincipal
 from mirante.db import Session
 from mirante.types import Id64
 from mirante.web.csv_export import csv_bytes, csv_download
@@ -45,7 +44,7 @@ async def _require_job(session: AsyncSession, job_id: int) -> None:
 @router.get("/jobs", response_model=Page[JobSummary])
 async def list_jobs(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: CvatViewer,
     settings: AppSettings,
     page: Pagination,
     filters: JobFilterParams,
@@ -65,7 +64,11 @@ async def list_jobs(
     responses={200: {"content": {"text/csv": {}}, "description": "the matching jobs, one CSV line each"}},
 )
 async def export_jobs(
-    session: ExportSession, settings: AppSettings, filters: JobFilterParams, sort: SortParam = "-updated"
+    session: ExportSession,
+    principal: CvatViewer,
+    settings: AppSettings,
+    filters: JobFilterParams,
+    sort: SortParam = "-updated",
 ) -> StreamingResponse:
     """The jobs matching the filters as a CSV download (header row first), in `sort` order.
 
@@ -86,7 +89,7 @@ async def _csv_body(session: AsyncSession, filters: JobFilters, sort: str, link_
 
 # `{job_id:int}` matches digits only, so `/jobs/export.csv` never reaches the job routes, whatever the method.
 @router.get("/jobs/{job_id:int}", response_model=JobDetail)
-async def get_job(job_id: JobId, session: Session, principal: CurrentPrincipal, settings: AppSettings) -> JobDetail:
+async def get_job(job_id: JobId, session: Session, principal: CvatViewer, settings: AppSettings) -> JobDetail:
     """One job (deleted ones too) with its raw CVAT payload, its latest 200 changes and its link in CVAT."""
     job = await queries.get_job(session, job_id)
     if job is None:
@@ -97,7 +100,7 @@ async def get_job(job_id: JobId, session: Session, principal: CurrentPrincipal, 
 
 @router.get("/jobs/{job_id:int}/history", response_model=Page[JobChangeOut])
 async def get_job_history(
-    job_id: JobId, session: Session, principal: CurrentPrincipal, page: Pagination
+    job_id: JobId, session: Session, principal: CvatViewer, page: Pagination
 ) -> Page[JobChangeOut]:
     """Every recorded change of a job, newest first: what moved, from where (sync or webhook), and when."""
     await _require_job(session, job_id)
@@ -108,7 +111,7 @@ async def get_job_history(
 @router.get("/stats", response_model=JobStatsOut)
 async def get_stats(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: CvatViewer,
     filters: JobFilterParams,
     top: Annotated[int, Query(ge=1, le=100, description="how many projects and assignees to list")] = 10,
 ) -> JobStatsOut:

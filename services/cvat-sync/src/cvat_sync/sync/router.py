@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, status
 
-from cvat_sync.deps import AppSettings
+from cvat_sync.deps import AppSettings, CvatOperator, CvatViewer
 from cvat_sync.sync import service
 from cvat_sync.sync.runner import wake_sync_worker
 from cvat_sync.sync.schemas import SyncRunCreate, SyncRunRead
-from mirante.auth import CurrentPrincipal, OperatorPrincipal
 from mirante.db import Session
 from mirante.types import Id64
 from mirante.web.pagination import Page, Pagination
@@ -34,7 +33,7 @@ RunStatus = Annotated[
 async def start_sync_run(
     request: Request,
     session: Session,
-    principal: OperatorPrincipal,
+    principal: CvatOperator,
     settings: AppSettings,
     background: BackgroundTasks,
     body: Annotated[SyncRunCreate | None, Body()] = None,
@@ -53,7 +52,7 @@ async def start_sync_run(
 
 @router.get("")
 async def list_sync_runs(
-    session: Session, _: CurrentPrincipal, pagination: Pagination, run_status: RunStatus = None
+    session: Session, _: CvatViewer, pagination: Pagination, run_status: RunStatus = None
 ) -> Page[SyncRunRead]:
     """Sync runs, newest first."""
     runs, count = await service.list_runs(session, offset=pagination.offset, limit=pagination.limit, status=run_status)
@@ -61,6 +60,6 @@ async def list_sync_runs(
 
 
 @router.get("/{run_id}")
-async def get_sync_run(run_id: Id64, session: Session, _: CurrentPrincipal) -> SyncRunRead:
+async def get_sync_run(run_id: Id64, session: Session, _: CvatViewer) -> SyncRunRead:
     """One sync run with its counts so far (or final), progress and outcome."""
     return SyncRunRead.from_run(await service.get_run(session, run_id))

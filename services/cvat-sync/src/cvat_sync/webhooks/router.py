@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from fastapi.responses import Response
 
-from cvat_sync.deps import AppSettings
+from cvat_sync.deps import AppSettings, CvatAdmin
 from cvat_sync.webhooks import service
 from cvat_sync.webhooks.deps import RejectionThrottle
 from cvat_sync.webhooks.models import WebhookLog
@@ -21,7 +21,6 @@ from cvat_sync.webhooks.schemas import (
     WebhookLogOut,
     WebhookReceipt,
 )
-from mirante.auth import AdminPrincipal
 from mirante.db import Session
 from mirante.types import DateTime, Id64, Text
 from mirante.web.errors import ValidationFailedError, error_response
@@ -125,7 +124,7 @@ for alias in ALIAS_PATHS:
 
 @router.get("/api/v1/webhook-logs", response_model=Page[WebhookLogOut])
 async def list_webhook_logs(
-    admin: AdminPrincipal,
+    admin: CvatAdmin,
     session: Session,
     pagination: Pagination,
     status: Annotated[list[LogStatus] | None, Query(description="repeat for several statuses")] = None,
@@ -149,7 +148,7 @@ async def list_webhook_logs(
 
 
 @router.get("/api/v1/webhook-logs/{log_id}", response_model=WebhookLogDetail)
-async def get_webhook_log(log_id: LogId, admin: AdminPrincipal, session: Session) -> WebhookLogDetail:
+async def get_webhook_log(log_id: LogId, admin: CvatAdmin, session: Session) -> WebhookLogDetail:
     """One webhook request with its raw body, parsed payload and kept headers (admins)."""
     log = await service.get_log(session, log_id)
     return _detail(log)

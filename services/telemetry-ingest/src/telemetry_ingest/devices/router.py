@@ -1,7 +1,7 @@
 """HTTP endpoints of a tenant's devices: `/api/v1/tenants/{tenant}/devices[...]`.
 
 Viewers read; operators register devices and change device and sensor metadata; admins manage MQTT credentials.
-Staff reach every tenant, other callers only their own (`TenantScope`).
+Staff reach every tenant, other callers only their own (`TenantScope`, `TenantOperator`, `TenantAdmin`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from mirante.auth.principal import AdminPrincipal, OperatorPrincipal
 from mirante.web.pagination import Page, Pagination
 from telemetry_ingest.devices import service
 from telemetry_ingest.devices.schemas import (
@@ -27,7 +26,7 @@ from telemetry_ingest.devices.schemas import (
     SensorRead,
     SensorUpdate,
 )
-from telemetry_ingest.tenancy.deps import TenantScope
+from telemetry_ingest.tenancy.deps import TenantAdmin, TenantOperator, TenantScope
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/devices", tags=["devices"])
 
@@ -47,9 +46,7 @@ async def list_devices(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "the device id is taken"}})
-async def register_device(
-    scope: TenantScope, body: DeviceCreate, principal: OperatorPrincipal, response: Response
-) -> DeviceDetail:
+async def register_device(scope: TenantOperator, body: DeviceCreate, response: Response) -> DeviceDetail:
     """Register a device before it publishes (operators), e.g. to give it MQTT credentials.
 
     Devices also register themselves with their first reading. 409 when the device is known.
@@ -66,25 +63,21 @@ async def get_device(scope: TenantScope, device_id: DeviceIdPath) -> DeviceDetai
 
 
 @router.patch("/{device_id}")
-async def update_device(
-    scope: TenantScope, device_id: DeviceIdPath, body: DeviceUpdate, principal: OperatorPrincipal
-) -> DeviceDetail:
+async def update_device(scope: TenantOperator, device_id: DeviceIdPath, body: DeviceUpdate) -> DeviceDetail:
     """Change a device's name, labels, site or asset (operators); omitted fields stay, null clears."""
     return await service.update_device(scope.session, scope.slug, device_id, body.changes())
 
 
 @router.patch("/{device_id}/sensors/{sensor}")
 async def update_sensor(
-    scope: TenantScope, device_id: DeviceIdPath, sensor: SensorPath, body: SensorUpdate, principal: OperatorPrincipal
+    scope: TenantOperator, device_id: DeviceIdPath, sensor: SensorPath, body: SensorUpdate
 ) -> SensorRead:
     """Change a sensor's name, unit or labels (operators); omitted fields stay, null clears."""
     return await service.update_sensor(scope.session, scope.slug, device_id, sensor, body.changes())
 
 
 @router.post("/{device_id}/credentials", status_code=status.HTTP_201_CREATED)
-async def issue_credentials(
-    scope: TenantScope, device_id: DeviceIdPath, principal: AdminPrincipal, response: Response
-) -> CredentialIssued:
+async def issue_credentials(scope: TenantAdmin, device_id: DeviceIdPath, response: Response) -> CredentialIssued:
     """Create the device's MQTT credentials, or rotate them (admins): the previous secret stops working now.
 
     The answer holds the secret, shown only this once. The device logs in to the broker with username
@@ -95,12 +88,12 @@ async def issue_credentials(
 
 
 @router.get("/{device_id}/credentials")
-async def get_credentials(scope: TenantScope, device_id: DeviceIdPath, principal: AdminPrincipal) -> CredentialRead:
+async def get_credentials(scope: TenantAdmin, device_id: DeviceIdPath) -> CredentialRead:
     """The device's MQTT credentials without the secret: username, when issued, last used, revoked (admins)."""
     return await service.get_credentials(scope.session, scope.slug, device_id)
 
 
 @router.delete("/{device_id}/credentials", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_credentials(scope: TenantScope, device_id: DeviceIdPath, principal: AdminPrincipal) -> None:
+async def revoke_credentials(scope: TenantAdmin, device_id: DeviceIdPath) -> None:
     """Revoke the device's MQTT credentials (admins): its next broker login is refused. 404 when none are active."""
     await service.revoke_credentials(scope.session, scope.slug, device_id)

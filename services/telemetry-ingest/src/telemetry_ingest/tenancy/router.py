@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from mirante.auth.principal import AdminPrincipal, CurrentPrincipal, Principal
+from mirante.auth.principal import AdminPrincipal, Principal
 from mirante.db import Session
 from mirante.web.errors import ForbiddenError
 from mirante.web.pagination import Page, Pagination
 from telemetry_ingest.deps import AppSettings
 from telemetry_ingest.tenancy import service
-from telemetry_ingest.tenancy.deps import TenantScope
+from telemetry_ingest.tenancy.deps import TelemetryReader, TenantAdmin, TenantScope
 from telemetry_ingest.tenancy.schemas import TenantCreate, TenantRead, TenantUpdate
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
@@ -39,7 +39,7 @@ async def create_tenant(
 
 
 @router.get("")
-async def list_tenants(session: Session, principal: CurrentPrincipal, pagination: Pagination) -> Page[TenantRead]:
+async def list_tenants(session: Session, principal: TelemetryReader, pagination: Pagination) -> Page[TenantRead]:
     """Tenants by slug: every tenant for staff, only their own for tenant users."""
     tenants, count = await service.list_tenants(session, principal, offset=pagination.offset, limit=pagination.limit)
     return pagination.build([TenantRead.of(tenant) for tenant in tenants], count)
@@ -52,9 +52,9 @@ async def get_tenant(scope: TenantScope) -> TenantRead:
 
 
 @router.patch("/{tenant}")
-async def update_tenant(scope: TenantScope, body: TenantUpdate, principal: AdminPrincipal) -> TenantRead:
+async def update_tenant(scope: TenantAdmin, body: TenantUpdate) -> TenantRead:
     """Rename a tenant or change how many days of readings it keeps (staff admins)."""
-    _require_staff_admin(principal, "changing tenants")
+    _require_staff_admin(scope.principal, "changing tenants")
     tenant = await service.update_tenant(
         scope.session, scope.tenant, name=body.name, retention_days=body.retention_days
     )

@@ -9,11 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from mirante.auth.principal import OperatorPrincipal
 from mirante.types import Id32
 from mirante.web.pagination import Page, Pagination
 from telemetry_ingest.deps import AppSettings
-from telemetry_ingest.tenancy.deps import TenantScope
+from telemetry_ingest.tenancy.deps import TenantOperator, TenantScope
 from telemetry_ingest.thresholds import service
 from telemetry_ingest.thresholds.deps import RuleCacheDep
 from telemetry_ingest.thresholds.repository import RuleRow
@@ -66,9 +65,8 @@ async def list_rules(
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=WRITE_ERRORS)
 async def create_rule(
-    scope: TenantScope,
+    scope: TenantOperator,
     body: ThresholdRuleCreate,
-    _operator: OperatorPrincipal,
     settings: AppSettings,
     rule_cache: RuleCacheDep,
     response: Response,
@@ -96,10 +94,9 @@ async def get_rule(scope: TenantScope, rule_id: RuleId) -> ThresholdRuleDetail:
 
 @router.patch("/{rule_id}", responses={**NOT_FOUND, **WRITE_ERRORS})
 async def update_rule(
-    scope: TenantScope,
+    scope: TenantOperator,
     rule_id: RuleId,
     body: ThresholdRuleUpdate,
-    _operator: OperatorPrincipal,
     rule_cache: RuleCacheDep,
 ) -> ThresholdRuleRead:
     """Change a rule (operators). Moving it to another device or sensor resets its states."""
@@ -107,9 +104,7 @@ async def update_rule(
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_rule(
-    scope: TenantScope, rule_id: RuleId, _operator: OperatorPrincipal, rule_cache: RuleCacheDep
-) -> Response:
+async def delete_rule(scope: TenantOperator, rule_id: RuleId, rule_cache: RuleCacheDep) -> Response:
     """Delete a rule and its states (operators)."""
     await service.delete_rule(scope.session, scope.tenant, rule_id, rule_cache=rule_cache)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
