@@ -1,50 +1,76 @@
 """Every catalogue route against every kind of caller: who is refused (401, 403) and who gets through.
 
 Viewers read everything; operators also manage people, person groups and tags; admins also manage the site's
-layout (buildings, floors, plans, zones) and its devices. Incidents, incident rules, support groups and webhook
-subscriptions span every tenant's events, so a caller bound to a tenant reaches none of them, whatever its role.
-A caller that gets through may still be answered 404 or 422 (the ids do not exist, the bodies are empty): only
-401 and 403 are about authorization.
+layout (buildings, floors, plans, zones) and its devices. An API key needs, besides its role, the scope `rtls`
+(or `*`): a key of another service's scope is refused everywhere, whatever its role. Incidents, incident rules,
+support groups and webhook subscriptions span every tenant's events, so a caller bound to a tenant reaches none
+of them, whatever its role. A caller that gets through may still be answered 404 or 422 (the ids do not exist,
+the bodies are empty): only 401 and 403 are about authorization.
+
+One app and one world of callers serve the whole module (`mirante.testing.matrix`); what a request writes is
+undone after it.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mirante.auth.commands import create_api_key
 from mirante.auth.roles import Role
-from mirante.testing.plugin import HeadersFactory
+from mirante.auth.tokens import TokenCodec
+from mirante.settings import InfraSettings
+from mirante.testing.matrix import (
+    World,
+    api_key_headers,
+    rolled_back_session,
+    serve_on_session,
+    undone,
+    user_headers,
+)
 from rtls_cambus.config import Settings
 from rtls_cambus.incidents.service import Actor, open_incident
 from rtls_cambus.main import create_app
 
-RANK = {"viewer": 1, "operator": 2, "admin": 3, "user": 1}
-CALLERS = {
-    "anonymous": 0,
-    "viewer": 1,
-    "operator": 2,
-    "admin": 3,
-    "staff": 3,
-    "key_viewer": 1,
-    "key_operator": 2,
-    "key_admin": 3,
-    "acme_viewer": 1,
-    "acme_operator": 2,
-    "acme_admin": 3,
-    "acme_key_admin": 3,
+ANONYMOUS = "anonymous"
+USERS: dict[str, dict[str, Any]] = {
+    "viewer": {"role": Role.viewer},
+    "operator": {"role": Role.operator},
+    "admin": {"role": Role.admin},
+    "staff": {"role": Role.admin, "staff": True},
+    "acme_viewer": {"role": Role.viewer, "tenant": "acme"},
+    "acme_operator": {"role": Role.operator, "tenant": "acme"},
+    "acme_admin": {"role": Role.admin, "tenant": "acme"},
 }
-TENANT_BOUND = {"acme_viewer", "acme_operator", "acme_admin", "acme_key_admin"}
+KEYS: dict[str, tuple[list[str], Role, str | None]] = {
+    "key_viewer": (["*"], Role.viewer, None),
+    "key_operator": (["*"], Role.operator, None),
+    "key_admin": (["*"], Role.admin, None),
+    "key_rtls_viewer": (["rtls"], Role.viewer, None),
+    "key_rtls_operator": (["rtls"], Role.operator, None),
+    "key_rtls_admin": (["rtls"], Role.admin, None),
+    "key_other_scope_admin": (["telemetry:ingest", "cvat", "vision"], Role.admin, None),
+    "acme_key_admin": (["*"], Role.admin, "acme"),
+    "acme_key_rtls_admin": (["rtls"], Role.admin, "acme"),
+}
+RANK = {"viewer": 1, "operator": 2, "admin": 3, "user": 1}
+CALLERS = {ANONYMOUS: 0} | {caller: RANK[spec["role"].value] for caller, spec in USERS.items()}
+CALLERS |= {caller: RANK[role.value] for caller, (_, role, _) in KEYS.items()}
+TENANT_BOUND = {caller for caller, spec in USERS.items() if spec.get("tenant")}
+TENANT_BOUND |= {caller for caller, (_, _, tenant) in KEYS.items() if tenant}
+API_KEYS = set(KEYS)
+WITHOUT_SCOPE = {"key_other_scope_admin"}
+"""API keys holding neither `rtls` nor `*`: 403 on every route, whatever their role."""
 
 READ, OPERATE, ADMIN = "viewer", "operator", "admin"
 USER = "user"
 """Any signed-in user, whatever the role; API keys are refused (403): what it changes is a person's own."""
-API_KEYS = {"key_viewer", "key_operator", "key_admin", "acme_key_admin"}
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/buildings"): READ,
     ("POST", "/api/v1/buildings"): ADMIN,
@@ -207,70 +233,71 @@ def test_every_catalogue_route_has_a_rule() -> None:
     assert found == set(ROUTES) | TICKET_ROUTES | SIGNED_ROUTES
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def headers(auth_headers: HeadersFactory, db_session: AsyncSession) -> dict[str, dict[str, str]]:
-    made = {
-        "anonymous": {},
-        "viewer": await auth_headers("viewer"),
-        "operator": await auth_headers("operator"),
-        "admin": await auth_headers("admin"),
-        "staff": await auth_headers("admin", staff=True),
-        "acme_viewer": await auth_headers("viewer", tenant="acme"),
-        "acme_operator": await auth_headers("operator", tenant="acme"),
-        "acme_admin": await auth_headers("admin", tenant="acme"),
-    }
-    keys = (
-        ("key_viewer", Role.viewer, None),
-        ("key_operator", Role.operator, None),
-        ("key_admin", Role.admin, None),
-        ("acme_key_admin", Role.admin, "acme"),
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(db_engine: AsyncEngine, infra_settings: InfraSettings) -> AsyncIterator[World]:
+    """One app for the module, on one session rolled back at its end, and the callers."""
+    settings = Settings(
+        infra=infra_settings,
+        incident_rules_enabled=False,
+        webhook_dispatch_enabled=False,
+        mqtt_ingest_enabled=False,
+        alert_engine_enabled=False,
     )
-    for label, role, tenant in keys:
-        name = f"{label}-{uuid.uuid4().hex[:8]}"
-        _, plaintext = await create_api_key(db_session, name, ["*"], role=role, tenant=tenant)
-        made[label] = {"X-API-Key": plaintext}
-    return made
+    codec = TokenCodec.from_settings(infra_settings.jwt)
+    stem = f"rm{uuid.uuid4().hex[:10]}"
+    async with rolled_back_session(db_engine) as session, AsyncExitStack() as stack:
+        world = World(client=await serve_on_session(stack, create_app(settings), session), session=session)
+        world.headers[ANONYMOUS] = {}
+        for caller, spec in USERS.items():
+            world.names[caller] = f"{stem}-{caller}"
+            world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
+        for caller, (scopes, role, tenant) in KEYS.items():
+            world.names[caller] = f"{stem}-{caller}"
+            world.headers[caller] = await api_key_headers(session, world.names[caller], scopes, role, tenant=tenant)
+        yield world
+
+
+def _url(path: str) -> str:
+    """`path` with every id an unknown one: a caller that gets through is answered 404 or 422."""
+    return re.sub(r"\{[a-z_]+\}", str(2**62), path)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda value: str(value))
-async def test_callers_get_through_only_with_the_role(
-    client: httpx.AsyncClient, headers: dict[str, dict[str, str]], method: str, path: str
-) -> None:
+async def test_callers_get_through_only_with_the_role_and_scope(world: World, method: str, path: str) -> None:
     needed = RANK[ROUTES[method, path]]
     suite_wide = path.startswith(SUITE_WIDE_PREFIXES)
-    url = path
-    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "delivery_id"):
-        url = url.replace("{" + name + "}", str(2**62))
-    url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
-    url = url.replace("{subscription_id}", str(2**62))
-    for name in ("building_id", "floor_id", "plan_id", "zone_id", "person_id", "group_id", "tag_id", "incident_id"):
-        url = url.replace("{" + name + "}", str(2**62))
-    url = url.replace("{gateway_id}", str(2**62)).replace("{camera_id}", str(2**62))
-    for name in ("attachment_id", "user_id", "rule_id", "log_id", "alert_id"):
-        url = url.replace("{" + name + "}", str(2**62))
+    url = _url(path)
+    kwargs = (
+        {"json": {}} if method in {"POST", "PATCH", "PUT"} and not url.endswith(("floor-plans", "attachments")) else {}
+    )
     for caller, rank in CALLERS.items():
-        kwargs = (
-            {"json": {}}
-            if method in {"POST", "PATCH", "PUT"} and not url.endswith(("floor-plans", "attachments"))
-            else {}
-        )
-        response = await client.request(method, url, headers=headers[caller], **kwargs)  # type: ignore[arg-type]
+        async with undone(world.session):
+            response = await world.client.request(method, url, headers=world.headers[caller], **kwargs)  # type: ignore[arg-type]
         if rank == 0:
             assert response.status_code == 401, (caller, response.text)
         elif (
             rank < needed
+            or caller in WITHOUT_SCOPE
             or (suite_wide and caller in TENANT_BOUND)
             or (ROUTES[method, path] == USER and caller in API_KEYS)
         ):
             assert response.status_code == 403, (caller, response.text)
+            assert set(response.json()["error"]) >= {"code", "message"}, response.text
         else:
             assert response.status_code not in {401, 403}, (caller, response.text)
 
 
-async def test_an_admin_bound_to_a_tenant_reaches_nothing_that_spans_the_suite(
-    client: httpx.AsyncClient, auth_headers: HeadersFactory
-) -> None:
-    acme_admin = await auth_headers("admin", tenant="acme")
+async def test_a_key_of_another_scope_is_told_the_scope_it_lacks(world: World) -> None:
+    for method, path in sorted(ROUTES):
+        if ROUTES[method, path] == USER:
+            continue
+        async with undone(world.session):
+            response = await world.client.request(method, _url(path), headers=world.headers["key_other_scope_admin"])
+        assert response.status_code == 403, (method, path, response.text)
+        assert "lacks the scope 'rtls'" in response.json()["error"]["message"], (method, path, response.text)
+
+
+async def test_an_admin_bound_to_a_tenant_reaches_nothing_that_spans_the_suite(world: World) -> None:
     suite_wide = sorted(route for route in ROUTES if route[1].startswith(SUITE_WIDE_PREFIXES))
     assert {path.split("/")[3] for _, path in suite_wide} == {
         "webhooks",
@@ -282,34 +309,50 @@ async def test_an_admin_bound_to_a_tenant_reaches_nothing_that_spans_the_suite(
         "notifications",
         "alert-rules",
     }
-    for method, path in suite_wide:
-        url = re.sub(r"\{[a-z_]+\}", "1", path)
-        kwargs = {"json": {}} if method in {"POST", "PATCH", "PUT"} else {}
-        response = await client.request(method, url, headers=acme_admin, **kwargs)  # type: ignore[arg-type]
-        assert response.status_code == 403, (method, path, response.text)
-        assert "tenant 'acme'" in response.json()["error"]["message"]
+    for caller in ("acme_admin", "acme_key_admin"):
+        for method, path in suite_wide:
+            url = re.sub(r"\{[a-z_]+\}", "1", path)
+            kwargs = {"json": {}} if method in {"POST", "PATCH", "PUT"} else {}
+            async with undone(world.session):
+                response = await world.client.request(method, url, headers=world.headers[caller], **kwargs)  # type: ignore[arg-type]
+            assert response.status_code == 403, (caller, method, path, response.text)
+            assert "tenant 'acme'" in response.json()["error"]["message"]
 
 
-async def test_an_incident_opened_by_a_rule_is_not_shown_to_a_tenant_bound_admin(
-    client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession
-) -> None:
-    # A rule on another tenant's telemetry opened this incident; its title carries that tenant's data.
-    opened = await open_incident(
-        db_session,
-        {"title": "globex: freezer 7 at 12 C", "severity": "high"},
-        Actor("rule", None, "globex freezers"),
-    )
-    suite_admin, acme_admin = await auth_headers("admin"), await auth_headers("admin", tenant="acme")
-
-    assert (await client.get(f"/api/v1/incidents/{opened.id}", headers=suite_admin)).status_code == 200
-    for url in ("/api/v1/incidents", f"/api/v1/incidents/{opened.id}", "/api/v1/incident-rules"):
-        refused = await client.get(url, headers=acme_admin)
-        assert refused.status_code == 403 and "globex" not in refused.text
+async def test_an_incident_opened_by_a_rule_is_not_shown_to_a_tenant_bound_admin(world: World) -> None:
+    async with undone(world.session):
+        # A rule on another tenant's telemetry opened this incident; its title carries that tenant's data.
+        opened = await open_incident(
+            world.session,
+            {"title": "globex: freezer 7 at 12 C", "severity": "high"},
+            Actor("rule", None, "globex freezers"),
+        )
+        found = await world.client.get(f"/api/v1/incidents/{opened.id}", headers=world.headers["admin"])
+        assert found.status_code == 200
+        for url in ("/api/v1/incidents", f"/api/v1/incidents/{opened.id}", "/api/v1/incident-rules"):
+            refused = await world.client.get(url, headers=world.headers["acme_admin"])
+            assert refused.status_code == 403 and "globex" not in refused.text
 
 
-async def test_the_chatwoot_webhook_asks_no_credentials(client: httpx.AsyncClient) -> None:
+async def test_a_key_with_the_rtls_scope_manages_the_catalogue(world: World) -> None:
+    async with undone(world.session):
+        made = await world.client.post(
+            "/api/v1/buildings", json={"name": "Depot"}, headers=world.headers["key_rtls_admin"]
+        )
+        assert made.status_code == 201, made.text
+        read = await world.client.get(
+            f"/api/v1/buildings/{made.json()['id']}", headers=world.headers["key_rtls_viewer"]
+        )
+        assert read.status_code == 200 and read.json()["name"] == "Depot"
+        refused = await world.client.post(
+            "/api/v1/buildings", json={"name": "Annex"}, headers=world.headers["key_other_scope_admin"]
+        )
+        assert refused.status_code == 403 and "'rtls'" in refused.json()["error"]["message"]
+
+
+async def test_the_chatwoot_webhook_asks_no_credentials(world: World) -> None:
     """Anonymous by design: refused for want of a configured secret (503), not of a login (401)."""
-    answer = await client.post(
+    answer = await world.client.post(
         "/api/v1/integrations/chatwoot/webhook", json={"event": "message_created"}, headers={"X-API-Key": "mk_x"}
     )
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "chatwoot_not_configured"

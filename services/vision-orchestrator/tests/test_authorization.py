@@ -4,31 +4,54 @@ Rules (see `vision_orchestrator.deps`): viewers read, operators also write inspe
 machines, their credentials and the catalogue. API keys need the scope `vision` (or `*`) besides the role.
 The fleet belongs to no tenant, so tenant-bound principals get 403 whatever their role; staff reach it. A
 machine credential is not a user token: 401 on every user route.
+
+One app and one world of callers serve the whole module (`mirante.testing.matrix`); what each request wrote is
+undone after it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mirante.auth.commands import create_api_key
 from mirante.auth.roles import Role
+from mirante.auth.tokens import TokenCodec
 from mirante.settings import InfraSettings
-from mirante.testing.plugin import HeadersFactory
+from mirante.testing.matrix import (
+    Case,
+    World,
+    api_key_headers,
+    rolled_back_session,
+    run_case,
+    serve_on_session,
+    user_headers,
+)
 from vision_orchestrator.config import Settings
 from vision_orchestrator.main import create_app
 
 ANONYMOUS = "anonymous"
 MACHINE = "machine"
-USERS = ("viewer", "operator", "admin", "acme_admin", "staff")
-KEYS = ("key_viewer", "key_operator", "key_admin", "key_admin_other_scope", "key_vision_admin", "key_acme_admin")
+USERS: dict[str, dict[str, Any]] = {
+    "viewer": {"role": Role.viewer},
+    "operator": {"role": Role.operator},
+    "admin": {"role": Role.admin},
+    "acme_admin": {"role": Role.admin, "tenant": "acme"},
+    "staff": {"role": Role.admin, "staff": True},
+}
+KEYS: dict[str, tuple[list[str], Role, str | None]] = {
+    "key_viewer": (["*"], Role.viewer, None),
+    "key_operator": (["*"], Role.operator, None),
+    "key_admin": (["*"], Role.admin, None),
+    "key_admin_other_scope": (["telemetry:ingest"], Role.admin, None),
+    "key_vision_admin": (["vision"], Role.admin, None),
+    "key_acme_admin": (["*"], Role.admin, "acme"),
+}
 CALLERS = (ANONYMOUS, MACHINE, *USERS, *KEYS)
 
 READERS = frozenset(
@@ -38,44 +61,35 @@ OPERATORS = frozenset({"operator", "admin", "staff", "key_operator", "key_admin"
 ADMINS = frozenset({"admin", "staff", "key_admin", "key_vision_admin"})
 
 
-@dataclass
-class World:
-    client: httpx.AsyncClient
-    headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    ids: dict[str, str] = field(default_factory=dict)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(client: httpx.AsyncClient, auth_headers: HeadersFactory, db_session: AsyncSession) -> World:
-    world = World(client=client)
-    world.headers[ANONYMOUS] = {}
-    for role in ("viewer", "operator", "admin"):
-        world.headers[role] = await auth_headers(role)
-    world.headers["acme_admin"] = await auth_headers("admin", tenant="acme")
-    world.headers["staff"] = await auth_headers("admin", staff=True)
-    keys: dict[str, tuple[list[str], Role, str | None]] = {
-        "key_viewer": (["*"], Role.viewer, None),
-        "key_operator": (["*"], Role.operator, None),
-        "key_admin": (["*"], Role.admin, None),
-        "key_admin_other_scope": (["telemetry:ingest"], Role.admin, None),
-        "key_vision_admin": (["vision"], Role.admin, None),
-        "key_acme_admin": (["*"], Role.admin, "acme"),
-    }
-    for label, (scopes, role, tenant) in keys.items():
-        _, plaintext = await create_api_key(db_session, f"vx-{uuid.uuid4().hex[:10]}", scopes, role=role, tenant=tenant)
-        world.headers[label] = {"X-API-Key": plaintext}
-    admin = world.headers["admin"]
-    registered = await client.post("/api/v1/machines/", json=machine_body(), headers=admin)
-    assert registered.status_code == 201, registered.text
-    world.ids["machine_id"] = registered.json()["id"]
-    world.headers[MACHINE] = {"Authorization": f"Bearer {registered.json()['credential']}"}
-    inspection = await client.post("/api/v1/inspections/", json=inspection_body(), headers=admin)
-    assert inspection.status_code == 201, inspection.text
-    world.ids["inspection_id"] = inspection.json()["id"]
-    type_name = f"t_{uuid.uuid4().hex[:8]}"
-    assert (await client.post("/api/v1/inspection-types/", json={"name": type_name}, headers=admin)).status_code == 201
-    world.ids["name"] = type_name
-    return world
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(db_engine: AsyncEngine, infra_settings: InfraSettings) -> AsyncIterator[World]:
+    """One app for the module, on one session rolled back at its end: a machine and its credential, an
+    inspection, an inspection type, and the callers."""
+    codec = TokenCodec.from_settings(infra_settings.jwt)
+    stem = f"vx{uuid.uuid4().hex[:10]}"
+    async with rolled_back_session(db_engine) as session, AsyncExitStack() as stack:
+        client = await serve_on_session(stack, create_app(Settings(infra=infra_settings)), session)
+        world = World(client=client, session=session)
+        world.headers[ANONYMOUS] = {}
+        for caller, spec in USERS.items():
+            world.names[caller] = f"{stem}-{caller}"
+            world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
+        for caller, (scopes, role, tenant) in KEYS.items():
+            world.names[caller] = f"{stem}-{caller}"
+            world.headers[caller] = await api_key_headers(session, world.names[caller], scopes, role, tenant=tenant)
+        admin = world.headers["admin"]
+        registered = await client.post("/api/v1/machines/", json=machine_body(), headers=admin)
+        assert registered.status_code == 201, registered.text
+        world.ids["machine_id"] = registered.json()["id"]
+        world.headers[MACHINE] = {"Authorization": f"Bearer {registered.json()['credential']}"}
+        inspection = await client.post("/api/v1/inspections/", json=inspection_body(), headers=admin)
+        assert inspection.status_code == 201, inspection.text
+        world.ids["inspection_id"] = inspection.json()["id"]
+        type_name = f"t_{uuid.uuid4().hex[:8]}"
+        added = await client.post("/api/v1/inspection-types/", json={"name": type_name}, headers=admin)
+        assert added.status_code == 201, added.text
+        world.ids["name"] = type_name
+        yield world
 
 
 def machine_body() -> dict[str, Any]:
@@ -103,23 +117,15 @@ def expect(allowed: frozenset[str], success: int) -> dict[str, int]:
     return table
 
 
-@dataclass(frozen=True)
-class Case:
-    method: str
-    route: str
-    expected: dict[str, int]
-    make_body: Callable[[], dict[str, Any]] | None = None
+def filled(make_body: Callable[[], dict[str, Any]]) -> Callable[[World], dict[str, Any]]:
+    """The request body of `make_body`, its `{machine_id}` and `{inspection_id}` values filled from the world."""
 
-    def path(self, world: World) -> str:
-        return self.route.format(**world.ids)
-
-    def body(self, world: World) -> dict[str, Any]:
-        """The request body, its `{machine_id}` and `{inspection_id}` values filled from the world."""
-        assert self.make_body is not None
+    def body(world: World) -> dict[str, Any]:
         return {
-            key: value.format(**world.ids) if isinstance(value, str) else value
-            for key, value in self.make_body().items()
+            key: value.format(**world.ids) if isinstance(value, str) else value for key, value in make_body().items()
         }
+
+    return body
 
 
 MACHINE_PATH = "/api/v1/machines/{machine_id}/"
@@ -128,36 +134,49 @@ TYPE_PATH = "/api/v1/inspection-types/{name}/"
 
 CASES: dict[str, Case] = {
     "list machines": Case("GET", "/api/v1/machines/", expect(READERS, 200)),
-    "register a machine": Case("POST", "/api/v1/machines/", expect(ADMINS, 201), machine_body),
+    "register a machine": Case("POST", "/api/v1/machines/", expect(ADMINS, 201), json=filled(machine_body)),
     "get a machine": Case("GET", MACHINE_PATH, expect(READERS, 200)),
-    "replace a machine": Case("PUT", MACHINE_PATH, expect(ADMINS, 200), machine_body),
-    "change a machine": Case("PATCH", MACHINE_PATH, expect(ADMINS, 200), lambda: {"maintenance": True}),
+    "replace a machine": Case("PUT", MACHINE_PATH, expect(ADMINS, 200), json=filled(machine_body)),
+    "change a machine": Case("PATCH", MACHINE_PATH, expect(ADMINS, 200), json=filled(lambda: {"maintenance": True})),
     "remove a machine": Case("DELETE", MACHINE_PATH, expect(ADMINS, 204)),
     "rotate a credential": Case("POST", MACHINE_PATH + "credentials/", expect(ADMINS, 201)),
     "read a credential": Case("GET", MACHINE_PATH + "credentials/", expect(ADMINS, 200)),
     "revoke a credential": Case("DELETE", MACHINE_PATH + "credentials/", expect(ADMINS, 204)),
     "list inspections": Case("GET", "/api/v1/inspections/", expect(READERS, 200)),
-    "create an inspection": Case("POST", "/api/v1/inspections/", expect(OPERATORS, 201), inspection_body),
+    "create an inspection": Case("POST", "/api/v1/inspections/", expect(OPERATORS, 201), json=filled(inspection_body)),
     "get an inspection": Case("GET", INSPECTION_PATH, expect(READERS, 200)),
-    "replace an inspection": Case("PUT", INSPECTION_PATH, expect(OPERATORS, 200), inspection_body),
-    "change an inspection": Case("PATCH", INSPECTION_PATH, expect(OPERATORS, 200), lambda: {"priority": 1}),
+    "replace an inspection": Case("PUT", INSPECTION_PATH, expect(OPERATORS, 200), json=filled(inspection_body)),
+    "change an inspection": Case(
+        "PATCH", INSPECTION_PATH, expect(OPERATORS, 200), json=filled(lambda: {"priority": 1})
+    ),
     "cancel an inspection": Case("POST", INSPECTION_PATH + "cancel/", expect(OPERATORS, 200)),
     "list inspection types": Case("GET", "/api/v1/inspection-types/", expect(READERS, 200)),
     "add an inspection type": Case(
-        "POST", "/api/v1/inspection-types/", expect(ADMINS, 201), lambda: {"name": f"t_{uuid.uuid4().hex[:8]}"}
+        "POST",
+        "/api/v1/inspection-types/",
+        expect(ADMINS, 201),
+        json=filled(lambda: {"name": f"t_{uuid.uuid4().hex[:8]}"}),
     ),
     "get an inspection type": Case("GET", TYPE_PATH, expect(READERS, 200)),
-    "describe an inspection type": Case("PATCH", TYPE_PATH, expect(ADMINS, 200), lambda: {"description": "x"}),
+    "describe an inspection type": Case(
+        "PATCH", TYPE_PATH, expect(ADMINS, 200), json=filled(lambda: {"description": "x"})
+    ),
     "remove an inspection type": Case("DELETE", TYPE_PATH, expect(ADMINS, 204)),
     "read a machine's status": Case("GET", MACHINE_PATH + "status/", expect(READERS, 200)),
     "read a machine's statistics": Case("GET", MACHINE_PATH + "statistics/", expect(READERS, 200)),
     # Send and distribute run in the dispatcher's own committed transactions, which cannot see the world the
     # test wrote in its rolled-back one: a caller let through meets 404 (what they do is test_dispatch's).
     "send an inspection": Case(
-        "POST", INSPECTION_PATH + "send/", expect(OPERATORS, 404), lambda: {"target_machine_id": "{machine_id}"}
+        "POST",
+        INSPECTION_PATH + "send/",
+        expect(OPERATORS, 404),
+        json=filled(lambda: {"target_machine_id": "{machine_id}"}),
     ),
     "distribute an inspection": Case(
-        "POST", "/api/v1/orchestrator/distribute/", expect(OPERATORS, 404), lambda: {"inspection_id": "{inspection_id}"}
+        "POST",
+        "/api/v1/orchestrator/distribute/",
+        expect(OPERATORS, 404),
+        json=filled(lambda: {"inspection_id": "{inspection_id}"}),
     ),
     "read the queue": Case("GET", "/api/v1/orchestrator/queue/", expect(READERS, 200)),
     "read the dashboard": Case("GET", "/api/v1/dashboard/", expect(READERS, 200)),
@@ -187,15 +206,4 @@ def test_every_vision_route_is_in_the_matrix(infra_settings: InfraSettings) -> N
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("case_name", list(CASES))
 async def test_vision_route_by_caller(world: World, case_name: str, caller: str) -> None:
-    case = CASES[case_name]
-
-    response = await world.client.request(
-        case.method,
-        case.path(world),
-        json=case.body(world) if case.make_body is not None else None,
-        headers=world.headers[caller],
-    )
-
-    assert response.status_code == case.expected[caller], response.text
-    if response.status_code >= 400:
-        assert set(response.json()["error"]) >= {"code", "message"}
+    await run_case(world, CASES[case_name], caller)

@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from mirante.auth import CurrentPrincipal, Principal
+from mirante.auth import Principal
 from mirante.auth.policy import can_see, tenant_reach
-from mirante.auth.principal import OperatorPrincipal
 from rtls_cambus.alerts.errors import SuiteWideError
+from rtls_cambus.deps import Operator, Viewer
 
 
 def _suite_wide(principal: Principal) -> Principal:
@@ -24,15 +24,15 @@ def _suite_wide(principal: Principal) -> Principal:
     return principal
 
 
-async def suite_viewer(principal: CurrentPrincipal) -> Principal:
+async def suite_viewer(principal: Viewer) -> Principal:
     return _suite_wide(principal)
 
 
-async def suite_operator(principal: OperatorPrincipal) -> Principal:
+async def suite_operator(principal: Operator) -> Principal:
     return _suite_wide(principal)
 
 
-async def viewer_reach(principal: CurrentPrincipal) -> str | None:
+async def viewer_reach(principal: Viewer) -> str | None:
     """The tenant whose alerts the caller reaches; None: every alert."""
     return tenant_reach(principal)
 

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from mirante.auth.policy import tenant_reach
-from mirante.auth.principal import OperatorPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
 from rtls_cambus.alerts import reports, service
@@ -42,6 +41,7 @@ from rtls_cambus.alerts.schemas import (
     To,
     ZoneFilter,
 )
+from rtls_cambus.deps import Operator
 from rtls_cambus.fields import Search, search_text
 
 router = APIRouter(prefix="/api/v1")
@@ -151,7 +151,7 @@ async def get_alert_event(session: Session, reach: Reach, alert_id: AlertId) -> 
     responses={409: {"description": "the alert is acknowledged or resolved already"}},
 )
 async def acknowledge_alert_event(
-    session: Session, principal: OperatorPrincipal, alert_id: AlertId, body: ActionBody = None
+    session: Session, principal: Operator, alert_id: AlertId, body: ActionBody = None
 ) -> AlertRead:
     """Someone is on it (operators): an open alert becomes acknowledged, with who and when."""
     note = body.note if body else None
@@ -165,7 +165,7 @@ async def acknowledge_alert_event(
     responses={409: {"description": "the alert is resolved already"}},
 )
 async def resolve_alert_event(
-    session: Session, principal: OperatorPrincipal, alert_id: AlertId, body: ActionBody = None
+    session: Session, principal: Operator, alert_id: AlertId, body: ActionBody = None
 ) -> AlertRead:
     """Done (operators): an open or acknowledged alert becomes resolved, with who and when; it is final."""
     note = body.note if body else None

@@ -9,8 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import AdminPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
 from rtls_cambus.buildings import service
@@ -26,6 +24,7 @@ from rtls_cambus.buildings.schemas import (
     FloorUpdate,
     LevelFilter,
 )
+from rtls_cambus.deps import Admin, Viewer
 from rtls_cambus.fields import BuildingFilter, Search, search_text
 
 router = APIRouter(prefix="/api/v1", tags=["buildings"])
@@ -37,7 +36,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/buildings")
 async def list_buildings(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, q: Search = None
+    session: Session, principal: Viewer, pagination: Pagination, q: Search = None
 ) -> Page[BuildingRead]:
     """Buildings by name, filtered by part of the name or code."""
     found, count = await service.list_buildings(
@@ -47,9 +46,7 @@ async def list_buildings(
 
 
 @router.post("/buildings", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
-async def create_building(
-    session: Session, principal: AdminPrincipal, body: BuildingCreate, response: Response
-) -> BuildingRead:
+async def create_building(session: Session, principal: Admin, body: BuildingCreate, response: Response) -> BuildingRead:
     """Add a building (admins). 409 when its name or code is taken."""
     building = await service.create_building(session, body)
     response.headers["Location"] = f"/api/v1/buildings/{building.id}"
@@ -57,20 +54,20 @@ async def create_building(
 
 
 @router.get("/buildings/{building_id}")
-async def get_building(session: Session, principal: CurrentPrincipal, building_id: BuildingId) -> BuildingRead:
+async def get_building(session: Session, principal: Viewer, building_id: BuildingId) -> BuildingRead:
     return BuildingRead.model_validate(await service.get_building(session, building_id))
 
 
 @router.patch("/buildings/{building_id}", responses=_CONFLICT)
 async def update_building(
-    session: Session, principal: AdminPrincipal, building_id: BuildingId, body: BuildingUpdate
+    session: Session, principal: Admin, building_id: BuildingId, body: BuildingUpdate
 ) -> BuildingRead:
     """Change a building (admins); omitted fields stay, null clears."""
     return BuildingRead.model_validate(await service.update_building(session, building_id, body.changes()))
 
 
 @router.delete("/buildings/{building_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_CONFLICT)
-async def delete_building(session: Session, principal: AdminPrincipal, building_id: BuildingId) -> None:
+async def delete_building(session: Session, principal: Admin, building_id: BuildingId) -> None:
     """Delete a building (admins). 409 while it has floors or devices."""
     await service.delete_building(session, building_id)
 
@@ -78,7 +75,7 @@ async def delete_building(session: Session, principal: AdminPrincipal, building_
 @router.get("/floors")
 async def list_floors(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     building_id: BuildingFilter = None,
     level: LevelFilter = None,
@@ -95,7 +92,7 @@ async def list_floors(
     status_code=status.HTTP_201_CREATED,
     responses={**_CONFLICT, 404: {"description": "no building `building_id`"}},
 )
-async def create_floor(session: Session, principal: AdminPrincipal, body: FloorCreate, response: Response) -> FloorRead:
+async def create_floor(session: Session, principal: Admin, body: FloorCreate, response: Response) -> FloorRead:
     """Add a floor to a building (admins). 409 when the building has a floor at that level; 404 without it."""
     floor = await service.create_floor(session, body)
     response.headers["Location"] = f"/api/v1/floors/{floor.id}"
@@ -103,17 +100,17 @@ async def create_floor(session: Session, principal: AdminPrincipal, body: FloorC
 
 
 @router.get("/floors/{floor_id}")
-async def get_floor(session: Session, principal: CurrentPrincipal, floor_id: FloorId) -> FloorRead:
+async def get_floor(session: Session, principal: Viewer, floor_id: FloorId) -> FloorRead:
     return FloorRead.model_validate(await service.get_floor(session, floor_id))
 
 
 @router.patch("/floors/{floor_id}", responses=_CONFLICT)
-async def update_floor(session: Session, principal: AdminPrincipal, floor_id: FloorId, body: FloorUpdate) -> FloorRead:
+async def update_floor(session: Session, principal: Admin, floor_id: FloorId, body: FloorUpdate) -> FloorRead:
     """Change a floor's level, name or description (admins)."""
     return FloorRead.model_validate(await service.update_floor(session, floor_id, body.changes()))
 
 
 @router.delete("/floors/{floor_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_CONFLICT)
-async def delete_floor(session: Session, principal: AdminPrincipal, floor_id: FloorId) -> None:
+async def delete_floor(session: Session, principal: Admin, floor_id: FloorId) -> None:
     """Delete a floor and its plan (admins). 409 while it has zones or devices."""
     await service.delete_floor(session, floor_id)

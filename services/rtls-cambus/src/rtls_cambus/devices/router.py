@@ -11,10 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import AdminPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.deps import Admin, Viewer
 from rtls_cambus.devices import service
 from rtls_cambus.devices.repository import DeviceFilters
 from rtls_cambus.devices.schemas import (
@@ -55,7 +54,7 @@ _CAMERA_ANSWERS: dict[int | str, dict[str, Any]] = {
 @router.get("")
 async def list_devices(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     kind: KindFilter = None,
     building_id: BuildingFilter = None,
@@ -72,7 +71,7 @@ async def list_devices(
 @router.get("/gateways")
 async def list_gateways(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     building_id: BuildingFilter = None,
     floor_id: FloorFilter = None,
@@ -96,9 +95,7 @@ async def list_gateways(
 
 
 @router.post("/gateways", status_code=status.HTTP_201_CREATED, responses=_GATEWAY_ANSWERS)
-async def create_gateway(
-    session: Session, principal: AdminPrincipal, body: GatewayCreate, response: Response
-) -> GatewayRead:
+async def create_gateway(session: Session, principal: Admin, body: GatewayCreate, response: Response) -> GatewayRead:
     """Add a gateway (admins), placed on a floor, in a zone and at a point of the plan, or unplaced."""
     gateway = await service.create_gateway(session, body)
     response.headers["Location"] = f"/api/v1/devices/gateways/{gateway.id}"
@@ -106,27 +103,25 @@ async def create_gateway(
 
 
 @router.get("/gateways/{gateway_id}")
-async def get_gateway(session: Session, principal: CurrentPrincipal, gateway_id: GatewayId) -> GatewayRead:
+async def get_gateway(session: Session, principal: Viewer, gateway_id: GatewayId) -> GatewayRead:
     return GatewayRead.model_validate(await service.get_device(session, service.GATEWAY, gateway_id))
 
 
 @router.patch("/gateways/{gateway_id}", responses=_GATEWAY_ANSWERS)
-async def update_gateway(
-    session: Session, principal: AdminPrincipal, gateway_id: GatewayId, body: GatewayUpdate
-) -> GatewayRead:
+async def update_gateway(session: Session, principal: Admin, gateway_id: GatewayId, body: GatewayUpdate) -> GatewayRead:
     """Change a gateway (admins). Moving it to another floor clears its zone and point unless given again."""
     return GatewayRead.model_validate(await service.update_gateway(session, gateway_id, body.changes()))
 
 
 @router.delete("/gateways/{gateway_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_gateway(session: Session, principal: AdminPrincipal, gateway_id: GatewayId) -> None:
+async def delete_gateway(session: Session, principal: Admin, gateway_id: GatewayId) -> None:
     await service.delete_device(session, service.GATEWAY, gateway_id)
 
 
 @router.get("/cameras")
 async def list_cameras(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     building_id: BuildingFilter = None,
     floor_id: FloorFilter = None,
@@ -148,9 +143,7 @@ async def list_cameras(
 
 
 @router.post("/cameras", status_code=status.HTTP_201_CREATED, responses=_CAMERA_ANSWERS)
-async def create_camera(
-    session: Session, principal: AdminPrincipal, body: CameraCreate, response: Response
-) -> CameraRead:
+async def create_camera(session: Session, principal: Admin, body: CameraCreate, response: Response) -> CameraRead:
     """Add a camera to a building (admins); cameras that speak on CAM-BUS register themselves too."""
     camera = await service.create_camera(session, body)
     response.headers["Location"] = f"/api/v1/devices/cameras/{camera.id}"
@@ -158,26 +151,24 @@ async def create_camera(
 
 
 @router.get("/cameras/{camera_id}")
-async def get_camera(session: Session, principal: CurrentPrincipal, camera_id: CameraId) -> CameraRead:
+async def get_camera(session: Session, principal: Viewer, camera_id: CameraId) -> CameraRead:
     return CameraRead.model_validate(await service.get_device(session, service.CAMERA, camera_id))
 
 
 @router.patch("/cameras/{camera_id}", responses=_CAMERA_ANSWERS)
-async def update_camera(
-    session: Session, principal: AdminPrincipal, camera_id: CameraId, body: CameraUpdate
-) -> CameraRead:
+async def update_camera(session: Session, principal: Admin, camera_id: CameraId, body: CameraUpdate) -> CameraRead:
     """Change a camera (admins). Moving it to another building clears its floor unless given again."""
     return CameraRead.model_validate(await service.update_camera(session, camera_id, body.changes()))
 
 
 @router.delete("/cameras/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_camera(session: Session, principal: AdminPrincipal, camera_id: CameraId) -> None:
+async def delete_camera(session: Session, principal: Admin, camera_id: CameraId) -> None:
     await service.delete_device(session, service.CAMERA, camera_id)
 
 
 @router.get("/camera-groups")
 async def list_camera_groups(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, q: Search = None
+    session: Session, principal: Viewer, pagination: Pagination, q: Search = None
 ) -> Page[CameraGroupRead]:
     found, count = await service.list_groups(session, search_text(q), offset=pagination.offset, limit=pagination.limit)
     return pagination.build([CameraGroupRead.model_validate(group) for group in found], count)
@@ -185,7 +176,7 @@ async def list_camera_groups(
 
 @router.post("/camera-groups", status_code=status.HTTP_201_CREATED, responses={409: {"description": "name taken"}})
 async def create_camera_group(
-    session: Session, principal: AdminPrincipal, body: CameraGroupCreate, response: Response
+    session: Session, principal: Admin, body: CameraGroupCreate, response: Response
 ) -> CameraGroupRead:
     group = await service.create_group(session, body)
     response.headers["Location"] = f"/api/v1/devices/camera-groups/{group.id}"
@@ -193,19 +184,19 @@ async def create_camera_group(
 
 
 @router.get("/camera-groups/{group_id}")
-async def get_camera_group(session: Session, principal: CurrentPrincipal, group_id: CameraGroupId) -> CameraGroupRead:
+async def get_camera_group(session: Session, principal: Viewer, group_id: CameraGroupId) -> CameraGroupRead:
     return CameraGroupRead.model_validate(await service.get_group(session, group_id))
 
 
 @router.patch("/camera-groups/{group_id}", responses={409: {"description": "name taken"}})
 async def update_camera_group(
-    session: Session, principal: AdminPrincipal, group_id: CameraGroupId, body: CameraGroupUpdate
+    session: Session, principal: Admin, group_id: CameraGroupId, body: CameraGroupUpdate
 ) -> CameraGroupRead:
     return CameraGroupRead.model_validate(await service.update_group(session, group_id, body.changes()))
 
 
 @router.delete("/camera-groups/{group_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_camera_group(session: Session, principal: AdminPrincipal, group_id: CameraGroupId) -> None:
+async def delete_camera_group(session: Session, principal: Admin, group_id: CameraGroupId) -> None:
     """Delete a group (admins); its cameras stay."""
     await service.delete_group(session, group_id)
 
@@ -216,7 +207,7 @@ async def delete_camera_group(session: Session, principal: AdminPrincipal, group
     responses={404: {"description": "no such group, or no camera `device_id`"}},
 )
 async def add_camera_group_member(
-    session: Session, principal: AdminPrincipal, group_id: CameraGroupId, body: CameraMemberAdd
+    session: Session, principal: Admin, group_id: CameraGroupId, body: CameraMemberAdd
 ) -> None:
     """Add a camera to the group (admins); list them with `GET /devices/cameras?group_id=`."""
     await service.add_member(session, group_id, body.device_id)
@@ -224,6 +215,6 @@ async def add_camera_group_member(
 
 @router.delete("/camera-groups/{group_id}/members/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_camera_group_member(
-    session: Session, principal: AdminPrincipal, group_id: CameraGroupId, camera_id: CameraId
+    session: Session, principal: Admin, group_id: CameraGroupId, camera_id: CameraId
 ) -> None:
     await service.remove_member(session, group_id, camera_id)

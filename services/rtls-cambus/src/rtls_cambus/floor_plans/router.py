@@ -11,12 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import AdminPrincipal
 from mirante.db import Session
 from mirante.types import Id64, Text
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings
+from rtls_cambus.deps import Admin, AppSettings, Viewer
 from rtls_cambus.fields import BuildingFilter, FloorFilter
 from rtls_cambus.floor_plans import service
 from rtls_cambus.floor_plans.errors import ImageTooLargeError
@@ -39,7 +37,7 @@ _IMAGE_HEADERS = {
 @router.get("")
 async def list_floor_plans(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     floor_id: FloorFilter = None,
     building_id: BuildingFilter = None,
@@ -63,7 +61,7 @@ async def list_floor_plans(
 )
 async def upload_floor_plan(
     session: Session,
-    principal: AdminPrincipal,
+    principal: Admin,
     settings: AppSettings,
     response: Response,
     floor_id: Annotated[Id64, Form(description="the floor this plan draws")],
@@ -91,7 +89,7 @@ async def upload_floor_plan(
 
 
 @router.get("/{plan_id}")
-async def get_floor_plan(session: Session, principal: CurrentPrincipal, plan_id: PlanId) -> FloorPlanRead:
+async def get_floor_plan(session: Session, principal: Viewer, plan_id: PlanId) -> FloorPlanRead:
     return FloorPlanRead.model_validate(await service.get_plan(session, plan_id))
 
 
@@ -102,7 +100,7 @@ async def get_floor_plan(session: Session, principal: CurrentPrincipal, plan_id:
 )
 async def get_floor_plan_image(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     plan_id: PlanId,
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
@@ -117,13 +115,13 @@ async def get_floor_plan_image(
 
 @router.patch("/{plan_id}")
 async def update_floor_plan(
-    session: Session, principal: AdminPrincipal, plan_id: PlanId, body: FloorPlanUpdate
+    session: Session, principal: Admin, plan_id: PlanId, body: FloorPlanUpdate
 ) -> FloorPlanRead:
     """Change a plan's name, scale or origin (admins). To change the image, delete the plan and upload anew."""
     return FloorPlanRead.model_validate(await service.update_plan(session, plan_id, body.changes()))
 
 
 @router.delete("/{plan_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_floor_plan(session: Session, principal: AdminPrincipal, plan_id: PlanId) -> None:
+async def delete_floor_plan(session: Session, principal: Admin, plan_id: PlanId) -> None:
     """Delete a plan (admins). Zone polygons and gateway positions stay, in the old plan's pixels."""
     await service.delete_plan(session, plan_id)

@@ -7,11 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import OperatorPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings
+from rtls_cambus.deps import AppSettings, Operator, Viewer
 from rtls_cambus.devices.schemas import CameraId
 from rtls_cambus.ingest import commands, events
 from rtls_cambus.ingest.repository import EventFilters
@@ -38,7 +36,7 @@ _COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get("/{camera_id}/events")
 async def list_camera_events(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     camera_id: CameraId,
     since: SinceFilter = None,
@@ -58,7 +56,7 @@ async def list_camera_events(
 @router.post("/{camera_id}/commands", responses=_COMMAND_ERRORS)
 async def send_camera_command(
     session: Session,
-    principal: OperatorPrincipal,
+    principal: Operator,
     settings: AppSettings,
     request: Request,
     camera_id: CameraId,

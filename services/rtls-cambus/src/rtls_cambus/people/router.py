@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import OperatorPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.deps import Operator, Viewer
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.people import service
 from rtls_cambus.people.repository import PersonFilters
@@ -35,7 +34,7 @@ router = APIRouter(prefix="/api/v1", tags=["people"])
 @router.get("/people")
 async def list_people(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     q: Search = None,
     active: ActiveFilter = None,
@@ -48,9 +47,7 @@ async def list_people(
 
 
 @router.post("/people", status_code=status.HTTP_201_CREATED, responses={409: {"description": "external id taken"}})
-async def create_person(
-    session: Session, principal: OperatorPrincipal, body: PersonCreate, response: Response
-) -> PersonRead:
+async def create_person(session: Session, principal: Operator, body: PersonCreate, response: Response) -> PersonRead:
     """Register a person (operators)."""
     person = await service.create_person(session, body)
     response.headers["Location"] = f"/api/v1/people/{person.id}"
@@ -58,14 +55,12 @@ async def create_person(
 
 
 @router.get("/people/{person_id}")
-async def get_person(session: Session, principal: CurrentPrincipal, person_id: PersonId) -> PersonRead:
+async def get_person(session: Session, principal: Viewer, person_id: PersonId) -> PersonRead:
     return PersonRead.model_validate(await service.get_person(session, person_id))
 
 
 @router.patch("/people/{person_id}", responses={409: {"description": "external id taken"}})
-async def update_person(
-    session: Session, principal: OperatorPrincipal, person_id: PersonId, body: PersonUpdate
-) -> PersonRead:
+async def update_person(session: Session, principal: Operator, person_id: PersonId, body: PersonUpdate) -> PersonRead:
     """Change a person (operators); omitted fields stay, null clears."""
     return PersonRead.model_validate(await service.update_person(session, person_id, body.changes()))
 
@@ -73,14 +68,14 @@ async def update_person(
 @router.delete(
     "/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT, responses={409: {"description": "has carried a tag"}}
 )
-async def delete_person(session: Session, principal: OperatorPrincipal, person_id: PersonId) -> None:
+async def delete_person(session: Session, principal: Operator, person_id: PersonId) -> None:
     """Delete a person (operators). 409 once they have carried a tag: set `active` to false instead."""
     await service.delete_person(session, person_id)
 
 
 @router.get("/person-groups")
 async def list_person_groups(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, q: Search = None
+    session: Session, principal: Viewer, pagination: Pagination, q: Search = None
 ) -> Page[GroupRead]:
     found, count = await service.list_groups(session, search_text(q), offset=pagination.offset, limit=pagination.limit)
     return pagination.build([GroupRead.model_validate(group) for group in found], count)
@@ -88,7 +83,7 @@ async def list_person_groups(
 
 @router.post("/person-groups", status_code=status.HTTP_201_CREATED, responses={409: {"description": "name taken"}})
 async def create_person_group(
-    session: Session, principal: OperatorPrincipal, body: GroupCreate, response: Response
+    session: Session, principal: Operator, body: GroupCreate, response: Response
 ) -> GroupRead:
     group = await service.create_group(session, body)
     response.headers["Location"] = f"/api/v1/person-groups/{group.id}"
@@ -96,19 +91,17 @@ async def create_person_group(
 
 
 @router.get("/person-groups/{group_id}")
-async def get_person_group(session: Session, principal: CurrentPrincipal, group_id: GroupId) -> GroupRead:
+async def get_person_group(session: Session, principal: Viewer, group_id: GroupId) -> GroupRead:
     return GroupRead.model_validate(await service.get_group(session, group_id))
 
 
 @router.patch("/person-groups/{group_id}", responses={409: {"description": "name taken"}})
-async def update_person_group(
-    session: Session, principal: OperatorPrincipal, group_id: GroupId, body: GroupUpdate
-) -> GroupRead:
+async def update_person_group(session: Session, principal: Operator, group_id: GroupId, body: GroupUpdate) -> GroupRead:
     return GroupRead.model_validate(await service.update_group(session, group_id, body.changes()))
 
 
 @router.delete("/person-groups/{group_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_person_group(session: Session, principal: OperatorPrincipal, group_id: GroupId) -> None:
+async def delete_person_group(session: Session, principal: Operator, group_id: GroupId) -> None:
     """Delete a group and its memberships (operators); the people stay."""
     await service.delete_group(session, group_id)
 
@@ -118,9 +111,7 @@ async def delete_person_group(session: Session, principal: OperatorPrincipal, gr
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "no such group, or no person `person_id`"}},
 )
-async def add_person_group_member(
-    session: Session, principal: OperatorPrincipal, group_id: GroupId, body: MemberAdd
-) -> None:
+async def add_person_group_member(session: Session, principal: Operator, group_id: GroupId, body: MemberAdd) -> None:
     """Add a person to the group (operators); adding a member again changes nothing. List them with
     `GET /people?group_id=`."""
     await service.add_member(session, group_id, body.person_id)
@@ -128,6 +119,6 @@ async def add_person_group_member(
 
 @router.delete("/person-groups/{group_id}/members/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_person_group_member(
-    session: Session, principal: OperatorPrincipal, group_id: GroupId, person_id: PersonId
+    session: Session, principal: Operator, group_id: GroupId, person_id: PersonId
 ) -> None:
     await service.remove_member(session, group_id, person_id)

@@ -10,11 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from mirante.auth import CurrentPrincipal
 from mirante.db import Session
 from mirante.types import Text
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings
+from rtls_cambus.deps import AppSettings, Viewer
 from rtls_cambus.fields import BuildingFilter, FloorFilter
 from rtls_cambus.people.schemas import PersonId
 from rtls_cambus.positions import feed, service
@@ -36,7 +35,7 @@ FEED_PATH = "/api/v1/positions/feed"
 @router.get("/positions/current")
 async def current_positions(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     params: Params,
     filters: CurrentFilters,
@@ -52,7 +51,7 @@ async def current_positions(
 @router.get("/positions/by-device")
 async def positions_by_device(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     params: Params,
     building_id: BuildingFilter = None,
@@ -68,7 +67,7 @@ async def positions_by_device(
 
 @router.get("/people/{person_id}/current-location", responses={404: {"description": "no such person"}})
 async def person_current_location(
-    session: Session, principal: CurrentPrincipal, params: Params, person_id: PersonId
+    session: Session, principal: Viewer, params: Params, person_id: PersonId
 ) -> PersonLocation:
     """Where the person is now: the freshest position of the tags they carry, or `unknown`."""
     return await service.person_location(session, person_id, params)
@@ -76,7 +75,7 @@ async def person_current_location(
 
 @router.get("/positions/history")
 async def position_history(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, filters: HistoryQuery
+    session: Session, principal: Viewer, pagination: Pagination, filters: HistoryQuery
 ) -> Page[PositionChangeRead]:
     """Position changes (not every reading) in `[from, to)`, oldest first: a person's trail with `person_id`."""
     found, count = await service.position_history(session, filters, offset=pagination.offset, limit=pagination.limit)
@@ -85,7 +84,7 @@ async def position_history(
 
 @router.get("/presence-sessions")
 async def presence_sessions(
-    session: Session, principal: CurrentPrincipal, pagination: Pagination, filters: SessionQuery
+    session: Session, principal: Viewer, pagination: Pagination, filters: SessionQuery
 ) -> Page[PresenceSessionRead]:
     """Who was in which zone from when to when, newest first; `from`/`to` keep sessions overlapping the period."""
     found, count = await service.presence_sessions(session, filters, offset=pagination.offset, limit=pagination.limit)
@@ -93,7 +92,7 @@ async def presence_sessions(
 
 
 @router.post("/positions/feed-tickets", status_code=201)
-async def create_feed_ticket(request: Request, principal: CurrentPrincipal, settings: AppSettings) -> FeedTicket:
+async def create_feed_ticket(request: Request, principal: Viewer, settings: AppSettings) -> FeedTicket:
     """A one-use ticket to open the live feed with (`EventSource` cannot send the bearer token)."""
     ticket = await feed.issue_ticket(request.app.state.redis, principal, settings.feed_ticket_seconds)
     return FeedTicket(ticket=ticket, expires_in=settings.feed_ticket_seconds, url=f"{FEED_PATH}?ticket={ticket}")

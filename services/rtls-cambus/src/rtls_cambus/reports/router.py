@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from mirante.auth import CurrentPrincipal, StreamingSession
+from mirante.auth import StreamingSession
 from mirante.db import Session
 from mirante.web.csv_export import csv_bytes, csv_download, csv_responses
 from mirante.web.pagination import Page, Pagination
-from rtls_cambus.deps import AppSettings, SuiteViewer
+from rtls_cambus.deps import AppSettings, SuiteViewer, Viewer
 from rtls_cambus.reports import service
 from rtls_cambus.reports.deps import IncidentFilterParams, PresenceFilterParams, ReportPeriod
 from rtls_cambus.reports.periods import BucketSize, Period
@@ -49,7 +49,7 @@ def _download(
 @router.get("/presence/people", responses=PERIOD_REFUSED)
 async def presence_by_person(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     period: ReportPeriod,
     filters: PresenceFilterParams,
@@ -69,7 +69,7 @@ async def presence_by_person(
 )
 async def export_presence_by_person(
     session: StreamingSession,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     settings: AppSettings,
     period: ReportPeriod,
     filters: PresenceFilterParams,
@@ -81,7 +81,7 @@ async def export_presence_by_person(
 @router.get("/presence/zones", responses=PERIOD_REFUSED)
 async def presence_by_zone(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     period: ReportPeriod,
     filters: PresenceFilterParams,
@@ -101,7 +101,7 @@ async def presence_by_zone(
 )
 async def export_presence_by_zone(
     session: StreamingSession,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     settings: AppSettings,
     period: ReportPeriod,
     filters: PresenceFilterParams,
@@ -113,7 +113,7 @@ async def export_presence_by_zone(
 @router.get("/occupancy", responses=OCCUPANCY_REFUSED)
 async def zone_occupancy(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     period: ReportPeriod,
     filters: PresenceFilterParams,
@@ -136,7 +136,7 @@ async def zone_occupancy(
 )
 async def export_zone_occupancy(
     session: StreamingSession,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     settings: AppSettings,
     period: ReportPeriod,
     filters: PresenceFilterParams,

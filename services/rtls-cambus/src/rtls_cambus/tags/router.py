@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import OperatorPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.deps import Operator, Viewer
 from rtls_cambus.fields import Search, search_text
 from rtls_cambus.tags import service
 from rtls_cambus.tags.repository import TagFilters
@@ -29,7 +28,7 @@ router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 @router.get("")
 async def list_tags(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     q: Search = None,
     person_id: PersonFilter = None,
@@ -46,7 +45,7 @@ async def list_tags(
     status_code=status.HTTP_201_CREATED,
     responses={404: {"description": "no person `person_id`"}, 409: {"description": "MAC taken"}},
 )
-async def create_tag(session: Session, principal: OperatorPrincipal, body: TagCreate, response: Response) -> TagRead:
+async def create_tag(session: Session, principal: Operator, body: TagCreate, response: Response) -> TagRead:
     """Register a tag (operators), optionally giving it to a person at once. The MAC is normalised."""
     tag = await service.create_tag(session, body)
     response.headers["Location"] = f"/api/v1/tags/{tag.id}"
@@ -54,39 +53,37 @@ async def create_tag(session: Session, principal: OperatorPrincipal, body: TagCr
 
 
 @router.get("/{tag_id}")
-async def get_tag(session: Session, principal: CurrentPrincipal, tag_id: TagId) -> TagRead:
+async def get_tag(session: Session, principal: Viewer, tag_id: TagId) -> TagRead:
     return await service.get_tag(session, tag_id)
 
 
 @router.patch("/{tag_id}", responses={409: {"description": "MAC taken"}})
-async def update_tag(session: Session, principal: OperatorPrincipal, tag_id: TagId, body: TagUpdate) -> TagRead:
+async def update_tag(session: Session, principal: Operator, tag_id: TagId, body: TagUpdate) -> TagRead:
     """Change a tag's MAC, label or notes (operators)."""
     return await service.update_tag(session, tag_id, body.changes())
 
 
 @router.delete("/{tag_id}", status_code=status.HTTP_204_NO_CONTENT, responses={409: {"description": "carried"}})
-async def delete_tag(session: Session, principal: OperatorPrincipal, tag_id: TagId) -> None:
+async def delete_tag(session: Session, principal: Operator, tag_id: TagId) -> None:
     """Delete a tag and its history (operators). 409 while someone carries it."""
     await service.delete_tag(session, tag_id)
 
 
 @router.put("/{tag_id}/assignment", responses={404: {"description": "no such tag, or no person `person_id`"}})
-async def assign_tag(
-    session: Session, principal: OperatorPrincipal, tag_id: TagId, body: AssignmentSet
-) -> AssignmentRead:
+async def assign_tag(session: Session, principal: Operator, tag_id: TagId, body: AssignmentSet) -> AssignmentRead:
     """Give the tag to a person (operators); whoever had it stops having it at the same instant."""
     return AssignmentRead.model_validate(await service.assign(session, tag_id, body.person_id))
 
 
 @router.delete("/{tag_id}/assignment")
-async def unassign_tag(session: Session, principal: OperatorPrincipal, tag_id: TagId) -> AssignmentRead:
+async def unassign_tag(session: Session, principal: Operator, tag_id: TagId) -> AssignmentRead:
     """Take the tag back (operators); the answer is the assignment just closed. 404 when nobody carries it."""
     return AssignmentRead.model_validate(await service.unassign(session, tag_id))
 
 
 @router.get("/{tag_id}/assignments")
 async def list_tag_assignments(
-    session: Session, principal: CurrentPrincipal, tag_id: TagId, pagination: Pagination
+    session: Session, principal: Viewer, tag_id: TagId, pagination: Pagination
 ) -> Page[AssignmentRead]:
     """Who carried the tag, from when to when, newest first."""
     found, count = await service.assignments(session, tag_id, offset=pagination.offset, limit=pagination.limit)

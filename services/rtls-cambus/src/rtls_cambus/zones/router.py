@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from mirante.auth import CurrentPrincipal
-from mirante.auth.principal import AdminPrincipal
 from mirante.db import Session
 from mirante.web.pagination import Page, Pagination
+from rtls_cambus.deps import Admin, Viewer
 from rtls_cambus.fields import BuildingFilter, FloorFilter, Search, search_text
 from rtls_cambus.zones import service
 from rtls_cambus.zones.repository import ZoneFilters
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
 @router.get("")
 async def list_zones(
     session: Session,
-    principal: CurrentPrincipal,
+    principal: Viewer,
     pagination: Pagination,
     floor_id: FloorFilter = None,
     building_id: BuildingFilter = None,
@@ -40,7 +39,7 @@ async def list_zones(
         409: {"description": "name taken on the floor, or a polygon for a floor without a plan"},
     },
 )
-async def create_zone(session: Session, principal: AdminPrincipal, body: ZoneCreate, response: Response) -> ZoneRead:
+async def create_zone(session: Session, principal: Admin, body: ZoneCreate, response: Response) -> ZoneRead:
     """Add a zone to a floor (admins); gateways join it through their `zone_id`."""
     zone = await service.create_zone(session, body)
     response.headers["Location"] = f"/api/v1/zones/{zone.id}"
@@ -48,7 +47,7 @@ async def create_zone(session: Session, principal: AdminPrincipal, body: ZoneCre
 
 
 @router.get("/{zone_id}")
-async def get_zone(session: Session, principal: CurrentPrincipal, zone_id: ZoneId) -> ZoneRead:
+async def get_zone(session: Session, principal: Viewer, zone_id: ZoneId) -> ZoneRead:
     return ZoneRead.model_validate(await service.get_zone(session, zone_id))
 
 
@@ -56,12 +55,12 @@ async def get_zone(session: Session, principal: CurrentPrincipal, zone_id: ZoneI
     "/{zone_id}",
     responses={409: {"description": "name taken on the floor, or a polygon for a floor without a plan"}},
 )
-async def update_zone(session: Session, principal: AdminPrincipal, zone_id: ZoneId, body: ZoneUpdate) -> ZoneRead:
+async def update_zone(session: Session, principal: Admin, zone_id: ZoneId, body: ZoneUpdate) -> ZoneRead:
     """Change a zone's name, description, restriction or polygon (admins); null clears the polygon."""
     return ZoneRead.model_validate(await service.update_zone(session, zone_id, body.changes()))
 
 
 @router.delete("/{zone_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_zone(session: Session, principal: AdminPrincipal, zone_id: ZoneId) -> None:
+async def delete_zone(session: Session, principal: Admin, zone_id: ZoneId) -> None:
     """Delete a zone (admins); its gateways stay, without a zone."""
     await service.delete_zone(session, zone_id)
