@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.bus.tables import inbox_table, outbox_table
 from mirante.db import create_sessionmaker
-from mirante.settings import InfraSettings
+from mirante.settings import InfraSettings, RedisSettings
 from mirante.testing.browser import AppServer
 from rtls_cambus.chatwoot.client import ChatwootClient, ChatwootConfig, build_http_client
 from rtls_cambus.chatwoot.models import ChatwootConversation, ChatwootDelivery, ChatwootMessage
@@ -98,12 +98,16 @@ class World:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def world(
-    infra_settings: InfraSettings, db_engine: AsyncEngine, redis_client: Redis, serve_app: AppServer
+    infra_settings: InfraSettings, db_engine: AsyncEngine, own_redis: str, serve_app: AppServer
 ) -> AsyncIterator[World]:
+    """A Redis of the world's own: on a shared one, the incidents other test runs publish to the same stream would
+    reach this sync too, and open conversations on this simulator."""
     sessions = create_sessionmaker(db_engine)
+    redis_client = Redis.from_url(own_redis)
+    infra = infra_settings.model_copy(update={"redis": RedisSettings(url=own_redis)})
     with ChatwootSimulator(account_id=3, inbox_id=5, secret=SECRET) as simulator:
         settings = Settings(
-            infra=infra_settings,
+            infra=infra,
             chatwoot_enabled=True,
             chatwoot_url=simulator.url,
             chatwoot_api_token=simulator.api_token,
@@ -136,7 +140,7 @@ async def world(
             finally:
                 consumer.stop()
                 await asyncio.wait_for(task, 30)
-                await redis_client.xgroup_destroy(STREAM, group)
+                await redis_client.aclose()
                 async with sessions() as session, session.begin():
                     await session.execute(delete(Incident).where(Incident.id.in_(made.incident_ids)))
 
