@@ -342,3 +342,71 @@ async def test_a_wake_up_arriving_with_the_shutdown_does_not_keep_the_dispatcher
         done, _ = await asyncio.wait([task], timeout=10)
         await dispatcher.close()
         assert done, f"the dispatcher kept running after a wake-up {steps} step(s) before its cancellation"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_machine_filled_between_the_plan_and_its_lock_sends_the_work_elsewhere_on_the_next_pass(
+    own_database: str, infra_settings: InfraSettings
+) -> None:
+    """The dispatcher plans on an unlocked read and locks only the machines it chose: when the chosen one fills
+    up before its lock is granted, the inspection stays pending, a pass follows at once, and that pass places it
+    on the machine that still has room."""
+    settings = settings_for(infra_settings, own_database)
+    engines = [create_engine(own_database) for _ in range(2)]
+    server = HttpServer(machine_app(refuse_every=1_000_000))
+    await server.start()
+    test_sessions = create_sessionmaker(engines[0])
+    dispatcher = Dispatcher(
+        create_sessionmaker(engines[1]), settings, MachineClient(connect_timeout=0.5, read_timeout=1.0)
+    )
+    try:
+        async with capacity_checked(engines[0]):
+            pass
+        async with test_sessions() as session, session.begin():
+            idle = await add_machine(session, server.port, capacity=1)
+            half = await add_machine(session, server.port, capacity=2)
+            await session.execute(
+                text("UPDATE vision_orchestrator.machines SET current_inspections = 1 WHERE id = :id"), {"id": half}
+            )
+            inspection_id = await add_inspection(session)
+
+        async with engines[0].connect() as blocker:
+            transaction = await blocker.begin()
+            # Another replica's assignment to the idle machine, not committed yet: the plan still sees it free.
+            await blocker.execute(
+                text(
+                    "UPDATE vision_orchestrator.machines SET current_inspections = current_inspections + 1 "
+                    "WHERE id = :id"
+                ),
+                {"id": idle},
+            )
+            first = asyncio.create_task(dispatcher.run_pass(chores=False))
+
+            async def waiting_for_the_lock() -> bool:
+                async with engines[0].connect() as connection:
+                    waiting = await connection.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND wait_event_type = 'Lock'"
+                        )
+                    )
+                return bool(waiting)
+
+            await wait_until(waiting_for_the_lock, within=10, what="the pass to wait for the idle machine's lock")
+            await transaction.commit()
+            assert await asyncio.wait_for(first, 10) == 0
+        assert dispatcher.stats["replanned"] == 1
+        assert dispatcher._wake.is_set()
+
+        assert await dispatcher.run_pass(chores=False) == 1
+        await dispatcher.drain()
+        async with test_sessions() as session:
+            inspection = await session.get(Inspection, inspection_id)
+            assert inspection is not None
+            assert inspection.assigned_machine_id == half
+            assert inspection.status == "processing"
+    finally:
+        await dispatcher.close()
+        await server.stop()
+        for engine in engines:
+            await engine.dispose()

@@ -1,11 +1,14 @@
 """The dispatcher: assigns pending inspections to machines and gives them to the machines.
 
 Correctness across replicas rests on two locks taken in one transaction (`_assign`): the inspections are
-claimed with `FOR UPDATE SKIP LOCKED` (another replica skips them), and the machines that could take them are
-locked in id order (another replica waits, then sees the counts this one committed). The move to `assigned`,
-the machine's count, the history row and the `vision.inspection.assigned` event commit together; the call to
-the machine happens after the commit, each in its own task with short timeouts, and its answer is recorded in
-a second transaction that only acts if the inspection is still on that machine under the same lease.
+claimed with `FOR UPDATE SKIP LOCKED` (another replica skips them), and the machines that a plan made on an
+unlocked read chose are locked in id order (another replica waits, then sees the counts this one committed);
+the work is placed again on those locked counts, and what no longer fits stays pending for a pass that follows at
+once. Only the chosen machines are locked, so the results and heartbeats of the others never wait for a pass, nor
+a pass for them. The move to `assigned`, the machine's count, the history row and the `vision.inspection.assigned`
+event commit together; the call to the machine happens after the commit, each in its own task with short
+timeouts, and its answer is recorded in a second transaction that only acts if the inspection is still on that
+machine under the same lease.
 """
 
 from __future__ import annotations
@@ -239,12 +242,28 @@ class Dispatcher:
         actor: str,
         cooling: set[str],
     ) -> list[Sent]:
-        machines = await repository.lock_available_machines(session, {i.inspection_type for i in inspections})
+        # Plan on an unlocked read, then lock only the machines the plan uses and place the work again on their
+        # committed counts. Locking every available machine instead made each pass wait for every result and
+        # heartbeat in flight, and each of those wait for the pass: the freed-slot-to-assignment tail.
+        seen = await repository.available_machines(session, {i.inspection_type for i in inspections})
         successes = (
-            await repository.success_counts(session, [m.id for m in machines], datetime.now(UTC) - SUCCESS_WINDOW)
+            await repository.success_counts(session, [m.id for m in seen], datetime.now(UTC) - SUCCESS_WINDOW)
             if strategy == "specialized"
             else {}
         )
+        planning = [candidate_of(m, successes.get(m.id)) for m in seen if m.id not in cooling]
+        planned: set[str] = set()
+        fits = 0
+        for inspection in inspections:
+            want = wants.get(inspection.id) or Want(inspection.inspection_type, inspection.target_machine_id)
+            pick = choose(strategy, want, planning)
+            if pick is not None:
+                pick.current += 1
+                planned.add(pick.id)
+                fits += 1
+        if not planned:
+            return []
+        machines = await repository.lock_machines(session, planned)
         candidates = [candidate_of(m, successes.get(m.id)) for m in machines if m.id not in cooling]
         by_id = {m.id: m for m in machines}
         secrets = await repository.webhook_secrets(session, by_id)
@@ -294,6 +313,11 @@ class Dispatcher:
                 )
             )
         self.stats["assigned"] += len(sent)
+        if len(sent) < fits:
+            # The plan's machines changed before they were locked (filled by another replica, gone offline): a
+            # pass at once places the rest where there is room now, as no notification may come for it.
+            self.stats["replanned"] += 1
+            self._wake.set()
         return sent
 
     def _order(self, inspection: Inspection, machine_id: str, lease: int) -> dict[str, Any]:

@@ -67,15 +67,26 @@ async def lock_inspection(session: AsyncSession, inspection_id: str) -> Inspecti
     return (await session.scalars(statement)).one_or_none()
 
 
-async def lock_available_machines(session: AsyncSession, types: Iterable[str]) -> list[Machine]:
-    """The available machines running any of `types`, locked in id order (so two replicas never deadlock).
+async def available_machines(session: AsyncSession, types: Iterable[str]) -> list[Machine]:
+    """The available machines running any of `types`, read without locks (to plan where work goes)."""
+    statement = (
+        select(Machine)
+        .where(AVAILABLE, Machine.supported_inspection_types.overlap(sorted(set(types))))
+        .order_by(Machine.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(await session.scalars(statement))
+
+
+async def lock_machines(session: AsyncSession, machine_ids: Iterable[str]) -> list[Machine]:
+    """Those of `machine_ids` that are still available, locked in id order (so two replicas never deadlock).
 
     Under READ COMMITTED a row another transaction changed is checked again once its lock is released, so the
     counts read here are the committed ones and stay so until this transaction ends.
     """
     statement = (
         select(Machine)
-        .where(AVAILABLE, Machine.supported_inspection_types.overlap(sorted(set(types))))
+        .where(AVAILABLE, Machine.id.in_(sorted(set(machine_ids))))
         .order_by(Machine.id)
         .with_for_update()
         .execution_options(populate_existing=True)
