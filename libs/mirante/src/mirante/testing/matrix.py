@@ -8,7 +8,7 @@ each test's request wrote (`undone`) so the next test meets the same world.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +70,11 @@ def identity_routes(infra: InfraSettings) -> set[Route]:
     """The routes of the library's identity router, which every service mounts (`/api/v1/auth/...`, `/users`,
     `/api-keys`); their own matrix is the library's (`libs/mirante/tests/test_auth_authorization.py`)."""
     return {route for route in served_routes(library_app(infra)) if route[1].startswith("/api/v1/")}
+
+
+def routes_to_cover(app: FastAPI, infra: InfraSettings) -> set[Route]:
+    """What a service's matrix must name: every route `app` serves but the identity router's (`identity_routes`)."""
+    return served_routes(app) - identity_routes(infra)
 
 
 @asynccontextmanager
@@ -208,3 +213,15 @@ async def run_case(world: World, case: Case, caller: str) -> httpx.Response:
             assert set(response.json()["error"]) >= {"code", "message"}, response.text
         await case.check(world, caller, response)
     return response
+
+
+def library_cases(callers: Collection[str], scraper: str) -> dict[str, Case]:
+    """The cases every service's matrix shares: the library's and the page kit's open routes (200 for every caller)
+    and `/metrics` (200 for `scraper`, the caller sending `METRICS_TOKEN`, and 401 for the others)."""
+    return {
+        **{
+            f"{method} {route}": Case(method, route, dict.fromkeys(callers, 200), url=url)
+            for (method, route), url in (OPEN_LIBRARY_ROUTES | OPEN_PAGE_KIT_ROUTES).items()
+        },
+        "metrics": Case(*METRICS_ROUTE, {**dict.fromkeys(callers, 401), scraper: 200}),
+    }
