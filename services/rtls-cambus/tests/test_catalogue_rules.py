@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from rtls_cambus import identifiers
 from rtls_cambus.floor_plans.images import ImageRefusedError, inspect_image
 from rtls_cambus.identifiers import MAC_INPUT_MAX_LENGTH, MAC_INPUT_PATTERN, normalise_mac
 from rtls_cambus.zones.geometry import polygon_problem
@@ -55,6 +56,17 @@ def test_the_documented_mac_pattern_is_what_the_api_takes(given: str) -> None:
     # A tag MAC of 17 arbitrary characters once passed the schema (maxLength only) and was refused.
     documented = len(given) <= MAC_INPUT_MAX_LENGTH and re.fullmatch(MAC_INPUT_PATTERN, given) is not None
     assert documented == (normalise_mac(given) is not None)
+
+
+def test_remembered_macs_answer_the_same_and_never_outgrow_their_bound() -> None:
+    forms = ["aa:bb:cc:dd:ee:01", "AA-BB-CC-DD-EE-01", "nope", "aabbccddee01"]
+    first = [normalise_mac(form) for form in forms]
+    assert first == ["AA:BB:CC:DD:EE:01", "AA:BB:CC:DD:EE:01", None, "AA:BB:CC:DD:EE:01"]
+    # Input that never repeats (a flood of made-up MACs) passes the bound of what is remembered.
+    for number in range(identifiers._NORMALISED_MAX + 10):
+        assert normalise_mac(f"{number:012x}") is not None
+    assert len(identifiers._NORMALISED) <= identifiers._NORMALISED_MAX
+    assert [normalise_mac(form) for form in forms] == first
 
 
 def test_png_and_jpeg_sizes_come_from_their_headers(make_png: ImageMaker, make_jpeg: ImageMaker) -> None:

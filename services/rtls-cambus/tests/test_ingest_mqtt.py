@@ -153,9 +153,40 @@ async def test_an_unknown_gateway_registers_itself_and_its_readings_are_logged(
     assert [event["mac"] for event in registered] == [gateway]
 
     # The positions call site got each gateway's parsed readings, in order.
-    got = [(seen.mac, reading) for seen, readings, _ in forwarded for reading in readings]
-    assert got == [(gateway, Reading(tag_a, -60)), (gateway, Reading(tag_b, -71)), (gateway, Reading(tag_a, -58))]
-    assert all(seen.id == device.id for seen, _, _ in forwarded)
+    ours = [(seen, readings) for seen, readings, _ in forwarded if seen.mac == gateway]
+    got = [reading for _, readings in ours for reading in readings]
+    assert got == [Reading(tag_a, -60), Reading(tag_b, -71), Reading(tag_a, -58)]
+    assert all(seen.id == device.id for seen, _ in ours)
+
+
+async def test_a_batch_whose_positions_fail_keeps_no_readings_and_its_redelivery_stores_them_once(
+    make_app: AppFactory, mqtt_publisher: Publisher, db_engine: AsyncEngine
+) -> None:
+    """The readings go in on a second connection while the positions are worked out: a batch that fails there
+    must take its readings with it, or the broker's redelivery would store them twice."""
+    gateway, tag_a, tag_b = unique_mac(), unique_mac(), unique_mac()
+    attempts = 0
+
+    async def fail_first(session: AsyncSession, heard: Sequence[GatewayReadings], at: datetime) -> int:
+        nonlocal attempts
+        if any(seen.mac == gateway for seen, _ in heard):
+            attempts += 1
+            if attempts == 1:
+                await asyncio.sleep(0.3)  # the readings' insert has run by now, uncommitted
+                raise RuntimeError("the positions step failed")
+        return 0
+
+    count = "SELECT count(*) FROM rtls_cambus.gateway_readings WHERE gateway_mac = :m"
+    app = make_app()
+    async with running(app) as runner:
+        app.state.ingest_pipeline.forward = fail_first
+        await mqtt_publisher.publish(f"rtls/gateways/{gateway}/beacon", beacon((tag_a, -60), (tag_b, -70)))
+        await wait_until(lambda: attempts >= 2, within=20)
+        await wait_for_scalar(db_engine, count, 2, m=gateway)
+        await asyncio.sleep(0.5)
+        assert runner.handler_failures >= 1
+    async with db_engine.connect() as connection:
+        assert await connection.scalar(text(count), {"m": gateway}) == 2
 
 
 async def test_bad_payloads_are_counted_and_kept_and_never_stop_the_consumer(

@@ -24,10 +24,26 @@ _CANONICAL = re.compile(MAC_PATTERN)
 MAC_INPUT_MAX_LENGTH: Final = 64
 
 
+_NORMALISED: dict[str, str | None] = {}
+_NORMALISED_MAX: Final = 16_384
+"""Answers kept for inputs seen before: the ingest normalises every reading's tag MAC, and a site's tags are a few
+thousand MACs heard over and over (a lookup costs a tenth of the match). Emptied when full, so input that never
+repeats cannot grow it."""
+
+
 def normalise_mac(value: str) -> str | None:
     """`value` as `AA:BB:CC:DD:EE:FF`, or None when it is not a MAC address in a common form."""
     if not isinstance(value, str) or len(value) > MAC_INPUT_MAX_LENGTH:
         return None
+    if value in _NORMALISED:
+        return _NORMALISED[value]
+    if len(_NORMALISED) >= _NORMALISED_MAX:
+        _NORMALISED.clear()
+    answer = _NORMALISED[value] = _normalise(value)
+    return answer
+
+
+def _normalise(value: str) -> str | None:
     text = value.strip()
     if _CANONICAL.fullmatch(text):
         return text  # the usual case on the ingest's path: one match, no rebuilding

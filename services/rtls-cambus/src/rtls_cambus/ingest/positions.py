@@ -25,7 +25,7 @@ def positions_sink(params: EngineParams) -> ReadingsSink:
     """The sink that moves tags with the engine's `params` (from `engine_params(settings)`)."""
 
     async def forward(session: AsyncSession, heard: Sequence[GatewayReadings], received_at: datetime) -> int:
-        pairs = [(gateway, [(reading.tag_mac, reading.rssi) for reading in readings]) for gateway, readings in heard]
-        return len(await apply_batch(session, pairs, received_at, params=params))
+        # A `Reading` is the `(tag_mac, rssi)` pair the engine takes.
+        return len(await apply_batch(session, heard, received_at, params=params))
 
     return forward

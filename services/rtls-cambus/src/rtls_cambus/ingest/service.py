@@ -5,10 +5,16 @@ gateway comes back online, an unknown one registers itself unplaced); readings g
 insert; camera messages upsert their camera, events and collectors; whatever cannot be used is kept in
 `rejected_messages` with its reason. Events go to the outbox in the same transaction. Nothing in a message can
 make the batch fail: only the database can, and then the batch is redelivered whole.
+
+The collection logs are written on a second connection while the positions are worked out on the first: the
+insert is the batch's longest wait on the database, and nothing else in the batch reads it. The caller commits the
+batch's transaction first and the logs' right after (`IngestPipeline`), so a batch whose work fails stores no
+readings either, and the broker's redelivery of one whose logs failed to commit stores them once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -18,6 +24,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirante.aio import cancel_and_wait
 from mirante.bus import Event, emit_many
 from mirante.mqtt import Message
 from rtls_cambus.identifiers import SCHEMA, SOURCE
@@ -85,22 +92,30 @@ class _Batch:
 
 async def store_batch(
     session: AsyncSession,
+    logs: AsyncSession,
     messages: Sequence[Message],
     received_at: datetime,
     *,
     max_readings: int,
     forward: ReadingsSink,
 ) -> BatchOutcome:
-    """Store `messages` in the caller's transaction (flush only); what they came to."""
+    """Store `messages` in the caller's transactions (flush only): the readings in `logs`, everything else in
+    `session`, which the caller commits first; what they came to."""
     batch = _Batch(received_at)
     for message in messages:
         _sort(batch, message, max_readings)
     gateways = await _gateway_presence(session, batch)
-    await _store_readings(session, batch, gateways, forward)
-    for topic, payload in batch.cameras:
-        await _camera_message(session, batch, topic, payload)
-    await repository.add_rejections(session, batch.rejections)
-    await emit_many(session, SCHEMA, batch.events)
+    logged = asyncio.create_task(_log_readings(logs, batch, gateways))
+    try:
+        await _move_tags(session, batch, gateways, forward)
+        for topic, payload in batch.cameras:
+            await _camera_message(session, batch, topic, payload)
+        await repository.add_rejections(session, batch.rejections)
+        await emit_many(session, SCHEMA, batch.events)
+    except BaseException:
+        await cancel_and_wait(logged)
+        raise
+    await logged
     batch.outcome.events += len(batch.events)
     return batch.outcome
 
@@ -163,9 +178,7 @@ async def _gateway_presence(session: AsyncSession, batch: _Batch) -> dict[str, G
     return {gateway.mac: gateway for gateway in [*seen, *registered]}
 
 
-async def _store_readings(
-    session: AsyncSession, batch: _Batch, gateways: dict[str, GatewaySeen], forward: ReadingsSink
-) -> None:
+async def _log_readings(logs: AsyncSession, batch: _Batch, gateways: dict[str, GatewaySeen]) -> None:
     gateway_ids: list[int] = []
     gateway_macs: list[str] = []
     tag_macs: list[str] = []
@@ -175,8 +188,13 @@ async def _store_readings(
         gateway_macs += [mac] * len(readings)
         tag_macs += [reading.tag_mac for reading in readings]
         rssis += [reading.rssi for reading in readings]
-    await repository.add_readings(session, batch.received_at, gateway_ids, gateway_macs, tag_macs, rssis)
+    await repository.add_readings(logs, batch.received_at, gateway_ids, gateway_macs, tag_macs, rssis)
     batch.outcome.readings = len(tag_macs)
+
+
+async def _move_tags(
+    session: AsyncSession, batch: _Batch, gateways: dict[str, GatewaySeen], forward: ReadingsSink
+) -> None:
     heard = [(gateways[mac], readings) for mac, readings in batch.readings.items() if readings]
     if heard:
         batch.outcome.events += await forward(session, heard, batch.received_at)

@@ -51,7 +51,8 @@ def topic_filters(settings: Settings) -> list[str]:
 
 @dataclass
 class IngestPipeline:
-    """The runner's batch handler: one transaction per batch, committed before the runner acknowledges it."""
+    """The runner's batch handler: a batch's transaction, then its collection logs' (`store_batch`), both
+    committed before the runner acknowledges the batch."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     metrics: IngestMetrics
@@ -63,9 +64,10 @@ class IngestPipeline:
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         received_at = datetime.now(UTC)
-        async with self.sessionmaker() as session, session.begin():
+        # Left in reverse: the batch's transaction commits before the logs', which roll back if it fails.
+        async with self.sessionmaker() as logs, self.sessionmaker() as session, logs.begin(), session.begin():
             outcome = await store_batch(
-                session, messages, received_at, max_readings=self.max_readings, forward=self.forward
+                session, logs, messages, received_at, max_readings=self.max_readings, forward=self.forward
             )
         if outcome.events:
             self.committed_events()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +38,10 @@ class EngineParams:
             raise ValueError("fresh_seconds must be positive, margin_db and dwell_seconds not negative")
 
 
-@dataclass(frozen=True, slots=True)
-class Track:
-    """The smoothed RSSI of one gateway for this tag and when it last heard the tag (seconds, caller's clock)."""
+class Track(NamedTuple):
+    """The smoothed RSSI of one gateway for this tag and when it last heard the tag (seconds, caller's clock).
+
+    Tuples, as `Reading`: one is made per reading."""
 
     level: float
     seen: float
@@ -69,8 +70,7 @@ class TagState:
         return cls(tracks, data.get("current"), data.get("challenger"), data.get("challenger_since"))
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     gateway: int
     rssi: int
     at: float
