@@ -54,7 +54,11 @@ class Settings(ServiceSettings):
         default=10.0, gt=0, le=300, description="on shutdown, how long a batch being stored may take to commit"
     )
     ingest_batch_size: int = Field(
-        default=500, ge=1, le=65535, description="MQTT messages stored per transaction at most"
+        default=1000,
+        ge=1,
+        le=65535,
+        description="MQTT messages stored per transaction at most; half the Receive Maximum keeps the next batch "
+        "arriving while one is stored",
     )
     ingest_batch_interval_seconds: float = Field(
         default=0.1, gt=0, le=10, description="seconds after the first message of a batch when it is stored"
