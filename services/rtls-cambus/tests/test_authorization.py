@@ -1,4 +1,4 @@
-"""Every catalogue route against every kind of caller: who is refused (401, 403) and who gets through.
+"""Every route against every kind of caller: who is refused (401, 403) and who gets through.
 
 Viewers read everything; operators also manage people, person groups and tags; admins also manage the site's
 layout (buildings, floors, plans, zones) and its devices. An API key needs, besides its role, the scope `rtls`
@@ -6,6 +6,10 @@ layout (buildings, floors, plans, zones) and its devices. An API key needs, besi
 support groups and webhook subscriptions span every tenant's events, so a caller bound to a tenant reaches none
 of them, whatever its role. A caller that gets through may still be answered 404 or 422 (the ids do not exist,
 the bodies are empty): only 401 and 403 are about authorization.
+
+The pages, the API docs, health and readiness are open to anyone (the pages' scripts call the API with the user's
+own token), `/metrics` only to the metrics token; `test_every_route_is_in_the_matrix` holds every served route
+to a rule here but the library's identity router (its matrix is the library's).
 
 One app and one world of callers serve the whole module (`mirante.testing.matrix`); what a request writes is
 undone after it.
@@ -27,12 +31,18 @@ from mirante.auth.roles import Role
 from mirante.auth.tokens import TokenCodec
 from mirante.settings import InfraSettings
 from mirante.testing.matrix import (
+    METRICS_TOKEN,
+    Case,
     World,
     api_key_headers,
+    library_cases,
     rolled_back_session,
+    routes_to_cover,
+    run_case,
     serve_on_session,
     undone,
     user_headers,
+    with_metrics_token,
 )
 from rtls_cambus.config import Settings
 from rtls_cambus.incidents.service import Actor, open_incident
@@ -205,8 +215,6 @@ TICKET_ROUTES = {("GET", "/api/v1/positions/feed")}
 """Opened with a one-use ticket from `POST /positions/feed-tickets`, not a credential (test_positions_api)."""
 SIGNED_ROUTES = {("POST", "/api/v1/integrations/chatwoot/webhook")}
 """Anonymous: Chatwoot proves itself with its signature or token (test_chatwoot_webhook)."""
-CATALOGUE_PREFIXES = ("/api/v1/buildings", "/api/v1/floor", "/api/v1/zones", "/api/v1/people", "/api/v1/person-groups")
-CATALOGUE_PREFIXES += ("/api/v1/tags", "/api/v1/devices", "/api/v1/positions", "/api/v1/presence-sessions")
 SUITE_WIDE_PREFIXES = ("/api/v1/webhooks", "/api/v1/incidents", "/api/v1/incident-rules", "/api/v1/support-groups")
 SUITE_WIDE_PREFIXES += (
     "/api/v1/reports/incidents",
@@ -217,27 +225,42 @@ SUITE_WIDE_PREFIXES += (
 """Every service's events, every tenant's among them (and the webhook and mail logs that carry them): closed to
 callers bound to a tenant (`deps.Suite*`). Alerts themselves are open to them, each seeing only its tenant's
 (test_alerts_api)."""
-CATALOGUE_PREFIXES += SUITE_WIDE_PREFIXES
-CATALOGUE_PREFIXES += ("/api/v1/dashboard", "/api/v1/reports", "/api/v1/integrations", "/api/v1/notifications")
-CATALOGUE_PREFIXES += ("/api/v1/alert-",)
 
 
-def test_every_catalogue_route_has_a_rule() -> None:
-    app = create_app(Settings())
-    found = {
-        (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
-        if path.startswith(CATALOGUE_PREFIXES)
-        for method in operations
-    }
-    assert found == set(ROUTES) | TICKET_ROUTES | SIGNED_ROUTES
+SCRAPER = "scraper"
+"""Sends the metrics token: `/metrics` answers it alone."""
+EVERYONE = [*CALLERS, SCRAPER]
+OPEN_CASES: dict[str, Case] = {
+    # Pages: shells served to anyone; their scripts call the API above with the signed-in user's own token.
+    **{
+        f"the {name} page": Case("GET", path, dict.fromkeys(EVERYONE, 200))
+        for name, path in (("map", "/"), ("alerts", "/alerts"), ("dashboard", "/dashboard"))
+    },
+    "the incident board": Case("GET", "/incidents", dict.fromkeys(EVERYONE, 200)),
+    "an incident's page": Case("GET", "/incidents/{incident_id}", dict.fromkeys(EVERYONE, 200), url="/incidents/1"),
+    "the webhooks page": Case("GET", "/webhooks", dict.fromkeys(EVERYONE, 200)),
+    **library_cases(EVERYONE, SCRAPER),
+}
+
+
+def test_every_route_is_in_the_matrix(infra_settings: InfraSettings) -> None:
+    # The library's identity router (login, users, API keys) has its matrix in the library's tests.
+    served = routes_to_cover(create_app(Settings(infra=infra_settings)), infra_settings)
+    named = set(ROUTES) | TICKET_ROUTES | SIGNED_ROUTES | {(case.method, case.route) for case in OPEN_CASES.values()}
+    assert served == named
+
+
+@pytest.mark.parametrize("case_name", list(OPEN_CASES))
+async def test_pages_docs_and_metrics_by_caller(world: World, case_name: str) -> None:
+    for caller in EVERYONE:
+        await run_case(world, OPEN_CASES[case_name], caller)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(db_engine: AsyncEngine, infra_settings: InfraSettings) -> AsyncIterator[World]:
     """One app for the module, on one session rolled back at its end, and the callers."""
     settings = Settings(
-        infra=infra_settings,
+        infra=with_metrics_token(infra_settings),
         incident_rules_enabled=False,
         webhook_dispatch_enabled=False,
         mqtt_ingest_enabled=False,
@@ -248,6 +271,7 @@ async def world(db_engine: AsyncEngine, infra_settings: InfraSettings) -> AsyncI
     async with rolled_back_session(db_engine) as session, AsyncExitStack() as stack:
         world = World(client=await serve_on_session(stack, create_app(settings), session), session=session)
         world.headers[ANONYMOUS] = {}
+        world.headers[SCRAPER] = {"Authorization": f"Bearer {METRICS_TOKEN}"}
         for caller, spec in USERS.items():
             world.names[caller] = f"{stem}-{caller}"
             world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
