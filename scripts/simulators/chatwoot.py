@@ -37,7 +37,6 @@ import argparse
 import hashlib
 import hmac
 import json
-import socket
 import sys
 import threading
 import time
@@ -47,12 +46,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from mirante.testing.threaded_server import ThreadedServer
 
 DEFAULT_TOKEN = "simulator-token"
 SEARCH_PAGE_SIZE = 15
@@ -110,20 +110,25 @@ class ChatwootSimulator:
         self.api_token = api_token
         self.webhook_url = webhook_url
         self.secret = secret
-        self.host = host
-        self.port = port
         self.fail_next = 0
         """The next this many API calls are answered 503 (Chatwoot down)."""
         self.requests: list[tuple[str, str]] = []
         self.webhooks: list[SentWebhook] = []
         self._state = _State()
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
         self.app = self._build_app()
+        self._http = ThreadedServer(self.app, host, port, name="Chatwoot simulator")
 
     # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._http.host
+
+    @property
+    def port(self) -> int:
+        """The port asked for, or once started the one bound (a free one for 0)."""
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -132,27 +137,11 @@ class ChatwootSimulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> ChatwootSimulator:
-        sock = self._bind()
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="chatwoot-simulator", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise SimulatorError("the Chatwoot simulator did not start")
-            time.sleep(0.01)
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._http.stop()
 
     def __enter__(self) -> ChatwootSimulator:
         return self.start()
@@ -161,18 +150,9 @@ class ChatwootSimulator:
         self.stop()
 
     def serve_forever(self) -> None:
-        sock = self._bind()
+        sock = self._http.bind()
         print(f"Chatwoot simulator on {self.url} (account {self.account_id}, inbox {self.inbox_id})", flush=True)
-        uvicorn.Server(uvicorn.Config(self.app, log_level="info", lifespan="off")).run(sockets=[sock])
-
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(128)
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        return sock
+        self._http.serve_forever(sock, log_requests=True)
 
     # -- what tests read -------------------------------------------------------------------------------------
 

@@ -30,10 +30,8 @@ import json
 import math
 import os
 import secrets
-import socket
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -42,11 +40,12 @@ from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from mirante.testing.threaded_server import ThreadedServer
 
 BASE_DATE = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
 ADMIN = (1, "admin1")
@@ -190,8 +189,6 @@ class CvatSimulator:
     ) -> None:
         if jobs < 0 or jobs_per_task < 1 or tasks_per_project < 1:
             raise SimulatorError("jobs must be >= 0, jobs_per_task and tasks_per_project >= 1")
-        self.host = host
-        self.port = port
         self.tokens = {token}
         self.legacy_keys = {legacy_key}
         self.passwords = {username: password}
@@ -212,14 +209,21 @@ class CvatSimulator:
         self._index: dict[tuple[Any, ...], list[int]] = {}
         self._failures: list[_Failure] = []
         self._hidden: set[int] = set()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
         for job_id in range(1, jobs + 1):
             self._jobs[job_id] = self._synthetic_job(job_id)
         self.app = self._build_app()
+        self._http = ThreadedServer(self.app, host, port, name="CVAT simulator", backlog=2048)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._http.host
+
+    @property
+    def port(self) -> int:
+        """The port asked for, or once started the one bound (a free one for 0)."""
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -230,28 +234,14 @@ class CvatSimulator:
 
     def start(self) -> CvatSimulator:
         """Bind the port and serve from a background thread; returns once the server accepts requests."""
-        sock = self._bind()
-        self._server = uvicorn.Server(self._config())
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="cvat-simulator", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise SimulatorError("the CVAT simulator did not start")
-            time.sleep(0.01)
+        sock = self._http.bind()
+        self._encode_all()  # the jobs' URLs name the bound port
+        self._http.start(sock)
         return self
 
     def stop(self) -> None:
         """Stop the server and wait for its thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._http.stop()
 
     def __enter__(self) -> CvatSimulator:
         return self.start()
@@ -261,24 +251,15 @@ class CvatSimulator:
 
     def serve_forever(self, announce: Callable[[str], None] | None = None) -> None:
         """Serve in the foreground until Ctrl-C; `announce(url)` is called once the port is bound."""
-        sock = self._bind()
+        sock = self._http.bind()
+        self._encode_all()
         if announce is not None:
             announce(self.url)
-        uvicorn.Server(self._config()).run(sockets=[sock])
+        self._http.serve_forever(sock)
 
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(2048)
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
+    def _encode_all(self) -> None:
         with self._lock:
             self._encoded = {job_id: self._encode(job) for job_id, job in self._jobs.items()}
-        return sock
-
-    def _config(self) -> uvicorn.Config:
-        return uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", backlog=2048)
 
     # -- synthetic data --------------------------------------------------------------------------------------
 
@@ -589,7 +570,7 @@ class CvatSimulator:
 
     def _store(self, job: _Job) -> None:
         self._jobs[job.id] = job
-        if self._socket is not None:
+        if self._http.bound:
             self._encoded[job.id] = self._encode(job)
         self._index.clear()
 
