@@ -64,7 +64,7 @@ class IngestPipeline:
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         received_at = datetime.now(UTC)
-        # Left in reverse: the batch's transaction commits before the logs', which roll back if it fails.
+        # The blocks end in reverse order: the batch's transaction commits first, and the logs' only once it has.
         async with self.sessionmaker() as logs, self.sessionmaker() as session, logs.begin(), session.begin():
             outcome = await store_batch(
                 session, logs, messages, received_at, max_readings=self.max_readings, forward=self.forward
