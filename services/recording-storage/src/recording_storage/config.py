@@ -85,7 +85,7 @@ class Settings(ServiceSettings):
         default=1 * MIB,
         ge=64 * 1024,
         le=64 * MIB,
-        description="body bytes gathered before one write (and hash update) in a worker thread",
+        description="body bytes gathered before one write in a worker thread",
     )
     retention_days: int | None = Field(
         default=None,

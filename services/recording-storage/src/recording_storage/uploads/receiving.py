@@ -67,17 +67,17 @@ def parse_offset(value: str | None) -> int | None:
     return int(text)
 
 
-def _hash_pieces(hasher: Any, pieces: list[bytes]) -> None:
-    for piece in pieces:
-        hasher.update(piece)
-
-
 @dataclass
 class Appender:
-    """Gathers body chunks into buffers and stores each (written, and hashed alongside in another thread) while the
+    """Hashes body chunks as they arrive, gathers them into buffers and writes each in a worker thread while the
     next one arrives. The server stops reading the socket while the body is not taken (a few dozen KiB wait), so
-    storing a buffer in turn with receiving would leave the connection idle for every write. At most one buffer is
-    stored at a time, so memory stays at two buffers; a store is never cancelled halfway (`settle` waits for it)."""
+    writing a buffer in turn with receiving would leave the connection idle for every write. At most one buffer is
+    being written at a time, so memory stays at two buffers; a write is never cancelled halfway (`settle` waits for
+    it).
+
+    A chunk is hashed on the event loop's thread, just after the server copied it from the socket, while it is still
+    in the core's cache: hashing whole buffers in a worker thread alongside the write cost 1.2 s of CPU per GiB here
+    against 0.8 s, and the upload ran at 0.52 GiB/s against 0.62 (a 64 KiB chunk holds the loop for about 40 µs)."""
 
     writer: PartWriter
     hasher: Any
@@ -94,6 +94,8 @@ class Appender:
         return self.written + self.storing_size + self.pending_size
 
     async def add(self, chunk: bytes) -> None:
+        if self.hasher is not None:
+            self.hasher.update(chunk)
         self.pending.append(chunk)
         self.pending_size += len(chunk)
         if self.pending_size >= self.buffer_bytes:
@@ -122,10 +124,7 @@ class Appender:
         self.storing_size, self.pending_size = self.pending_size, 0
 
     async def _store(self, pieces: list[bytes]) -> None:
-        if self.hasher is None:
-            await self.writer.write(pieces)
-        else:
-            await asyncio.gather(self.writer.write(pieces), asyncio.to_thread(_hash_pieces, self.hasher, pieces))
+        await self.writer.write(pieces)
 
     async def _wait_stored(self) -> None:
         if self.storing is None:
