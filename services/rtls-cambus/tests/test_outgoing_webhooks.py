@@ -399,6 +399,29 @@ async def test_the_default_policy_refuses_internal_targets(url: str) -> None:
         await TargetPolicy().resolve(url)
 
 
+async def test_the_dispatchers_policy_reuses_a_hosts_addresses_for_a_while_and_checks_them_each_time() -> None:
+    loopback = ["127.0.0.0/8", "::1/128"]
+    caching = TargetPolicy(loopback, cache_seconds=0.3)
+    first = await caching.resolve("http://localhost:8123/a")
+    again = await caching.resolve("http://localhost:8123/b")
+    assert (first.address, again.address, caching.lookups) == (again.address, first.address, 1)
+    await asyncio.sleep(0.4)
+    await caching.resolve("http://localhost:8123/c")
+    assert caching.lookups == 2  # expired: looked up again
+
+    every_time = TargetPolicy(loopback)
+    for _ in range(2):
+        await every_time.resolve("http://localhost:8123/a")
+    assert every_time.lookups == 2
+
+    # Reused addresses are still judged by the policy that asks: without the exception, loopback is refused.
+    strict = TargetPolicy(cache_seconds=30)
+    for _ in range(2):
+        with pytest.raises(TargetRefusedError):
+            await strict.resolve("http://localhost:8123/a")
+    assert strict.lookups == 1
+
+
 async def test_a_redirect_to_a_private_address_is_not_followed(
     infra_settings: InfraSettings,
     sessions: async_sessionmaker[AsyncSession],

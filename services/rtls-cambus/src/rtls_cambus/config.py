@@ -128,6 +128,13 @@ class Settings(ServiceSettings):
         description="CIDRs or host names webhooks may reach although the policy refuses them "
         "(loopback, private, link-local, metadata), e.g. 127.0.0.1/32 for a local receiver",
     )
+    webhook_dns_cache_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="how long the dispatcher reuses a receiver host's resolved addresses instead of resolving it "
+        "for every attempt (0: every attempt); they are checked against the target policy either way",
+    )
     webhook_rotation_overlap_seconds: int = Field(
         default=86400, ge=0, le=30 * 86400, description="default time the old secret keeps signing after a rotation"
     )

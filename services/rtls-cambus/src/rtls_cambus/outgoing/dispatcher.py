@@ -105,7 +105,9 @@ class Dispatcher:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.client = client
-        self.policy = policy or TargetPolicy(settings.webhook_allowed_targets)
+        self.policy = policy or TargetPolicy(
+            settings.webhook_allowed_targets, cache_seconds=settings.webhook_dns_cache_seconds
+        )
         self.lanes: dict[int, Lane] = {}
         """Subscription id → its lane; a lane leaves when it holds nothing."""
         self.pace: dict[int, float] = {}

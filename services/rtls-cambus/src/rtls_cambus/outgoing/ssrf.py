@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+RESOLVED_MAX = 10_000
+"""Hosts whose addresses a policy keeps at most (subscriptions name a few; emptied when full)."""
 _METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
 
 
@@ -39,11 +42,19 @@ class Target:
 
 
 class TargetPolicy:
-    """Allowed exceptions are CIDRs (`127.0.0.0/8`, `::1/128`) or host names (`receiver.local`)."""
+    """Allowed exceptions are CIDRs (`127.0.0.0/8`, `::1/128`) or host names (`receiver.local`).
 
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
+    `cache_seconds` (the dispatcher's): a host's addresses are reused for that long instead of a DNS lookup before
+    every attempt; they are checked each time all the same. Failed lookups are not kept.
+    """
+
+    def __init__(self, allowed: Iterable[str] = (), *, cache_seconds: float = 0.0) -> None:
         self.networks: list[IpNetwork] = []
         self.hosts: set[str] = set()
+        self.cache_seconds = cache_seconds
+        self.lookups = 0
+        """DNS lookups made (not counting literal addresses and addresses reused)."""
+        self._resolved: dict[tuple[str, int], tuple[float, list[IpAddress]]] = {}
         for item in allowed:
             try:
                 self.networks.append(ipaddress.ip_network(item, strict=False))
@@ -73,15 +84,25 @@ class TargetPolicy:
             literal: IpAddress | None = ipaddress.ip_address(host)
         except ValueError:
             literal = None
-        if literal is not None:
-            addresses = [literal]
-        else:
-            addresses = await _lookup(host, port)
+        addresses = [literal] if literal is not None else await self._addresses(host, port)
         # Every address must pass: a name with one public and one private address is refused as a whole.
         for address in addresses:
             if not self.address_allowed(address, host):
                 raise TargetRefusedError(f"{host} resolves to {address}, an address webhooks may not be sent to")
         return Target(url=url, scheme=scheme, host=host, port=port, address=addresses[0])
+
+    async def _addresses(self, host: str, port: int) -> list[IpAddress]:
+        now = time.monotonic()
+        known = self._resolved.get((host, port))
+        if known is not None and known[0] > now:
+            return known[1]
+        self.lookups += 1
+        addresses = await _lookup(host, port)
+        if self.cache_seconds > 0:
+            if len(self._resolved) >= RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[host, port] = (now + self.cache_seconds, addresses)
+        return addresses
 
 
 def split_url(url: str) -> tuple[str, str, int]:
