@@ -481,8 +481,14 @@ async def test_a_delivery_cut_by_a_restart_of_the_service_is_delivered_with_the_
     # Published while the service is down: its consumer group keeps the place, so it is read at the restart.
     second = await suite.publish_inspection_failure(marker)
 
+    async def both_opened() -> bool:
+        return len(await suite.incidents_of(rule_id)) >= 2
+
     async with suite.service() as api:
         deliveries = await suite.settled(api, subscription_id, 2)
+        # The incident rules read the stream in a consumer group of their own: the deliveries having settled says
+        # nothing of them, so the service runs until they have taken the second event too.
+        await wait_until(both_opened, within=WAIT_SECONDS, what="an incident for each event")
     assert [d["status"] for d in deliveries] == ["delivered", "delivered"]
     by_event = {d["event_id"]: d for d in deliveries}
     assert set(by_event) == {first.id, second.id}
