@@ -37,13 +37,12 @@ from mirante.testing.matrix import (
     METRICS_TOKEN,
     Case,
     World,
-    api_key_headers,
+    enrol_callers,
     library_cases,
     rolled_back_session,
     routes_to_cover,
     run_case,
     serve_on_session,
-    user_headers,
     with_metrics_token,
 )
 from mirante.webhooks import sign_sha256_hex
@@ -138,12 +137,7 @@ async def world(db_engine: AsyncEngine, infra_settings: InfraSettings) -> AsyncI
         world = World(client=await serve_on_session(stack, create_app(settings), session), session=session)
         world.headers[ANONYMOUS] = {}
         world.headers[SCRAPER] = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-        for caller, spec in USERS.items():
-            world.names[caller] = f"{stem}-{caller}"
-            world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
-        for caller, (scopes, role, tenant) in KEYS.items():
-            world.names[caller] = f"{stem}-{caller}"
-            world.headers[caller] = await api_key_headers(session, world.names[caller], scopes, role, tenant=tenant)
+        await enrol_callers(world, codec, stem, USERS, KEYS)
 
         job_id, task_id = new_id(), new_id()
         raw = raw_job(job_id, task_id, stem)

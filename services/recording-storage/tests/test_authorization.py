@@ -37,13 +37,12 @@ from mirante.testing.matrix import (
     METRICS_TOKEN,
     Case,
     World,
-    api_key_headers,
+    enrol_callers,
     library_cases,
     rolled_back_session,
     routes_to_cover,
     run_case,
     serve_on_session,
-    user_headers,
     with_metrics_token,
 )
 from recording_storage.config import Settings
@@ -167,12 +166,7 @@ async def world(db_engine: AsyncEngine, infra_settings: InfraSettings, tmp_path_
         world = World(client=await serve_on_session(stack, create_app(settings), session), session=session)
         world.headers[ANONYMOUS] = {}
         world.headers[SCRAPER] = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-        for caller, spec in USERS.items():
-            world.names[caller] = f"{stem}-{caller}"
-            world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
-        for caller, (scopes, role, tenant) in KEYS.items():
-            world.names[caller] = f"{stem}-{caller}"
-            world.headers[caller] = await api_key_headers(session, world.names[caller], scopes, role, tenant=tenant)
+        await enrol_callers(world, codec, stem, USERS, KEYS)
         world.ids["stem"] = stem
         world.ids["video"] = os.urandom(3000)
         world.ids["suite_recording"] = await upload(world, OWNER, world.ids["video"])

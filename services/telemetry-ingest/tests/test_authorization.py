@@ -47,6 +47,7 @@ from mirante.testing.matrix import (
     Check,
     World,
     api_key_headers,
+    enrol_callers,
     library_cases,
     rolled_back_session,
     routes_to_cover,
@@ -211,12 +212,7 @@ async def world(
             await remove_setup(db_engine, stem)
             world.headers.update({ANONYMOUS: {}, SCRAPER: {"Authorization": f"Bearer {METRICS_TOKEN}"}})
             world.headers[BROKER] = {"X-Broker-Secret": BROKER_SECRET}
-            for caller, spec in USERS.items():
-                world.names[caller] = f"{stem}-{caller}"
-                world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
-            for caller, (scopes, role, tenant) in KEYS.items():
-                world.names[caller] = f"{stem}-{caller}"
-                world.headers[caller] = await api_key_headers(session, world.names[caller], scopes, role, tenant=tenant)
+            await enrol_callers(world, codec, stem, USERS, KEYS)
             device_a, secret_a = device_of(world, A), world.ids[f"secret_{A}"]
             basic = base64.b64encode(f"{A}:{device_a}:{secret_a}".encode()).decode()
             world.headers[DEVICE] = {"Authorization": f"Basic {basic}"}

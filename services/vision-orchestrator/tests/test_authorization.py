@@ -26,11 +26,10 @@ from mirante.settings import InfraSettings
 from mirante.testing.matrix import (
     Case,
     World,
-    api_key_headers,
+    enrol_callers,
     rolled_back_session,
     run_case,
     serve_on_session,
-    user_headers,
 )
 from vision_orchestrator.config import Settings
 from vision_orchestrator.main import create_app
@@ -71,12 +70,7 @@ async def world(db_engine: AsyncEngine, infra_settings: InfraSettings) -> AsyncI
         client = await serve_on_session(stack, create_app(Settings(infra=infra_settings)), session)
         world = World(client=client, session=session)
         world.headers[ANONYMOUS] = {}
-        for caller, spec in USERS.items():
-            world.names[caller] = f"{stem}-{caller}"
-            world.headers[caller] = await user_headers(session, codec, world.names[caller], **spec)
-        for caller, (scopes, role, tenant) in KEYS.items():
-            world.names[caller] = f"{stem}-{caller}"
-            world.headers[caller] = await api_key_headers(session, world.names[caller], scopes, role, tenant=tenant)
+        await enrol_callers(world, codec, stem, USERS, KEYS)
         admin = world.headers["admin"]
         registered = await client.post("/api/v1/machines/", json=machine_body(), headers=admin)
         assert registered.status_code == 201, registered.text

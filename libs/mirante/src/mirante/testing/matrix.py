@@ -171,6 +171,27 @@ class World:
     """Values a case's URL takes by name (`/api/v1/jobs/{job_id}`), and anything else its checks need."""
 
 
+KeySpec = tuple[list[str], Role, str | None]
+"""An API key of a matrix: its scopes, its role and its tenant (None: the whole suite)."""
+
+
+async def enrol_callers(
+    world: World,
+    codec: TokenCodec,
+    stem: str,
+    users: Mapping[str, Mapping[str, Any]],
+    keys: Mapping[str, KeySpec],
+) -> None:
+    """A user per entry of `users` (`user_headers`' keyword arguments) and an API key per entry of `keys`, each named
+    `{stem}-{caller}` in `world.session`, their names and credentials in `world.names` and `world.headers`."""
+    for caller, spec in users.items():
+        world.names[caller] = f"{stem}-{caller}"
+        world.headers[caller] = await user_headers(world.session, codec, world.names[caller], **spec)
+    for caller, (scopes, role, tenant) in keys.items():
+        world.names[caller] = f"{stem}-{caller}"
+        world.headers[caller] = await api_key_headers(world.session, world.names[caller], scopes, role, tenant=tenant)
+
+
 Check = Callable[[World, str, httpx.Response], Awaitable[None]]
 """What must hold after a case's request, given the world, the caller and the answer."""
 
