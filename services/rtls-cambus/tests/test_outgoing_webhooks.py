@@ -13,7 +13,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.auth.commands import create_user
@@ -557,3 +557,84 @@ async def test_a_subscription_saved_through_the_api_gets_the_next_event_of_its_t
         await redis_client.delete(stream)
         async with sessions() as session, session.begin():
             await session.execute(delete(User).where(User.id == admin.id))
+
+
+def _scans_of_deliveries(plan: dict[str, object]) -> list[tuple[str, str | None]]:
+    """(node type, index name) of every scan of webhook_deliveries in `plan`."""
+    found = []
+    if plan.get("Relation Name") == "webhook_deliveries" and "Scan" in str(plan["Node Type"]):
+        found.append((str(plan["Node Type"]), plan.get("Index Name")))
+    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
+        found.extend(_scans_of_deliveries(child))
+    return found
+
+
+async def test_claims_and_attempt_logs_find_their_deliveries_by_id_whatever_the_statistics_say(
+    db_engine: AsyncEngine,
+) -> None:
+    """Statistics taken before a burst of deliveries (autovacuum has not come by yet) must not turn the claim's
+    re-check and the attempt log into a read of every pending delivery: each finds its rows by the primary key."""
+    now = datetime.now(UTC)
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            subscription_id = await connection.scalar(
+                text(
+                    "INSERT INTO rtls_cambus.webhook_subscriptions (url, event_types, secret) "
+                    "VALUES ('http://127.0.0.1:9/hook', '{rtls.gateway.offline}', 'whsec_x') RETURNING id"
+                )
+            )
+            await connection.execute(text("ANALYZE rtls_cambus.webhook_deliveries"))
+            burst = await connection.scalars(
+                text(
+                    "INSERT INTO rtls_cambus.webhook_deliveries "
+                    "(subscription_id, msg_id, event_id, event_type, payload) "
+                    "SELECT :subscription_id, 'msg_' || n, gen_random_uuid(), 'rtls.gateway.offline', '\\x7b7d' "
+                    "FROM generate_series(1, 5000) AS n RETURNING id"
+                ),
+                {"subscription_id": subscription_id},
+            )
+            some = list(burst.all())[:4]
+            claim = {
+                "room_ids": [subscription_id],
+                "room_counts": [16],
+                "held_ids": [],
+                "now": now,
+                "lease_until": now + timedelta(seconds=60),
+                "default_room": 4,
+                "free": 16,
+            }
+            record = {
+                "delivery_ids": some,
+                "attempted_at": [now] * 4,
+                "durations_ms": [3] * 4,
+                "status_codes": [200] * 4,
+                "errors": [None] * 4,
+                "excerpts": ["ok"] * 4,
+                "attempts": [1] * 4,
+                "statuses": ["delivered"] * 4,
+                "retry_at": [None] * 4,
+                "delivered_at": [now] * 4,
+                "gone_subscriptions": [],
+                "gone_reason": repository.GONE_REASON,
+            }
+            plans = {}
+            for name, statement, parameters in [
+                ("claim", repository._CLAIM, claim),
+                ("record", repository._RECORD, record),
+            ]:
+                explain = text(f"EXPLAIN (FORMAT JSON) {statement.text}").bindparams(*statement._bindparams.values())
+                [[output]] = (await connection.execute(explain, parameters)).all()
+                plans[name] = _scans_of_deliveries(output[0]["Plan"])
+        finally:
+            await transaction.rollback()
+    # The claim reads each subscription's oldest pending deliveries through the partial index, once; every other
+    # read of the table, in both statements, is a lookup by id.
+    assert sorted(plans["claim"]) == sorted(
+        [
+            ("Index Scan", "ix_webhook_deliveries_due"),
+            ("Index Scan", "pk_webhook_deliveries"),
+            ("Index Scan", "pk_webhook_deliveries"),
+        ]
+    )
+    assert plans["record"] == [("Index Scan", "pk_webhook_deliveries")]

@@ -137,17 +137,21 @@ async def enqueue(
 # the oldest of those overall: a subscription with a backlog at its bound never hides the others' deliveries.
 # Only the chosen rows are locked (SKIP LOCKED: what another replica is claiming at this moment is left to it)
 # and checked again under the lock, and the lease is taken in the same statement.
+# The check under the lock compares the status with the chosen row's rather than with 'pending': a constant there
+# matches the partial index of pending deliveries, and a planner whose statistics predate a burst (or that has none
+# yet) reads every pending delivery through it to find the few chosen, on every claim. Joined on the id only, the
+# chosen rows are found by the primary key whatever the statistics say.
 _CLAIM = text(
     """
     WITH room AS (
         SELECT * FROM unnest(CAST(:room_ids AS bigint[]), CAST(:room_counts AS integer[])) AS room(id, deliveries)
     ),
     chosen AS (
-        SELECT due.id
+        SELECT due.id, due.status
         FROM rtls_cambus.webhook_subscriptions AS s
         LEFT JOIN room ON room.id = s.id
         CROSS JOIN LATERAL (
-            SELECT d.id, d.next_attempt_at
+            SELECT d.id, d.status, d.next_attempt_at
             FROM rtls_cambus.webhook_deliveries AS d
             WHERE d.subscription_id = s.id
               AND d.status = 'pending'
@@ -162,11 +166,11 @@ _CLAIM = text(
     ),
     locked AS (
         SELECT d.id
-        FROM rtls_cambus.webhook_deliveries AS d
-        WHERE d.id IN (SELECT id FROM chosen)
-          AND d.status = 'pending'
+        FROM chosen
+        JOIN rtls_cambus.webhook_deliveries AS d ON d.id = chosen.id
+        WHERE d.status = chosen.status
           AND (d.locked_until IS NULL OR d.locked_until < :now)
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE rtls_cambus.webhook_deliveries AS d
     SET locked_until = :lease_until
@@ -260,11 +264,12 @@ class Outcome:
 
 
 # The attempts logged and their deliveries updated (those still pending: one finished meanwhile, by a manual
-# redelivery's attempt, stays as it is), and the subscriptions that answered 410 disabled, in one statement.
+# redelivery's attempt, stays as it is), and the subscriptions that answered 410 disabled, in one statement. The
+# status is compared with the outcome's `was` rather than with a constant, for the reason given at the claim.
 _RECORD = text(
     """
     WITH outcome AS (
-        SELECT *
+        SELECT *, CAST('pending' AS varchar) AS was
         FROM unnest(
             CAST(:delivery_ids AS bigint[]), CAST(:attempted_at AS timestamptz[]), CAST(:durations_ms AS integer[]),
             CAST(:status_codes AS integer[]), CAST(:errors AS varchar[]), CAST(:excerpts AS text[]),
@@ -292,7 +297,7 @@ _RECORD = text(
         next_attempt_at = coalesce(o.retry_at, d.next_attempt_at),
         delivered_at = coalesce(o.delivered_at, d.delivered_at)
     FROM outcome AS o
-    WHERE d.id = o.delivery_id AND d.status = 'pending'
+    WHERE d.id = o.delivery_id AND d.status = o.was
     """
 ).bindparams(
     bindparam("delivery_ids", type_=ARRAY(BigInteger)),
