@@ -399,12 +399,16 @@ async def test_the_default_policy_refuses_internal_targets(url: str) -> None:
         await TargetPolicy().resolve(url)
 
 
-async def test_the_dispatchers_policy_reuses_a_hosts_addresses_for_a_while_and_checks_them_each_time() -> None:
+async def test_the_dispatchers_policy_reuses_a_hosts_addresses_for_a_while_and_never_keeps_a_refusal() -> None:
     loopback = ["127.0.0.0/8", "::1/128"]
     caching = TargetPolicy(loopback, cache_seconds=0.3)
     first = await caching.resolve("http://localhost:8123/a")
     again = await caching.resolve("http://localhost:8123/b")
     assert (first.address, again.address, caching.lookups) == (again.address, first.address, 1)
+    assert await caching.resolve("http://localhost:8123/a") is first
+    assert first.host_header == "localhost:8123"
+    v6 = await caching.resolve("http://[::1]/hook?x=1")
+    assert (v6.pinned_url, v6.host_header) == ("http://[::1]:80/hook?x=1", "[::1]")
     await asyncio.sleep(0.4)
     await caching.resolve("http://localhost:8123/c")
     assert caching.lookups == 2  # expired: looked up again
@@ -414,7 +418,7 @@ async def test_the_dispatchers_policy_reuses_a_hosts_addresses_for_a_while_and_c
         await every_time.resolve("http://localhost:8123/a")
     assert every_time.lookups == 2
 
-    # Reused addresses are still judged by the policy that asks: without the exception, loopback is refused.
+    # A refused target is refused again, not kept: without the exception, loopback is refused.
     strict = TargetPolicy(cache_seconds=30)
     for _ in range(2):
         with pytest.raises(TargetRefusedError):

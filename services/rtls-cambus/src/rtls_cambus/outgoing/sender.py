@@ -3,15 +3,13 @@ redirect, read at most a short excerpt of the answer, and say what the answer me
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from rtls_cambus.outgoing.ssrf import Target, TargetPolicy, TargetRefusedError
+from rtls_cambus.outgoing.ssrf import TargetPolicy, TargetRefusedError
 
 EXCERPT_BYTES = 1024
 USER_AGENT = "mirante-webhooks/1"
@@ -45,19 +43,6 @@ def verdict_for(status_code: int) -> Verdict:
     return Verdict.FINAL
 
 
-def pinned_url(target: Target) -> str:
-    """The URL with its host replaced by the checked address, so the connection cannot be re-resolved."""
-    parts = urlsplit(target.url)
-    host = f"[{target.address}]" if isinstance(target.address, ipaddress.IPv6Address) else str(target.address)
-    return urlunsplit((parts.scheme, f"{host}:{target.port}", parts.path or "/", parts.query, ""))
-
-
-def host_header(target: Target) -> str:
-    default = 443 if target.scheme == "https" else 80
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    return host if target.port == default else f"{host}:{target.port}"
-
-
 async def send(
     client: httpx.AsyncClient,
     policy: TargetPolicy,
@@ -78,14 +63,14 @@ async def send(
         return AttemptResult(Verdict.FINAL, elapsed(), error=f"target refused: {error}")
     request_headers = {
         **headers,
-        "Host": host_header(target),
+        "Host": target.host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
     }
     try:
         request = client.build_request(
             "POST",
-            pinned_url(target),
+            target.pinned_url,
             content=body,
             headers=request_headers,
             # TLS is checked against the name in the URL, not the address connected to.

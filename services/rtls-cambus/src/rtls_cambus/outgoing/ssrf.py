@@ -16,13 +16,18 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from functools import cached_property
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+K = TypeVar("K")
+V = TypeVar("V")
 
 RESOLVED_MAX = 10_000
-"""Hosts whose addresses a policy keeps at most (subscriptions name a few; emptied when full)."""
+"""Hosts whose addresses, and URLs whose targets, a policy keeps at most (subscriptions name a few; emptied when
+full)."""
 _METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
 
 
@@ -40,12 +45,26 @@ class Target:
     port: int
     address: IpAddress
 
+    @cached_property
+    def pinned_url(self) -> str:
+        """The URL with its host replaced by the checked address, so the connection cannot be re-resolved."""
+        parts = urlsplit(self.url)
+        host = f"[{self.address}]" if isinstance(self.address, ipaddress.IPv6Address) else str(self.address)
+        return urlunsplit((parts.scheme, f"{host}:{self.port}", parts.path or "/", parts.query, ""))
+
+    @cached_property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
 
 class TargetPolicy:
     """Allowed exceptions are CIDRs (`127.0.0.0/8`, `::1/128`) or host names (`receiver.local`).
 
-    `cache_seconds` (the dispatcher's): a host's addresses are reused for that long instead of a DNS lookup before
-    every attempt; they are checked each time all the same. Failed lookups are not kept.
+    `cache_seconds` (the dispatcher's): a host's addresses, and a URL's checked target, are reused for that long
+    instead of a DNS lookup and a check before every attempt (the check depends only on the addresses and this
+    policy, which does not change). Failed lookups and refused targets are not kept.
     """
 
     def __init__(self, allowed: Iterable[str] = (), *, cache_seconds: float = 0.0) -> None:
@@ -55,6 +74,7 @@ class TargetPolicy:
         self.lookups = 0
         """DNS lookups made (not counting literal addresses and addresses reused)."""
         self._resolved: dict[tuple[str, int], tuple[float, list[IpAddress]]] = {}
+        self._targets: dict[str, tuple[float, Target]] = {}
         for item in allowed:
             try:
                 self.networks.append(ipaddress.ip_network(item, strict=False))
@@ -79,6 +99,15 @@ class TargetPolicy:
 
     async def resolve(self, url: str) -> Target:
         """The checked target of `url`; `TargetRefusedError` when any resolved address is refused."""
+        known = self._targets.get(url)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        target = await self._check(url)
+        if self.cache_seconds > 0:
+            _keep(self._targets, url, (time.monotonic() + self.cache_seconds, target))
+        return target
+
+    async def _check(self, url: str) -> Target:
         scheme, host, port = split_url(url)
         try:
             literal: IpAddress | None = ipaddress.ip_address(host)
@@ -99,10 +128,14 @@ class TargetPolicy:
         self.lookups += 1
         addresses = await _lookup(host, port)
         if self.cache_seconds > 0:
-            if len(self._resolved) >= RESOLVED_MAX:
-                self._resolved.clear()
-            self._resolved[host, port] = (now + self.cache_seconds, addresses)
+            _keep(self._resolved, (host, port), (now + self.cache_seconds, addresses))
         return addresses
+
+
+def _keep(cache: dict[K, V], key: K, value: V) -> None:
+    if len(cache) >= RESOLVED_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def split_url(url: str) -> tuple[str, str, int]:
