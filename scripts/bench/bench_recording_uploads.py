@@ -12,6 +12,11 @@ The S3 path is measured against moto's S3 server (in a process of its own): a se
 `RECORDING_STORAGE_BACKEND=s3`, each 16 MiB part sent as a multipart part with its SHA-256 checksum. moto keeps the
 bytes in memory and is Python on the same cores, so this figure prices the S3 path's own work against a slow,
 local S3, not what a real object store would give.
+
+Beside the 1 GiB pairs, the same run measures what bounds their ratio on this machine: the benchmark process's CPU
+time while it sends the baseline, SHA-256 alone over the same bytes in the pieces the server receives (in memory,
+one stream on one core) and the CPU time of writing them into the page cache beside the storage. From these and the
+server's CPU time for the baseline comes the best ratio an upload could reach here under perfect parallelism.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from bench_process import ServiceServer, cpu_seconds, free_port
@@ -40,6 +46,7 @@ from mirante.auth.commands import create_api_key
 from mirante.db import create_engine, create_sessionmaker
 from mirante.devstack import StackUrls
 from mirante.testing.database import create_test_database, drop_test_database
+from recording_storage.config import Settings
 
 MIB = 1024**2
 GIB = 1024**3
@@ -56,14 +63,17 @@ S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"
 DISCARD_PATH = "/api/v1/uploads/bench-discard"
 """Under the uploads prefix, so the same body-size limit applies as to the upload routes."""
 HERE = Path(__file__).resolve().parent
+WRITE_BUFFER = int(Settings.model_fields["write_buffer_bytes"].default)
+"""The server's default, which the benchmark's servers run with."""
 METADATA = json.dumps({"frames": 1, "note": "bench"}).encode()
 
 
 async def _discard(request: Request) -> Response:
-    received = 0
+    received = chunks = 0
     async for piece in request.stream():
         received += len(piece)
-    return Response(content=str(received), status_code=200)
+        chunks += 1
+    return Response(content=f"{received} {chunks}", status_code=200)
 
 
 def bench_app() -> FastAPI:
@@ -119,6 +129,83 @@ async def _body(size: int) -> AsyncIterator[bytes]:
         yield CHUNK
 
 
+def _body_pieces(total: int, size: int) -> Iterator[memoryview]:
+    """The first `total` bytes of an upload's body (`CHUNK` repeated) in pieces of `size` bytes."""
+    window = memoryview(CHUNK * (size // MIB + 2))
+    for offset in range(0, total, size):
+        start = offset % MIB
+        yield window[start : start + min(size, total - offset)]
+
+
+def _sha256_cpu_seconds(piece_size: int, expected: str) -> float:
+    """CPU time of SHA-256 over the 1 GiB body in `piece_size` pieces, in memory, on this thread alone."""
+    digest = hashlib.sha256()
+    started = time.thread_time()
+    for piece in _body_pieces(LARGE, piece_size):
+        digest.update(piece)
+    seconds = time.thread_time() - started
+    if digest.hexdigest() != expected:
+        raise RuntimeError("the hashed pieces are not the uploaded body")
+    return seconds
+
+
+def _page_cache_write_cpu_seconds(folder: Path) -> float:
+    """CPU time of writing the 1 GiB body in the server's write buffers to a new file in `folder`, no fsync."""
+    path = folder / f"page-cache-{uuid.uuid4().hex[:8]}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        started = time.thread_time()
+        for piece in _body_pieces(LARGE, WRITE_BUFFER):
+            if os.write(fd, piece) != len(piece):
+                raise RuntimeError("a short write into the page cache")
+        return time.thread_time() - started
+    finally:
+        os.close(fd)
+        # Removed at once: its dirty pages are dropped instead of being written back while later phases run.
+        path.unlink()
+
+
+@dataclass
+class BestCase:
+    """The least wall time a 1 GiB upload could take on `cores` cores, from CPU times measured in the run."""
+
+    client: float
+    server_receiving: float
+    sha256: float
+    page_cache_write: float
+    cores: int
+
+    @property
+    def cpu_per_core(self) -> float:
+        return (self.client + self.server_receiving + self.sha256 + self.page_cache_write) / self.cores
+
+    @property
+    def baseline_cpu_per_core(self) -> float:
+        return (self.client + self.server_receiving) / self.cores
+
+    @property
+    def seconds(self) -> float:
+        # One stream's hash is sequential: no number of cores makes it shorter.
+        return max(self.cpu_per_core, self.sha256)
+
+    def note(self, baseline_seconds: float) -> str:
+        return (
+            "Best case on this machine, an upper bound under perfect parallelism: a 1 GiB upload takes at least "
+            "the CPU time of receiving it (the client's and the server's for the baseline), SHA-256 alone and the "
+            f"page-cache copy, spread over the {self.cores} cores: ({self.client:.2f} + "
+            f"{self.server_receiving:.2f} + {self.sha256:.2f} + {self.page_cache_write:.2f}) s ÷ {self.cores} = "
+            f"{self.cpu_per_core:.2f} s; and at least its one stream's hash on one core, {self.sha256:.2f} s. The "
+            f"larger, {self.seconds:.2f} s, against the baseline's {baseline_seconds:.2f} s gives "
+            f"{baseline_seconds / self.seconds:.2f}. It counts no fsync, database work, hand-offs between threads "
+            "or Python's work per buffer, and takes every core as free for this work all the time, so no upload "
+            "on this machine can do better. By the same count the baseline needed at least "
+            f"({self.client:.2f} + {self.server_receiving:.2f}) s ÷ {self.cores} = {self.baseline_cpu_per_core:.2f} s "
+            f"and took {baseline_seconds:.2f} s: the further apart these two, the more other work held the cores "
+            "and the looser the bound. With both at their floors (an estimate, not a bound) the ratio would be "
+            f"{self.baseline_cpu_per_core:.2f} ÷ {self.seconds:.2f} = {self.baseline_cpu_per_core / self.seconds:.2f}."
+        )
+
+
 def _session_body(size: int, sha256: str) -> dict[str, object]:
     return {
         "session_id": f"rdp_bench_{uuid.uuid4().hex[:8]}",
@@ -129,15 +216,21 @@ def _session_body(size: int, sha256: str) -> dict[str, object]:
     }
 
 
-async def _discard_upload(client: httpx.AsyncClient, size: int) -> float:
+class Discarded(NamedTuple):
+    seconds: float
+    chunks: int
+    """How many pieces the server's body stream gave."""
+
+
+async def _discard_upload(client: httpx.AsyncClient, size: int) -> Discarded:
     started = time.perf_counter()
     response = await client.post(
         DISCARD_PATH, content=_body(size), headers={"Content-Type": "application/octet-stream"}
     )
     elapsed = time.perf_counter() - started
-    if response.status_code != 200 or int(response.text) != size:
+    if response.status_code != 200 or response.text.split()[0] != str(size):
         raise RuntimeError(f"discard answered {response.status_code} {response.text[:200]}")
-    return elapsed
+    return Discarded(elapsed, int(response.text.split()[1]))
 
 
 async def _upload(client: httpx.AsyncClient, headers: dict[str, str], size: int, sha256: str) -> float:
@@ -234,16 +327,23 @@ async def run(urls: StackUrls) -> Report:
             # both runs of a pair alike.
             pairs: list[tuple[float, float]] = []
             cpu: list[tuple[float, float]] = []
+            client_cpu: list[float] = []
+            discard_chunks = 0
             large_peak = 0
             for _ in range(ROUNDS):
-                before = cpu_seconds(server.pid)
-                bare = await _discard_upload(client, LARGE)
+                client_before, before = time.process_time(), cpu_seconds(server.pid)
+                bare, chunks = await _discard_upload(client, LARGE)
+                client_cpu.append(time.process_time() - client_before)
+                discard_chunks += chunks
                 between = cpu_seconds(server.pid)
                 async with RssWatch(server.pid) as watch:
                     real = await _upload(client, headers, LARGE, large_sha)
                 cpu.append((between - before, cpu_seconds(server.pid) - between))
                 large_peak = max(large_peak, watch.peak_kib)
                 pairs.append((bare, real))
+        server_chunk = ROUNDS * LARGE // discard_chunks
+        sha256_cpu = min(_sha256_cpu_seconds(server_chunk, large_sha) for _ in range(ROUNDS))
+        write_cpu = min(_page_cache_write_cpu_seconds(storage) for _ in range(ROUNDS))
         clients = [httpx.AsyncClient(base_url=server.base_url, timeout=timeout) for _ in range(CLIENTS)]
         try:
             started = time.perf_counter()
@@ -265,6 +365,13 @@ async def run(urls: StackUrls) -> Report:
     ratios = sorted(bare / real for bare, real in pairs)
     best_bare = min(bare for bare, _ in pairs)
     best_real = min(real for _, real in pairs)
+    best = BestCase(
+        client=min(client_cpu),
+        server_receiving=min(bare for bare, _ in cpu),
+        sha256=sha256_cpu,
+        page_cache_write=write_cpu,
+        cores=os.cpu_count() or 1,
+    )
     total = CLIENTS * PER_CLIENT
     return Report(
         name="recording_uploads",
@@ -279,6 +386,25 @@ async def run(urls: StackUrls) -> Report:
             (
                 "server CPU time (all threads) per 1 GiB: baseline, upload (least of 2 each)",
                 f"{min(bare for bare, _ in cpu):.2f} s, {min(real for _, real in cpu):.2f} s",
+            ),
+            (
+                "client CPU time per 1 GiB sent to the discard route: the benchmark process, all threads (least of 2)",
+                f"{best.client:.2f} s",
+            ),
+            (
+                f"SHA-256 alone: the 1 GiB body in {server_chunk / 1024:,.0f} KiB pieces (the discard route's mean "
+                "chunk), in memory, one stream on one core (CPU time, least of 2)",
+                f"{_speed(LARGE, sha256_cpu)}; ÷ the baseline's rate: {best_bare / sha256_cpu:.2f}",
+            ),
+            (
+                f"page-cache copy alone: the 1 GiB body written in {WRITE_BUFFER / MIB:g} MiB buffers to a new file "
+                "beside the storage, no fsync (CPU time, least of 2)",
+                f"{write_cpu:.2f} s",
+            ),
+            (
+                f"**best case on this machine: upload ÷ baseline under perfect parallelism on {best.cores} cores "
+                "(an upper bound, see the notes)**",
+                f"{best_bare / best.seconds:.2f} (1 GiB in no less than {best.seconds:.2f} s)",
             ),
             ("upload: 100 MiB, the same sequence", _speed(SMALL, small_seconds)),
             ("server RSS: idle after a 16 MiB warm-up", _mib(idle_kib)),
@@ -319,13 +445,18 @@ async def run(urls: StackUrls) -> Report:
             "Peak RSS is the server's resident memory sampled every 20 ms during each upload: flat between 100 MiB "
             "and 1 GiB, because bodies stream to disk in `RECORDING_STORAGE_WRITE_BUFFER_BYTES` buffers.",
             "The server's CPU time does not depend on what else the machine runs, unlike the rates: the upload's "
-            "extra is mostly SHA-256 (one stream hashes on one core, about 1.4 GiB/s here when idle) and the copy "
-            "into the page cache; the baseline reads loopback at several hundred MiB/s to 2 GiB/s with the client "
+            "extra is mostly SHA-256 (one stream hashes on one core: SHA-256 alone, above) and the copy into the "
+            "page cache; the baseline reads loopback at several hundred MiB/s to 2 GiB/s with the client "
             "on the same 2 cores, so the ratio falls as the machine gets quieter.",
             "The S3 figure is the second one the issue asks for, against moto's S3 server started by the benchmark: "
             "moto keeps every part in memory, checks each part's SHA-256 and assembles the object in Python on the "
             "same cores, so it measures the S3 path's own overhead (parts, checksums, part state in PostgreSQL, "
             "sealing at finish) against a slow local store, not the speed of a real one.",
+            "The client's CPU time is `time.process_time()` of the benchmark process around each 1 GiB sent to the "
+            "discard route: the httpx client on the event loop's thread, and nothing else runs in the process "
+            "meanwhile. SHA-256 alone and the page-cache copy run in the benchmark process after the pairs, while "
+            "the server is idle.",
+            best.note(best_bare),
         ],
     )
 
@@ -379,7 +510,7 @@ async def _s3_phase(urls: StackUrls) -> S3Figures:
             peak = 0
             for _ in range(ROUNDS):
                 local.append(await _upload(on_disk, headers, S3_SIZE, sha256))
-                bare = await _discard_upload(on_s3, S3_SIZE)
+                bare = (await _discard_upload(on_s3, S3_SIZE)).seconds
                 app_before, moto_before = cpu_seconds(s3_server.pid), cpu_seconds(moto.pid)
                 async with RssWatch(s3_server.pid) as watch:
                     real = await _upload(on_s3, headers, S3_SIZE, sha256)
