@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.auth.commands import create_api_key, create_user
@@ -26,6 +26,7 @@ from mirante.bus.tables import outbox_table
 from mirante.db import create_sessionmaker
 from mirante.settings import InfraSettings, SmtpSettings
 from mirante.testing.mail import MailServer
+from mirante.testing.plans import plan_of, scans_of
 from mirante.testing.plugin import HeadersFactory
 from mirante.testing.streams import publish_event
 from rtls_cambus.chatwoot.models import ChatwootDelivery
@@ -389,3 +390,34 @@ async def test_old_finished_notifications_and_webhook_requests_are_forgotten(
     assert [row.subject for row in await rows_of(people, "ana")] == ["pending"]
     async with people.sessions() as session:
         assert await session.get(ChatwootDelivery, old_request.id) is None
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["statistics-of-a-history", "statistics-of-an-emptied-table"])
+async def test_a_claim_finds_the_users_notifications_by_recipient_whatever_the_statistics_say(
+    db_engine: AsyncEngine, forgotten: bool
+) -> None:
+    """Statistics taken before a burst of notifications (autovacuum has not come by yet) must not turn a sender's
+    claim into a read of every pending notification due, nor of every notification: the user's are found through
+    the recipient index, then leased by id."""
+    now = datetime.now(UTC)
+    burst = (
+        "INSERT INTO rtls_cambus.mail_notifications (event_id, kind, user_id, address, subject, context, status, "
+        "due_at) SELECT gen_random_uuid(), 'alert', n % 500, 'someone@example.com', 'an alert', '{}', :status, "
+        "now() - interval '1 minute' FROM generate_series(1, :count) AS n RETURNING id"
+    )
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            sent = await connection.scalars(text(burst), {"status": "sent", "count": 1000})
+            if forgotten:
+                await connection.execute(
+                    text("DELETE FROM rtls_cambus.mail_notifications WHERE id = ANY(:ids)"), {"ids": list(sent.all())}
+                )
+            await connection.execute(text("ANALYZE rtls_cambus.mail_notifications"))
+            await connection.execute(text(burst), {"status": "pending", "count": 5000})
+            plan = await plan_of(connection, repository._claim_for_user(7, now, now + timedelta(minutes=1), 20))
+        finally:
+            await transaction.rollback()
+    scans = scans_of(plan, "mail_notifications")
+    assert sorted(scan.index or "" for scan in scans) == ["ix_mail_notifications_recipient", "pk_mail_notifications"]
+    assert all(scan.condition for scan in scans), scans
