@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest_asyncio
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from mirante.testing.plans import plan_of, scans_of
 from rtls_cambus.devices.models import Device
+from rtls_cambus.positions import repository
 from rtls_cambus.positions.engine import EngineParams
 from rtls_cambus.positions.models import PositionChange, PresenceSession, TagPosition
 from rtls_cambus.positions.service import apply_readings, expire_silent
@@ -107,3 +109,30 @@ async def test_readings_that_do_not_count_change_nothing(db_session: AsyncSessio
     assert await apply_readings(db_session, unplaced, [(site.tag.mac, -40)], T0, params=PARAMS) == []
     current = await db_session.get(TagPosition, site.tag.id)
     assert current is None or current.status == "unknown"
+
+
+async def test_gateways_are_found_by_id_whatever_the_statistics_say(db_engine: AsyncEngine) -> None:
+    """Statistics taken before a site's gateways came (autovacuum has not come by yet) must not turn the lookup of
+    a batch's gateways into a read of every gateway: they are found by the primary key."""
+    gateways = (
+        "INSERT INTO rtls_cambus.devices (kind, mac, status) SELECT 'gateway', :prefix || n, 'online' "
+        "FROM generate_series(1, :count) AS n RETURNING id"
+    )
+    prefix = uuid.uuid4().hex[:8]
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            # Pages but no live rows: the statistics of a table whose rows were all removed, or of a first test site.
+            gone = await connection.scalars(text(gateways), {"prefix": f"{prefix}g", "count": 20})
+            await connection.execute(
+                text("DELETE FROM rtls_cambus.devices WHERE id = ANY(:ids)"), {"ids": list(gone.all())}
+            )
+            await connection.execute(text("ANALYZE rtls_cambus.devices"))
+            burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
+            some = list(burst.all())[:4]
+            plan = await plan_of(connection, repository._DEVICES_BY_ID.params(ids=some))
+        finally:
+            await transaction.rollback()
+    scans = scans_of(plan, "devices")
+    assert [scan.index for scan in scans] == ["pk_devices"]
+    assert all(scan.condition for scan in scans), scans
