@@ -12,7 +12,7 @@ import random
 import sys
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,11 @@ from mirante.devstack.mqtt_broker import EmbeddedMqttBroker
 from mirante.mqtt import Publisher, discard_session
 from mirante.settings import InfraSettings
 from mirante.testing.mqtt import MqttSessions, running, unique_client_id, wait_for_scalar
+from mirante.testing.plans import plan_of, scans_of
 from mirante.testing.plugin import ClientFactory
 from mirante.testing.streams import wait_until
 from rtls_cambus.config import Settings
+from rtls_cambus.ingest import repository
 from rtls_cambus.ingest.payloads import Reading
 from rtls_cambus.ingest.positions import GatewayReadings
 from rtls_cambus.ingest.repository import GatewaySeen
@@ -536,3 +538,36 @@ async def test_a_person_walking_room_to_room_over_the_broker_switches_once_per_r
     exited = await outbox_events(db_engine, "rtls.person.zone_exited", person)
     assert [event["zone_id"] for event in entered] == changes
     assert [event["zone_id"] for event in exited] == changes[:-1]
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["statistics-of-a-history", "statistics-of-an-emptied-table"])
+async def test_a_batch_marks_its_gateways_seen_by_mac_and_id_whatever_the_statistics_say(
+    db_engine: AsyncEngine, forgotten: bool
+) -> None:
+    """Statistics taken before a site's gateways came (autovacuum has not come by yet) must not turn the marking
+    of a batch's gateways into a read of every gateway: each is found through the index of gateways' MACs, then
+    locked and updated by the primary key."""
+    gateways = (
+        "INSERT INTO rtls_cambus.devices (kind, mac, status) SELECT 'gateway', :prefix || n, 'online' "
+        "FROM generate_series(1, :count) AS n RETURNING mac"
+    )
+    prefix = uuid.uuid4().hex[:8]
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            before = await connection.scalars(text(gateways), {"prefix": f"{prefix}h", "count": 20})
+            if forgotten:
+                await connection.execute(
+                    text("DELETE FROM rtls_cambus.devices WHERE mac = ANY(:macs)"), {"macs": list(before.all())}
+                )
+            await connection.execute(text("ANALYZE rtls_cambus.devices"))
+            burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
+            macs = sorted(burst.all())[:4]
+            now = datetime.now(UTC)
+            batch = repository._MARK_SEEN.bindparams(macs=macs, states=["online"] * 4, times=[now] * 4)
+            plan = await plan_of(connection, batch)
+        finally:
+            await transaction.rollback()
+    scans = scans_of(plan, "devices")
+    assert {scan.index for scan in scans} == {"pk_devices", "uq_devices_gateway_mac"}
+    assert all(scan.condition for scan in scans), scans

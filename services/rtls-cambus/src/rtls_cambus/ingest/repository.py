@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, insert, null, select, text
+from sqlalchemy import DateTime, Select, String, and_, bindparam, case, func, insert, null, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,17 +47,28 @@ class GatewaySeen:
 
 # Rows are locked in id order so that two replicas updating overlapping gateways never deadlock; the CTE reads
 # each status as it is once locked (READ COMMITTED re-reads a row changed meanwhile).
+# Each MAC is looked up on its own and the rows are then locked and updated by `id = ANY(array of those found)`:
+# a planner without statistics, or with statistics taken before a site's gateways came, otherwise reads every
+# gateway (through the index by id, for the lock's order, or the partial index of gateways' MACs) to find the
+# batch's few, on every batch. Keyed on one MAC, or on the ids found, each read is an index lookup whatever the
+# statistics say.
 _MARK_SEEN = text(
     "WITH seen AS (SELECT * FROM unnest(CAST(:macs AS text[]), CAST(:states AS text[]), CAST(:times AS timestamptz[]))"
     " AS s(mac, state, at)),"
-    " locked AS (SELECT d.id, d.status FROM rtls_cambus.devices d JOIN seen ON d.mac = seen.mac"
-    " WHERE d.kind = 'gateway' ORDER BY d.id FOR UPDATE OF d)"
+    " found AS (SELECT (SELECT g.id FROM rtls_cambus.devices g WHERE g.mac = seen.mac AND g.kind = 'gateway') AS id"
+    " FROM seen),"
+    " locked AS (SELECT d.id, d.status FROM rtls_cambus.devices d WHERE d.id = ANY(ARRAY(SELECT id FROM found))"
+    " ORDER BY d.id FOR UPDATE OF d)"
     " UPDATE rtls_cambus.devices d SET status = seen.state,"
     " last_seen_at = greatest(d.last_seen_at, seen.at)"
-    " FROM seen, locked WHERE d.id = locked.id AND d.mac = seen.mac"
+    " FROM seen, locked WHERE d.id = ANY(ARRAY(SELECT id FROM locked)) AND d.id = locked.id AND d.mac = seen.mac"
     " RETURNING d.id, d.mac, d.status, d.last_seen_at, d.building_id, d.floor_id, d.zone_id,"
     " d.rssi_offset, d.rssi_threshold, d.x_px, d.y_px,"
     " locked.status AS previous_status"
+).bindparams(
+    bindparam("macs", type_=ARRAY(String)),
+    bindparam("states", type_=ARRAY(String)),
+    bindparam("times", type_=ARRAY(DateTime(timezone=True))),
 )
 
 _REGISTER = text(
