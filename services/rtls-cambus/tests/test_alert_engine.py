@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mirante.auth.principal import Principal
 from mirante.auth.roles import Role
 from mirante.bus import Event
 from mirante.bus.tables import outbox_table
-from rtls_cambus.alerts import service
+from mirante.testing.plans import plan_of, scans_of
+from rtls_cambus.alerts import repository, service
 from rtls_cambus.alerts.engine import AlertEngine
 from rtls_cambus.alerts.errors import AlertTransitionRefusedError
 from rtls_cambus.alerts.models import AlertEvent
@@ -618,3 +619,60 @@ async def test_suite_event_alerts_are_resolved_by_hand(bench: Bench) -> None:
     await bench.engine.check(bench.session)
     assert (await bench.refreshed(alert)).status == "open"
     assert len(await bench.alerts(rule_id)) == 1
+
+
+@pytest.mark.parametrize("forgotten", [False, True], ids=["statistics-of-a-history", "statistics-of-an-emptied-table"])
+async def test_the_check_of_unseen_people_finds_their_tags_by_key_whatever_the_statistics_say(
+    db_engine: AsyncEngine, forgotten: bool
+) -> None:
+    """Statistics taken before a site's tags were handed out (autovacuum has not come by yet) must not turn the
+    periodic check of person-not-seen alerts into a read of every assignment for each alert: each alert's person
+    finds their open assignments, and each assignment its tag's position, through an index lookup."""
+    people = "INSERT INTO rtls_cambus.people (full_name) SELECT 'someone' FROM generate_series(1, :count) RETURNING id"
+    handed_out = (
+        "WITH tag AS (INSERT INTO rtls_cambus.tags (mac) "
+        "SELECT :prefix || n FROM generate_series(1, cardinality(CAST(:person_ids AS bigint[]))) AS n RETURNING id), "
+        "numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tag) "
+        "INSERT INTO rtls_cambus.tag_assignments (tag_id, person_id, assigned_from) "
+        "SELECT numbered.id, (CAST(:person_ids AS bigint[]))[numbered.n], now() - interval '1 day' FROM numbered"
+    )
+    prefix = uuid.uuid4().hex[:8]
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            before = list((await connection.scalars(text(people), {"count": 20})).all())
+            await connection.execute(text(handed_out), {"prefix": f"{prefix}h", "person_ids": before})
+            if forgotten:
+                await connection.execute(
+                    text("DELETE FROM rtls_cambus.tags WHERE mac LIKE :pattern"), {"pattern": f"{prefix}h%"}
+                )
+            for table in ("tags", "tag_assignments", "tag_positions", "alert_events"):
+                await connection.execute(text(f"ANALYZE rtls_cambus.{table}"))
+            site = list((await connection.scalars(text(people), {"count": 5000})).all())
+            await connection.execute(text(handed_out), {"prefix": f"{prefix}s", "person_ids": site})
+            await connection.execute(
+                text(
+                    "INSERT INTO rtls_cambus.tag_positions (tag_id, person_id, status, last_seen_at) "
+                    "SELECT tag_id, person_id, 'present', now() FROM rtls_cambus.tag_assignments "
+                    "WHERE person_id = ANY(:person_ids)"
+                ),
+                {"person_ids": site},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO rtls_cambus.alert_events (rule_name, kind, severity, message, dedup_key, "
+                    "cooldown_key, person_id, details, auto_resolve) "
+                    "SELECT 'not seen', 'person_not_seen', 'high', 'not seen', :prefix || person_id, "
+                    ":prefix || person_id, person_id, "
+                    "jsonb_build_object('last_seen_at', now() - interval '1 hour'), true "
+                    "FROM unnest(CAST(:person_ids AS bigint[])) AS person_id"
+                ),
+                {"prefix": prefix, "person_ids": site[:50]},
+            )
+            plan = await plan_of(connection, repository._resolve_ended(datetime.now(UTC), None))
+        finally:
+            await transaction.rollback()
+    assignment_scans, position_scans = scans_of(plan, "tag_assignments"), scans_of(plan, "tag_positions")
+    assert [scan.index for scan in assignment_scans] == ["ix_tag_assignments_person_id"]
+    assert [scan.index for scan in position_scans] == ["pk_tag_positions"]
+    assert all(scan.condition for scan in assignment_scans + position_scans), (assignment_scans, position_scans)

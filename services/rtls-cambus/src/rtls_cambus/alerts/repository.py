@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Insert,
+    Update,
     and_,
     bindparam,
     case,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -402,6 +404,14 @@ def _ended(ending: Ending) -> ColumnElement[bool]:
     return and_(*picked)
 
 
+# A person's open assignments are told by comparing `assigned_to` with a sub-select giving NULL rather than by
+# `assigned_to IS NULL`: that condition matches the partial index of open assignments, and a planner with statistics
+# of an emptied table reads every open assignment through it for each alert checked. Not seeing it, the planner
+# finds the person's assignments through the index by person, and each one's position by the tag's id, whatever the
+# statistics say.
+_STILL_OPEN = select(null().cast(DateTime(timezone=True))).scalar_subquery()
+
+
 def _over_now() -> ColumnElement[bool]:
     """Alerts whose situation the site's state shows is over, each kind its own way (see `resolution`)."""
     details = AlertEvent.details
@@ -421,9 +431,9 @@ def _over_now() -> ColumnElement[bool]:
         ),
         Kind.person_not_seen: exists().where(
             TagAssignment.person_id == AlertEvent.person_id,
-            TagAssignment.assigned_to.is_(None),
-            TagPosition.tag_id == TagAssignment.tag_id,
-            TagPosition.last_seen_at > last_seen,
+            TagAssignment.assigned_to.is_not_distinct_from(_STILL_OPEN),
+            select(TagPosition.last_seen_at).where(TagPosition.tag_id == TagAssignment.tag_id).scalar_subquery()
+            > last_seen,
         ),
         Kind.camera_event: exists().where(CameraEvent.id == camera_event_id, CameraEvent.type == "end"),
     }
@@ -438,8 +448,12 @@ async def resolve_ended(
     meanwhile (by hand, or by another replica) is left as it is, so running it again changes nothing."""
     if endings is not None and not endings:
         return []
+    return list((await session.scalars(_resolve_ended(now, endings))).all())
+
+
+def _resolve_ended(now: datetime, endings: Sequence[Ending] | None) -> Update:
     condition = or_(*(_ended(ending) for ending in endings)) if endings is not None else _over_now()
-    statement = (
+    return (
         update(AlertEvent)
         .where(AlertEvent.auto_resolve.is_(True), AlertEvent.status.in_(UNRESOLVED), condition)
         .values(
@@ -453,4 +467,3 @@ async def resolve_ended(
         .returning(AlertEvent)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return list((await session.scalars(statement)).all())
