@@ -22,6 +22,7 @@ from mirante.auth.service import issue_token
 from mirante.auth.tokens import TokenCodec
 from mirante.bus import Event
 from mirante.settings import InfraSettings
+from mirante.testing.plans import scans_of
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from mirante.testing.streams import wait_until
 from mirante.testing.webhooks import WebhookReceiverStarter
@@ -563,16 +564,6 @@ async def test_a_subscription_saved_through_the_api_gets_the_next_event_of_its_t
             await session.execute(delete(User).where(User.id == admin.id))
 
 
-def _scans_of_deliveries(plan: dict[str, object]) -> list[tuple[str, str | None]]:
-    """(node type, index name) of every scan of webhook_deliveries in `plan`."""
-    found = []
-    if plan.get("Relation Name") == "webhook_deliveries" and "Scan" in str(plan["Node Type"]):
-        found.append((str(plan["Node Type"]), plan.get("Index Name")))
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        found.extend(_scans_of_deliveries(child))
-    return found
-
-
 async def test_claims_and_attempt_logs_find_their_deliveries_by_id_whatever_the_statistics_say(
     db_engine: AsyncEngine,
 ) -> None:
@@ -629,16 +620,15 @@ async def test_claims_and_attempt_logs_find_their_deliveries_by_id_whatever_the_
             ]:
                 explain = text(f"EXPLAIN (FORMAT JSON) {statement.text}").bindparams(*statement._bindparams.values())
                 [[output]] = (await connection.execute(explain, parameters)).all()
-                plans[name] = _scans_of_deliveries(output[0]["Plan"])
+                plans[name] = scans_of(output[0]["Plan"], "webhook_deliveries")
         finally:
             await transaction.rollback()
     # The claim reads each subscription's oldest pending deliveries through the partial index, once; every other
     # read of the table, in both statements, is a lookup by id.
-    assert sorted(plans["claim"]) == sorted(
-        [
-            ("Index Scan", "ix_webhook_deliveries_due"),
-            ("Index Scan", "pk_webhook_deliveries"),
-            ("Index Scan", "pk_webhook_deliveries"),
-        ]
-    )
-    assert plans["record"] == [("Index Scan", "pk_webhook_deliveries")]
+    assert sorted(scan.index or "" for scan in plans["claim"]) == [
+        "ix_webhook_deliveries_due",
+        "pk_webhook_deliveries",
+        "pk_webhook_deliveries",
+    ]
+    assert [scan.index for scan in plans["record"]] == ["pk_webhook_deliveries"]
+    assert all(scan.condition for scan in plans["claim"] + plans["record"]), plans

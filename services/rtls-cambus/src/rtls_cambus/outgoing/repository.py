@@ -140,7 +140,10 @@ async def enqueue(
 # The check under the lock compares the status with the chosen row's rather than with 'pending': a constant there
 # matches the partial index of pending deliveries, and a planner whose statistics predate a burst (or that has none
 # yet) reads every pending delivery through it to find the few chosen, on every claim. Joined on the id only, the
-# chosen rows are found by the primary key whatever the statistics say.
+# chosen rows are found by the primary key whatever the statistics say. They are locked and leased by
+# `id = ANY(array of the chosen)`, and their subscriptions joined once leased: joined by id alone, or leased with
+# `id IN (sub-select)` beside the join to subscriptions, a planner with statistics of an emptied table reads the
+# whole table (through its primary key or the index by subscription) to find them.
 _CLAIM = text(
     """
     WITH room AS (
@@ -168,16 +171,19 @@ _CLAIM = text(
         SELECT d.id
         FROM chosen
         JOIN rtls_cambus.webhook_deliveries AS d ON d.id = chosen.id
-        WHERE d.status = chosen.status
+        WHERE d.id = ANY(ARRAY(SELECT id FROM chosen))
+          AND d.status = chosen.status
           AND (d.locked_until IS NULL OR d.locked_until < :now)
         FOR UPDATE OF d SKIP LOCKED
+    ),
+    leased AS (
+        UPDATE rtls_cambus.webhook_deliveries AS d
+        SET locked_until = :lease_until
+        WHERE d.id = ANY(ARRAY(SELECT id FROM locked))
+        RETURNING d.id, d.subscription_id, d.msg_id, d.payload, d.attempts, d.next_attempt_at
     )
-    UPDATE rtls_cambus.webhook_deliveries AS d
-    SET locked_until = :lease_until
-    FROM rtls_cambus.webhook_subscriptions AS s
-    WHERE d.id IN (SELECT id FROM locked) AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.msg_id, d.payload, d.attempts, d.next_attempt_at,
-              s.url, s.secret, s.previous_secret, s.previous_secret_expires_at
+    SELECT leased.*, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at
+    FROM leased JOIN rtls_cambus.webhook_subscriptions AS s ON s.id = leased.subscription_id
     """
 ).bindparams(
     bindparam("room_ids", type_=ARRAY(BigInteger)),
@@ -265,7 +271,9 @@ class Outcome:
 
 # The attempts logged and their deliveries updated (those still pending: one finished meanwhile, by a manual
 # redelivery's attempt, stays as it is), and the subscriptions that answered 410 disabled, in one statement. The
-# status is compared with the outcome's `was` rather than with a constant, for the reason given at the claim.
+# status is compared with the outcome's `was` rather than with a constant, for the reason given at the claim, and the
+# deliveries are found by `id = ANY(:delivery_ids)` (joined by id alone, the whole table is read under statistics of
+# an emptied table).
 _RECORD = text(
     """
     WITH outcome AS (
@@ -297,7 +305,7 @@ _RECORD = text(
         next_attempt_at = coalesce(o.retry_at, d.next_attempt_at),
         delivered_at = coalesce(o.delivered_at, d.delivered_at)
     FROM outcome AS o
-    WHERE d.id = o.delivery_id AND d.status = o.was
+    WHERE d.id = ANY(CAST(:delivery_ids AS bigint[])) AND d.id = o.delivery_id AND d.status = o.was
     """
 ).bindparams(
     bindparam("delivery_ids", type_=ARRAY(BigInteger)),
