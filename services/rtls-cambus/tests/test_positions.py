@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -137,42 +136,3 @@ async def test_gateways_are_found_by_id_whatever_the_statistics_say(db_engine: A
     scans = scans_of(plan, "devices")
     assert [scan.index for scan in scans] == ["pk_devices"]
     assert all(scan.condition for scan in scans), scans
-
-
-@pytest.mark.parametrize("forgotten", [False, True], ids=["statistics-of-a-history", "statistics-of-an-emptied-table"])
-async def test_a_batchs_tags_and_their_people_are_found_by_key_whatever_the_statistics_say(
-    db_engine: AsyncEngine, forgotten: bool
-) -> None:
-    """Statistics taken before a site's tags were handed out (autovacuum has not come by yet) must not turn the
-    lookup of a batch's tags into a read of every open assignment: tags are found by MAC, each one's person by the
-    tag's id."""
-    tags = (
-        "INSERT INTO rtls_cambus.tags (mac) SELECT :prefix || n FROM generate_series(1, :count) AS n RETURNING id, mac"
-    )
-    handed_out = (
-        "INSERT INTO rtls_cambus.tag_assignments (tag_id, person_id, assigned_from) "
-        "SELECT tag_id, :person_id, now() FROM unnest(CAST(:tag_ids AS bigint[])) AS tag_id"
-    )
-    prefix = uuid.uuid4().hex[:8]
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            person_id = await connection.scalar(
-                text("INSERT INTO rtls_cambus.people (full_name) VALUES ('someone') RETURNING id")
-            )
-            before = [row.id for row in await connection.execute(text(tags), {"prefix": f"{prefix}h", "count": 20})]
-            await connection.execute(text(handed_out), {"person_id": person_id, "tag_ids": before})
-            if forgotten:
-                await connection.execute(text("DELETE FROM rtls_cambus.tags WHERE id = ANY(:ids)"), {"ids": before})
-            await connection.execute(text("ANALYZE rtls_cambus.tags"))
-            await connection.execute(text("ANALYZE rtls_cambus.tag_assignments"))
-            burst = (await connection.execute(text(tags), {"prefix": f"{prefix}s", "count": 3000})).all()
-            await connection.execute(text(handed_out), {"person_id": person_id, "tag_ids": [row.id for row in burst]})
-            batch = repository._TAGS_BY_MAC.bindparams(macs=[row.mac for row in burst[:4]])
-            plan = await plan_of(connection, batch)
-        finally:
-            await transaction.rollback()
-    tag_scans, assignment_scans = scans_of(plan, "tags"), scans_of(plan, "tag_assignments")
-    assert [scan.index for scan in tag_scans] == ["uq_tags_mac"]
-    assert [scan.index for scan in assignment_scans] == ["uq_tag_assignments_open"]
-    assert all(scan.condition for scan in tag_scans + assignment_scans), (tag_scans, assignment_scans)

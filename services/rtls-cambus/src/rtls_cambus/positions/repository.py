@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Row, String, and_, any_, bindparam, exists, select, text
+from sqlalchemy import BigInteger, Row, and_, any_, bindparam, exists, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,14 +22,11 @@ from rtls_cambus.zones.models import Zone
 
 # Statements of the ingest's hot path, built once: arrays rather than IN lists, so each is one prepared statement
 # whatever the batch size.
-# Each tag's person is a sub-select keyed on the tag's id rather than a join: `assigned_to IS NULL` matches the
-# partial index of open assignments, and a planner without statistics, or with statistics of an emptied table,
-# reads every open assignment through it (once, or once per tag found) to find the batch's few.
 _TAGS_BY_MAC = text(
-    "SELECT t.mac, t.id, (SELECT a.person_id FROM rtls_cambus.tag_assignments a"
-    " WHERE a.tag_id = t.id AND a.assigned_to IS NULL) AS person_id"
-    " FROM rtls_cambus.tags t WHERE t.mac = ANY(CAST(:macs AS text[]))"
-).bindparams(bindparam("macs", type_=ARRAY(String)))
+    "SELECT t.mac, t.id, a.person_id FROM rtls_cambus.tags t"
+    " LEFT JOIN rtls_cambus.tag_assignments a ON a.tag_id = t.id AND a.assigned_to IS NULL"
+    " WHERE t.mac = ANY(CAST(:macs AS text[]))"
+)
 _CREATE_POSITIONS = text(
     "INSERT INTO rtls_cambus.tag_positions (tag_id) SELECT unnest(CAST(:ids AS bigint[])) ORDER BY 1"
     " ON CONFLICT DO NOTHING"
