@@ -18,7 +18,7 @@ from mirante.auth.principal import Principal
 from mirante.auth.roles import Role
 from mirante.bus import Event
 from mirante.bus.tables import outbox_table
-from mirante.testing.plans import plan_of, scans_of
+from mirante.testing.plans import plan_of, rolled_back, scans_of
 from rtls_cambus.alerts import repository, service
 from rtls_cambus.alerts.engine import AlertEngine
 from rtls_cambus.alerts.errors import AlertTransitionRefusedError
@@ -637,41 +637,37 @@ async def test_the_check_of_unseen_people_finds_their_tags_by_key_whatever_the_s
         "SELECT numbered.id, (CAST(:person_ids AS bigint[]))[numbered.n], now() - interval '1 day' FROM numbered"
     )
     prefix = uuid.uuid4().hex[:8]
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            before = list((await connection.scalars(text(people), {"count": 20})).all())
-            await connection.execute(text(handed_out), {"prefix": f"{prefix}h", "person_ids": before})
-            if forgotten:
-                await connection.execute(
-                    text("DELETE FROM rtls_cambus.tags WHERE mac LIKE :pattern"), {"pattern": f"{prefix}h%"}
-                )
-            for table in ("tags", "tag_assignments", "tag_positions", "alert_events"):
-                await connection.execute(text(f"ANALYZE rtls_cambus.{table}"))
-            site = list((await connection.scalars(text(people), {"count": 5000})).all())
-            await connection.execute(text(handed_out), {"prefix": f"{prefix}s", "person_ids": site})
+    async with rolled_back(db_engine) as connection:
+        before = list((await connection.scalars(text(people), {"count": 20})).all())
+        await connection.execute(text(handed_out), {"prefix": f"{prefix}h", "person_ids": before})
+        if forgotten:
             await connection.execute(
-                text(
-                    "INSERT INTO rtls_cambus.tag_positions (tag_id, person_id, status, last_seen_at) "
-                    "SELECT tag_id, person_id, 'present', now() FROM rtls_cambus.tag_assignments "
-                    "WHERE person_id = ANY(:person_ids)"
-                ),
-                {"person_ids": site},
+                text("DELETE FROM rtls_cambus.tags WHERE mac LIKE :pattern"), {"pattern": f"{prefix}h%"}
             )
-            await connection.execute(
-                text(
-                    "INSERT INTO rtls_cambus.alert_events (rule_name, kind, severity, message, dedup_key, "
-                    "cooldown_key, person_id, details, auto_resolve) "
-                    "SELECT 'not seen', 'person_not_seen', 'high', 'not seen', :prefix || person_id, "
-                    ":prefix || person_id, person_id, "
-                    "jsonb_build_object('last_seen_at', now() - interval '1 hour'), true "
-                    "FROM unnest(CAST(:person_ids AS bigint[])) AS person_id"
-                ),
-                {"prefix": prefix, "person_ids": site[:50]},
-            )
-            plan = await plan_of(connection, repository._resolve_ended(datetime.now(UTC), None))
-        finally:
-            await transaction.rollback()
+        for table in ("tags", "tag_assignments", "tag_positions", "alert_events"):
+            await connection.execute(text(f"ANALYZE rtls_cambus.{table}"))
+        site = list((await connection.scalars(text(people), {"count": 5000})).all())
+        await connection.execute(text(handed_out), {"prefix": f"{prefix}s", "person_ids": site})
+        await connection.execute(
+            text(
+                "INSERT INTO rtls_cambus.tag_positions (tag_id, person_id, status, last_seen_at) "
+                "SELECT tag_id, person_id, 'present', now() FROM rtls_cambus.tag_assignments "
+                "WHERE person_id = ANY(:person_ids)"
+            ),
+            {"person_ids": site},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO rtls_cambus.alert_events (rule_name, kind, severity, message, dedup_key, "
+                "cooldown_key, person_id, details, auto_resolve) "
+                "SELECT 'not seen', 'person_not_seen', 'high', 'not seen', :prefix || person_id, "
+                ":prefix || person_id, person_id, "
+                "jsonb_build_object('last_seen_at', now() - interval '1 hour'), true "
+                "FROM unnest(CAST(:person_ids AS bigint[])) AS person_id"
+            ),
+            {"prefix": prefix, "person_ids": site[:50]},
+        )
+        plan = await plan_of(connection, repository._resolve_ended(datetime.now(UTC), None))
     assignment_scans, position_scans = scans_of(plan, "tag_assignments"), scans_of(plan, "tag_positions")
     assert [scan.index for scan in assignment_scans] == ["ix_tag_assignments_person_id"]
     assert [scan.index for scan in position_scans] == ["pk_tag_positions"]

@@ -28,7 +28,7 @@ from mirante.devstack.mqtt_broker import EmbeddedMqttBroker
 from mirante.mqtt import Publisher, discard_session
 from mirante.settings import InfraSettings
 from mirante.testing.mqtt import MqttSessions, running, unique_client_id, wait_for_scalar
-from mirante.testing.plans import plan_of, scans_of
+from mirante.testing.plans import plan_of, rolled_back, scans_of
 from mirante.testing.plugin import ClientFactory
 from mirante.testing.streams import wait_until
 from rtls_cambus.config import Settings
@@ -552,22 +552,18 @@ async def test_a_batch_marks_its_gateways_seen_by_mac_and_id_whatever_the_statis
         "FROM generate_series(1, :count) AS n RETURNING mac"
     )
     prefix = uuid.uuid4().hex[:8]
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            before = await connection.scalars(text(gateways), {"prefix": f"{prefix}h", "count": 20})
-            if forgotten:
-                await connection.execute(
-                    text("DELETE FROM rtls_cambus.devices WHERE mac = ANY(:macs)"), {"macs": list(before.all())}
-                )
-            await connection.execute(text("ANALYZE rtls_cambus.devices"))
-            burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
-            macs = sorted(burst.all())[:4]
-            now = datetime.now(UTC)
-            batch = repository._MARK_SEEN.bindparams(macs=macs, states=["online"] * 4, times=[now] * 4)
-            plan = await plan_of(connection, batch)
-        finally:
-            await transaction.rollback()
+    async with rolled_back(db_engine) as connection:
+        before = await connection.scalars(text(gateways), {"prefix": f"{prefix}h", "count": 20})
+        if forgotten:
+            await connection.execute(
+                text("DELETE FROM rtls_cambus.devices WHERE mac = ANY(:macs)"), {"macs": list(before.all())}
+            )
+        await connection.execute(text("ANALYZE rtls_cambus.devices"))
+        burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
+        macs = sorted(burst.all())[:4]
+        now = datetime.now(UTC)
+        batch = repository._MARK_SEEN.bindparams(macs=macs, states=["online"] * 4, times=[now] * 4)
+        plan = await plan_of(connection, batch)
     scans = scans_of(plan, "devices")
     assert {scan.index for scan in scans} == {"pk_devices", "uq_devices_gateway_mac"}
     assert all(scan.condition for scan in scans), scans

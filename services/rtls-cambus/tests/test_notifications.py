@@ -26,7 +26,7 @@ from mirante.bus.tables import outbox_table
 from mirante.db import create_sessionmaker
 from mirante.settings import InfraSettings, SmtpSettings
 from mirante.testing.mail import MailServer
-from mirante.testing.plans import plan_of, scans_of
+from mirante.testing.plans import plan_of, rolled_back, scans_of
 from mirante.testing.plugin import HeadersFactory
 from mirante.testing.streams import publish_event
 from rtls_cambus.chatwoot.models import ChatwootDelivery
@@ -405,19 +405,15 @@ async def test_a_claim_finds_the_users_notifications_by_recipient_whatever_the_s
         "due_at) SELECT gen_random_uuid(), 'alert', n % 500, 'someone@example.com', 'an alert', '{}', :status, "
         "now() - interval '1 minute' FROM generate_series(1, :count) AS n RETURNING id"
     )
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            sent = await connection.scalars(text(burst), {"status": "sent", "count": 1000})
-            if forgotten:
-                await connection.execute(
-                    text("DELETE FROM rtls_cambus.mail_notifications WHERE id = ANY(:ids)"), {"ids": list(sent.all())}
-                )
-            await connection.execute(text("ANALYZE rtls_cambus.mail_notifications"))
-            await connection.execute(text(burst), {"status": "pending", "count": 5000})
-            plan = await plan_of(connection, repository._claim_for_user(7, now, now + timedelta(minutes=1), 20))
-        finally:
-            await transaction.rollback()
+    async with rolled_back(db_engine) as connection:
+        sent = await connection.scalars(text(burst), {"status": "sent", "count": 1000})
+        if forgotten:
+            await connection.execute(
+                text("DELETE FROM rtls_cambus.mail_notifications WHERE id = ANY(:ids)"), {"ids": list(sent.all())}
+            )
+        await connection.execute(text("ANALYZE rtls_cambus.mail_notifications"))
+        await connection.execute(text(burst), {"status": "pending", "count": 5000})
+        plan = await plan_of(connection, repository._claim_for_user(7, now, now + timedelta(minutes=1), 20))
     scans = scans_of(plan, "mail_notifications")
     assert sorted(scan.index or "" for scan in scans) == ["ix_mail_notifications_recipient", "pk_mail_notifications"]
     assert all(scan.condition for scan in scans), scans

@@ -22,7 +22,7 @@ from mirante.auth.service import issue_token
 from mirante.auth.tokens import TokenCodec
 from mirante.bus import Event
 from mirante.settings import InfraSettings
-from mirante.testing.plans import scans_of
+from mirante.testing.plans import rolled_back, scans_of
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 from mirante.testing.streams import wait_until
 from mirante.testing.webhooks import WebhookReceiverStarter
@@ -570,59 +570,55 @@ async def test_claims_and_attempt_logs_find_their_deliveries_by_id_whatever_the_
     """Statistics taken before a burst of deliveries (autovacuum has not come by yet) must not turn the claim's
     re-check and the attempt log into a read of every pending delivery: each finds its rows by the primary key."""
     now = datetime.now(UTC)
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            subscription_id = await connection.scalar(
-                text(
-                    "INSERT INTO rtls_cambus.webhook_subscriptions (url, event_types, secret) "
-                    "VALUES ('http://127.0.0.1:9/hook', '{rtls.gateway.offline}', 'whsec_x') RETURNING id"
-                )
+    async with rolled_back(db_engine) as connection:
+        subscription_id = await connection.scalar(
+            text(
+                "INSERT INTO rtls_cambus.webhook_subscriptions (url, event_types, secret) "
+                "VALUES ('http://127.0.0.1:9/hook', '{rtls.gateway.offline}', 'whsec_x') RETURNING id"
             )
-            await connection.execute(text("ANALYZE rtls_cambus.webhook_deliveries"))
-            burst = await connection.scalars(
-                text(
-                    "INSERT INTO rtls_cambus.webhook_deliveries "
-                    "(subscription_id, msg_id, event_id, event_type, payload) "
-                    "SELECT :subscription_id, 'msg_' || n, gen_random_uuid(), 'rtls.gateway.offline', '\\x7b7d' "
-                    "FROM generate_series(1, 5000) AS n RETURNING id"
-                ),
-                {"subscription_id": subscription_id},
-            )
-            some = list(burst.all())[:4]
-            claim = {
-                "room_ids": [subscription_id],
-                "room_counts": [16],
-                "held_ids": [],
-                "now": now,
-                "lease_until": now + timedelta(seconds=60),
-                "default_room": 4,
-                "free": 16,
-            }
-            record = {
-                "delivery_ids": some,
-                "attempted_at": [now] * 4,
-                "durations_ms": [3] * 4,
-                "status_codes": [200] * 4,
-                "errors": [None] * 4,
-                "excerpts": ["ok"] * 4,
-                "attempts": [1] * 4,
-                "statuses": ["delivered"] * 4,
-                "retry_at": [None] * 4,
-                "delivered_at": [now] * 4,
-                "gone_subscriptions": [],
-                "gone_reason": repository.GONE_REASON,
-            }
-            plans = {}
-            for name, statement, parameters in [
-                ("claim", repository._CLAIM, claim),
-                ("record", repository._RECORD, record),
-            ]:
-                explain = text(f"EXPLAIN (FORMAT JSON) {statement.text}").bindparams(*statement._bindparams.values())
-                [[output]] = (await connection.execute(explain, parameters)).all()
-                plans[name] = scans_of(output[0]["Plan"], "webhook_deliveries")
-        finally:
-            await transaction.rollback()
+        )
+        await connection.execute(text("ANALYZE rtls_cambus.webhook_deliveries"))
+        burst = await connection.scalars(
+            text(
+                "INSERT INTO rtls_cambus.webhook_deliveries "
+                "(subscription_id, msg_id, event_id, event_type, payload) "
+                "SELECT :subscription_id, 'msg_' || n, gen_random_uuid(), 'rtls.gateway.offline', '\\x7b7d' "
+                "FROM generate_series(1, 5000) AS n RETURNING id"
+            ),
+            {"subscription_id": subscription_id},
+        )
+        some = list(burst.all())[:4]
+        claim = {
+            "room_ids": [subscription_id],
+            "room_counts": [16],
+            "held_ids": [],
+            "now": now,
+            "lease_until": now + timedelta(seconds=60),
+            "default_room": 4,
+            "free": 16,
+        }
+        record = {
+            "delivery_ids": some,
+            "attempted_at": [now] * 4,
+            "durations_ms": [3] * 4,
+            "status_codes": [200] * 4,
+            "errors": [None] * 4,
+            "excerpts": ["ok"] * 4,
+            "attempts": [1] * 4,
+            "statuses": ["delivered"] * 4,
+            "retry_at": [None] * 4,
+            "delivered_at": [now] * 4,
+            "gone_subscriptions": [],
+            "gone_reason": repository.GONE_REASON,
+        }
+        plans = {}
+        for name, statement, parameters in [
+            ("claim", repository._CLAIM, claim),
+            ("record", repository._RECORD, record),
+        ]:
+            explain = text(f"EXPLAIN (FORMAT JSON) {statement.text}").bindparams(*statement._bindparams.values())
+            [[output]] = (await connection.execute(explain, parameters)).all()
+            plans[name] = scans_of(output[0]["Plan"], "webhook_deliveries")
     # The claim reads each subscription's oldest pending deliveries through the partial index, once; every other
     # read of the table, in both statements, is a lookup by id.
     assert sorted(scan.index or "" for scan in plans["claim"]) == [

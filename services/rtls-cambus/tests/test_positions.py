@@ -10,7 +10,7 @@ import pytest_asyncio
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from mirante.testing.plans import plan_of, scans_of
+from mirante.testing.plans import plan_of, rolled_back, scans_of
 from rtls_cambus.devices.models import Device
 from rtls_cambus.positions import repository
 from rtls_cambus.positions.engine import EngineParams
@@ -119,20 +119,16 @@ async def test_gateways_are_found_by_id_whatever_the_statistics_say(db_engine: A
         "FROM generate_series(1, :count) AS n RETURNING id"
     )
     prefix = uuid.uuid4().hex[:8]
-    async with db_engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            # Pages but no live rows: the statistics of a table whose rows were all removed, or of a first test site.
-            gone = await connection.scalars(text(gateways), {"prefix": f"{prefix}g", "count": 20})
-            await connection.execute(
-                text("DELETE FROM rtls_cambus.devices WHERE id = ANY(:ids)"), {"ids": list(gone.all())}
-            )
-            await connection.execute(text("ANALYZE rtls_cambus.devices"))
-            burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
-            some = list(burst.all())[:4]
-            plan = await plan_of(connection, repository._DEVICES_BY_ID.params(ids=some))
-        finally:
-            await transaction.rollback()
+    async with rolled_back(db_engine) as connection:
+        # Pages but no live rows: the statistics of a table whose rows were all removed, or of a first test site.
+        gone = await connection.scalars(text(gateways), {"prefix": f"{prefix}g", "count": 20})
+        await connection.execute(
+            text("DELETE FROM rtls_cambus.devices WHERE id = ANY(:ids)"), {"ids": list(gone.all())}
+        )
+        await connection.execute(text("ANALYZE rtls_cambus.devices"))
+        burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
+        some = list(burst.all())[:4]
+        plan = await plan_of(connection, repository._DEVICES_BY_ID.params(ids=some))
     scans = scans_of(plan, "devices")
     assert [scan.index for scan in scans] == ["pk_devices"]
     assert all(scan.condition for scan in scans), scans

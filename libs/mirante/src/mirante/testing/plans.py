@@ -5,12 +5,13 @@ asks for the plan, all in one transaction that it rolls back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ClauseElement
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,18 @@ class Scan:
 
     index: str | None
     condition: str | None
+
+
+@asynccontextmanager
+async def rolled_back(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction rolled back at the end: the rows, and the statistics, a plan test makes are
+    gone after it."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
 
 
 async def plan_of(connection: AsyncConnection, statement: ClauseElement) -> dict[str, Any]:
