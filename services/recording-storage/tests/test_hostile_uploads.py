@@ -182,6 +182,14 @@ async def test_retention_deletes_old_recordings(
     assert (await client.get(f"/api/v1/recordings/{old['id']}", headers=viewer)).status_code == 404
     assert (await client.get(f"/api/v1/recordings/{new['id']}", headers=viewer)).status_code == 200
     assert not any(old["id"].replace("-", "") in name for name in api.files_under(storage_dir))
+    events = (
+        await db_session.execute(
+            text("SELECT type, envelope FROM recording_storage.outbox WHERE subject = :s ORDER BY created_at"),
+            {"s": f"recording/{old['id']}"},
+        )
+    ).all()
+    assert [row.type for row in events] == ["recording.upload.completed", "recording.deleted"]
+    assert events[1].envelope["data"]["reason"] == "retention"
 
 
 def _shared_sessionmaker(db_session: AsyncSession) -> Any:
