@@ -1,7 +1,9 @@
 """`recording_client` against the real recording-storage under uvicorn on 127.0.0.1, its API key sent as
 `Authorization: Bearer`: a whole upload then list and a ranged download; an upload cut mid-file by a faulty
 proxy and resumed by a restarted manager from its state file, sending only what the server lacks; a byte flipped
-on the wire caught at finalize and sent again; an expired session replaced; a wrong token failing at once."""
+on the wire caught at finalize and sent again; an expired session replaced; a wrong token and a video over the
+server's maximum failing at once; a body longer than declared refused with nothing of it kept; and the S3 backend
+(moto's server) taking a cut upload in parts and serving it back."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import httpx
+import pytest
 import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -24,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from mirante.auth.commands import create_api_key
 from mirante.testing.browser import AppServer
 from mirante.testing.proxy import FaultyProxy
-from recording_client import AuthenticationError, RecordingUploadClient, UploadManager
+from recording_client import AuthenticationError, RecordingUploadClient, UploadManager, ValidationError
 from recording_client.clock import SystemClock
 from recording_storage.config import Settings
 from recording_storage.main import create_app
@@ -62,8 +66,8 @@ async def proxy(server: str) -> AsyncIterator[FaultyProxy]:
         yield running
 
 
-def recording(folder: Path, machine: str) -> tuple[Path, Path, bytes]:
-    video = os.urandom(VIDEO_BYTES)
+def recording(folder: Path, machine: str, size: int = VIDEO_BYTES) -> tuple[Path, Path, bytes]:
+    video = os.urandom(size)
     video_path = folder / f"rdp_{machine}.mp4"
     video_path.write_bytes(video)
     metadata_path = folder / f"rdp_{machine}_metadata.json"
@@ -106,13 +110,26 @@ async def _server_status(base: str, token: str, session_id: str) -> httpx.Respon
         return await http.get(f"/api/v1/uploads/{session_id}/status")
 
 
-async def _interrupted(base: str, proxy: FaultyProxy, token: str, tmp_path: Path, machine: str) -> tuple[Any, ...]:
+async def _received_once_released(base: str, token: str, session_id: str) -> int:
+    """The video bytes the server holds, once it has seen the end of a cut request (which holds the file)."""
+
+    async def released() -> bool:
+        return not (await _server_status(base, token, session_id)).json()["video"]["uploading"]
+
+    await _until(released)
+    received: int = (await _server_status(base, token, session_id)).json()["video"]["received"]
+    return received
+
+
+async def _interrupted(
+    base: str, proxy: FaultyProxy, token: str, tmp_path: Path, machine: str, size: int = VIDEO_BYTES
+) -> tuple[Any, ...]:
     """A manager whose upload is cut after about half the video, stopped while it waits to retry."""
-    video_path, metadata_path, video = recording(tmp_path, machine)
+    video_path, metadata_path, video = recording(tmp_path, machine, size)
     state = tmp_path / "state.json"
     first = manager(base, token, state, clock=StalledClock())
     await first.start()
-    proxy.cut_after(VIDEO_BYTES // 2)
+    proxy.cut_after(size // 2)
     task_id = await first.upload_recording(video_path, metadata_path, session_info=session_info(machine))
 
     async def retrying() -> bool:
@@ -156,12 +173,7 @@ async def test_a_cut_upload_resumes_after_a_restart_sending_only_what_is_missing
     video, state, task_id, session_id = await _interrupted(
         proxy.url, proxy, bearer_key, tmp_path, f"desk-{uuid.uuid4().hex[:8]}"
     )
-
-    async def released() -> bool:
-        return not (await _server_status(server, bearer_key, session_id)).json()["video"]["uploading"]
-
-    await _until(released)
-    held = (await _server_status(server, bearer_key, session_id)).json()["video"]["received"]
+    held = await _received_once_released(server, bearer_key, session_id)
     assert 0 < held < VIDEO_BYTES
 
     sent_before = proxy.bytes_up
@@ -242,3 +254,108 @@ async def test_a_wrong_token_fails_at_once_without_retries(server: str, tmp_path
         else:
             raise AssertionError("a wrong token was accepted")
         await uploads.client.aclose()
+
+
+async def test_a_recording_over_the_servers_maximum_fails_at_once_as_invalid(
+    serve_app: AppServer, settings: Settings, bearer_key: str, tmp_path: Path
+) -> None:
+    limit = VIDEO_BYTES - 1
+    server = await serve_app(create_app(settings.model_copy(update={"max_video_bytes": limit})))
+    machine = f"desk-{uuid.uuid4().hex[:8]}"
+    video_path, metadata_path, _ = recording(tmp_path, machine)
+    failures: list[str] = []
+    async with manager(server, bearer_key, tmp_path / "state.json", clock=StalledClock()) as uploads:
+        uploads.on_upload_failed = lambda task, error: failures.append(error)
+        task_id = await uploads.upload_recording(video_path, metadata_path, session_info=session_info(machine))
+        await uploads.wait_idle()
+        status = uploads.get_upload_status(task_id)
+        assert status is not None and status["status"] == "failed"
+        assert status["retry_count"] == 0
+        assert len(failures) == 1 and failures[0].startswith("413 file_too_large")
+        try:
+            await uploads.client.create_session({**session_info(machine), "file_size": VIDEO_BYTES})
+        except ValidationError as error:
+            assert error.status_code == 413
+            assert error.details["limit"] == limit
+        else:
+            raise AssertionError("a video over the maximum was accepted")
+        assert (await uploads.client.list_recordings(machine=machine))["results"] == []
+        await uploads.client.aclose()
+
+
+async def test_a_body_longer_than_declared_is_refused_keeping_nothing_of_it(
+    server: str, bearer_key: str, tmp_path: Path, storage_dir: Path
+) -> None:
+    machine = f"desk-{uuid.uuid4().hex[:8]}"
+    _, _, video = recording(tmp_path, machine)
+    raw = {"Content-Type": "application/octet-stream"}
+    async with httpx.AsyncClient(base_url=server, headers={"Authorization": f"Bearer {bearer_key}"}) as http:
+        created = await http.post(
+            "/api/v1/uploads/create-session", json={**session_info(machine), "file_size": VIDEO_BYTES}
+        )
+        assert created.status_code == 201, created.text
+        session_id, url = created.json()["session_id"], created.json()["video_upload_url"]
+        assert (await http.post(url, content=video[:1000], headers={**raw, "Upload-Offset": "0"})).status_code == 200
+
+        async def past_the_end() -> AsyncIterator[bytes]:
+            # Many write buffers reach the disk before the last chunk goes past the declared size.
+            for start in range(1000, VIDEO_BYTES, CHUNK):
+                yield video[start : start + CHUNK]
+            yield b"more than declared"
+
+        refused = await http.post(url, content=past_the_end(), headers={**raw, "Upload-Offset": "1000"})
+        assert refused.status_code == 413
+        assert refused.json()["error"]["code"] == "body_beyond_size"
+    held = (await _server_status(server, bearer_key, session_id)).json()["video"]
+    assert (held["received"], held["uploading"]) == (1000, False)
+    assert (storage_dir / "uploads" / session_id / "video").stat().st_size == 1000
+
+
+@pytest.mark.parametrize("backend", ["s3"])
+async def test_the_s3_backend_resumes_a_cut_upload_and_serves_it_from_its_parts(
+    server: str,
+    proxy: FaultyProxy,
+    bearer_key: str,
+    tmp_path: Path,
+    settings: Settings,
+    moto_endpoint: str,
+    db_engine: AsyncEngine,
+) -> None:
+    part = settings.s3_part_size_bytes
+    size = 2 * part + 300_000  # two whole parts and the tail, which becomes the third
+    video, state, task_id, session_id = await _interrupted(
+        proxy.url, proxy, bearer_key, tmp_path, f"desk-{uuid.uuid4().hex[:8]}", size
+    )
+    held = await _received_once_released(server, bearer_key, session_id)
+    assert part < held < size  # the first part went to S3 before the cut, the rest of what arrived to the tail
+
+    async with manager(proxy.url, bearer_key, state) as second:
+        await second.wait_idle()
+        status = second.get_upload_status(task_id)
+        assert status is not None and status["status"] == "completed", status
+        assert second.tasks[0].sessions_opened == 1
+        await second.client.aclose()
+    file_id = status["server_file_id"]
+    async with httpx.AsyncClient(base_url=server, headers={"Authorization": f"Bearer {bearer_key}"}) as http:
+        whole = await http.get(f"/api/v1/recordings/{file_id}/content")
+        assert whole.content == video
+        start, end = part - 10, part + 10
+        across = await http.get(f"/api/v1/recordings/{file_id}/content", headers={"Range": f"bytes={start}-{end}"})
+        assert across.status_code == 206
+        assert across.content == video[start : end + 1]
+
+    async with db_engine.connect() as connection:
+        object_key = (
+            await connection.execute(
+                text(
+                    "SELECT o.object_key FROM recording_storage.s3_objects o "
+                    "JOIN recording_storage.recordings r ON o.key = r.video_key WHERE r.id = :id"
+                ),
+                {"id": file_id},
+            )
+        ).scalar_one()
+    head = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").head_object(
+        Bucket=settings.s3_bucket, Key=object_key
+    )
+    assert head["ContentLength"] == size
+    assert head["ETag"].endswith('-3"')  # a multipart object of three parts
