@@ -21,7 +21,8 @@ from recording_storage.storage.local import LocalStorage
 VIDEO = os.urandom(50_000)
 
 
-def files_under(root: Path) -> set[str]:
+def paths_under(root: Path) -> set[str]:
+    """Files and folders: a refused request must not even make a folder."""
     return {str(path.relative_to(root)) for path in root.rglob("*")} if root.exists() else set()
 
 
@@ -41,7 +42,7 @@ async def test_hostile_session_ids_are_refused(
             method, f"/api/v1/uploads/{session_id}/{suffix}", content=b"x" * 10, headers=uploader
         )
         assert 400 <= response.status_code < 500, (session_id, suffix, response.status_code)
-    assert files_under(storage_dir) == set()
+    assert paths_under(storage_dir) == set()
 
 
 async def test_file_names_never_come_from_the_client(
@@ -132,6 +133,7 @@ async def test_an_expired_session_is_410_and_swept(
     api: Any,
     uploader: dict[str, str],
     db_session: AsyncSession,
+    shared_sessionmaker: Any,
     settings: Settings,
     storage_dir: Path,
 ) -> None:
@@ -146,10 +148,9 @@ async def test_an_expired_session_is_410_and_swept(
     assert (await api.send(created["video_upload_url"], uploader, VIDEO[500:], offset=500)).status_code == 410
     assert (await api.finalize(sid, uploader)).status_code == 410
 
-    sessionmaker = _shared_sessionmaker(db_session)
-    report = await sweep(sessionmaker, LocalStorage(storage_dir), settings)
+    report = await sweep(shared_sessionmaker, LocalStorage(storage_dir), settings)
     assert report.expired_sessions >= 1
-    assert not any(name.startswith(f"uploads/{sid}") for name in files_under(storage_dir))
+    assert not any(name.startswith(f"uploads/{sid}") for name in paths_under(storage_dir))
     events = (
         await db_session.execute(
             text("SELECT type, envelope FROM recording_storage.outbox WHERE subject = :s"),
@@ -167,6 +168,7 @@ async def test_retention_deletes_old_recordings(
     uploader: dict[str, str],
     viewer: dict[str, str],
     db_session: AsyncSession,
+    shared_sessionmaker: Any,
     settings: Settings,
     storage_dir: Path,
 ) -> None:
@@ -177,7 +179,7 @@ async def test_retention_deletes_old_recordings(
         {"id": old["id"]},
     )
     kept = settings.model_copy(update={"retention_days": 30})
-    report = await sweep(_shared_sessionmaker(db_session), LocalStorage(storage_dir), kept)
+    report = await sweep(shared_sessionmaker, LocalStorage(storage_dir), kept)
     assert report.deleted_recordings >= 1
     assert (await client.get(f"/api/v1/recordings/{old['id']}", headers=viewer)).status_code == 404
     assert (await client.get(f"/api/v1/recordings/{new['id']}", headers=viewer)).status_code == 200
@@ -190,23 +192,3 @@ async def test_retention_deletes_old_recordings(
     ).all()
     assert [row.type for row in events] == ["recording.upload.completed", "recording.deleted"]
     assert events[1].envelope["data"]["reason"] == "retention"
-
-
-def _shared_sessionmaker(db_session: AsyncSession) -> Any:
-    """A sessionmaker handing out the test's own session, each transaction a savepoint, so what a sweep commits
-    stays inside the test's transaction."""
-
-    class _Session:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(db_session, name)
-
-        def begin(self) -> Any:
-            return db_session.begin_nested()
-
-        async def __aenter__(self) -> Any:
-            return self
-
-        async def __aexit__(self, *args: object) -> None:
-            return None
-
-    return _Session
