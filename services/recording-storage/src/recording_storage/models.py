@@ -1,4 +1,5 @@
-"""Tables of the `recording_storage` schema: upload sessions, the files they receive, and finished recordings.
+"""Tables of the `recording_storage` schema: upload sessions, the files they receive, finished recordings, and
+the tally of failed uploads.
 
 Upload sessions and recordings are separate tables so that a recording exists (is listed, can be read) only once
 its upload was verified: finishing inserts the recording row in the same transaction that closes the session.
@@ -7,18 +8,21 @@ its upload was verified: finishing inserts the recording row in the same transac
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -29,6 +33,9 @@ from recording_storage.db import Base
 
 SESSION_STATUSES: Final = ("open", "completed", "expired")
 SHA256_CHECK: Final = "~ '^[0-9a-f]{64}$'"
+EXPIRED: Final = "expired"
+FAILURE_REASONS: Final = (EXPIRED, "checksum_mismatch", "metadata_invalid")
+"""Why an upload failed: its session expired unfinished, or a finish was refused (422) with that error code."""
 
 
 class UploadSession(Base):
@@ -142,4 +149,26 @@ class Recording(Base):
         Index("ix_recordings_server_ip", "server_ip"),
         Index("ix_recordings_tenant_created_at", "tenant", "created_at"),
         Index("ix_recordings_owner_client_session", "owner_kind", "owner_id", "client_session_id"),
+    )
+
+
+class UploadFailure(Base):
+    """Failed uploads counted per UTC day, tenant and reason, each count raised in the transaction of its failure.
+
+    Kept when the sessions go (a few rows a day), so the statistics count failures over any span of days.
+    """
+
+    __tablename__ = "upload_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, comment="UTC day of the failure (a session's: the day it expired)")
+    tenant: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, comment="expired, or the code a refused finish answered")
+    count: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint(f"reason IN {FAILURE_REASONS!r}", name="reason_known"),
+        CheckConstraint("count >= 0", name="count_not_negative"),
+        # Sessions without a tenant are counted in one row per day and reason too.
+        UniqueConstraint("day", "tenant", "reason", postgresql_nulls_not_distinct=True),
     )

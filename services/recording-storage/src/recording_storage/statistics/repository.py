@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, and_, cast, func, or_, select
+from sqlalchemy import Date, and_, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recording_storage.models import Recording, UploadFile, UploadSession
+from recording_storage.models import EXPIRED, Recording, UploadFailure, UploadFile, UploadSession
 
 
 @dataclass(frozen=True)
@@ -43,23 +43,36 @@ async def volume_by_day(db: AsyncSession, since: datetime, reach: Reach) -> dict
     return {row[0]: (int(row[1]), int(row[2])) for row in await db.execute(statement)}
 
 
-def _failed(now: datetime) -> Any:
-    # An open session past its expiry is abandoned even before the sweeper marks it.
-    return or_(
-        UploadSession.status == "expired",
-        and_(UploadSession.status == "open", UploadSession.expires_at <= now),
+async def failures_by_day(db: AsyncSession, since: datetime, now: datetime, reach: Reach) -> dict[date, dict[str, int]]:
+    """Per UTC day from `since` (a UTC midnight) and per reason: the failure tally, plus the open sessions past
+    their expiry that no sweep has expired yet (as expired, on the day they expired; the sweep counts them when it
+    marks them). One statement, so a sweep committing meanwhile is counted once."""
+    tallied = select(
+        UploadFailure.day.label("day"), UploadFailure.reason.label("reason"), UploadFailure.count.label("count")
+    ).where(UploadFailure.day >= since.astimezone(UTC).date(), _tenant(UploadFailure.tenant, reach))
+    expiry_day = _utc_day(UploadSession.expires_at)
+    unswept = (
+        select(expiry_day, literal(EXPIRED), func.count())
+        .where(
+            UploadSession.status == "open",
+            UploadSession.expires_at <= now,
+            UploadSession.expires_at >= since,
+            _tenant(UploadSession.tenant, reach),
+        )
+        .group_by(expiry_day)
     )
+    both = union_all(tallied, unswept).subquery()
+    statement = select(both.c.day, both.c.reason, func.sum(both.c.count)).group_by(both.c.day, both.c.reason)
+    failures: dict[date, dict[str, int]] = {}
+    for day, reason, count in await db.execute(statement):
+        if count:
+            failures.setdefault(day, {})[reason] = int(count)
+    return failures
 
 
-async def failures_by_day(db: AsyncSession, since: datetime, now: datetime, reach: Reach) -> dict[date, int]:
-    """Per UTC day of expiry from `since`: sessions that expired unfinished (and are still held)."""
-    day = _utc_day(UploadSession.expires_at).label("day")
-    statement = (
-        select(day, func.count())
-        .where(_failed(now), UploadSession.expires_at >= since, _tenant(UploadSession.tenant, reach))
-        .group_by(day)
-    )
-    return {row[0]: int(row[1]) for row in await db.execute(statement)}
+async def first_failure_day(db: AsyncSession) -> date | None:
+    """The first day of the failure tally: the day counting began (the tally is never trimmed)."""
+    return await db.scalar(select(func.min(UploadFailure.day)))
 
 
 @dataclass(frozen=True)

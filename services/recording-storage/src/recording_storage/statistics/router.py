@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from mirante.db import Session
-from recording_storage.deps import AppSettings
 from recording_storage.recordings.deps import READ_SCOPE, RecordingOperator
 from recording_storage.statistics import service
 from recording_storage.statistics.schemas import DaysQuery, UploadStatistics
@@ -22,9 +21,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("/statistics", responses=RESPONSES)
 async def upload_statistics(
-    session: Session, caller: RecordingOperator, settings: AppSettings, response: Response, days: DaysQuery = 30
+    session: Session, caller: RecordingOperator, response: Response, days: DaysQuery = 30
 ) -> UploadStatistics:
-    """Per UTC day: recordings finished, their bytes, sessions that expired unfinished; and the sessions in
-    progress now. A tenant-bound caller sees its tenant's figures."""
+    """Per UTC day: recordings finished, their bytes, failed uploads (sessions that expired unfinished, finishes
+    refused) by reason; and the sessions in progress now. A tenant-bound caller sees its tenant's figures."""
     response.headers["Cache-Control"] = "no-store"
-    return await service.upload_statistics(session, caller, days, settings.session_ttl_seconds)
+    return await service.upload_statistics(session, caller, days)

@@ -20,7 +20,13 @@ class DayFigures(BaseModel):
     recordings: int = Field(description="recordings finished that day")
     bytes: int = Field(description="their bytes, video plus metadata")
     failed_sessions: int = Field(
-        description="upload sessions that expired unfinished that day (see failures_known_since)"
+        description="failed uploads that day: sessions that expired unfinished (on the day they expired) and "
+        "finishes refused for what the files held (422)"
+    )
+    failures_by_reason: dict[str, int] = Field(
+        default_factory=dict,
+        description="failed_sessions by reason: expired, checksum_mismatch, metadata_invalid; reasons without "
+        "failures are left out",
     )
 
 
@@ -35,6 +41,7 @@ class Totals(BaseModel):
     recordings: int
     bytes: int
     failed_sessions: int
+    failures_by_reason: dict[str, int] = Field(default_factory=dict, description="failed_sessions by reason")
 
 
 class UploadStatistics(BaseModel):
@@ -45,6 +52,5 @@ class UploadStatistics(BaseModel):
     totals: Totals
     in_progress: InProgressFigures
     failures_known_since: datetime = Field(
-        description="expired sessions are kept one session lifetime after expiring; failures before this are no "
-        "longer counted"
+        description="the start of the UTC day the failure tally began; failures before it are not counted"
     )

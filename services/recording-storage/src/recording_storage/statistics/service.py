@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from recording_storage.statistics.schemas import DayFigures, InProgressFigures, 
 
 
 async def upload_statistics(
-    db: AsyncSession, caller: Principal, days: int, session_ttl_seconds: int, now: datetime | None = None
+    db: AsyncSession, caller: Principal, days: int, now: datetime | None = None
 ) -> UploadStatistics:
     """The last `days` UTC days (today included) of the caller's reach, and the uploads in progress now."""
     moment = now or datetime.now(UTC)
@@ -24,11 +25,21 @@ async def upload_statistics(
     volume = await repository.volume_by_day(db, since, reach)
     failures = await repository.failures_by_day(db, since, moment, reach)
     progress = await repository.in_progress(db, moment, reach)
+    counting_began = await repository.first_failure_day(db)
     rows = []
     for offset in range(days):
         day = first_day + timedelta(days=offset)
         recordings, size = volume.get(day, (0, 0))
-        rows.append(DayFigures(day=day, recordings=recordings, bytes=size, failed_sessions=failures.get(day, 0)))
+        by_reason = failures.get(day, {})
+        rows.append(
+            DayFigures(
+                day=day,
+                recordings=recordings,
+                bytes=size,
+                failed_sessions=sum(by_reason.values()),
+                failures_by_reason=by_reason,
+            )
+        )
     return UploadStatistics(
         generated_at=moment,
         days=rows,
@@ -36,6 +47,7 @@ async def upload_statistics(
             recordings=sum(row.recordings for row in rows),
             bytes=sum(row.bytes for row in rows),
             failed_sessions=sum(row.failed_sessions for row in rows),
+            failures_by_reason=dict(sum((Counter(row.failures_by_reason) for row in rows), Counter())),
         ),
         in_progress=InProgressFigures(
             sessions=progress.sessions,
@@ -43,5 +55,6 @@ async def upload_statistics(
             received_bytes=progress.received_bytes,
             oldest_created_at=progress.oldest_created_at,
         ),
-        failures_known_since=moment - timedelta(seconds=session_ttl_seconds),
+        # The migration that made the tally counted from its day on; an empty tally knows nothing before now.
+        failures_known_since=datetime.combine(counting_began, time(), UTC) if counting_began else moment,
     )

@@ -5,8 +5,8 @@ hashed here by reading it once, under a lease like an upload's (`leases`) and wi
 Re-reading the received prefix at each resume instead would cost a client sending many pieces a read per piece
 (quadratic).
 
-Some outcomes change state and still answer an error (a checksum mismatch drops the video's bytes): those are
-returned with the error rather than raised, so their transaction commits.
+Some outcomes change state and still answer an error (a checksum mismatch drops the video's bytes, and counts
+among the day's failures): those are returned with the error rather than raised, so their transaction commits.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from recording_storage.uploads.errors import (
     UploadInProgressError,
 )
 from recording_storage.uploads.leases import Lease, LeaseLostError, release, release_quietly
-from recording_storage.uploads.sessions import declared_size, open_session, owned_session, utc_now
+from recording_storage.uploads.sessions import declared_size, open_session, owned_session, utc_day, utc_now
 
 
 @dataclass
@@ -172,6 +172,14 @@ def _has_metadata(upload: UploadSession, metadata: UploadFile) -> bool:
     return metadata.received > 0 or bool(upload.metadata_size)
 
 
+async def _refused(
+    db: AsyncSession, upload: UploadSession, error: ChecksumMismatchError | MetadataNotJsonError
+) -> Finished:
+    """A finish refused for what the files hold, counted among today's failures under its error code."""
+    await repository.count_failures(db, {repository.FailureKey(utc_day(utc_now()), upload.tenant, error.code): 1})
+    return Finished(error)
+
+
 async def _make_visible(
     db: AsyncSession, storage: Storage, upload: UploadSession, video: UploadFile, metadata: UploadFile
 ) -> Finished:
@@ -182,14 +190,14 @@ async def _make_visible(
     assert digest is not None
     if upload.video_sha256 is not None and digest != upload.video_sha256:
         await _drop_file(db, storage, video)
-        return Finished(ChecksumMismatchError(upload.video_sha256, digest))
+        return await _refused(db, upload, ChecksumMismatchError(upload.video_sha256, digest))
     has_metadata = _has_metadata(upload, metadata)
     video_key, metadata_key = part_key(session_id, "video"), part_key(session_id, "metadata")
     if has_metadata:
         problem = _metadata_problem(await _read_small(storage, metadata_key, metadata.received))
         if problem is not None:
             await _drop_file(db, storage, metadata)
-            return Finished(MetadataNotJsonError(problem))
+            return await _refused(db, upload, MetadataNotJsonError(problem))
 
     now = utc_now()
     recording_id = uuid.uuid4()

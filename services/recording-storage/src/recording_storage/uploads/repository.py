@@ -5,15 +5,16 @@ lock kept while its body streams. Lease times are on the database's clock, so re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recording_storage.models import UploadFile, UploadSession
+from recording_storage.models import UploadFailure, UploadFile, UploadSession
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -223,3 +224,26 @@ async def mark_expired(session: AsyncSession, session_ids: Sequence[str]) -> Non
 async def delete_sessions(session: AsyncSession, session_ids: Sequence[str]) -> None:
     if session_ids:
         await session.execute(delete(UploadSession).where(UploadSession.id.in_(session_ids)))
+
+
+class FailureKey(NamedTuple):
+    day: date
+    tenant: str | None
+    reason: str
+
+
+async def count_failures(session: AsyncSession, counts: Mapping[FailureKey, int]) -> None:
+    """Add `counts` to the failure tally in one upsert. Rows go in key order, so transactions counting several at
+    once (sweeps on two replicas) lock them in the same order instead of deadlocking."""
+    ordered = sorted(
+        counts.items(), key=lambda item: (item[0].day, item[0].tenant is not None, item[0].tenant or "", item[0].reason)
+    )
+    if not ordered:
+        return
+    rows = [{"day": key.day, "tenant": key.tenant, "reason": key.reason, "count": count} for key, count in ordered]
+    statement = insert(UploadFailure).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[UploadFailure.day, UploadFailure.tenant, UploadFailure.reason],
+        set_={"count": UploadFailure.count + statement.excluded["count"]},
+    )
+    await session.execute(statement)

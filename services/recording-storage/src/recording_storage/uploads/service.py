@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -17,7 +18,7 @@ from mirante.auth.principal import Principal
 from mirante.bus.outbox import emit_many
 from recording_storage import events
 from recording_storage.config import Settings
-from recording_storage.models import UploadFile, UploadSession
+from recording_storage.models import EXPIRED, UploadFile, UploadSession
 from recording_storage.recordings import repository as recordings_repository
 from recording_storage.storage.base import Storage
 from recording_storage.storage.keys import FILE_KINDS, part_key
@@ -30,7 +31,7 @@ from recording_storage.uploads.errors import (
     UploadBusyError,
 )
 from recording_storage.uploads.schemas import CreateSession, FileStatus, SessionCreated, SessionStatus
-from recording_storage.uploads.sessions import declared_size, is_expired, owned_session, utc_now
+from recording_storage.uploads.sessions import declared_size, is_expired, owned_session, utc_day, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ async def expire_sessions(db: AsyncSession, storage: Storage, now: datetime, lim
 
 
 async def _expire(db: AsyncSession, storage: Storage, sessions: list[UploadSession]) -> None:
+    """Mark the sessions expired, drop their partial data, and count each as a failure on the day it expired."""
     expired = []
     for upload in sessions:
         files = await repository.files_of(db, upload.id)
@@ -176,6 +178,9 @@ async def _expire(db: AsyncSession, storage: Storage, sessions: list[UploadSessi
         for kind in FILE_KINDS:
             await storage.delete(part_key(upload.id, kind))
     await repository.mark_expired(db, [upload.id for upload in sessions])
+    await repository.count_failures(
+        db, Counter(repository.FailureKey(utc_day(upload.expires_at), upload.tenant, EXPIRED) for upload in sessions)
+    )
     await emit_many(db, events.SCHEMA, expired)
 
 

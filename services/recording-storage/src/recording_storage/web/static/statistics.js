@@ -1,5 +1,5 @@
 // Upload statistics (operators): the uploads in progress, and per UTC day the recordings finished, their volume
-// and the sessions that expired unfinished.
+// and the failed uploads (sessions that expired unfinished, finishes refused).
 "use strict";
 
 (function () {
@@ -28,15 +28,14 @@
         progress.sessions ? `${formatBytes(progress.received_bytes)} of ${formatBytes(progress.declared_bytes)} received` : null),
       card("recordings", "Recordings finished", formatNumber(stats.totals.recordings), plural(stats.days.length, "day")),
       card("volume", "Volume", formatBytes(stats.totals.bytes)),
-      card("failures", "Failed sessions", formatNumber(stats.totals.failed_sessions), "expired unfinished"),
+      card("failures", "Failed uploads", formatNumber(stats.totals.failed_sessions), "expired or refused at finish"),
     );
-    $("failures-note").textContent = `Failed sessions are known since ${formatDate(stats.failures_known_since)}: ` +
-      "expired sessions are kept one session lifetime, then removed.";
+    $("failures-note").textContent = `Failed uploads are counted since ${formatDate(stats.failures_known_since)}.`;
     const tbody = $("days-body");
     if (stats.totals.recordings === 0 && stats.totals.failed_sessions === 0) {
       showEmptyRow(tbody, 5, {
         title: "No upload in these days",
-        text: "Nothing was finished and no session expired. Recorders upload when their sessions end.",
+        text: "Nothing was finished and no upload failed. Recorders upload when their sessions end.",
       });
       return;
     }
