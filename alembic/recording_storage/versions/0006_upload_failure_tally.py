@@ -30,10 +30,6 @@ def upgrade() -> None:
         sa.Column("tenant", sa.Text(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False, comment="expired, or the code a refused finish answered"),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint(
-            "reason IN ('expired', 'checksum_mismatch', 'metadata_invalid')",
-            name=op.f("ck_upload_failures_reason_known"),
-        ),
         sa.CheckConstraint("count >= 0", name=op.f("ck_upload_failures_count_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_upload_failures")),
         sa.UniqueConstraint(
