@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,19 @@ def _imported(tree: ast.AST, package: str, module: str) -> Iterator[str]:
         for name in names:
             if name.startswith(prefix):
                 yield name.removeprefix(prefix).split(".", 1)[0]
+
+
+def third_party_imports(package: str) -> set[str]:
+    """The top-level names `package` imports, at any depth of its source, that are neither its own nor the
+    standard library's."""
+    found: set[str] = set()
+    for _, path in _modules(package_root(package)):
+        for node in ast.walk(_parse(path)):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".", 1)[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found.add(node.module.split(".", 1)[0])
+    return found - set(sys.stdlib_module_names) - {package, "__future__"}
 
 
 def _parse(path: Path) -> ast.AST:
