@@ -60,10 +60,6 @@ CONTACT_CONVERSATIONS_LIMIT = 20
 AGENT = {"id": 7, "name": "Bruno Lima", "email": "bruno@example.com", "type": "user"}
 
 
-class SimulatorError(RuntimeError):
-    pass
-
-
 @dataclass
 class SentWebhook:
     """A webhook the simulator sent: the delivery id, the exact body, and the answer's status (None: no answer)."""
@@ -132,9 +128,8 @@ class ChatwootSimulator:
 
     @property
     def url(self) -> str:
-        if self.port == 0:
-            raise SimulatorError("the simulator is not started")
-        return f"http://{self.host}:{self.port}"
+        """Base URL of the running server (no trailing slash)."""
+        return self._http.url
 
     def start(self) -> ChatwootSimulator:
         self._http.start()

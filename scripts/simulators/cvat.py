@@ -228,9 +228,7 @@ class CvatSimulator:
     @property
     def url(self) -> str:
         """Base URL of the running server (no trailing slash)."""
-        if self.port == 0:
-            raise SimulatorError("the simulator is not started")
-        return f"http://{self.host}:{self.port}"
+        return self._http.url
 
     def start(self) -> CvatSimulator:
         """Bind the port and serve from a background thread; returns once the server accepts requests."""

@@ -234,25 +234,29 @@ async def test_an_expired_session_is_replaced_by_a_new_one(
         assert stored["video_sha256"] == hashlib.sha256(video).hexdigest()
 
 
+async def _upload_failing_at_once(uploads: UploadManager, tmp_path: Path, machine: str) -> str:
+    """Queue a recording of `machine` that the server refuses for good: it fails once, with no retry; the
+    failure reported."""
+    failures: list[str] = []
+    uploads.on_upload_failed = lambda task, error: failures.append(error)
+    video_path, metadata_path, _ = recording(tmp_path, machine)
+    task_id = await uploads.upload_recording(video_path, metadata_path, session_info=session_info(machine))
+    await uploads.wait_idle()
+    status = uploads.get_upload_status(task_id)
+    assert status is not None and status["status"] == "failed"
+    assert status["retry_count"] == 0
+    assert len(failures) == 1
+    return failures[0]
+
+
 async def test_a_wrong_token_fails_at_once_without_retries(server: str, tmp_path: Path) -> None:
     machine = f"desk-{uuid.uuid4().hex[:8]}"
-    video_path, metadata_path, _ = recording(tmp_path, machine)
     wrong = "mk_" + "a" * 8 + "_" + "b" * 43
-    failures: list[str] = []
     async with manager(server, wrong, tmp_path / "state.json", clock=StalledClock()) as uploads:
-        uploads.on_upload_failed = lambda task, error: failures.append(error)
-        task_id = await uploads.upload_recording(video_path, metadata_path, session_info=session_info(machine))
-        await uploads.wait_idle()
-        status = uploads.get_upload_status(task_id)
-        assert status is not None and status["status"] == "failed"
-        assert status["retry_count"] == 0
-        assert len(failures) == 1
-        try:
+        await _upload_failing_at_once(uploads, tmp_path, machine)
+        with pytest.raises(AuthenticationError) as refused:
             await uploads.client.create_session({**session_info(machine), "file_size": VIDEO_BYTES})
-        except AuthenticationError as error:
-            assert error.status_code == 401
-        else:
-            raise AssertionError("a wrong token was accepted")
+        assert refused.value.status_code == 401
         await uploads.client.aclose()
 
 
@@ -262,23 +266,12 @@ async def test_a_recording_over_the_servers_maximum_fails_at_once_as_invalid(
     limit = VIDEO_BYTES - 1
     server = await serve_app(create_app(settings.model_copy(update={"max_video_bytes": limit})))
     machine = f"desk-{uuid.uuid4().hex[:8]}"
-    video_path, metadata_path, _ = recording(tmp_path, machine)
-    failures: list[str] = []
     async with manager(server, bearer_key, tmp_path / "state.json", clock=StalledClock()) as uploads:
-        uploads.on_upload_failed = lambda task, error: failures.append(error)
-        task_id = await uploads.upload_recording(video_path, metadata_path, session_info=session_info(machine))
-        await uploads.wait_idle()
-        status = uploads.get_upload_status(task_id)
-        assert status is not None and status["status"] == "failed"
-        assert status["retry_count"] == 0
-        assert len(failures) == 1 and failures[0].startswith("413 file_too_large")
-        try:
+        assert (await _upload_failing_at_once(uploads, tmp_path, machine)).startswith("413 file_too_large")
+        with pytest.raises(ValidationError) as refused:
             await uploads.client.create_session({**session_info(machine), "file_size": VIDEO_BYTES})
-        except ValidationError as error:
-            assert error.status_code == 413
-            assert error.details["limit"] == limit
-        else:
-            raise AssertionError("a video over the maximum was accepted")
+        assert refused.value.status_code == 413
+        assert refused.value.details["limit"] == limit
         assert (await uploads.client.list_recordings(machine=machine))["results"] == []
         await uploads.client.aclose()
 

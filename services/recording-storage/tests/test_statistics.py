@@ -107,6 +107,19 @@ def _failures_on(body: dict[str, Any], day: date) -> dict[str, int]:
     return dict(figures["failures_by_reason"])
 
 
+async def _tenant_keys(make_key: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """An uploader's and an operator's keys of a new tenant: what the test counts is this tenant's alone."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    uploader = await make_key(["recordings:upload"], tenant=tenant)
+    return uploader, await make_key(["recordings:read"], role=Role.operator, tenant=tenant)
+
+
+async def _refused_for_its_checksum(api: Any, uploader: dict[str, str]) -> httpx.Response:
+    created = await api.create_session(uploader, VIDEO, sha256="0" * 64)
+    assert (await api.send(created["video_upload_url"], uploader, VIDEO)).status_code == 200
+    return await api.finalize(created["session_id"], uploader)
+
+
 async def _abandon(db_session: AsyncSession, session_id: str, expired_at: datetime) -> None:
     await db_session.execute(update(UploadSession).where(UploadSession.id == session_id).values(expires_at=expired_at))
 
@@ -124,9 +137,7 @@ async def test_an_expired_session_counts_on_its_expiry_day_after_its_row_is_remo
     storage_dir: Path,
     settings: Settings,
 ) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
-    uploader = await make_key(["recordings:upload"], tenant=tenant)
-    operator = await make_key(["recordings:read"], role=Role.operator, tenant=tenant)
+    uploader, operator = await _tenant_keys(make_key)
     expiry_day = datetime.now(UTC).date() - timedelta(days=3)
     expired_at = datetime.combine(expiry_day, time(12), UTC)
     created = await api.create_session(uploader, VIDEO)
@@ -158,14 +169,10 @@ async def test_an_expired_session_counts_on_its_expiry_day_after_its_row_is_remo
 async def test_finishes_refused_for_the_files_count_under_their_reason(
     client: httpx.AsyncClient, api: Any, make_key: Any
 ) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
-    uploader = await make_key(["recordings:upload"], tenant=tenant)
-    operator = await make_key(["recordings:read"], role=Role.operator, tenant=tenant)
+    uploader, operator = await _tenant_keys(make_key)
     today = datetime.now(UTC).date()
 
-    mismatched = await api.create_session(uploader, VIDEO, sha256="0" * 64)
-    assert (await api.send(mismatched["video_upload_url"], uploader, VIDEO)).status_code == 200
-    refused = await api.finalize(mismatched["session_id"], uploader)
+    refused = await _refused_for_its_checksum(api, uploader)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "checksum_mismatch"
     assert _failures_on(await _statistics(client, operator), today) == {"checksum_mismatch": 1}
 
@@ -189,9 +196,7 @@ async def test_a_tenant_bound_operator_sees_only_its_tenants_failures(
     for tenant, refusals in ((ours, 1), (theirs, 2)):
         uploader = await make_key(["recordings:upload"], tenant=tenant)
         for _ in range(refusals):
-            created = await api.create_session(uploader, VIDEO, sha256="0" * 64)
-            assert (await api.send(created["video_upload_url"], uploader, VIDEO)).status_code == 200
-            assert (await api.finalize(created["session_id"], uploader)).status_code == 422
+            assert (await _refused_for_its_checksum(api, uploader)).status_code == 422
 
     ours_operator = await make_key(["recordings:read"], role=Role.operator, tenant=ours)
     assert _failures_on(await _statistics(client, ours_operator), today) == {"checksum_mismatch": 1}
@@ -210,9 +215,7 @@ async def test_failures_count_within_the_days_asked_for(
     storage_dir: Path,
     settings: Settings,
 ) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
-    uploader = await make_key(["recordings:upload"], tenant=tenant)
-    operator = await make_key(["recordings:read"], role=Role.operator, tenant=tenant)
+    uploader, operator = await _tenant_keys(make_key)
     week_ago = datetime.now(UTC).date() - timedelta(days=7)
     created = await api.create_session(uploader, VIDEO)
     await _abandon(db_session, created["session_id"], datetime.combine(week_ago, time(23, 59), UTC))

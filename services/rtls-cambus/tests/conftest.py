@@ -8,12 +8,13 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mirante.settings import InfraSettings
 from mirante.testing.plugin import ClientFactory
@@ -125,6 +126,34 @@ async def _make_site(session: AsyncSession) -> Site:
 
 
 SiteMaker = Callable[[AsyncSession], Awaitable[Site]]
+
+
+_GATEWAYS = (
+    "INSERT INTO rtls_cambus.devices (kind, mac, status) SELECT 'gateway', :prefix || n, 'online' "
+    "FROM generate_series(1, :count) AS n RETURNING id, mac"
+)
+
+
+async def _gateways_after_stale_statistics(connection: AsyncConnection, *, forgotten: bool) -> list[Any]:
+    """3,000 gateways added after `ANALYZE` took the devices' statistics with 20 more (with those 20 deleted first
+    when `forgotten`: the statistics of an emptied table); their (id, mac) rows, for a plan test in `connection`'s
+    rolled-back transaction."""
+    prefix = uuid.uuid4().hex[:8]
+    before = (await connection.execute(text(_GATEWAYS), {"prefix": f"{prefix}h", "count": 20})).all()
+    if forgotten:
+        ids = [row.id for row in before]
+        await connection.execute(text("DELETE FROM rtls_cambus.devices WHERE id = ANY(:ids)"), {"ids": ids})
+    await connection.execute(text("ANALYZE rtls_cambus.devices"))
+    return list((await connection.execute(text(_GATEWAYS), {"prefix": f"{prefix}s", "count": 3000})).all())
+
+
+StaleGateways = Callable[..., Awaitable[list[Any]]]
+
+
+@pytest.fixture(scope="session")
+def gateways_after_stale_statistics() -> StaleGateways:
+    """`await gateways_after_stale_statistics(connection, forgotten=...)`: see `_gateways_after_stale_statistics`."""
+    return _gateways_after_stale_statistics
 
 
 @pytest.fixture(scope="session")

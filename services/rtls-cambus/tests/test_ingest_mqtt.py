@@ -542,25 +542,14 @@ async def test_a_person_walking_room_to_room_over_the_broker_switches_once_per_r
 
 @pytest.mark.parametrize("forgotten", [False, True], ids=["statistics-of-a-history", "statistics-of-an-emptied-table"])
 async def test_a_batch_marks_its_gateways_seen_by_mac_and_id_whatever_the_statistics_say(
-    db_engine: AsyncEngine, forgotten: bool
+    db_engine: AsyncEngine, gateways_after_stale_statistics: Any, forgotten: bool
 ) -> None:
     """Statistics taken before a site's gateways came (autovacuum has not come by yet) must not turn the marking
     of a batch's gateways into a read of every gateway: each is found through the index of gateways' MACs, then
     locked and updated by the primary key."""
-    gateways = (
-        "INSERT INTO rtls_cambus.devices (kind, mac, status) SELECT 'gateway', :prefix || n, 'online' "
-        "FROM generate_series(1, :count) AS n RETURNING mac"
-    )
-    prefix = uuid.uuid4().hex[:8]
     async with rolled_back(db_engine) as connection:
-        before = await connection.scalars(text(gateways), {"prefix": f"{prefix}h", "count": 20})
-        if forgotten:
-            await connection.execute(
-                text("DELETE FROM rtls_cambus.devices WHERE mac = ANY(:macs)"), {"macs": list(before.all())}
-            )
-        await connection.execute(text("ANALYZE rtls_cambus.devices"))
-        burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
-        macs = sorted(burst.all())[:4]
+        burst = await gateways_after_stale_statistics(connection, forgotten=forgotten)
+        macs = sorted(row.mac for row in burst)[:4]
         now = datetime.now(UTC)
         batch = repository._MARK_SEEN.bindparams(macs=macs, states=["online"] * 4, times=[now] * 4)
         plan = await plan_of(connection, batch)

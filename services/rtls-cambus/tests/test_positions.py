@@ -111,23 +111,15 @@ async def test_readings_that_do_not_count_change_nothing(db_session: AsyncSessio
     assert current is None or current.status == "unknown"
 
 
-async def test_gateways_are_found_by_id_whatever_the_statistics_say(db_engine: AsyncEngine) -> None:
+async def test_gateways_are_found_by_id_whatever_the_statistics_say(
+    db_engine: AsyncEngine, gateways_after_stale_statistics: Any
+) -> None:
     """Statistics taken before a site's gateways came (autovacuum has not come by yet) must not turn the lookup of
     a batch's gateways into a read of every gateway: they are found by the primary key."""
-    gateways = (
-        "INSERT INTO rtls_cambus.devices (kind, mac, status) SELECT 'gateway', :prefix || n, 'online' "
-        "FROM generate_series(1, :count) AS n RETURNING id"
-    )
-    prefix = uuid.uuid4().hex[:8]
     async with rolled_back(db_engine) as connection:
         # Pages but no live rows: the statistics of a table whose rows were all removed, or of a first test site.
-        gone = await connection.scalars(text(gateways), {"prefix": f"{prefix}g", "count": 20})
-        await connection.execute(
-            text("DELETE FROM rtls_cambus.devices WHERE id = ANY(:ids)"), {"ids": list(gone.all())}
-        )
-        await connection.execute(text("ANALYZE rtls_cambus.devices"))
-        burst = await connection.scalars(text(gateways), {"prefix": f"{prefix}s", "count": 3000})
-        some = list(burst.all())[:4]
+        burst = await gateways_after_stale_statistics(connection, forgotten=True)
+        some = [row.id for row in burst[:4]]
         plan = await plan_of(connection, repository._DEVICES_BY_ID.params(ids=some))
     scans = scans_of(plan, "devices")
     assert [scan.index for scan in scans] == ["pk_devices"]

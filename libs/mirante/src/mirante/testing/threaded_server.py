@@ -32,6 +32,13 @@ class ThreadedServer:
         self._socket: socket.socket | None = None
 
     @property
+    def url(self) -> str:
+        """Base URL (no trailing slash); with port 0, known once bound."""
+        if self.port == 0:
+            raise ServerStartError(f"the {self.name} is not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def bound(self) -> bool:
         return self._socket is not None
 
