@@ -83,7 +83,7 @@ async def drain(
     """Poll and finish attempts until the delivery is no longer pending."""
     for _ in range(50):
         await dispatcher.poll_once()
-        await asyncio.gather(*list(dispatcher.tasks))
+        await dispatcher.settled()
         async with sessions() as session:
             delivery = await session.get(WebhookDelivery, delivery_id)
             assert delivery is not None
@@ -334,8 +334,7 @@ async def test_a_fast_receiver_gets_its_deliveries_without_waiting_for_the_polle
         dispatcher = Dispatcher(sessions, settings, client)
         while True:
             looks += await dispatcher.poll_once() > 0
-            while dispatcher.tasks:  # what the lane held, sent as its slots freed
-                await asyncio.gather(*list(dispatcher.tasks))
+            await dispatcher.settled()  # what the lane held, sent as its slots freed
             async with sessions() as session:
                 pending = await session.scalar(
                     select(func.count())
@@ -368,9 +367,7 @@ async def test_a_delivery_that_waited_past_what_its_lease_covers_is_given_back_u
         dispatcher = Dispatcher(sessions, settings, client)
         dispatcher.pace[subscription_id] = 0.01  # known to be fast: its lane holds several rounds
         assert await dispatcher.poll_once() == 3
-        await asyncio.gather(*list(dispatcher.tasks))  # the first times out; then the others' leases are too short
-        while dispatcher.tasks:
-            await asyncio.gather(*list(dispatcher.tasks))
+        await dispatcher.settled()  # the first times out; then the others' leases are too short
     hold.set()
     assert len(receiver.received) == 1
     async with sessions() as session:
@@ -613,8 +610,8 @@ async def test_claims_and_attempt_logs_find_their_deliveries_by_id_whatever_the_
         }
         plans = {}
         for name, statement, parameters in [
-            ("claim", repository._CLAIM, claim),
-            ("record", repository._RECORD, record),
+            ("claim", repository._CLAIM.statement, claim),
+            ("record", repository._RECORD.statement, record),
         ]:
             explain = text(f"EXPLAIN (FORMAT JSON) {statement.text}").bindparams(*statement._bindparams.values())
             [[output]] = (await connection.execute(explain, parameters)).all()

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.db import paginate_scalars
+from mirante.db_driver import DriverStatement, session_driver
 from rtls_cambus.outgoing.models import DELIVERED, FAILED, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 
@@ -55,8 +57,9 @@ async def list_subscriptions(
     return await paginate_scalars(session, statement, offset=offset, limit=limit)
 
 
-_ENQUEUE = text(
-    """
+_ENQUEUE = DriverStatement.of(
+    text(
+        """
     INSERT INTO rtls_cambus.webhook_deliveries (subscription_id, msg_id, event_id, event_type, payload)
     SELECT s.id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.event_id, e.event_type, e.payload
     FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS varchar[]), CAST(:payloads AS bytea[]))
@@ -66,10 +69,11 @@ _ENQUEUE = text(
     ON CONFLICT (subscription_id, event_id) DO NOTHING
     RETURNING id
     """
-).bindparams(
-    bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("event_types", type_=ARRAY(String)),
-    bindparam("payloads", type_=ARRAY(LargeBinary)),
+    ).bindparams(
+        bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))),
+        bindparam("event_types", type_=ARRAY(String)),
+        bindparam("payloads", type_=ARRAY(LargeBinary)),
+    )
 )
 
 _ENQUEUE_TO_ONE = text(
@@ -103,15 +107,15 @@ async def enqueue_many(session: AsyncSession, events: Sequence[Deliverable]) -> 
     seen again makes no second delivery. The ids of the deliveries made. One statement for all the events."""
     if not events:
         return []
-    result = await session.execute(
-        _ENQUEUE,
+    rows = await _ENQUEUE.fetch(
+        await session_driver(session),
         {
             "event_ids": [event.event_id for event in events],
             "event_types": [event.event_type for event in events],
             "payloads": [event.payload for event in events],
         },
     )
-    return list(result.scalars().all())
+    return [row["id"] for row in rows]
 
 
 async def subscribed_event_types(session: AsyncSession) -> list[str]:
@@ -144,8 +148,9 @@ async def enqueue(
 # `id = ANY(array of the chosen)`, and their subscriptions joined once leased: joined by id alone, or leased with
 # `id IN (sub-select)` beside the join to subscriptions, a planner with statistics of an emptied table reads the
 # whole table (through its primary key or the index by subscription) to find them.
-_CLAIM = text(
-    """
+_CLAIM = DriverStatement.of(
+    text(
+        """
     WITH room AS (
         SELECT * FROM unnest(CAST(:room_ids AS bigint[]), CAST(:room_counts AS integer[])) AS room(id, deliveries)
     ),
@@ -185,19 +190,20 @@ _CLAIM = text(
     SELECT leased.*, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at
     FROM leased JOIN rtls_cambus.webhook_subscriptions AS s ON s.id = leased.subscription_id
     """
-).bindparams(
-    bindparam("room_ids", type_=ARRAY(BigInteger)),
-    bindparam("room_counts", type_=ARRAY(Integer)),
-    bindparam("held_ids", type_=ARRAY(BigInteger)),
-    bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("lease_until", type_=DateTime(timezone=True)),
-    bindparam("default_room", type_=Integer),
-    bindparam("free", type_=Integer),
+    ).bindparams(
+        bindparam("room_ids", type_=ARRAY(BigInteger)),
+        bindparam("room_counts", type_=ARRAY(Integer)),
+        bindparam("held_ids", type_=ARRAY(BigInteger)),
+        bindparam("now", type_=DateTime(timezone=True)),
+        bindparam("lease_until", type_=DateTime(timezone=True)),
+        bindparam("default_room", type_=Integer),
+        bindparam("free", type_=Integer),
+    )
 )
 
 
 async def claim_due(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     now: datetime,
     lease_until: datetime,
     *,
@@ -208,33 +214,31 @@ async def claim_due(
 ) -> list[Claimed]:
     """Lease due deliveries, oldest first, up to `free` in all and, per subscription, up to its `room`
     (subscription id → deliveries; `default_room` for the others). `held_ids`, what the dispatcher holds, are
-    never claimed again, even when a lease ran out. One statement, committed at once."""
-    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    result = (
-        await connection.execute(
-            _CLAIM,
-            {
-                "room_ids": list(room),
-                "room_counts": list(room.values()),
-                "held_ids": list(held_ids),
-                "now": now,
-                "lease_until": lease_until,
-                "default_room": default_room,
-                "free": free,
-            },
-        )
-    ).all()
+    never claimed again, even when a lease ran out. One statement, committed at once (`connection` outside a
+    transaction)."""
+    rows = await _CLAIM.fetch(
+        connection,
+        {
+            "room_ids": list(room),
+            "room_counts": list(room.values()),
+            "held_ids": list(held_ids),
+            "now": now,
+            "lease_until": lease_until,
+            "default_room": default_room,
+            "free": free,
+        },
+    )
     # RETURNING follows no order: sent oldest first, as chosen.
-    rows = sorted(result, key=lambda row: (row.next_attempt_at, row.id))
+    rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
     return [
         Claimed(
-            id=row.id,
-            subscription_id=row.subscription_id,
-            msg_id=row.msg_id,
-            payload=row.payload,
-            attempts=row.attempts,
-            url=row.url,
-            secrets=signing_secrets(row.secret, row.previous_secret, row.previous_secret_expires_at, now),
+            id=row["id"],
+            subscription_id=row["subscription_id"],
+            msg_id=row["msg_id"],
+            payload=row["payload"],
+            attempts=row["attempts"],
+            url=row["url"],
+            secrets=signing_secrets(row["secret"], row["previous_secret"], row["previous_secret_expires_at"], now),
             lease_until=lease_until,
         )
         for row in rows
@@ -274,8 +278,9 @@ class Outcome:
 # status is compared with the outcome's `was` rather than with a constant, for the reason given at the claim, and the
 # deliveries are found by `id = ANY(:delivery_ids)` (joined by id alone, the whole table is read under statistics of
 # an emptied table).
-_RECORD = text(
-    """
+_RECORD = DriverStatement.of(
+    text(
+        """
     WITH outcome AS (
         SELECT *, CAST('pending' AS varchar) AS was
         FROM unnest(
@@ -307,32 +312,32 @@ _RECORD = text(
     FROM outcome AS o
     WHERE d.id = ANY(CAST(:delivery_ids AS bigint[])) AND d.id = o.delivery_id AND d.status = o.was
     """
-).bindparams(
-    bindparam("delivery_ids", type_=ARRAY(BigInteger)),
-    bindparam("attempted_at", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("durations_ms", type_=ARRAY(Integer)),
-    bindparam("status_codes", type_=ARRAY(Integer)),
-    bindparam("errors", type_=ARRAY(String)),
-    bindparam("excerpts", type_=ARRAY(Text)),
-    bindparam("attempts", type_=ARRAY(Integer)),
-    bindparam("statuses", type_=ARRAY(String)),
-    bindparam("retry_at", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("delivered_at", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("gone_subscriptions", type_=ARRAY(BigInteger)),
-    bindparam("gone_reason", type_=String),
+    ).bindparams(
+        bindparam("delivery_ids", type_=ARRAY(BigInteger)),
+        bindparam("attempted_at", type_=ARRAY(DateTime(timezone=True))),
+        bindparam("durations_ms", type_=ARRAY(Integer)),
+        bindparam("status_codes", type_=ARRAY(Integer)),
+        bindparam("errors", type_=ARRAY(String)),
+        bindparam("excerpts", type_=ARRAY(Text)),
+        bindparam("attempts", type_=ARRAY(Integer)),
+        bindparam("statuses", type_=ARRAY(String)),
+        bindparam("retry_at", type_=ARRAY(DateTime(timezone=True))),
+        bindparam("delivered_at", type_=ARRAY(DateTime(timezone=True))),
+        bindparam("gone_subscriptions", type_=ARRAY(BigInteger)),
+        bindparam("gone_reason", type_=String),
+    )
 )
 
 GONE_REASON = "the receiver answered 410 Gone"
 
 
-async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+async def record_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
     """Log each attempt, update its delivery and disable the subscriptions whose receiver answered 410: one
-    statement, committed at once, whatever the number of attempts."""
+    statement, committed at once (`connection` outside a transaction), whatever the number of attempts."""
     if not outcomes:
         return
-    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    await connection.execute(
-        _RECORD,
+    await _RECORD.execute(
+        connection,
         {
             "delivery_ids": [outcome.delivery_id for outcome in outcomes],
             "attempted_at": [outcome.attempted_at for outcome in outcomes],

@@ -45,10 +45,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirante.bus import Event, emit_many
+from mirante.db_driver import session_driver
 from telemetry_ingest.ingest import reasons
 from telemetry_ingest.ingest.errors import describe_error, is_data_error
 from telemetry_ingest.ingest.payload import Rejection
@@ -275,7 +275,7 @@ class TelemetryWriter:
         rows = batch.rows
         counts = TenantCounts(received=len(rows) + len(batch.rejected), rejected=len(batch.rejected))
         counts.rejected_by_class.update(reasons.reason_class(reason) for _, reason in batch.rejected)
-        driver = await _driver(session)
+        driver = await session_driver(session)
         if rows:
             await ensure_partitions(session, schema, {row.ts.date() for row in rows})
             rows = sorted(rows, key=_row_key)
@@ -305,7 +305,7 @@ class TelemetryWriter:
                 async with session.begin_nested():
                     rejected = [(message, reason)]
                     rejected += [(message, reasons.describe(item.reason, item.index)) for item in message.rejections]
-                    await _insert_rejected(await _driver(session), tenant.schema_name, rejected)
+                    await _insert_rejected(await session_driver(session), tenant.schema_name, rejected)
             except Exception as failure:
                 if not is_data_error(failure):
                     raise
@@ -324,7 +324,7 @@ class TelemetryWriter:
 
     async def _insert_unrouted(self, session: AsyncSession, messages: list[tuple[IngestMessage, str]]) -> None:
         payloads: dict[int, str] = {}
-        await (await _driver(session)).execute(
+        await (await session_driver(session)).execute(
             _INSERT_UNROUTED,
             [message.source for message, _ in messages],
             [_stored_topic(message.topic) for message, _ in messages],
@@ -346,17 +346,6 @@ def _payload_once(cache: dict[int, str], message: IngestMessage) -> str:
     if stored is None:
         stored = cache[key] = stored_payload(message.payload)
     return stored
-
-
-async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under `session`, inside the session's transaction."""
-    connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    if not driver.is_in_transaction():
-        # SQLAlchemy opens the driver's transaction with its first statement; raw statements must not run before
-        # it, or they would commit on their own.
-        await connection.execute(text("SELECT 1"))
-    return driver
 
 
 def _row_key(row: ReadingRow) -> tuple[str, str, Any]:
