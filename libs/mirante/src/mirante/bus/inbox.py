@@ -18,6 +18,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from mirante.bus.envelope import Event
 from mirante.bus.tables import inbox_table
+from mirante.db_driver import DriverStatement, session_driver
 
 
 class Inbox:
@@ -26,7 +27,7 @@ class Inbox:
     def __init__(self, schema: str, group: str) -> None:
         self.table = inbox_table(schema)
         self.group = group
-        self._record = _insert_new(self.table)
+        self._record = DriverStatement.of(_insert_new(self.table))
         self._forget = _delete_one(self.table)
 
     async def record(self, session: AsyncSession, events: Sequence[Event]) -> set[uuid.UUID]:
@@ -34,10 +35,10 @@ class Inbox:
         types = {event.event_uuid: event.type for event in events}
         # Sorted, so concurrent batches lock overlapping inbox keys in the same order and cannot deadlock.
         ids = sorted(types)
-        inserted = await session.execute(
-            self._record, {"group": self.group, "ids": ids, "types": [types[key] for key in ids]}
+        inserted = await self._record.fetch(
+            await session_driver(session), {"group": self.group, "ids": ids, "types": [types[key] for key in ids]}
         )
-        return set(inserted.scalars())
+        return {row[0] for row in inserted}
 
     async def forget(self, session: AsyncSession, event_id: uuid.UUID) -> None:
         """Take back the row of an event whose handler failed, so a later delivery runs it again."""

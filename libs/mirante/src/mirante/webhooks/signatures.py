@@ -26,6 +26,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from secrets import token_bytes
 from typing import TypeAlias
 
@@ -270,21 +271,27 @@ def _standard_key(secret: object) -> bytes:
     if isinstance(secret, bytes | bytearray):
         key = bytes(secret)
     elif isinstance(secret, str):
-        if not secret.startswith(STANDARD_SECRET_PREFIX):
-            raise WebhookConfigurationError(
-                f"a Standard Webhooks secret given as text must start with {STANDARD_SECRET_PREFIX!r}"
-            )
-        try:
-            key = base64.b64decode(secret[len(STANDARD_SECRET_PREFIX) :], validate=True)
-        except ValueError:
-            raise WebhookConfigurationError(
-                f"the part of a Standard Webhooks secret after {STANDARD_SECRET_PREFIX!r} is not valid base64"
-            ) from None
+        key = _text_standard_key(secret)
     else:
         raise WebhookConfigurationError(f"a Standard Webhooks secret must be str or bytes, got {type(secret).__name__}")
     if not key:
         raise WebhookConfigurationError("a Standard Webhooks secret is empty")
     return key
+
+
+@lru_cache(maxsize=1024)
+def _text_standard_key(secret: str) -> bytes:
+    # Kept decoded: a sender signs every delivery of a subscription with the same few secrets.
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        raise WebhookConfigurationError(
+            f"a Standard Webhooks secret given as text must start with {STANDARD_SECRET_PREFIX!r}"
+        )
+    try:
+        return base64.b64decode(secret[len(STANDARD_SECRET_PREFIX) :], validate=True)
+    except ValueError:
+        raise WebhookConfigurationError(
+            f"the part of a Standard Webhooks secret after {STANDARD_SECRET_PREFIX!r} is not valid base64"
+        ) from None
 
 
 def _check_clock(tolerance: object, now: object) -> float:

@@ -75,14 +75,15 @@ def payload_for(event: Event) -> bytes:
     """The body of every delivery of `event`: the Standard Webhooks shape, with the envelope's attributes."""
     body: dict[str, Any] = {
         "type": event.type,
-        "timestamp": event.time.isoformat().replace("+00:00", "Z"),
+        "timestamp": event.time,
         "data": event.data,
         "id": event.id,
         "source": event.source,
         "subject": event.subject,
         "tenant": event.tenant,
     }
-    return orjson.dumps(body)
+    # The envelope's time is in UTC: written as RFC 3339 with a "Z".
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 def stream_names(settings: Settings) -> list[str]:
