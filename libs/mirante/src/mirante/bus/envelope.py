@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 import orjson
@@ -55,6 +56,8 @@ class InvalidEventError(Exception):
         self.reason = reason
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A UUID as `str(uuid.UUID(...))` writes it: taken as it is, without parsing it and writing it again."""
 _PARSED_JSON = object()
 """The validation context of an envelope just parsed from JSON text."""
 
@@ -113,6 +116,8 @@ class Event(BaseModel):
     @field_validator("id")
     @classmethod
     def _canonical_uuid(cls, value: str) -> str:
+        if _CANONICAL_UUID.fullmatch(value):
+            return value
         try:
             return str(uuid.UUID(value))
         except ValueError:
@@ -130,7 +135,7 @@ class Event(BaseModel):
     def _in_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
 
-    @property
+    @cached_property
     def event_uuid(self) -> uuid.UUID:
         """The id as a `uuid.UUID` (the inbox and outbox key)."""
         return uuid.UUID(self.id)
