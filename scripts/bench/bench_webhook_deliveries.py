@@ -59,7 +59,7 @@ EVENT_TYPE = "vision.inspection.completed"
 HOOK_PATH = "/hook"
 VERIFY_EVERY = 25
 """The receiver checks the signature of one request in this many (and of none of the unsigned baseline posts)."""
-ROUNDS = 2
+ROUNDS = 3
 LATENCY_RATE = 100
 """Events (or posts) per second of the latency runs, well below what either side sustains."""
 HERE = Path(__file__).resolve()
