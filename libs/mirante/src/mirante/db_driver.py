@@ -18,6 +18,7 @@ import asyncpg
 from sqlalchemy import ClauseElement, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -34,6 +35,8 @@ class DriverStatement:
     @classmethod
     def of(cls, statement: ClauseElement) -> DriverStatement:
         compiled = statement.compile(dialect=_DIALECT)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"not a SQL statement: {type(statement).__name__}")
         return cls(statement, str(compiled), tuple(compiled.positiontup or ()))
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
