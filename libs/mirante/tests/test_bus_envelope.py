@@ -78,6 +78,15 @@ def test_id_is_stored_in_canonical_form() -> None:
     assert event.event_uuid == raw
 
 
+def test_an_entry_whose_id_is_written_in_capitals_is_read_with_its_canonical_id() -> None:
+    raw = uuid.uuid4()
+    fields = {**VALID, "id": str(raw).upper(), "event": envelope_json(id=str(raw).upper())}
+
+    event = Event.from_fields(fields)
+
+    assert (event.id, event.event_uuid) == (str(raw), raw)
+
+
 def test_unknown_envelope_attributes_are_ignored_for_forward_compatibility() -> None:
     event = Event.from_json(envelope_json(traceparent="00-abc-def-01"))
 
@@ -134,6 +143,7 @@ VALID = sample_event().to_fields()
         ({**VALID, "event": envelope_json(type="NotDotted")}, "type"),
         ({**VALID, "event": envelope_json(time="yesterday")}, "time"),
         ({**VALID, "event": envelope_json(time="2025-01-01T00:00:00")}, "time"),
+        ({**VALID, "event": envelope_json(data=["not", "an", "object"])}, "data"),
         ({**VALID, "type": "cvat.job.deleted"}, "differs from envelope"),
         ({**VALID, "id": str(uuid.uuid4())}, "differs from envelope"),
         ({**VALID, "id": "garbage"}, "differs from envelope"),

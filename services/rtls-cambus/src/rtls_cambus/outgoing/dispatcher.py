@@ -16,7 +16,7 @@ A sender task lives as long as there is something to send: when an attempt has i
 delivery the bounds let start (a task per delivery cost about a tenth of the CPU of a delivery). Attempts are
 logged together, in the background: a log waits a few milliseconds for the attempts still in flight, and those
 that finish while it is being written go in the next one, a single statement each. The claim and the log go
-through asyncpg itself (`mirante.db_driver`), which halves their cost per statement. A replica that dies mid-send
+through asyncpg itself (`mirante.db_driver`), at about a third of a session's cost per statement. A replica that dies mid-send
 leaves leases that expire after `webhook_lease_seconds`; the deliveries are then sent again with the same
 `webhook-id`, as Standard Webhooks allows.
 """
@@ -63,12 +63,12 @@ _WAKE_REGISTERED = "rtls_cambus.webhooks.wake_after_commit"
 MAX_ROUNDS = 16
 """A lane holds at most this many rounds of its subscription's bound (claimed deliveries waiting for a slot):
 the next attempt starts the moment a slot frees, while the poller claims more in the background (against a fast
-receiver, a claim of about half the lane: some thirty deliveries per statement)."""
+receiver, a claim of about half the lane: some twenty-five deliveries per statement)."""
 PACE_WEIGHT = 0.2
 """Weight of the latest attempt in a subscription's pace (a moving average of its attempts' durations)."""
 RECORD_GATHER_SECONDS = 0.02
 """How long the attempt log waits for attempts still in flight before writing (when fewer than a replica's bound
-are waiting): against a fast receiver it writes a dozen attempts per statement instead of one or two. The
+are waiting): against a fast receiver it writes some twenty attempts per statement instead of one or two. The
 deliveries stay leased meanwhile; only the log is later."""
 CONSUMER_BATCH = 200
 """Events the webhook consumer takes per transaction: its handler writes the whole batch in one statement, with no
