@@ -16,9 +16,9 @@ A sender task lives as long as there is something to send: when an attempt has i
 delivery the bounds let start (a task per delivery cost about a tenth of the CPU of a delivery). Attempts are
 logged together, in the background: a log waits a few milliseconds for the attempts still in flight, and those
 that finish while it is being written go in the next one, a single statement each. The claim and the log go
-through asyncpg itself (`mirante.db_driver`), at about a third of a session's cost per statement. A replica that dies mid-send
-leaves leases that expire after `webhook_lease_seconds`; the deliveries are then sent again with the same
-`webhook-id`, as Standard Webhooks allows.
+through asyncpg itself (`mirante.db_driver`), at about a third of a session's cost per statement. A replica that
+dies mid-send leaves leases that expire after `webhook_lease_seconds`; the deliveries are then sent again with the
+same `webhook-id`, as Standard Webhooks allows.
 """
 
 from __future__ import annotations
