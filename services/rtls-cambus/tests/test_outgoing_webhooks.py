@@ -118,6 +118,22 @@ async def test_retries_until_the_receiver_is_back_then_delivers_once_signed(
     assert [a.status_code for a in await attempts(sessions, delivery_id)] == [503, 429, 200]
 
 
+async def test_a_cookie_a_receiver_sets_is_never_sent_back(
+    infra_settings: InfraSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    start_webhook_receiver: WebhookReceiverStarter,
+) -> None:
+    receiver = await start_webhook_receiver(extra_headers={"Set-Cookie": "session=abc123; Path=/"})
+    first, second = [await subscribe(sessions, receiver.url, generate_standard_secret()) for _ in range(2)]
+    async with build_client() as client:
+        dispatcher = Dispatcher(sessions, webhook_settings(infra_settings), client)
+        await drain(dispatcher, await enqueue_to(sessions, first), sessions)
+        await drain(dispatcher, await enqueue_to(sessions, second), sessions)
+        assert not client.cookies
+    assert len(receiver.received) == 2
+    assert [request.headers.get("cookie") for request in receiver.received] == [None, None]
+
+
 async def test_gone_disables_and_other_4xx_is_final(
     infra_settings: InfraSettings,
     sessions: async_sessionmaker[AsyncSession],

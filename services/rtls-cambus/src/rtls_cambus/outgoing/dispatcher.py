@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -424,10 +425,12 @@ class Dispatcher:
 def build_client(max_connections: int = DEFAULT_MAX_CONCURRENCY) -> httpx.AsyncClient:
     """The client of every attempt: as many kept-alive connections as attempts may be in flight, so each receiver
     keeps its connections from one delivery to the next."""
-    # No proxies from the environment: a proxy would connect to the name, not to the checked address.
+    # No proxies from the environment: a proxy would connect to the name, not to the checked address. No cookies
+    # kept: a jar would send one receiver's cookies to every subscription on the same address.
     return httpx.AsyncClient(
         trust_env=False,
         follow_redirects=False,
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )
 
