@@ -3,6 +3,7 @@ or inside a session's transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -82,6 +83,24 @@ async def test_a_failed_statement_leaves_the_pooled_connection_usable(engine: As
             await connection.execute("SELECT 1 / 0")
     async with pooled_driver(engine) as connection:
         assert await connection.fetchval("SELECT 2") == 2
+
+
+async def test_a_statement_cancelled_midway_does_not_leave_its_connection_busy_in_the_pool(engine: AsyncEngine) -> None:
+    async def sleep_long() -> None:
+        async with pooled_driver(engine) as connection:
+            started.set()
+            await connection.execute("SELECT pg_sleep(30)")
+
+    started = asyncio.Event()
+    sleeper = asyncio.create_task(sleep_long())
+    await started.wait()
+    await asyncio.sleep(0.2)
+    sleeper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeper
+    # The pool holds one connection: the next block gets a usable one at once.
+    async with pooled_driver(engine) as connection:
+        assert await asyncio.wait_for(connection.fetchval("SELECT 3"), timeout=5) == 3
 
 
 async def test_a_session_driver_statement_is_part_of_the_session_transaction(engine: AsyncEngine) -> None:
