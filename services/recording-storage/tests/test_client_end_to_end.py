@@ -143,6 +143,17 @@ async def _interrupted(
     return video, state, task_id, session_id
 
 
+async def _completed_by_a_new_manager(base: str, token: str, state: Path, task_id: str) -> tuple[Any, Any]:
+    """A new manager on the same state file, run until idle: the task's final status (checked completed) and the
+    task itself."""
+    async with manager(base, token, state) as again:
+        await again.wait_idle()
+        status = again.get_upload_status(task_id)
+        assert status is not None and status["status"] == "completed", status
+        await again.client.aclose()
+    return status, again.tasks[0]
+
+
 async def test_a_whole_upload_is_listed_and_read_back_by_range(server: str, bearer_key: str, tmp_path: Path) -> None:
     machine = f"desk-{uuid.uuid4().hex[:8]}"
     video_path, metadata_path, video = recording(tmp_path, machine)
@@ -177,12 +188,8 @@ async def test_a_cut_upload_resumes_after_a_restart_sending_only_what_is_missing
     assert 0 < held < VIDEO_BYTES
 
     sent_before = proxy.bytes_up
-    async with manager(proxy.url, bearer_key, state) as second:
-        await second.wait_idle()
-        status = second.get_upload_status(task_id)
-        assert status is not None and status["status"] == "completed", status
-        assert second.tasks[0].sessions_opened == 1
-        await second.client.aclose()
+    status, task = await _completed_by_a_new_manager(proxy.url, bearer_key, state, task_id)
+    assert task.sessions_opened == 1
     # The rest of the video, the metadata and a few small requests: never the received part again.
     assert proxy.bytes_up - sent_before < (VIDEO_BYTES - held) + 64 * 1024
     async with httpx.AsyncClient(base_url=server, headers={"Authorization": f"Bearer {bearer_key}"}) as http:
@@ -223,12 +230,8 @@ async def test_an_expired_session_is_replaced_by_a_new_one(
         )
     assert (await _server_status(server, bearer_key, session_id)).status_code == 410
 
-    async with manager(server, bearer_key, state) as second:
-        await second.wait_idle()
-        status = second.get_upload_status(task_id)
-        assert status is not None and status["status"] == "completed", status
-        assert second.tasks[0].session["session_id"] != session_id
-        await second.client.aclose()
+    status, task = await _completed_by_a_new_manager(server, bearer_key, state, task_id)
+    assert task.session["session_id"] != session_id
     async with httpx.AsyncClient(base_url=server, headers={"Authorization": f"Bearer {bearer_key}"}) as http:
         stored = (await http.get(f"/api/v1/recordings/{status['server_file_id']}")).json()
         assert stored["video_sha256"] == hashlib.sha256(video).hexdigest()
@@ -322,12 +325,8 @@ async def test_the_s3_backend_resumes_a_cut_upload_and_serves_it_from_its_parts(
     held = await _received_once_released(server, bearer_key, session_id)
     assert part < held < size  # the first part went to S3 before the cut, the rest of what arrived to the tail
 
-    async with manager(proxy.url, bearer_key, state) as second:
-        await second.wait_idle()
-        status = second.get_upload_status(task_id)
-        assert status is not None and status["status"] == "completed", status
-        assert second.tasks[0].sessions_opened == 1
-        await second.client.aclose()
+    status, task = await _completed_by_a_new_manager(proxy.url, bearer_key, state, task_id)
+    assert task.sessions_opened == 1
     file_id = status["server_file_id"]
     async with httpx.AsyncClient(base_url=server, headers={"Authorization": f"Bearer {bearer_key}"}) as http:
         whole = await http.get(f"/api/v1/recordings/{file_id}/content")
