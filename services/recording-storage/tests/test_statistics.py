@@ -44,7 +44,8 @@ async def test_volume_failures_and_uploads_in_progress(
             status="open",
             video_size=500,
             details={},
-            expires_at=now - timedelta(minutes=5),
+            # Expired today even just after midnight: an expiry counts on its own UTC day.
+            expires_at=max(now - timedelta(minutes=5), datetime.combine(now.date(), time.min, UTC)),
         )
     )
     await db_session.flush()
