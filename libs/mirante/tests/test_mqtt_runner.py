@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from mirante.devstack import StackUrls
@@ -207,6 +208,33 @@ async def test_a_lost_connection_is_reestablished_with_the_same_session(sessions
     assert sorted(recorder.payloads) == sorted(numbered("m", 20))
 
 
+async def test_a_cancellation_that_comes_back_as_a_connection_error_still_ends_the_runner(
+    sessions: Callable[..., str],
+) -> None:
+    client_id = sessions(unique("swallowed"))
+    runner = runner_for(unique("mirante-test/swallowed"), Recorder(), client_id)
+    serve = runner._connect_and_serve
+
+    async def serve_losing_the_cancellation(backoff: Any) -> None:
+        # What aiomqtt's `asyncio.wait_for` does on Python 3.11 when the broker ends the connection (another
+        # client took the session over) just as the cancellation arrives.
+        try:
+            await serve(backoff)
+        except asyncio.CancelledError:
+            raise aiomqtt.MqttError("Disconnected during message iteration") from None
+
+    runner._connect_and_serve = serve_losing_the_cancellation  # type: ignore[method-assign]
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.wait_for(runner.connected.wait(), 30)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        assert task.cancelled(), "the runner went on after its cancellation"
+        assert runner.reconnects == 0
+    finally:
+        await runner.stop(grace=1)
+
+
 async def test_a_failed_batch_is_redelivered_and_then_handled_once(sessions: Callable[..., str]) -> None:
     topic, client_id = unique("mirante-test/failure"), sessions(unique("failure"))
     expected = numbered("m", 40)
@@ -244,6 +272,35 @@ async def test_stop_lets_the_running_batch_commit_and_leaves_the_rest_for_the_ne
         await wait_until(lambda: len(rest.payloads) >= 15)
         await asyncio.sleep(0.3)
     assert sorted(rest.payloads) == sorted(set(expected) - set(slow.payloads))
+
+
+async def test_a_worker_cancelled_twice_still_lets_its_running_batch_commit(sessions: Callable[..., str]) -> None:
+    topic, client_id = unique("mirante-test/worker"), sessions(unique("worker"))
+    slow = Recorder(delay=1.0)
+    runner = runner_for(topic, slow, client_id, batch_size=10)
+    worker = asyncio.create_task(runner.run_until_cancelled(grace=10))
+    await asyncio.wait_for(runner.connected.wait(), 30)
+    await publish(URL, f"{topic}/device-1", numbered("m", 10))
+    await asyncio.wait_for(slow.called.wait(), 5)
+    worker.cancel()
+    await asyncio.sleep(0.2)
+    worker.cancel()  # as an app does to a worker that runs on after its cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    assert [len(batch) for batch in slow.batches] == [10]
+    assert runner.acked == 10
+    assert not runner.connected.is_set()
+
+
+async def test_a_worker_cancelled_while_connecting_ends_at_once() -> None:
+    runner = SubscriberRunner(
+        "mqtt://127.0.0.1:9", client_id=unique("unreachable"), topics=["mirante-test/#"], handler=Recorder()
+    )
+    worker = asyncio.create_task(runner.run_until_cancelled(grace=10))
+    await asyncio.sleep(0.3)
+    worker.cancel()
+    done, _ = await asyncio.wait({worker}, timeout=2)
+    assert done and worker.cancelled()
 
 
 async def test_a_killed_subscriber_gets_its_uncommitted_messages_back(sessions: Callable[..., str]) -> None:

@@ -8,6 +8,7 @@ is sent again by the broker on the next connection with the same client id, so h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 
-from mirante.aio import wait_event
+from mirante.aio import cancel_and_wait, raise_if_cancel_requested, wait_event
 from mirante.mqtt.batching import Backoff, collect_batch
 from mirante.mqtt.connection import (
     MAX_RECEIVE_MAXIMUM,
@@ -146,11 +147,15 @@ class SubscriberRunner:
                 try:
                     await self._connect_and_serve(backoff)
                 except aiomqtt.MqttError as exc:
+                    # aiomqtt waits with `asyncio.wait_for`, which on Python 3.11 trades a cancellation arriving as
+                    # the wait ends for the wait's own outcome, such as the error of a connection taken over: a
+                    # cancelled runner must end here, not reconnect and outlive the app that cancelled it.
+                    raise_if_cancel_requested()
                     log.warning("MQTT subscriber %s: connection lost or refused: %s", self.client_id, exc)
                     if loop.time() - started >= self._backoff_max:
                         backoff.reset()
                 except _HandlerFailedError:
-                    pass
+                    raise_if_cancel_requested()
                 else:
                     break
                 if self._stop_requested.is_set():
@@ -165,6 +170,29 @@ class SubscriberRunner:
             # A stop asked for before run() started ends it at once; afterwards the runner can run again.
             self._stop_requested.clear()
             self._stopped.set()
+
+    async def run_until_cancelled(self, grace: float) -> None:
+        """Run until the calling task is cancelled, then `stop(grace)` and let the cancellation through.
+
+        For a worker of an app: its shutdown cancels the worker, and a batch being handled then still commits and
+        is acknowledged, for up to `grace` seconds even if the cancellation is repeated meanwhile (an app cancels a
+        worker again while it runs on, see `mirante.aio.cancel_all_and_wait`). Returns only once `run()` has ended,
+        so the subscriber never outlives the worker.
+        """
+        run = asyncio.create_task(self.run(), name=f"mqtt-subscriber:{self.client_id}")
+        try:
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            # Only a connected subscriber can be handling a batch; one still connecting has nothing to finish.
+            if self.connected.is_set():
+                stopping = asyncio.create_task(self.stop(grace))
+                while not stopping.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(stopping)
+            raise
+        finally:
+            if not run.done():
+                await cancel_and_wait(run)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Ask `run()` to end and wait until it has.

@@ -23,7 +23,6 @@ from typing import Final
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mirante.aio import cancel_and_wait
 from mirante.app import wake_outbox_relay
 from mirante.mqtt import Message, SubscriberRunner
 from rtls_cambus.config import Settings
@@ -113,17 +112,9 @@ async def mqtt_ingest_worker(app: FastAPI) -> None:
     app.state.mqtt_ingest_runner = runner
     metrics.watch(runner)
     logger.info("MQTT ingest: client id %s, subscriptions %s", runner.client_id, ", ".join(runner.subscriptions))
-    run = asyncio.create_task(runner.run(), name=f"mqtt-ingest:{runner.client_id}")
     try:
-        # Shielded: cancelling the worker must go through stop(), which lets a committing batch finish.
-        await asyncio.shield(run)
-    except asyncio.CancelledError:
-        if runner.connected.is_set():
-            await runner.stop(grace=settings.mqtt_stop_grace_seconds)
-        raise
+        await runner.run_until_cancelled(grace=settings.mqtt_stop_grace_seconds)
     finally:
-        if not run.done():
-            await cancel_and_wait(run)
         metrics.watch(None)
         if getattr(app.state, "mqtt_ingest_runner", None) is runner:
             app.state.mqtt_ingest_runner = None

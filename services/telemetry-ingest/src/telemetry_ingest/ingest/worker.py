@@ -10,7 +10,6 @@ message, whichever comes first, and acknowledged only once committed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import socket
@@ -18,7 +17,6 @@ from typing import Final
 
 from fastapi import FastAPI
 
-from mirante.aio import cancel_and_wait
 from mirante.mqtt import SubscriberRunner
 from telemetry_ingest.config import Settings
 from telemetry_ingest.ingest.metrics import ingest_metrics
@@ -82,18 +80,9 @@ async def mqtt_ingest_worker(app: FastAPI) -> None:
         runner.batch_size,
         runner.batch_interval,
     )
-    run = asyncio.create_task(runner.run(), name=f"mqtt-ingest:{runner.client_id}")
     try:
-        # Shielded: cancelling the worker must go through stop(), which lets a committing batch finish.
-        await asyncio.shield(run)
-    except asyncio.CancelledError:
-        # Only a connected subscriber can be storing a batch; one still connecting has nothing to finish.
-        if runner.connected.is_set():
-            await runner.stop(grace=settings.mqtt_stop_grace_seconds)
-        raise
+        await runner.run_until_cancelled(grace=settings.mqtt_stop_grace_seconds)
     finally:
-        if not run.done():
-            await cancel_and_wait(run)
         metrics.watch(None)
         if getattr(app.state, "mqtt_ingest_runner", None) is runner:
             app.state.mqtt_ingest_runner = None
