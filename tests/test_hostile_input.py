@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mirante.db import create_sessionmaker
 from mirante.service import ServiceSpec, discover_services
 from mirante.settings import InfraSettings
+from mirante.testing.apps import service_app
 from mirante.testing.plugin import ClientFactory, HeadersFactory
 
 SERVICES = discover_services()
@@ -110,11 +111,9 @@ BROKER_SECRET = "hostile-input-broker-secret-0123456789"
 
 
 def _app(spec: ServiceSpec, infra: InfraSettings) -> FastAPI:
-    settings = spec.settings_factory()
-    update: dict[str, object] = {"infra": infra}
-    if "broker_auth_secret" in type(settings).model_fields:
-        update["broker_auth_secret"] = SecretStr(BROKER_SECRET)
-    return spec.app_factory(settings.model_copy(update=update))
+    if "broker_auth_secret" in type(spec.settings_factory()).model_fields:
+        return service_app(spec, infra, broker_auth_secret=SecretStr(BROKER_SECRET))
+    return service_app(spec, infra)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -18,6 +18,7 @@ import pytest
 
 from mirante.devstack import StackUrls
 from mirante.service import discover_services
+from mirante.testing.mqtt import MqttSessions
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,9 @@ class _Output:
 
 
 @pytest.fixture
-def suite_env(mirante_urls: StackUrls, database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def suite_env(
+    mirante_urls: StackUrls, database_url: str, tmp_path: Path, mqtt_sessions: MqttSessions
+) -> Iterator[dict[str, str]]:
     env = dict(os.environ)
     env.update(
         MIRANTE_DATABASE_URL=database_url,
@@ -68,6 +71,10 @@ def suite_env(mirante_urls: StackUrls, database_url: str, tmp_path: Path) -> Ite
     env.pop("MIRANTE_SMTP_HOST", None)
     for spec in discover_services():
         env[f"{spec.env_prefix}PORT"] = str(_free_port())
+        if spec.uses_mqtt:
+            # Not the default `<service>-<hostname>`: that session would outlive the test on the shared broker,
+            # queueing every message published to it, and be taken over by any other run on this host.
+            env[f"{spec.env_prefix}MQTT_CLIENT_ID"] = mqtt_sessions.new(f"{spec.name}-up-test")
     yield env
 
 

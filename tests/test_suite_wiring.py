@@ -15,6 +15,7 @@ from mirante.bus import Event, emit
 from mirante.bus.tables import outbox_table
 from mirante.service import ServiceSpec, discover_services
 from mirante.settings import InfraSettings
+from mirante.testing.apps import service_app
 from mirante.testing.plugin import ClientFactory
 
 SERVICES = discover_services()
@@ -31,16 +32,11 @@ def test_all_five_services_are_installed() -> None:
     assert [spec.default_port for spec in SERVICES] == [8001, 8002, 8003, 8004, 8005]
 
 
-def _app(spec: ServiceSpec, infra: InfraSettings):  # type: ignore[no-untyped-def]
-    settings = spec.settings_factory().model_copy(update={"infra": infra})
-    return spec.app_factory(settings)
-
-
 async def test_a_token_from_one_service_works_on_every_service(
     make_client: ClientFactory, infra_settings: InfraSettings, db_session: AsyncSession
 ) -> None:
     await create_user(db_session, username="everywhere", password="everywhere-password", role="viewer")
-    clients = [await make_client(_app(spec, infra_settings)) for spec in SERVICES]
+    clients = [await make_client(service_app(spec, infra_settings)) for spec in SERVICES]
     credentials = {"username": "everywhere", "password": "everywhere-password"}
     login = await clients[0].post("/api/v1/auth/login", json=credentials)
     assert login.status_code == 200, login.text
@@ -59,7 +55,7 @@ async def test_an_api_key_works_on_every_service_as_x_api_key_and_as_bearer(
     _revoked.revoked_at = datetime.now(UTC)
     await db_session.flush()
     for spec in SERVICES:
-        client = await make_client(_app(spec, infra_settings))
+        client = await make_client(service_app(spec, infra_settings))
         for headers in ({"X-API-Key": plaintext}, {"Authorization": f"Bearer {plaintext}"}):
             me = await client.get("/api/v1/auth/me", headers=headers)
             assert me.status_code == 200, f"{spec.name} {list(headers)}: {me.text}"
@@ -73,7 +69,7 @@ async def test_an_api_key_works_on_every_service_as_x_api_key_and_as_bearer(
 async def test_an_event_committed_to_the_outbox_reaches_the_service_stream(
     spec: ServiceSpec, make_client: ClientFactory, infra_settings: InfraSettings, redis_client: Redis
 ) -> None:
-    app = _app(spec, infra_settings)
+    app = service_app(spec, infra_settings)
     await make_client(app)  # runs the lifespan, and with it the outbox relay
     sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     event = Event(source=f"mirante/{spec.name}", type="test.wiring.checked", data={"service": spec.name})

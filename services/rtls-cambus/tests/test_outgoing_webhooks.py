@@ -465,7 +465,12 @@ async def test_subscriptions_api(
     body = {"url": receiver.url, "event_types": ["rtls.gateway.offline"]}
     # The API alone: the stream readers cannot see this test's rolled-back rows (the dispatcher has tests of its
     # own above), and they would only slow the app's start and stop.
-    quiet = {"webhook_dispatch_enabled": False, "incident_rules_enabled": False, "alert_engine_enabled": False}
+    quiet = {
+        "webhook_dispatch_enabled": False,
+        "incident_rules_enabled": False,
+        "alert_engine_enabled": False,
+        "mqtt_ingest_enabled": False,
+    }
     closed: httpx.AsyncClient = await make_client(create_app(Settings(infra=infra_settings, **quiet)))  # type: ignore[arg-type]
     refused = await closed.post("/api/v1/webhooks", json=body, headers=admin)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "webhook_target_refused"

@@ -12,5 +12,5 @@ from rtls_cambus.main import SERVICE, create_app
 async def test_service_basics(
     make_client: ClientFactory, infra_settings: InfraSettings, db_session: AsyncSession
 ) -> None:
-    client = await make_client(create_app(Settings(infra=infra_settings)))
+    client = await make_client(create_app(Settings(infra=infra_settings, mqtt_ingest_enabled=False)))
     await check_service_basics(client, SERVICE, db_session)

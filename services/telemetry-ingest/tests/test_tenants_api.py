@@ -86,7 +86,9 @@ async def test_a_staff_admin_creates_a_tenant_with_its_schema_and_event(
 async def test_retention_defaults_to_the_setting(
     make_client: ClientFactory, infra_settings: Any, auth_headers: HeadersFactory
 ) -> None:
-    client = await make_client(create_app(Settings(infra=infra_settings, default_retention_days=30)))
+    client = await make_client(
+        create_app(Settings(infra=infra_settings, default_retention_days=30, mqtt_ingest_enabled=False))
+    )
     slug = new_slug()
 
     response = await client.post(TENANTS, json={"slug": slug, "name": "Acme"}, headers=await staff_admin(auth_headers))
@@ -343,7 +345,7 @@ async def test_the_startup_worker_brings_registered_tenants_to_head(
             {"s": slug, "schema": f"tenant_{slug}"},
         )
     committed_tenant_slugs.append(slug)
-    app = create_app(Settings(infra=infra_settings, upgrade_tenants_on_start=enabled))
+    app = create_app(Settings(infra=infra_settings, upgrade_tenants_on_start=enabled, mqtt_ingest_enabled=False))
     await make_client(app)
     try:
         # The worker also runs in the background; running it here makes its effect certain before looking.

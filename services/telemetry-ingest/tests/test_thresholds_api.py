@@ -258,7 +258,9 @@ async def test_duplicates_are_conflicts(client: httpx.AsyncClient, slug: str, op
 async def test_a_tenant_has_at_most_the_configured_number_of_rules(
     make_client: ClientFactory, infra_settings: InfraSettings, slug: str, operator: dict[str, str]
 ) -> None:
-    client = await make_client(create_app(Settings(infra=infra_settings, threshold_max_rules_per_tenant=2)))
+    client = await make_client(
+        create_app(Settings(infra=infra_settings, threshold_max_rules_per_tenant=2, mqtt_ingest_enabled=False))
+    )
     await create(client, slug, operator, sensor="a", max_value=1)
     await create(client, slug, operator, sensor="b", max_value=1)
     response = await client.post(base(slug), json={"sensor": "c", "max_value": 1}, headers=operator)

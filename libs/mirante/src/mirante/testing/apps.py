@@ -1,8 +1,9 @@
-"""A minimal app built the way services build theirs, for testing the library on its own."""
+"""Apps for tests: a service's own on this run's servers, and a minimal one for testing the library on its own."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -27,3 +28,17 @@ def library_app(
         publishes_events=False,
     )
     return build_service_app(spec, settings, routers=routers, body_limits=body_limits)
+
+
+def service_app(spec: ServiceSpec, infra: InfraSettings, **overrides: Any) -> FastAPI:
+    """The app of `spec` with its default settings on `infra`, `overrides` applied, and no MQTT subscription.
+
+    A subscriber on its default client id (`<service>-<hostname>`) would share one broker session with every other
+    test run and `mirante up` on the host: each connection takes the session over from the last, and whichever
+    holds it stores the messages published for other tests. A test about ingest builds its app with a client id of
+    its own (`mirante.testing.mqtt.MqttSessions`).
+    """
+    settings = spec.settings_factory()
+    if "mqtt_ingest_enabled" in type(settings).model_fields:
+        overrides = {"mqtt_ingest_enabled": False, **overrides}
+    return spec.app_factory(settings.model_copy(update={"infra": infra, **overrides}))
