@@ -8,13 +8,14 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mirante.bus.envelope import Event
 from mirante.bus.outbox import emit
-from mirante.bus.relay import OutboxRelay
+from mirante.bus.relay import OutboxRelay, unpublished_row_query
 from mirante.bus.tables import outbox_table
+from mirante.testing.plans import Scan, plan_of, rolled_back, scans_of
 from mirante.testing.streams import (
     read_events,
     read_records,
@@ -185,6 +186,42 @@ async def test_after_a_part_batch_the_relay_lingers_so_a_trickle_of_commits_is_p
 
     assert await read_events(redis_client, stream) == first + trickle
     assert relay.stats.batches == 2
+
+
+@pytest.mark.parametrize("analyzed_when", ["all unpublished", "empty"])
+async def test_an_idle_relay_looks_through_the_index_of_unpublished_rows_whatever_the_statistics(
+    db_engine: AsyncEngine, schema: str, analyzed_when: str
+) -> None:
+    # The day's published rows stay in the outbox; statistics taken during a burst (or of an empty table) must not
+    # make the relay's look read them all, four times a second.
+    burst = (
+        f"INSERT INTO {schema}.outbox (id, type, envelope) "
+        "SELECT gen_random_uuid(), 'test.item.created', '{}' FROM generate_series(1, 5000)"
+    )
+    async with rolled_back(db_engine) as connection:
+        if analyzed_when == "all unpublished":
+            await connection.execute(text(burst))
+        await connection.execute(text(f"ANALYZE {schema}.outbox"))
+        if analyzed_when == "empty":
+            await connection.execute(text(burst))
+        await connection.execute(text(f"UPDATE {schema}.outbox SET published_at = now()"))
+        plan = await plan_of(connection, unpublished_row_query(schema))
+    assert scans_of(plan, "outbox") == [Scan("ix_outbox_unpublished", None)]
+
+
+async def test_a_relay_that_finds_nothing_to_publish_leaves_rows_other_relays_hold(
+    sessionmaker: async_sessionmaker[AsyncSession], schema: str, redis_client: Redis, stream: str
+) -> None:
+    events = make_events(2)
+    await emit_committed(sessionmaker, schema, events)
+    relay = relay_for(sessionmaker, schema, redis_client, stream)
+    outbox = outbox_table(schema)
+    async with sessionmaker() as holder, holder.begin():
+        await holder.execute(select(outbox.c.id).with_for_update())
+        assert await relay.publish_batch() == 0
+    assert await relay.publish_batch() == 2
+    assert await relay.publish_batch() == 0
+    assert await read_events(redis_client, stream) == events
 
 
 async def test_failed_publish_rolls_back_and_the_rows_are_published_later(

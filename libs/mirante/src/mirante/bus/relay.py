@@ -6,6 +6,10 @@ published, commit. A crash between `XADD` and the commit publishes those rows ag
 the event id. Rows are claimed by state (`published_at IS NULL`), never through an id cursor, because rows
 commit out of order and a cursor would skip the late ones. Streams are never trimmed here: trimming can
 drop events a consumer group has not acknowledged yet.
+
+Before a batch, the relay looks for an unpublished row with one statement through the driver, outside any
+transaction: most looks of a relay find nothing (it looks four times a second in every service), and a claim's
+transaction costs the service three round trips and about three times the CPU of that look.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import ARRAY, CursorResult, Text, any_, bindparam, delete, func, select, update
+from sqlalchemy import ARRAY, CursorResult, Text, any_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Select
 
 from mirante.aio import raise_if_cancel_requested, wait_event
 from mirante.backoff import Backoff
 from mirante.bus.envelope import FIELD_EVENT, FIELD_ID, FIELD_TYPE
 from mirante.bus.tables import outbox_table
+from mirante.db import engine_of
+from mirante.db_driver import DriverStatement, pooled_driver
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +85,8 @@ class OutboxRelay:
             raise ValueError("linger must not be negative")
         self._sessionmaker = sessionmaker
         self._outbox = outbox_table(schema)
+        self._engine = engine_of(sessionmaker)
+        self._any_unpublished = DriverStatement.of(unpublished_row_query(schema))
         self._redis = redis
         self.schema = schema
         self.stream = stream
@@ -101,6 +110,9 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Publish up to `batch_size` of the oldest unpublished rows; returns how many were published."""
+        async with pooled_driver(self._engine) as connection:
+            if not await self._any_unpublished.fetch(connection, {}):
+                return 0
         outbox = self._outbox
         async with self._sessionmaker() as session, session.begin():
             # The envelope as PostgreSQL's text: the stream entry carries it as it is, never decoded here.
@@ -195,6 +207,20 @@ class OutboxRelay:
             return
         if deleted:
             logger.info("deleted %d published outbox rows of %s", deleted, self.schema)
+
+
+def unpublished_row_query(schema: str) -> Select[Any]:
+    """The oldest unpublished row of `schema`'s outbox, if any: ordered as the partial index of unpublished rows
+    is, so PostgreSQL reads that index whatever its statistics say (filtering the table instead would read every
+    row published in the retention window when none is waiting)."""
+    outbox = outbox_table(schema)
+    return (
+        select(literal_column("1"))
+        .select_from(outbox)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.created_at)
+        .limit(literal_column("1"))
+    )
 
 
 def _entry_fields(event_id: Any, event_type: str, envelope: str) -> dict[FieldT, EncodableT]:
