@@ -235,6 +235,19 @@ def test_configure_logging_text_lines_name_the_request(capsys: pytest.CaptureFix
     assert line.endswith(f"INFO    {TEST_LOGGER} [text-req-1] readable")
 
 
+@pytest.mark.usefixtures("restored_logging")
+def test_logging_writes_to_stderr_as_it_is_when_a_line_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_logging("INFO")
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logging.getLogger(TEST_LOGGER).info("one")
+    first.close()  # as pytest closes the capture of a test that has ended
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger(TEST_LOGGER).info("two")
+
+    assert second.getvalue().rstrip().endswith("two")
+
+
 # --- metrics ---
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -35,9 +35,28 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class CurrentStderrHandler(logging.StreamHandler[TextIO]):
+    """Writes each record to `sys.stderr` as it is when the record is written, as logging's last resort does.
+
+    A handler holding the stream of its creation writes to a closed file once that stream is swapped out and
+    closed: pytest captures stderr per test, and a server thread started in one test logs on in the next.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Replace the root handlers; uvicorn's loggers propagate to it so every line has the same shape."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.addFilter(RequestIdFilter())
     if json_lines:
         handler.setFormatter(JsonFormatter())
