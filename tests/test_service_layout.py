@@ -3,7 +3,9 @@
 - no dependency or endpoint of a route is a plain `def`, which FastAPI would run in a worker thread (a thread
   hop on every request);
 - a service declares the errors its API answers (subclasses of `ApiError`) in `errors.py` modules only;
-- its request dependencies shared by every feature, settings among them, are in `<package>/deps.py`.
+- its request dependencies shared by every feature, settings among them, are in `<package>/deps.py`;
+- its entry point is named as the service and it publishes events, so the suite's streams can be listed from the
+  entry points without importing any service (`mirante.service.installed_streams`).
 
 A service added later is checked as soon as it is installed.
 """
@@ -21,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from mirante.service import ServiceSpec, discover_services
+from mirante.service import ServiceSpec, discover_services, installed_streams
 from mirante.web.errors import ApiError
 
 SERVICES = sorted(discover_services(), key=lambda spec: spec.name)
@@ -94,3 +96,8 @@ def test_settings_are_a_dependency_of_the_package_deps(spec: ServiceSpec) -> Non
     config = importlib.import_module(f"{spec.package}.config")
     assert inspect.iscoroutinefunction(deps.get_settings)
     assert inspect.signature(deps.get_settings).return_annotation in (config.Settings, "Settings")
+
+
+def test_the_streams_listed_from_the_entry_points_are_those_the_services_publish_to() -> None:
+    assert all(spec.publishes_events for spec in SERVICES)
+    assert installed_streams() == sorted(spec.stream for spec in SERVICES)

@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.bus import Event, StreamConsumer
-from mirante.service import discover_services
+from mirante.service import installed_streams
 from rtls_cambus.alerts import repository, service
 from rtls_cambus.alerts.evaluation import (
     CAMERA_EVENT,
@@ -197,7 +197,7 @@ def event_streams(settings: Settings) -> list[str]:
     """The streams the engine reads: those configured, or every installed service's."""
     if settings.alert_event_streams:
         return list(dict.fromkeys(settings.alert_event_streams))
-    return [spec.stream for spec in discover_services() if spec.publishes_events]
+    return installed_streams()
 
 
 def alert_consumer(

@@ -47,7 +47,7 @@ from mirante.backoff import scheduled_delay
 from mirante.bus import BatchHandler, Event, StreamConsumer, WantedTypes
 from mirante.db import engine_of
 from mirante.db_driver import pooled_driver
-from mirante.service import discover_services
+from mirante.service import installed_streams
 from mirante.webhooks.signatures import sign_standard
 from rtls_cambus.config import Settings
 from rtls_cambus.outgoing import repository
@@ -95,7 +95,7 @@ def payload_for(event: Event) -> bytes:
 def stream_names(settings: Settings) -> list[str]:
     if settings.webhook_streams:
         return list(settings.webhook_streams)
-    return [spec.stream for spec in discover_services() if spec.publishes_events]
+    return installed_streams()
 
 
 @dataclass
