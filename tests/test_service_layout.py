@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from mirante.service import ServiceSpec, discover_services, installed_streams
+from mirante.service import ServiceSpec, configured_or_installed_streams, discover_services, installed_streams
 from mirante.web.errors import ApiError
 
 SERVICES = sorted(discover_services(), key=lambda spec: spec.name)
@@ -101,3 +101,12 @@ def test_settings_are_a_dependency_of_the_package_deps(spec: ServiceSpec) -> Non
 def test_the_streams_listed_from_the_entry_points_are_those_the_services_publish_to() -> None:
     assert all(spec.publishes_events for spec in SERVICES)
     assert installed_streams() == sorted(spec.stream for spec in SERVICES)
+
+
+@pytest.mark.parametrize("configured", [None, []])
+def test_a_suite_consumer_reads_every_installed_stream_unless_told_otherwise(configured: list[str] | None) -> None:
+    assert configured_or_installed_streams(configured) == installed_streams()
+
+
+def test_configured_streams_are_read_each_once_in_their_order() -> None:
+    assert configured_or_installed_streams(["events:b", "events:a", "events:b"]) == ["events:b", "events:a"]

@@ -3,11 +3,10 @@
 import os
 import subprocess
 import sys
-from importlib.metadata import entry_points
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mirante.service import ENTRY_POINT_GROUP, discover_services
+from mirante.service import discover_services
 from mirante.settings import InfraSettings
 from mirante.testing.contract import check_service_basics
 from mirante.testing.plugin import ClientFactory
@@ -24,9 +23,7 @@ async def test_service_basics(
 
 def test_the_suite_streams_are_read_without_importing_the_other_services() -> None:
     # A fresh interpreter: this test process has imported every service already.
-    others = sorted(
-        {entry.value.partition(".")[0] for entry in entry_points(group=ENTRY_POINT_GROUP)} - {SERVICE.package}
-    )
+    others = sorted(spec.package for spec in discover_services() if spec.name != SERVICE.name)
     program = f"""
 import sys
 from rtls_cambus.alerts.engine import event_streams as alert_streams

@@ -6,7 +6,7 @@ Each service publishes a `ServiceSpec` under the `mirante.services` entry-point 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
@@ -87,6 +87,14 @@ def installed_streams() -> list[str]:
     Every installed service publishes events; a test holds these names to the loaded specs.
     """
     return sorted(stream_of(entry.name) for entry in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def configured_or_installed_streams(configured: Sequence[str] | None) -> list[str]:
+    """The streams a consumer of the whole suite reads: those `configured` (each once, in order) when there are
+    any, else every installed service's."""
+    if configured:
+        return list(dict.fromkeys(configured))
+    return installed_streams()
 
 
 def get_service(name: str) -> ServiceSpec:

@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.bus import Event, StreamConsumer
-from mirante.service import installed_streams
+from mirante.service import configured_or_installed_streams
 from rtls_cambus.alerts import repository, service
 from rtls_cambus.alerts.evaluation import (
     CAMERA_EVENT,
@@ -195,9 +195,7 @@ async def _snapshot(session: AsyncSession, rules: tuple[CompiledRule, ...], now:
 
 def event_streams(settings: Settings) -> list[str]:
     """The streams the engine reads: those configured, or every installed service's."""
-    if settings.alert_event_streams:
-        return list(dict.fromkeys(settings.alert_event_streams))
-    return installed_streams()
+    return configured_or_installed_streams(settings.alert_event_streams)
 
 
 def alert_consumer(

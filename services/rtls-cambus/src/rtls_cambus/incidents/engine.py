@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mirante.bus import Event, StreamConsumer, TypeInterest
-from mirante.service import installed_streams
+from mirante.service import configured_or_installed_streams
 from rtls_cambus.conditions import matches, render_template
 from rtls_cambus.config import Settings
 from rtls_cambus.identifiers import SCHEMA
@@ -55,9 +55,7 @@ async def apply_rules(session: AsyncSession, event: Event) -> None:
 
 def event_streams(settings: Settings) -> list[str]:
     """The streams the engine reads: those configured, or every installed service's."""
-    if settings.incident_event_streams:
-        return list(dict.fromkeys(settings.incident_event_streams))
-    return installed_streams()
+    return configured_or_installed_streams(settings.incident_event_streams)
 
 
 def rule_interest(sessionmaker: async_sessionmaker[AsyncSession], max_age: float) -> TypeInterest:

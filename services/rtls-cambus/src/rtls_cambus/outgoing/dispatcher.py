@@ -47,7 +47,7 @@ from mirante.backoff import scheduled_delay
 from mirante.bus import BatchHandler, Event, StreamConsumer, WantedTypes
 from mirante.db import engine_of
 from mirante.db_driver import pooled_driver
-from mirante.service import installed_streams
+from mirante.service import configured_or_installed_streams
 from mirante.webhooks.signatures import sign_standard
 from rtls_cambus.config import Settings
 from rtls_cambus.outgoing import repository
@@ -93,9 +93,7 @@ def payload_for(event: Event) -> bytes:
 
 
 def stream_names(settings: Settings) -> list[str]:
-    if settings.webhook_streams:
-        return list(settings.webhook_streams)
-    return installed_streams()
+    return configured_or_installed_streams(settings.webhook_streams)
 
 
 @dataclass
