@@ -369,6 +369,8 @@ async def test_search_and_a_clicked_assignee_narrow_the_list_and_the_url(site: S
 async def test_the_filter_state_survives_a_reload_and_a_bare_visit(site: Site, site_page: SitePage) -> None:
     page = await site_page(site, "viewer")
     await page.goto("/")
+    # The page has finished starting (its first list is drawn) before the toggle is clicked.
+    await expect_rows(page, NEWEST_FIRST)
     await expect(page.locator("#filters-panel")).to_be_hidden()
 
     await page.click("#filters-toggle")
